@@ -1,0 +1,12 @@
+"""Backends: one module per hypervisor. The registry maps the `backend:`
+key of a profile's stack entry to the class that runs it."""
+
+from __future__ import annotations
+
+from .base import Backend, BackendUnavailable
+from .bochs import BochsBackend
+from .qemu import QemuBackend
+
+BACKENDS: dict[str, type[Backend]] = {cls.name: cls for cls in (QemuBackend, BochsBackend)}
+
+__all__ = ["BACKENDS", "Backend", "BackendUnavailable"]

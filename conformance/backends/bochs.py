@@ -1,0 +1,137 @@
+"""Bochs, the reference model for VMX (and a second one for SVM).
+
+Bochs boots only through its BIOS, so the kernel goes on a GRUB ISO. Its
+COM1 writes to a FIFO that the harness reads; the debugger build Debian
+ships needs `-rc` with `c` to start running, and the `term` display needs
+a pseudo-terminal, which pexpect gives it.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import pexpect
+
+from ..guest import GuestImage, make_iso
+from .base import Backend, BackendUnavailable, require_binary
+from .console import Console
+
+BIOS = "/usr/share/bochs/BIOS-bochs-latest"
+VGABIOS = "/usr/share/vgabios/vgabios.bin"
+PLUGINS = "/usr/lib/x86_64-linux-gnu/bochs/plugins"
+
+
+@dataclass(frozen=True)
+class BochsSettings:
+    cpu_model: str = "corei7_skylake_x"  # `cpu: model=`; `bochs -help cpu` lists them
+    memory: int = 128  # MiB
+    ips: int = 50_000_000  # instructions per emulated second
+    binary: str = "bochs"
+    bios: str = BIOS
+    vgabios: str = VGABIOS
+    options: tuple[str, ...] = ()  # extra bochsrc lines
+
+    def validate(self) -> tuple[str, str] | None:
+        if not re.fullmatch(r"[a-z0-9_]+", self.cpu_model):
+            return "cpu_model", f"not a Bochs CPU model name: {self.cpu_model!r}"
+        if not 16 <= self.memory <= 2048:
+            return "memory", "must be 16 to 2048 (MiB)"
+        if self.ips < 1_000_000:
+            return "ips", "must be at least 1000000"
+        for line in self.options:
+            if "\n" in line:
+                return "options", "one bochsrc line per list item"
+        return None
+
+
+@functools.lru_cache(maxsize=4)
+def _version(binary: str) -> str:
+    try:
+        out = subprocess.run([binary, "--help"], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError) as exc:
+        return f"unknown ({exc})"
+    match = re.search(r"Bochs x86 Emulator (\S+)", out.stdout + out.stderr)
+    return match.group(1) if match else "unknown"
+
+
+class BochsBackend(Backend):
+    name = "bochs"
+    Settings = BochsSettings
+
+    def preflight(self) -> None:
+        require_binary(self.settings.binary, "bochs")
+        for path, package in ((self.settings.bios, "bochsbios"), (self.settings.vgabios, "vgabios")):
+            if not os.path.isfile(path):
+                raise BackendUnavailable(f"{path} not found (Debian package {package})")
+        if os.path.isdir(PLUGINS) and not any(n.startswith("libbx_term") for n in os.listdir(PLUGINS)):
+            raise BackendUnavailable("Bochs's terminal display is missing (Debian package bochs-term)")
+
+    def version(self) -> str:
+        return _version(self.settings.binary)
+
+    def bochsrc(self, iso: Path, serial: Path, log: Path) -> str:
+        s = self.settings
+        lines = [
+            f"megs: {s.memory}",
+            f"cpu: model={s.cpu_model}, count=1, ips={s.ips}, reset_on_triple_fault=0",
+            f"romimage: file={s.bios}",
+            f"vgaromimage: file={s.vgabios}",
+            f"ata0-master: type=cdrom, path={iso}, status=inserted",
+            "boot: cdrom",
+            f"com1: enabled=1, mode=file, dev={serial}",
+            "clock: sync=none, time0=local",
+            "display_library: term",
+            f"log: {log}",
+            "panic: action=fatal",
+            "error: action=report",
+            "mouse: enabled=0",
+            "speaker: enabled=0",
+            "sound: waveoutdrv=dummy, waveindrv=dummy, midioutdrv=dummy",
+            *s.options,
+        ]
+        return "\n".join(lines) + "\n"
+
+    @contextmanager
+    def boot(self, image: GuestImage, cmdline: str, workdir: Path) -> Iterator[Console]:
+        iso = make_iso(image, cmdline, workdir / "nvct.iso")
+        serial = workdir / "com1.fifo"
+        os.mkfifo(serial)
+        rc = workdir / "bochsrc"
+        rc.write_text(self.bochsrc(iso, serial, workdir / "bochs.log"))
+        commands = workdir / "debugger.rc"
+        commands.write_text("c\n")
+        # Open our end first, non-blocking, so Bochs's open of the FIFO succeeds.
+        fd = os.open(serial, os.O_RDONLY | os.O_NONBLOCK)
+        try:
+            argv = [self.settings.binary, "-q", "-f", str(rc), "-rc", str(commands)]
+            child = pexpect.spawn(argv[0], argv[1:], cwd=str(workdir), echo=False, dimensions=(25, 80))
+        except (pexpect.ExceptionPexpect, OSError) as exc:
+            os.close(fd)
+            raise BackendUnavailable(f"cannot start bochs: {exc}") from None
+        console = Console(child, serial_fd=fd, label="bochs", diagnostics=lambda: _log_excerpt(workdir / "bochs.log"))
+        try:
+            yield console
+        finally:
+            console.close(grace=3.0)
+
+
+def _log_excerpt(log: Path, count: int = 8) -> list[str]:
+    """Bochs says why it stopped (PANIC, triple fault, a failed VM entry) in
+    its log: the last lines that matter, for crash excerpts."""
+    try:
+        text = log.read_text(errors="replace")
+    except OSError:
+        return []
+    keep = [
+        f"[bochs.log] {line.strip()}"
+        for line in text.splitlines()[-400:]
+        if re.search(r"PANIC|>>|triple fault|shutdown|\be\[", line, re.IGNORECASE)
+    ]
+    return keep[-count:]

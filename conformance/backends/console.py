@@ -1,0 +1,173 @@
+"""A guest's console, read line by line as it arrives.
+
+The hypervisor process runs on a pseudo-terminal (pexpect), which Bochs's
+terminal display needs and which gathers the hypervisor's own messages. The
+guest's serial port is either that same terminal (QEMU `-serial stdio`) or
+a FIFO the backend made (Bochs). Lines of the hypervisor's own output that
+are not the serial console are kept for crash excerpts only.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import select
+import signal
+import time
+from collections.abc import Callable
+
+import pexpect
+
+
+class ConsoleTimeout(Exception):
+    pass
+
+
+class Console:
+    def __init__(
+        self,
+        child: pexpect.spawn,
+        serial_fd: int | None = None,
+        label: str = "hypervisor",
+        diagnostics: Callable[[], list[str]] | None = None,
+    ):
+        self.child = child
+        self._diagnostics = diagnostics  # more lines for excerpts (a log file)
+        self.label = label
+        self._serial_fd = serial_fd
+        self._streams: dict[int, bytearray] = {child.child_fd: bytearray()}
+        if serial_fd is not None:
+            self._streams[serial_fd] = bytearray()
+        self._open = set(self._streams)
+        self._lines: collections.deque[str] = collections.deque()
+        self._tail: collections.deque[str] = collections.deque(maxlen=60)
+        self.exit_status: int | None = None
+        self.signal_status: int | None = None
+
+    # -- reading --------------------------------------------------------------
+
+    def _is_serial(self, fd: int) -> bool:
+        return fd == (self._serial_fd if self._serial_fd is not None else self.child.child_fd)
+
+    def _take(self, fd: int, data: bytes, final: bool = False) -> None:
+        buf = self._streams[fd]
+        buf += data
+        while True:
+            cut = buf.find(b"\n")
+            if cut < 0:
+                break
+            self._emit(fd, bytes(buf[:cut]))
+            del buf[: cut + 1]
+        if final and buf:
+            self._emit(fd, bytes(buf))
+            buf.clear()
+
+    def _emit(self, fd: int, raw: bytes) -> None:
+        line = raw.decode("latin-1").rstrip("\r")
+        if self._is_serial(fd):
+            self._lines.append(line)
+            self._tail.append(line)
+        elif line.strip():
+            self._tail.append(f"[{self.label}] {line}")
+
+    def _alive(self) -> bool:
+        return self.child.child_fd in self._open
+
+    def readline(self, timeout: float) -> str | None:
+        """The next serial line; None once the hypervisor has exited and all
+        its output is read. Raises ConsoleTimeout after `timeout` seconds."""
+        deadline = time.monotonic() + max(timeout, 0.0)
+        while not self._lines:
+            if not self._alive():
+                if self._serial_fd is not None and self._serial_fd in self._open:
+                    self._drain(self._serial_fd)
+                    self._take(self._serial_fd, b"", final=True)
+                    self._open.discard(self._serial_fd)
+                    continue
+                self._reap()
+                return None
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise ConsoleTimeout()
+            ready, _, _ = select.select(sorted(self._open), [], [], min(left, 0.5))
+            for fd in ready:
+                self._read(fd)
+        return self._lines.popleft()
+
+    def _read(self, fd: int) -> None:
+        try:
+            data = os.read(fd, 65536)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:  # EIO: the pty's other side has gone
+            data = b""
+        if data:
+            self._take(fd, data)
+        elif fd == self.child.child_fd:
+            self._take(fd, b"", final=True)
+            self._open.discard(fd)
+        elif not self._alive():
+            self._open.discard(fd)
+        else:
+            # A FIFO with no writer (yet, or any more) reads as empty: wait a
+            # little rather than spin; the pty says when the process is gone.
+            time.sleep(0.02)
+
+    def _drain(self, fd: int) -> None:
+        while True:
+            try:
+                data = os.read(fd, 65536)
+            except OSError:
+                return
+            if not data:
+                return
+            self._take(fd, data)
+
+    def _reap(self) -> None:
+        if self.exit_status is None and self.signal_status is None:
+            try:
+                self.child.wait()
+            except pexpect.ExceptionPexpect:
+                pass
+            self.exit_status = self.child.exitstatus
+            self.signal_status = self.child.signalstatus
+
+    # -- excerpts and the end -----------------------------------------------------
+
+    def tail(self, count: int = 30) -> list[str]:
+        """The last lines seen: serial lines as they are, the hypervisor's own
+        output marked with its label, then the hypervisor's diagnostics."""
+        lines = list(self._tail)[-count:]
+        if self._diagnostics is not None:
+            lines += self._diagnostics()
+        return lines
+
+    def close(self, grace: float = 5.0) -> None:
+        """Let the hypervisor exit on its own for `grace` seconds, then kill it."""
+        deadline = time.monotonic() + grace
+        while self._alive() and time.monotonic() < deadline:
+            try:
+                self.readline(deadline - time.monotonic())
+            except ConsoleTimeout:
+                break
+        if self.child.isalive():
+            try:
+                os.killpg(self.child.pid, signal.SIGKILL)
+            except OSError:
+                pass
+            self.child.close(force=True)
+        self._reap()
+        self.child.close(force=True)
+        if self._serial_fd is not None:
+            try:
+                os.close(self._serial_fd)
+            except OSError:
+                pass
+
+    def describe_end(self) -> str:
+        """How the hypervisor process ended, for details."""
+        if self.signal_status is not None:
+            return f"{self.label} killed by signal {self.signal_status}"
+        if self.exit_status is not None:
+            return f"{self.label} exited with status {self.exit_status}"
+        return f"{self.label} still running"

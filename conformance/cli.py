@@ -1,0 +1,255 @@
+"""The `nvct` command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+
+from . import __version__
+from .backends import BackendUnavailable
+from .catalog import CatalogError, Probe, SelectionError, select, split_globs
+from .guest import BuildError, GuestImage, build
+from .profile import ProfileError, load_profile
+from .reports import junit as junit_report
+from .reports import text as text_report
+from .runner import RunOptions, run_level
+from .runrecord import RunRecord
+from .session import ProbeResult
+from .stack import build_stack
+
+EXIT_OK, EXIT_BAD, EXIT_USAGE = 0, 1, 2
+DEFAULT_PROFILE = "qemu-tcg"
+
+
+class UsageError(Exception):
+    """Bad input from the user: exit 2, nothing was run."""
+
+
+def profiles_dir() -> Path:
+    return Path(__file__).resolve().parent.parent / "profiles"
+
+
+def resolve_profile(name: str | None) -> Path:
+    """A path, or the name of a profile in profiles/ (with or without .yaml)."""
+    name = name or DEFAULT_PROFILE
+    path = Path(name)
+    if path.exists() or path.suffix in (".yaml", ".yml") or os.sep in name:
+        return path
+    return profiles_dir() / f"{name}.yaml"
+
+
+def _colour(choice: str, stream) -> bool:
+    if choice == "always":
+        return True
+    if choice == "never" or os.environ.get("NO_COLOR"):
+        return False
+    return stream.isatty() and os.environ.get("TERM") != "dumb"
+
+
+def _image() -> GuestImage:
+    try:
+        return build()
+    except BuildError as exc:
+        raise UsageError(f"cannot build the probe kernel: {exc}") from None
+
+
+def _catalog(image: GuestImage) -> list[Probe]:
+    try:
+        return image.catalog()
+    except CatalogError as exc:
+        raise UsageError(str(exc)) from None
+
+
+# ---- nvct list ------------------------------------------------------------------
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    probes = _catalog(_image())
+    try:
+        globs = split_globs(args.globs) if args.globs else []
+    except SelectionError as exc:
+        raise UsageError(str(exc)) from None
+    chosen = select(probes, globs) if globs else [p for p in probes if args.all or not p.hidden]
+    if args.json:
+        json.dump([p.as_dict() for p in chosen], sys.stdout, indent=1)
+        sys.stdout.write("\n")
+        return EXIT_OK
+    if not chosen:
+        print(f"no probe matches {','.join(globs)}", file=sys.stderr)
+        return EXIT_USAGE
+    width = max(len(p.id) for p in chosen)
+    fwidth = max(len(p.feature) for p in chosen)
+    for p in chosen:
+        print(f"{p.id:<{width}}  {p.feature:<{fwidth}}  {p.description}  [{p.reference}]")
+    print(f"{len(chosen)} probes", file=sys.stderr)
+    return EXIT_OK
+
+
+# ---- nvct build -------------------------------------------------------------------
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    image = _image()
+    probes = _catalog(image)
+    print(f"{image.elf}: {len(probes)} probes ({sum(p.hidden for p in probes)} hidden)")
+    return EXIT_OK
+
+
+# ---- nvct run ------------------------------------------------------------------------
+
+
+class Progress:
+    """One line per result on stderr, while the run goes on."""
+
+    def __init__(self, total: int, enabled: bool, colour: bool):
+        self.total, self.enabled, self.colour, self.done = total, enabled, colour, 0
+
+    def result(self, result: ProbeResult) -> None:
+        self.done += 1
+        if self.enabled:
+            verdict = text_report.paint(result.verdict.value, result.verdict, self.colour)
+            print(f"[{self.done:>{len(str(self.total))}}/{self.total}] L{result.level} {result.probe} {verdict}",
+                  file=sys.stderr, flush=True)  # fmt: skip
+
+    def boot(self, level: int, number: int, cmdline: str) -> None:
+        if self.enabled and number > 1:
+            print(f"L{level}: boot {number} ({cmdline})", file=sys.stderr, flush=True)
+
+
+def _sigterm(signum, frame):  # pragma: no cover - exercised by the robustness tests
+    raise KeyboardInterrupt
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    path = resolve_profile(args.profile)
+    try:
+        profile = load_profile(path)
+    except ProfileError as exc:
+        raise UsageError(str(exc)) from None
+    try:
+        globs = tuple(split_globs(args.probes)) if args.probes else profile.probes
+    except SelectionError as exc:
+        raise UsageError(str(exc)) from None
+    image = _image()
+    catalog = _catalog(image)
+    selected = select(catalog, list(globs))
+    if not selected:
+        raise UsageError(f"no probe matches {','.join(globs)!r} (`nvct list` shows the probe ids)")
+    levels = build_stack(profile)
+    for level in levels:
+        try:
+            level.backend.preflight()
+        except BackendUnavailable as exc:
+            raise UsageError(f"{path}: stack L{level.number - 1} ({level.backend.name}): {exc}") from None
+
+    options = RunOptions(
+        globs=globs,
+        boot_timeout=args.boot_timeout or profile.timeouts.boot,
+        probe_timeout=args.timeout or profile.timeouts.probe,
+    )
+    record = RunRecord(
+        profile={"name": profile.name, "path": str(path), "description": profile.description},
+        selection=list(globs),
+        catalog=[p.as_dict() for p in selected],
+    )
+    colour = _colour(args.color, sys.stdout)
+    progress_on = args.progress if args.progress is not None else sys.stderr.isatty()
+    progress = Progress(len(selected) * len(levels), progress_on, _colour(args.color, sys.stderr))
+
+    def save() -> None:
+        if args.json:
+            record.write(args.json)
+
+    def on_result(result: ProbeResult) -> None:
+        record.results.append(result)
+        progress.result(result)
+        save()
+
+    print(f"nvct {__version__}: profile {profile.name} ({path}), {len(selected)} probes", flush=True)
+    previous = signal.signal(signal.SIGTERM, _sigterm)
+    try:
+        for level in levels:
+            print(f"  L{level.number - 1}  {level.backend.name} {level.backend.version()} -> probe kernel at L{level.number}",
+                  flush=True)  # fmt: skip
+            outcome = run_level(level, image, selected, options, on_result,
+                                on_boot=lambda n, c, lv=level.number: progress.boot(lv, n, c))  # fmt: skip
+            record.levels.append(outcome.info)
+            save()
+        record.status = "complete"
+    except KeyboardInterrupt:
+        record.status = "interrupted"
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        from .runrecord import now
+
+        record.finished = now()
+        save()
+    print()
+    sys.stdout.write(text_report.render(record, colour=colour))
+    if args.junit:
+        Path(args.junit).write_text(junit_report.render(record))
+    if record.status == "interrupted":
+        return 130
+    return EXIT_BAD if record.bad else EXIT_OK
+
+
+# ---- the parser ------------------------------------------------------------------------
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(
+        prog="nvct",
+        description="Conformance tests for nested virtualization: boots probe kernels under a "
+        "hypervisor stack and reports which VMX and SVM features behave as the SDM and APM say.",
+    )
+    top.add_argument("--version", action="version", version=f"nvct {__version__}")
+    sub = top.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("run", help="boot the probe kernel under a profile's stack and report")
+    p.add_argument("--profile", "-p", help=f"a profile file or a name in profiles/ (default: {DEFAULT_PROFILE})")
+    p.add_argument("--probes", help="probe globs, comma-separated; '-GLOB' excludes (default: the profile's, else all)")
+    p.add_argument("--json", type=Path, metavar="FILE", help="write the JSON run record (updated as results arrive)")
+    p.add_argument("--junit", type=Path, metavar="FILE", help="write JUnit XML")
+    p.add_argument("--timeout", type=_seconds, metavar="S", help="seconds a probe may run (default: the profile's)")
+    p.add_argument("--boot-timeout", type=_seconds, metavar="S", help="seconds until the kernel says HELLO")
+    p.add_argument("--color", choices=("auto", "always", "never"), default="auto")
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                   help="a line per result on stderr (default: when stderr is a terminal)")  # fmt: skip
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("list", help="list the probes compiled into the probe kernel")
+    p.add_argument("globs", nargs="*", metavar="GLOB", help="select probes as --probes does")
+    p.add_argument("--json", action="store_true", help="JSON instead of a table")
+    p.add_argument("--all", action="store_true", help="include hidden probes (selftests)")
+    p.set_defaults(func=cmd_list)
+
+    p = sub.add_parser("build", help="build the probe kernel (done by run and list as needed)")
+    p.set_defaults(func=cmd_build)
+    return top
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError("must be more than 0 seconds")
+    return value
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    if args.command is None:
+        args = parser().parse_args(["run", *(argv or [])])
+    try:
+        return args.func(args)
+    except UsageError as exc:
+        print(f"nvct: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except BrokenPipeError:
+        return EXIT_OK

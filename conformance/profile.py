@@ -1,0 +1,277 @@
+"""Profiles: a YAML file describing a stack of hypervisors and a run.
+
+    name: qemu-tcg
+    description: QEMU TCG as L0, the probe kernel at L1.
+    stack:                 # the hypervisors, outermost (L0) first
+      - backend: qemu
+        accel: tcg
+        cpu: max
+    probes: "*"            # optional default selection
+    timeouts: {boot: 60, probe: 30}
+
+`stack[i]` is the hypervisor at level i; it runs the probe kernel at level
+i + 1. Every error names the file, the line and the key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .catalog import SelectionError, split_globs
+
+KeyPath = tuple[str | int, ...]
+
+
+class ProfileError(Exception):
+    """A profile that cannot be used; str() is 'FILE:LINE: KEY: message'."""
+
+    def __init__(self, path: Path | str, line: int | None, key: str | None, message: str):
+        self.path, self.line, self.key, self.message = str(path), line, key, message
+        where = self.path + (f":{line}" if line else "")
+        super().__init__(f"{where}: {key}: {message}" if key else f"{where}: {message}")
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a profile came from, to point errors at file, line and key."""
+
+    path: Path
+    lines: dict[KeyPath, int]
+
+    def line(self, keys: KeyPath) -> int | None:
+        while keys:
+            if keys in self.lines:
+                return self.lines[keys]
+            keys = keys[:-1]
+        return self.lines.get((), None)
+
+    def error(self, keys: KeyPath, message: str) -> ProfileError:
+        return ProfileError(self.path, self.line(keys), _dotted(keys) or None, message)
+
+
+def _dotted(keys: KeyPath) -> str:
+    text = ""
+    for key in keys:
+        text += f"[{key}]" if isinstance(key, int) else (f".{key}" if text else key)
+    return text
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    boot: float = 60.0  # from start until the kernel's HELLO
+    probe: float = 30.0  # from a probe's START until its RESULT
+
+
+@dataclass(frozen=True)
+class LevelSpec:
+    """One hypervisor of the stack, with its backend's own settings."""
+
+    level: int  # the level this hypervisor runs at (0 = the host)
+    backend: str
+    settings: Any  # the backend's Settings dataclass
+    keys: KeyPath = ()
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    description: str
+    path: Path
+    stack: tuple[LevelSpec, ...]
+    probes: tuple[str, ...] = ()
+    timeouts: Timeouts = field(default_factory=Timeouts)
+    source: Source | None = None
+
+    @property
+    def probe_levels(self) -> list[int]:
+        """The levels the probe kernel runs at."""
+        return [spec.level + 1 for spec in self.stack]
+
+
+# ---- reading YAML with line numbers ------------------------------------------
+
+
+def _compose(path: Path) -> tuple[Any, dict[KeyPath, int]]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ProfileError(path, None, None, "no such profile file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ProfileError(path, None, None, f"cannot read: {exc}") from None
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ProfileError(path, mark.line + 1 if mark else None, None, f"not valid YAML: {problem}") from None
+    lines: dict[KeyPath, int] = {}
+    scalars = yaml.SafeLoader("")  # builds scalar values (ints, bools, ...) from nodes
+
+    def convert(node: yaml.Node, keys: KeyPath) -> Any:
+        lines[keys] = node.start_mark.line + 1
+        if isinstance(node, yaml.MappingNode):
+            out: dict[str, Any] = {}
+            for key_node, value_node in node.value:
+                key = key_node.value
+                if not isinstance(key_node, yaml.ScalarNode) or not isinstance(key, str):
+                    raise ProfileError(path, key_node.start_mark.line + 1, _dotted(keys) or None, "keys must be names")
+                if key in out:
+                    raise ProfileError(path, key_node.start_mark.line + 1, _dotted(keys + (key,)), "key given twice")
+                out[key] = convert(value_node, keys + (key,))
+                lines[keys + (key,)] = key_node.start_mark.line + 1
+            return out
+        if isinstance(node, yaml.SequenceNode):
+            return [convert(item, keys + (i,)) for i, item in enumerate(node.value)]
+        return scalars.construct_object(node, deep=True)
+
+    if node is None:
+        raise ProfileError(path, None, None, "empty profile")
+    return convert(node, ()), lines
+
+
+# ---- typed settings -----------------------------------------------------------
+
+
+def _check_type(value: Any, hint: Any, keys: KeyPath, source: Source) -> Any:
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        options = typing.get_args(hint)
+        if value is None and type(None) in options:
+            return None
+        hint = next(o for o in options if o is not type(None))
+        origin = typing.get_origin(hint)
+    if origin is tuple:
+        if not isinstance(value, list):
+            raise source.error(keys, f"must be a list, not {_kind(value)}")
+        (item,) = typing.get_args(hint)[:1]
+        return tuple(_check_type(v, item, keys + (i,), source) for i, v in enumerate(value))
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise source.error(keys, f"must be true or false, not {_kind(value)}")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise source.error(keys, f"must be a whole number, not {_kind(value)}")
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise source.error(keys, f"must be a number, not {_kind(value)}")
+        return float(value)
+    if hint is str:
+        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+            raise source.error(keys, f"must be a string, not {_kind(value)}")
+        return str(value)
+    raise TypeError(f"unsupported settings type {hint!r}")
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "nothing"
+    return {dict: "a mapping", list: "a list", bool: "a boolean", str: "a string"}.get(type(value), type(value).__name__)
+
+
+def build_dataclass(cls: type, data: Any, keys: KeyPath, source: Source, skip: frozenset[str] = frozenset()) -> Any:
+    """An instance of a dataclass from a YAML mapping, or a ProfileError."""
+    if not isinstance(data, dict):
+        raise source.error(keys, f"must be a mapping, not {_kind(data)}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    values = {}
+    for key, value in data.items():
+        if key in skip:
+            continue
+        if key not in fields:
+            known = ", ".join(sorted(set(fields) | skip))
+            raise source.error(keys + (key,), f"unknown key (known: {known})")
+        values[key] = _check_type(value, hints[key], keys + (key,), source)
+    missing = [
+        name
+        for name, f in fields.items()
+        if name not in values and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+    ]
+    if missing:
+        raise source.error(keys, f"missing key: {', '.join(missing)}")
+    instance = cls(**values)
+    validate = getattr(instance, "validate", None)
+    if validate:
+        problem = validate()
+        if problem:
+            key, message = problem
+            raise source.error(keys + ((key,) if key else ()), message)
+    return instance
+
+
+# ---- the profile ----------------------------------------------------------------
+
+TOP_KEYS = {"name", "description", "stack", "probes", "timeouts"}
+
+
+def load_profile(path: Path | str) -> Profile:
+    """Read and validate a profile; raises ProfileError."""
+    from .backends import BACKENDS  # the registry knows each backend's settings
+
+    path = Path(path)
+    data, lines = _compose(path)
+    source = Source(path, lines)
+    if not isinstance(data, dict):
+        raise source.error((), f"a profile is a mapping, not {_kind(data)}")
+    for key in data:
+        if key not in TOP_KEYS:
+            raise source.error((key,), f"unknown key (known: {', '.join(sorted(TOP_KEYS))})")
+    name = _check_type(data.get("name", path.stem), str, ("name",), source)
+    description = _check_type(data.get("description", ""), str, ("description",), source)
+
+    stack_data = data.get("stack")
+    if stack_data is None:
+        raise source.error((), "missing key: stack")
+    if not isinstance(stack_data, list) or not stack_data:
+        raise source.error(("stack",), "must be a non-empty list of hypervisors, outermost (L0) first")
+    stack = []
+    for index, entry in enumerate(stack_data):
+        keys: KeyPath = ("stack", index)
+        if not isinstance(entry, dict):
+            raise source.error(keys, f"must be a mapping, not {_kind(entry)}")
+        backend_name = entry.get("backend")
+        if backend_name is None:
+            raise source.error(keys, "missing key: backend")
+        if backend_name not in BACKENDS:
+            raise source.error(keys + ("backend",), f"unknown backend {backend_name!r} (known: {', '.join(sorted(BACKENDS))})")
+        backend = BACKENDS[backend_name]
+        if index > 0 and not backend.nestable:
+            raise source.error(keys + ("backend",), f"backend {backend_name!r} runs only as L0, not at level {index}")
+        settings = build_dataclass(backend.Settings, entry, keys, source, skip=frozenset({"backend"}))
+        stack.append(LevelSpec(level=index, backend=backend_name, settings=settings, keys=keys))
+
+    probes: tuple[str, ...] = ()
+    if "probes" in data:
+        raw = data["probes"]
+        if not isinstance(raw, (str, list)) or (isinstance(raw, list) and not all(isinstance(g, str) for g in raw)):
+            raise source.error(("probes",), "must be a glob string or a list of globs")
+        try:
+            probes = tuple(split_globs(raw))
+        except SelectionError as exc:
+            raise source.error(("probes",), str(exc)) from None
+
+    timeouts = Timeouts()
+    if "timeouts" in data:
+        timeouts = build_dataclass(Timeouts, data["timeouts"], ("timeouts",), source)
+        for key in ("boot", "probe"):
+            if getattr(timeouts, key) <= 0:
+                raise source.error(("timeouts", key), "must be more than 0 seconds")
+
+    return Profile(
+        name=name,
+        description=description,
+        path=path,
+        stack=tuple(stack),
+        probes=probes,
+        timeouts=timeouts,
+        source=source,
+    )

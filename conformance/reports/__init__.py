@@ -1,0 +1,1 @@
+"""Reports: each reads a RunRecord and nothing else."""

@@ -1,0 +1,23 @@
+"""A profile's stack as backends: which hypervisor runs the probe kernel at
+which level."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .backends import BACKENDS, Backend
+from .profile import Profile
+
+
+@dataclass
+class Level:
+    number: int  # the level the probe kernel runs at
+    backend: Backend  # the hypervisor that runs it, at level number - 1
+
+
+def build_stack(profile: Profile) -> list[Level]:
+    levels = []
+    for spec in profile.stack:
+        backend = BACKENDS[spec.backend](spec.settings, spec.level)
+        levels.append(Level(number=spec.level + 1, backend=backend))
+    return levels

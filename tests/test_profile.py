@@ -1,0 +1,90 @@
+"""The profile loader: every shipped profile loads, and every mistake is
+named by file, line and key."""
+
+from pathlib import Path
+
+import pytest
+
+from conformance.profile import ProfileError, load_profile
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "profiles").glob("*.yaml")), ids=lambda p: p.name)
+def test_shipped_profiles_load(path):
+    profile = load_profile(path)
+    assert profile.name == path.stem
+    assert profile.probe_levels == [1]
+
+
+def test_default_profile_is_qemu_tcg():
+    profile = load_profile(ROOT / "profiles" / "qemu-tcg.yaml")
+    (spec,) = profile.stack
+    assert (spec.backend, spec.settings.accel, spec.settings.cpu) == ("qemu", "tcg", "max")
+
+
+def write(tmp_path, text):
+    path = tmp_path / "p.yaml"
+    path.write_text(text)
+    return path
+
+
+GOOD = """\
+name: t
+stack:
+  - backend: qemu
+    cpu: max
+"""
+
+
+@pytest.mark.parametrize(
+    "text, line, key, message",
+    [
+        (GOOD + "colour: red\n", 5, "colour", "unknown key"),
+        (GOOD + "    memmory: 64\n", 5, "stack[0].memmory", "unknown key (known: accel, args,"),
+        (GOOD + "    memory: lots\n", 5, "stack[0].memory", "must be a whole number, not a string"),
+        (GOOD + "    memory: 8\n", 5, "stack[0].memory", "must be 16 to 65536"),
+        (GOOD + "    accel: hvf\n", 5, "stack[0].accel", "must be tcg or kvm"),
+        (GOOD + "    args: -smp 2\n", 5, "stack[0].args", "must be a list, not a string"),
+        (GOOD + "    args: [1, [2]]\n", 5, "stack[0].args[1]", "must be a string, not a list"),
+        ("name: t\nstack:\n  - backend: vbox\n", 3, "stack[0].backend", "unknown backend 'vbox' (known: bochs, qemu)"),
+        ("name: t\nstack:\n  - cpu: max\n", 3, "stack[0]", "missing key: backend"),
+        ("name: t\nstack: []\n", 2, "stack", "must be a non-empty list"),
+        ("name: t\n", 1, None, "missing key: stack"),
+        ("name: t\nstack:\n  - backend: qemu\n  - backend: qemu\n", 4, "stack[1].backend", "runs only as L0"),
+        (GOOD + "probes: 'svm.*,'\n", 5, "probes", "bad probe glob"),
+        (GOOD + "timeouts: {boot: 0}\n", 5, "timeouts.boot", "more than 0"),
+        (GOOD + "timeouts: {probe: 1, hang: 2}\n", 5, "timeouts.hang", "unknown key"),
+        (GOOD + "name: again\n", 5, "name", "key given twice"),
+        ("name: t\nstack:\n  - backend: qemu\n    cpu: [max\n", 5, None, "not valid YAML"),
+        ("- just\n- a list\n", 1, None, "a profile is a mapping, not a list"),
+        ("", None, None, "empty profile"),
+        ("name: t\nstack:\n  - backend: bochs\n    cpu_model: 'skylake; rm -rf'\n", 4, "stack[0].cpu_model", "not a Bochs CPU model"),
+    ],
+)
+def test_errors_name_file_line_and_key(tmp_path, text, line, key, message):
+    path = write(tmp_path, text)
+    with pytest.raises(ProfileError) as exc:
+        load_profile(path)
+    err = exc.value
+    assert (err.path, err.line, err.key) == (str(path), line, key)
+    assert message in err.message
+    where = f"{path}:{line}: " if line else f"{path}: "
+    assert str(err).startswith(where + (f"{key}: " if key else ""))
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(ProfileError, match="no such profile file"):
+        load_profile(tmp_path / "nope.yaml")
+
+
+def test_values_arrive_as_single_argv_elements(tmp_path):
+    from conformance.backends.qemu import QemuBackend
+    from conformance.guest import GuestImage
+
+    path = write(tmp_path, GOOD + "    args: ['-name', 'a b; echo $(id) \"q\"']\n")
+    profile = load_profile(path)
+    backend = QemuBackend(profile.stack[0].settings, 0)
+    argv = backend.argv(GuestImage(Path("/k.elf")), "probes=a.*")
+    assert argv[-2:] == ["-name", 'a b; echo $(id) "q"']
+    assert argv[argv.index("-append") + 1] == "probes=a.*"
