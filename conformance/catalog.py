@@ -129,7 +129,10 @@ def split_globs(spec: str | list[str] | None) -> list[str]:
     for glob in globs:
         body = glob[1:] if glob.startswith("-") else glob
         if not body or not re.fullmatch(r"[A-Za-z0-9_.*?-]+", body):
-            raise SelectionError(f"bad probe glob {glob!r} (ids, '*', '?', a leading '-' to exclude)")
+            what = "an empty glob" if not body else f"bad glob {glob!r}"
+            raise SelectionError(
+                f"bad probe selection {','.join(items)!r}: {what} (use ids, '*', '?', and a leading '-' to exclude)"
+            )
     return globs
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import signal
 import sys
 from pathlib import Path
@@ -116,8 +117,12 @@ class Progress:
                   file=sys.stderr, flush=True)  # fmt: skip
 
     def boot(self, level: int, number: int, cmdline: str) -> None:
-        if self.enabled and number > 1:
-            print(f"L{level}: boot {number} ({cmdline})", file=sys.stderr, flush=True)
+        if number > 1:
+            self.say(f"L{level}: boot {number} ({cmdline})")
+
+    def say(self, text: str) -> None:
+        if self.enabled:
+            print(text, file=sys.stderr, flush=True)
 
 
 def _sigterm(signum, frame):  # pragma: no cover - exercised by the robustness tests
@@ -169,12 +174,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         progress.result(result)
         save()
 
-    print(f"nvct {__version__}: profile {profile.name} ({path}), {len(selected)} probes", flush=True)
+    progress.say(f"nvct {__version__}: profile {profile.name} ({path}), {len(selected)} probes")
     previous = signal.signal(signal.SIGTERM, _sigterm)
     try:
         for level in levels:
-            print(f"  L{level.number - 1}  {level.backend.name} {level.backend.version()} -> probe kernel at L{level.number}",
-                  flush=True)  # fmt: skip
+            progress.say(f"L{level.number - 1} {level.backend.name} {level.backend.version()}: "
+                         f"booting the probe kernel at L{level.number}")  # fmt: skip
             outcome = run_level(level, image, selected, options, on_result,
                                 on_boot=lambda n, c, lv=level.number: progress.boot(lv, n, c))  # fmt: skip
             record.levels.append(outcome.info)
@@ -188,8 +193,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
         record.finished = now()
         save()
-    print()
-    sys.stdout.write(text_report.render(record, colour=colour))
+    width = shutil.get_terminal_size().columns if sys.stdout.isatty() else None
+    sys.stdout.write(text_report.render(record, colour=colour, width=width))
     if args.junit:
         Path(args.junit).write_text(junit_report.render(record))
     if record.status == "interrupted":

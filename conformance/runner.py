@@ -108,12 +108,14 @@ def _boot_once(level: Level, image: GuestImage, cmdline: str, log: BootLog, opti
     with tempfile.TemporaryDirectory(prefix="nvct-boot-", dir=options.workroot) as tmp:
         with level.backend.boot(image, cmdline, Path(tmp)) as console:
             ending, why = _read(console, log, options)
-            if ending == "end":
-                console.close(grace=options.end_grace)
-            else:
-                console.close(grace=1.0)
-                why = f"{why} ({console.describe_end()})"
-            log.finish(ending, why, console.tail())
+            console.close(grace=options.end_grace if ending == "end" else 1.0)
+            tail = console.tail()
+            if ending == "eof":
+                why = f"{console.describe_end()} before END"
+            if log.hello is None and ending != "end":
+                last = next((line for line in reversed(tail) if line.strip()), "")
+                why += f"; last console line: {last.strip()[:200]!r}" if last else "; the console stayed empty"
+            log.finish(ending, why, tail)
 
 
 def _read(console, log: BootLog, options: RunOptions) -> tuple[str, str]:
@@ -132,7 +134,7 @@ def _read(console, log: BootLog, options: RunOptions) -> tuple[str, str]:
             where = f"{log.in_flight} ran" if log.in_flight else "no record arrived"
             return "timeout", f"{where} for {options.probe_timeout:g} s without a result"
         if line is None:
-            return "eof", "the console ended before END"
+            return "eof", "the console ended"
         log.feed(line)
         if log.ended:
             return "end", "END"

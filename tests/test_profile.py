@@ -52,7 +52,7 @@ stack:
         ("name: t\nstack: []\n", 2, "stack", "must be a non-empty list"),
         ("name: t\n", 1, None, "missing key: stack"),
         ("name: t\nstack:\n  - backend: qemu\n  - backend: qemu\n", 4, "stack[1].backend", "runs only as L0"),
-        (GOOD + "probes: 'svm.*,'\n", 5, "probes", "bad probe glob"),
+        (GOOD + "probes: 'svm.*,'\n", 5, "probes", "bad probe selection 'svm.*,': an empty glob"),
         (GOOD + "timeouts: {boot: 0}\n", 5, "timeouts.boot", "more than 0"),
         (GOOD + "timeouts: {probe: 1, hang: 2}\n", 5, "timeouts.hang", "unknown key"),
         (GOOD + "name: again\n", 5, "name", "key given twice"),

@@ -115,7 +115,10 @@ class BochsBackend(Backend):
         except (pexpect.ExceptionPexpect, OSError) as exc:
             os.close(fd)
             raise BackendUnavailable(f"cannot start bochs: {exc}") from None
-        console = Console(child, serial_fd=fd, label="bochs", diagnostics=lambda: _log_excerpt(workdir / "bochs.log"))
+        log = workdir / "bochs.log"
+        console = Console(
+            child, serial_fd=fd, label="bochs", diagnostics=lambda: _log_excerpt(log), last_words=lambda: _panic(log)
+        )
         try:
             yield console
         finally:
@@ -135,3 +138,10 @@ def _log_excerpt(log: Path, count: int = 8) -> list[str]:
         if re.search(r"PANIC|>>|triple fault|shutdown|\be\[", line, re.IGNORECASE)
     ]
     return keep[-count:]
+
+
+def _panic(log: Path) -> str | None:
+    """The last PANIC Bochs logged (a triple fault, an invalid state it
+    refuses to emulate), which is why it exited."""
+    lines = [ln for ln in _log_excerpt(log, count=50) if ">>PANIC<<" in ln]
+    return lines[-1].split(">>PANIC<<", 1)[1].strip() if lines else None

@@ -30,9 +30,11 @@ class Console:
         serial_fd: int | None = None,
         label: str = "hypervisor",
         diagnostics: Callable[[], list[str]] | None = None,
+        last_words: Callable[[], str | None] | None = None,
     ):
         self.child = child
         self._diagnostics = diagnostics  # more lines for excerpts (a log file)
+        self._last_words = last_words  # the hypervisor's own reason for dying
         self.label = label
         self._serial_fd = serial_fd
         self._streams: dict[int, bytearray] = {child.child_fd: bytearray()}
@@ -165,9 +167,12 @@ class Console:
                 pass
 
     def describe_end(self) -> str:
-        """How the hypervisor process ended, for details."""
+        """How the hypervisor process ended, with its own reason if it gave one."""
         if self.signal_status is not None:
-            return f"{self.label} killed by signal {self.signal_status}"
-        if self.exit_status is not None:
-            return f"{self.label} exited with status {self.exit_status}"
-        return f"{self.label} still running"
+            text = f"{self.label} killed by signal {self.signal_status}"
+        elif self.exit_status is not None:
+            text = f"{self.label} exited with status {self.exit_status}"
+        else:
+            return f"{self.label} still running"
+        reason = self._last_words() if self._last_words is not None else None
+        return f"{text} ({reason})" if reason else text

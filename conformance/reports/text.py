@@ -75,7 +75,9 @@ def summary_line(record: RunRecord, info: LevelInfo) -> str:
     return f"L{info.level}: {total} probes: {text} ({boots}, {seconds:.2f} s in probes)"
 
 
-def render(record: RunRecord, colour: bool = False, width: int = 120) -> str:
+def render(record: RunRecord, colour: bool = False, width: int | None = None) -> str:
+    """The report; details are cut to `width` columns if one is given (a
+    terminal's), never in a log."""
     levels = [info.level for info in record.levels] or sorted({r.level for r in record.results})
     by_probe: dict[str, dict[int, object]] = {}
     for result in record.results:
@@ -99,9 +101,10 @@ def render(record: RunRecord, colour: bool = False, width: int = 120) -> str:
             if result.detail and result.verdict is not Verdict.PASS:
                 details.append(result.detail if len(levels) == 1 else f"L{lv}: {result.detail}")
         detail = "; ".join(details)
-        room = max(width - name_width - 9 * len(levels) - 2, 30)
-        if len(detail) > room:
-            detail = detail[: room - 3] + "..."
+        if width is not None:
+            room = max(width - name_width - 9 * len(levels) - 2, 30)
+            if len(detail) > room:
+                detail = detail[: room - 3] + "..."
         out.append(probe.ljust(name_width) + "".join(cells) + "  " + detail)
     out.append("")
     for info in record.levels:

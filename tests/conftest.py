@@ -1,0 +1,51 @@
+"""Shared fixtures. Tests that boot a hypervisor carry the `boot` marker and
+skip (saying why) where the hypervisor is not installed."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+PROFILES = ROOT / "profiles"
+
+
+@pytest.fixture(scope="session")
+def image():
+    from conformance.guest import build
+
+    return build()
+
+
+def need(binary: str, package: str) -> None:
+    if shutil.which(binary) is None:
+        pytest.skip(f"{binary} not installed (Debian package {package})")
+
+
+def nvct(*args: str, timeout: float = 600, env: dict | None = None) -> subprocess.CompletedProcess:
+    """Run the real CLI in a child process, as a user would."""
+    return subprocess.run(
+        [sys.executable, "-m", "conformance", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )
+
+
+def run_profile(tmp_path: Path, profile: str, *extra: str) -> tuple[subprocess.CompletedProcess, dict]:
+    out = tmp_path / f"{profile}.json"
+    proc = nvct("run", "--profile", str(PROFILES / f"{profile}.yaml"), "--json", str(out), *extra)
+    assert out.exists(), f"no run record; stderr:\n{proc.stderr}\nstdout:\n{proc.stdout}"
+    return proc, json.loads(out.read_text())
+
+
+def verdicts(record: dict, level: int = 1) -> dict[str, str]:
+    return {r["probe"]: r["verdict"] for r in record["results"] if r["level"] == level}
