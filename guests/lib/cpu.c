@@ -1,0 +1,118 @@
+/* SPDX-License-Identifier: MIT */
+/* Register, MSR and port accessors, and CPU identification. */
+#include "kernel.h"
+
+struct cpuid cpuid(uint32_t leaf, uint32_t subleaf)
+{
+    struct cpuid r;
+
+    __asm__ volatile("cpuid" : "=a"(r.a), "=b"(r.b), "=c"(r.c), "=d"(r.d) : "a"(leaf), "c"(subleaf));
+    return r;
+}
+
+uint64_t rdmsr(uint32_t msr)
+{
+    uint32_t lo, hi;
+
+    __asm__ volatile("rdmsr" : "=a"(lo), "=d"(hi) : "c"(msr) : "memory");
+    return (uint64_t)hi << 32 | lo;
+}
+
+void wrmsr(uint32_t msr, uint64_t val)
+{
+    __asm__ volatile("wrmsr" : : "c"(msr), "a"((uint32_t)val), "d"((uint32_t)(val >> 32)) : "memory");
+}
+
+uint64_t rdtsc(void)
+{
+    uint32_t lo, hi;
+
+    __asm__ volatile("rdtsc" : "=a"(lo), "=d"(hi));
+    return (uint64_t)hi << 32 | lo;
+}
+
+#define CR_READ(n)                                              \
+    uint64_t read_cr##n(void)                                   \
+    {                                                           \
+        uint64_t v;                                             \
+        __asm__ volatile("mov %%cr" #n ", %0" : "=r"(v));       \
+        return v;                                               \
+    }
+#define CR_WRITE(n)                                             \
+    void write_cr##n(uint64_t v)                                \
+    {                                                           \
+        __asm__ volatile("mov %0, %%cr" #n : : "r"(v) : "memory"); \
+    }
+CR_READ(0) CR_READ(2) CR_READ(3) CR_READ(4) CR_READ(8)
+CR_WRITE(0) CR_WRITE(3) CR_WRITE(4) CR_WRITE(8)
+
+uint64_t read_rflags(void)
+{
+    uint64_t v;
+
+    __asm__ volatile("pushfq; popq %0" : "=r"(v));
+    return v;
+}
+
+void outb(uint16_t port, uint8_t v) { __asm__ volatile("outb %0, %1" : : "a"(v), "Nd"(port)); }
+void outw(uint16_t port, uint16_t v) { __asm__ volatile("outw %0, %1" : : "a"(v), "Nd"(port)); }
+void outl(uint16_t port, uint32_t v) { __asm__ volatile("outl %0, %1" : : "a"(v), "Nd"(port)); }
+
+uint8_t inb(uint16_t port)
+{
+    uint8_t v;
+
+    __asm__ volatile("inb %1, %0" : "=a"(v) : "Nd"(port));
+    return v;
+}
+
+uint16_t inw(uint16_t port)
+{
+    uint16_t v;
+
+    __asm__ volatile("inw %1, %0" : "=a"(v) : "Nd"(port));
+    return v;
+}
+
+uint32_t inl(uint16_t port)
+{
+    uint32_t v;
+
+    __asm__ volatile("inl %1, %0" : "=a"(v) : "Nd"(port));
+    return v;
+}
+
+static bool vendor_is(const char *v)
+{
+    struct cpuid r = cpuid(0, 0);
+    char s[12];
+
+    memcpy(s, &r.b, 4);
+    memcpy(s + 4, &r.d, 4);
+    memcpy(s + 8, &r.c, 4);
+    return memcmp(s, v, 12) == 0;
+}
+
+bool cpu_is_amd(void)
+{
+    return vendor_is("AuthenticAMD") || vendor_is("HygonGenuine");
+}
+
+bool cpu_is_intel(void)
+{
+    return vendor_is("GenuineIntel");
+}
+
+unsigned cpu_phys_addr_bits(void)
+{
+    if (cpuid(0x80000000, 0).a >= 0x80000008)
+        return cpuid(0x80000008, 0).a & 0xff;
+    return 36;
+}
+
+uint64_t kernel_cr3(void)
+{
+    extern char kernel_pml4[];
+
+    return (uint64_t)kernel_pml4;
+}
