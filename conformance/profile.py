@@ -246,6 +246,8 @@ def load_profile(path: Path | str) -> Profile:
         backend = BACKENDS[backend_name]
         if index > 0 and not backend.nestable:
             raise source.error(keys + ("backend",), f"backend {backend_name!r} runs only as L0, not at level {index}")
+        if index == 0 and backend.nestable:
+            raise source.error(keys + ("backend",), f"backend {backend_name!r} runs above another level, not as L0")
         settings = build_dataclass(backend.Settings, entry, keys, source, skip=frozenset({"backend"}))
         stack.append(LevelSpec(level=index, backend=backend_name, settings=settings, keys=keys))
 

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .backends import BootFailed, LevelUnavailable
 from .backends.console import ConsoleTimeout
 from .catalog import Probe
 from .guest import GuestImage
@@ -73,7 +74,20 @@ def run_level(
         if on_boot is not None:
             on_boot(info.boots, cmdline)
         log = BootLog(level.number, remaining, on_result=deliver, boot=info.boots)
-        _boot_once(level, image, cmdline, log, options)
+        try:
+            _boot_once(level, image, cmdline, log, options, info)
+        except LevelUnavailable as exc:
+            for probe in remaining:
+                deliver(ProbeResult(probe, level.number, Verdict.SKIP, f"not exposed at this level: {exc}",
+                                    boot=info.boots))  # fmt: skip
+            info.problems.append(str(exc))
+            break
+        except BootFailed as exc:
+            for probe in remaining:
+                deliver(ProbeResult(probe, level.number, Verdict.CRASH, f"the level did not come up: {exc}",
+                                    boot=info.boots, console=exc.excerpt[-20:]))  # fmt: skip
+            info.problems.append(str(exc))
+            break
         if log.hello is not None and not info.facts:
             info.facts = dict(log.facts)
             info.kernel = {k: log.hello.get(k) for k in ("build", "console", "total")}
@@ -104,9 +118,12 @@ def _unreported(log: BootLog) -> tuple[Verdict, str]:
     return (Verdict.TIMEOUT if log.ending == "timeout" else Verdict.CRASH), f"the kernel stopped before its first probe: {why}"
 
 
-def _boot_once(level: Level, image: GuestImage, cmdline: str, log: BootLog, options: RunOptions) -> None:
+def _boot_once(level: Level, image: GuestImage, cmdline: str, log: BootLog, options: RunOptions,
+               info: LevelInfo) -> None:  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="nvct-boot-", dir=options.workroot) as tmp:
         with level.backend.boot(image, cmdline, Path(tmp)) as console:
+            if console.facts:
+                info.hypervisor.setdefault("runtime", {}).update(console.facts)
             ending, why = _read(console, log, options)
             console.close(grace=options.end_grace if ending == "end" else 1.0)
             tail = console.tail()

@@ -16,8 +16,12 @@ class Level:
 
 
 def build_stack(profile: Profile) -> list[Level]:
-    levels = []
+    levels: list[Level] = []
     for spec in profile.stack:
-        backend = BACKENDS[spec.backend](spec.settings, spec.level)
+        cls = BACKENDS[spec.backend]
+        if cls.nestable:
+            backend = cls(spec.settings, spec.level, below=levels[-1].backend)  # type: ignore[call-arg]
+        else:
+            backend = cls(spec.settings, spec.level)
         levels.append(Level(number=spec.level + 1, backend=backend))
     return levels

@@ -14,7 +14,8 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_shipped_profiles_load(path):
     profile = load_profile(path)
     assert profile.name == path.stem
-    assert profile.probe_levels == [1]
+    assert profile.probe_levels == list(range(1, len(profile.stack) + 1))
+    assert profile.stack[0].backend in ("qemu", "bochs")
 
 
 def test_default_profile_is_qemu_tcg():
@@ -47,7 +48,9 @@ stack:
         (GOOD + "    accel: hvf\n", 5, "stack[0].accel", "must be tcg or kvm"),
         (GOOD + "    args: -smp 2\n", 5, "stack[0].args", "must be a list, not a string"),
         (GOOD + "    args: [1, [2]]\n", 5, "stack[0].args[1]", "must be a string, not a list"),
-        ("name: t\nstack:\n  - backend: vbox\n", 3, "stack[0].backend", "unknown backend 'vbox' (known: bochs, qemu)"),
+        ("name: t\nstack:\n  - backend: vbox\n", 3, "stack[0].backend", "unknown backend 'vbox' (known: bochs, linux-kvm, qemu)"),
+        ("name: t\nstack:\n  - backend: linux-kvm\n", 3, "stack[0].backend", "runs above another level, not as L0"),
+        (GOOD + "  - backend: linux-kvm\n    module: kvm_arm\n", 6, "stack[1].module", "must be auto, kvm_amd or kvm_intel"),
         ("name: t\nstack:\n  - cpu: max\n", 3, "stack[0]", "missing key: backend"),
         ("name: t\nstack: []\n", 2, "stack", "must be a non-empty list"),
         ("name: t\n", 1, None, "missing key: stack"),
@@ -79,12 +82,13 @@ def test_missing_file(tmp_path):
 
 
 def test_values_arrive_as_single_argv_elements(tmp_path):
+    from conformance.backends.base import Payload
     from conformance.backends.qemu import QemuBackend
     from conformance.guest import GuestImage
 
     path = write(tmp_path, GOOD + "    args: ['-name', 'a b; echo $(id) \"q\"']\n")
     profile = load_profile(path)
     backend = QemuBackend(profile.stack[0].settings, 0)
-    argv = backend.argv(GuestImage(Path("/k.elf")), "probes=a.*")
+    argv = backend.argv(Payload.probe_kernel(GuestImage(Path("/k.elf")), "probes=a.*"))
     assert argv[-2:] == ["-name", 'a b; echo $(id) "q"']
     assert argv[argv.index("-append") + 1] == "probes=a.*"

@@ -3,10 +3,11 @@ key of a profile's stack entry to the class that runs it."""
 
 from __future__ import annotations
 
-from .base import Backend, BackendUnavailable
+from .base import Backend, BackendUnavailable, BootFailed, LevelUnavailable, Payload
 from .bochs import BochsBackend
+from .linux_kvm import LinuxKvmBackend
 from .qemu import QemuBackend
 
-BACKENDS: dict[str, type[Backend]] = {cls.name: cls for cls in (QemuBackend, BochsBackend)}
+BACKENDS: dict[str, type[Backend]] = {cls.name: cls for cls in (QemuBackend, BochsBackend, LinuxKvmBackend)}
 
-__all__ = ["BACKENDS", "Backend", "BackendUnavailable"]
+__all__ = ["BACKENDS", "Backend", "BackendUnavailable", "BootFailed", "LevelUnavailable", "Payload"]

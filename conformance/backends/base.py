@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import shutil
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any, ClassVar
@@ -16,6 +17,36 @@ from .console import Console
 
 class BackendUnavailable(Exception):
     """The backend cannot run on this machine (a binary or device is missing)."""
+
+
+class LevelUnavailable(Exception):
+    """The hypervisor at this level cannot offer what the next level needs
+    (KVM refuses to load: the level below exposes no VMX or SVM). The probes
+    of the level above SKIP with this reason."""
+
+
+class BootFailed(Exception):
+    """The level could not be brought up (an appliance that did not boot, a
+    command that failed). The probes of the level above CRASH with this."""
+
+    def __init__(self, message: str, excerpt: list[str] | None = None):
+        super().__init__(message)
+        self.excerpt = excerpt or []
+
+
+@dataclass(frozen=True)
+class Payload:
+    """What a hypervisor is asked to boot: the probe kernel, or a Linux
+    appliance that is a hypervisor for the next level."""
+
+    kernel: Path
+    append: str
+    initrds: tuple[Path, ...] = ()
+    probe: bool = True  # the probe kernel (exit device, small memory) or Linux
+
+    @classmethod
+    def probe_kernel(cls, image: GuestImage, cmdline: str) -> Payload:
+        return cls(kernel=image.elf, append=cmdline)
 
 
 class Backend(ABC):
@@ -42,13 +73,17 @@ class Backend(ABC):
         """The hypervisor facts for the run record."""
         return {"backend": self.name, "version": self.version(), "settings": self.settings_dict()}
 
-    @abstractmethod
     def boot(self, image: GuestImage, cmdline: str, workdir: Path) -> AbstractContextManager[Console]:
-        """Start the kernel with this command line; the console until it ends.
+        """Start the probe kernel with this command line; its console.
 
         `workdir` is a private, empty folder for this boot. Leaving the
         context stops whatever the boot started.
         """
+        return self.boot_payload(Payload.probe_kernel(image, cmdline), workdir)
+
+    @abstractmethod
+    def boot_payload(self, payload: Payload, workdir: Path) -> AbstractContextManager[Console]:
+        """Start a payload (the probe kernel or an appliance); its console."""
 
 
 def require_binary(name: str, package: str) -> str:

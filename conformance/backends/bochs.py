@@ -20,7 +20,7 @@ from pathlib import Path
 import pexpect
 
 from ..guest import GuestImage, make_iso
-from .base import Backend, BackendUnavailable, require_binary
+from .base import Backend, BackendUnavailable, Payload, require_binary
 from .console import Console
 
 BIOS = "/usr/share/bochs/BIOS-bochs-latest"
@@ -99,8 +99,10 @@ class BochsBackend(Backend):
         return "\n".join(lines) + "\n"
 
     @contextmanager
-    def boot(self, image: GuestImage, cmdline: str, workdir: Path) -> Iterator[Console]:
-        iso = make_iso(image, cmdline, workdir / "nvct.iso")
+    def boot_payload(self, payload: Payload, workdir: Path) -> Iterator[Console]:
+        if not payload.probe:
+            raise BackendUnavailable("bochs boots only the probe kernel, not an appliance (its COM1 takes no input)")
+        iso = make_iso(GuestImage(payload.kernel), payload.append, workdir / "nvct.iso")
         serial = workdir / "com1.fifo"
         os.mkfifo(serial)
         rc = workdir / "bochsrc"

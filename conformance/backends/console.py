@@ -43,6 +43,7 @@ class Console:
         self._open = set(self._streams)
         self._lines: collections.deque[str] = collections.deque()
         self._tail: collections.deque[str] = collections.deque(maxlen=60)
+        self.facts: dict[str, object] = {}  # what a backend learned while booting
         self.exit_status: int | None = None
         self.signal_status: int | None = None
 
@@ -133,6 +134,12 @@ class Console:
                 pass
             self.exit_status = self.child.exitstatus
             self.signal_status = self.child.signalstatus
+
+    def send(self, text: str) -> None:
+        """Type into the console (the serial line of a guest that reads it)."""
+        if self._serial_fd is not None:
+            raise NotImplementedError(f"{self.label}: this console cannot be written to")
+        self.child.send(text.encode("latin-1"))
 
     # -- excerpts and the end -----------------------------------------------------
 

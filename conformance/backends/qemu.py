@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import os
+import shutil
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -12,8 +13,7 @@ from pathlib import Path
 
 import pexpect
 
-from ..guest import GuestImage
-from .base import Backend, BackendUnavailable, require_binary
+from .base import Backend, BackendUnavailable, Payload, require_binary
 from .console import Console
 
 
@@ -61,9 +61,9 @@ class QemuBackend(Backend):
     def version(self) -> str:
         return _version(self.settings.binary)
 
-    def argv(self, image: GuestImage, cmdline: str) -> list[str]:
+    def argv(self, payload: Payload, initrd: Path | None = None) -> list[str]:
         s = self.settings
-        return [
+        argv = [
             s.binary,
             "-accel", s.accel,
             "-cpu", s.cpu,
@@ -73,18 +73,33 @@ class QemuBackend(Backend):
             "-display", "none",
             "-no-reboot",  # a triple fault ends the boot instead of looping
             "-serial", "stdio",
-            "-device", "isa-debug-exit,iobase=0xf4,iosize=4",
-            "-kernel", str(image.elf),
-            "-append", cmdline,
-            *s.args,
+            "-kernel", str(payload.kernel),
+            "-append", payload.append,
         ]  # fmt: skip
+        if payload.probe:
+            argv += ["-device", "isa-debug-exit,iobase=0xf4,iosize=4"]
+        if initrd is not None:
+            argv += ["-initrd", str(initrd)]
+        return argv + list(s.args)
 
     @contextmanager
-    def boot(self, image: GuestImage, cmdline: str, workdir: Path) -> Iterator[Console]:
-        argv = self.argv(image, cmdline)
+    def boot_payload(self, payload: Payload, workdir: Path) -> Iterator[Console]:
+        initrd = concatenate(payload.initrds, workdir / "initrd.cpio") if payload.initrds else None
+        argv = self.argv(payload, initrd)
         child = pexpect.spawn(argv[0], argv[1:], cwd=str(workdir), echo=False, env=os.environ.copy())
         console = Console(child, label="qemu")
         try:
             yield console
         finally:
             console.close()
+
+
+def concatenate(parts: tuple[Path, ...], dest: Path) -> Path:
+    """One initramfs from several cpio archives (Linux unpacks them in turn)."""
+    if len(parts) == 1:
+        return parts[0]
+    with open(dest, "wb") as out:
+        for part in parts:
+            with open(part, "rb") as src:
+                shutil.copyfileobj(src, out, 1 << 20)
+    return dest

@@ -1,0 +1,163 @@
+"""Linux with KVM as the hypervisor at a level above L0.
+
+The level below boots the appliance (Debian's kernel, busybox, QEMU); this
+backend loads kvm_amd or kvm_intel with the profile's nesting settings,
+records what the module says, and starts QEMU/KVM with the payload: the
+probe kernel, or the appliance again for a level further in. The payload
+travels as an extra cpio archive appended to the appliance's initramfs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from .. import appliance as appliance_mod
+from ..cpio import write_cpio
+from .shell import Shell, ShellError
+from .base import Backend, BackendUnavailable, BootFailed, LevelUnavailable, Payload
+from .console import Console
+from .qemu import concatenate
+
+# The appliance's kernel command line: a quiet console that is all ours.
+APPEND = "console=ttyS0 quiet loglevel=1 panic=-1 nokaslr"
+
+
+@dataclass(frozen=True)
+class LinuxKvmSettings:
+    module: str = "auto"  # kvm_amd, kvm_intel, or auto (by what the CPU offers)
+    nested: bool = True  # the module's `nested` parameter
+    paging: bool = True  # `npt` (kvm_amd) or `ept` (kvm_intel)
+    module_params: tuple[str, ...] = ()  # more KEY=VALUE for modprobe
+    cpu: str = "host"  # QEMU -cpu for the guest
+    memory: int = 128  # MiB for the probe kernel
+    appliance_memory: int = 1024  # MiB when the guest is itself an appliance
+    args: tuple[str, ...] = ()  # more QEMU arguments
+    ready_timeout: float = 300.0  # seconds for the appliance to come up
+
+    def validate(self) -> tuple[str, str] | None:
+        if self.module not in ("auto", "kvm_amd", "kvm_intel"):
+            return "module", f"must be auto, kvm_amd or kvm_intel, not {self.module!r}"
+        for param in self.module_params:
+            if "=" not in param or any(c.isspace() for c in param):
+                return "module_params", f"want KEY=VALUE without spaces, not {param!r}"
+        if not 16 <= self.memory <= 65536:
+            return "memory", "must be 16 to 65536 (MiB)"
+        if not 256 <= self.appliance_memory <= 65536:
+            return "appliance_memory", "must be 256 to 65536 (MiB)"
+        return None
+
+
+# Module parameters worth recording: they say what the level offers above it.
+_PARAMS = {
+    "kvm_amd": ("nested", "npt", "vgif", "nrips", "lbrv", "vls", "tsc_scaling", "pause_filter_count", "avic"),
+    "kvm_intel": ("nested", "ept", "vpid", "unrestricted_guest", "enable_shadow_vmcs", "pml", "preemption_timer",
+                  "enable_apicv"),  # fmt: skip
+}
+
+
+class LinuxKvmBackend(Backend):
+    name = "linux-kvm"
+    Settings = LinuxKvmSettings
+    nestable = True
+
+    def __init__(self, settings: LinuxKvmSettings, level: int, below: Backend | None = None):
+        super().__init__(settings, level)
+        self.below = below
+        self._appliance: appliance_mod.Appliance | None = None
+
+    def preflight(self) -> None:
+        if self.below is None:
+            raise BackendUnavailable("linux-kvm runs above another level, never as L0")
+        self.below.preflight()
+        try:
+            self._appliance = appliance_mod.build()
+        except appliance_mod.ApplianceError as exc:
+            raise BackendUnavailable(f"cannot build the appliance: {exc}") from None
+
+    @property
+    def appliance(self) -> appliance_mod.Appliance:
+        if self._appliance is None:
+            self._appliance = appliance_mod.build()
+        return self._appliance
+
+    def version(self) -> str:
+        return f"Linux {self.appliance.kernel_version}, {self.appliance.manifest['qemu']}"
+
+    def describe(self) -> dict:
+        info = super().describe()
+        info["appliance"] = {k: self.appliance.manifest[k] for k in ("kernel_version", "packages", "qemu")}
+        return info
+
+    def qemu_argv(self, payload: Payload, kernel: str, initrd: str | None) -> list[str]:
+        s = self.settings
+        memory = s.memory if payload.probe else s.appliance_memory
+        argv = ["qemu-system-x86_64", "-accel", "kvm", "-cpu", s.cpu, "-m", str(memory), "-smp", "1",
+                "-nodefaults", "-display", "none", "-no-reboot", "-serial", "stdio",
+                "-kernel", kernel, "-append", payload.append]  # fmt: skip
+        if payload.probe:
+            argv += ["-device", "isa-debug-exit,iobase=0xf4,iosize=4"]
+        if initrd is not None:
+            argv += ["-initrd", initrd]
+        return argv + list(s.args)
+
+    @contextmanager
+    def boot_payload(self, payload: Payload, workdir: Path) -> Iterator[Console]:
+        assert self.below is not None
+        appliance = self.appliance
+        files: dict[str, Path] = {"nvct/guest/kernel": payload.kernel}
+        if payload.initrds:
+            files["nvct/guest/initrd"] = concatenate(payload.initrds, workdir / f"l{self.level + 1}-initrd.cpio")
+        extra = write_cpio(workdir / f"l{self.level}-payload.cpio", files)
+        mine = Payload(kernel=appliance.kernel, append=APPEND, initrds=(appliance.initramfs, extra), probe=False)
+        label = f"L{self.level} {self.name}"
+        with self.below.boot_payload(mine, workdir) as console:
+            shell = Shell(console, label)
+            try:
+                release = shell.wait_ready(self.settings.ready_timeout)
+                facts = self._load_kvm(shell)
+                facts["kernel"] = release
+                guest = shell.launch(
+                    self.qemu_argv(payload, "/nvct/guest/kernel", "/nvct/guest/initrd" if payload.initrds else None),
+                    label=f"qemu in L{self.level}",
+                )
+            except ShellError as exc:
+                raise BootFailed(str(exc), exc.excerpt) from None
+            guest.facts.update(facts)
+            yield guest  # type: ignore[misc]
+
+    def _load_kvm(self, shell: Shell) -> dict[str, object]:
+        s = self.settings
+        module = s.module
+        if module == "auto":
+            flags = shell.run("grep -m1 -o -w -E 'svm|vmx' /proc/cpuinfo", timeout=30)
+            found = flags.output[0].strip() if flags.status == 0 and flags.output else ""
+            if found not in ("svm", "vmx"):
+                raise LevelUnavailable(
+                    f"L{self.level} sees neither SVM nor VMX in /proc/cpuinfo: the level below exposes no nesting"
+                )
+            module = "kvm_amd" if found == "svm" else "kvm_intel"
+        paging = "npt" if module == "kvm_amd" else "ept"
+        params = [f"nested={int(s.nested)}", f"{paging}={int(s.paging)}", *s.module_params]
+        load = shell.run(["modprobe", module, *params], timeout=120)
+        if load.status != 0:
+            dmesg = shell.run("dmesg | grep -i -E 'kvm|svm|vmx' | tail -n 3", timeout=30).output
+            why = "; ".join(line.strip() for line in load.output + dmesg if line.strip())
+            raise LevelUnavailable(f"L{self.level}: modprobe {module} failed: {why}")
+        values = shell.run(
+            "cd /sys/module/%s/parameters && for p in %s; do [ -r $p ] && echo \"$p=$(cat $p)\"; done"
+            % (module, " ".join(_PARAMS[module])),
+            timeout=30,
+        )
+        facts: dict[str, object] = {"module": module}
+        for line in values.output:
+            key, eq, value = line.strip().partition("=")
+            if eq and key in _PARAMS[module]:
+                facts[f"{module}.{key}"] = value
+        kvm = shell.run("ls -l /dev/kvm", timeout=30)
+        if kvm.status != 0:
+            raise LevelUnavailable(f"L{self.level}: {module} loaded but /dev/kvm is missing")
+        return facts
+

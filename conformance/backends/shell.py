@@ -1,0 +1,130 @@
+"""Driving the appliance's command loop over the console of the level below.
+
+The appliance's init reads one command per line from its serial console
+and runs it (appliance.py). `Shell.run()` sends a command and collects its
+output up to a marker carrying its exit status; `Shell.launch()` starts a
+hypervisor whose guest's console then flows over the same line, and hands
+back a console that ends when that hypervisor exits.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import shlex
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..appliance import READY
+from .console import Console, ConsoleTimeout
+
+
+class ShellError(Exception):
+    def __init__(self, message: str, excerpt: list[str]):
+        super().__init__(message)
+        self.excerpt = excerpt
+
+
+@dataclass
+class CommandResult:
+    status: int
+    output: list[str]
+
+
+class Shell:
+    def __init__(self, console: Console, label: str):
+        self.console = console
+        self.label = label  # "L1 linux-kvm", for messages
+
+    def wait_ready(self, timeout: float) -> str:
+        """Wait for the appliance's READY line; returns its kernel release."""
+        deadline = time.monotonic() + timeout
+        while True:
+            line = self._readline(deadline, f"the appliance did not come up within {timeout:g} s")
+            if READY in line:
+                return line.split(READY, 1)[1].strip()
+
+    def _readline(self, deadline: float, what: str) -> str:
+        try:
+            line = self.console.readline(deadline - time.monotonic())
+        except ConsoleTimeout:
+            raise ShellError(f"{self.label}: {what}", self.console.tail()) from None
+        if line is None:
+            raise ShellError(f"{self.label}: {what} ({self.console.describe_end()})", self.console.tail())
+        return line
+
+    def run(self, argv: list[str] | str, timeout: float = 60.0) -> CommandResult:
+        """Run a command (an argv list, quoted here; or a shell snippet)."""
+        command = argv if isinstance(argv, str) else shlex.join(argv)
+        marker = f"NVCT-DONE-{secrets.token_hex(4)}"
+        self.console.send(f"{command} 2>&1; echo {marker} $?\n")
+        deadline = time.monotonic() + timeout
+        output: list[str] = []
+        pattern = re.compile(re.escape(marker) + r" (\d+)")
+        while True:
+            line = self._readline(deadline, f"`{command[:80]}` did not finish within {timeout:g} s")
+            match = pattern.search(line)
+            if match:
+                before = line[: match.start()]
+                if before.strip():
+                    output.append(before)
+                return CommandResult(int(match.group(1)), output)
+            output.append(line)
+
+    def launch(self, argv: list[str], label: str) -> GuestConsole:
+        """Start a hypervisor in the appliance; its console is the guest's."""
+        marker = f"NVCT-EXIT-{secrets.token_hex(4)}"
+        self.console.send(f"{shlex.join(argv)}; echo {marker} $?\n")
+        return GuestConsole(self.console, marker, label)
+
+
+@dataclass
+class GuestConsole:
+    """The console of a guest started by a hypervisor inside the appliance:
+    the lines of the level below, up to the marker that says it exited."""
+
+    outer: Console
+    marker: str
+    label: str
+    facts: dict[str, Any] = field(default_factory=dict)
+    exit_status: int | None = None
+    _ended: bool = False
+
+    def readline(self, timeout: float) -> str | None:
+        if self._ended:
+            return None
+        line = self.outer.readline(timeout)
+        if line is None:
+            self._ended = True
+            return None
+        at = line.find(self.marker)
+        if at >= 0:
+            status = line[at + len(self.marker) :].split()
+            self.exit_status = int(status[0]) if status and status[0].isdigit() else None
+            self._ended = True
+            return line[:at] or None
+        return line
+
+    def send(self, text: str) -> None:
+        self.outer.send(text)
+
+    def tail(self, count: int = 30) -> list[str]:
+        return self.outer.tail(count)
+
+    def close(self, grace: float = 5.0) -> None:
+        """Wait up to `grace` seconds for the hypervisor to exit on its own;
+        whatever still runs dies with the level below when it is closed."""
+        deadline = time.monotonic() + grace
+        while not self._ended and time.monotonic() < deadline:
+            try:
+                self.readline(deadline - time.monotonic())
+            except ConsoleTimeout:
+                break
+
+    def describe_end(self) -> str:
+        if self.exit_status is not None:
+            return f"{self.label} exited with status {self.exit_status}"
+        if self._ended:
+            return f"{self.label} died with the level below ({self.outer.describe_end()})"
+        return f"{self.label} still running"
