@@ -8,6 +8,10 @@
         cpu: max
     probes: "*"            # optional default selection
     timeouts: {boot: 60, probe: 30}
+    expect:                # optional: what the gate expects (docs/gate.md)
+      - probes: "vmx.*"
+        verdict: skip
+        reason: no VMX under TCG
 
 `stack[i]` is the hypervisor at level i; it runs the probe kernel at level
 i + 1. Every error names the file, the line and the key.
@@ -70,6 +74,60 @@ class Timeouts:
 
 
 @dataclass(frozen=True)
+class _RuleSpec:
+    """A rule of `expect:` as written (the keys a profile may use)."""
+
+    probes: str  # globs, comma-separated, over probe ids
+    verdict: str  # pass, skip or fail (a known failure)
+    level: int | None = None  # the probe kernel's level; None: every level
+    reason: str | None = None  # required for skip and fail
+    link: str | None = None  # a bug, an erratum
+
+    def validate(self) -> tuple[str, str] | None:
+        if self.verdict not in ("pass", "skip", "fail"):
+            return "verdict", f"must be pass, skip or fail, not {self.verdict!r}"
+        if self.verdict != "pass" and not (self.reason or "").strip():
+            return "", f"missing key: reason (a rule with verdict {self.verdict} must say why)"
+        if self.level is not None and self.level < 1:
+            return "level", "must be 1 or more (the level the probe kernel runs at)"
+        return None
+
+
+@dataclass(frozen=True)
+class ExpectRule:
+    """One rule of a profile's `expect:` section, with where it was written
+    (conformance/expect.py applies the rules)."""
+
+    probes: str
+    verdict: str
+    level: int | None = None
+    reason: str | None = None
+    link: str | None = None
+    file: str = ""
+    line: int | None = None
+
+    @property
+    def globs(self) -> list[str]:
+        return split_globs(self.probes)
+
+    def where(self) -> str:
+        return f"{self.file}:{self.line}" if self.line else self.file
+
+    def as_dict(self) -> dict[str, object]:
+        out: dict[str, object] = {"probes": self.probes, "verdict": self.verdict}
+        for key in ("level", "reason", "link"):
+            if getattr(self, key) is not None:
+                out[key] = getattr(self, key)
+        out["file"], out["line"] = self.file, self.line
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ExpectRule:
+        return cls(**{k: data.get(k) for k in ("probes", "verdict", "level", "reason", "link", "line")},
+                   file=data.get("file", ""))  # fmt: skip
+
+
+@dataclass(frozen=True)
 class LevelSpec:
     """One hypervisor of the stack, with its backend's own settings."""
 
@@ -88,6 +146,7 @@ class Profile:
     probes: tuple[str, ...] = ()
     timeouts: Timeouts = field(default_factory=Timeouts)
     source: Source | None = None
+    expect: tuple[ExpectRule, ...] | None = None  # None: no `expect:` section
 
     @property
     def probe_levels(self) -> list[int]:
@@ -210,7 +269,32 @@ def build_dataclass(cls: type, data: Any, keys: KeyPath, source: Source, skip: f
 
 # ---- the profile ----------------------------------------------------------------
 
-TOP_KEYS = {"name", "description", "stack", "probes", "timeouts"}
+TOP_KEYS = {"name", "description", "stack", "probes", "timeouts", "expect"}
+
+
+
+def _load_expect(data: Any, source: Source, levels: list[int]) -> tuple[ExpectRule, ...]:
+    if data is None:
+        return ()
+    if not isinstance(data, list):
+        raise source.error(("expect",), f"must be a list of rules, not {_kind(data)}")
+    rules = []
+    for index, entry in enumerate(data):
+        keys: KeyPath = ("expect", index)
+        if isinstance(entry, dict) and isinstance(entry.get("verdict"), str):
+            entry = {**entry, "verdict": entry["verdict"].lower()}
+        spec = build_dataclass(_RuleSpec, entry, keys, source)
+        try:
+            globs = split_globs(spec.probes)
+        except SelectionError as exc:
+            raise source.error(keys + ("probes",), str(exc)) from None
+        if any(g.startswith("-") for g in globs):
+            raise source.error(keys + ("probes",), "a rule's globs cannot exclude ('-'): write a later rule instead")
+        if spec.level is not None and spec.level not in levels:
+            have = ", ".join(f"L{lv}" for lv in levels)
+            raise source.error(keys + ("level",), f"level {spec.level}: this stack runs the probe kernel at {have}")
+        rules.append(ExpectRule(**dataclasses.asdict(spec), file=str(source.path), line=source.line(keys)))
+    return tuple(rules)
 
 
 def load_profile(path: Path | str) -> Profile:
@@ -268,6 +352,10 @@ def load_profile(path: Path | str) -> Profile:
             if getattr(timeouts, key) <= 0:
                 raise source.error(("timeouts", key), "must be more than 0 seconds")
 
+    expect = None
+    if "expect" in data:
+        expect = _load_expect(data["expect"], source, [spec.level + 1 for spec in stack])
+
     return Profile(
         name=name,
         description=description,
@@ -276,4 +364,5 @@ def load_profile(path: Path | str) -> Profile:
         probes=probes,
         timeouts=timeouts,
         source=source,
+        expect=expect,
     )

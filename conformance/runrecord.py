@@ -21,6 +21,7 @@ from .session import ProbeResult
 from .verdicts import Verdict
 
 SCHEMA = "nvct-run/1"
+SET_SCHEMA = "nvct-runs/1"  # several run records merged (`nvct merge`)
 
 
 class RunRecordError(Exception):
@@ -84,6 +85,24 @@ class RunRecord:
     levels: list[LevelInfo] = field(default_factory=list)
     results: list[ProbeResult] = field(default_factory=list)
     nvct_version: str = __version__
+    # The gate (conformance/expect.py): the expectations applied, per result
+    # the expectation and outcome, and the verdict. Filled in by expect.apply().
+    expectations: Any = None  # expect.Expectations, or None (the profile has no expect: section)
+    assessments: dict[tuple[str, int], Any] = field(default_factory=dict)
+    gate: Any = None  # expect.Gate
+
+    @property
+    def label(self) -> str:
+        """The run's name in a matrix of runs: its profile."""
+        return str(self.profile.get("name", "run"))
+
+    @property
+    def host(self) -> str:
+        return str(self.environment.get("host", ""))
+
+    def probe_info(self) -> dict[str, dict[str, Any]]:
+        """The catalogue entries by probe id."""
+        return {entry["id"]: entry for entry in self.catalog if "id" in entry}
 
     def level(self, number: int) -> LevelInfo | None:
         return next((lv for lv in self.levels if lv.level == number), None)
@@ -111,15 +130,31 @@ class RunRecord:
             "environment": self.environment,
             "levels": [lv.to_dict() for lv in self.levels],
             "catalog": self.catalog,
-            "results": [r.to_dict() for r in self.results],
+            "results": [self._result_dict(r) for r in self.results],
+            "expect": self.expectations.to_dict() if self.expectations is not None else None,
+            "gate": self.gate.to_dict() if self.gate is not None else None,
         }
+
+    def _result_dict(self, result: ProbeResult) -> dict[str, Any]:
+        out = result.to_dict()
+        assessment = self.assessments.get((result.probe, result.level))
+        if assessment is not None:
+            out["expected"] = assessment.expected
+            out["outcome"] = assessment.outcome.value
+            out["why"] = assessment.why
+        return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunRecord:
-        if data.get("schema") != SCHEMA:
-            raise RunRecordError(f"not an nvct run record (schema {data.get('schema')!r}, want {SCHEMA!r})")
+        """A run record, gated again with the expectations it records."""
+        from .expect import Expectations, apply
+
+        if not isinstance(data, dict) or data.get("schema") != SCHEMA:
+            schema = data.get("schema") if isinstance(data, dict) else None
+            raise RunRecordError(f"not an nvct run record (schema {schema!r}, want {SCHEMA!r})")
         try:
-            return cls(
+            expect = data.get("expect")
+            record = cls(
                 profile=dict(data["profile"]),
                 started=data["started"],
                 finished=data.get("finished"),
@@ -131,8 +166,10 @@ class RunRecord:
                 results=[ProbeResult.from_dict(r) for r in data.get("results", [])],
                 nvct_version=data.get("nvct_version", "unknown"),
             )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise RunRecordError(f"malformed run record: {exc}") from None
+            apply(record, Expectations.from_dict(expect) if expect else None)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise RunRecordError(f"malformed run record: {type(exc).__name__}: {exc}") from None
+        return record
 
     def write(self, path: Path) -> None:
         """Replace the file atomically: readers never see half a record."""
@@ -145,11 +182,54 @@ class RunRecord:
 
     @classmethod
     def read(cls, path: Path) -> RunRecord:
-        try:
-            data = json.loads(Path(path).read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            raise RunRecordError(f"{path}: {exc}") from None
-        try:
-            return cls.from_dict(data)
-        except RunRecordError as exc:
-            raise RunRecordError(f"{path}: {exc}") from None
+        runs = read_runs(path)
+        if len(runs) != 1:
+            raise RunRecordError(f"{path}: holds {len(runs)} merged runs, not one run record")
+        return runs[0]
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise RunRecordError(f"{path}: no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RunRecordError(f"{path}: cannot read: {exc}") from None
+    except json.JSONDecodeError as exc:
+        raise RunRecordError(f"{path}: not JSON: {exc}") from None
+
+
+def read_runs(path: Path | str) -> list[RunRecord]:
+    """The runs of a file: a run record (one run) or a merged set (`nvct merge`)."""
+    data = _read_json(Path(path))
+    try:
+        if isinstance(data, dict) and data.get("schema") == SET_SCHEMA:
+            if not isinstance(data.get("runs"), list):
+                raise RunRecordError("malformed merged runs: no list of runs")
+            return [RunRecord.from_dict(run) for run in data["runs"]]
+        return [RunRecord.from_dict(data)]
+    except RunRecordError as exc:
+        raise RunRecordError(f"{path}: {exc}") from None
+
+
+def write_runs(runs: list[RunRecord], path: Path | str) -> None:
+    """A merged set of runs (schema nvct-runs/1), replaced atomically."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent or ".")
+    with os.fdopen(fd, "w") as out:
+        json.dump({"schema": SET_SCHEMA, "runs": [r.to_dict() for r in runs]}, out, indent=1)
+        out.write("\n")
+    os.replace(tmp, path)
+
+
+def labels(runs: list[RunRecord]) -> list[str]:
+    """A distinct name per run: the profile, with the host where profiles repeat,
+    and a number where both do."""
+    names = [r.label for r in runs]
+    out = [f"{r.label}@{r.host}" if names.count(r.label) > 1 else r.label for r in runs]
+    seen: dict[str, int] = {}
+    for i, name in enumerate(out):
+        if out.count(name) > 1:
+            seen[name] = seen.get(name, 0) + 1
+            out[i] = f"{name}#{seen[name]}"
+    return out

@@ -1,0 +1,200 @@
+"""The gate: a run's measured verdicts against a profile's expectations.
+
+A profile's `expect:` section is a list of rules (conformance/profile.py
+reads them); for each result the last rule that matches its probe and level
+gives the expected verdict. The measured verdict stays what it is; the gate
+adds, next to it, the expectation that applied and the outcome:
+
+    measured   expected pass   expected skip   expected fail   no expect: section
+    PASS       PASS            PASS            XPASS (bad)     PASS
+    SKIP       SKIP (bad)      SKIP            SKIP (bad)      SKIP
+    FAIL       FAIL (bad)      FAIL (bad)      XFAIL           FAIL (bad)
+    ERROR, TIMEOUT, CRASH: always bad, whatever was expected.
+
+Where a profile has an `expect:` section, a probe no rule matches is
+expected to PASS. A run that did not complete fails the gate too.
+See docs/gate.md.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from .profile import ExpectRule
+from .verdicts import Verdict
+
+
+class Outcome(enum.Enum):
+    """A result under the gate (docs/verdicts.md)."""
+
+    PASS = "PASS"
+    SKIP = "SKIP"
+    XFAIL = "XFAIL"  # a known failure that failed: fine
+    XPASS = "XPASS"  # a known failure that passed: update the baseline
+    FAIL = "FAIL"
+    ERROR = "ERROR"
+    TIMEOUT = "TIMEOUT"
+    CRASH = "CRASH"
+
+
+@dataclass(frozen=True)
+class Assessment:
+    """One result's expectation and outcome."""
+
+    expected: dict[str, Any] | None  # the rule that applied (None: the profile has no expect: section)
+    outcome: Outcome
+    why: str = ""  # empty when the result meets its expectation
+
+    @property
+    def ok(self) -> bool:
+        return not self.why
+
+
+@dataclass
+class Expectations:
+    """The rules a run was gated with, and where they came from."""
+
+    profile: str  # the profile file
+    rules: tuple[ExpectRule, ...] = ()
+    line: int | None = None  # the line of `expect:` (where the default 'pass' comes from)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"profile": self.profile, "line": self.line, "rules": [r.as_dict() for r in self.rules]}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Expectations:
+        return cls(
+            profile=str(data.get("profile", "")),
+            rules=tuple(ExpectRule.from_dict(r) for r in data.get("rules", [])),
+            line=data.get("line"),
+        )
+
+    @classmethod
+    def of_profile(cls, profile: Any) -> Expectations | None:
+        """From a loaded Profile; None when it has no `expect:` section."""
+        if profile.expect is None:
+            return None
+        line = profile.source.line(("expect",)) if profile.source else None
+        return cls(profile=str(profile.path), rules=profile.expect, line=line)
+
+
+@dataclass
+class Gate:
+    holds: bool
+    mode: str  # "expect" (the profile's expect: section) or "default" (bad verdicts fail)
+    counts: dict[str, int] = field(default_factory=dict)  # results per outcome
+    failures: list[dict[str, Any]] = field(default_factory=list)  # probe, level, verdict, outcome, why
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"holds": self.holds, "mode": self.mode, "counts": self.counts, "failures": self.failures}
+
+
+# ---- matching ---------------------------------------------------------------------
+
+
+def _regex(glob: str) -> re.Pattern[str]:
+    # The selection's glob syntax (docs/protocol.md): '*' any run, '?' one character.
+    return re.compile("".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in glob) + r"\Z")
+
+
+def matches(rule: ExpectRule, probe: str, level: int | None = None) -> bool:
+    if rule.level is not None and level is not None and rule.level != level:
+        return False
+    return any(_regex(glob).match(probe) for glob in rule.globs)
+
+
+def rule_for(rules: tuple[ExpectRule, ...], probe: str, level: int) -> ExpectRule | None:
+    """The last rule matching the probe at that level (later rules override earlier ones)."""
+    for rule in reversed(rules):
+        if matches(rule, probe, level):
+            return rule
+    return None
+
+
+def unmatched(rules: tuple[ExpectRule, ...], probe_ids: list[str]) -> list[ExpectRule]:
+    """Rules whose globs match no probe of a catalogue (a warning: catalogues grow)."""
+    return [r for r in rules if not any(matches(r, p) for p in probe_ids)]
+
+
+# ---- assessing --------------------------------------------------------------------
+
+
+def _expected(expectations: Expectations, probe: str, level: int) -> dict[str, Any]:
+    rule = rule_for(expectations.rules, probe, level)
+    if rule is None:
+        return {"verdict": "pass", "default": True, "file": expectations.profile, "line": expectations.line}
+    return rule.as_dict()
+
+
+def _cite(expected: dict[str, Any]) -> str:
+    where = expected.get("file", "")
+    if expected.get("line"):
+        where += f":{expected['line']}"
+    if expected.get("default"):
+        return f"no rule matches it, so PASS is expected ({where})"
+    text = f"rule {where}"
+    if expected.get("reason"):
+        text += f": {expected['reason']}"
+    if expected.get("link"):
+        text += f" [{expected['link']}]"
+    return text
+
+
+def assess(verdict: Verdict, detail: str, expected: dict[str, Any] | None) -> Assessment:
+    """The outcome of one measured verdict under one expectation (None: no expect: section)."""
+    said = f": {detail}" if detail else ""
+    if verdict in (Verdict.ERROR, Verdict.TIMEOUT, Verdict.CRASH):
+        why = f"{verdict.value}{said}"
+        if expected and expected["verdict"] == "fail":
+            why += f" (a known failure must FAIL, not {verdict.value}; {_cite(expected)})"
+        return Assessment(expected, Outcome(verdict.value), why)
+    if expected is None:
+        if verdict is Verdict.FAIL:
+            return Assessment(None, Outcome.FAIL, f"FAIL{said}")
+        return Assessment(None, Outcome(verdict.value))
+    want = expected["verdict"]
+    if verdict is Verdict.PASS:
+        if want == "fail":
+            return Assessment(expected, Outcome.XPASS,
+                              f"XPASS: a known failure now passes; update the baseline ({_cite(expected)})")  # fmt: skip
+        return Assessment(expected, Outcome.PASS)
+    if verdict is Verdict.SKIP:
+        if want == "skip":
+            return Assessment(expected, Outcome.SKIP)
+        what = "PASS" if want == "pass" else "a known FAIL"
+        return Assessment(expected, Outcome.SKIP,
+                          f"SKIP where {what} was expected: the feature disappeared{said} ({_cite(expected)})")  # fmt: skip
+    # FAIL
+    if want == "fail":
+        return Assessment(expected, Outcome.XFAIL)
+    return Assessment(expected, Outcome.FAIL, f"FAIL where {want.upper()} was expected{said}")
+
+
+def evaluate(record: Any, expectations: Expectations | None) -> tuple[dict[tuple[str, int], Assessment], Gate]:
+    """Every result of a run record under the expectations (None: the default rule)."""
+    assessments: dict[tuple[str, int], Assessment] = {}
+    counts = {o.value: 0 for o in Outcome}
+    failures: list[dict[str, Any]] = []
+    for result in record.results:
+        expected = _expected(expectations, result.probe, result.level) if expectations else None
+        a = assess(result.verdict, result.detail, expected)
+        assessments[(result.probe, result.level)] = a
+        counts[a.outcome.value] += 1
+        if not a.ok:
+            failures.append({"probe": result.probe, "level": result.level, "verdict": result.verdict.value,
+                             "outcome": a.outcome.value, "why": a.why})  # fmt: skip
+    if record.status != "complete":
+        failures.append({"probe": None, "level": None, "verdict": None, "outcome": None,
+                         "why": f"the run did not complete (status {record.status})"})  # fmt: skip
+    gate = Gate(holds=not failures, mode="expect" if expectations else "default", counts=counts, failures=failures)
+    return assessments, gate
+
+
+def apply(record: Any, expectations: Expectations | None) -> Gate:
+    """Gate a run record in place: its results gain `expected` and `outcome`, the record a `gate`."""
+    record.expectations = expectations
+    record.assessments, record.gate = evaluate(record, expectations)
+    return record.gate
