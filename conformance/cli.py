@@ -11,14 +11,19 @@ import sys
 from pathlib import Path
 
 from . import __version__
+from . import compare
 from .backends import BackendUnavailable
 from .catalog import CatalogError, Probe, SelectionError, select, split_globs
+from .expect import Expectations, apply, unmatched
 from .guest import BuildError, GuestImage, build
 from .profile import ProfileError, load_profile
+from .reports import html as html_report
 from .reports import junit as junit_report
+from .reports import markdown as markdown_report
+from .reports import tap as tap_report
 from .reports import text as text_report
 from .runner import RunOptions, run_level
-from .runrecord import RunRecord
+from .runrecord import RunRecord, RunRecordError, read_runs, write_runs
 from .session import ProbeResult
 from .stack import build_stack
 
@@ -41,6 +46,48 @@ def resolve_profile(name: str | None) -> Path:
     if path.exists() or path.suffix in (".yaml", ".yml") or os.sep in name:
         return path
     return profiles_dir() / f"{name}.yaml"
+
+
+def _load(path: Path | str):
+    try:
+        return load_profile(path)
+    except ProfileError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _runs(paths: list[Path]) -> list[RunRecord]:
+    runs: list[RunRecord] = []
+    for path in paths:
+        try:
+            runs += read_runs(path)
+        except RunRecordError as exc:
+            raise UsageError(str(exc)) from None
+    return runs
+
+
+def _write(path: Path, text: str) -> None:
+    """A report file, replaced atomically: a reader never sees half of it."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
+# Report formats: name -> renderer of a list of runs (text is rendered apart: colour, width).
+FORMATS = {
+    "junit": junit_report.render_runs,
+    "tap": tap_report.render_runs,
+    "markdown": markdown_report.render_runs,
+    "html": html_report.render_runs,
+}
+
+
+def _gate_code(runs: list[RunRecord]) -> int:
+    return EXIT_OK if all(r.gate is not None and r.gate.holds for r in runs) else EXIT_BAD
 
 
 def _colour(choice: str, stream) -> bool:
@@ -131,10 +178,8 @@ def _sigterm(signum, frame):  # pragma: no cover - exercised by the robustness t
 
 def cmd_run(args: argparse.Namespace) -> int:
     path = resolve_profile(args.profile)
-    try:
-        profile = load_profile(path)
-    except ProfileError as exc:
-        raise UsageError(str(exc)) from None
+    profile = _load(path)
+    expectations = Expectations.of_profile(profile)
     try:
         globs = tuple(split_globs(args.probes)) if args.probes else profile.probes
     except SelectionError as exc:
@@ -144,6 +189,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     selected = select(catalog, list(globs))
     if not selected:
         raise UsageError(f"no probe matches {','.join(globs)!r} (`nvct list` shows the probe ids)")
+    for rule in unmatched(profile.expect or (), [p.id for p in catalog]):
+        print(f"nvct: warning: {rule.where()}: expect: {rule.probes!r} matches no probe of the catalogue",
+              file=sys.stderr)  # fmt: skip
     levels = build_stack(profile)
     for level in levels:
         try:
@@ -166,6 +214,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     progress = Progress(len(selected) * len(levels), progress_on, _colour(args.color, sys.stderr))
 
     def save() -> None:
+        apply(record, expectations)
         if args.json:
             record.write(args.json)
 
@@ -195,11 +244,74 @@ def cmd_run(args: argparse.Namespace) -> int:
         save()
     width = shutil.get_terminal_size().columns if sys.stdout.isatty() else None
     sys.stdout.write(text_report.render(record, colour=colour, width=width))
-    if args.junit:
-        Path(args.junit).write_text(junit_report.render(record))
+    for name, render in FORMATS.items():
+        target = getattr(args, name)
+        if target:
+            _write(target, render([record]))
     if record.status == "interrupted":
         return 130
-    return EXIT_BAD if record.bad else EXIT_OK
+    return _gate_code([record])
+
+
+# ---- nvct report, diff, merge, baseline ----------------------------------------------
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    runs = _runs(args.records)
+    if args.profile:
+        profile = _load(resolve_profile(args.profile))
+        expectations = Expectations.of_profile(profile)
+        for run in runs:
+            apply(run, expectations)
+    if args.format == "text":
+        out = args.output
+        colour = _colour(args.color, sys.stdout) if out is None else args.color == "always"
+        width = shutil.get_terminal_size().columns if out is None and sys.stdout.isatty() else None
+        text = text_report.render_runs(runs, colour=colour, width=width)
+    elif args.format == "json":
+        text = json.dumps(runs[0].to_dict() if len(runs) == 1 else {"schema": "nvct-runs/1",
+                          "runs": [r.to_dict() for r in runs]}, indent=1) + "\n"  # fmt: skip
+    else:
+        text = FORMATS[args.format](runs)
+    if args.output:
+        _write(args.output, text)
+    else:
+        sys.stdout.write(text)
+    return _gate_code(runs)
+
+
+def cmd_diff(args: argparse.Namespace) -> int:
+    base, new = _runs([args.base]), _runs([args.new])
+    result = compare.diff(base, new)
+    if args.json:
+        json.dump(result.to_dict(), sys.stdout, indent=1)
+        sys.stdout.write("\n")
+    else:
+        sys.stdout.write(compare.render_diff(result, str(args.base), str(args.new)))
+    return EXIT_BAD if result.regressed else EXIT_OK
+
+
+def cmd_merge(args: argparse.Namespace) -> int:
+    runs = _runs(args.records)
+    try:
+        write_runs(runs, args.output)
+    except OSError as exc:
+        raise UsageError(f"cannot write {args.output}: {exc.strerror or exc}") from None
+    hosts = len({r.host for r in runs})
+    print(f"{args.output}: {len(runs)} runs ({len({r.label for r in runs})} profiles, {hosts} hosts)", file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_baseline(args: argparse.Namespace) -> int:
+    runs = _runs([args.record])
+    if len(runs) != 1:
+        raise UsageError(f"{args.record}: holds {len(runs)} merged runs; a baseline is made from one run")
+    text = compare.render_baseline(runs[0], str(args.record))
+    if args.output:
+        _write(args.output, text)
+    else:
+        sys.stdout.write(text)
+    return EXIT_OK
 
 
 # ---- the parser ------------------------------------------------------------------------
@@ -218,13 +330,40 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--profile", "-p", help=f"a profile file or a name in profiles/ (default: {DEFAULT_PROFILE})")
     p.add_argument("--probes", help="probe globs, comma-separated; '-GLOB' excludes (default: the profile's, else all)")
     p.add_argument("--json", type=Path, metavar="FILE", help="write the JSON run record (updated as results arrive)")
-    p.add_argument("--junit", type=Path, metavar="FILE", help="write JUnit XML")
+    p.add_argument("--junit", type=Path, metavar="FILE", help="write JUnit XML (at the end of the run)")
+    p.add_argument("--tap", type=Path, metavar="FILE", help="write TAP version 13")
+    p.add_argument("--markdown", type=Path, metavar="FILE", help="write the compatibility matrix in Markdown")
+    p.add_argument("--html", type=Path, metavar="FILE", help="write the HTML report (one self-contained file)")
     p.add_argument("--timeout", type=_seconds, metavar="S", help="seconds a probe may run (default: the profile's)")
     p.add_argument("--boot-timeout", type=_seconds, metavar="S", help="seconds until the kernel says HELLO")
     p.add_argument("--color", choices=("auto", "always", "never"), default="auto")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="a line per result on stderr (default: when stderr is a terminal)")  # fmt: skip
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("report", help="a report from run records (exit 1 when the gate fails)")
+    p.add_argument("records", nargs="+", type=Path, metavar="RUN.json", help="run records or merged sets")
+    p.add_argument("--format", "-f", choices=("text", *FORMATS, "json"), default="text")
+    p.add_argument("--output", "-o", type=Path, metavar="FILE", help="write here instead of standard output")
+    p.add_argument("--profile", "-p", help="gate with this profile's expect: section instead of the recorded one")
+    p.add_argument("--color", choices=("auto", "always", "never"), default="auto")
+    p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("diff", help="what changed between two runs (exit 1 when something regressed)")
+    p.add_argument("base", type=Path, metavar="BASE.json")
+    p.add_argument("new", type=Path, metavar="NEW.json")
+    p.add_argument("--json", action="store_true", help="JSON instead of text")
+    p.set_defaults(func=cmd_diff)
+
+    p = sub.add_parser("merge", help="combine run records (hosts, stacks) into one set")
+    p.add_argument("records", nargs="+", type=Path, metavar="RUN.json")
+    p.add_argument("--output", "-o", type=Path, metavar="ALL.json", required=True)
+    p.set_defaults(func=cmd_merge)
+
+    p = sub.add_parser("baseline", help="the expect: section a run satisfies, to start a gate")
+    p.add_argument("record", type=Path, metavar="RUN.json")
+    p.add_argument("--output", "-o", type=Path, metavar="FILE", help="write here instead of standard output")
+    p.set_defaults(func=cmd_baseline)
 
     p = sub.add_parser("list", help="list the probes compiled into the probe kernel")
     p.add_argument("globs", nargs="*", metavar="GLOB", help="select probes as --probes does")

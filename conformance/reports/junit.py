@@ -1,47 +1,142 @@
-"""JUnit XML from a run record: a testsuite per level, a testcase per probe.
+"""JUnit XML from run records: a testsuite per profile and level, a testcase
+per probe, valid against the JUnit schema Jenkins' xUnit plugin uses
+(junit-10.xsd; tests/data/junit-10.xsd).
 
-FAIL is a <failure>; ERROR, TIMEOUT and CRASH are <error>s whose type is
-the verdict; SKIP is <skipped> with the reason.
+The elements follow the gate, so that a CI engine that reads JUnit fails
+exactly where the gate does:
+
+- PASS: a plain testcase;
+- SKIP (expected, or no expect: section) and XFAIL (a known failure that
+  failed): <skipped>, the message saying which;
+- FAIL, XPASS, and a SKIP where PASS was expected: <failure> whose type is
+  the outcome;
+- ERROR, TIMEOUT, CRASH: <error> whose type is the verdict.
+
+The element's text holds the detail, the probe's notes and its console
+excerpt; <system-out> holds the console lines too. The testcase classname is
+`nvct.<profile>.L<level>.<group>` (group: the probe id without its last part).
 """
 
 from __future__ import annotations
 
-from junit_xml import TestCase, TestSuite, to_xml_report_string
+import re
+import xml.etree.ElementTree as ET
 
+from ..features import feature_view
 from ..runrecord import RunRecord
-from ..verdicts import Verdict
+from .common import columns, expected_text, outcome, why
+
+# XML 1.0 allows tab, newline, carriage return and U+0020 up; console lines can
+# hold other control bytes (escape sequences, a crashing guest's garbage).
+_NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def clean(text: object) -> str:
+    return _NOT_XML.sub(lambda m: f"\\x{ord(m.group()):02x}", str(text))
+
+
+def _seconds(value: float | None) -> str:
+    return f"{value or 0:.6f}"
+
+
+def _body(result, extra: str = "") -> str:
+    parts = [extra] if extra else []
+    if result.detail:
+        parts.append(f"detail: {result.detail}")
+    if result.notes:
+        parts.append("notes:\n" + "\n".join(f"  {n}" for n in result.notes))
+    if result.console:
+        parts.append("console:\n" + "\n".join(f"  {line}" for line in result.console))
+    return "\n".join(parts)
+
+
+def _testcase(record: RunRecord, result, classname: str) -> ET.Element:
+    case = ET.Element("testcase", name=result.probe, classname=classname, time=_seconds(result.duration_s))
+    shown = outcome(record, result)
+    bad = why(record, result)
+    expected = expected_text(record, result)
+    kind = None
+    if shown in ("ERROR", "TIMEOUT", "CRASH"):
+        kind = "error"
+    elif bad:
+        kind = "failure"
+    if kind:
+        message = bad or result.detail
+        el = ET.SubElement(case, kind, type=shown, message=clean(message))
+        el.text = clean(_body(result, expected))
+    elif shown in ("SKIP", "XFAIL"):
+        if shown == "XFAIL":
+            message = f"known failure (XFAIL): {result.detail}" + (f"; {expected}" if expected else "")
+        else:
+            message = result.detail or "skipped"
+        el = ET.SubElement(case, "skipped", message=clean(message))
+        el.text = clean(_body(result))
+    if result.console:
+        ET.SubElement(case, "system-out").text = clean("\n".join(result.console))
+    return case
+
+
+def render_runs(runs: list[RunRecord]) -> str:
+    root = ET.Element("testsuites", name="nvct")
+    totals = {"tests": 0, "failures": 0, "errors": 0}
+    total_time = 0.0
+    for index, col in enumerate(columns(runs)):
+        record, info = col.run, col.info
+        profile = record.label
+        results = [r for r in record.results if r.level == col.level]
+        cases = [
+            _testcase(record, r, f"nvct.{profile}.L{col.level}.{r.probe.rpartition('.')[0] or r.probe}")
+            for r in results
+        ]
+        counts = {
+            "failures": sum(c.find("failure") is not None for c in cases),
+            "errors": sum(c.find("error") is not None for c in cases),
+            "skipped": sum(c.find("skipped") is not None for c in cases),
+        }
+        seconds = sum(r.duration_s or 0 for r in results)
+        suite = ET.SubElement(
+            root,
+            "testsuite",
+            name=f"nvct.{col.label}.L{col.level}",
+            tests=str(len(cases)),
+            failures=str(counts["failures"]),
+            errors=str(counts["errors"]),
+            skipped=str(counts["skipped"]),
+            time=_seconds(seconds),
+            timestamp=record.started,
+            hostname=record.host or "unknown",
+            id=str(index),
+            package=f"nvct.{profile}",
+        )
+        props = ET.SubElement(suite, "properties")
+
+        def prop(name: str, value: object) -> None:
+            ET.SubElement(props, "property", name=name, value=clean(value))
+
+        prop("profile", profile)
+        prop("profile.path", record.profile.get("path", ""))
+        prop("level", col.level)
+        prop("status", record.status)
+        if record.gate is not None:
+            prop("gate", "holds" if record.gate.holds else "fails")
+        if info is not None:
+            prop("hypervisor", f"{info.hypervisor.get('backend', '')} {info.hypervisor.get('version', '')}".strip())
+            for key, value in info.facts.items():
+                prop(f"fact.{key}", value)
+        for status in feature_view(record):
+            if status.level == col.level:
+                prop(f"feature.{status.feature}", status.text())
+        suite.extend(cases)
+        totals["tests"] += len(cases)
+        totals["failures"] += counts["failures"]
+        totals["errors"] += counts["errors"]
+        total_time += seconds
+    for key, value in totals.items():
+        root.set(key, str(value))
+    root.set("time", _seconds(total_time))
+    ET.indent(root, space=" ")
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
 
 
 def render(record: RunRecord) -> str:
-    profile = record.profile.get("name", "profile")
-    suites = []
-    for info in record.levels:
-        cases = []
-        for result in (r for r in record.results if r.level == info.level):
-            group = result.probe.rpartition(".")[0] or result.probe
-            case = TestCase(
-                name=result.probe,
-                classname=f"nvct.{profile}.L{info.level}.{group}",
-                elapsed_sec=result.duration_s,
-                stdout="\n".join(result.console) or None,
-            )
-            output = "\n".join(result.notes) or None
-            if result.verdict is Verdict.FAIL:
-                case.add_failure_info(message=result.detail, output=output, failure_type="FAIL")
-            elif result.verdict in (Verdict.ERROR, Verdict.TIMEOUT, Verdict.CRASH):
-                case.add_error_info(message=result.detail, output=output, error_type=result.verdict.value)
-            elif result.verdict is Verdict.SKIP:
-                case.add_skipped_info(message=result.detail)
-            cases.append(case)
-        properties = {"level": str(info.level), "hypervisor": info.hypervisor.get("backend", "")}
-        properties.update({f"fact.{k}": v for k, v in info.facts.items()})
-        suites.append(
-            TestSuite(
-                name=f"nvct.{profile}.L{info.level}",
-                test_cases=cases,
-                hostname=record.environment.get("host"),
-                timestamp=record.started,
-                properties=properties,
-            )
-        )
-    return to_xml_report_string(suites, prettyprint=True, encoding="utf-8")
+    return render_runs([record])

@@ -1,23 +1,30 @@
-"""The terminal report: the stack, then one row per probe and a column per
-level, then a summary line per level. Reads only the run record."""
+"""The terminal report: the stack, the feature view, then the probe view
+(grouped by feature, a row per probe, a column per level), a summary line
+per level and the gate. Reads only the run record."""
 
 from __future__ import annotations
 
+from ..features import feature_view
 from ..runrecord import LevelInfo, RunRecord
 from ..verdicts import Verdict
+from .common import failure_lines, gate_summary, groups, outcome
 
 _COLOURS = {
-    Verdict.PASS: "32",  # green
-    Verdict.SKIP: "36",  # cyan
-    Verdict.FAIL: "31;1",  # bold red
-    Verdict.ERROR: "35;1",  # bold magenta
-    Verdict.TIMEOUT: "33;1",  # bold yellow
-    Verdict.CRASH: "41;37;1",  # white on red
+    "PASS": "32",  # green
+    "SKIP": "36",  # cyan
+    "XFAIL": "33",  # yellow
+    "XPASS": "33;1;7",  # bold yellow, reversed
+    "FAIL": "31;1",  # bold red
+    "ERROR": "35;1",  # bold magenta
+    "TIMEOUT": "33;1",  # bold yellow
+    "CRASH": "41;37;1",  # white on red
 }
 
 
-def paint(text: str, verdict: Verdict, colour: bool) -> str:
-    return f"\x1b[{_COLOURS[verdict]}m{text}\x1b[0m" if colour else text
+def paint(text: str, verdict: Verdict | str, colour: bool) -> str:
+    """`text` in the colour of a verdict or an outcome (only when colour is on)."""
+    key = verdict.value if isinstance(verdict, Verdict) else verdict
+    return f"\x1b[{_COLOURS.get(key, '0')}m{text}\x1b[0m" if colour else text
 
 
 def _settings(hypervisor: dict) -> str:
@@ -75,37 +82,71 @@ def summary_line(record: RunRecord, info: LevelInfo) -> str:
     return f"L{info.level}: {total} probes: {text} ({boots}, {seconds:.2f} s in probes)"
 
 
-def render(record: RunRecord, colour: bool = False, width: int | None = None) -> str:
-    """The report; details are cut to `width` columns if one is given (a
-    terminal's), never in a log."""
-    levels = [info.level for info in record.levels] or sorted({r.level for r in record.results})
+_STATE_COLOUR = {"conformant": "PASS", "not exposed": "SKIP", "untested": "SKIP", "failures": "FAIL"}
+
+
+def feature_lines(record: RunRecord, colour: bool = False, width: int | None = None) -> list[str]:
+    """The feature view: per feature and level, what the stack offers and how it behaves."""
+    view = feature_view(record)
+    if not view:
+        return []
+    name_width = max(len(s.feature) for s in view)
+    out = ["FEATURES"]
+    for status in view:
+        text = status.text()
+        if width is not None and len(text) > width - name_width - 8:
+            text = text[: max(width - name_width - 11, 30)] + "..."
+        painted = paint(text, _STATE_COLOUR[status.state], colour)
+        out.append(f"  {status.feature:<{name_width}}  L{status.level}  {painted}")
+    return out
+
+
+def _probe_rows(record: RunRecord, levels: list[int], colour: bool, width: int | None) -> list[str]:
     by_probe: dict[str, dict[int, object]] = {}
     for result in record.results:
         by_probe.setdefault(result.probe, {})[result.level] = result
     name_width = max([len("PROBE")] + [len(p) for p in by_probe])
+    out = ["PROBE".ljust(name_width) + "".join(f"  {'L' + str(lv):<7}" for lv in levels) + "  DETAIL"]
+    for feature, family, ids in groups([record]):
+        ids = [p for p in ids if p in by_probe]
+        if not ids:
+            continue
+        out.append(f"# {feature} ({family})" if feature != family else f"# {feature}")
+        for probe in ids:
+            row = by_probe[probe]
+            cells = []
+            details = []
+            for lv in levels:
+                result = row.get(lv)
+                if result is None:
+                    cells.append("  " + "-".ljust(7))
+                    continue
+                shown = outcome(record, result)
+                cells.append("  " + paint(shown.ljust(7), shown, colour))
+                a = record.assessments.get((result.probe, result.level))
+                text = a.why if a is not None and a.why and shown in ("XPASS", "SKIP") else result.detail
+                if text and shown != "PASS":
+                    details.append(text if len(levels) == 1 else f"L{lv}: {text}")
+            detail = "; ".join(details)
+            if width is not None:
+                room = max(width - name_width - 9 * len(levels) - 2, 30)
+                if len(detail) > room:
+                    detail = detail[: room - 3] + "..."
+            out.append((probe.ljust(name_width) + "".join(cells) + "  " + detail).rstrip())
+    return out
+
+
+def render(record: RunRecord, colour: bool = False, width: int | None = None) -> str:
+    """The report; details are cut to `width` columns if one is given (a
+    terminal's), never in a log."""
+    levels = [info.level for info in record.levels] or sorted({r.level for r in record.results})
     out = [f"nvct {record.nvct_version}: profile {record.profile.get('name')} ({record.profile.get('path')})"]
     out += stack_lines(record)
     out.append("")
-    header = "PROBE".ljust(name_width) + "".join(f"  {'L' + str(lv):<7}" for lv in levels) + "  DETAIL"
-    out.append(header)
-    for probe in sorted(by_probe, key=str.encode):
-        row = by_probe[probe]
-        cells = []
-        details = []
-        for lv in levels:
-            result = row.get(lv)
-            if result is None:
-                cells.append("  " + "-".ljust(7))
-                continue
-            cells.append("  " + paint(result.verdict.value.ljust(7), result.verdict, colour))
-            if result.detail and result.verdict is not Verdict.PASS:
-                details.append(result.detail if len(levels) == 1 else f"L{lv}: {result.detail}")
-        detail = "; ".join(details)
-        if width is not None:
-            room = max(width - name_width - 9 * len(levels) - 2, 30)
-            if len(detail) > room:
-                detail = detail[: room - 3] + "..."
-        out.append(probe.ljust(name_width) + "".join(cells) + "  " + detail)
+    features = feature_lines(record, colour, width)
+    if features:
+        out += features + [""]
+    out += _probe_rows(record, levels, colour, width)
     out.append("")
     for info in record.levels:
         out.append(summary_line(record, info))
@@ -113,4 +154,18 @@ def render(record: RunRecord, colour: bool = False, width: int | None = None) ->
             out.append(f"  warning: L{info.level}: {problem}")
     if record.status != "complete":
         out.append(f"run {record.status}: the results above are what was measured before it stopped")
+    if record.gate is not None:
+        holds = record.gate.holds
+        out.append(paint(gate_summary(record), "PASS" if holds else "FAIL", colour))
+        out += failure_lines(record)
     return "\n".join(out) + "\n"
+
+
+def render_runs(runs: list[RunRecord], colour: bool = False, width: int | None = None) -> str:
+    """Several runs (a merged set): each one's report, then the gate over all."""
+    if len(runs) == 1:
+        return render(runs[0], colour, width)
+    parts = [render(run, colour, width) for run in runs]
+    held = sum(1 for run in runs if run.gate is not None and run.gate.holds)
+    parts.append(f"{len(runs)} runs: the gate holds for {held}, fails for {len(runs) - held}\n")
+    return "\n".join(parts)

@@ -1,0 +1,232 @@
+"""One self-contained HTML page from run records: the gate, the feature
+view, the matrix of probes (rows, grouped by feature and foldable) against
+stacks and levels (columns) with coloured cells and filters by verdict, and
+the facts of each level.
+
+Inline CSS and JavaScript, nothing loaded from anywhere. The tables are
+plain HTML and read fine without JavaScript; the script adds folding,
+filters and a search box.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+
+from .. import __version__
+from ..features import exposed, feature_view
+from ..runrecord import RunRecord
+from .common import columns, expected_text, groups, lookup, outcome, why
+from .text import describe_facts
+
+OUTCOMES = ["PASS", "SKIP", "XFAIL", "XPASS", "FAIL", "ERROR", "TIMEOUT", "CRASH"]
+STATE_CLASS = {"conformant": "PASS", "not exposed": "SKIP", "untested": "SKIP", "failures": "FAIL"}
+
+CSS = """
+:root { --pass:#1a7f37; --pass-bg:#dafbe1; --skip:#57606a; --skip-bg:#eaeef2; --xfail:#7d4e00; --xfail-bg:#fff1c2;
+  --fail:#cf222e; --fail-bg:#ffebe9; --error:#8250df; --error-bg:#fbefff; --timeout:#9a6700; --timeout-bg:#fff8c5; }
+body { font: 14px/1.4 system-ui, -apple-system, "Segoe UI", sans-serif; margin: 1.5em; color: #1f2328; }
+h1 { font-size: 1.4em; margin: 0 0 .3em; } h2 { font-size: 1.15em; margin: 1.4em 0 .5em; }
+.gate { display: inline-block; padding: .25em .7em; border-radius: 4px; font-weight: 600; }
+.gate.holds { background: var(--pass-bg); color: var(--pass); } .gate.fails { background: var(--fail-bg); color: var(--fail); }
+table { border-collapse: collapse; } th, td { border: 1px solid #d0d7de; padding: 3px 7px; text-align: left; vertical-align: top; }
+thead th { background: #f6f8fa; position: sticky; top: 0; z-index: 1; }
+td.probe { font-family: ui-monospace, "SFMono-Regular", Menlo, monospace; white-space: nowrap; }
+td.cell { white-space: nowrap; font-weight: 600; } td.cell small { display: block; font-weight: 400; white-space: normal;
+  max-width: 32em; color: #57606a; }
+.v-PASS { background: var(--pass-bg); color: var(--pass); } .v-SKIP { background: var(--skip-bg); color: var(--skip); }
+.v-XFAIL { background: var(--xfail-bg); color: var(--xfail); }
+.v-XPASS { background: #ffd8b5; color: #953800; outline: 2px solid #bc4c00; outline-offset: -2px; }
+.v-FAIL { background: var(--fail-bg); color: var(--fail); } .v-ERROR { background: var(--error-bg); color: var(--error); }
+.v-TIMEOUT { background: var(--timeout-bg); color: var(--timeout); } .v-CRASH { background: var(--fail); color: #fff; }
+.v-CRASH small { color: #fff; } .v-none { background: #fff; color: #8c959f; }
+td.gatefail { box-shadow: inset 4px 0 0 var(--fail); }
+tr.group th { background: #eef1f4; cursor: pointer; user-select: none; }
+tr.group th::before { content: "\\25BE  "; } tbody.folded tr.group th::before { content: "\\25B8  "; }
+tbody.folded tr.row { display: none; } tr.row.hidden { display: none; }
+.filters { margin: .5em 0 1em; display: none; gap: .4em 1em; flex-wrap: wrap; align-items: center; }
+html.js .filters { display: flex; } .filters label { white-space: nowrap; }
+.facts { display: grid; grid-template-columns: repeat(auto-fill, minmax(26em, 1fr)); gap: 1em; }
+.facts section { border: 1px solid #d0d7de; border-radius: 6px; padding: .6em .9em; }
+.facts h3 { margin: 0 0 .4em; font-size: 1em; } dl { display: grid; grid-template-columns: max-content 1fr; gap: .15em .8em; margin: 0; }
+dt { color: #57606a; } dd { margin: 0; } ul.failures li { margin: .2em 0; } code { font-size: .95em; }
+footer { margin-top: 2em; color: #57606a; font-size: .9em; }
+"""
+
+SCRIPT = """
+document.documentElement.classList.add('js');
+(function () {
+  var boxes = document.querySelectorAll('.filters input[data-outcome]');
+  var only = document.getElementById('only-gate');
+  var search = document.getElementById('search');
+  function apply() {
+    var want = {};
+    boxes.forEach(function (b) { want[b.dataset.outcome] = b.checked; });
+    var text = (search.value || '').toLowerCase();
+    document.querySelectorAll('tr.row').forEach(function (row) {
+      var cells = row.querySelectorAll('td.cell');
+      var show = false;
+      cells.forEach(function (c) {
+        if (want[c.dataset.outcome] && (!only.checked || c.classList.contains('gatefail'))) show = true;
+      });
+      if (text && row.dataset.probe.toLowerCase().indexOf(text) < 0) show = false;
+      row.classList.toggle('hidden', !show);
+    });
+    document.querySelectorAll('tbody.feature').forEach(function (body) {
+      var shown = body.querySelectorAll('tr.row:not(.hidden)').length;
+      body.querySelector('.count').textContent = shown + '/' + body.querySelectorAll('tr.row').length;
+    });
+  }
+  boxes.forEach(function (b) { b.addEventListener('change', apply); });
+  only.addEventListener('change', apply);
+  search.addEventListener('input', apply);
+  document.querySelectorAll('tr.group th').forEach(function (th) {
+    th.addEventListener('click', function () { th.closest('tbody').classList.toggle('folded'); });
+  });
+  document.getElementById('fold-all').addEventListener('click', function () {
+    document.querySelectorAll('tbody.feature').forEach(function (b) { b.classList.add('folded'); });
+  });
+  document.getElementById('unfold-all').addEventListener('click', function () {
+    document.querySelectorAll('tbody.feature').forEach(function (b) { b.classList.remove('folded'); });
+  });
+  apply();
+})();
+"""
+
+
+def e(text: object) -> str:
+    return html.escape(str(text), quote=True)
+
+
+def render_runs(runs: list[RunRecord], title: str | None = None) -> str:
+    cols = columns(runs)
+    results = lookup(runs)
+    index = {id(run): i for i, run in enumerate(runs)}
+    holds = all(r.gate is not None and r.gate.holds for r in runs)
+    names = ", ".join(dict.fromkeys(c.label for c in cols)) or "no runs"
+    title = title or f"nvct: {names}"
+    out: list[str] = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        # No network: nothing but what is in this file, whatever a cell holds.
+        "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; "
+        "style-src 'unsafe-inline'; script-src 'unsafe-inline'\">",
+        f"<title>{e(title)}</title>",
+        f"<style>{CSS}</style></head><body>",
+        f"<h1>{e(title)}</h1>",
+        f'<p><span id="gate" class="gate {"holds" if holds else "fails"}">gate {"holds" if holds else "FAILS"}</span> ',
+        f"{len(runs)} run{'s' if len(runs) != 1 else ''}, {len(cols)} level column{'s' if len(cols) != 1 else ''}</p>",
+    ]
+    failures = [(run, f) for run in runs for f in (run.gate.failures if run.gate else [])]
+    if failures:
+        out.append('<h2>What fails the gate</h2><ul class="failures" id="failures">')
+        for run, f in failures:
+            where = f"{run.label} L{f['level']} <code>{e(f['probe'])}</code>" if f["probe"] else e(run.label)
+            out.append(f"<li>{where}: {e(f['why'])}</li>")
+        out.append("</ul>")
+
+    head = "".join(f'<th scope="col">{e(c.title)}</th>' for c in cols)
+    # ---- the feature view
+    out.append('<h2>Features</h2><table id="features"><thead><tr><th scope="col">feature</th>' + head + "</tr></thead><tbody>")
+    views = {id(run): feature_view(run) for run in runs}
+    for name in dict.fromkeys(s.feature for run in runs for s in views[id(run)]):
+        cells = []
+        for c in cols:
+            status = next((s for s in views[id(c.run)] if s.feature == name and s.level == c.level), None)
+            if status is None:
+                cells.append('<td class="v-none">-</td>')
+            else:
+                cells.append(f'<td class="v-{STATE_CLASS[status.state]}">{e(status.text())}</td>')
+        out.append(f'<tr><th scope="row">{e(name)}</th>{"".join(cells)}</tr>')
+    out.append("</tbody></table>")
+
+    # ---- the probe matrix
+    out.append("<h2>Probes</h2>")
+    out.append('<div class="filters" id="filters"><span>show:</span>')
+    for o in OUTCOMES:
+        out.append(f'<label class="v-{o}"><input type="checkbox" data-outcome="{o}" checked> {o}</label>')
+    out.append('<label><input type="checkbox" id="only-gate"> only what fails the gate</label>')
+    out.append('<input type="search" id="search" placeholder="probe id">')
+    out.append('<button type="button" id="fold-all">fold all</button><button type="button" id="unfold-all">unfold all</button>')
+    out.append("</div>")
+    out.append('<table id="matrix"><thead><tr><th scope="col">probe</th>' + head + "</tr></thead>")
+    for feature, family, ids in groups(runs):
+        label = feature if feature == family else f"{feature} ({family})"
+        out.append(f'<tbody class="feature" data-feature="{e(feature)}">')
+        out.append(f'<tr class="group"><th colspan="{len(cols) + 1}">{e(label)} '
+                   f'<span class="count">{len(ids)}</span></th></tr>')  # fmt: skip
+        for pid in ids:
+            description = ""
+            cells = []
+            for c in cols:
+                r = results.get((index[id(c.run)], pid, c.level))
+                entry = c.run.probe_info().get(pid)
+                if entry and not description:
+                    description = f"{entry.get('description', '')} [{entry.get('reference', '')}]"
+                if r is None:
+                    cells.append('<td class="cell v-none" data-outcome="none">-</td>')
+                    continue
+                shown = outcome(c.run, r)
+                bad = why(c.run, r)
+                note = bad or (r.detail if shown != "PASS" else "")
+                expected = expected_text(c.run, r)
+                tip = " | ".join(t for t in (note, expected) if t)
+                small = f"<small>{e(note[:200])}</small>" if note else ""
+                cls = f"cell v-{shown}" + (" gatefail" if bad else "")
+                cells.append(f'<td class="{cls}" data-outcome="{shown}" title="{e(tip)}">{shown}{small}</td>')
+            out.append(f'<tr class="row" data-probe="{e(pid)}"><td class="probe" title="{e(description)}">{e(pid)}</td>'
+                       + "".join(cells) + "</tr>")  # fmt: skip
+        out.append("</tbody>")
+    out.append("</table>")
+
+    # ---- the facts of each level
+    out.append('<h2>Stacks and levels</h2><div class="facts" id="facts">')
+    for c in cols:
+        info = c.info
+        run = c.run
+        out.append(f"<section><h3>{e(c.title)}</h3><dl>")
+        rows = [("profile", f"{run.profile.get('name', '')} ({run.profile.get('path', '')})"),
+                ("host", f"{run.host} ({run.environment.get('kernel', '')})"),
+                ("run", f"{run.started} to {run.finished or '?'}, {run.status}, nvct {run.nvct_version}")]  # fmt: skip
+        if info is not None:
+            hv = info.hypervisor
+            facts = info.facts
+            settings = " ".join(f"{k}={v}" for k, v in hv.get("settings", {}).items() if v not in ("", None, [], ()))
+            sig = facts.get("hv.signature", "") if facts.get("hv.present") == "1" else "none (no hypervisor bit)"
+            rows += [
+                (f"L{c.level - 1} hypervisor", f"{hv.get('backend', '?')} {hv.get('version', '')} {settings}"),
+                ("CPU", f"{facts.get('cpu.vendor', '?')} {facts.get('cpu.brand', '')} (family {facts.get('cpu.family', '?')}, "
+                        f"model {facts.get('cpu.model', '?')}, stepping {facts.get('cpu.stepping', '?')})"),
+                ("hypervisor signature", sig),
+                ("exposed features", ", ".join(exposed(facts)) or "no SVM or VMX feature"),
+                ("summary", describe_facts(facts)),
+                ("probe kernel", f"build {info.kernel.get('build', '?')}, {info.boots} boot(s)"),
+            ]  # fmt: skip
+            if info.problems:
+                rows.append(("problems", "; ".join(info.problems)))
+        for key, value in rows:
+            out.append(f"<dt>{e(key)}</dt><dd>{e(value)}</dd>")
+        out.append("</dl>")
+        if info is not None and info.facts:
+            out.append(f"<details><summary>all {len(info.facts)} facts</summary><table>")
+            out += [f"<tr><td><code>{e(k)}</code></td><td><code>{e(v)}</code></td></tr>" for k, v in info.facts.items()]
+            out.append("</table></details>")
+        out.append("</section>")
+    out.append("</div>")
+    out.append(f"<footer>nvct {e(__version__)}: generated from the run record{'s' if len(runs) != 1 else ''} alone "
+               f"(schema nvct-run/1). Cells show the outcome under the gate; hover for details.</footer>")  # fmt: skip
+    out.append(f"<script>{SCRIPT}</script>")
+    out.append(f'<script type="application/json" id="nvct-summary">{_summary(runs)}</script>')
+    out.append("</body></html>")
+    return "\n".join(out) + "\n"
+
+
+def _summary(runs: list[RunRecord]) -> str:
+    """A small machine-readable digest, for a dashboard that scrapes the page."""
+    data = [{"profile": r.label, "host": r.host, "gate": r.gate.to_dict() if r.gate else None} for r in runs]
+    return json.dumps(data).replace("<", "\\u003c")
+
+
+def render(record: RunRecord) -> str:
+    return render_runs([record])

@@ -1,0 +1,92 @@
+"""The compatibility matrix in Markdown (GitHub/GitLab flavour), for a
+pull-request comment or a wiki page: the gate, the feature view (features
+against stacks and levels), the probe matrix, the stacks' facts."""
+
+from __future__ import annotations
+
+from ..features import exposed, feature_view
+from ..runrecord import RunRecord
+from .common import columns, groups, lookup, outcome, why
+
+MARK = {
+    "PASS": "✅ PASS",
+    "SKIP": "➖ SKIP",
+    "XFAIL": "☑️ XFAIL",
+    "XPASS": "⚠️ **XPASS**",
+    "FAIL": "❌ **FAIL**",
+    "ERROR": "❗ **ERROR**",
+    "TIMEOUT": "⏱️ **TIMEOUT**",
+    "CRASH": "💥 **CRASH**",
+}
+STATE = {"conformant": "✅", "not exposed": "➖", "untested": "➖", "failures": "❌"}
+
+
+def cell(text: str) -> str:
+    """Text that is safe inside a table cell."""
+    return " ".join(str(text).split()).replace("\\", "\\\\").replace("|", "\\|").replace("<", "&lt;")
+
+
+def render_runs(runs: list[RunRecord]) -> str:
+    cols = columns(runs)
+    results = lookup(runs)
+    index = {id(run): i for i, run in enumerate(runs)}
+    out: list[str] = []
+    holds = all(r.gate is not None and r.gate.holds for r in runs)
+    names = ", ".join(dict.fromkeys(c.label for c in cols))
+    out.append(f"## nvct: {names}: gate {'holds ✅' if holds else 'FAILS ❌'}")
+    out.append("")
+    failures = [(run, f) for run in runs for f in (run.gate.failures if run.gate else [])]
+    for run, f in failures:
+        where = f"{run.label} L{f['level']} `{f['probe']}`" if f["probe"] else run.label
+        out.append(f"- {where}: {cell(f['why'])}")
+    if failures:
+        out.append("")
+
+    header = "| " + " | ".join(cell(c.title) for c in cols) + " |"
+    rule = "|---" * (len(cols) + 1) + "|"
+    out += ["### Features", "", "| feature " + header, rule]
+    views = {id(run): feature_view(run) for run in runs}
+    features = list(dict.fromkeys(s.feature for run in runs for s in views[id(run)]))
+    for name in features:
+        row = []
+        for c in cols:
+            status = next((s for s in views[id(c.run)] if s.feature == name and s.level == c.level), None)
+            row.append(f"{STATE[status.state]} {cell(status.text())}" if status else "")
+        out.append(f"| {cell(name)} | " + " | ".join(row) + " |")
+    out.append("")
+
+    total = len({pid for _, _, ids in groups(runs) for pid in ids})
+    out += [f"<details><summary>Probes ({total})</summary>", "", "| probe " + header, rule]
+    for feature, family, ids in groups(runs):
+        out.append(f"| **{cell(feature)}** |" + " |" * len(cols))
+        for pid in ids:
+            row = []
+            for c in cols:
+                r = results.get((index[id(c.run)], pid, c.level))
+                if r is None:
+                    row.append("")
+                    continue
+                shown = outcome(c.run, r)
+                text = MARK[shown]
+                note = why(c.run, r) or (r.detail if shown != "PASS" else "")
+                if note:
+                    text += f" <sub>{cell(note)[:160]}</sub>"
+                row.append(text)
+            out.append(f"| `{pid}` | " + " | ".join(row) + " |")
+    out += ["", "</details>", "", "### Stacks", ""]
+    for c in cols:
+        info = c.info
+        if info is None:
+            continue
+        hv = info.hypervisor
+        facts = info.facts
+        cpu = f"{facts.get('cpu.vendor', '?')} {facts.get('cpu.brand', '')}".strip()
+        sig = facts.get("hv.signature", "") if facts.get("hv.present") == "1" else "none"
+        out.append(f"- **{cell(c.title)}** on {cell(c.run.host)}: L{c.level - 1} {cell(hv.get('backend', '?'))} "
+                   f"{cell(hv.get('version', ''))}; CPU {cell(cpu)}; hypervisor signature {cell(sig)}; "
+                   f"exposes {cell(', '.join(exposed(facts)) or 'no SVM or VMX feature')}")  # fmt: skip
+    return "\n".join(out) + "\n"
+
+
+def render(record: RunRecord) -> str:
+    return render_runs([record])

@@ -1,0 +1,83 @@
+"""TAP version 13 from run records: one test line per probe per level.
+
+A test is `ok` exactly when its result meets the gate, so that a TAP
+harness passes and fails where the gate does:
+
+    ok 1 - qemu-tcg L1 svm.vmrun.vmmcall
+    ok 2 - qemu-tcg L1 svm.exitinfo.next_rip # SKIP CPUID 0x8000000A EDX.NRIPS[3]=0
+    not ok 3 - qemu-tcg L1 svm.intercept.iopm # TODO known failure: ...   (XFAIL)
+    not ok 4 - qemu-tcg L1 svm.basic.asid_zero                            (FAIL, XPASS, ...)
+      ---
+      message: ...
+      severity: fail
+      data: {...}
+      ...
+
+A `not ok` line is followed by a YAML block (indented two spaces, between
+`---` and `...`) with the outcome, the measured verdict, the detail, the
+expectation, the notes and the console excerpt.
+"""
+
+from __future__ import annotations
+
+import yaml
+
+from ..runrecord import RunRecord
+from .common import columns, outcome, why
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def _yaml_block(data: dict) -> list[str]:
+    text = yaml.safe_dump(data, sort_keys=False, allow_unicode=False, width=1000, default_flow_style=False)
+    return ["  ---"] + [f"  {line}" for line in text.rstrip("\n").splitlines()] + ["  ..."]
+
+
+def render_runs(runs: list[RunRecord]) -> str:
+    lines: list[str] = []
+    number = 0
+    for col in columns(runs):
+        record = col.run
+        lines.append(f"# {col.title}: profile {record.profile.get('path', '')}, host {record.host}")
+        for result in (r for r in record.results if r.level == col.level):
+            number += 1
+            name = f"{col.label} L{col.level} {result.probe}"
+            shown = outcome(record, result)
+            bad = why(record, result)
+            a = record.assessments.get((result.probe, result.level))
+            if not bad and shown == "SKIP":
+                lines.append(f"ok {number} - {name} # SKIP {_one_line(result.detail or 'not exposed')}")
+                continue
+            if not bad and shown == "PASS":
+                lines.append(f"ok {number} - {name}")
+                continue
+            if shown == "XFAIL":
+                reason = (a.expected or {}).get("reason", "") if a else ""
+                lines.append(f"not ok {number} - {name} # TODO known failure: {_one_line(reason)}")
+            else:
+                lines.append(f"not ok {number} - {name}")
+            data: dict = {"outcome": shown, "verdict": result.verdict.value, "level": result.level}
+            if result.detail:
+                data["detail"] = result.detail
+            if a is not None and a.expected is not None:
+                data["expected"] = {k: v for k, v in a.expected.items() if v is not None}
+            if result.notes:
+                data["notes"] = list(result.notes)
+            if result.console:
+                data["console"] = list(result.console)
+            block = {"message": bad or f"XFAIL: {result.detail}", "severity": "todo" if shown == "XFAIL" else "fail",
+                     "data": data}  # fmt: skip
+            lines += _yaml_block(block)
+    out = ["TAP version 13", f"1..{number}"] + lines
+    for record in runs:
+        if record.gate is not None and not record.gate.holds:
+            for f in record.gate.failures:
+                if f["probe"] is None:
+                    out.append(f"# {record.label}: {f['why']}")
+    return "\n".join(out) + "\n"
+
+
+def render(record: RunRecord) -> str:
+    return render_runs([record])
