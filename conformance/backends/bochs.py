@@ -52,7 +52,7 @@ class BochsSettings:
 
 
 @functools.lru_cache(maxsize=4)
-def _version(binary: str) -> str:
+def bochs_version(binary: str) -> str:
     try:
         out = subprocess.run([binary, "--help"], capture_output=True, text=True, timeout=10)
     except (OSError, subprocess.SubprocessError) as exc:
@@ -74,7 +74,7 @@ class BochsBackend(Backend):
             raise BackendUnavailable("Bochs's terminal display is missing (Debian package bochs-term)")
 
     def version(self) -> str:
-        return _version(self.settings.binary)
+        return bochs_version(self.settings.binary)
 
     def bochsrc(self, iso: Path, serial: Path, log: Path) -> str:
         s = self.settings

@@ -37,7 +37,7 @@ class QemuSettings:
 
 
 @functools.lru_cache(maxsize=8)
-def _version(binary: str) -> str:
+def qemu_version(binary: str) -> str:
     try:
         out = subprocess.run([binary, "--version"], capture_output=True, text=True, timeout=10).stdout
     except (OSError, subprocess.SubprocessError) as exc:
@@ -59,7 +59,7 @@ class QemuBackend(Backend):
                 raise BackendUnavailable("accel kvm needs read and write access to /dev/kvm")
 
     def version(self) -> str:
-        return _version(self.settings.binary)
+        return qemu_version(self.settings.binary)
 
     def argv(self, payload: Payload, initrd: Path | None = None) -> list[str]:
         s = self.settings
