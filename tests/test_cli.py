@@ -67,3 +67,75 @@ def test_missing_hypervisor_is_a_clear_error(tmp_path):
 def test_version():
     proc = nvct("--version")
     assert proc.returncode == 0 and proc.stdout.startswith("nvct ")
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["report"], "the following arguments are required: RUN.json"),
+        (["report", "r.json", "--format", "pdf"], "invalid choice: 'pdf'"),
+        (["merge", "a.json"], "the following arguments are required: --output/-o"),
+        (["diff", "a.json"], "the following arguments are required: NEW.json"),
+        (["baseline"], "the following arguments are required: RUN.json"),
+        (["report", "no-such-run.json"], "nvct: error: no-such-run.json: no such file"),
+    ],
+)
+def test_report_diff_merge_baseline_usage_errors(args, message):
+    proc = nvct(*args)
+    assert proc.returncode == 2
+    assert message in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_report_with_a_bad_profile_names_it(tmp_path):
+    from records import make_run
+
+    record = tmp_path / "r.json"
+    make_run([("a.b", "PASS")]).write(record)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: bad\nstack:\n  - backend: qemu\nexpect:\n  - probes: a.b\n    verdict: skip\n")
+    proc = nvct("report", "--profile", str(bad), str(record))
+    assert proc.returncode == 2
+    assert proc.stderr.strip().startswith(f"nvct: error: {bad}:5: expect[0]: missing key: reason")
+
+
+@pytest.mark.boot
+def test_interrupted_run_still_writes_every_report(tmp_path):
+    """SIGTERM in the middle of a run: exit 130, status interrupted, and the
+    record and every report file hold what was measured."""
+    import json
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from conftest import ROOT, need
+
+    need("qemu-system-x86_64", "qemu-system-x86")
+    files = {k: tmp_path / f"r.{k}" for k in ("json", "xml", "tap", "md", "html")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "conformance", "run", "--probes", "selftest.alloc,selftest.hang", "--timeout", "60",
+         "--json", str(files["json"]), "--junit", str(files["xml"]), "--tap", str(files["tap"]),
+         "--markdown", str(files["md"]), "--html", str(files["html"])],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if files["json"].exists() and json.loads(files["json"].read_text())["results"]:
+                break
+            time.sleep(0.1)
+        else:
+            pytest.fail("no result arrived within 60 s")
+        os.kill(proc.pid, signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err
+    record = json.loads(files["json"].read_text())
+    assert record["status"] == "interrupted" and record["gate"]["holds"] is False
+    assert [r["probe"] for r in record["results"]] == ["selftest.alloc"]
+    assert all(f.exists() and f.stat().st_size > 0 for f in files.values())
+    assert "the run did not complete (status interrupted)" in out

@@ -152,7 +152,7 @@ def render_runs(runs: list[RunRecord], title: str | None = None) -> str:
     out.append("</div>")
     out.append('<table id="matrix"><thead><tr><th scope="col">probe</th>' + head + "</tr></thead>")
     for feature, family, ids in groups(runs):
-        label = feature if feature == family else f"{feature} ({family})"
+        label = feature if feature.lower() == family.lower() else f"{feature} ({family})"
         out.append(f'<tbody class="feature" data-feature="{e(feature)}">')
         out.append(f'<tr class="group"><th colspan="{len(cols) + 1}">{e(label)} '
                    f'<span class="count">{len(ids)}</span></th></tr>')  # fmt: skip

@@ -111,7 +111,7 @@ def _probe_rows(record: RunRecord, levels: list[int], colour: bool, width: int |
         ids = [p for p in ids if p in by_probe]
         if not ids:
             continue
-        out.append(f"# {feature} ({family})" if feature != family else f"# {feature}")
+        out.append(f"# {feature} ({family})" if feature.lower() != family.lower() else f"# {feature}")
         for probe in ids:
             row = by_probe[probe]
             cells = []
