@@ -135,6 +135,8 @@ class FeatureStatus:
         if self.state == "not exposed":
             return "not exposed" + (f" ({self.reason})" if self.reason else "")
         if self.state == "untested":
+            if not self.probes:
+                return "exposed (no probe of it ran)"
             return "exposed, not tested: every probe skipped" + (f" ({self.reason})" if self.reason else "")
         if self.state == "conformant":
             skipped = f", {self.skipped} skipped" if self.skipped else ""
@@ -142,6 +144,29 @@ class FeatureStatus:
         n = len(self.failures)
         names = ", ".join(f"{p} {v}" + (" (known)" if known else "") for p, v, known in self.failures)
         return f"exposed with {n} failure{'s' if n != 1 else ''}: {names}"
+
+
+def _why_not(spec: Feature, facts: Facts) -> str:
+    """What the facts say against a feature: its family's flag first (no VMX
+    at all, rather than no EPT)."""
+    base = _BY_NAME.get(spec.family.lower())
+    if base is not None and base is not spec and base.test is not None and base.test(facts) is False:
+        spec = base
+    return f"{spec.source}=0" if spec.source else ""
+
+
+def from_facts(name: str, level: int, facts: Facts) -> FeatureStatus | None:
+    """A feature's status at a level where none of its probes ran, from the
+    facts alone (None where the facts do not say)."""
+    spec = _BY_NAME.get(name.lower())
+    if spec is None or spec.test is None or not facts:
+        return None
+    said = spec.test(facts)
+    if said is None:
+        return None
+    if said:
+        return FeatureStatus(spec.name, spec.family, level, "untested")
+    return FeatureStatus(spec.name, spec.family, level, "not exposed", reason=_why_not(spec, facts))
 
 
 def _order(name: str, family: str) -> tuple[int, int, str]:
@@ -191,7 +216,7 @@ def feature_view(record: RunRecord) -> list[FeatureStatus]:
                     status.state, status.reason = "untested", first
                 else:
                     status.state = "not exposed"
-                    status.reason = f"{spec.source}=0" if said is False and spec.source else first
+                    status.reason = _why_not(spec, facts[level]) if said is False else first
             else:
                 for r in ran:
                     if r.verdict.is_bad:

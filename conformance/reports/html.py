@@ -14,7 +14,7 @@ import html
 import json
 
 from .. import __version__
-from ..features import exposed, feature_view
+from ..features import exposed, feature_view, from_facts
 from ..runrecord import RunRecord
 from .common import columns, expected_text, groups, lookup, outcome, why
 from .text import describe_facts
@@ -134,6 +134,8 @@ def render_runs(runs: list[RunRecord], title: str | None = None) -> str:
         cells = []
         for c in cols:
             status = next((s for s in views[id(c.run)] if s.feature == name and s.level == c.level), None)
+            if status is None and c.info is not None:
+                status = from_facts(name, c.level, c.info.facts)
             if status is None:
                 cells.append('<td class="v-none">-</td>')
             else:

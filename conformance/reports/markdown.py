@@ -4,7 +4,7 @@ against stacks and levels), the probe matrix, the stacks' facts."""
 
 from __future__ import annotations
 
-from ..features import exposed, feature_view
+from ..features import exposed, feature_view, from_facts
 from ..runrecord import RunRecord
 from .common import columns, groups, lookup, outcome, why
 
@@ -51,6 +51,8 @@ def render_runs(runs: list[RunRecord]) -> str:
         row = []
         for c in cols:
             status = next((s for s in views[id(c.run)] if s.feature == name and s.level == c.level), None)
+            if status is None and c.info is not None:
+                status = from_facts(name, c.level, c.info.facts)
             row.append(f"{STATE[status.state]} {cell(status.text())}" if status else "")
         out.append(f"| {cell(name)} | " + " | ".join(row) + " |")
     out.append("")
