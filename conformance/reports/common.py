@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..features import feature_order
+from ..features import _order, feature_order
 from ..runrecord import LevelInfo, RunRecord, labels
 from ..session import ProbeResult
 
@@ -86,8 +86,6 @@ def groups(runs: list[RunRecord]) -> list[tuple[str, str, list[str]]]:
         seen.update(mine)
         if mine:
             out.append((name, family, mine))
-    from ..features import _order
-
     return sorted(out, key=lambda row: _order(row[0], row[1]))
 
 
