@@ -184,6 +184,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         globs = tuple(split_globs(args.probes)) if args.probes else profile.probes
     except SelectionError as exc:
         raise UsageError(str(exc)) from None
+    for option in ("json", *FORMATS):
+        target = getattr(args, option)
+        if target is not None and not target.resolve().parent.is_dir():
+            raise UsageError(f"--{option} {target}: no such directory {target.parent}")
     image = _image()
     catalog = _catalog(image)
     selected = select(catalog, list(globs))

@@ -38,6 +38,7 @@ def test_list_json_and_globs():
         (["run", "--probes", "nothing.here"], "no probe matches 'nothing.here'"),
         (["run", "--timeout", "-1"], "must be more than 0 seconds"),
         (["run", "--frobnicate"], "unrecognized arguments: --frobnicate"),
+        (["run", "--html", "/no/such/dir/r.html"], "--html /no/such/dir/r.html: no such directory /no/such/dir"),
         (["list", "a b"], "bad probe selection 'a b': bad glob 'a b'"),
     ],
 )

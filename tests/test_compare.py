@@ -66,7 +66,7 @@ def test_merge_keeps_each_runs_identity_and_reports_read_it(tmp_path):
     assert nvct("merge", str(a), "-o", str(tmp_path / "no" / "dir.json")).returncode == 2
 
 
-def test_baseline_is_an_expect_section_the_run_satisfies(tmp_path):
+def test_baseline_is_an_expect_section_the_run_satisfies():
     run = make_run([("cpu.basic", 1, "PASS", ""), ("svm.npt.nx", 1, "FAIL", "NX ignored"),
                     ("vmx.root.vmxon", 1, "SKIP", "CPUID.1:ECX.VMX[bit 5]=0"), ("vmx.root.vmptrld", 1, "SKIP", "CPUID.1:ECX.VMX[bit 5]=0"),
                     ("vmx.ept.violation", 1, "SKIP", "CPUID.1:ECX.VMX[bit 5]=0 (EPT)"),

@@ -219,6 +219,31 @@ def test_html_renders_in_headless_chromium(tmp_path):
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 10_000
 
 
+def test_html_tables_need_no_javascript():
+    """The tables are in the page as served; the script only adds folding and
+    filters, and the filter bar shows only where the script ran."""
+    from html.parser import HTMLParser
+
+    class Rows(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.rows, self.cells, self.in_script = 0, [], False
+
+        def handle_starttag(self, tag, attrs):
+            attrs = dict(attrs)
+            if tag == "tr" and attrs.get("class") == "row":
+                self.rows += 1
+            if tag == "td" and "cell" in (attrs.get("class") or ""):
+                self.cells.append(attrs["data-outcome"])
+
+    page = html_report.render(every_outcome())
+    parser = Rows()
+    parser.feed(page)
+    assert parser.rows == 10
+    assert sorted(set(parser.cells)) == ["CRASH", "ERROR", "FAIL", "PASS", "SKIP", "TIMEOUT", "XFAIL", "XPASS"]
+    assert ".filters { margin: .5em 0 1em; display: none;" in page and "html.js .filters { display: flex; }" in page
+
+
 # ---- nvct report, and the reports of a real run ------------------------------------------------
 
 
