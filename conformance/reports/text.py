@@ -79,7 +79,14 @@ def summary_line(record: RunRecord, info: LevelInfo) -> str:
     seconds = sum(r.duration_s or 0 for r in record.results if r.level == info.level)
     text = ", ".join(f"{counts[v]} {v.value}" for v in Verdict)
     boots = f"{info.boots} boot{'s' if info.boots != 1 else ''}"
-    return f"L{info.level}: {total} probes: {text} ({boots}, {seconds:.2f} s in probes)"
+    line = f"L{info.level}: {total} probes: {text} ({boots}, {seconds:.2f} s in probes)"
+    assessed = [a for (_, level), a in record.assessments.items() if level == info.level]
+    if record.expectations is not None and assessed:
+        against = sum(not a.ok for a in assessed)
+        known = sum(a.outcome.value == "XFAIL" for a in assessed)
+        xpass = sum(a.outcome.value == "XPASS" for a in assessed)
+        line += f"; {known} XFAIL, {xpass} XPASS, {against} against the gate"
+    return line
 
 
 _STATE_COLOUR = {"conformant": "PASS", "not exposed": "SKIP", "untested": "SKIP", "failures": "FAIL"}
