@@ -512,6 +512,7 @@ struct svm_gprs {
 
 /* vcpu->flags */
 #define SVM_RUN_NO_VMLOAD 1u /* svm_run(): no VMLOAD/VMSAVE around VMRUN */
+#define SVM_RUN_KEEP_GIF0 2u /* svm_run(): no STGI after #VMEXIT (GIF stays 0) */
 
 struct svm_vcpu {
     struct vmcb *vmcb;       /* guest VMCB (one page) */
@@ -574,7 +575,8 @@ uint64_t svm_run(struct svm_vcpu *v);
 /* Low level, lib/svm_entry.S: CLGI; [VMSAVE host_save; VMLOAD vmcb;]
  * VMRUN vmcb; [VMSAVE vmcb; VMLOAD host_save;] STGI. host_save == 0 skips
  * the VMLOAD/VMSAVE pairs. */
-void svm_vmrun_asm(uint64_t vmcb_pa, struct svm_gprs *gprs, uint64_t host_save_pa);
+void svm_vmrun_asm(uint64_t vmcb_pa, struct svm_gprs *gprs, uint64_t host_save_pa,
+                   uint64_t keep_gif0);
 
 /* Executes a bare VMRUN with RAX = pa (no CLGI/STGI, no GPR swap): for
  * catch_fault() around VMRUN with bad operands. Returns only if VMRUN did
@@ -613,13 +615,44 @@ extern char guest_vmmcall2[];     /* vmmcall; vmmcall; ud2 */
 extern char guest_hlt[];          /* hlt; ud2 */
 extern char guest_ud2[];          /* ud2 */
 
-/* The default guest's IDT: vector v's gate is svm_guest_exc_stubs + 8 * v;
+/* The default guest's IDT (256 gates): vector v's gate is
+ * svm_guest_exc_stubs + SVM_GUEST_EXC_STUB_SIZE * v;
  * every stub ends at svm_guest_exc_vmmcall with RAX = magic | vector. */
 extern char svm_guest_exc_stubs[];
 extern char svm_guest_exc_vmmcall[];
 #define SVM_GUEST_EXC_MAGIC 0x4e56435445584300ull
+#define SVM_GUEST_EXC_STUB_SIZE 16
 /* The exit is a VMMCALL from the guest IDT stubs: returns the vector, else -1. */
 int svm_guest_exc_vector(const struct svm_vcpu *v);
+/* ---- nested paging (lib/npt.c) ---------------------------------------------------- */
+
+#define NPT_P   BIT(0)
+#define NPT_RW  BIT(1)
+#define NPT_US  BIT(2)
+#define NPT_PWT BIT(3)
+#define NPT_PCD BIT(4)
+#define NPT_A   BIT(5)
+#define NPT_D   BIT(6)
+#define NPT_PS  BIT(7)
+#define NPT_NX  BIT(63)
+
+/* Nested page tables mapping guest-physical 0..4 GiB to the same host
+ * physical addresses, P|RW|US, with 2 MiB pages (or 1 GiB pages). */
+struct npt {
+    uint64_t *pml4, *pdpt;
+    uint64_t *pd[4]; /* NULL with 1 GiB pages */
+};
+/* Builds the tables; returns nCR3. */
+uint64_t npt_build(struct npt *n, bool gib_pages);
+/* The nested PDE (2 MiB) mapping gpa. */
+uint64_t *npt_pde(struct npt *n, uint64_t gpa);
+/* The nested PTE of gpa's 4 KiB page; splits its 2 MiB page on first use. */
+uint64_t *npt_pte(struct npt *n, uint64_t gpa);
+/* NP_ENABLE, nCR3 = n's PML4, TLB_CONTROL = flush all. */
+void svm_npt_enable(struct svm_vcpu *v, struct npt *n);
+/* svm_require(), then SKIP unless CPUID 0x8000000A EDX.NP[0]=1. */
+void svm_require_npt(void);
+
 #define VMMCALL_LEN 3             /* 0F 01 D9 */
 #define VMRUN_LEN   3             /* 0F 01 D8 */
 #define HLT_LEN     1

@@ -130,13 +130,13 @@ static uint16_t read_sel(int which)
     return v;
 }
 
-/* 32 64-bit interrupt gates (16 bytes each) to svm_guest_exc_stubs. */
-static uint64_t guest_idt[64] __aligned(16);
+/* 256 64-bit interrupt gates (16 bytes each) to svm_guest_exc_stubs. */
+static uint64_t guest_idt[512] __aligned(16);
 
 static void guest_idt_build(void)
 {
-    for (unsigned v = 0; v < 32; v++) {
-        uint64_t off = (uint64_t)(uintptr_t)svm_guest_exc_stubs + 8 * v;
+    for (unsigned v = 0; v < 256; v++) {
+        uint64_t off = (uint64_t)(uintptr_t)svm_guest_exc_stubs + SVM_GUEST_EXC_STUB_SIZE * v;
         guest_idt[2 * v] = (off & 0xffff) | ((uint64_t)KERNEL_CS << 16) | (0x8eull << 40) |
                            (((off >> 16) & 0xffff) << 48);
         guest_idt[2 * v + 1] = off >> 32;
@@ -234,7 +234,7 @@ uint64_t svm_run(struct svm_vcpu *v)
     vm->control.exit_code = SVM_EXIT_SENTINEL;
     vm->control.next_rip = 0;
     uint64_t hs = (v->flags & SVM_RUN_NO_VMLOAD) ? 0 : (uint64_t)(uintptr_t)v->host_save;
-    svm_vmrun_asm((uint64_t)(uintptr_t)vm, &v->regs, hs);
+    svm_vmrun_asm((uint64_t)(uintptr_t)vm, &v->regs, hs, (v->flags & SVM_RUN_KEEP_GIF0) != 0);
     v->runs++;
     return vm->control.exit_code;
 }

@@ -24,7 +24,7 @@
 
 /*
  * void svm_vmrun_asm(uint64_t vmcb_pa, struct svm_gprs *gprs,
- *                    uint64_t host_save_pa)
+ *                    uint64_t host_save_pa, uint64_t keep_gif0)
  *
  * CLGI; [VMSAVE host_save; VMLOAD vmcb;] VMRUN vmcb; [VMSAVE vmcb;
  * VMLOAD host_save;] STGI. The guest's RBX..R15 come from *gprs and go back
@@ -41,6 +41,7 @@ svm_vmrun_asm:
     push %r13
     push %r14
     push %r15
+    push %rcx                   /* 24(%rsp): keep_gif0 */
     push %rsi                   /* 16(%rsp): gprs */
     push %rdi                   /*  8(%rsp): vmcb_pa */
     push %rdx                   /*  0(%rsp): host_save_pa */
@@ -98,8 +99,11 @@ svm_vmrun_asm:
     mov %rdx, %rax
     vmload %rax
 2:
+    cmpq $0, 24(%rsp)
+    jnz 3f
     stgi
-    add $24, %rsp
+3:
+    add $32, %rsp
     pop %r15
     pop %r14
     pop %r13
@@ -145,13 +149,15 @@ svm_vmrun_raw:
  * recursing.
  */
 #define SVM_GUEST_EXC_MAGIC 0x4e56435445584300 /* "NVCTEXC\0" */
-    .balign 8
+    .balign 16
     .globl svm_guest_exc_stubs
 svm_guest_exc_stubs:
-    .irp v, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31
-    .balign 8
-    push $\v
+    .set v, 0
+    .rept 256
+    .balign 16
+    pushq $v
     jmp svm_guest_exc_common
+    .set v, v + 1
     .endr
 
 svm_guest_exc_common:
