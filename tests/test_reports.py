@@ -203,7 +203,7 @@ def check_rendered_dom(dom, columns, probe, outcomes="FAIL|XPASS|CRASH|ERROR|TIM
     assert 'class="js' in dom  # the script ran
     matrix = dom[dom.index('id="matrix"') :]
     for title in columns:
-        assert f">{title}</th>" in matrix
+        assert f">{title}<br><small>" in matrix
     assert re.search(rf'data-probe="{re.escape(probe)}"><td[^>]*>[^<]*</td><td class="cell v-({outcomes})', matrix)
     assert re.search(r'<span class="count">\d+/\d+</span>', dom)  # filled in by the filters
     assert 'id="facts"' in dom and "hypervisor signature" in dom

@@ -30,7 +30,7 @@ h1 { font-size: 1.4em; margin: 0 0 .3em; } h2 { font-size: 1.15em; margin: 1.4em
 .gate { display: inline-block; padding: .25em .7em; border-radius: 4px; font-weight: 600; }
 .gate.holds { background: var(--pass-bg); color: var(--pass); } .gate.fails { background: var(--fail-bg); color: var(--fail); }
 table { border-collapse: collapse; } th, td { border: 1px solid #d0d7de; padding: 3px 7px; text-align: left; vertical-align: top; }
-thead th { background: #f6f8fa; position: sticky; top: 0; z-index: 1; }
+thead th { background: #f6f8fa; position: sticky; top: 0; z-index: 1; } thead th small { font-weight: 400; color: #57606a; }
 td.probe { font-family: ui-monospace, "SFMono-Regular", Menlo, monospace; white-space: nowrap; }
 td.cell { white-space: nowrap; font-weight: 600; } td.cell small { display: block; font-weight: 400; white-space: normal;
   max-width: 32em; color: #57606a; }
@@ -120,13 +120,19 @@ def render_runs(runs: list[RunRecord], title: str | None = None) -> str:
     ]
     failures = [(run, f) for run in runs for f in (run.gate.failures if run.gate else [])]
     if failures:
-        out.append('<h2>What fails the gate</h2><ul class="failures" id="failures">')
+        out.append(f'<h2>What fails the gate</h2><details id="failing" open><summary>{len(failures)} '
+                   f'result{"s" if len(failures) != 1 else ""}</summary><ul class="failures" id="failures">')  # fmt: skip
         for run, f in failures:
             where = f"{run.label} L{f['level']} <code>{e(f['probe'])}</code>" if f["probe"] else e(run.label)
             out.append(f"<li>{where}: {e(f['why'])}</li>")
-        out.append("</ul>")
+        out.append("</ul></details>")
 
-    head = "".join(f'<th scope="col">{e(c.title)}</th>' for c in cols)
+    def under(c) -> str:
+        hv = c.info.hypervisor if c.info is not None else {}
+        sig = c.info.facts.get("hv.signature", "") if c.info is not None else ""
+        return f"L{c.level - 1} {hv.get('backend', '?')}" + (f", {sig}" if sig else "")
+
+    head = "".join(f'<th scope="col">{e(c.title)}<br><small>{e(under(c))}</small></th>' for c in cols)
     # ---- the feature view
     out.append('<h2>Features</h2><table id="features"><thead><tr><th scope="col">feature</th>' + head + "</tr></thead><tbody>")
     views = {id(run): feature_view(run) for run in runs}
