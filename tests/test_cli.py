@@ -12,7 +12,7 @@ def test_list_shows_ids_features_descriptions_and_references():
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
     ids = [line.split()[0] for line in lines]
-    for probe in ("cpu.cpuid.basic", "svm.vmrun.vmmcall", "vmx.intercept.vmcall", "vmx.cpuid.exposed"):
+    for probe in ("cpu.cpuid.basic", "svm.vmrun.vmmcall", "vmx.vmlaunch.vmcall", "vmx.cpuid.exposed"):
         assert probe in ids
     assert ids == sorted(ids, key=str.encode)
     assert not any(i.startswith("selftest.") for i in ids)  # hidden unless asked for

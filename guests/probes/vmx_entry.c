@@ -1,0 +1,207 @@
+// SPDX-License-Identifier: MIT
+/*
+ * VM entry: the checks on controls (VMfailValid 7), host state (VMfailValid
+ * 8) and guest state (VM-entry failure, exit reason 33), and MSR loading
+ * (exit reason 34).
+ */
+#include "vmx.h"
+
+/* guest: VMCALL forever */
+void vmx_en_loop_guest(void);
+__asm__(".pushsection .text\n"
+        ".type vmx_en_loop_guest, @function\n"
+        "vmx_en_loop_guest:\n"
+        "1: vmcall\n"
+        "   jmp 1b\n"
+        ".popsection\n");
+
+/* Writes field=val, runs, expects outcome, restores the field. */
+static void expect_vmfail(struct vmx_vcpu *v, uint64_t field, uint64_t val, uint32_t err,
+                          const char *what)
+{
+    uint64_t old = vmcs_read(field);
+    vmcs_write(field, val);
+    uint32_t r = vmx_run(v);
+    check(r == VMX_RUN_VMFAIL && vmx_res_is(v->entry, VMX_FAIL_VALID, err),
+          "%s (field %#llx=%#llx): want VMfailValid(%u), got %s", what, (unsigned long long)field,
+          (unsigned long long)val, err, vmx_exit_str(v));
+    vmcs_write(field, old);
+}
+
+/* the VMCS is sound: VMLAUNCH reaches the guest's VMCALL */
+static bool launch_ok(struct vmx_vcpu *v, const char *when)
+{
+    v->launched = 0;
+    return vmx_run_expect(v, EXIT_VMCALL, when);
+}
+
+static const struct {
+    enum vmx_ctl ctl;
+    uint64_t field;
+    const char *name;
+} ctl_fields[] = {
+    {VMX_CTL_PIN, VMCS_PIN_CTLS, "pin-based controls"},
+    {VMX_CTL_PROC, VMCS_PROC_CTLS, "primary processor-based controls"},
+    {VMX_CTL_EXIT, VMCS_EXIT_CTLS, "VM-exit controls"},
+    {VMX_CTL_ENTRY, VMCS_ENTRY_CTLS, "VM-entry controls"},
+};
+
+PROBE(vmx_entry_ctl_reserved, "vmx.entry.ctl_reserved", "VMX",
+      "For the pin-based, primary processor-based, VM-exit and VM-entry controls, VMLAUNCH with "
+      "the lowest must-be-1 bit cleared, or the lowest must-be-0 bit set, per the (TRUE) "
+      "capability MSR, gives VMfailValid(7); a CR3-target count above IA32_VMX_MISC[24:16] gives "
+      "VMfailValid(7); the unmodified VMCS then launches",
+      "Intel SDM Vol. 3C 27.2.1.1, A.3-A.5")
+{
+    vmx_on();
+    struct vmx_vcpu *v = vmx_vcpu_new(vmx_en_loop_guest);
+    const struct vmx_caps *c = vmx_caps();
+    unsigned tested = 0;
+    for (unsigned i = 0; i < ARRAY_SIZE(ctl_fields); i++) {
+        const struct vmx_ctl_cap *k = &c->ctl[ctl_fields[i].ctl];
+        uint32_t cur = (uint32_t)vmcs_read(ctl_fields[i].field);
+        char what[96];
+        if (k->must1) {
+            uint32_t bit = k->must1 & -k->must1;
+            snprintf(what, sizeof(what), "%s with must-be-1 bit %#x clear (%s)", ctl_fields[i].name,
+                     bit, vmx_ctl_name(ctl_fields[i].ctl));
+            expect_vmfail(v, ctl_fields[i].field, cur & ~bit, VMXERR_ENTRY_BAD_CTRL, what);
+            tested++;
+        }
+        if (~k->may1) {
+            uint32_t bit = ~k->may1 & -~k->may1;
+            snprintf(what, sizeof(what), "%s with must-be-0 bit %#x set (%s)", ctl_fields[i].name,
+                     bit, vmx_ctl_name(ctl_fields[i].ctl));
+            expect_vmfail(v, ctl_fields[i].field, cur | bit, VMXERR_ENTRY_BAD_CTRL, what);
+            tested++;
+        }
+    }
+    unsigned n = VMX_MISC_CR3_TARGETS(c->misc);
+    if (n < 256) {
+        expect_vmfail(v, VMCS_CR3_TARGET_COUNT, n + 1, VMXERR_ENTRY_BAD_CTRL,
+                      "CR3-target count above IA32_VMX_MISC[24:16]");
+        tested++;
+    }
+    note("%u invalid control settings tried", tested);
+    launch_ok(v, "VMLAUNCH with the controls restored");
+}
+
+PROBE(vmx_entry_host_state, "vmx.entry.host_state", "VMX",
+      "VMLAUNCH with host CR4.VMXE=0, with host CS selector 0, with host TR selector 0, or with "
+      "a host SS selector whose RPL is 3, gives VMfailValid(8); the unmodified VMCS then launches",
+      "Intel SDM Vol. 3C 27.2.2, 27.2.3, 31.4")
+{
+    vmx_on();
+    struct vmx_vcpu *v = vmx_vcpu_new(vmx_en_loop_guest);
+    expect_vmfail(v, VMCS_HOST_CR4, read_cr4() & ~CR4_VMXE, VMXERR_ENTRY_BAD_HOST,
+                  "host CR4 without VMXE");
+    expect_vmfail(v, VMCS_HOST_CS_SEL, 0, VMXERR_ENTRY_BAD_HOST, "host CS selector 0");
+    expect_vmfail(v, VMCS_HOST_TR_SEL, 0, VMXERR_ENTRY_BAD_HOST, "host TR selector 0");
+    expect_vmfail(v, VMCS_HOST_SS_SEL, vmcs_read(VMCS_HOST_SS_SEL) | 3, VMXERR_ENTRY_BAD_HOST,
+                  "host SS selector with RPL 3");
+    launch_ok(v, "VMLAUNCH with the host state restored");
+}
+
+/* Writes field=val, launches, expects a VM-entry failure with reason and qual. */
+static void expect_entry_fail(struct vmx_vcpu *v, uint64_t field, uint64_t val, unsigned reason,
+                              uint64_t qual, const char *what)
+{
+    uint64_t old = vmcs_read(field);
+    vmcs_write(field, val);
+    v->launched = 0;
+    uint32_t r = vmx_run(v);
+    if (check(r == (EXIT_REASON_ENTRY_FAIL | reason),
+              "%s: want VM-entry failure, exit reason %#x, got %s", what,
+              EXIT_REASON_ENTRY_FAIL | reason, vmx_exit_str(v)))
+        check(v->exit_qual == qual, "%s: exit qualification %#llx, want %#llx", what,
+              (unsigned long long)v->exit_qual, (unsigned long long)qual);
+    check(!v->launched, "%s: the launch state became launched", what);
+    vmcs_write(field, old);
+}
+
+PROBE(vmx_entry_guest_state, "vmx.entry.guest_state", "VMX",
+      "VMLAUNCH with guest RFLAGS bit 1 clear, with guest RFLAGS reserved bit 15 set, or with an "
+      "unaligned VMCS link pointer (0x1001) fails after the control and host checks: exit reason "
+      "0x80000021 (bit 31 | 33), exit qualification 0, 0 and 4 (invalid VMCS link pointer), the "
+      "VMCS stays clear; the unmodified VMCS then launches",
+      "Intel SDM Vol. 3C 27.3.1.4, 27.3.1.5, 27.8")
+{
+    vmx_on();
+    struct vmx_vcpu *v = vmx_vcpu_new(vmx_en_loop_guest);
+    expect_entry_fail(v, VMCS_GUEST_RFLAGS, 0, EXIT_INVALID_GUEST, 0, "guest RFLAGS=0 (bit 1 clear)");
+    expect_entry_fail(v, VMCS_GUEST_RFLAGS, 0x8002, EXIT_INVALID_GUEST, 0,
+                      "guest RFLAGS=0x8002 (reserved bit 15 set)");
+    expect_entry_fail(v, VMCS_LINK_PTR, 0x1001, EXIT_INVALID_GUEST, ENTRY_FAIL_QUAL_LINK_PTR,
+                      "VMCS link pointer 0x1001");
+    launch_ok(v, "VMLAUNCH with the guest state restored");
+}
+
+PROBE(vmx_entry_msr_load_fail, "vmx.entry.msr_load_fail", "VMX",
+      "A VM-entry MSR-load list whose second entry names IA32_FS_BASE (not loadable from the "
+      "list) makes VMLAUNCH fail with exit reason 0x80000022 (bit 31 | 34) and exit "
+      "qualification 2 (the 1-based index of the failing entry); the VMCS stays clear",
+      "Intel SDM Vol. 3C 27.4, 27.8")
+{
+    vmx_on();
+    struct vmx_vcpu *v = vmx_vcpu_new(vmx_en_loop_guest);
+    uint32_t *list = alloc_page();
+    /* entry 1: IA32_SYSENTER_CS <- 0 (valid); entry 2: IA32_FS_BASE (invalid) */
+    list[0] = MSR_IA32_SYSENTER_CS;
+    list[4] = MSR_FS_BASE;
+    vmcs_write(VMCS_ENTRY_MSR_LOAD_ADDR, (uintptr_t)list);
+    expect_entry_fail(v, VMCS_ENTRY_MSR_LOAD_COUNT, 2, EXIT_MSR_LOAD_FAIL, 2,
+                      "VM-entry MSR-load list with IA32_FS_BASE as entry 2");
+    launch_ok(v, "VMLAUNCH with an empty MSR-load list");
+}
+
+/* Real-address-mode guest state: CS:IP = 0:0 with CS base = code, 16-bit
+ * segments of limit 0xffff, CR0.PE = CR0.PG = 0, not IA-32e mode. */
+static void real_mode_guest(struct vmx_vcpu *v, uint64_t code, uint64_t stack)
+{
+    (void)v;
+    vmcs_write(VMCS_GUEST_CR0, vmcs_read(VMCS_GUEST_CR0) & ~(CR0_PE | CR0_PG));
+    vmcs_clear_bits(VMCS_ENTRY_CTLS, ENTRY_IA32E_GUEST);
+    vmcs_write(VMCS_GUEST_EFER, vmcs_read(VMCS_GUEST_EFER) & ~(EFER_LME | EFER_LMA));
+    for (unsigned i = 0; i < 6; i++) {
+        uint32_t off = 2 * i; /* ES, CS, SS, DS, FS, GS */
+        vmcs_write(VMCS_GUEST_ES_SEL + off, 0);
+        vmcs_write(VMCS_GUEST_ES_BASE + off, i == 1 ? code : i == 2 ? stack : 0);
+        vmcs_write(VMCS_GUEST_ES_LIMIT + off, 0xffff);
+        vmcs_write(VMCS_GUEST_ES_AR + off,
+                   VMX_AR_TYPE(i == 1 ? 11 : 3) | VMX_AR_S | VMX_AR_P);
+    }
+    vmcs_write(VMCS_GUEST_RIP, 0);
+    vmcs_write(VMCS_GUEST_RSP, 0x1000);
+    vmcs_write(VMCS_GUEST_RFLAGS, 0x2);
+}
+
+PROBE(vmx_entry_unrestricted_guest, "vmx.entry.unrestricted_guest", "VMX",
+      "A real-address-mode guest (CR0.PE=PG=0, IA-32e mode guest=0) running MOV AX,0x1234; VMCALL: "
+      "without unrestricted guest VMLAUNCH fails with exit reason 0x80000021 (CR0 violates "
+      "FIXED0); with unrestricted guest and EPT it exits with reason 18 at IP 3, length 3, "
+      "AX=0x1234 (16-bit operand size)",
+      "Intel SDM Vol. 3C 25.6.2, 27.3.1.1, 27.8")
+{
+    vmx_require_ctl(VMX_CTL_PROC2, PROC2_UNRESTRICTED | PROC2_EPT, "unrestricted guest and EPT");
+    vmx_require_ctl(VMX_CTL_ENTRY, ENTRY_LOAD_EFER, "load IA32_EFER");
+    vmx_on();
+    uint64_t eptp = vmx_ept_identity();
+    struct vmx_vcpu *v = vmx_vcpu_new(vmx_en_loop_guest);
+    uint8_t *code = alloc_page();
+    static const uint8_t insns[] = {0xb8, 0x34, 0x12, 0x0f, 0x01, 0xc1, 0x0f, 0x0b};
+    memcpy(code, insns, sizeof(insns));
+    real_mode_guest(v, (uintptr_t)code, (uintptr_t)alloc_page());
+    vmx_use_ept(v, eptp);
+    uint32_t r = vmx_run(v);
+    check(r == (EXIT_REASON_ENTRY_FAIL | EXIT_INVALID_GUEST),
+          "real-mode guest without unrestricted guest: want VM-entry failure 0x80000021, got %s",
+          vmx_exit_str(v));
+    vmcs_set_bits(VMCS_PROC_CTLS2, PROC2_UNRESTRICTED);
+    v->launched = 0;
+    if (!vmx_run_expect(v, EXIT_VMCALL, "real-mode guest with unrestricted guest"))
+        return;
+    check_eq("guest RIP at the VMCALL", v->guest_rip, 3);
+    check_eq("VM-exit instruction length", v->insn_len, 3);
+    check_eq("guest AX", v->gpr[VMX_GPR_RAX] & 0xffff, 0x1234);
+    check_eq("guest CR0.PE", vmcs_read(VMCS_GUEST_CR0) & CR0_PE, 0);
+}

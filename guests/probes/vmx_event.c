@@ -1,0 +1,162 @@
+// SPDX-License-Identifier: MIT
+/*
+ * VMX event injection (VM-entry interruption information) and the
+ * IDT-vectoring information of exits during event delivery.
+ */
+#include "vmx.h"
+
+/* guest: VMCALL forever (the injected event's handler runs first) */
+void vmx_ev_loop_guest(void);
+__asm__(".pushsection .text\n"
+        ".type vmx_ev_loop_guest, @function\n"
+        "vmx_ev_loop_guest:\n"
+        "1: vmcall\n"
+        "   jmp 1b\n"
+        ".popsection\n");
+
+static struct vmx_vcpu *event_vcpu(void)
+{
+    vmx_on();
+    struct vmx_vcpu *v = vmx_vcpu_new(vmx_ev_loop_guest);
+    vmx_guest_idt(v);
+    return v;
+}
+
+/* the VMCALL of the guest IDT's handler for vector, error code err */
+static bool expect_handler(struct vmx_vcpu *v, unsigned vector, uint64_t err, uint64_t rip,
+                           const char *what)
+{
+    if (!vmx_run_expect(v, EXIT_VMCALL, what))
+        return false;
+    if (!check(v->gpr[VMX_GPR_RAX] == VMX_GUEST_EVENT,
+               "%s: the guest did not reach an IDT handler (VMCALL at %#llx, RAX=%#llx)", what,
+               (unsigned long long)v->guest_rip, (unsigned long long)v->gpr[VMX_GPR_RAX]))
+        return false;
+    check_eq("vector delivered through the guest IDT", v->gpr[VMX_GPR_RBX], vector);
+    check_eq("error code pushed (~0 = none)", v->gpr[VMX_GPR_RCX], err);
+    check_eq("RIP pushed by the event", v->gpr[VMX_GPR_RDX], rip);
+    check(!(vmcs_read(VMCS_ENTRY_INTR_INFO) & INTR_INFO_VALID),
+          "VM-entry interruption information still valid after the VM exit: %#llx",
+          (unsigned long long)vmcs_read(VMCS_ENTRY_INTR_INFO));
+    return true;
+}
+
+PROBE(vmx_event_inject_exception, "vmx.event.inject_exception", "VMX",
+      "VM entry injecting a hardware exception #GP with error code 0x1234 delivers it through the "
+      "guest IDT (the exception bitmap, all ones, is not consulted): the handler sees vector 13, "
+      "error code 0x1234, pushed RIP = guest RIP; the VM exit clears the valid bit of the VM-entry "
+      "interruption information; after IRET the guest resumes at its entry point",
+      "Intel SDM Vol. 3C 25.8.3, 27.6.1, 28.2.1")
+{
+    struct vmx_vcpu *v = event_vcpu();
+    uint64_t rip = vmcs_read(VMCS_GUEST_RIP);
+    vmcs_write(VMCS_ENTRY_INTR_INFO,
+               INTR_INFO_VALID | INTR_INFO_ERRCODE | (INTR_TYPE_HW_EXC << 8) | GP_VECTOR);
+    vmcs_write(VMCS_ENTRY_EXC_ERRCODE, 0x1234);
+    if (!expect_handler(v, GP_VECTOR, 0x1234, rip, "injected #GP(0x1234)"))
+        return;
+    vmx_skip_insn(v);
+    if (vmx_run_expect(v, EXIT_VMCALL, "VMRESUME into the handler's IRET"))
+        check_eq("guest RIP after IRET", v->guest_rip, rip);
+}
+
+PROBE(vmx_event_inject_soft_int, "vmx.event.inject_soft_int", "VMX",
+      "VM entry injecting a software interrupt (type 4) INT 0x80 with VM-entry instruction length "
+      "2 delivers vector 0x80 without error code and pushes RIP = guest RIP + 2",
+      "Intel SDM Vol. 3C 25.8.3, 27.6.1.1")
+{
+    struct vmx_vcpu *v = event_vcpu();
+    uint64_t rip = vmcs_read(VMCS_GUEST_RIP);
+    vmcs_write(VMCS_ENTRY_INTR_INFO, INTR_INFO_VALID | (INTR_TYPE_SW_INTR << 8) | 0x80);
+    vmcs_write(VMCS_ENTRY_INSN_LEN, 2);
+    expect_handler(v, 0x80, VMX_NO_ERRCODE, rip + 2, "injected INT 0x80");
+}
+
+PROBE(vmx_event_inject_nmi, "vmx.event.inject_nmi", "VMX",
+      "VM entry injecting an NMI (type 2, vector 2) delivers vector 2 through the guest IDT; in "
+      "the handler the guest interruptibility state has blocking by NMI (bit 3) set; after the "
+      "handler's IRET it is clear",
+      "Intel SDM Vol. 3C 25.4.2, 25.8.3, 27.6.1, 28.3.4")
+{
+    struct vmx_vcpu *v = event_vcpu();
+    uint64_t rip = vmcs_read(VMCS_GUEST_RIP);
+    vmcs_write(VMCS_ENTRY_INTR_INFO, INTR_INFO_VALID | (INTR_TYPE_NMI << 8) | NMI_VECTOR);
+    if (!expect_handler(v, NMI_VECTOR, VMX_NO_ERRCODE, rip, "injected NMI"))
+        return;
+    uint64_t is = vmcs_read(VMCS_GUEST_INTERRUPTIBILITY);
+    check(is & INTERRUPTIBILITY_NMI, "interruptibility state %#llx in the NMI handler lacks "
+          "blocking by NMI", (unsigned long long)is);
+    vmx_skip_insn(v);
+    if (!vmx_run_expect(v, EXIT_VMCALL, "VMRESUME into the NMI handler's IRET"))
+        return;
+    check_eq("guest RIP after IRET", v->guest_rip, rip);
+    is = vmcs_read(VMCS_GUEST_INTERRUPTIBILITY);
+    check(!(is & INTERRUPTIBILITY_NMI), "interruptibility state %#llx after IRET still has "
+          "blocking by NMI", (unsigned long long)is);
+}
+
+PROBE(vmx_event_idt_vectoring, "vmx.event.idt_vectoring", "VMX",
+      "Injecting INT 0x80 (length 2) with a guest IDT limit of 0x7ff (vector 0x80 beyond it) "
+      "raises #GP during delivery: exit reason 0 with vector 13, error code 0x402 (IDT, index "
+      "0x80), IDT-vectoring information 0x80000480 (valid, software interrupt, 0x80), "
+      "instruction length 2, guest RIP unchanged",
+      "Intel SDM Vol. 3C 27.6.1.1, 28.2.2, 28.2.4, 28.2.5")
+{
+    struct vmx_vcpu *v = event_vcpu();
+    uint64_t rip = vmcs_read(VMCS_GUEST_RIP);
+    vmcs_write(VMCS_GUEST_IDTR_LIMIT, 0x7ff);
+    vmcs_write(VMCS_ENTRY_INTR_INFO, INTR_INFO_VALID | (INTR_TYPE_SW_INTR << 8) | 0x80);
+    vmcs_write(VMCS_ENTRY_INSN_LEN, 2);
+    if (!vmx_run_expect(v, EXIT_EXCEPTION_NMI, "INT 0x80 beyond the IDT limit"))
+        return;
+    check_eq("VM-exit interruption information",
+             v->exit_intr_info, INTR_INFO_VALID | INTR_INFO_ERRCODE | (INTR_TYPE_HW_EXC << 8) | GP_VECTOR);
+    check_eq("#GP error code", v->exit_intr_err, 0x402);
+    check_eq("IDT-vectoring information", v->idt_info,
+             INTR_INFO_VALID | (INTR_TYPE_SW_INTR << 8) | 0x80);
+    check_eq("VM-exit instruction length", v->insn_len, 2);
+    check_eq("guest RIP", v->guest_rip, rip);
+}
+
+PROBE(vmx_entry_event_injection, "vmx.entry.event_injection", "VMX",
+      "VM-entry checks on the interruption-information field: type 1 (reserved) gives "
+      "VMfailValid(7); a hardware exception with vector 32 gives VMfailValid(7); reserved bit 30 "
+      "set gives VMfailValid(7); #UD with deliver-error-code=1 gives VMfailValid(7) if "
+      "IA32_VMX_BASIC[56]=0 and is delivered if it is 1",
+      "Intel SDM Vol. 3C 27.2.1.3, A.1")
+{
+    struct vmx_vcpu *v = event_vcpu();
+    static const struct {
+        uint32_t info;
+        const char *what;
+    } bad[] = {
+        {INTR_INFO_VALID | (1u << 8) | 0x20, "type 1 (reserved)"},
+        {INTR_INFO_VALID | (INTR_TYPE_HW_EXC << 8) | 32, "hardware exception with vector 32"},
+        {INTR_INFO_VALID | (1u << 30) | (INTR_TYPE_HW_EXC << 8) | UD_VECTOR, "reserved bit 30 set"},
+    };
+    for (unsigned i = 0; i < ARRAY_SIZE(bad); i++) {
+        vmcs_write(VMCS_ENTRY_INTR_INFO, bad[i].info);
+        v->launched = 0;
+        uint32_t r = vmx_run(v);
+        check(r == VMX_RUN_VMFAIL && vmx_res_is(v->entry, VMX_FAIL_VALID, VMXERR_ENTRY_BAD_CTRL),
+              "injection %#x (%s): want VMfailValid(7), got %s", bad[i].info, bad[i].what,
+              vmx_exit_str(v));
+    }
+    bool nocheck = (vmx_caps()->basic & VMX_BASIC_NO_ERRCODE_CHECK) != 0;
+    vmcs_write(VMCS_ENTRY_INTR_INFO,
+               INTR_INFO_VALID | INTR_INFO_ERRCODE | (INTR_TYPE_HW_EXC << 8) | UD_VECTOR);
+    vmcs_write(VMCS_ENTRY_EXC_ERRCODE, 0x55);
+    v->launched = 0;
+    uint32_t r = vmx_run(v);
+    if (nocheck) {
+        /* the #UD stub pushes its ~0 marker on top of the error code */
+        if (check(r == EXIT_VMCALL && v->gpr[VMX_GPR_RAX] == VMX_GUEST_EVENT,
+                  "#UD with error code, IA32_VMX_BASIC[56]=1: want delivery, got %s",
+                  vmx_exit_str(v)))
+            check_eq("vector delivered", v->gpr[VMX_GPR_RBX], UD_VECTOR);
+    } else {
+        check(r == VMX_RUN_VMFAIL && vmx_res_is(v->entry, VMX_FAIL_VALID, VMXERR_ENTRY_BAD_CTRL),
+              "#UD with deliver-error-code=1, IA32_VMX_BASIC[56]=0: want VMfailValid(7), got %s",
+              vmx_exit_str(v));
+    }
+}

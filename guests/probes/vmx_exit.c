@@ -1,0 +1,89 @@
+// SPDX-License-Identifier: MIT
+/*
+ * VM exits: the guest state they save and the host state they load.
+ */
+#include "vmx.h"
+
+void vmx_ex_guest(void);
+__asm__(".pushsection .text\n"
+        ".type vmx_ex_guest, @function\n"
+        "vmx_ex_guest:\n"
+        "   mov $0x500, %eax\n"
+        "   mov %rax, %dr7\n"
+        "   mov $0xc0000100, %ecx\n"
+        "   mov $0x12345000, %eax\n"
+        "   xor %edx, %edx\n"
+        "   wrmsr\n"
+        "   mov $0x174, %ecx\n"
+        "   mov $0x1234, %eax\n"
+        "   wrmsr\n"
+        "   pushq $0x55\n"
+        "   stc\n"
+        "   std\n"
+        "   vmcall\n"
+        "   ud2\n"
+        ".popsection\n");
+
+struct dtr {
+    uint16_t limit;
+    uint64_t base;
+} __packed;
+
+static struct vmx_vcpu *exit_vcpu(void)
+{
+    vmx_require_ctl(VMX_CTL_PROC, PROC_MSR_BITMAPS, "use MSR bitmaps");
+    vmx_on();
+    struct vmx_vcpu *v = vmx_vcpu_new(vmx_ex_guest);
+    vmcs_write(VMCS_MSR_BITMAP, (uintptr_t)alloc_page());
+    vmcs_set_bits(VMCS_PROC_CTLS, PROC_MSR_BITMAPS);
+    vmcs_clear_bits(VMCS_PROC_CTLS, PROC_MOV_DR_EXITING);
+    return v;
+}
+
+PROBE(vmx_exit_host_state, "vmx.exit.host_state", "VMX",
+      "After a guest that sets DR7=0x500, IA32_FS_BASE=0x12345000, IA32_SYSENTER_CS=0x1234 (MSR "
+      "bitmap all zero), CF and DF, exits with VMCALL: host RFLAGS = 0x2, DR7 = 0x400, "
+      "IA32_FS_BASE and IA32_SYSENTER_CS = the host-state fields, GDTR and IDTR limits = 0xffff "
+      "with the host-state bases",
+      "Intel SDM Vol. 3C 28.5.1, 28.5.2")
+{
+    struct vmx_vcpu *v = exit_vcpu();
+    if (!vmx_run_expect(v, EXIT_VMCALL, "guest changing DR7, FS base, SYSENTER_CS, CF and DF"))
+        return;
+    uint64_t dr7, fs = rdmsr(MSR_FS_BASE), cs = rdmsr(MSR_IA32_SYSENTER_CS);
+    __asm__ volatile("mov %%dr7, %0" : "=r"(dr7));
+    check_eq("host RFLAGS after the VM exit", v->exit_rflags, 0x2);
+    check_eq("host DR7 after the VM exit", dr7, 0x400);
+    check_eq("host IA32_FS_BASE after the VM exit", fs, vmcs_read(VMCS_HOST_FS_BASE));
+    check_eq("host IA32_SYSENTER_CS after the VM exit", cs, vmcs_read(VMCS_HOST_SYSENTER_CS));
+    struct dtr g, i;
+    memcpy(&g, v->exit_gdtr, sizeof(g));
+    memcpy(&i, v->exit_idtr, sizeof(i));
+    check_eq("host GDTR limit after the VM exit", g.limit, 0xffff);
+    check_eq("host GDTR base after the VM exit", g.base, vmcs_read(VMCS_HOST_GDTR_BASE));
+    check_eq("host IDTR limit after the VM exit", i.limit, 0xffff);
+    check_eq("host IDTR base after the VM exit", i.base, vmcs_read(VMCS_HOST_IDTR_BASE));
+}
+
+PROBE(vmx_exit_guest_state, "vmx.exit.guest_state", "VMX",
+      "The VMCALL exit of that guest saves RFLAGS with CF and DF set and RF clear, RSP = entry RSP "
+      "- 8, IA32_FS_BASE = 0x12345000, IA32_SYSENTER_CS = 0x1234, and DR7 = 0x500 when the save "
+      "debug controls exit control is 1",
+      "Intel SDM Vol. 3C 28.3.1, 28.3.2, 28.3.3, 25.7.1")
+{
+    struct vmx_vcpu *v = exit_vcpu();
+    bool save_dbg = vmx_ctl_can_set(VMX_CTL_EXIT, EXIT_SAVE_DEBUG);
+    if (save_dbg)
+        vmcs_set_bits(VMCS_EXIT_CTLS, EXIT_SAVE_DEBUG);
+    uint64_t rsp0 = vmcs_read(VMCS_GUEST_RSP);
+    if (!vmx_run_expect(v, EXIT_VMCALL, "guest changing DR7, FS base, SYSENTER_CS, CF and DF"))
+        return;
+    uint64_t rf = v->guest_rflags;
+    check((rf & 0x401) == 0x401, "guest RFLAGS %#llx: CF or DF not saved", (unsigned long long)rf);
+    check(!(rf & (1u << 16)), "guest RFLAGS %#llx: RF set for a VMCALL exit", (unsigned long long)rf);
+    check_eq("guest RSP", v->guest_rsp, rsp0 - 8);
+    check_eq("guest IA32_FS_BASE", vmcs_read(VMCS_GUEST_FS_BASE), 0x12345000);
+    check_eq("guest IA32_SYSENTER_CS", vmcs_read(VMCS_GUEST_SYSENTER_CS), 0x1234);
+    if (save_dbg)
+        check_eq("guest DR7 (save debug controls = 1)", vmcs_read(VMCS_GUEST_DR7), 0x500);
+}

@@ -1,0 +1,272 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Miscellaneous VMX features: VMCS shadowing.
+ */
+#include "vmx.h"
+
+void vmx_mi_shadow_guest(void);
+extern const char vmx_mi_shadow_rd[];
+__asm__(".pushsection .text\n"
+        ".type vmx_mi_shadow_guest, @function\n"
+        "vmx_mi_shadow_guest:\n"
+        "   mov $0x681e, %eax\n"
+        "   mov $0x5678, %ecx\n"
+        "vmx_mi_shadow_rd:\n"
+        "   vmread %rax, %rbx\n"
+        "   vmwrite %rcx, %rax\n"
+        "   vmcall\n"
+        "   ud2\n"
+        ".popsection\n");
+
+PROBE(vmx_misc_vmcs_shadowing, "vmx.misc.vmcs_shadowing", "VMX",
+      "With VMCS shadowing, a shadow VMCS (revision | bit 31) as VMCS link pointer and zeroed "
+      "VMREAD/VMWRITE bitmaps, guest VMREAD of GUEST_RIP (0x681e) returns the shadow's value 0xabcd "
+      "and guest VMWRITE of 0x5678 lands in the shadow, both without exit; with the field's bit set "
+      "in the VMREAD bitmap, guest VMREAD exits with reason 23",
+      "Intel SDM Vol. 3C 25.6.15, 25.10, 26.1.3, 31.3 (VMREAD, VMWRITE)")
+{
+    vmx_require_ctl(VMX_CTL_PROC2, PROC2_VMCS_SHADOWING, "VMCS shadowing");
+    vmx_on();
+    uint32_t *shadow = vmx_alloc_vmcs();
+    shadow[0] |= 0x80000000u;
+    uint64_t spa = (uintptr_t)shadow;
+    struct vmx_res r = vmclear(spa);
+    if (!check_vmx("VMCLEAR of the shadow VMCS", r, VMX_SUCCEED, 0))
+        return;
+    r = vmptrld(spa);
+    if (!check_vmx("VMPTRLD of the shadow VMCS", r, VMX_SUCCEED, 0))
+        return;
+    vmcs_write(VMCS_GUEST_RIP, 0xabcd);
+    r = vmclear(spa);
+    if (!check_vmx("VMCLEAR of the shadow VMCS", r, VMX_SUCCEED, 0))
+        return;
+
+    struct vmx_vcpu *v = vmx_vcpu_new(vmx_mi_shadow_guest);
+    uint8_t *rbm = alloc_page(), *wbm = alloc_page();
+    vmcs_set_bits(VMCS_PROC_CTLS, PROC_SECONDARY_CTLS);
+    vmcs_set_bits(VMCS_PROC_CTLS2, PROC2_VMCS_SHADOWING);
+    vmcs_write(VMCS_LINK_PTR, spa);
+    vmcs_write(VMCS_VMREAD_BITMAP, (uintptr_t)rbm);
+    vmcs_write(VMCS_VMWRITE_BITMAP, (uintptr_t)wbm);
+    if (!vmx_run_expect(v, EXIT_VMCALL, "guest VMREAD/VMWRITE with zeroed bitmaps"))
+        return;
+    check_eq("guest RBX from VMREAD of the shadow's GUEST_RIP", v->gpr[VMX_GPR_RBX], 0xabcd);
+
+    r = vmclear(v->vmcs_pa);
+    check_vmx("VMCLEAR of the ordinary VMCS", r, VMX_SUCCEED, 0);
+    r = vmptrld(spa);
+    if (check_vmx("VMPTRLD of the shadow VMCS", r, VMX_SUCCEED, 0))
+        check_eq("the shadow's GUEST_RIP after the guest's VMWRITE", vmcs_read(VMCS_GUEST_RIP),
+                 0x5678);
+    r = vmclear(spa);
+    check_vmx("VMCLEAR of the shadow VMCS", r, VMX_SUCCEED, 0);
+    r = vmptrld(v->vmcs_pa);
+    if (!check_vmx("VMPTRLD of the ordinary VMCS", r, VMX_SUCCEED, 0))
+        return;
+    rbm[0x681e / 8] |= (uint8_t)(1u << (0x681e % 8));
+    vmcs_write(VMCS_GUEST_RIP, (uintptr_t)vmx_mi_shadow_guest);
+    v->launched = 0;
+    if (vmx_run_expect(v, EXIT_VMREAD, "guest VMREAD with its VMREAD-bitmap bit set"))
+        check_eq("guest RIP at the VMREAD exit", v->guest_rip, (uintptr_t)vmx_mi_shadow_rd);
+}
+
+void vmx_mi_msr_guest(void);
+__asm__(".pushsection .text\n"
+        ".type vmx_mi_msr_guest, @function\n"
+        "vmx_mi_msr_guest:\n"
+        "   mov $0xc0000102, %ecx\n" /* IA32_KERNEL_GS_BASE */
+        "   rdmsr\n"
+        "   mov %rax, %rbx\n"
+        "   mov %rdx, %rsi\n"
+        "   mov $0x1111000, %eax\n"
+        "   xor %edx, %edx\n"
+        "   wrmsr\n"
+        "   vmcall\n"
+        "   ud2\n"
+        ".popsection\n");
+
+struct msr_entry {
+    uint32_t index, reserved;
+    uint64_t value;
+};
+
+PROBE(vmx_misc_msr_lists, "vmx.misc.msr_lists", "VMX",
+      "VM-entry MSR-load list {IA32_KERNEL_GS_BASE=0x2222000}: the guest reads 0x2222000; the "
+      "guest writes 0x1111000 (MSR bitmap zero); VM-exit MSR-store list {IA32_KERNEL_GS_BASE} "
+      "receives 0x1111000; VM-exit MSR-load list {IA32_KERNEL_GS_BASE=0x3333000}: the host reads "
+      "0x3333000 after the exit",
+      "Intel SDM Vol. 3C 25.7.2, 25.8.2, 27.4, 28.4, 28.6")
+{
+    vmx_require_ctl(VMX_CTL_PROC, PROC_MSR_BITMAPS, "use MSR bitmaps");
+    vmx_on();
+    struct vmx_vcpu *v = vmx_vcpu_new(vmx_mi_msr_guest);
+    vmcs_write(VMCS_MSR_BITMAP, (uintptr_t)alloc_page());
+    vmcs_set_bits(VMCS_PROC_CTLS, PROC_MSR_BITMAPS);
+    struct msr_entry *eload = alloc_page(), *estore = alloc_page(), *xload = alloc_page();
+    eload[0] = (struct msr_entry){MSR_KERNEL_GS_BASE, 0, 0x2222000};
+    estore[0] = (struct msr_entry){MSR_KERNEL_GS_BASE, 0, 0xdead};
+    xload[0] = (struct msr_entry){MSR_KERNEL_GS_BASE, 0, 0x3333000};
+    vmcs_write(VMCS_ENTRY_MSR_LOAD_ADDR, (uintptr_t)eload);
+    vmcs_write(VMCS_ENTRY_MSR_LOAD_COUNT, 1);
+    vmcs_write(VMCS_EXIT_MSR_STORE_ADDR, (uintptr_t)estore);
+    vmcs_write(VMCS_EXIT_MSR_STORE_COUNT, 1);
+    vmcs_write(VMCS_EXIT_MSR_LOAD_ADDR, (uintptr_t)xload);
+    vmcs_write(VMCS_EXIT_MSR_LOAD_COUNT, 1);
+    uint64_t saved = rdmsr(MSR_KERNEL_GS_BASE);
+    uint32_t r = vmx_run(v);
+    uint64_t after = rdmsr(MSR_KERNEL_GS_BASE);
+    wrmsr(MSR_KERNEL_GS_BASE, saved);
+    if (!check(r == EXIT_VMCALL, "guest with MSR lists: want exit 18 (VMCALL), got %s",
+               vmx_exit_str(v)))
+        return;
+    check_eq("IA32_KERNEL_GS_BASE the guest read (VM-entry MSR-load)",
+             (v->gpr[VMX_GPR_RSI] << 32) | (uint32_t)v->gpr[VMX_GPR_RBX], 0x2222000);
+    check_eq("VM-exit MSR-store entry", estore[0].value, 0x1111000);
+    check_eq("host IA32_KERNEL_GS_BASE after the exit (VM-exit MSR-load)", after, 0x3333000);
+}
+
+void vmx_mi_tsc_guest(void);
+__asm__(".pushsection .text\n"
+        ".type vmx_mi_tsc_guest, @function\n"
+        "vmx_mi_tsc_guest:\n"
+        "   rdtsc\n"
+        "   vmcall\n"
+        "   ud2\n"
+        ".popsection\n");
+
+PROBE(vmx_misc_tsc_scaling, "vmx.misc.tsc_scaling", "VMX",
+      "With TSC offsetting (offset 2^40) and TSC scaling (multiplier 2.0 = 2 << 48), a guest RDTSC "
+      "returns a value in [2 * host TSC before, 2 * host TSC after] + 2^40",
+      "Intel SDM Vol. 3C 25.6.5, 26.3, 27.2.1.1")
+{
+    vmx_require_ctl(VMX_CTL_PROC, PROC_TSC_OFFSETTING, "use TSC offsetting");
+    vmx_require_ctl(VMX_CTL_PROC2, PROC2_TSC_SCALING, "use TSC scaling");
+    vmx_on();
+    struct vmx_vcpu *v = vmx_vcpu_new(vmx_mi_tsc_guest);
+    vmcs_clear_bits(VMCS_PROC_CTLS, PROC_RDTSC_EXITING);
+    vmcs_set_bits(VMCS_PROC_CTLS, PROC_TSC_OFFSETTING | PROC_SECONDARY_CTLS);
+    vmcs_set_bits(VMCS_PROC_CTLS2, PROC2_TSC_SCALING);
+    vmcs_write(VMCS_TSC_OFFSET, 1ull << 40);
+    vmcs_write(VMCS_TSC_MULTIPLIER, 2ull << 48);
+    uint64_t before = rdtsc();
+    if (!vmx_run_expect(v, EXIT_VMCALL, "guest RDTSC with TSC scaling"))
+        return;
+    uint64_t after = rdtsc();
+    uint64_t g = (v->gpr[VMX_GPR_RDX] << 32) | (uint32_t)v->gpr[VMX_GPR_RAX];
+    check(g >= 2 * before + (1ull << 40) && g <= 2 * after + (1ull << 40),
+          "guest TSC %#llx not within 2 * [%#llx, %#llx] + 2^40", (unsigned long long)g,
+          (unsigned long long)before, (unsigned long long)after);
+}
+
+void vmx_mi_rw_guest(void);
+__asm__(".pushsection .text\n"
+        ".type vmx_mi_rw_guest, @function\n"
+        "vmx_mi_rw_guest:\n"
+        "   mov (%rdi), %rax\n"
+        "   vmcall\n"
+        "   mov %rax, (%rdi)\n"
+        "   vmcall\n"
+        "   ud2\n"
+        ".popsection\n");
+
+PROBE(vmx_misc_pml, "vmx.misc.pml", "EPT",
+      "With EPT A/D flags and page-modification logging (PML index 511), a guest read of P logs "
+      "nothing for P; a guest write of P (EPT D 0 -> 1) writes P's 4 KiB-aligned GPA into the "
+      "PML buffer between index+1 and 511, and the index decreases by the number of entries "
+      "logged",
+      "Intel SDM Vol. 3C 29.3.6 (Page-Modification Logging), 29.3.4")
+{
+    vmx_require_ctl(VMX_CTL_PROC2, PROC2_PML, "enable PML");
+    if (!(vmx_caps()->ept_vpid & VMX_EPT_AD))
+        skip("IA32_VMX_EPT_VPID_CAP=%#llx: bit 21 (EPT accessed and dirty flags) clear",
+             (unsigned long long)vmx_caps()->ept_vpid);
+    vmx_on();
+    uint64_t eptp = vmx_ept_identity() | EPTP_AD;
+    struct vmx_vcpu *v = vmx_vcpu_new(vmx_mi_rw_guest);
+    uint64_t pa = (uintptr_t)alloc_page();
+    vmx_ept_pte(eptp, pa);
+    vmx_use_ept(v, eptp);
+    uint64_t *log = alloc_page();
+    vmcs_write(VMCS_PML_ADDR, (uintptr_t)log);
+    vmcs_write(VMCS_GUEST_PML_INDEX, 511);
+    vmcs_set_bits(VMCS_PROC_CTLS2, PROC2_PML);
+    v->gpr[VMX_GPR_RDI] = pa;
+    if (!vmx_run_expect(v, EXIT_VMCALL, "guest read of P"))
+        return;
+    uint64_t idx = vmcs_read(VMCS_GUEST_PML_INDEX);
+    for (uint64_t i = idx + 1; i < 512 && idx < 511; i++)
+        check(log[i] != pa, "PML entry %llu = P after a read only", (unsigned long long)i);
+    vmx_skip_insn(v);
+    if (!vmx_run_expect(v, EXIT_VMCALL, "guest write of P"))
+        return;
+    uint64_t idx2 = vmcs_read(VMCS_GUEST_PML_INDEX);
+    note("PML index 511 -> %llu (read) -> %llu (write)", (unsigned long long)idx,
+         (unsigned long long)idx2);
+    if (!check(idx2 < idx && idx2 < 511, "PML index %llu did not decrease after the write (was %llu)",
+               (unsigned long long)idx2, (unsigned long long)idx))
+        return;
+    bool found = false;
+    for (uint64_t i = idx2 + 1; i <= idx; i++) {
+        check((log[i] & 0xfff) == 0, "PML entry %llu = %#llx not 4 KiB aligned",
+              (unsigned long long)i, (unsigned long long)log[i]);
+        found |= log[i] == pa;
+    }
+    check(found, "P (%#llx) not among the PML entries %llu..%llu", (unsigned long long)pa,
+          (unsigned long long)idx2 + 1, (unsigned long long)idx);
+}
+
+void vmx_mi_vmfunc_guest(void);
+extern const char vmx_mi_vmfunc_1[];
+__asm__(".pushsection .text\n"
+        ".type vmx_mi_vmfunc_guest, @function\n"
+        "vmx_mi_vmfunc_guest:\n"
+        "   mov (%rdi), %rbx\n"
+        "   xor %eax, %eax\n"
+        "   mov $1, %ecx\n"
+        "   vmfunc\n"
+        "   mov (%rdi), %rsi\n"
+        "   vmcall\n"
+        "   xor %eax, %eax\n"
+        "   mov $512, %ecx\n"
+        "vmx_mi_vmfunc_1:\n"
+        "   vmfunc\n"
+        "   ud2\n"
+        ".popsection\n");
+
+PROBE(vmx_misc_vmfunc_eptp, "vmx.misc.vmfunc_eptp", "EPT",
+      "With VM functions and EPTP switching (VM-function control bit 0) and an EPTP list {A, B} "
+      "where B maps page P to page Q: guest VMFUNC EAX=0 ECX=1 switches to B without exit (a read "
+      "of P then returns Q's data) and the EPTP field becomes B; VMFUNC with ECX=512 exits with "
+      "reason 59, length 3",
+      "Intel SDM Vol. 3C 26.5.5.3 (EPTP Switching), 25.6.14, 28.2.1")
+{
+    vmx_require_ctl(VMX_CTL_PROC2, PROC2_VMFUNC | PROC2_EPT, "enable VM functions and EPT");
+    if (!(vmx_caps()->vmfunc & 1))
+        skip("IA32_VMX_VMFUNC=%#llx: bit 0 (EPTP switching) clear",
+             (unsigned long long)vmx_caps()->vmfunc);
+    vmx_on();
+    uint64_t a = vmx_ept_identity(), b = vmx_ept_identity();
+    struct vmx_vcpu *v = vmx_vcpu_new(vmx_mi_vmfunc_guest);
+    uint64_t *p = alloc_page(), *q = alloc_page();
+    p[0] = 0x11, q[0] = 0x22;
+    uint64_t *pte_b = vmx_ept_pte(b, (uintptr_t)p);
+    *pte_b = (*pte_b & ~EPT_ADDR_MASK) | (uintptr_t)q;
+    uint64_t *list = alloc_page();
+    list[0] = a, list[1] = b;
+    vmx_use_ept(v, a);
+    vmx_ept_flush(b);
+    vmcs_set_bits(VMCS_PROC_CTLS2, PROC2_VMFUNC);
+    vmcs_write(VMCS_VMFUNC_CTRL, 1);
+    vmcs_write(VMCS_EPTP_LIST_ADDR, (uintptr_t)list);
+    v->gpr[VMX_GPR_RDI] = (uintptr_t)p;
+    if (!vmx_run_expect(v, EXIT_VMCALL, "guest VMFUNC EPTP switch to index 1"))
+        return;
+    check_eq("guest read of P through EPTP A", v->gpr[VMX_GPR_RBX], 0x11);
+    check_eq("guest read of P through EPTP B (page Q)", v->gpr[VMX_GPR_RSI], 0x22);
+    check_eq("EPTP field after the switch", vmcs_read(VMCS_EPTP), b);
+    vmx_skip_insn(v);
+    if (vmx_run_expect(v, EXIT_VMFUNC, "guest VMFUNC with EPTP index 512")) {
+        check_eq("guest RIP at the VMFUNC exit", v->guest_rip, (uintptr_t)vmx_mi_vmfunc_1);
+        check_eq("VM-exit instruction length of VMFUNC", v->insn_len, 3);
+    }
+}

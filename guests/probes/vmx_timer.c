@@ -1,0 +1,85 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The VMX-preemption timer.
+ */
+#include "vmx.h"
+
+void vmx_tm_spin_guest(void);
+__asm__(".pushsection .text\n"
+        ".type vmx_tm_spin_guest, @function\n"
+        "vmx_tm_spin_guest:\n"
+        "1: add $1, %rbx\n"
+        "   jmp 1b\n"
+        ".popsection\n");
+
+PROBE(vmx_timer_zero, "vmx.timer.zero", "VMX",
+      "With activate VMX-preemption timer=1 and a timer value of 0, VM entry exits with reason 52 "
+      "before the guest executes any instruction (guest RIP = entry point, RBX unchanged)",
+      "Intel SDM Vol. 3C 25.6.1, 26.5.1")
+{
+    vmx_require_ctl(VMX_CTL_PIN, PIN_PREEMPTION_TIMER, "VMX-preemption timer");
+    vmx_on();
+    struct vmx_vcpu *v = vmx_vcpu_new(vmx_tm_spin_guest);
+    vmcs_set_bits(VMCS_PIN_CTLS, PIN_PREEMPTION_TIMER);
+    vmcs_write(VMCS_PREEMPTION_TIMER, 0);
+    if (!vmx_run_expect(v, EXIT_PREEMPT_TIMER, "VM entry with timer value 0"))
+        return;
+    check_eq("guest RIP at the timer exit", v->guest_rip, (uintptr_t)vmx_tm_spin_guest);
+    check_eq("guest RBX (no instruction executed)", v->gpr[VMX_GPR_RBX], 0);
+    check_eq("exit qualification of the timer exit", v->exit_qual, 0);
+}
+
+PROBE(vmx_timer_expire, "vmx.timer.expire", "VMX",
+      "With a timer value of 1000 and save VMX-preemption timer value=1, a spinning guest exits "
+      "with reason 52 after executing instructions, and the saved timer value is 0",
+      "Intel SDM Vol. 3C 25.6.1, 25.7.1, 26.5.1, 28.3")
+{
+    vmx_require_ctl(VMX_CTL_PIN, PIN_PREEMPTION_TIMER, "VMX-preemption timer");
+    vmx_require_ctl(VMX_CTL_EXIT, EXIT_SAVE_TIMER, "save VMX-preemption timer value");
+    vmx_on();
+    struct vmx_vcpu *v = vmx_vcpu_new(vmx_tm_spin_guest);
+    vmcs_set_bits(VMCS_PIN_CTLS, PIN_PREEMPTION_TIMER);
+    vmcs_set_bits(VMCS_EXIT_CTLS, EXIT_SAVE_TIMER);
+    vmcs_write(VMCS_PREEMPTION_TIMER, 1000);
+    if (!vmx_run_expect(v, EXIT_PREEMPT_TIMER, "spinning guest with timer value 1000"))
+        return;
+    note("guest executed %llu loop iterations; TSC ratio IA32_VMX_MISC[4:0]=%u",
+         (unsigned long long)v->gpr[VMX_GPR_RBX], VMX_MISC_TIMER_RATIO(vmx_caps()->misc));
+    check(v->gpr[VMX_GPR_RBX] > 0, "the guest executed no instruction before the timer exit");
+    check_eq("saved VMX-preemption timer value", vmcs_read(VMCS_PREEMPTION_TIMER), 0);
+}
+
+void vmx_tm_call_guest(void);
+__asm__(".pushsection .text\n"
+        ".type vmx_tm_call_guest, @function\n"
+        "vmx_tm_call_guest:\n"
+        "   vmcall\n"
+        "   ud2\n"
+        ".popsection\n");
+
+PROBE(vmx_timer_save, "vmx.timer.save", "VMX",
+      "With the timer active at value 1000000 and save VMX-preemption timer value=1, a guest that "
+      "exits at once with VMCALL leaves a saved timer value below 1000000 and above 0; with save=0 "
+      "the field keeps the value written",
+      "Intel SDM Vol. 3C 25.7.1, 26.5.1, 28.3.4")
+{
+    vmx_require_ctl(VMX_CTL_PIN, PIN_PREEMPTION_TIMER, "VMX-preemption timer");
+    vmx_require_ctl(VMX_CTL_EXIT, EXIT_SAVE_TIMER, "save VMX-preemption timer value");
+    vmx_on();
+    struct vmx_vcpu *v = vmx_vcpu_new(vmx_tm_call_guest);
+    vmcs_set_bits(VMCS_PIN_CTLS, PIN_PREEMPTION_TIMER);
+    vmcs_set_bits(VMCS_EXIT_CTLS, EXIT_SAVE_TIMER);
+    vmcs_write(VMCS_PREEMPTION_TIMER, 1000000);
+    if (!vmx_run_expect(v, EXIT_VMCALL, "VMCALL with the timer at 1000000"))
+        return;
+    uint64_t t = vmcs_read(VMCS_PREEMPTION_TIMER);
+    note("saved VMX-preemption timer value %llu", (unsigned long long)t);
+    check(t > 0 && t < 1000000, "saved timer value %llu not in (0, 1000000)", (unsigned long long)t);
+    if (!vmx_ctl_can_clear(VMX_CTL_EXIT, EXIT_SAVE_TIMER))
+        return;
+    vmcs_clear_bits(VMCS_EXIT_CTLS, EXIT_SAVE_TIMER);
+    vmcs_write(VMCS_PREEMPTION_TIMER, 1000000);
+    vmcs_write(VMCS_GUEST_RIP, (uintptr_t)vmx_tm_call_guest);
+    if (vmx_run_expect(v, EXIT_VMCALL, "VMCALL with save VMX-preemption timer value=0"))
+        check_eq("timer field with save=0", vmcs_read(VMCS_PREEMPTION_TIMER), 1000000);
+}
