@@ -142,3 +142,16 @@ def test_real_diff_names_the_probe_that_turned_from_pass_to_fail(tmp_path):
     assert "  L1 svm.intercept.rdtsc: PASS -> FAIL (RDTSCP" in proc.stdout
     assert "1 regressed, 0 fixed" in proc.stdout
     assert nvct("diff", str(new), str(new)).returncode == 0
+
+
+def test_diff_json_for_dashboards(tmp_path):
+    base, new = tmp_path / "b.json", tmp_path / "n.json"
+    make_run([("svm.npt.nx", "PASS"), ("svm.npt.gpat", "FAIL", "PAT")]).write(base)
+    make_run([("svm.npt.nx", "SKIP", "CPUID 0x8000000A EDX.NP=0"), ("svm.npt.gpat", "PASS")]).write(new)
+    proc = nvct("diff", "--json", str(base), str(new))
+    assert proc.returncode == 1
+    data = json.loads(proc.stdout)
+    assert data["regressed"] is True
+    assert data["regressions"] == [{"run": "", "probe": "svm.npt.nx", "level": 1, "before": "PASS", "after": "SKIP",
+                                    "detail": "CPUID 0x8000000A EDX.NP=0"}]  # fmt: skip
+    assert [c["probe"] for c in data["fixes"]] == ["svm.npt.gpat"]
