@@ -65,7 +65,9 @@ class Diff:
         }
 
 
-def _pair(base: list[RunRecord], new: list[RunRecord]) -> tuple[list[tuple[str, RunRecord, RunRecord]], list[str], list[str]]:
+def _pair(
+    base: list[RunRecord], new: list[RunRecord]
+) -> tuple[list[tuple[str, RunRecord, RunRecord]], list[str], list[str]]:
     """Which run of BASE to compare with which of NEW: a single run with a
     single run whatever its profile; otherwise by name (profile, with the
     host where a file holds one profile more than once)."""

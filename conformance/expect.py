@@ -158,15 +158,15 @@ def assess(verdict: Verdict, detail: str, expected: dict[str, Any] | None) -> As
     want = expected["verdict"]
     if verdict is Verdict.PASS:
         if want == "fail":
-            return Assessment(expected, Outcome.XPASS,
-                              f"XPASS: a known failure now passes; update the baseline ({_cite(expected)})")  # fmt: skip
+            why = f"XPASS: a known failure now passes; update the baseline ({_cite(expected)})"
+            return Assessment(expected, Outcome.XPASS, why)
         return Assessment(expected, Outcome.PASS)
     if verdict is Verdict.SKIP:
         if want == "skip":
             return Assessment(expected, Outcome.SKIP)
         what = "PASS" if want == "pass" else "a known FAIL"
-        return Assessment(expected, Outcome.SKIP,
-                          f"SKIP where {what} was expected: the feature disappeared{said} ({_cite(expected)})")  # fmt: skip
+        why = f"SKIP where {what} was expected: the feature disappeared{said} ({_cite(expected)})"
+        return Assessment(expected, Outcome.SKIP, why)
     # FAIL
     if want == "fail":
         return Assessment(expected, Outcome.XFAIL)

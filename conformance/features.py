@@ -91,12 +91,14 @@ FEATURES = [
     Feature("VMX", "VMX", _flag("vmx"), "CPUID.1:ECX.VMX"),
     Feature("EPT", "VMX", _allowed1("vmx.procbased2", 1, True), "IA32_VMX_PROCBASED_CTLS2 enable EPT"),
     Feature("VPID", "VMX", _allowed1("vmx.procbased2", 5, True), "IA32_VMX_PROCBASED_CTLS2 enable VPID"),
-    Feature("unrestricted guest", "VMX", _allowed1("vmx.procbased2", 7, True),
-            "IA32_VMX_PROCBASED_CTLS2 unrestricted guest"),  # fmt: skip
+    Feature(
+        "unrestricted guest", "VMX", _allowed1("vmx.procbased2", 7, True), "IA32_VMX_PROCBASED_CTLS2 unrestricted guest"
+    ),  # fmt: skip
     Feature("preemption timer", "VMX", _allowed1("vmx.pinbased", 6), "IA32_VMX_PINBASED_CTLS VMX-preemption timer"),
     Feature("MTF", "VMX", _allowed1("vmx.procbased", 27), "IA32_VMX_PROCBASED_CTLS monitor trap flag"),
-    Feature("VMCS shadowing", "VMX", _allowed1("vmx.procbased2", 14, True),
-            "IA32_VMX_PROCBASED_CTLS2 VMCS shadowing"),  # fmt: skip
+    Feature(
+        "VMCS shadowing", "VMX", _allowed1("vmx.procbased2", 14, True), "IA32_VMX_PROCBASED_CTLS2 VMCS shadowing"
+    ),  # fmt: skip
     Feature("PML", "VMX", _allowed1("vmx.procbased2", 17, True), "IA32_VMX_PROCBASED_CTLS2 enable PML"),
     Feature("VMFUNC", "VMX", _allowed1("vmx.procbased2", 13, True), "IA32_VMX_PROCBASED_CTLS2 enable VM functions"),
 ]

@@ -104,7 +104,10 @@ def test_baseline_round_trip_gates_the_same_run(tmp_path):
 def test_baseline_names_what_no_rule_can_accept():
     run = make_run([("svm.a.b", "CRASH", "qemu died"), ("svm.a.c", "PASS")])
     text = render_baseline(run, "r.json")
-    assert "# NOT BASELINED (no rule accepts ERROR, TIMEOUT or CRASH; fix it or deselect it): L1 svm.a.b: CRASH: qemu died" in text
+    assert (
+        "# NOT BASELINED (no rule accepts ERROR, TIMEOUT or CRASH; fix it or deselect it): L1 svm.a.b: CRASH: qemu died"
+        in text
+    )
     assert yaml.safe_load(text) == {"expect": []}
 
 

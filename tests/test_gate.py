@@ -44,12 +44,22 @@ def test_profile_without_expect_has_none_and_empty_expect_is_a_section():
         ("  - probes: 'vmx.*'\n    verdict: skip\n", 6, "expect[0]", "missing key: reason"),
         ("  - probes: svm.a\n    verdict: fail\n    reason: ''\n", 6, "expect[0]", "missing key: reason"),
         ("  - probes: svm.a\n    verdict: flaky\n", 7, "expect[0].verdict", "must be pass, skip or fail"),
-        ("  - probes: svm.a\n    verdict: pass\n    level: 2\n", 8, "expect[0].level", "this stack runs the probe kernel at L1"),
+        (
+            "  - probes: svm.a\n    verdict: pass\n    level: 2\n",
+            8,
+            "expect[0].level",
+            "this stack runs the probe kernel at L1",
+        ),
         ("  - probes: svm.a\n    verdict: pass\n    level: one\n", 8, "expect[0].level", "must be a whole number"),
         ("  - probes: 'svm.*,'\n    verdict: pass\n", 6, "expect[0].probes", "an empty glob"),
         ("  - probes: '-svm.*'\n    verdict: pass\n", 6, "expect[0].probes", "cannot exclude"),
         ("  - verdict: pass\n", 6, "expect[0]", "missing key: probes"),
-        ("  - probes: svm.a\n    verdict: pass\n    bug: 1\n", 8, "expect[0].bug", "unknown key (known: level, link, probes, reason, verdict)"),
+        (
+            "  - probes: svm.a\n    verdict: pass\n    bug: 1\n",
+            8,
+            "expect[0].bug",
+            "unknown key (known: level, link, probes, reason, verdict)",
+        ),
         ("  - probes: svm.a\n", 6, "expect[0]", "missing key: verdict"),
         ("  probes: svm.a\n", 5, "expect", "must be a list of rules"),
         ("  - svm.a\n", 6, "expect[0]", "must be a mapping"),
@@ -102,7 +112,9 @@ def test_why_says_what_and_where():
     xpass = assess(Verdict.PASS, "", {**RULE, "verdict": "fail", "link": "https://bugs.example/1"})
     assert "XPASS" in xpass.why and "p.yaml:3" in xpass.why and "https://bugs.example/1" in xpass.why
     assert "baseline" in xpass.why
-    gone = assess(Verdict.SKIP, "CPUID 0x8000000A EDX.NP=0", {"verdict": "pass", "default": True, "file": "p.yaml", "line": 9})
+    gone = assess(
+        Verdict.SKIP, "CPUID 0x8000000A EDX.NP=0", {"verdict": "pass", "default": True, "file": "p.yaml", "line": 9}
+    )
     assert gone.why.startswith("SKIP where PASS was expected: the feature disappeared: CPUID 0x8000000A EDX.NP=0")
     assert "no rule matches it" in gone.why
 
@@ -152,7 +164,12 @@ def test_run_record_keeps_the_measured_verdict_and_adds_the_gate(tmp_path):
     run.write(path)
     data = json.loads(path.read_text())
     a, b = data["results"]
-    assert (a["verdict"], a["outcome"], a["expected"]["verdict"], a["expected"]["line"]) == ("PASS", "XPASS", "fail", 10)
+    assert (a["verdict"], a["outcome"], a["expected"]["verdict"], a["expected"]["line"]) == (
+        "PASS",
+        "XPASS",
+        "fail",
+        10,
+    )
     assert a["why"].startswith("XPASS")
     assert (b["verdict"], b["outcome"], b["expected"]["default"]) == ("FAIL", "FAIL", True)
     assert data["gate"]["holds"] is False and data["gate"]["counts"]["XPASS"] == 1
@@ -201,8 +218,7 @@ def test_known_failure_that_passes_makes_the_gate_exit_1_naming_xpass(tmp_path):
     need("qemu-system-x86_64", "qemu-system-x86")
     profile = tmp_path / "gate.yaml"
     profile.write_text(
-        (PROFILES / "qemu-tcg.yaml").read_text()
-        + 'probes: "svm.vmrun.*,vmx.cpuid.*"\n'
+        (PROFILES / "qemu-tcg.yaml").read_text() + 'probes: "svm.vmrun.*,vmx.cpuid.*"\n'
         "expect:\n"
         "  - probes: 'vmx.*'\n    verdict: skip\n    reason: no VMX under TCG\n"
         "  - probes: svm.vmrun.vmmcall\n    verdict: fail\n    reason: pretend it is broken\n"
@@ -224,7 +240,9 @@ def test_known_failure_that_passes_makes_the_gate_exit_1_naming_xpass(tmp_path):
     # The record alone reproduces the gate; another profile's expectations re-gate it.
     assert nvct("report", str(out)).returncode == 1
     fixed = tmp_path / "fixed.yaml"
-    fixed.write_text(profile.read_text().replace("verdict: fail\n    reason: pretend", "verdict: pass\n    reason: pretend"))
+    fixed.write_text(
+        profile.read_text().replace("verdict: fail\n    reason: pretend", "verdict: pass\n    reason: pretend")
+    )
     again = nvct("report", "--profile", str(fixed), str(out))
     assert again.returncode == 0, again.stdout
     assert "gate: holds" in again.stdout
@@ -233,13 +251,21 @@ def test_known_failure_that_passes_makes_the_gate_exit_1_naming_xpass(tmp_path):
 def test_features_from_the_facts_alone():
     from conformance.features import exposed, from_facts
 
-    skylake = {"vmx": "1", "svm": "0", "vmx.pinbased": "0x7f00000016", "vmx.procbased": "0xf7f9fffe0401e172",
-               "vmx.procbased2": "0x2177fff00000000"}  # Bochs corei7_skylake_x
+    skylake = {
+        "vmx": "1",
+        "svm": "0",
+        "vmx.pinbased": "0x7f00000016",
+        "vmx.procbased": "0xf7f9fffe0401e172",
+        "vmx.procbased2": "0x2177fff00000000",
+    }  # Bochs corei7_skylake_x
     # no MTF: Bochs's allowed-1 bit 27 of the primary controls is clear (vmx.intercept.mtf SKIPs there)
     assert exposed(skylake) == ["VMX", "EPT", "VPID", "unrestricted guest", "preemption timer",
                                 "VMCS shadowing", "PML", "VMFUNC"]  # fmt: skip
     assert exposed({"svm": "1", "svm.features": "0x10010001", "vmx": "0"}) == ["SVM", "NPT", "vGIF"]
     assert from_facts("EPT", 1, skylake).text() == "exposed (no probe of it ran)"
     assert from_facts("NPT", 1, skylake).text() == "not exposed (CPUID 0x80000001 ECX.SVM=0)"
-    assert from_facts("NRIPS", 1, {"svm": "1", "svm.features": "0x1"}).text() == "not exposed (CPUID 0x8000000A EDX.NRIPS=0)"
+    assert (
+        from_facts("NRIPS", 1, {"svm": "1", "svm.features": "0x1"}).text()
+        == "not exposed (CPUID 0x8000000A EDX.NRIPS=0)"
+    )
     assert from_facts("XEN", 1, skylake) is None

@@ -2,7 +2,6 @@
 TAP 13, Markdown, HTML (rendered in headless Chromium); `nvct report`."""
 
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -92,7 +91,12 @@ def test_junit_validates_and_follows_the_gate(tmp_path):
     assert kind("svm.basic.hang") == ("error", "TIMEOUT")
     assert kind("svm.basic.boom") == ("error", "CRASH")
     assert kind("vmx.root.vmxon") == ("skipped", None)
-    assert (suite.get("tests"), suite.get("failures"), suite.get("errors"), suite.get("skipped")) == ("10", "3", "3", "2")
+    assert (suite.get("tests"), suite.get("failures"), suite.get("errors"), suite.get("skipped")) == (
+        "10",
+        "3",
+        "3",
+        "2",
+    )
     failure = cases["svm.intercept.hlt"].find("failure")
     assert "want exit 0x78 <HLT>, got 0x81 & more" in failure.get("message")
     assert "console:" in failure.text and "note svm.intercept.hlt" in failure.text
@@ -125,7 +129,10 @@ def test_tap13_one_line_per_probe_per_level_with_yaml_for_failures():
     by_name = {TAP_LINE.match(t).group(3).split()[-1]: t for t in tests}
     assert by_name["cpu.basic"] == "ok 1 - tcg L1 cpu.basic"
     assert by_name["vmx.root.vmxon"].endswith("# SKIP CPUID.1:ECX.VMX[bit 5]=0")
-    assert by_name["svm.intercept.iopm"].startswith("not ok") and "# TODO known failure: size bits" in by_name["svm.intercept.iopm"]
+    assert (
+        by_name["svm.intercept.iopm"].startswith("not ok")
+        and "# TODO known failure: size bits" in by_name["svm.intercept.iopm"]
+    )
     assert by_name["svm.vmrun.known"].startswith("not ok") and "#" not in by_name["svm.vmrun.known"].split(" - ")[1]
     assert by_name["svm.npt.nx"].startswith("not ok") and "# SKIP" not in by_name["svm.npt.nx"]
     # Each not-ok line is followed by a YAML block indented by two spaces.
@@ -175,8 +182,12 @@ def test_markdown_matrix():
 
 
 def test_html_is_one_file_that_loads_nothing():
-    page = html_report.render_runs([every_outcome(), make_run([("vmx.root.vmxon", "PASS")], profile="skylake",
-                                                               facts={"cpu.vendor": "GenuineIntel", "vmx": "1"})])
+    page = html_report.render_runs(
+        [
+            every_outcome(),
+            make_run([("vmx.root.vmxon", "PASS")], profile="skylake", facts={"cpu.vendor": "GenuineIntel", "vmx": "1"}),
+        ]
+    )
     assert page.startswith("<!DOCTYPE html>")
     assert not re.search(r"""(src|href)=["']?(https?:)?//""", page)  # no network
     assert "<link" not in page and "@import" not in page and "url(" not in page
@@ -184,8 +195,16 @@ def test_html_is_one_file_that_loads_nothing():
     assert "<script>alert" not in html_report.render(make_run([("a.b", "FAIL", "<script>alert(1)</script>")]))
 
 
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 def chromium(tmp_path, *args):
@@ -211,7 +230,9 @@ def check_rendered_dom(dom, columns, probe, outcomes="FAIL|XPASS|CRASH|ERROR|TIM
 
 def test_html_renders_in_headless_chromium(tmp_path):
     page = tmp_path / "r.html"
-    page.write_text(html_report.render_runs([every_outcome(), make_run([("svm.vmrun.basic", "FAIL", "x")], profile="ryzen")]))
+    page.write_text(
+        html_report.render_runs([every_outcome(), make_run([("svm.vmrun.basic", "FAIL", "x")], profile="ryzen")])
+    )
     dom = chromium(tmp_path, "--dump-dom", page.as_uri()).stdout
     check_rendered_dom(dom, ["tcg L1", "ryzen L1"], "svm.vmrun.known")
     assert "exposed with 5 failures" in dom

@@ -110,7 +110,7 @@ def render_runs(runs: list[RunRecord], title: str | None = None) -> str:
         '<html lang="en"><head><meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
         # No network: nothing but what is in this file, whatever a cell holds.
-        "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; "
+        '<meta http-equiv="Content-Security-Policy" content="default-src \'none\'; '
         "style-src 'unsafe-inline'; script-src 'unsafe-inline'\">",
         f"<title>{e(title)}</title>",
         f"<style>{CSS}</style></head><body>",
@@ -134,7 +134,9 @@ def render_runs(runs: list[RunRecord], title: str | None = None) -> str:
 
     head = "".join(f'<th scope="col">{e(c.title)}<br><small>{e(under(c))}</small></th>' for c in cols)
     # ---- the feature view
-    out.append('<h2>Features</h2><table id="features"><thead><tr><th scope="col">feature</th>' + head + "</tr></thead><tbody>")
+    out.append(
+        '<h2>Features</h2><table id="features"><thead><tr><th scope="col">feature</th>' + head + "</tr></thead><tbody>"
+    )
     views = {id(run): feature_view(run) for run in runs}
     for name in dict.fromkeys(s.feature for run in runs for s in views[id(run)]):
         cells = []
@@ -156,7 +158,9 @@ def render_runs(runs: list[RunRecord], title: str | None = None) -> str:
         out.append(f'<label class="v-{o}"><input type="checkbox" data-outcome="{o}" checked> {o}</label>')
     out.append('<label><input type="checkbox" id="only-gate"> only what fails the gate</label>')
     out.append('<input type="search" id="search" placeholder="probe id">')
-    out.append('<button type="button" id="fold-all">fold all</button><button type="button" id="unfold-all">unfold all</button>')
+    out.append(
+        '<button type="button" id="fold-all">fold all</button><button type="button" id="unfold-all">unfold all</button>'
+    )
     out.append("</div>")
     out.append('<table id="matrix"><thead><tr><th scope="col">probe</th>' + head + "</tr></thead>")
     for feature, family, ids in groups(runs):

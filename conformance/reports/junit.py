@@ -110,7 +110,7 @@ def render_runs(runs: list[RunRecord]) -> str:
         )
         props = ET.SubElement(suite, "properties")
 
-        def prop(name: str, value: object) -> None:
+        def prop(name: str, value: object, props: ET.Element = props) -> None:
             ET.SubElement(props, "property", name=name, value=clean(value))
 
         prop("profile", profile)

@@ -59,7 +59,7 @@ def render_runs(runs: list[RunRecord]) -> str:
 
     total = len({pid for _, _, ids in groups(runs) for pid in ids})
     out += [f"<details><summary>Probes ({total})</summary>", "", "| probe " + header, rule]
-    for feature, family, ids in groups(runs):
+    for feature, _family, ids in groups(runs):
         out.append(f"| **{cell(feature)}** |" + " |" * len(cols))
         for pid in ids:
             row = []
