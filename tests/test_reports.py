@@ -236,6 +236,15 @@ def test_html_renders_in_headless_chromium(tmp_path):
     dom = chromium(tmp_path, "--dump-dom", page.as_uri()).stdout
     check_rendered_dom(dom, ["tcg L1", "ryzen L1"], "svm.vmrun.known")
     assert "exposed with 5 failures" in dom
+    # The filters work in the browser: a link that shows only XPASS rows, one that shows only
+    # what fails the gate.
+    hidden = re.compile(r'<tr class="row( hidden)?" data-probe="([^"]+)"')
+    only_xpass = chromium(tmp_path, "--dump-dom", page.as_uri() + "#outcomes=XPASS").stdout
+    shown = [m.group(2) for m in hidden.finditer(only_xpass) if not m.group(1)]
+    assert shown == ["svm.vmrun.known"]
+    gate = chromium(tmp_path, "--dump-dom", page.as_uri() + "#gate").stdout
+    shown = sorted(m.group(2) for m in hidden.finditer(gate) if not m.group(1))
+    assert shown == sorted([f["probe"] for f in every_outcome().gate.failures] + ["svm.vmrun.basic"])  # + ryzen FAIL
     shot = tmp_path / "shot.png"
     chromium(tmp_path, f"--screenshot={shot}", "--window-size=1400,900", page.as_uri())
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 10_000

@@ -77,6 +77,18 @@ document.documentElement.classList.add('js');
       body.querySelector('.count').textContent = shown + '/' + body.querySelectorAll('tr.row').length;
     });
   }
+  // A link can preset the filters: #outcomes=FAIL,XPASS&gate&probe=svm.npt
+  var hash = {};
+  location.hash.replace(/^#/, '').split('&').forEach(function (kv) {
+    var i = kv.indexOf('=');
+    if (kv) hash[decodeURIComponent(i < 0 ? kv : kv.slice(0, i))] = i < 0 ? '' : decodeURIComponent(kv.slice(i + 1));
+  });
+  if ('outcomes' in hash) {
+    var wanted = hash.outcomes.toUpperCase().split(',');
+    boxes.forEach(function (b) { b.checked = wanted.indexOf(b.dataset.outcome) >= 0; });
+  }
+  if ('gate' in hash) only.checked = true;
+  if ('probe' in hash) search.value = hash.probe;
   boxes.forEach(function (b) { b.addEventListener('change', apply); });
   only.addEventListener('change', apply);
   search.addEventListener('input', apply);
