@@ -136,13 +136,16 @@ def split_globs(spec: str | list[str] | None) -> list[str]:
     return globs
 
 
-def select(probes: list[Probe], globs: list[str], after: str | None = None) -> list[Probe]:
+def select(
+    probes: list[Probe], globs: list[str], after: str | None = None, shard: tuple[int, int] | None = None
+) -> list[Probe]:
     """The probes a kernel booted with `probes=<globs> after=<after>` runs.
 
     The same rules as the kernel's (docs/protocol.md): start from nothing if
     the first glob is positive, else from every probe not hidden; apply the
     globs left to right; a hidden probe is matched only by a glob that
-    spells out its first id component and a dot ('selftest.*', not '*').
+    spells out its first id component and a dot ('selftest.*', not '*');
+    `shard=(K, N)` keeps positions K, K+N, ... of that; `after` applies last.
     """
     if globs and not globs[0].startswith("-"):
         chosen: set[str] = set()
@@ -161,6 +164,11 @@ def select(probes: list[Probe], globs: list[str], after: str | None = None) -> l
                 else:
                     chosen.add(probe.id)
     result = [p for p in probes if p.id in chosen]
+    if shard is not None:
+        k, n = shard
+        if not 0 <= k < n:
+            raise SelectionError(f"bad shard {k}/{n}")
+        result = result[k::n]
     if after is not None:
         result = [p for p in result if p.id.encode() > after.encode()]
     return result

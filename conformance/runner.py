@@ -9,8 +9,11 @@ kernel command line), so one bad probe costs one probe.
 
 from __future__ import annotations
 
+import itertools
 import tempfile
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +35,7 @@ class RunOptions:
     probe_timeout: float = 30.0
     end_grace: float = 10.0  # after END, how long the hypervisor may take to exit
     workroot: Path | None = None  # where private boot folders go (default: the system's)
+    jobs: int = 1  # boots of a level that run side by side, each a shard of the selection
 
 
 @dataclass
@@ -40,10 +44,12 @@ class LevelOutcome:
     results: list[ProbeResult] = field(default_factory=list)
 
 
-def kernel_cmdline(globs: tuple[str, ...], after: str | None) -> str:
+def kernel_cmdline(globs: tuple[str, ...], after: str | None, shard: tuple[int, int] | None = None) -> str:
     words = []
     if globs:
         words.append("probes=" + ",".join(globs))
+    if shard is not None:
+        words.append(f"shard={shard[0]}/{shard[1]}")
     if after:
         words.append(f"after={after}")
     return " ".join(words)
@@ -57,56 +63,99 @@ def run_level(
     on_result: Callable[[ProbeResult], None] | None = None,
     on_boot: Callable[[int, str], None] | None = None,
 ) -> LevelOutcome:
-    """Run `selected` at one level, in as many boots as crashes require."""
+    """Run `selected` at one level, in as many boots as crashes require.
+
+    With `options.jobs` > 1 the selection is split into that many shards
+    (the kernel's `shard=K/N`: every N-th probe), each run by its own boots
+    side by side; results arrive in whatever order the shards produce them.
+    """
     info = LevelInfo(level=level.number, hypervisor=level.backend.describe())
     outcome = LevelOutcome(info)
+    lock = threading.Lock()
+    boots = itertools.count(1)
 
     def deliver(result: ProbeResult) -> None:
-        outcome.results.append(result)
-        if on_result is not None:
-            on_result(result)
+        with lock:
+            outcome.results.append(result)
+            if on_result is not None:
+                on_result(result)
 
-    remaining = [p.id for p in selected]
+    def boot_number(cmdline: str) -> int:
+        with lock:
+            number = next(boots)
+            info.boots = max(info.boots, number)
+            if on_boot is not None:
+                on_boot(number, cmdline)
+            return number
+
+    jobs = max(1, min(options.jobs, len(selected)))
+    if jobs == 1:
+        _run_shard(level, image, [p.id for p in selected], options, None, info, lock, deliver, boot_number)
+        return outcome
+    shards = [(k, jobs) for k in range(jobs)]
+    with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix=f"nvct-L{level.number}") as pool:
+        futures = [
+            pool.submit(_run_shard, level, image, [p.id for p in selected[k::jobs]], options, (k, jobs), info, lock,
+                        deliver, boot_number)  # fmt: skip
+            for k, _ in shards
+        ]
+        for future in futures:
+            future.result()  # re-raises a harness error (not a guest's: those are verdicts)
+    return outcome
+
+
+def _run_shard(
+    level: Level,
+    image: GuestImage,
+    remaining: list[str],
+    options: RunOptions,
+    shard: tuple[int, int] | None,
+    info: LevelInfo,
+    lock: threading.Lock,
+    deliver: Callable[[ProbeResult], None],
+    boot_number: Callable[[str], int],
+) -> None:
     after: str | None = None
     while remaining:
-        info.boots += 1
-        cmdline = kernel_cmdline(options.globs, after)
-        if on_boot is not None:
-            on_boot(info.boots, cmdline)
-        log = BootLog(level.number, remaining, on_result=deliver, boot=info.boots)
+        cmdline = kernel_cmdline(options.globs, after, shard)
+        number = boot_number(cmdline)
+        log = BootLog(level.number, remaining, on_result=deliver, boot=number)
         try:
-            _boot_once(level, image, cmdline, log, options, info)
+            _boot_once(level, image, cmdline, log, options, info, lock)
         except LevelUnavailable as exc:
             for probe in remaining:
                 deliver(ProbeResult(probe, level.number, Verdict.SKIP, f"not exposed at this level: {exc}",
-                                    boot=info.boots))  # fmt: skip
-            info.problems.append(str(exc))
-            break
+                                    boot=number))  # fmt: skip
+            with lock:
+                if str(exc) not in info.problems:
+                    info.problems.append(str(exc))
+            return
         except BootFailed as exc:
             for probe in remaining:
                 deliver(ProbeResult(probe, level.number, Verdict.CRASH, f"the level did not come up: {exc}",
-                                    boot=info.boots, console=exc.excerpt[-20:]))  # fmt: skip
-            info.problems.append(str(exc))
-            break
-        if log.hello is not None and not info.facts:
-            info.facts = dict(log.facts)
-            info.kernel = {k: log.hello.get(k) for k in ("build", "console", "total")}
-        info.problems += log.problems
+                                    boot=number, console=exc.excerpt[-20:]))  # fmt: skip
+            with lock:
+                info.problems.append(str(exc))
+            return
+        with lock:
+            if log.hello is not None and not info.facts:
+                info.facts = dict(log.facts)
+                info.kernel = {k: log.hello.get(k) for k in ("build", "console", "total")}
+            info.problems += log.problems
         done = set(log.results)
         if log.ended or log.last_probe is None:
             # Finished, or died before any probe started: no point booting again.
             verdict, why = _unreported(log)
             for probe in remaining:
                 if probe not in done:
-                    deliver(ProbeResult(probe, level.number, verdict, why, boot=info.boots, console=log.recent()[-20:]))
-            break
+                    deliver(ProbeResult(probe, level.number, verdict, why, boot=number, console=log.recent()[-20:]))
+            return
         after = log.last_probe
         for probe in remaining:
             if probe not in done and probe.encode() <= after.encode():
                 deliver(ProbeResult(probe, level.number, Verdict.ERROR,
-                                    "selected but never reported (records lost?)", boot=info.boots))  # fmt: skip
+                                    "selected but never reported (records lost?)", boot=number))  # fmt: skip
         remaining = [p for p in remaining if p not in done and p.encode() > after.encode()]
-    return outcome
 
 
 def _unreported(log: BootLog) -> tuple[Verdict, str]:
@@ -119,11 +168,12 @@ def _unreported(log: BootLog) -> tuple[Verdict, str]:
 
 
 def _boot_once(level: Level, image: GuestImage, cmdline: str, log: BootLog, options: RunOptions,
-               info: LevelInfo) -> None:  # fmt: skip
+               info: LevelInfo, lock: threading.Lock) -> None:  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="nvct-boot-", dir=options.workroot) as tmp:
         with level.backend.boot(image, cmdline, Path(tmp)) as console:
             if console.facts:
-                info.hypervisor.setdefault("runtime", {}).update(console.facts)
+                with lock:
+                    info.hypervisor.setdefault("runtime", {}).update(console.facts)
             ending, why = _read(console, log, options)
             console.close(grace=options.end_grace if ending == "end" else 1.0)
             tail = console.tail()

@@ -64,3 +64,13 @@ def test_split_globs():
     for bad in ("svm.*,", "a b", "-", "a;rm"):
         with pytest.raises(SelectionError):
             split_globs(bad)
+
+
+def test_shards_partition_the_selection_and_after_applies_within_a_shard(probes):
+    chosen = select(probes, [])
+    shards = [select(probes, [], shard=(k, 3)) for k in range(3)]
+    assert sorted(p.id for s in shards for p in s) == [p.id for p in chosen]
+    assert ids(shards[0]) == ["cpu.cpuid.basic", "vmx.vmxon.basic"]
+    assert ids(select(probes, [], after="cpu.cpuid.basic", shard=(0, 3))) == ["vmx.vmxon.basic"]
+    with pytest.raises(SelectionError):
+        select(probes, [], shard=(3, 3))

@@ -42,6 +42,26 @@ static bool glob_names_hidden(const char *glob, const char *id)
     return dot && strncmp(glob, id, n) == 0;
 }
 
+/* "K/N" with N >= 1 and K < N, in decimal. */
+static bool parse_shard(const char *s, unsigned *k, unsigned *n)
+{
+    unsigned v[2] = {0, 0};
+
+    for (int part = 0; part < 2; part++) {
+        if (*s < '0' || *s > '9')
+            return false;
+        while (*s >= '0' && *s <= '9' && v[part] < 100000)
+            v[part] = v[part] * 10 + (unsigned)(*s++ - '0');
+        if (part == 0 && *s++ != '/')
+            return false;
+    }
+    if (*s != '\0' || v[1] == 0 || v[0] >= v[1])
+        return false;
+    *k = v[0];
+    *n = v[1];
+    return true;
+}
+
 /* protocol.md, "The kernel command line". Returns how many are selected. */
 static unsigned select_probes(const char *cmdline)
 {
@@ -82,6 +102,19 @@ static unsigned select_probes(const char *cmdline)
             if (glob_match(g, probes[i]->id))
                 selected[i] = !neg;
         }
+    }
+
+    /* shard=K/N: of the probes selected so far, in id order, keep those
+     * whose position i has i % N == K (the harness's --jobs splits a run
+     * into N boots this way). Applied before after=, so that a boot that
+     * resumes a shard after a crash stays within it. */
+    static char shard[32];
+    unsigned k, nshards;
+    if (cmdline_get(cmdline, "shard", shard, sizeof(shard)) && parse_shard(shard, &k, &nshards)) {
+        unsigned pos = 0;
+        for (unsigned i = 0; i < nr_probes; i++)
+            if (selected[i])
+                selected[i] = pos++ % nshards == k;
     }
 
     if (cmdline_get(cmdline, "after", after, sizeof(after)))
