@@ -58,6 +58,12 @@ def build(source: Path | None = None) -> GuestImage:
     return GuestImage(elf)
 
 
+# One menu entry for both firmware paths: GRUB's `multiboot` loads the ELF32
+# Multiboot 1 image on i386-pc and on x86_64-efi alike (on EFI it exits boot
+# services and hands over the firmware memory map, converted to E820 types).
+# GRUB writes to COM1 (its ns8250 unit 0) on both; the kernel finds COM1
+# itself. Under EFI GRUB says "no suitable video mode found" and "no console
+# will be available to OS": the kernel needs no video, so that is harmless.
 GRUB_CFG = """\
 set timeout=0
 set default=0
@@ -70,24 +76,43 @@ menuentry "nvct probe kernel" {{
 }}
 """
 
+# The GRUB platforms a hybrid ISO carries, with the Debian package of each.
+GRUB_PLATFORMS = (
+    ("i386-pc", "grub-pc-bin", "legacy BIOS"),
+    ("x86_64-efi", "grub-efi-amd64-bin", "UEFI"),
+)
+GRUB_LIB = Path("/usr/lib/grub")
 
-def make_iso(image: GuestImage, cmdline: str, dest: Path) -> Path:
-    """A GRUB ISO (BIOS boot) that boots the kernel with this command line."""
+
+def check_iso_tools() -> None:
+    """Raise BuildError, naming the Debian package, if make_iso cannot work here."""
     for tool, package in (("grub-mkrescue", "grub-common"), ("xorriso", "xorriso"), ("mformat", "mtools")):
         if shutil.which(tool) is None:
             raise BuildError(f"making the boot ISO needs {tool} (Debian package {package})")
-    if not Path("/usr/lib/grub/i386-pc").is_dir():
-        raise BuildError("making the boot ISO needs GRUB's BIOS modules (Debian package grub-pc-bin)")
+    for platform, package, what in GRUB_PLATFORMS:
+        if not (GRUB_LIB / platform / "moddep.lst").is_file():
+            raise BuildError(f"making the boot ISO needs GRUB's {what} modules, {GRUB_LIB / platform} "
+                             f"(Debian package {package})")  # fmt: skip
+
+
+def make_iso(image: GuestImage, cmdline: str, dest: Path) -> Path:
+    """A hybrid GRUB ISO that boots the kernel with this command line, from
+    legacy BIOS (El Torito, i386-pc) and from UEFI (the EFI system partition
+    image, x86_64-efi), through the same grub.cfg."""
+    check_iso_tools()
     if any(c in cmdline for c in '\n"{};$\\'):
         raise BuildError(f"kernel command line not allowed in grub.cfg: {cmdline!r}")
     root = dest.parent / (dest.stem + ".isodir")
     (root / "boot" / "grub").mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(image.elf, root / "boot" / "nvct.elf")
-    (root / "boot" / "grub" / "grub.cfg").write_text(GRUB_CFG.format(cmdline=cmdline))
-    proc = subprocess.run(
-        ["grub-mkrescue", "-o", str(dest), str(root)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
+    try:
+        shutil.copyfile(image.elf, root / "boot" / "nvct.elf")
+        (root / "boot" / "grub" / "grub.cfg").write_text(GRUB_CFG.format(cmdline=cmdline))
+        # grub-mkrescue puts every platform found under /usr/lib/grub on the
+        # image; no fonts, translations or themes: the menu is never shown.
+        argv = ["grub-mkrescue", "--fonts=", "--locales=", "--themes=", "-o", str(dest), str(root)]
+        proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
     if proc.returncode != 0 or not dest.is_file():
         raise BuildError(f"grub-mkrescue failed (status {proc.returncode}): {proc.stdout[-800:]}")
-    shutil.rmtree(root, ignore_errors=True)
     return dest
