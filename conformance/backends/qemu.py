@@ -1,4 +1,10 @@
-"""QEMU, with TCG (the reference model for SVM) or KVM."""
+"""QEMU, with TCG (the reference model for SVM) or KVM.
+
+The probe kernel boots with `-kernel` (QEMU's own multiboot loader, under
+SeaBIOS: the fastest) by default. `firmware: efi` boots it under OVMF from
+the hybrid GRUB ISO instead, and `boot: iso` boots the same ISO through
+SeaBIOS, so that both firmware paths are proven on one image.
+"""
 
 from __future__ import annotations
 
@@ -13,8 +19,17 @@ from pathlib import Path
 
 import pexpect
 
-from .base import Backend, BackendUnavailable, Payload, require_binary
+from ..guest import BuildError, GuestImage, check_iso_tools, make_iso
+from .base import Backend, BackendUnavailable, BootFailed, Payload, require_binary
 from .console import Console
+
+# Debian 12's `ovmf` package: the 4 MiB flash layout, the one its QEMU's
+# firmware descriptors name (OVMF_CODE.fd and OVMF_VARS.fd are the older
+# 2 MiB build; .ms/.secboot/.snakeoil are Secure Boot variants). CODE is
+# mapped read-only; VARS, the variable store, is copied into the boot's
+# workdir because the firmware writes it.
+OVMF_CODE = "/usr/share/OVMF/OVMF_CODE_4M.fd"
+OVMF_VARS = "/usr/share/OVMF/OVMF_VARS_4M.fd"
 
 
 @dataclass(frozen=True)
@@ -25,15 +40,30 @@ class QemuSettings:
     smp: int = 1
     binary: str = "qemu-system-x86_64"
     args: tuple[str, ...] = ()  # extra arguments, one argv element each
+    firmware: str = "bios"  # bios (SeaBIOS) or efi (OVMF)
+    boot: str = ""  # kernel (-kernel) or iso (the hybrid GRUB ISO on a CD-ROM); "": kernel under bios, iso under efi
+    ovmf_code: str = OVMF_CODE  # firmware: efi only
+    ovmf_vars: str = OVMF_VARS  # the template of the variable store, copied for each boot
 
     def validate(self) -> tuple[str, str] | None:
         if self.accel not in ("tcg", "kvm"):
             return "accel", f"must be tcg or kvm, not {self.accel!r}"
+        if self.firmware not in ("bios", "efi"):
+            return "firmware", f"must be bios or efi, not {self.firmware!r}"
+        if self.boot not in ("", "kernel", "iso"):
+            return "boot", f"must be kernel or iso, not {self.boot!r}"
+        if self.firmware == "efi" and self.boot == "kernel":
+            return "boot", "firmware efi boots the probe kernel from the ISO (boot: iso): OVMF has no multiboot loader"
         if not 16 <= self.memory <= 65536:
             return "memory", "must be 16 to 65536 (MiB)"
         if not 1 <= self.smp <= 64:
             return "smp", "must be 1 to 64"
         return None
+
+    @property
+    def boot_from(self) -> str:
+        """kernel or iso: what `boot` says, else the firmware's default."""
+        return self.boot or ("iso" if self.firmware == "efi" else "kernel")
 
 
 @functools.lru_cache(maxsize=8)
@@ -57,11 +87,30 @@ class QemuBackend(Backend):
                 raise BackendUnavailable("accel kvm needs /dev/kvm, which this machine does not have")
             if not os.access("/dev/kvm", os.R_OK | os.W_OK):
                 raise BackendUnavailable("accel kvm needs read and write access to /dev/kvm")
+        if self.settings.firmware == "efi":
+            for path in (self.settings.ovmf_code, self.settings.ovmf_vars):
+                if not os.path.isfile(path):
+                    raise BackendUnavailable(f"firmware efi needs {path} (Debian package ovmf)")
+        if self.settings.boot_from == "iso":
+            try:
+                check_iso_tools()
+            except BuildError as exc:
+                raise BackendUnavailable(str(exc)) from None
 
     def version(self) -> str:
         return qemu_version(self.settings.binary)
 
-    def argv(self, payload: Payload, initrd: Path | None = None) -> list[str]:
+    def settings_dict(self) -> dict:
+        """The settings as they act: `boot` resolved, the OVMF files only under efi."""
+        settings = {**super().settings_dict(), "boot": self.settings.boot_from}
+        if self.settings.firmware != "efi":
+            del settings["ovmf_code"], settings["ovmf_vars"]
+        return settings
+
+    def argv(self, payload: Payload, initrd: Path | None = None, iso: Path | None = None,
+             ovmf_vars: Path | None = None) -> list[str]:  # fmt: skip
+        """The command line; `iso` boots the probe kernel from a CD-ROM
+        instead of -kernel, `ovmf_vars` (the boot's copy) selects OVMF."""
         s = self.settings
         argv = [
             s.binary,
@@ -73,9 +122,18 @@ class QemuBackend(Backend):
             "-display", "none",
             "-no-reboot",  # a triple fault ends the boot instead of looping
             "-serial", "stdio",
-            "-kernel", str(payload.kernel),
-            "-append", payload.append,
         ]  # fmt: skip
+        if ovmf_vars is not None:
+            argv += [
+                "-drive", f"if=pflash,format=raw,unit=0,readonly=on,file={_opt(s.ovmf_code)}",
+                "-drive", f"if=pflash,format=raw,unit=1,file={_opt(str(ovmf_vars))}",
+            ]  # fmt: skip
+        if iso is not None:
+            # What -cdrom does (the secondary IDE master), with the path escaped.
+            argv += ["-drive", f"if=ide,index=2,media=cdrom,format=raw,readonly=on,file={_opt(str(iso))}",
+                     "-boot", "order=d"]  # fmt: skip
+        else:
+            argv += ["-kernel", str(payload.kernel), "-append", payload.append]
         if payload.probe:
             argv += ["-device", "isa-debug-exit,iobase=0xf4,iosize=4"]
         if initrd is not None:
@@ -84,14 +142,32 @@ class QemuBackend(Backend):
 
     @contextmanager
     def boot_payload(self, payload: Payload, workdir: Path) -> Iterator[Console]:
+        s = self.settings
+        iso = ovmf_vars = None
+        if (s.firmware, s.boot_from) != ("bios", "kernel"):
+            if not payload.probe:
+                raise BootFailed(f"firmware {s.firmware} with boot {s.boot_from} boots the probe kernel only; "
+                                 "the appliance boots with -kernel under SeaBIOS (firmware: bios)")  # fmt: skip
+            try:
+                iso = make_iso(GuestImage(payload.kernel), payload.append, workdir / "nvct.iso")
+            except BuildError as exc:
+                raise BootFailed(str(exc)) from None
+            if s.firmware == "efi":
+                ovmf_vars = workdir / "OVMF_VARS.fd"
+                shutil.copyfile(s.ovmf_vars, ovmf_vars)
         initrd = concatenate(payload.initrds, workdir / "initrd.cpio") if payload.initrds else None
-        argv = self.argv(payload, initrd)
+        argv = self.argv(payload, initrd, iso, ovmf_vars)
         child = pexpect.spawn(argv[0], argv[1:], cwd=str(workdir), echo=False, env=os.environ.copy())
         console = Console(child, label="qemu")
         try:
             yield console
         finally:
             console.close()
+
+
+def _opt(value: str) -> str:
+    """A value inside a QEMU option list: a comma is written twice."""
+    return value.replace(",", ",,")
 
 
 def concatenate(parts: tuple[Path, ...], dest: Path) -> Path:
@@ -103,3 +179,4 @@ def concatenate(parts: tuple[Path, ...], dest: Path) -> Path:
             with open(part, "rb") as src:
                 shutil.copyfileobj(src, out, 1 << 20)
     return dest
+
