@@ -10,7 +10,7 @@ import signal
 import sys
 from pathlib import Path
 
-from . import __version__
+from . import __version__, appliance, host
 from . import compare
 from .backends import BackendUnavailable
 from .catalog import CatalogError, Probe, SelectionError, select, split_globs
@@ -207,6 +207,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         globs=globs,
         boot_timeout=args.boot_timeout or profile.timeouts.boot,
         probe_timeout=args.timeout or profile.timeouts.probe,
+        jobs=args.jobs,
     )
     record = RunRecord(
         profile={"name": profile.name, "path": str(path), "description": profile.description},
@@ -233,13 +234,20 @@ def cmd_run(args: argparse.Namespace) -> int:
         for level in levels:
             progress.say(f"L{level.number - 1} {level.backend.name} {level.backend.version()}: "
                          f"booting the probe kernel at L{level.number}")  # fmt: skip
-            outcome = run_level(level, image, selected, options, on_result,
-                                on_boot=lambda n, c, lv=level.number: progress.boot(lv, n, c))  # fmt: skip
-            record.levels.append(outcome.info)
+            run_level(level, image, selected, options, on_result,
+                      on_boot=lambda n, c, lv=level.number: progress.boot(lv, n, c),
+                      on_start=record.levels.append)  # fmt: skip
             save()
         record.status = "complete"
     except KeyboardInterrupt:
         record.status = "interrupted"
+        done = {(r.probe, r.level) for r in record.results}
+        record.not_run = [
+            {"probe": p.id, "level": level.number}
+            for level in levels
+            for p in selected
+            if (p.id, level.number) not in done
+        ]
     finally:
         signal.signal(signal.SIGTERM, previous)
         from .runrecord import now
@@ -255,6 +263,31 @@ def cmd_run(args: argparse.Namespace) -> int:
     if record.status == "interrupted":
         return 130
     return _gate_code([record])
+
+
+# ---- nvct host, nvct appliance ---------------------------------------------------------
+
+
+def cmd_host(args: argparse.Namespace) -> int:
+    checks = host.run_checks()
+    if args.json:
+        json.dump([{"check": c.name, "status": c.status.value, "message": c.message, "hint": c.hint} for c in checks],
+                  sys.stdout, indent=1)  # fmt: skip
+        sys.stdout.write("\n")
+    else:
+        sys.stdout.write(host.render(checks, colour=_colour(args.color, sys.stdout)))
+    return EXIT_BAD if any(c.status is host.Status.FAIL for c in checks) else EXIT_OK
+
+
+def cmd_appliance(args: argparse.Namespace) -> int:
+    try:
+        built = appliance.build(progress=lambda text: print(text, file=sys.stderr, flush=True))
+    except appliance.ApplianceError as exc:
+        raise UsageError(f"cannot build the appliance: {exc}") from None
+    m = built.manifest
+    print(f"{built.root}: Linux {m['kernel_version']} ({built.kernel.name}, "
+          f"{built.initramfs.stat().st_size // (1 << 20)} MiB initramfs), {m['qemu']}")  # fmt: skip
+    return EXIT_OK
 
 
 # ---- nvct report, diff, merge, baseline ----------------------------------------------
@@ -341,6 +374,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=_seconds, metavar="S", help="seconds a probe may run (default: the profile's)")
     p.add_argument("--boot-timeout", type=_seconds, metavar="S", help="seconds until the kernel says HELLO")
     p.add_argument("--color", choices=("auto", "always", "never"), default="auto")
+    p.add_argument("--jobs", "-j", type=_jobs, default=1, metavar="N",
+                   help="boots of each level side by side, each running every N-th probe (default 1)")  # fmt: skip
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="a line per result on stderr (default: when stderr is a terminal)")  # fmt: skip
     p.set_defaults(func=cmd_run)
@@ -375,9 +410,24 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--all", action="store_true", help="include hidden probes (selftests)")
     p.set_defaults(func=cmd_list)
 
+    p = sub.add_parser("host", help="check this machine for nested virtualization (virt-host-validate style)")
+    p.add_argument("--color", choices=("auto", "always", "never"), default="auto")
+    p.add_argument("--json", action="store_true", help="JSON instead of lines")
+    p.set_defaults(func=cmd_host)
+
+    p = sub.add_parser("appliance", help="the Linux/KVM appliance that multi-level stacks boot")
+    p.add_argument("action", choices=("build", "show"), help="build it (cached by content) or show the cached one")
+    p.set_defaults(func=cmd_appliance)
+
     p = sub.add_parser("build", help="build the probe kernel (done by run and list as needed)")
     p.set_defaults(func=cmd_build)
     return top
+
+
+def _jobs(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 64:
+        raise argparse.ArgumentTypeError(f"want a whole number from 1 to 64, not {text!r}")
+    return int(text)
 
 
 def _seconds(text: str) -> float:

@@ -62,6 +62,7 @@ def run_level(
     options: RunOptions,
     on_result: Callable[[ProbeResult], None] | None = None,
     on_boot: Callable[[int, str], None] | None = None,
+    on_start: Callable[[LevelInfo], None] | None = None,
 ) -> LevelOutcome:
     """Run `selected` at one level, in as many boots as crashes require.
 
@@ -71,6 +72,8 @@ def run_level(
     """
     info = LevelInfo(level=level.number, hypervisor=level.backend.describe())
     outcome = LevelOutcome(info)
+    if on_start is not None:
+        on_start(info)  # the caller may keep it: it fills in as the level runs
     lock = threading.Lock()
     boots = itertools.count(1)
 
@@ -92,16 +95,53 @@ def run_level(
     if jobs == 1:
         _run_shard(level, image, [p.id for p in selected], options, None, info, lock, deliver, boot_number)
         return outcome
-    shards = [(k, jobs) for k in range(jobs)]
-    with ThreadPoolExecutor(max_workers=jobs, thread_name_prefix=f"nvct-L{level.number}") as pool:
-        futures = [
-            pool.submit(_run_shard, level, image, [p.id for p in selected[k::jobs]], options, (k, jobs), info, lock,
-                        deliver, boot_number)  # fmt: skip
-            for k, _ in shards
-        ]
+    live = _Live()
+    pool = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix=f"nvct-L{level.number}")
+    futures = [
+        pool.submit(_run_shard, level, image, [p.id for p in selected[k::jobs]], options, (k, jobs), info, lock,
+                    deliver, boot_number, live)  # fmt: skip
+        for k in range(jobs)
+    ]
+    try:
         for future in futures:
             future.result()  # re-raises a harness error (not a guest's: those are verdicts)
+    except BaseException:
+        live.stop()  # Ctrl-C, SIGTERM: kill every hypervisor the shards started, start no more
+        raise
+    finally:
+        pool.shutdown(wait=True)
     return outcome
+
+
+class _Live:
+    """The consoles of the boots under way, so that an interrupt can kill them."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._consoles: set = set()
+        self.stopped = False
+
+    def add(self, console) -> bool:
+        with self._lock:
+            if self.stopped:
+                return False
+            self._consoles.add(console)
+            return True
+
+    def remove(self, console) -> None:
+        with self._lock:
+            self._consoles.discard(console)
+
+    def stop(self) -> None:
+        with self._lock:
+            self.stopped = True
+            consoles = list(self._consoles)
+        for console in consoles:
+            console.kill()
+
+
+class Interrupted(Exception):
+    """The run was stopped while a shard's boot was under way."""
 
 
 def _run_shard(
@@ -114,14 +154,19 @@ def _run_shard(
     lock: threading.Lock,
     deliver: Callable[[ProbeResult], None],
     boot_number: Callable[[str], int],
+    live: _Live | None = None,
 ) -> None:
     after: str | None = None
     while remaining:
+        if live is not None and live.stopped:
+            return
         cmdline = kernel_cmdline(options.globs, after, shard)
         number = boot_number(cmdline)
         log = BootLog(level.number, remaining, on_result=deliver, boot=number)
         try:
-            _boot_once(level, image, cmdline, log, options, info, lock)
+            _boot_once(level, image, cmdline, log, options, info, lock, live)
+        except Interrupted:
+            return
         except LevelUnavailable as exc:
             for probe in remaining:
                 deliver(ProbeResult(probe, level.number, Verdict.SKIP, f"not exposed at this level: {exc}",
@@ -168,21 +213,35 @@ def _unreported(log: BootLog) -> tuple[Verdict, str]:
 
 
 def _boot_once(level: Level, image: GuestImage, cmdline: str, log: BootLog, options: RunOptions,
-               info: LevelInfo, lock: threading.Lock) -> None:  # fmt: skip
+               info: LevelInfo, lock: threading.Lock, live: _Live | None = None) -> None:  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="nvct-boot-", dir=options.workroot) as tmp:
         with level.backend.boot(image, cmdline, Path(tmp)) as console:
-            if console.facts:
-                with lock:
-                    info.hypervisor.setdefault("runtime", {}).update(console.facts)
-            ending, why = _read(console, log, options)
-            console.close(grace=options.end_grace if ending == "end" else 1.0)
-            tail = console.tail()
-            if ending == "eof":
-                why = f"{console.describe_end()} before END"
-            if log.hello is None and ending != "end":
-                last = next((line for line in reversed(tail) if line.strip()), "")
-                why += f"; last console line: {last.strip()[:200]!r}" if last else "; the console stayed empty"
-            log.finish(ending, why, tail)
+            if live is not None and not live.add(console):
+                raise Interrupted()
+            try:
+                _watch(console, log, options, info, lock, live)
+            finally:
+                if live is not None:
+                    live.remove(console)
+
+
+def _watch(console, log: BootLog, options: RunOptions, info: LevelInfo, lock: threading.Lock,
+           live: _Live | None = None) -> None:  # fmt: skip
+    """Read one boot to its end and give the probe in flight its verdict."""
+    if console.facts:
+        with lock:
+            info.hypervisor.setdefault("runtime", {}).update(console.facts)
+    ending, why = _read(console, log, options)
+    if live is not None and live.stopped:
+        raise Interrupted()  # the harness killed it: the probe in flight was not measured
+    console.close(grace=options.end_grace if ending == "end" else 1.0)
+    tail = console.tail()
+    if ending == "eof":
+        why = f"{console.describe_end()} before END"
+    if log.hello is None and ending != "end":
+        last = next((line for line in reversed(tail) if line.strip()), "")
+        why += f"; last console line: {last.strip()[:200]!r}" if last else "; the console stayed empty"
+    log.finish(ending, why, tail)
 
 
 def _read(console, log: BootLog, options: RunOptions) -> tuple[str, str]:

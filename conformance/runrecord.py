@@ -85,6 +85,8 @@ class RunRecord:
     levels: list[LevelInfo] = field(default_factory=list)
     results: list[ProbeResult] = field(default_factory=list)
     nvct_version: str = __version__
+    # When the run stopped before the end: the probes it did not get to, per level.
+    not_run: list[dict[str, Any]] = field(default_factory=list)
     # The gate (conformance/expect.py): the expectations applied, per result
     # the expectation and outcome, and the verdict. Filled in by expect.apply().
     expectations: Any = None  # expect.Expectations, or None (the profile has no expect: section)
@@ -131,6 +133,7 @@ class RunRecord:
             "levels": [lv.to_dict() for lv in self.levels],
             "catalog": self.catalog,
             "results": [self._result_dict(r) for r in self.results],
+            "not_run": self.not_run,
             "expect": self.expectations.to_dict() if self.expectations is not None else None,
             "gate": self.gate.to_dict() if self.gate is not None else None,
         }
@@ -165,6 +168,7 @@ class RunRecord:
                 levels=[LevelInfo.from_dict(lv) for lv in data.get("levels", [])],
                 results=[ProbeResult.from_dict(r) for r in data.get("results", [])],
                 nvct_version=data.get("nvct_version", "unknown"),
+                not_run=list(data.get("not_run", [])),
             )
             apply(record, Expectations.from_dict(expect) if expect else None)
         except (KeyError, TypeError, ValueError, AttributeError) as exc:

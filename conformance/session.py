@@ -10,12 +10,13 @@ finished gets CRASH or TIMEOUT when the boot ends.
 from __future__ import annotations
 
 import collections
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from .protocol import Record, RecordError, parse_line
+from .protocol import PREFIX, Record, RecordError, parse_line
 from .verdicts import KERNEL_VERDICTS, Verdict
 
 Ending = Literal["end", "eof", "timeout", "reset"]
@@ -111,12 +112,26 @@ class BootLog:
         return self._current.probe if self._current else None
 
     def feed(self, line: str) -> None:
-        """One console line (without its newline)."""
+        """One console line (without its newline).
+
+        A line may hold more than one record: a record cut short (the
+        kernel died or faulted while writing it) runs into the next one.
+        Each piece that starts with the prefix is read on its own."""
         if self.ended or self.reset:
             return
         self._recent.append(line)
         if self._current is not None and len(self._current.lines) < MAX_PROBE_LINES:
             self._current.lines.append(line)
+        starts = [m.start() for m in re.finditer(re.escape(PREFIX) + " ", line)]
+        if len(starts) <= 1:
+            self._feed_piece(line)
+            return
+        for begin, end in zip(starts, starts[1:] + [len(line)]):
+            self._feed_piece(line[begin:end].rstrip(" "))
+
+    def _feed_piece(self, line: str) -> None:
+        if self.ended or self.reset:
+            return
         try:
             record = parse_line(line)
         except RecordError as exc:

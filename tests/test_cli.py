@@ -140,3 +140,18 @@ def test_interrupted_run_still_writes_every_report(tmp_path):
     assert [r["probe"] for r in record["results"]] == ["selftest.alloc"]
     assert all(f.exists() and f.stat().st_size > 0 for f in files.values())
     assert "the run did not complete (status interrupted)" in out
+
+
+def test_host_prints_one_line_per_check_and_exits_by_failures():
+    proc = nvct("host")
+    assert proc.returncode in (0, 1)
+    lines = [line for line in proc.stdout.splitlines() if not line.startswith(" ")]
+    assert lines and all(line.split()[0] in ("PASS", "WARN", "FAIL", "INFO") for line in lines)
+    assert proc.returncode == (1 if any(line.startswith("FAIL") for line in lines) else 0)
+    checks = json.loads(nvct("host", "--json").stdout)
+    assert {"cpu.extensions", "kvm.device", "tool.qemu"} <= {c["check"] for c in checks}
+
+
+def test_jobs_must_be_a_small_whole_number():
+    proc = nvct("run", "--jobs", "0")
+    assert proc.returncode == 2 and "want a whole number from 1 to 64" in proc.stderr

@@ -163,3 +163,15 @@ def test_corrupted_fact_is_a_boot_problem_not_a_probe_error():
     log, _ = feed([hello, fact.replace("Authentic", "Authentik"), *k.probe("a.one")])
     assert any("corrupted record" in p for p in log.problems)
     assert log.results["a.one"].verdict is Verdict.PASS
+
+
+def test_a_record_cut_short_runs_into_the_next_and_only_it_is_lost():
+    k = Kernel()
+    hello = k.hello()
+    start, result = k.probe("a.one", "FAIL", "unexpected #UD")
+    half = "@NVCT1 99 NOTE probe=a.one msg=half"  # the kernel faulted while writing it
+    log, _ = feed([*hello, start, half + result, *k.probe("a.two")])
+    one = log.results["a.one"]
+    assert one.verdict is Verdict.ERROR
+    assert "corrupted record (no CRC" in one.detail and "probe reported FAIL: unexpected #UD" in one.detail
+    assert log.results["a.two"].verdict is Verdict.PASS

@@ -173,6 +173,13 @@ class Console:
             except OSError:
                 pass
 
+    def kill(self) -> None:
+        """Kill the hypervisor now, from any thread (an interrupted run)."""
+        try:
+            os.killpg(self.child.pid, signal.SIGKILL)
+        except OSError:
+            pass
+
     def describe_end(self) -> str:
         """How the hypervisor process ended, with its own reason if it gave one."""
         if self.signal_status is not None:

@@ -122,6 +122,9 @@ class GuestConsole:
             except ConsoleTimeout:
                 break
 
+    def kill(self) -> None:
+        self.outer.kill()
+
     def describe_end(self) -> str:
         if self.exit_status is not None:
             return f"{self.label} exited with status {self.exit_status}"
