@@ -513,6 +513,7 @@ struct svm_gprs {
 /* vcpu->flags */
 #define SVM_RUN_NO_VMLOAD 1u /* svm_run(): no VMLOAD/VMSAVE around VMRUN */
 #define SVM_RUN_KEEP_GIF0 2u /* svm_run(): no STGI after #VMEXIT (GIF stays 0) */
+#define SVM_RUN_KEEP_NEXT_RIP 4u /* svm_run(): leave VMCB next_rip as the probe set it */
 
 struct svm_vcpu {
     struct vmcb *vmcb;       /* guest VMCB (one page) */

@@ -232,7 +232,8 @@ uint64_t svm_run(struct svm_vcpu *v)
 {
     struct vmcb *vm = v->vmcb;
     vm->control.exit_code = SVM_EXIT_SENTINEL;
-    vm->control.next_rip = 0;
+    if (!(v->flags & SVM_RUN_KEEP_NEXT_RIP))
+        vm->control.next_rip = 0;
     uint64_t hs = (v->flags & SVM_RUN_NO_VMLOAD) ? 0 : (uint64_t)(uintptr_t)v->host_save;
     svm_vmrun_asm((uint64_t)(uintptr_t)vm, &v->regs, hs, (v->flags & SVM_RUN_KEEP_GIF0) != 0);
     v->runs++;

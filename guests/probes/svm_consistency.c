@@ -121,3 +121,62 @@ CASE(svm_cons_msrpm_addr, "svm.consistency.msrpm_addr",
      "VMRUN with the MSR intercept set and MSRPM_BASE_PA = 2^MAXPHYADDR - 4 KiB (the 8 KiB map extends past the physical address width): VMEXIT_INVALID (-1); restored, the guest runs to VMMCALL",
      "VMRUN with the MSRPM past MAXPHYADDR",
      (vm->control.intercept_misc1 |= SVM_INTERCEPT_MSR_PROT, vm->control.msrpm_base_pa = last_page()))
+
+CASE(svm_cons_eventinj_nmi_vector, "svm.consistency.eventinj_vector2",
+     "VMRUN with EVENTINJ.V=1, type 3 (exception) and vector 2 (an NMI, not an exception): VMEXIT_INVALID (-1); with EVENTINJ cleared the guest runs to VMMCALL",
+     "VMRUN with EVENTINJ type 3 vector 2",
+     vm->control.event_inj = SVM_EVTINJ_VALID | SVM_EVTINJ_TYPE_EXEPT | NMI_VECTOR)
+
+CASE(svm_cons_eventinj_br64, "svm.consistency.eventinj_br_64bit",
+     "VMRUN of a 64-bit guest with EVENTINJ = #BR (type 3, vector 5), an exception impossible in 64-bit mode: the injection fails with VMEXIT_INVALID (-1) and no guest instruction runs; with EVENTINJ cleared the guest runs to VMMCALL",
+     "VMRUN injecting #BR into a 64-bit guest",
+     vm->control.event_inj = SVM_EVTINJ_VALID | SVM_EVTINJ_TYPE_EXEPT | BR_VECTOR)
+
+/* Nested-paging checks (15.25.4): the same shape, with NP enabled on an
+ * identity nested map in the control run. */
+static void np_case(const char *what, void (*mutate)(struct svm_vcpu *))
+{
+    svm_require();
+    if (!svm_has(SVM_FEAT_NP))
+        skip("CPUID 0x8000000A EDX.NP[0]=0");
+    struct svm_vcpu v;
+    struct npt n;
+    svm_vcpu_init(&v, (svm_guest_fn)(uintptr_t)guest_vmmcall, 0);
+    npt_build(&n, false);
+    svm_npt_enable(&v, &n);
+    uint64_t code = svm_run(&v);
+    if (!svm_check_exit(&v, code, SVM_EXIT_VMMCALL, "control VMRUN with nested paging"))
+        return;
+    struct vmcb saved;
+    v.vmcb->save.rip = (uint64_t)(uintptr_t)guest_vmmcall;
+    memcpy(&saved, v.vmcb, sizeof(saved));
+    mutate(&v);
+    code = svm_run(&v);
+    if (code == 0xffffffffull) {
+        note("%s: EXITCODE = 0xffffffff, upper half 0 (see svm.basic.asid_zero)", what);
+        code = SVM_EXIT_INVALID;
+    }
+    if (!svm_check_exit(&v, code, SVM_EXIT_INVALID, what))
+        return;
+    memcpy(v.vmcb, &saved, sizeof(saved));
+    v.vmcb->save.rip = (uint64_t)(uintptr_t)guest_vmmcall;
+    code = svm_run(&v);
+    svm_check_exit(&v, code, SVM_EXIT_VMMCALL, "VMRUN with the field restored");
+}
+
+static void gpat_mut(struct svm_vcpu *v) { v->vmcb->save.g_pat = 0x0007040600070402ull; /* PA0 = 2: reserved type */ }
+static void ncr3_mut(struct svm_vcpu *v) { v->vmcb->control.nested_cr3 |= BIT(62); }
+
+PROBE(svm_cons_gpat, "svm.consistency.gpat", "NPT",
+      "With CPUID 0x8000000A EDX.NP[0]=1: VMRUN with nested paging enabled and G_PAT.PA0 = 2 (a reserved memory type): VMEXIT_INVALID (-1); with G_PAT restored the guest runs to VMMCALL",
+      "AMD APM Vol. 2 15.25.4")
+{
+    np_case("VMRUN with G_PAT.PA0 = 2", gpat_mut);
+}
+
+PROBE(svm_cons_ncr3, "svm.consistency.ncr3_mbz", "NPT",
+      "With CPUID 0x8000000A EDX.NP[0]=1: VMRUN with nested paging enabled and nCR3 bit 62 set (MBZ, above MAXPHYADDR): VMEXIT_INVALID (-1); with nCR3 restored the guest runs to VMMCALL",
+      "AMD APM Vol. 2 15.25.4")
+{
+    np_case("VMRUN with nCR3 bit 62 set", ncr3_mut);
+}

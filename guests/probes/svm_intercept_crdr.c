@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * SVM CR and DR access intercepts (AMD APM Vol. 2 15.8.1 CR read/write
- * intercepts, 15.8.2 selective CR0 write intercept, 15.8.3 CR8, 15.9
- * and Table 15-7; DR intercepts 15.8.4): MOV from/to CRn and DRn exit with
- * 0x00+n / 0x10+n / 0x20+n / 0x30+n before executing, RIP at the MOV.
+ * SVM CR and DR access intercepts (AMD APM Vol. 2 15.9, Table 15-7: CR
+ * and DR reads/writes, the selective CR0 write intercept; intercept
+ * vectors 0 and 1, Table B-1): MOV from/to CRn and DRn exit with 0x00+n /
+ * 0x10+n / 0x20+n / 0x30+n before executing, RIP at the MOV.
  */
 #include "nvct.h"
 #include "svm.h"
@@ -121,16 +121,16 @@ static uint64_t init_value(bool dr, unsigned n)
     return 0;
 }
 
-CRCASE(svm_icpt_cr0, "svm.intercept.cr0", "CR0", svm_c_cr0, false, 0, "AMD APM Vol. 2 15.8.1")
-CRCASE(svm_icpt_cr3, "svm.intercept.cr3", "CR3", svm_c_cr3, false, 3, "AMD APM Vol. 2 15.8.1")
-CRCASE(svm_icpt_cr4, "svm.intercept.cr4", "CR4", svm_c_cr4, false, 4, "AMD APM Vol. 2 15.8.1")
-CRCASE(svm_icpt_cr8, "svm.intercept.cr8", "CR8", svm_c_cr8, false, 8, "AMD APM Vol. 2 15.8.1, 15.21.3")
-CRCASE(svm_icpt_dr0, "svm.intercept.dr0", "DR0", svm_c_dr0, true, 0, "AMD APM Vol. 2 15.8.4")
-CRCASE(svm_icpt_dr7, "svm.intercept.dr7", "DR7", svm_c_dr7, true, 7, "AMD APM Vol. 2 15.8.4")
+CRCASE(svm_icpt_cr0, "svm.intercept.cr0", "CR0", svm_c_cr0, false, 0, "AMD APM Vol. 2 15.9 (Table 15-7)")
+CRCASE(svm_icpt_cr3, "svm.intercept.cr3", "CR3", svm_c_cr3, false, 3, "AMD APM Vol. 2 15.9 (Table 15-7)")
+CRCASE(svm_icpt_cr4, "svm.intercept.cr4", "CR4", svm_c_cr4, false, 4, "AMD APM Vol. 2 15.9 (Table 15-7)")
+CRCASE(svm_icpt_cr8, "svm.intercept.cr8", "CR8", svm_c_cr8, false, 8, "AMD APM Vol. 2 15.9 (Table 15-7), 15.21.2")
+CRCASE(svm_icpt_dr0, "svm.intercept.dr0", "DR0", svm_c_dr0, true, 0, "AMD APM Vol. 2 15.9 (Table 15-7)")
+CRCASE(svm_icpt_dr7, "svm.intercept.dr7", "DR7", svm_c_dr7, true, 7, "AMD APM Vol. 2 15.9 (Table 15-7)")
 
 PROBE(svm_icpt_cr0_selective, "svm.intercept.cr0_selective", "SVM",
-      "Selective CR0 write intercept only (vector 3 bit 5): guest MOV to CR0 changing only TS runs (VMCB CR0 shows it); MOV to CR0 changing WP exits 0x65 at the MOV with CR0 unchanged; CLTS runs; LMSW changing EM exits 0x65 at the LMSW",
-      "AMD APM Vol. 2 15.8.2")
+      "Selective CR0 write intercept only (vector 3 bit 5): guest MOV to CR0 changing only TS runs (VMCB CR0 shows it); MOV to CR0 changing WP exits 0x65 at the MOV with CR0 unchanged; CLTS runs (it never checks this intercept)",
+      "AMD APM Vol. 2 15.9 (Table 15-7)")
 {
     svm_require();
     struct svm_vcpu v;
@@ -139,7 +139,7 @@ PROBE(svm_icpt_cr0_selective, "svm.intercept.cr0_selective", "SVM",
     v.vmcb->control.intercept_misc1 |= SVM_INTERCEPT_CR0_SEL_WRITE;
     v.regs.rbx = cr0 ^ CR0_TS;
     v.regs.rcx = cr0 ^ CR0_TS ^ CR0_WP;
-    v.regs.rdx = (uint16_t)((cr0 ^ CR0_TS ^ CR0_EM) & 0xffff);
+    v.regs.rdx = 0; /* set below: the MSW as it is then, unchanged */
     if (!run_expect(&v, svm_c_sel_ts, SVM_EXIT_VMMCALL, "MOV to CR0 changing only TS"))
         return;
     check_eq("after MOV to CR0 (TS only): VMCB RIP", v.vmcb->save.rip, A(svm_c_sel_ts_end));
@@ -151,12 +151,30 @@ PROBE(svm_icpt_cr0_selective, "svm.intercept.cr0_selective", "SVM",
         return;
     check_eq("after CLTS: VMCB RIP", v.vmcb->save.rip, A(svm_c_clts_end));
     check_eq("after CLTS: VMCB CR0.TS", v.vmcb->save.cr0 & CR0_TS, 0);
-    run_expect(&v, svm_c_lmsw, SVM_EXIT_CR0_SEL_WRITE, "LMSW changing EM");
+}
+
+PROBE(svm_icpt_cr0_selective_lmsw, "svm.intercept.cr0_selective_lmsw", "SVM",
+      "Selective CR0 write intercept only: guest LMSW writing the unchanged MSW exits 0x65 at the LMSW with CR0 unchanged (LMSW treats the selective intercept as non-selective, intercepting regardless of the value); LMSW changing EM exits 0x65 as well",
+      "AMD APM Vol. 2 15.9 (Table 15-7)")
+{
+    svm_require();
+    struct svm_vcpu v;
+    svm_vcpu_init(&v, (svm_guest_fn)(uintptr_t)svm_c_lmsw, 0);
+    v.vmcb->control.intercept_misc1 |= SVM_INTERCEPT_CR0_SEL_WRITE;
+    uint64_t cr0 = v.vmcb->save.cr0;
+    v.regs.rdx = cr0 & 0xffff;
+    if (run_expect(&v, svm_c_lmsw, SVM_EXIT_CR0_SEL_WRITE, "LMSW of the unchanged MSW"))
+        check_eq("after the LMSW exit: VMCB CR0", v.vmcb->save.cr0, cr0);
+    svm_vcpu_set_entry(&v, (svm_guest_fn)(uintptr_t)svm_c_lmsw, 0);
+    v.vmcb->save.cr0 = cr0;
+    v.regs.rdx = (cr0 ^ CR0_EM) & 0xffff;
+    if (run_expect(&v, svm_c_lmsw, SVM_EXIT_CR0_SEL_WRITE, "LMSW changing EM"))
+        check_eq("after the LMSW exit: VMCB CR0", v.vmcb->save.cr0, cr0);
 }
 
 PROBE(svm_icpt_cr0_clts_lmsw, "svm.intercept.clts_lmsw", "SVM",
-      "CR0 write intercept (intercept_cr bit 16) only: guest CLTS exits 0x10 at the CLTS, guest LMSW exits 0x10 at the LMSW (both count as CR0 writes)",
-      "AMD APM Vol. 2 15.8.1")
+      "CR0 write intercept (intercept_cr bit 16) only: guest CLTS exits 0x10 at the CLTS, guest LMSW exits 0x10 at the LMSW (both are CR0 writes); with the selective CR0 write intercept also set, MOV to CR0 changing WP exits 0x10, not 0x65 (the non-selective intercept takes priority)",
+      "AMD APM Vol. 2 15.9 (Table 15-7)")
 {
     svm_require();
     struct svm_vcpu v;
@@ -166,5 +184,9 @@ PROBE(svm_icpt_cr0_clts_lmsw, "svm.intercept.clts_lmsw", "SVM",
     v.regs.rdx = (uint16_t)(v.vmcb->save.cr0 & 0xffff);
     if (!run_expect(&v, svm_c_clts, SVM_EXIT_CR_WRITE(0), "CLTS"))
         return;
-    run_expect(&v, svm_c_lmsw, SVM_EXIT_CR_WRITE(0), "LMSW");
+    if (!run_expect(&v, svm_c_lmsw, SVM_EXIT_CR_WRITE(0), "LMSW"))
+        return;
+    v.vmcb->control.intercept_misc1 |= SVM_INTERCEPT_CR0_SEL_WRITE;
+    v.regs.rcx = v.vmcb->save.cr0 ^ CR0_WP;
+    run_expect(&v, svm_c_sel_wp, SVM_EXIT_CR_WRITE(0), "MOV to CR0 changing WP, both CR0 write intercepts set");
 }

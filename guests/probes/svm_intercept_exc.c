@@ -36,8 +36,8 @@ PROBE(svm_icpt_exception_de, "svm.intercept.exception_de", "SVM",
 }
 
 PROBE(svm_icpt_exception_db, "svm.intercept.exception_db", "SVM",
-      "Guest entered with RFLAGS.TF=1, first instruction NOP, #DB intercepted: single-step trap after the NOP: exit 0x41 with RIP = the instruction after the NOP (trap)",
-      "AMD APM Vol. 2 15.12, 15.12.2")
+      "Guest entered with RFLAGS.TF=1, first instruction NOP, #DB intercepted: no trap between VMRUN and the first instruction; the single-step trap after the NOP exits 0x41 with RIP = the instruction after the NOP and VMCB DR6.BS (bit 14) = 1 (DR6 is written before the intercept)",
+      "AMD APM Vol. 2 15.5.1 (TF), 15.12.2")
 {
     svm_require();
     struct svm_vcpu v;
@@ -47,13 +47,14 @@ PROBE(svm_icpt_exception_db, "svm.intercept.exception_db", "SVM",
     if (!svm_check_exit(&v, code, SVM_EXIT_EXCP(DB_VECTOR), "single step over NOP"))
         return;
     check_eq("#DB exit: VMCB RIP (after the NOP)", v.vmcb->save.rip, A(svm_e_nop_end));
+    check_eq("#DB exit: VMCB DR6.BS", v.vmcb->save.dr6 & BIT(14), BIT(14));
     note("#DB exit: VMCB DR6 = %#llx, RFLAGS = %#llx", (unsigned long long)v.vmcb->save.dr6,
          (unsigned long long)v.vmcb->save.rflags);
 }
 
 PROBE(svm_icpt_exception_gp, "svm.intercept.exception_gp", "SVM",
       "Guest MOV to DS of selector 0xFFF8 (beyond the GDT limit) with #GP intercepted: exit 0x4D with RIP at the MOV, EXITINFO1 = the #GP error code 0xFFF8, DS unchanged",
-      "AMD APM Vol. 2 15.12, 15.12.13")
+      "AMD APM Vol. 2 15.12, 15.12.14")
 {
     svm_require();
     struct svm_vcpu v;

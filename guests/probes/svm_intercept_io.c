@@ -138,8 +138,8 @@ PROBE(svm_icpt_ioio_sizes, "svm.intercept.ioio_sizes", "SVM",
 }
 
 PROBE(svm_icpt_ioio_string, "svm.intercept.ioio_string", "SVM",
-      "IOIO_PROT set, IOPM bit for port 0x80: REP OUTSB (DX=0x80, RCX=2) exits 0x7B at the instruction before any iteration (RCX, RSI unchanged) with EXITINFO1 = 0x80<<16|SZ8|REP|STR; REP INSW (DX=0x7F, RCX=2) with TYPE|SZ16|REP|STR; EXITINFO2 = the next RIP (address-size and segment bits masked)",
-      "AMD APM Vol. 2 15.10.2")
+      "IOIO_PROT set, IOPM bit for port 0x80: REP OUTSB (DX=0x80, RCX=2) exits 0x7B at the instruction before any iteration (RCX, RSI unchanged) with EXITINFO1 = 0x80<<16|SZ8|REP|STR; REP INSW (DX=0x7F, RCX=2) with TYPE|SZ16|REP|STR; EXITINFO2 = the next RIP (address-size bits 9:7 and segment bits 12:10 masked: svm.intercept.iopm and svm.intercept.ioio_string_seg check those)",
+      "AMD APM Vol. 2 15.10.2, 15.10.3")
 {
     svm_require();
     struct svm_vcpu v;
@@ -153,19 +153,15 @@ PROBE(svm_icpt_ioio_string, "svm.intercept.ioio_string", "SVM",
     v.regs.rdi = A(buf);
     if (!run_at(&v, svm_o_outsb, SVM_EXIT_IOIO, svm_o_outsb, "REP OUTSB DX=0x80"))
         return;
-    uint64_t seg = 7ull << SVM_IOIO_SEG_SHIFT;
-    if (v.vmcb->control.exit_info_1 & seg)
-        note("REP OUTSB: EXITINFO1 SEG[12:10] = %llu (decode-assist information, not compared)",
-             (unsigned long long)((v.vmcb->control.exit_info_1 & seg) >> SVM_IOIO_SEG_SHIFT));
-    v.vmcb->control.exit_info_1 &= ~seg;
-    check_ioio(&v, "REP OUTSB DX=0x80",
-               (0x80ull << 16) | SVM_IOIO_SZ8 | SVM_IOIO_REP | SVM_IOIO_STR, svm_o_outsb_end);
+    v.vmcb->control.exit_info_1 &= ~(7ull << SVM_IOIO_SEG_SHIFT);
+    check_ioio(&v, "REP OUTSB DX=0x80", (0x80ull << 16) | SVM_IOIO_SZ8 | SVM_IOIO_REP | SVM_IOIO_STR,
+               svm_o_outsb_end);
     check(v.regs.rcx == 2 && v.regs.rsi == A(buf), "REP OUTSB exit: RCX=%#llx RSI=%#llx, want 2, %#llx (not executed)",
           (unsigned long long)v.regs.rcx, (unsigned long long)v.regs.rsi, (unsigned long long)A(buf));
     v.regs.rdx = 0x7f;
     if (!run_at(&v, svm_o_insw, SVM_EXIT_IOIO, svm_o_insw, "REP INSW DX=0x7f"))
         return;
-    v.vmcb->control.exit_info_1 &= ~seg;
+    v.vmcb->control.exit_info_1 &= ~(7ull << SVM_IOIO_SEG_SHIFT);
     check_ioio(&v, "REP INSW DX=0x7f",
                (0x7full << 16) | SVM_IOIO_SZ16 | SVM_IOIO_REP | SVM_IOIO_STR | SVM_IOIO_TYPE_IN,
                svm_o_insw_end);
@@ -191,4 +187,24 @@ PROBE(svm_icpt_ioio_wrap, "svm.intercept.ioio_wrap", "SVM",
     v.iopm[0x2000] = 0;
     v.iopm[0] = 1;
     run_at(&v, svm_o_outw, SVM_EXIT_VMMCALL, svm_o_outw_end, "OUT DX=0xffff,AX with only port 0's bit set");
+}
+
+PROBE(svm_icpt_ioio_string_seg, "svm.intercept.ioio_string_seg", "SVM",
+      "IOIO_PROT set, IOPM bit for port 0x80: the EXITINFO1 SEG field (bits 12:10) of an intercepted string I/O instruction is its effective segment: REP OUTSB (default segment DS) gives 3, REP INSW (always ES) gives 0",
+      "AMD APM Vol. 2 15.10.2 (Figure 15-2), 15.10.3")
+{
+    svm_require();
+    struct svm_vcpu v;
+    uint8_t *buf = alloc_page();
+    svm_vcpu_init(&v, (svm_guest_fn)(uintptr_t)svm_o_outsb, 0);
+    v.vmcb->control.intercept_misc1 |= SVM_INTERCEPT_IOIO_PROT;
+    svm_iopm_set(&v, 0x80, true);
+    v.regs.rdx = 0x80;
+    v.regs.rcx = 2;
+    v.regs.rsi = A(buf);
+    v.regs.rdi = A(buf);
+    if (run_at(&v, svm_o_outsb, SVM_EXIT_IOIO, svm_o_outsb, "REP OUTSB DX=0x80"))
+        check_eq("REP OUTSB: EXITINFO1 SEG[12:10] (DS)", (v.vmcb->control.exit_info_1 >> SVM_IOIO_SEG_SHIFT) & 7, 3);
+    if (run_at(&v, svm_o_insw, SVM_EXIT_IOIO, svm_o_insw, "REP INSW DX=0x80"))
+        check_eq("REP INSW: EXITINFO1 SEG[12:10] (ES)", (v.vmcb->control.exit_info_1 >> SVM_IOIO_SEG_SHIFT) & 7, 0);
 }
