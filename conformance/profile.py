@@ -325,6 +325,8 @@ def load_profile(path: Path | str) -> Profile:
         backend_name = entry.get("backend")
         if backend_name is None:
             raise source.error(keys, "missing key: backend")
+        if not isinstance(backend_name, str):
+            raise source.error(keys + ("backend",), f"must be a backend name, not {_kind(backend_name)}")
         if backend_name not in BACKENDS:
             raise source.error(keys + ("backend",), f"unknown backend {backend_name!r} (known: {', '.join(sorted(BACKENDS))})")
         backend = BACKENDS[backend_name]
