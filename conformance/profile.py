@@ -269,7 +269,7 @@ def build_dataclass(cls: type, data: Any, keys: KeyPath, source: Source, skip: f
 
 # ---- the profile ----------------------------------------------------------------
 
-TOP_KEYS = {"name", "description", "stack", "probes", "timeouts", "expect"}
+TOP_KEYS = {"include", "name", "description", "stack", "probes", "timeouts", "expect"}
 
 
 
@@ -297,8 +297,28 @@ def _load_expect(data: Any, source: Source, levels: list[int]) -> tuple[ExpectRu
     return tuple(rules)
 
 
-def load_profile(path: Path | str) -> Profile:
-    """Read and validate a profile; raises ProfileError."""
+def _include(data: dict, source: Source, chain: tuple[Path, ...]) -> Profile | None:
+    if "include" not in data:
+        return None
+    target = data["include"]
+    if not isinstance(target, str) or not target:
+        raise source.error(("include",), f"must be a profile file name, not {_kind(target)}")
+    path = (source.path.parent / target).resolve()
+    if path in chain:
+        names = " -> ".join(p.name for p in (*chain, path))
+        raise source.error(("include",), f"profiles include each other in a loop: {names}")
+    if not path.is_file():
+        raise source.error(("include",), f"no such profile file: {path}")
+    return load_profile(path, chain)
+
+
+def load_profile(path: Path | str, _including: tuple[Path, ...] = ()) -> Profile:
+    """Read and validate a profile; raises ProfileError.
+
+    `include: FILE` (relative to the profile) starts from another complete
+    profile: every key given here replaces the included one's, except
+    `expect:`, whose rules follow the included profile's (so they win).
+    """
     from .backends import BACKENDS  # the registry knows each backend's settings
 
     path = Path(path)
@@ -309,16 +329,17 @@ def load_profile(path: Path | str) -> Profile:
     for key in data:
         if key not in TOP_KEYS:
             raise source.error((key,), f"unknown key (known: {', '.join(sorted(TOP_KEYS))})")
+    base = _include(data, source, _including + (path.resolve(),))
     name = _check_type(data.get("name", path.stem), str, ("name",), source)
-    description = _check_type(data.get("description", ""), str, ("description",), source)
+    description = _check_type(data.get("description", base.description if base else ""), str, ("description",), source)
 
     stack_data = data.get("stack")
-    if stack_data is None:
+    if stack_data is None and base is None:
         raise source.error((), "missing key: stack")
-    if not isinstance(stack_data, list) or not stack_data:
+    if stack_data is not None and (not isinstance(stack_data, list) or not stack_data):
         raise source.error(("stack",), "must be a non-empty list of hypervisors, outermost (L0) first")
-    stack = []
-    for index, entry in enumerate(stack_data):
+    stack: list[LevelSpec] = list(base.stack) if stack_data is None and base is not None else []
+    for index, entry in enumerate(stack_data or []):
         keys: KeyPath = ("stack", index)
         if not isinstance(entry, dict):
             raise source.error(keys, f"must be a mapping, not {_kind(entry)}")
@@ -337,7 +358,7 @@ def load_profile(path: Path | str) -> Profile:
         settings = build_dataclass(backend.Settings, entry, keys, source, skip=frozenset({"backend"}))
         stack.append(LevelSpec(level=index, backend=backend_name, settings=settings, keys=keys))
 
-    probes: tuple[str, ...] = ()
+    probes: tuple[str, ...] = base.probes if base else ()
     if "probes" in data:
         raw = data["probes"]
         if not isinstance(raw, (str, list)) or (isinstance(raw, list) and not all(isinstance(g, str) for g in raw)):
@@ -347,16 +368,23 @@ def load_profile(path: Path | str) -> Profile:
         except SelectionError as exc:
             raise source.error(("probes",), str(exc)) from None
 
-    timeouts = Timeouts()
+    timeouts = base.timeouts if base else Timeouts()
     if "timeouts" in data:
         timeouts = build_dataclass(Timeouts, data["timeouts"], ("timeouts",), source)
         for key in ("boot", "probe"):
             if getattr(timeouts, key) <= 0:
                 raise source.error(("timeouts", key), "must be more than 0 seconds")
 
-    expect = None
+    expect = base.expect if base else None
     if "expect" in data:
-        expect = _load_expect(data["expect"], source, [spec.level + 1 for spec in stack])
+        own = _load_expect(data["expect"], source, [spec.level + 1 for spec in stack])
+        expect = (tuple(expect) if expect else ()) + tuple(own)
+    elif expect is not None:
+        levels = {spec.level + 1 for spec in stack}
+        for rule in expect:
+            if rule.level is not None and rule.level not in levels:
+                raise source.error(("include",), f"included rule {rule.where()} names level {rule.level}, "
+                                                 f"which this stack does not have")  # fmt: skip
 
     return Profile(
         name=name,

@@ -95,3 +95,40 @@ def test_values_arrive_as_single_argv_elements(tmp_path):
     argv = backend.argv(Payload.probe_kernel(GuestImage(Path("/k.elf")), "probes=a.*"))
     assert argv[-2:] == ["-name", 'a b; echo $(id) "q"']
     assert argv[argv.index("-append") + 1] == "probes=a.*"
+
+
+def test_include_starts_from_another_profile_and_its_rules_come_first(tmp_path):
+    (tmp_path / "base.yaml").write_text(
+        "name: base\ndescription: the base\nstack:\n  - backend: qemu\n    cpu: max\n"
+        "timeouts: {boot: 5, probe: 7}\n"
+        "expect:\n  - probes: 'vmx.*'\n    verdict: skip\n    reason: no VMX\n"
+    )
+    (tmp_path / "child.yaml").write_text(
+        "include: base.yaml\nname: child\n"
+        "expect:\n  - probes: 'vmx.cpuid.*'\n    verdict: pass\n"
+    )
+    profile = load_profile(tmp_path / "child.yaml")
+    assert profile.name == "child" and profile.description == "the base"
+    assert profile.stack[0].settings.cpu == "max" and profile.timeouts.probe == 7
+    assert [r.probes for r in profile.expect] == ["vmx.*", "vmx.cpuid.*"]
+
+
+def test_a_profile_that_includes_itself_is_a_one_line_error(tmp_path):
+    path = write(tmp_path, GOOD + "include: p.yaml\n")
+    with pytest.raises(ProfileError) as exc:
+        load_profile(path)
+    assert str(exc.value) == f"{path}:5: include: profiles include each other in a loop: p.yaml -> p.yaml"
+
+
+def test_an_include_loop_through_two_files_names_the_loop(tmp_path):
+    (tmp_path / "a.yaml").write_text(GOOD + "include: b.yaml\n")
+    (tmp_path / "b.yaml").write_text(GOOD + "include: a.yaml\n")
+    with pytest.raises(ProfileError, match=r"b.yaml:5: include: profiles include each other in a loop: "
+                                           r"a.yaml -> b.yaml -> a.yaml"):  # fmt: skip
+        load_profile(tmp_path / "a.yaml")
+
+
+def test_include_of_a_missing_file(tmp_path):
+    path = write(tmp_path, GOOD + "include: nope.yaml\n")
+    with pytest.raises(ProfileError, match=r"p.yaml:5: include: no such profile file: .*nope.yaml"):
+        load_profile(path)
