@@ -43,7 +43,13 @@ def runs(tmp_path_factory):
     return {name: run_profile(tmp, name)[1] for name in ("qemu-tcg-bios-iso", "qemu-tcg-uefi", "qemu-tcg")}
 
 
+def same_kernel(*records: dict) -> None:
+    builds = {r["levels"][0]["kernel"].get("build") for r in records}
+    assert len(builds) == 1, f"the probe kernel was rebuilt between the runs ({builds}): compare nothing"
+
+
 def test_seabios_and_ovmf_give_equal_verdicts(runs):
+    same_kernel(runs["qemu-tcg-bios-iso"], runs["qemu-tcg-uefi"])
     bios, efi = verdicts(runs["qemu-tcg-bios-iso"]), verdicts(runs["qemu-tcg-uefi"])
     catalogue = [p["id"] for p in runs["qemu-tcg-uefi"]["catalog"]]
     assert sorted(bios) == sorted(efi) == sorted(catalogue)
@@ -54,6 +60,7 @@ def test_seabios_and_ovmf_give_equal_verdicts(runs):
 
 
 def test_the_iso_gives_what_kernel_boots_give(runs):
+    same_kernel(runs["qemu-tcg-bios-iso"], runs["qemu-tcg"])
     assert verdicts(runs["qemu-tcg-bios-iso"]) == verdicts(runs["qemu-tcg"])
 
 
