@@ -162,6 +162,11 @@ void svm_vcpu_set_entry(struct svm_vcpu *v, svm_guest_fn fn, uint64_t arg)
     v->vmcb->save.rsp = top;
     v->vmcb->save.rip = (uint64_t)(uintptr_t)fn;
     v->regs.rdi = arg;
+    /* The guest IDT stubs empty the IDTR when they run: a fresh entry gets
+     * the full guest IDT back. */
+    guest_idt_build();
+    v->vmcb->save.idtr.base = (uint64_t)(uintptr_t)guest_idt;
+    v->vmcb->save.idtr.limit = sizeof(guest_idt) - 1;
 }
 
 void svm_vcpu_init(struct svm_vcpu *v, svm_guest_fn fn, uint64_t arg)
