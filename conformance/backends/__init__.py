@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from .base import Backend, BackendUnavailable, BootFailed, LevelUnavailable, Payload
 from .bochs import BochsBackend
+from .esxi import EsxiBackend
 from .linux_kvm import LinuxKvmBackend
 from .qemu import QemuBackend
 
-BACKENDS: dict[str, type[Backend]] = {cls.name: cls for cls in (QemuBackend, BochsBackend, LinuxKvmBackend)}
+BACKENDS: dict[str, type[Backend]] = {cls.name: cls for cls in (QemuBackend, BochsBackend, LinuxKvmBackend,
+                                                                EsxiBackend)}  # fmt: skip
 
 __all__ = ["BACKENDS", "Backend", "BackendUnavailable", "BootFailed", "LevelUnavailable", "Payload"]
