@@ -8,8 +8,9 @@ from .bochs import BochsBackend
 from .esxi import EsxiBackend
 from .linux_kvm import LinuxKvmBackend
 from .qemu import QemuBackend
+from .xen import XenBackend
 
 BACKENDS: dict[str, type[Backend]] = {cls.name: cls for cls in (QemuBackend, BochsBackend, LinuxKvmBackend,
-                                                                EsxiBackend)}  # fmt: skip
+                                                                EsxiBackend, XenBackend)}  # fmt: skip
 
 __all__ = ["BACKENDS", "Backend", "BackendUnavailable", "BootFailed", "LevelUnavailable", "Payload"]

@@ -1,0 +1,411 @@
+"""Xen as the hypervisor at a level above L0.
+
+The level below (QEMU) boots the Xen appliance (xen_appliance.py): Debian's
+Xen through its multiboot header, with a PV dom0 (Debian's kernel and a
+busybox initramfs carrying the toolstack) as multiboot modules. Xen's
+serial console carries everything: Xen's own lines ("(XEN) ..."), dom0's
+console (hvc0, where the appliance's command loop runs) and, with
+`guest_loglvl=all`, what a domU writes to the debug port 0xE9, as
+"(dN) ..." lines. The probe kernel runs as a PVH domU: with no COM1 it
+writes its records to port 0xE9 (`console=e9` in its HELLO), and the
+records are found anywhere in a line, so Xen's prefix does no harm.
+
+In dom0 the backend reads `xl info` (the facts of the level; no HVM or no
+HAP there means the level above cannot run: LevelUnavailable), creates the
+domain paused from an xl configuration written here (with `nestedhvm=1`:
+if Xen refuses it, LevelUnavailable too), then unpauses it and waits until
+it is gone. `on_crash` and `on_reboot` are "destroy", so a triple fault
+ends the domain instead of looping.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pexpect
+
+from .. import xen_appliance
+from ..appliance import ApplianceError
+from ..cpio import write_cpio
+from .base import Backend, BackendUnavailable, BootFailed, LevelUnavailable, Payload
+from .console import Console
+from .qemu import QemuBackend, concatenate
+from .shell import GuestConsole, Shell, ShellError
+
+# Dom0's kernel command line: its console is Xen's (hvc0), quiet.
+DOM0_APPEND = "console=hvc0 quiet loglevel=1 nokaslr"
+# Xen's own command line, before the profile's `options`: its console on
+# COM1 (the level below's serial port), every guest message printed (the
+# domU's port 0xE9 output is a guest message at debug level), dom0 small.
+XEN_APPEND = ("console=com1", "com1=115200,8n1", "guest_loglvl=all", "dom0_max_vcpus=1")
+
+GUEST_DIR = "/nvct/guest"
+CONFIG = f"{GUEST_DIR}/domu.cfg"
+KERNEL = f"{GUEST_DIR}/kernel"
+
+# Xen buffers a domain's port 0xE9 output per line and prints it when a
+# newline comes or the buffer is full: 199 characters (DOMAIN_PBUF_SIZE 200
+# in Xen 4.17). A longer line arrives as 199-character pieces, then the rest
+# (empty if the line was a multiple of 199 long): each full piece always has
+# a continuation, so joining is exact.
+PBUF_CHUNK = 199
+
+# The domU's lifetime in dom0: unpause it, then wait until it is gone, or
+# shut down, crashed or dying (a domain that never finishes dying must not
+# hold the run: the shared notes saw one with EFER.SVME set).
+WAIT_SCRIPT = r"""name=$1
+xl unpause "$name" || exit 1
+while :; do
+    state=$(xl list "$name" 2>/dev/null | awk 'NR == 2 { print $5 }')
+    case $state in
+        "") exit 0 ;;
+        *[scd]*) echo "nvct: domain $name is $state"; exit 0 ;;
+    esac
+    sleep 1
+done
+"""
+
+# Keys this backend writes itself; `config` cannot set them.
+OWN_KEYS = ("name", "type", "kernel", "cmdline", "memory", "maxmem", "vcpus", "nestedhvm", "hap",
+            "on_poweroff", "on_reboot", "on_crash", "on_watchdog")  # fmt: skip
+_KEY = re.compile(r"[a-z][_0-9a-z]*\Z")  # an xl config key (libxlu's lexer)
+
+
+@dataclass(frozen=True)
+class XenSettings:
+    type: str = "pvh"  # the domU's type (pvh: the probe kernel's PVH entry, console on port 0xE9)
+    nestedhvm: bool = True  # xl `nestedhvm`: SVM or VMX for the domU
+    hap: bool = True  # xl `hap` (Debian's Xen has no shadow paging: HVM and PVH need HAP)
+    memory: int = 128  # MiB for the domU
+    vcpus: int = 1
+    config: tuple[str, ...] = ()  # more xl settings, KEY=VALUE: VALUE written as a number if decimal, else a string
+    options: tuple[str, ...] = ()  # more Xen command-line options (smap=0 for QEMU 7.2 TCG)
+    dom0_memory: int = 512  # MiB
+    ready_timeout: float = 300.0  # seconds for dom0 to come up
+
+    def validate(self) -> tuple[str, str] | None:
+        if self.type != "pvh":
+            return "type", f"must be pvh (the only domU type this backend runs), not {self.type!r}"
+        if not 16 <= self.memory <= 65536:
+            return "memory", "must be 16 to 65536 (MiB)"
+        if not 1 <= self.vcpus <= 128:
+            return "vcpus", "must be 1 to 128"
+        if not 128 <= self.dom0_memory <= 65536:
+            return "dom0_memory", "must be 128 to 65536 (MiB)"
+        for option in self.options:
+            if not option or not option.isprintable() or any(c.isspace() for c in option):
+                return "options", f"want one Xen option per item, without spaces, not {option!r}"
+        for item in self.config:
+            key, eq, _ = item.partition("=")
+            key = key.strip()
+            if not eq or not _KEY.match(key):
+                return "config", f"want KEY=VALUE with an xl key (a-z, 0-9, _), not {item!r}"
+            if key in OWN_KEYS:
+                return "config", f"{key} is set by the backend (use the profile key of that name, if any)"
+        return None
+
+
+def xl_string(value: str) -> str:
+    """A value as an xl configuration string: double quotes, with `"`, `\\`
+    and every byte outside printable ASCII escaped (libxlu's lexer takes no
+    newline inside a string; its dequoting knows \\n, \\t, \\xHH)."""
+    out = []
+    for ch in value:
+        if ch in '"\\':
+            out.append("\\" + ch)
+        elif " " <= ch <= "~":
+            out.append(ch)
+        elif ch == "\n":
+            out.append("\\n")
+        elif ch == "\t":
+            out.append("\\t")
+        elif ord(ch) < 0x100:
+            out.append(f"\\x{ord(ch):02x}")
+        else:
+            raise ValueError(f"{value!r}: xl strings are bytes; {ch!r} is not one")
+    return '"' + "".join(out) + '"'
+
+
+def domu_config(settings: XenSettings, name: str, kernel: str, cmdline: str) -> str:
+    """The xl configuration of the probe kernel's domain."""
+    items: list[tuple[str, str]] = [
+        ("name", xl_string(name)),
+        ("type", xl_string(settings.type)),
+        ("kernel", xl_string(kernel)),
+        ("cmdline", xl_string(cmdline)),
+        ("memory", str(settings.memory)),
+        ("vcpus", str(settings.vcpus)),
+        ("nestedhvm", str(int(settings.nestedhvm))),
+        ("hap", str(int(settings.hap))),
+        # The probe kernel ends with CLI; HLT: Xen powers the domain off. A
+        # triple fault or a reset must end it too, never restart it.
+        ("on_poweroff", xl_string("destroy")),
+        ("on_reboot", xl_string("destroy")),
+        ("on_crash", xl_string("destroy")),
+    ]
+    for item in settings.config:
+        key, _, value = item.partition("=")
+        value = value.strip()
+        items.append((key.strip(), value if re.fullmatch(r"[0-9]+", value) else xl_string(value)))
+    return "".join(f"{key} = {value}\n" for key, value in items)
+
+
+def xen_cmdline(settings: XenSettings) -> str:
+    mem = f"dom0_mem={settings.dom0_memory}M,max:{settings.dom0_memory}M"
+    return " ".join((*XEN_APPEND, mem, *settings.options))
+
+
+def parse_xl_info(lines: list[str]) -> dict[str, str]:
+    """`xl info`: `key : value` lines (Xen's own console lines skipped)."""
+    info = {}
+    for line in lines:
+        match = re.match(r"([a-z_]+)\s+:\s?(.*)$", line.strip())
+        if match:
+            info[match.group(1)] = match.group(2).strip()
+    return info
+
+
+class XenBackend(Backend):
+    name = "xen"
+    Settings = XenSettings
+    nestable = True
+
+    def __init__(self, settings: XenSettings, level: int, below: Backend | None = None):
+        super().__init__(settings, level)
+        self.below = below
+        self._appliance: xen_appliance.XenAppliance | None = None
+
+    def preflight(self) -> None:
+        if self.below is None:
+            raise BackendUnavailable("xen runs above another level, never as L0")
+        if not isinstance(self.below, QemuBackend):
+            raise BackendUnavailable(
+                f"xen needs QEMU below it (it boots Xen with multiboot modules), not {self.below.name}"
+            )
+        below = self.below.settings
+        if getattr(below, "firmware", "bios") != "bios" or getattr(below, "boot_from", "kernel") != "kernel":
+            raise BackendUnavailable("xen boots with QEMU's -kernel: the level below needs firmware bios, boot kernel")
+        self.below.preflight()
+        try:
+            self._appliance = xen_appliance.build()
+        except ApplianceError as exc:
+            raise BackendUnavailable(f"cannot build the Xen appliance: {exc}") from None
+
+    @property
+    def appliance(self) -> xen_appliance.XenAppliance:
+        if self._appliance is None:
+            self._appliance = xen_appliance.build()
+        return self._appliance
+
+    def version(self) -> str:
+        return f"Xen {self.appliance.manifest['xen']}, dom0 Linux {self.appliance.kernel_version}"
+
+    def describe(self) -> dict:
+        info = super().describe()
+        info["appliance"] = {k: self.appliance.manifest[k] for k in ("xen", "kernel_version", "packages")}
+        info["xen_cmdline"] = xen_cmdline(self.settings)
+        return info
+
+    @contextmanager
+    def _boot_xen(self, initrd: Path, workdir: Path) -> Iterator[Console]:
+        """The level below boots Xen, dom0's kernel and initramfs as modules."""
+        assert isinstance(self.below, QemuBackend)
+        app = self.appliance
+        xen = Payload(kernel=app.xen, append=xen_cmdline(self.settings), probe=False)
+        argv = self.below.argv(xen) + ["-initrd", multiboot_modules(((app.kernel, DOM0_APPEND), (initrd, "")))]
+        child = pexpect.spawn(argv[0], argv[1:], cwd=str(workdir), echo=False, env=os.environ.copy())
+        console = Console(child, label="qemu")
+        try:
+            yield console
+        finally:
+            console.close()
+
+    @contextmanager
+    def boot_payload(self, payload: Payload, workdir: Path) -> Iterator[DomainConsole]:
+        if not payload.probe or payload.initrds:
+            raise BootFailed("xen runs the probe kernel as a PVH domU; a Linux appliance above Xen is not supported")
+        name = f"nvct-l{self.level + 1}"
+        config = domu_config(self.settings, name, KERNEL, payload.append)
+        extra = write_cpio(
+            workdir / f"l{self.level}-payload.cpio",
+            {KERNEL.lstrip("/"): payload.kernel, CONFIG.lstrip("/"): config.encode(),
+             f"{GUEST_DIR.lstrip('/')}/wait": WAIT_SCRIPT.encode()},
+            {f"{GUEST_DIR.lstrip('/')}/wait": 0o755},
+        )  # fmt: skip
+        initrd = concatenate((self.appliance.initramfs, extra), workdir / f"l{self.level}-dom0.cpio")
+        label = f"L{self.level} {self.name}"
+        with self._boot_xen(initrd, workdir) as console:
+            shell = Shell(console, label)
+            try:
+                release = shell.wait_ready(self.settings.ready_timeout)
+                facts = self._facts(shell)
+                facts["dom0.kernel"] = release
+                domid = self._create(shell, name)
+                facts.update(self._domain_facts(shell, name))
+                guest = shell.launch(["sh", f"{GUEST_DIR}/wait", name], label=f"domain {name} in L{self.level}")
+            except ShellError as exc:
+                raise BootFailed(str(exc), exc.excerpt) from None
+            domain = DomainConsole(guest, domid)
+            domain.facts.update(facts)
+            yield domain
+
+    def _facts(self, shell: Shell) -> dict[str, Any]:
+        result = shell.run(["xl", "info"], timeout=120)
+        info = parse_xl_info(result.output)
+        if result.status != 0 or "xen_version" not in info:
+            why = "; ".join(line.strip() for line in result.output[-3:])
+            raise BootFailed(f"L{self.level}: `xl info` failed ({result.status}): {why}", shell.console.tail())
+        facts: dict[str, Any] = {
+            "xen.version": info["xen_version"],
+            "xen.caps": info.get("xen_caps", ""),
+            "xen.virt_caps": info.get("virt_caps", ""),
+            "xen.scheduler": info.get("xen_scheduler", ""),
+            "xen.commandline": info.get("xen_commandline", ""),
+        }
+        caps = facts["xen.virt_caps"].split()
+        if "hvm" not in caps:
+            raise LevelUnavailable(
+                f"L{self.level} Xen offers no HVM guests (virt_caps: {' '.join(caps) or 'none'}): "
+                "the level below exposes no SVM or VMX"
+            )
+        if self.settings.hap and "hap" not in caps:
+            raise LevelUnavailable(
+                f"L{self.level} Xen has no hardware-assisted paging (virt_caps: {' '.join(caps)}): "
+                "the level below exposes no NPT or EPT"
+            )
+        return facts
+
+    def _create(self, shell: Shell, name: str) -> int:
+        """Create the domain paused; its id. Xen refusing nested HVM (or
+        anything else the configuration asks) makes the level unavailable."""
+        result = shell.run(["xl", "create", "-p", CONFIG], timeout=120)
+        if result.status != 0:
+            errors = [line.strip() for line in result.output if "error" in line.lower() or "fail" in line.lower()]
+            why = "; ".join(errors[-3:] or [line.strip() for line in result.output[-3:]])
+            raise LevelUnavailable(f"L{self.level} Xen refused the domain (xl create -p {CONFIG}): {why}")
+        domid = shell.run(["xl", "domid", name], timeout=60)
+        digits = [line.strip() for line in domid.output if line.strip().isdigit()]
+        if domid.status != 0 or not digits:
+            raise BootFailed(f"L{self.level}: `xl domid {name}` failed after xl create", shell.console.tail())
+        return int(digits[-1])
+
+    def _domain_facts(self, shell: Shell, name: str) -> dict[str, Any]:
+        """The domain as libxl built it (`xl list -l`): type, nested HVM, HAP."""
+        result = shell.run(["xl", "list", "-l", name], timeout=60)
+        text = "\n".join(line for line in result.output if not line.startswith("(XEN)"))
+        facts: dict[str, Any] = {}
+        try:
+            config = json.loads(text)[0]["config"]
+        except (ValueError, LookupError, TypeError):
+            return {"domu.config": "unreadable `xl list -l` output"}
+        c_info, b_info = config.get("c_info", {}), config.get("b_info", {})
+        facts["domu.type"] = c_info.get("type", "")
+        for key in ("nested_hvm", "hap"):
+            if key in b_info:
+                facts[f"domu.{key}"] = b_info[key]
+        if "max_memkb" in b_info:
+            facts["domu.memory_kb"] = b_info["max_memkb"]
+        facts["domu.vcpus"] = b_info.get("max_vcpus", "")
+        return facts
+
+
+def multiboot_modules(modules: tuple[tuple[Path, str], ...]) -> str:
+    """QEMU's -initrd for a multiboot kernel: `FILE ARGS` per module,
+    comma-separated, a comma inside doubled. QEMU ends the file name at the
+    first space, so a path with one cannot be a module."""
+    parts = []
+    for path, args in modules:
+        if any(c.isspace() for c in str(path)):
+            raise BootFailed(f"a multiboot module's path cannot contain white space: {path}")
+        parts.append(f"{path} {args}".rstrip().replace(",", ",,"))
+    return ",".join(parts)
+
+
+@dataclass
+class DomainConsole:
+    """The domU's console: the lines of Xen's console up to the end of the
+    wait in dom0, with the domain's port 0xE9 lines that Xen cut into
+    199-character pieces joined again."""
+
+    inner: GuestConsole
+    domid: int
+    facts: dict[str, Any] = field(default_factory=dict)
+    panic: list[str] = field(default_factory=list)  # Xen's reason, if it panicked
+    _pending: str | None = None
+    _rip: str = ""
+    _in_panic: bool = False
+
+    def _watch(self, line: str) -> None:
+        """Note a Xen panic: the RIP of the last register dump, then the
+        reason lines after "Panic on CPU N:"."""
+        if not line.startswith("(XEN) "):
+            return
+        text = line[6:].strip()
+        if text.startswith("RIP:"):
+            self._rip = text.split("]", 1)[-1].strip()
+        elif text.startswith("Panic on CPU"):
+            self._in_panic = True
+            self.panic = []
+        elif self._in_panic:
+            if text.startswith("****"):
+                self._in_panic = bool(not self.panic)  # the frame opens and closes with stars
+            elif text and len(self.panic) < 4:
+                self.panic.append(text)
+
+    @property
+    def prefix(self) -> str:
+        return f"(d{self.domid})"
+
+    def readline(self, timeout: float) -> str | None:
+        while True:
+            line = self.inner.readline(timeout)
+            if line is not None:
+                self._watch(line)
+            if line is None:
+                if self._pending is not None:
+                    line, self._pending = f"{self.prefix} {self._pending}", None
+                    return line
+                return None
+            if not line.startswith(self.prefix):
+                return line
+            piece = line[len(self.prefix) :]
+            piece = piece[1:] if piece.startswith(" ") else piece
+            whole = piece if self._pending is None else self._pending + piece
+            if len(piece) == PBUF_CHUNK:
+                self._pending = whole
+                continue
+            self._pending = None
+            return f"{self.prefix} {whole}"
+
+    def send(self, text: str) -> None:
+        self.inner.send(text)
+
+    def tail(self, count: int = 30) -> list[str]:
+        return self.inner.tail(count)
+
+    def close(self, grace: float = 5.0) -> None:
+        self.inner.close(grace)
+
+    def kill(self) -> None:
+        kill = getattr(self.inner, "kill", None)
+        if kill is not None:
+            kill()
+
+    def describe_end(self) -> str:
+        end = self.inner.describe_end()
+        if self.panic:
+            where = f" in {self._rip}" if self._rip else ""
+            return f"Xen panicked{where}: {'; '.join(self.panic)} ({end})"
+        return end
+
+    @property
+    def exit_status(self) -> int | None:
+        return self.inner.exit_status
+
