@@ -1,0 +1,344 @@
+"""The Xen backend: the xl configuration it writes (every key, odd
+characters quoted), its settings, the joining of Xen's cut console lines,
+and real boots of QEMU TCG -> Xen 4.17 -> the probe kernel as a PVH domU."""
+
+from __future__ import annotations
+
+import re
+import shutil
+
+import pytest
+
+from conformance.backends.shell import GuestConsole
+from conformance.backends.xen import (
+    PBUF_CHUNK,
+    DomainConsole,
+    XenSettings,
+    domu_config,
+    multiboot_modules,
+    parse_xl_info,
+    xen_cmdline,
+    xl_string,
+)
+from conformance.backends.base import BootFailed
+from conformance.profile import ProfileError, load_profile
+from conftest import PROFILES, need, run_profile, verdicts
+
+# ---- an xl configuration reader, written from libxlu's lexer and dequoting
+# (tools/libs/util/libxlu_cfg_l.l, libxlu_cfg.c), independent of the writer --
+
+_SIMPLE = {"a": "\a", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v"}
+
+
+def _dequote(token: str) -> str:
+    body, out, i = token[1:-1], [], 0
+    while i < len(body):
+        c = body[i]
+        i += 1
+        if c != "\\":
+            out.append(c)
+            continue
+        nc = body[i]
+        i += 1
+        if nc in "\"'\\":
+            out.append(nc)
+        elif nc in _SIMPLE:
+            out.append(_SIMPLE[nc])
+        elif nc == "x":
+            out.append(chr(int(body[i : i + 2], 16)))
+            i += 2
+        else:
+            raise AssertionError(f"escape \\{nc} in {token!r}")
+    return "".join(out)
+
+
+_LINE = re.compile(r"""([a-z][_0-9a-z]*) = ("(?:[^"\\\n]|\\.)*"|[0-9][0-9a-fx]*)\n""")
+
+
+def read_xl(text: str) -> dict[str, str | int]:
+    """Settings of one `key = value` per line; a line that is not one fails."""
+    settings: dict[str, str | int] = {}
+    pos = 0
+    while pos < len(text):
+        match = _LINE.match(text, pos)
+        assert match, f"not an xl setting line: {text[pos:].splitlines()[0]!r}"
+        key, value = match.groups()
+        settings[key] = _dequote(value) if value.startswith('"') else int(value, 0)
+        pos = match.end()
+    return settings
+
+
+# ---- the xl configuration --------------------------------------------------------
+
+
+def test_domu_config_sets_every_key():
+    text = domu_config(XenSettings(memory=96, vcpus=2), "nvct-l2", "/nvct/guest/kernel", "probes=cpu.*,svm.*")
+    assert read_xl(text) == {
+        "name": "nvct-l2",
+        "type": "pvh",
+        "kernel": "/nvct/guest/kernel",
+        "cmdline": "probes=cpu.*,svm.*",
+        "memory": 96,
+        "vcpus": 2,
+        "nestedhvm": 1,
+        "hap": 1,
+        "on_poweroff": "destroy",
+        "on_reboot": "destroy",
+        "on_crash": "destroy",
+    }
+
+
+def test_domu_config_nestedhvm_and_hap_off():
+    cfg = read_xl(domu_config(XenSettings(nestedhvm=False, hap=False), "n", "/k", ""))
+    assert (cfg["nestedhvm"], cfg["hap"], cfg["cmdline"]) == (0, 0, "")
+
+
+ODD = [
+    'probes="cpu.*"',
+    "a'b",
+    "back\\slash\\",
+    "$(reboot); `id` && rm -rf / # not a comment",
+    "new\nline",
+    "tab\there",
+    "bell\a and \x7f and \xe9",
+    '\\"',
+    "=,[];",
+]
+
+
+@pytest.mark.parametrize("value", ODD)
+def test_odd_values_round_trip_through_xl_quoting(value):
+    text = domu_config(XenSettings(config=(f"extra_key={value}",)), value, value, value)
+    assert len(text.splitlines()) == 12  # one line per setting: no raw newline inside a string
+    cfg = read_xl(text)
+    assert cfg["name"] == cfg["kernel"] == cfg["cmdline"] == value
+    assert cfg["extra_key"] == value.strip()  # a config item's value, as the profile wrote it, trimmed
+
+
+def test_xl_string_is_quoted_printable_ascii():
+    assert xl_string('say "hi"\\') == '"say \\"hi\\"\\\\"'
+    assert xl_string("\n\t\x01") == '"\\n\\t\\x01"'
+    for value in ODD:
+        quoted = xl_string(value)
+        assert all(" " <= c <= "~" for c in quoted), quoted
+    with pytest.raises(ValueError):
+        xl_string("snowman \u2603")
+
+
+def test_config_items_numbers_and_strings():
+    text = domu_config(XenSettings(config=("shadow_memory=8", "cpuid=host,svm=1", "viridian = 0x1")), "n", "/k", "")
+    cfg = read_xl(text)
+    assert cfg["shadow_memory"] == 8
+    assert cfg["cpuid"] == "host,svm=1"
+    assert cfg["viridian"] == "0x1"  # only decimal digits are written as a number
+
+
+# ---- settings and the Xen command line -------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "kwargs, key",
+    [
+        ({"type": "hvm"}, "type"),
+        ({"type": "pv"}, "type"),
+        ({"memory": 8}, "memory"),
+        ({"vcpus": 0}, "vcpus"),
+        ({"dom0_memory": 64}, "dom0_memory"),
+        ({"options": ("smap=0 noreboot",)}, "options"),
+        ({"options": ("",)}, "options"),
+        ({"options": ("a\x00b",)}, "options"),
+        ({"config": ("no equals sign",)}, "config"),
+        ({"config": ("Bad-Key=1",)}, "config"),
+        ({"config": ("nestedhvm=0",)}, "config"),
+        ({"config": ("on_crash=restart",)}, "config"),
+    ],
+)
+def test_settings_validation(kwargs, key):
+    problem = XenSettings(**kwargs).validate()
+    assert problem is not None and problem[0] == key, problem
+
+
+def test_default_settings_are_valid():
+    assert XenSettings().validate() is None
+
+
+def test_xen_cmdline():
+    line = xen_cmdline(XenSettings(options=("smap=0", "loglvl=all"), dom0_memory=768))
+    words = line.split()
+    assert words[:4] == ["console=com1", "com1=115200,8n1", "guest_loglvl=all", "dom0_max_vcpus=1"]
+    assert "dom0_mem=768M,max:768M" in words
+    assert words[-2:] == ["smap=0", "loglvl=all"]
+
+
+def test_multiboot_modules_double_commas(tmp_path):
+    kernel, initrd = tmp_path / "vmlinux", tmp_path / "a,b.cpio"
+    text = multiboot_modules(((kernel, "console=hvc0 x=1,2"), (initrd, "")))
+    assert text == f"{kernel} console=hvc0 x=1,,2,{tmp_path}/a,,b.cpio"
+    with pytest.raises(BootFailed):
+        multiboot_modules(((tmp_path / "with space", ""),))
+
+
+def test_profile_loads_with_xen_settings():
+    profile = load_profile(PROFILES / "tcg-xen-l2.yaml")
+    qemu, xen = profile.stack
+    assert (qemu.backend, xen.backend) == ("qemu", "xen")
+    assert (xen.settings.type, xen.settings.nestedhvm) == ("pvh", True)
+    assert "smap=0" in xen.settings.options
+
+
+def test_profile_rejects_a_bad_xen_option(tmp_path):
+    path = tmp_path / "p.yaml"
+    path.write_text("name: p\nstack:\n  - backend: qemu\n  - backend: xen\n    options: ['smap=0 x']\n")
+    with pytest.raises(ProfileError, match="options"):
+        load_profile(path)
+
+
+def test_parse_xl_info():
+    info = parse_xl_info(
+        [
+            "(XEN) HVM d1v0 save: CPU",
+            "virt_caps              : pv hvm hap gnttab-v1 gnttab-v2",
+            "xen_version            : 4.17.7",
+            "xen_changeset          : ",
+        ]
+    )
+    assert info == {"virt_caps": "pv hvm hap gnttab-v1 gnttab-v2", "xen_version": "4.17.7", "xen_changeset": ""}
+
+
+# ---- joining the lines Xen cuts ----------------------------------------------------
+
+
+class FakeOuter:
+    """A console of the level below that replays lines (a fake, named so)."""
+
+    def __init__(self, lines):
+        self.lines = list(lines)
+
+    def readline(self, timeout):
+        return self.lines.pop(0) if self.lines else None
+
+    def tail(self, count=30):
+        return []
+
+    def describe_end(self):
+        return "fake ended"
+
+
+def domain_lines(lines):
+    console = DomainConsole(GuestConsole(FakeOuter(lines), "NVCT-EXIT-x", "fake"), domid=3)
+    out = []
+    while (line := console.readline(1.0)) is not None:
+        out.append(line)
+    return out
+
+
+def cut(text, domid=3):
+    """What Xen 4.17 prints for one line a domain writes to port 0xE9."""
+    pieces = [text[i : i + PBUF_CHUNK] for i in range(0, len(text), PBUF_CHUNK)]
+    if len(text) % PBUF_CHUNK == 0:
+        pieces.append("")
+    return [f"(d{domid}) {piece}" for piece in pieces]
+
+
+@pytest.mark.parametrize("length", [0, 1, 198, 199, 200, 398, 450, 1024])
+def test_cut_lines_are_joined(length):
+    text = ("@NVCT1 1 FACT k=" + "v" * 2000)[:length]
+    assert domain_lines(cut(text)) == [f"(d3) {text}"]
+
+
+def test_other_lines_pass_through_while_a_line_is_cut():
+    long = "x " * 150
+    lines = cut(long)
+    lines.insert(1, "(XEN) d3v0 something")
+    lines.insert(2, "(d4) another domain " + "y" * 300)
+    assert domain_lines(["(XEN) before", *lines, "(d3) short", "NVCT-EXIT-x 0"]) == [
+        "(XEN) before",
+        "(XEN) d3v0 something",
+        "(d4) another domain " + "y" * 300,
+        f"(d3) {long}",
+        "(d3) short",
+    ]
+
+
+def test_a_piece_left_at_the_end_is_not_lost():
+    assert domain_lines(["(d3) " + "z" * PBUF_CHUNK]) == ["(d3) " + "z" * PBUF_CHUNK]
+
+
+def test_a_xen_panic_is_named_at_the_end():
+    lines = [
+        "(d3) @NVCT1 5 START probe=svm.x index=0 #00000000",
+        "(XEN) ----[ Xen-4.17.7  x86_64  debug=n  Not tainted ]----",
+        "(XEN) RIP:    e008:[<ffff82d0402952ff>] nestedsvm_check_intercepts+0xf/0x100",
+        "(XEN) ****************************************",
+        "(XEN) Panic on CPU 0:",
+        "(XEN) FATAL PAGE FAULT",
+        "(XEN) [error_code=0000]",
+        "(XEN) ****************************************",
+        "(XEN) Reboot in five seconds...",
+    ]
+    console = DomainConsole(GuestConsole(FakeOuter(lines), "NVCT-EXIT-x", "fake"), domid=3)
+    while console.readline(1.0) is not None:
+        pass
+    assert console.panic == ["FATAL PAGE FAULT", "[error_code=0000]"]
+    assert console.describe_end().startswith(
+        "Xen panicked in nestedsvm_check_intercepts+0xf/0x100: FATAL PAGE FAULT; [error_code=0000] (fake died"
+    )
+
+
+# ---- real boots --------------------------------------------------------------------
+
+
+@pytest.fixture
+def tools():
+    need("qemu-system-x86_64", "qemu-system-x86")
+    for tool in ("apt-get", "apt-cache", "dpkg-deb"):
+        if shutil.which(tool) is None:
+            pytest.skip(f"{tool} not found: the Xen appliance is built from Debian packages")
+
+
+@pytest.mark.boot
+def test_l2_under_xen_in_tcg(tmp_path, tools):
+    proc, record = run_profile(tmp_path, "tcg-xen-l2", "--probes", "cpu.*,svm.cpuid.*,svm.vmrun.*")
+    assert [lv["level"] for lv in record["levels"]] == [1, 2], proc.stdout
+    l1, l2 = verdicts(record, 1), verdicts(record, 2)
+    assert l1["svm.vmrun.vmmcall"] == "PASS"
+    assert l2["svm.vmrun.vmmcall"] == "PASS", proc.stdout
+    assert l2["svm.cpuid.exposed"] == "PASS"
+    level2 = record["levels"][1]
+    assert level2["facts"]["hv.signature"] == "XenVMMXenVMM"
+    assert level2["kernel"]["console"] == "e9"
+    hv = level2["hypervisor"]
+    assert hv["backend"] == "xen"
+    runtime = hv["runtime"]
+    assert runtime["xen.version"].startswith("4.17")
+    assert {"hvm", "hap"} <= set(runtime["xen.virt_caps"].split())
+    assert runtime["domu.type"] == "pvh"
+    assert runtime["domu.nested_hvm"] == "True"
+    assert "smap=0" in runtime["xen.commandline"].split()
+    assert runtime["dom0.kernel"]
+    assert proc.returncode == 0, proc.stdout
+
+
+@pytest.mark.boot
+def test_odd_cmdline_reaches_the_domu_intact(tmp_path, tools, image):
+    """The command line passes the xl configuration, libxl and Xen's PVH
+    start info unchanged: the probe kernel's HELLO says what it received."""
+    from conformance.backends.qemu import QemuBackend, QemuSettings
+    from conformance.backends.xen import XenBackend
+    from conformance.protocol import parse_line
+
+    odd = "probes=cpu.cpuid.basic nvct.q=\"a'b\" $(reboot);`id`\\ #h%"
+    below = QemuBackend(QemuSettings(accel="tcg", cpu="max", memory=2048), 0)
+    xen = XenBackend(XenSettings(options=("smap=0",)), 1, below=below)
+    xen.preflight()
+    with xen.boot(image, odd, tmp_path) as console:
+        hello = None
+        while hello is None:
+            line = console.readline(300)
+            assert line is not None, console.tail()
+            record = parse_line(line)
+            if record is not None and record.kind == "HELLO":
+                hello = record
+        assert console.facts["domu.nested_hvm"] == "True"
+    assert hello.get("console") == "e9"
+    assert hello.get("cmdline") == odd
