@@ -993,3 +993,20 @@ PROBE(vmx_intercept_xsetbv, "vmx.intercept.xsetbv", "VMX",
         check_eq("guest RAX", v->gpr[VMX_GPR_RAX], 1);
     }
 }
+
+PROBE(vmx_intercept_mtf_pending, "vmx.intercept.mtf_pending", "VMX",
+      "VM entry with the VM-entry interruption information = other event (type 7), vector 0 (a "
+      "pending MTF VM exit), MTF control 0: an MTF VM exit (reason 37, qualification 0) occurs "
+      "before the guest's first instruction (guest RIP = entry point, RBX unchanged)",
+      "Intel SDM Vol. 3C 25.8.3, 27.2.1.3, 27.6.2 (Injection of Pending MTF VM Exits)")
+{
+    vmx_require_ctl(VMX_CTL_PROC, PROC_MTF, "monitor trap flag (needed for interruption type 7)");
+    vmx_on();
+    struct vmx_vcpu *v = vmx_vcpu_new(vmx_ic_mtf_guest);
+    vmcs_write(VMCS_ENTRY_INTR_INFO, INTR_INFO_VALID | (INTR_TYPE_OTHER << 8) | 0);
+    if (!vmx_run_expect(v, EXIT_MTF, "VM entry with a pending MTF VM exit injected"))
+        return;
+    check_eq("guest RIP at the MTF exit (entry point)", v->guest_rip, (uintptr_t)vmx_ic_mtf_guest);
+    check_eq("guest RBX (no instruction executed)", v->gpr[VMX_GPR_RBX], 0);
+    check_eq("exit qualification of MTF", v->exit_qual, 0);
+}
