@@ -205,3 +205,181 @@ PROBE(vmx_entry_unrestricted_guest, "vmx.entry.unrestricted_guest", "VMX",
     check_eq("guest AX", v->gpr[VMX_GPR_RAX] & 0xffff, 0x1234);
     check_eq("guest CR0.PE", vmcs_read(VMCS_GUEST_CR0) & CR0_PE, 0);
 }
+
+/* Sets the listed fields, launches, expects a VM-entry failure with exit
+ * reason 33 and qualification 0, restores the fields. */
+struct field_val {
+    uint64_t field, val;
+};
+
+static void expect_guest_fail(struct vmx_vcpu *v, const struct field_val *fv, unsigned n,
+                              const char *what)
+{
+    uint64_t old[4];
+    for (unsigned i = 0; i < n; i++) {
+        old[i] = vmcs_read(fv[i].field);
+        vmcs_write(fv[i].field, fv[i].val);
+    }
+    v->launched = 0;
+    uint32_t r = vmx_run(v);
+    if (v->launched) {
+        /* the entry wrongly succeeded: make the VMCS clear again for the next case */
+        vmclear(v->vmcs_pa);
+        vmptrld(v->vmcs_pa);
+        v->launched = 0;
+        vmcs_write(VMCS_ENTRY_INTR_INFO, 0);
+    }
+    if (check(r == (EXIT_REASON_ENTRY_FAIL | EXIT_INVALID_GUEST),
+              "%s: want VM-entry failure 0x80000021, got %s", what, vmx_exit_str(v)))
+        check(v->exit_qual == 0, "%s: exit qualification %#llx, want 0", what,
+              (unsigned long long)v->exit_qual);
+    for (unsigned i = n; i-- > 0;)
+        vmcs_write(fv[i].field, old[i]);
+}
+
+#define INJ(type, vec) (INTR_INFO_VALID | ((uint32_t)(type) << 8) | (vec))
+
+PROBE(vmx_entry_interruptibility, "vmx.entry.interruptibility", "VMX",
+      "Guest-state checks on the interruptibility state and RFLAGS.IF, each a VM-entry failure with "
+      "exit reason 0x80000021 and qualification 0: reserved bit 5 set; blocking by STI and by MOV "
+      "SS together; blocking by STI with RFLAGS.IF=0; blocking by SMI outside SMM; injecting an "
+      "external interrupt with RFLAGS.IF=0, or with blocking by STI; injecting an NMI with blocking "
+      "by MOV SS. The unmodified VMCS then launches",
+      "Intel SDM Vol. 3C 27.3.1.4, 27.3.1.5")
+{
+    vmx_on();
+    struct vmx_vcpu *v = vmx_vcpu_new(vmx_en_loop_guest);
+    vmx_guest_idt(v); /* an event delivered by mistake ends in a VMCALL */
+    const uint64_t IS = VMCS_GUEST_INTERRUPTIBILITY, RF = VMCS_GUEST_RFLAGS,
+                   II = VMCS_ENTRY_INTR_INFO;
+    const struct {
+        struct field_val fv[3];
+        unsigned n;
+        const char *what;
+    } cases[] = {
+        {{{IS, 1u << 5}}, 1, "interruptibility reserved bit 5"},
+        {{{RF, 0x202}, {IS, INTERRUPTIBILITY_STI | INTERRUPTIBILITY_MOVSS}}, 2,
+         "blocking by STI and by MOV SS"},
+        {{{RF, 0x2}, {IS, INTERRUPTIBILITY_STI}}, 2, "blocking by STI with RFLAGS.IF=0"},
+        {{{IS, INTERRUPTIBILITY_SMI}}, 1, "blocking by SMI outside SMM"},
+        {{{RF, 0x2}, {II, INJ(INTR_TYPE_EXT_INTR, 0x40)}}, 2,
+         "injecting an external interrupt with RFLAGS.IF=0"},
+        {{{RF, 0x202}, {IS, INTERRUPTIBILITY_STI}, {II, INJ(INTR_TYPE_EXT_INTR, 0x40)}}, 3,
+         "injecting an external interrupt with blocking by STI"},
+        {{{IS, INTERRUPTIBILITY_MOVSS}, {II, INJ(INTR_TYPE_NMI, NMI_VECTOR)}}, 2,
+         "injecting an NMI with blocking by MOV SS"},
+    };
+    for (unsigned i = 0; i < ARRAY_SIZE(cases); i++)
+        expect_guest_fail(v, cases[i].fv, cases[i].n, cases[i].what);
+    launch_ok(v, "VMLAUNCH with the interruptibility state restored");
+}
+
+PROBE(vmx_entry_activity_state, "vmx.entry.activity_state", "VMX",
+      "Guest-state checks on the activity state, each a VM-entry failure with exit reason "
+      "0x80000021 and qualification 0: activity state 4 (undefined); an activity state that "
+      "IA32_VMX_MISC[8:6] does not offer (if any); HLT with blocking by STI; wait-for-SIPI while "
+      "injecting an NMI. The unmodified VMCS then launches",
+      "Intel SDM Vol. 3C 27.3.1.5, A.6")
+{
+    vmx_on();
+    struct vmx_vcpu *v = vmx_vcpu_new(vmx_en_loop_guest);
+    vmx_guest_idt(v); /* an event delivered by mistake ends in a VMCALL */
+    const uint64_t AS = VMCS_GUEST_ACTIVITY_STATE, IS = VMCS_GUEST_INTERRUPTIBILITY,
+                   RF = VMCS_GUEST_RFLAGS, II = VMCS_ENTRY_INTR_INFO;
+    uint64_t misc = vmx_caps()->misc;
+    const struct field_val undef[] = {{AS, 4}};
+    expect_guest_fail(v, undef, 1, "activity state 4");
+    static const uint64_t act_bit[] = {0, VMX_MISC_ACT_HLT, VMX_MISC_ACT_SHUTDOWN,
+                                       VMX_MISC_ACT_WAIT_SIPI};
+    for (unsigned s = 1; s <= 3; s++) {
+        if (misc & act_bit[s])
+            continue;
+        const struct field_val fv[] = {{AS, s}};
+        char what[64];
+        snprintf(what, sizeof(what), "activity state %u not in IA32_VMX_MISC", s);
+        expect_guest_fail(v, fv, 1, what);
+    }
+    if (misc & VMX_MISC_ACT_HLT) {
+        const struct field_val sti[] = {{RF, 0x202}, {IS, INTERRUPTIBILITY_STI}, {AS, ACTIVITY_HLT}};
+        expect_guest_fail(v, sti, 3, "HLT with blocking by STI");
+    }
+    if (misc & VMX_MISC_ACT_WAIT_SIPI) {
+        const struct field_val sipi[] = {{AS, ACTIVITY_WAIT_SIPI},
+                                         {II, INJ(INTR_TYPE_NMI, NMI_VECTOR)}};
+        expect_guest_fail(v, sipi, 2, "wait-for-SIPI while injecting an NMI");
+    }
+    launch_ok(v, "VMLAUNCH with the activity state restored");
+}
+
+PROBE(vmx_entry_unrestricted_cr0, "vmx.entry.unrestricted_cr0", "VMX",
+      "Unrestricted guest and CR0: VMLAUNCH with unrestricted guest=1 but enable EPT=0 gives "
+      "VMfailValid(7); with both, guest CR0.PG=1 and PE=0 is still invalid (VM-entry failure "
+      "0x80000021, qualification 0), and so is CR0.PE=0 with IA-32e mode guest=1; a real-mode "
+      "guest (PE=PG=0) launches and reaches its VMCALL",
+      "Intel SDM Vol. 3C 25.6.2, 27.2.1.1, 27.3.1.1")
+{
+    vmx_require_ctl(VMX_CTL_PROC2, PROC2_UNRESTRICTED | PROC2_EPT, "unrestricted guest and EPT");
+    vmx_require_ctl(VMX_CTL_ENTRY, ENTRY_LOAD_EFER, "load IA32_EFER");
+    vmx_on();
+    uint64_t eptp = vmx_ept_identity();
+    struct vmx_vcpu *v = vmx_vcpu_new(vmx_en_loop_guest);
+    uint64_t cr0 = vmcs_read(VMCS_GUEST_CR0);
+    vmcs_set_bits(VMCS_PROC_CTLS, PROC_SECONDARY_CTLS);
+    expect_vmfail(v, VMCS_PROC_CTLS2, vmcs_read(VMCS_PROC_CTLS2) | PROC2_UNRESTRICTED,
+                  VMXERR_ENTRY_BAD_CTRL, "unrestricted guest without enable EPT");
+    vmx_use_ept(v, eptp);
+    vmcs_set_bits(VMCS_PROC_CTLS2, PROC2_UNRESTRICTED);
+    /* 64-bit guest with CR0.PE=0: IA-32e mode guest requires PE and PG */
+    const struct field_val lm[] = {{VMCS_GUEST_CR0, cr0 & ~CR0_PE}};
+    expect_guest_fail(v, lm, 1, "IA-32e mode guest with CR0.PE=0");
+    uint8_t *code = alloc_page();
+    static const uint8_t insns[] = {0x0f, 0x01, 0xc1, 0x0f, 0x0b}; /* VMCALL; UD2 */
+    memcpy(code, insns, sizeof(insns));
+    real_mode_guest(v, (uintptr_t)code, (uintptr_t)alloc_page());
+    uint64_t rm_cr0 = vmcs_read(VMCS_GUEST_CR0);
+    const struct field_val pg[] = {{VMCS_GUEST_CR0, rm_cr0 | CR0_PG}};
+    expect_guest_fail(v, pg, 1, "CR0.PG=1 with CR0.PE=0 under unrestricted guest");
+    v->launched = 0;
+    if (vmx_run_expect(v, EXIT_VMCALL, "real-mode guest under unrestricted guest"))
+        check_eq("guest RIP at the VMCALL", v->guest_rip, 0);
+}
+
+PROBE(vmx_entry_vnmi_blocking_inject, "vmx.entry.vnmi_blocking_inject", "VMX",
+      "With NMI exiting and virtual NMIs, VMLAUNCH injecting an NMI while the guest "
+      "interruptibility state has blocking by NMI (bit 3) is a VM-entry failure: exit reason "
+      "0x80000021, qualification 0; without the blocking bit the NMI is delivered",
+      "Intel SDM Vol. 3C 27.3.1.5 (interruptibility state)")
+{
+    vmx_require_ctl(VMX_CTL_PIN, PIN_NMI_EXITING | PIN_VIRTUAL_NMIS, "NMI exiting and virtual NMIs");
+    vmx_on();
+    struct vmx_vcpu *v = vmx_vcpu_new(vmx_en_loop_guest);
+    vmx_guest_idt(v);
+    vmcs_set_bits(VMCS_PIN_CTLS, PIN_NMI_EXITING | PIN_VIRTUAL_NMIS);
+    const struct field_val fv[] = {{VMCS_GUEST_INTERRUPTIBILITY, INTERRUPTIBILITY_NMI},
+                                   {VMCS_ENTRY_INTR_INFO, INJ(INTR_TYPE_NMI, NMI_VECTOR)}};
+    expect_guest_fail(v, fv, 2, "injecting an NMI with virtual-NMI blocking");
+    vmcs_write(VMCS_ENTRY_INTR_INFO, INJ(INTR_TYPE_NMI, NMI_VECTOR));
+    v->launched = 0;
+    if (vmx_run_expect(v, EXIT_VMCALL, "injecting an NMI without virtual-NMI blocking"))
+        check_eq("vector delivered through the guest IDT", v->gpr[VMX_GPR_RBX], NMI_VECTOR);
+}
+
+PROBE(vmx_entry_activity_hlt_inject, "vmx.entry.activity_hlt_inject", "VMX",
+      "VMLAUNCH with activity state HLT injecting a hardware exception #UD (only external "
+      "interrupts, NMIs, #DB, #MC and pending MTF may be injected in HLT) is a VM-entry failure: "
+      "exit reason 0x80000021, qualification 0; injecting #UD in the active state is delivered",
+      "Intel SDM Vol. 3C 27.3.1.5 (activity state), A.6")
+{
+    if (!(vmx_caps()->misc & VMX_MISC_ACT_HLT))
+        skip("IA32_VMX_MISC[6]=0: activity state HLT not supported");
+    vmx_on();
+    struct vmx_vcpu *v = vmx_vcpu_new(vmx_en_loop_guest);
+    vmx_guest_idt(v);
+    const struct field_val fv[] = {{VMCS_GUEST_ACTIVITY_STATE, ACTIVITY_HLT},
+                                   {VMCS_ENTRY_INTR_INFO, INJ(INTR_TYPE_HW_EXC, UD_VECTOR)}};
+    expect_guest_fail(v, fv, 2, "activity state HLT while injecting #UD");
+    vmcs_write(VMCS_ENTRY_INTR_INFO, INJ(INTR_TYPE_HW_EXC, UD_VECTOR));
+    v->launched = 0;
+    if (vmx_run_expect(v, EXIT_VMCALL, "injecting #UD in the active state"))
+        check_eq("vector delivered through the guest IDT", v->gpr[VMX_GPR_RBX], UD_VECTOR);
+}

@@ -219,3 +219,117 @@ PROBE(vmx_ept_ad, "vmx.ept.ad", "EPT",
         return;
     check_eq("EPT A/D after the write", *pte & (EPT_A | EPT_D), EPT_A | EPT_D);
 }
+
+PROBE(vmx_ept_exec_only, "vmx.ept.exec_only", "EPT",
+      "With execute-only translations (IA32_VMX_EPT_VPID_CAP[0]), a 4 KiB EPT entry with X=1 and "
+      "R=W=0 for a page P holding VMCALL is no misconfiguration: a guest jump to P executes the "
+      "VMCALL (exit 18 at RIP = P); a guest read of P exits with reason 48, qualification 0x1a1 "
+      "(read, executable, linear address valid, translated access), GPA = P",
+      "Intel SDM Vol. 3C 29.3.2, 29.3.3.1, 29.3.3.2, A.10")
+{
+    vmx_on();
+    uint64_t eptp = vmx_ept_identity();
+    if (!(vmx_caps()->ept_vpid & VMX_EPT_EXEC_ONLY))
+        skip("IA32_VMX_EPT_VPID_CAP[0]=0: no execute-only EPT translations");
+    struct vmx_vcpu *v = vmx_vcpu_new(vmx_ep_guest);
+    vmx_use_ept(v, eptp);
+    uint8_t *page = alloc_page();
+    uint64_t pa = (uintptr_t)page;
+    page[0] = 0x0f, page[1] = 0x01, page[2] = 0xc1; /* VMCALL */
+    uint64_t *pte = vmx_ept_pte(eptp, pa);
+    *pte = (*pte & ~EPT_RWX) | EPT_X;
+    vmx_ept_flush(eptp);
+    v->gpr[VMX_GPR_RDI] = pa;
+    vmcs_write(VMCS_GUEST_RIP, (uintptr_t)vmx_ep_fetch);
+    if (vmx_run_expect(v, EXIT_VMCALL, "jump to an execute-only page"))
+        check_eq("guest RIP (the VMCALL on the execute-only page)", v->guest_rip, pa);
+    vmcs_write(VMCS_GUEST_RIP, (uintptr_t)vmx_ep_read);
+    if (!vmx_run_expect(v, EXIT_EPT_VIOLATION, "read of an execute-only page"))
+        return;
+    check_eq("guest RIP at the EPT violation", v->guest_rip, (uintptr_t)vmx_ep_read);
+    check_eq("guest-physical address", v->gpa, pa);
+    /* bit 6 is defined only with mode-based execute control; bits 11:9 only with
+     * advanced EPT violation information */
+    uint64_t mask = qual_mask() & ~0x40ull, want = EPT_VQ_READ | EPT_VQ_EXECUTABLE |
+                                                   EPT_VQ_GLA_VALID | EPT_VQ_TRANSLATED;
+    check(((v->exit_qual ^ want) & mask) == 0, "exit qualification %#llx, want %#llx",
+          (unsigned long long)v->exit_qual, (unsigned long long)want);
+}
+
+/* guest: reads (%rdi) into RAX, VMCALL, then writes RSI to (%rdi), VMCALL */
+void vmx_ep_alias_guest(void);
+__asm__(".pushsection .text\n"
+        ".type vmx_ep_alias_guest, @function\n"
+        "vmx_ep_alias_guest:\n"
+        "   mov (%rdi), %rax\n"
+        "   vmcall\n"
+        "   mov %rsi, (%rdi)\n"
+        "   vmcall\n"
+        "   ud2\n"
+        ".popsection\n");
+
+#define ALIAS_GPA 0x80000000ull /* 2 GiB: no RAM there on the reference models */
+
+static void alias_check(struct vmx_vcpu *v, volatile uint64_t *data, const char *what)
+{
+    *data = 0x5555aaaa12345678ull;
+    v->gpr[VMX_GPR_RDI] = ALIAS_GPA + ((uintptr_t)data & 0x1fffff);
+    v->gpr[VMX_GPR_RSI] = 0x0badc0de0badc0deull;
+    vmcs_write(VMCS_GUEST_RIP, (uintptr_t)vmx_ep_alias_guest);
+    if (!vmx_run_expect(v, EXIT_VMCALL, what))
+        return;
+    check(v->gpr[VMX_GPR_RAX] == 0x5555aaaa12345678ull, "%s: guest read %#llx through the alias, "
+          "want the data page's %#llx", what, (unsigned long long)v->gpr[VMX_GPR_RAX],
+          0x5555aaaa12345678ull);
+    vmx_skip_insn(v);
+    if (vmx_run_expect(v, EXIT_VMCALL, what))
+        check(*data == 0x0badc0de0badc0deull, "%s: the guest's write through the alias did not "
+              "reach the data page (%#llx)", what, (unsigned long long)*data);
+}
+
+PROBE(vmx_ept_large_pages, "vmx.ept.large_pages", "EPT",
+      "EPT large pages: a 2 MiB EPT page (PDE with bit 7) mapping guest-physical 2 GiB onto the 2 "
+      "MiB frame of a data page D makes a guest read at 2 GiB + (D mod 2 MiB) return D's contents "
+      "and a guest write there change D; where IA32_VMX_EPT_VPID_CAP[17] offers 1 GiB pages, an "
+      "EPT built of 1 GiB PDPTEs (identity, with guest-physical 2 GiB mapped onto 0) does the same",
+      "Intel SDM Vol. 3C 29.3.2 (Tables 29-4, 29-5), A.10")
+{
+    vmx_on();
+    uint64_t eptp = vmx_ept_identity();
+    struct vmx_vcpu *v = vmx_vcpu_new(vmx_ep_alias_guest);
+    vmx_use_ept(v, eptp);
+    volatile uint64_t *data = alloc_page();
+    uint64_t mt = eptp & 7;
+    uint64_t *pml4 = (uint64_t *)(uintptr_t)(eptp & EPT_ADDR_MASK);
+    uint64_t *pdpt = (uint64_t *)(uintptr_t)(pml4[0] & EPT_ADDR_MASK);
+    uint64_t *pd = (uint64_t *)(uintptr_t)(pdpt[ALIAS_GPA >> 30] & EPT_ADDR_MASK);
+    pd[(ALIAS_GPA >> 21) & 511] =
+        ((uintptr_t)data & ~0x1fffffull) | EPT_PS | EPT_MT(mt) | EPT_RWX;
+    vmx_ept_flush(eptp);
+    alias_check(v, data, "access through a 2 MiB EPT alias");
+    if (!(vmx_caps()->ept_vpid & VMX_EPT_1G)) {
+        note("IA32_VMX_EPT_VPID_CAP[17]=0: no 1 GiB EPT pages, that part not run");
+        return;
+    }
+    uint64_t *pml4g = alloc_page(), *pdptg = alloc_page();
+    pml4g[0] = (uintptr_t)pdptg | EPT_RWX;
+    for (uint64_t i = 0; i < 4; i++)
+        pdptg[i] = (i << 30) | EPT_PS | EPT_MT(mt) | EPT_RWX;
+    pdptg[ALIAS_GPA >> 30] = 0 | EPT_PS | EPT_MT(mt) | EPT_RWX;
+    uint64_t eptp1g = (uintptr_t)pml4g | (eptp & 0xfff);
+    vmcs_write(VMCS_EPTP, eptp1g);
+    vmx_ept_flush(eptp1g);
+    /* with a 1 GiB alias of 0..1 GiB the offset of D is its whole address */
+    data[0] = 0;
+    v->gpr[VMX_GPR_RDI] = ALIAS_GPA + (uintptr_t)data;
+    v->gpr[VMX_GPR_RSI] = 0x0badc0de0badc0deull;
+    *data = 0x5555aaaa12345678ull;
+    vmcs_write(VMCS_GUEST_RIP, (uintptr_t)vmx_ep_alias_guest);
+    if (!vmx_run_expect(v, EXIT_VMCALL, "read through a 1 GiB EPT alias"))
+        return;
+    check_eq("guest read through the 1 GiB alias", v->gpr[VMX_GPR_RAX], 0x5555aaaa12345678ull);
+    vmx_skip_insn(v);
+    if (vmx_run_expect(v, EXIT_VMCALL, "write through a 1 GiB EPT alias"))
+        check_eq("data page after the guest's write through the 1 GiB alias", *data,
+                 0x0badc0de0badc0deull);
+}

@@ -160,3 +160,127 @@ PROBE(vmx_entry_event_injection, "vmx.entry.event_injection", "VMX",
               vmx_exit_str(v));
     }
 }
+
+/* ---- more injected event types ---------------------------------------------------- */
+
+PROBE(vmx_event_inject_extint, "vmx.event.inject_extint", "VMX",
+      "VM entry injecting an external interrupt (type 0, vector 0x40) into a guest with RFLAGS.IF=1 "
+      "delivers vector 0x40 through the guest IDT without error code, pushed RIP = guest RIP, and "
+      "without touching the local APIC (nothing in service)",
+      "Intel SDM Vol. 3C 25.8.3, 27.6.1")
+{
+    struct vmx_vcpu *v = event_vcpu();
+    uint64_t rip = vmcs_read(VMCS_GUEST_RIP);
+    vmcs_write(VMCS_GUEST_RFLAGS, 0x202);
+    vmcs_write(VMCS_ENTRY_INTR_INFO, INTR_INFO_VALID | (INTR_TYPE_EXT_INTR << 8) | 0x40);
+    expect_handler(v, 0x40, VMX_NO_ERRCODE, rip, "injected external interrupt 0x40");
+}
+
+PROBE(vmx_event_inject_exception_noerr, "vmx.event.inject_exception_noerr", "VMX",
+      "VM entry injecting hardware exceptions without error code (#UD, then #DE; type 3, "
+      "deliver-error-code=0) delivers each through the guest IDT with no error code pushed and "
+      "pushed RIP = guest RIP (a fault: the RIP of the instruction not executed)",
+      "Intel SDM Vol. 3C 25.8.3, 27.6.1.1, 27.6.1.2")
+{
+    struct vmx_vcpu *v = event_vcpu();
+    uint64_t rip = vmcs_read(VMCS_GUEST_RIP);
+    static const unsigned vec[] = {UD_VECTOR, DE_VECTOR};
+    for (unsigned i = 0; i < ARRAY_SIZE(vec); i++) {
+        vmcs_write(VMCS_GUEST_RIP, rip);
+        vmcs_write(VMCS_ENTRY_INTR_INFO, INTR_INFO_VALID | (INTR_TYPE_HW_EXC << 8) | vec[i]);
+        char what[48];
+        snprintf(what, sizeof(what), "injected hardware exception %u", vec[i]);
+        if (!expect_handler(v, vec[i], VMX_NO_ERRCODE, rip, what))
+            return;
+    }
+}
+
+PROBE(vmx_event_inject_soft_exception, "vmx.event.inject_soft_exception", "VMX",
+      "VM entry injecting software exceptions (type 6) #BP (vector 3, as INT3) and #OF (vector 4, as "
+      "INTO), each with VM-entry instruction length 1, delivers the vector without error code and "
+      "pushes RIP = guest RIP + 1 (a trap past the instruction)",
+      "Intel SDM Vol. 3C 25.8.3, 27.6.1.1")
+{
+    struct vmx_vcpu *v = event_vcpu();
+    uint64_t rip = vmcs_read(VMCS_GUEST_RIP);
+    static const unsigned vec[] = {BP_VECTOR, OF_VECTOR};
+    for (unsigned i = 0; i < ARRAY_SIZE(vec); i++) {
+        vmcs_write(VMCS_GUEST_RIP, rip);
+        vmcs_write(VMCS_ENTRY_INTR_INFO, INTR_INFO_VALID | (INTR_TYPE_SW_EXC << 8) | vec[i]);
+        vmcs_write(VMCS_ENTRY_INSN_LEN, 1);
+        char what[48];
+        snprintf(what, sizeof(what), "injected software exception %u", vec[i]);
+        if (!expect_handler(v, vec[i], VMX_NO_ERRCODE, rip + 1, what))
+            return;
+    }
+}
+
+PROBE(vmx_event_inject_priv_soft_exception, "vmx.event.inject_priv_soft_exception", "VMX",
+      "VM entry injecting a privileged software exception (type 5, vector 1, as ICEBP/INT1) with "
+      "VM-entry instruction length 1 delivers #DB without error code and pushes RIP = guest RIP + 1",
+      "Intel SDM Vol. 3C 25.8.3, 27.6.1.1")
+{
+    struct vmx_vcpu *v = event_vcpu();
+    uint64_t rip = vmcs_read(VMCS_GUEST_RIP);
+    vmcs_write(VMCS_ENTRY_INTR_INFO, INTR_INFO_VALID | (INTR_TYPE_PRIV_SW_EXC << 8) | DB_VECTOR);
+    vmcs_write(VMCS_ENTRY_INSN_LEN, 1);
+    expect_handler(v, DB_VECTOR, VMX_NO_ERRCODE, rip + 1, "injected privileged software exception");
+}
+
+PROBE(vmx_event_virtual_nmi, "vmx.event.virtual_nmi", "VMX",
+      "With NMI exiting and virtual NMIs, VM entry injecting an NMI delivers vector 2 and sets "
+      "virtual-NMI blocking (interruptibility bit 3) in the handler; with NMI-window exiting then "
+      "set, VMRESUME runs the handler's IRET, which ends virtual-NMI blocking, and the NMI-window "
+      "VM exit (reason 8) follows at the instruction after the IRET (the interrupted guest RIP)",
+      "Intel SDM Vol. 3C 25.6.1, 25.6.2, 26.3 (IRET), 26.7.2 (NMI-window exiting), 27.6.1")
+{
+    vmx_require_ctl(VMX_CTL_PIN, PIN_NMI_EXITING | PIN_VIRTUAL_NMIS, "NMI exiting and virtual NMIs");
+    vmx_require_ctl(VMX_CTL_PROC, PROC_NMI_WINDOW, "NMI-window exiting");
+    struct vmx_vcpu *v = event_vcpu();
+    uint64_t rip = vmcs_read(VMCS_GUEST_RIP);
+    vmcs_set_bits(VMCS_PIN_CTLS, PIN_NMI_EXITING | PIN_VIRTUAL_NMIS);
+    vmcs_write(VMCS_ENTRY_INTR_INFO, INTR_INFO_VALID | (INTR_TYPE_NMI << 8) | NMI_VECTOR);
+    if (!expect_handler(v, NMI_VECTOR, VMX_NO_ERRCODE, rip, "injected virtual NMI"))
+        return;
+    uint64_t is = vmcs_read(VMCS_GUEST_INTERRUPTIBILITY);
+    check(is & INTERRUPTIBILITY_NMI, "interruptibility state %#llx in the NMI handler lacks "
+          "virtual-NMI blocking", (unsigned long long)is);
+    vmcs_set_bits(VMCS_PROC_CTLS, PROC_NMI_WINDOW);
+    vmx_skip_insn(v);
+    if (!vmx_run_expect(v, EXIT_NMI_WINDOW, "VMRESUME into the handler's IRET with NMI-window exiting"))
+        return;
+    check_eq("guest RIP at the NMI-window exit (after the IRET)", v->guest_rip, rip);
+    is = vmcs_read(VMCS_GUEST_INTERRUPTIBILITY);
+    check(!(is & INTERRUPTIBILITY_NMI), "interruptibility state %#llx after IRET still has "
+          "virtual-NMI blocking", (unsigned long long)is);
+}
+
+/* ---- activity state HLT ----------------------------------------------------------- */
+
+PROBE(vmx_event_activity_hlt, "vmx.event.activity_hlt", "VMX",
+      "VM entry with guest activity state HLT (IA32_VMX_MISC[6]) and the VMX-preemption timer at "
+      "1000: the guest executes nothing and exits with reason 52, guest RIP unchanged, activity "
+      "state still HLT; VM entry in HLT injecting an NMI delivers it (the handler runs) and the "
+      "activity state becomes active",
+      "Intel SDM Vol. 3C 25.4.2, 27.7.4 (activity state), 27.6.1, 28.3.4, A.6")
+{
+    if (!(vmx_caps()->misc & VMX_MISC_ACT_HLT))
+        skip("IA32_VMX_MISC[6]=0: activity state HLT not supported");
+    vmx_require_ctl(VMX_CTL_PIN, PIN_PREEMPTION_TIMER, "VMX-preemption timer");
+    struct vmx_vcpu *v = event_vcpu();
+    uint64_t rip = vmcs_read(VMCS_GUEST_RIP);
+    vmcs_set_bits(VMCS_PIN_CTLS, PIN_PREEMPTION_TIMER);
+    vmcs_write(VMCS_PREEMPTION_TIMER, 1000);
+    vmcs_write(VMCS_GUEST_ACTIVITY_STATE, ACTIVITY_HLT);
+    if (vmx_run_expect(v, EXIT_PREEMPT_TIMER, "VM entry in HLT with the timer at 1000")) {
+        check_eq("guest RIP (nothing executed)", v->guest_rip, rip);
+        check_eq("guest activity state after the exit", vmcs_read(VMCS_GUEST_ACTIVITY_STATE),
+                 ACTIVITY_HLT);
+    }
+    vmcs_clear_bits(VMCS_PIN_CTLS, PIN_PREEMPTION_TIMER);
+    vmcs_write(VMCS_GUEST_ACTIVITY_STATE, ACTIVITY_HLT);
+    vmcs_write(VMCS_ENTRY_INTR_INFO, INTR_INFO_VALID | (INTR_TYPE_NMI << 8) | NMI_VECTOR);
+    if (expect_handler(v, NMI_VECTOR, VMX_NO_ERRCODE, rip, "VM entry in HLT injecting an NMI"))
+        check_eq("guest activity state after the handler's VMCALL",
+                 vmcs_read(VMCS_GUEST_ACTIVITY_STATE), ACTIVITY_ACTIVE);
+}

@@ -83,3 +83,46 @@ PROBE(vmx_timer_save, "vmx.timer.save", "VMX",
     if (vmx_run_expect(v, EXIT_VMCALL, "VMCALL with save VMX-preemption timer value=0"))
         check_eq("timer field with save=0", vmcs_read(VMCS_PREEMPTION_TIMER), 1000000);
 }
+
+PROBE(vmx_timer_rate, "vmx.timer.rate", "VMX",
+      "The VMX-preemption timer counts down by 1 each time bit X of the TSC changes, X = "
+      "IA32_VMX_MISC[4:0]: a spinning guest with timer value 20000 exits with reason 52 no earlier "
+      "than (20000 - 1) << X TSC ticks after VM entry, measured from the host around VMLAUNCH; a "
+      "guest that VMCALLs at once, with save VMX-preemption timer value, leaves a value decreased "
+      "by at most (elapsed TSC >> X) + 1",
+      "Intel SDM Vol. 3C 26.5.1, A.6")
+{
+    vmx_require_ctl(VMX_CTL_PIN, PIN_PREEMPTION_TIMER, "VMX-preemption timer");
+    unsigned x = VMX_MISC_TIMER_RATIO(vmx_caps()->misc);
+    vmx_on();
+    struct vmx_vcpu *v = vmx_vcpu_new(vmx_tm_spin_guest);
+    vmcs_set_bits(VMCS_PIN_CTLS, PIN_PREEMPTION_TIMER);
+    const uint64_t n = 20000;
+    vmcs_write(VMCS_PREEMPTION_TIMER, n);
+    uint64_t t0 = rdtsc();
+    bool ok = vmx_run_expect(v, EXIT_PREEMPT_TIMER, "spinning guest with timer value 20000");
+    uint64_t t1 = rdtsc();
+    if (ok) {
+        note("timer value %llu, X=%u: %llu TSC ticks from VMLAUNCH to the exit, %llu loop iterations",
+             (unsigned long long)n, x, (unsigned long long)(t1 - t0),
+             (unsigned long long)v->gpr[VMX_GPR_RBX]);
+        check(t1 - t0 >= ((n - 1) << x), "timer expired after %llu TSC ticks, before (%llu - 1) << "
+              "%u", (unsigned long long)(t1 - t0), (unsigned long long)n, x);
+    }
+    if (!vmx_ctl_can_set(VMX_CTL_EXIT, EXIT_SAVE_TIMER))
+        return;
+    struct vmx_vcpu *w = vmx_vcpu_new(vmx_tm_call_guest);
+    vmcs_set_bits(VMCS_PIN_CTLS, PIN_PREEMPTION_TIMER);
+    vmcs_set_bits(VMCS_EXIT_CTLS, EXIT_SAVE_TIMER);
+    vmcs_write(VMCS_PREEMPTION_TIMER, 1000000);
+    t0 = rdtsc();
+    ok = vmx_run_expect(w, EXIT_VMCALL, "VMCALL with the timer at 1000000");
+    t1 = rdtsc();
+    if (ok) {
+        uint64_t dec = 1000000 - vmcs_read(VMCS_PREEMPTION_TIMER);
+        note("timer decreased by %llu over %llu TSC ticks (X=%u)", (unsigned long long)dec,
+             (unsigned long long)(t1 - t0), x);
+        check(dec <= ((t1 - t0) >> x) + 1, "timer decreased by %llu in %llu TSC ticks: faster "
+              "than 1 per 2^%u ticks", (unsigned long long)dec, (unsigned long long)(t1 - t0), x);
+    }
+}
