@@ -6,11 +6,11 @@ from __future__ import annotations
 from .base import Backend, BackendUnavailable, BootFailed, LevelUnavailable, Payload
 from .bochs import BochsBackend
 from .esxi import EsxiBackend
+from .hyperv import HypervBackend
 from .linux_kvm import LinuxKvmBackend
 from .qemu import QemuBackend
-from .xen import XenBackend
 
 BACKENDS: dict[str, type[Backend]] = {cls.name: cls for cls in (QemuBackend, BochsBackend, LinuxKvmBackend,
-                                                                EsxiBackend, XenBackend)}  # fmt: skip
+                                                                EsxiBackend, HypervBackend)}  # fmt: skip
 
 __all__ = ["BACKENDS", "Backend", "BackendUnavailable", "BootFailed", "LevelUnavailable", "Payload"]
