@@ -9,8 +9,9 @@ from .esxi import EsxiBackend
 from .hyperv import HypervBackend
 from .linux_kvm import LinuxKvmBackend
 from .qemu import QemuBackend
+from .xen import XenBackend
 
 BACKENDS: dict[str, type[Backend]] = {cls.name: cls for cls in (QemuBackend, BochsBackend, LinuxKvmBackend,
-                                                                EsxiBackend, HypervBackend)}  # fmt: skip
+                                                                EsxiBackend, HypervBackend, XenBackend)}  # fmt: skip
 
 __all__ = ["BACKENDS", "Backend", "BackendUnavailable", "BootFailed", "LevelUnavailable", "Payload"]
