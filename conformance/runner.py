@@ -63,12 +63,16 @@ def run_level(
     on_result: Callable[[ProbeResult], None] | None = None,
     on_boot: Callable[[int, str], None] | None = None,
     on_start: Callable[[LevelInfo], None] | None = None,
+    shard: tuple[int, int] | None = None,
 ) -> LevelOutcome:
     """Run `selected` at one level, in as many boots as crashes require.
 
     With `options.jobs` > 1 the selection is split into that many shards
     (the kernel's `shard=K/N`: every N-th probe), each run by its own boots
     side by side; results arrive in whatever order the shards produce them.
+    `shard=(K, N)` runs only the K-th of N shards of `selected` (the whole
+    selection, as the kernel sees it): the pytest plugin gives each shard
+    of a level to a worker of its own this way.
     """
     info = LevelInfo(level=level.number, hypervisor=level.backend.describe())
     outcome = LevelOutcome(info)
@@ -91,6 +95,12 @@ def run_level(
                 on_boot(number, cmdline)
             return number
 
+    if shard is not None:
+        k, n = shard
+        if not 0 <= k < n:
+            raise ValueError(f"bad shard {k}/{n}")
+        _run_shard(level, image, [p.id for p in selected[k::n]], options, shard, info, lock, deliver, boot_number)
+        return outcome
     jobs = max(1, min(options.jobs, len(selected)))
     if jobs == 1:
         _run_shard(level, image, [p.id for p in selected], options, None, info, lock, deliver, boot_number)
