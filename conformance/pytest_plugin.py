@@ -1,0 +1,347 @@
+"""nvct as a pytest plugin: one test item per probe and level.
+
+Installed with the package (the `pytest11` entry point `nvct`); it does
+nothing unless `--nvct-profile` is given. Then:
+
+    pytest --nvct-profile profiles/qemu-tcg.yaml [-m svm] [-k npt] [-x] [--junitxml r.xml] [-n 2]
+
+collects `nvct::<probe>[L<level>]` for every probe the profile selects
+(`--nvct-probes` narrows it as `nvct run --probes` does) at every level of
+its stack, without booting anything. A level's selection is cut into
+chunks, the kernel's own `shard=K/N`; the first item of a chunk that runs
+boots the probe kernel once for the whole chunk, and every item of the
+chunk reports its verdict from that boot. Without pytest-xdist a level is
+one chunk (one boot, as `nvct run`). Under xdist there is one chunk per
+worker and level, and the plugin's own scheduler (`--dist loadgroup`, which
+it picks when `-n` or `--tx` comes without `--dist`) sends each chunk to
+one worker whole, so each chunk boots exactly once. Other `--dist` modes
+work too, with the same verdicts, but a chunk may then boot on more than
+one worker.
+
+The profile's `expect:` section decides, as the gate does: PASS passes, an
+expected SKIP skips with the kernel's reason, a known failure is an xfail,
+and everything the gate rejects (FAIL, XPASS, a SKIP where PASS was
+expected, ERROR, TIMEOUT, CRASH) fails with the gate's reason. See
+docs/scaling.md.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from .backends import BackendUnavailable
+from .catalog import CatalogError, Probe, SelectionError, select, split_globs
+from .expect import Assessment, Expectations, Outcome, evaluate
+from .guest import BuildError, GuestImage, build
+from .profile import ProfileError, load_profile
+from .runner import RunOptions, run_level
+from .session import ProbeResult
+from .stack import Level, build_stack
+
+ROOT_NAME = "nvct"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("nvct", "nvct: nested virtualization conformance probes as test items")
+    group.addoption("--nvct-profile", metavar="PROFILE", default=None,
+                    help="collect one item per probe and level of this nvct profile (a file, or a name in "
+                         "nvct's profiles/); without it the plugin does nothing")  # fmt: skip
+    group.addoption("--nvct-probes", metavar="GLOBS", default=None,
+                    help="probe globs, comma-separated, '-GLOB' excludes (as nvct run --probes; "
+                         "default: the profile's)")  # fmt: skip
+    group.addoption("--nvct-chunks", metavar="N", type=int, default=None,
+                    help="boots per level, each running every N-th probe (default: 1, or the number of "
+                         "xdist workers)")  # fmt: skip
+    group.addoption("--nvct-timeout", metavar="S", type=float, default=None,
+                    help="seconds one probe may run (default: the profile's)")  # fmt: skip
+
+
+def _enabled(config: pytest.Config) -> bool:
+    return bool(config.getoption("nvct_profile", None))
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_cmdline_main(config: pytest.Config) -> None:
+    """Under xdist, default to --dist loadgroup: the plugin's scheduler, one worker per chunk."""
+    if not _enabled(config) or not hasattr(config.option, "dist"):
+        return
+    if config.option.dist == "no" and (config.option.numprocesses or config.option.tx):
+        config.option.dist = "loadgroup"
+
+
+@pytest.hookimpl(tryfirst=True, optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log):
+    """--dist loadgroup or loadscope with --nvct-profile: each chunk goes to one worker whole.
+
+    xdist's own loadgroup learns a test's group from a suffix it appends
+    to the node id on the worker, which pytest 9.2 no longer lets it do
+    (pytest-xdist issue 1386); and the probes' node ids stay free of
+    chunk names, so that they do not change with the number of workers.
+    The chunk of a probe item is worked out here from the catalogue, as the
+    workers do; other items are scheduled as loadgroup does."""
+    nvct = config.stash.get(_KEY, None)
+    if nvct is None or config.getvalue("dist") not in ("loadgroup", "loadscope"):
+        return None
+    from xdist.scheduler import LoadGroupScheduling
+
+    class NvctScheduling(LoadGroupScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return nvct.scope(nodeid, self.numnodes) or super()._split_scope(nodeid)
+
+    return NvctScheduling(config, log)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if not _enabled(config):
+        return
+    from .cli import resolve_profile  # the same profile names as `nvct run`
+
+    path = resolve_profile(config.getoption("nvct_profile"))
+    try:
+        profile = load_profile(path)
+    except ProfileError as exc:
+        raise pytest.UsageError(f"--nvct-profile: {exc}") from None
+    spec = config.getoption("nvct_probes")
+    try:
+        globs = tuple(split_globs(spec)) if spec else profile.probes
+    except SelectionError as exc:
+        raise pytest.UsageError(f"--nvct-probes: {exc}") from None
+    chunks = config.getoption("nvct_chunks")
+    if chunks is not None and chunks < 1:
+        raise pytest.UsageError("--nvct-chunks must be at least 1")
+    nvct = NvctRun(config, path, profile, globs, chunks)
+    config.stash[_KEY] = nvct
+    config.addinivalue_line("markers", "nvct: an nvct conformance probe (at one level)")
+    if config.args_source is not pytest.Config.ArgsSource.ARGS:
+        # No paths on the command line: collect the probes only, not the
+        # ini file's testpaths or the current folder. Name paths to add them.
+        config.args = []
+
+
+_KEY = pytest.StashKey["NvctRun"]()
+
+
+@dataclass
+class Chunk:
+    """One shard of one level's selection: booted once, by its first item to run."""
+
+    run: NvctRun
+    level: Level
+    selected: list[Probe]  # the level's whole selection (the shard is cut from it)
+    index: int
+    count: int
+    results: dict[str, ProbeResult] | None = None
+    failure: BaseException | None = None
+    boots: list[str] = field(default_factory=list)
+
+    @property
+    def group(self) -> str:
+        return f"nvct-L{self.level.number}-{self.index + 1}of{self.count}"
+
+    def ensure(self) -> None:
+        if self.results is not None:
+            return
+        if self.failure is not None:
+            raise self.failure
+        try:
+            self.results = self.run.boot(self)
+        except BaseException as exc:
+            if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+                raise
+            self.failure = exc
+            raise
+
+
+class NvctError(Exception):
+    """The harness could not run a chunk (the hypervisor is missing, ...)."""
+
+
+class NvctRun:
+    """The profile, the kernel and the chunks of one pytest process."""
+
+    def __init__(self, config, path: Path, profile, globs: tuple[str, ...], chunks: int | None):
+        self.config = config
+        self.path = path
+        self.profile = profile
+        self.globs = globs
+        self.chunks = chunks
+        self.expectations: Expectations | None = Expectations.of_profile(profile)
+        self.image: GuestImage | None = None
+        self.selected: list[Probe] = []
+        self.positions: dict[str, int] = {}
+        self.levels: list[Level] = []
+        self.preflight_error: str | None = None
+
+    def chunk_count(self, workers: int = 1) -> int:
+        """Chunks per level: --nvct-chunks, else one per xdist worker; never more than probes."""
+        return max(1, min(self.chunks or workers, len(self.selected)))
+
+    def workers(self) -> int:
+        workerinput = getattr(self.config, "workerinput", None)
+        return int(workerinput.get("workercount", 1)) if workerinput is not None else 1
+
+    def scope(self, nodeid: str, workers: int) -> str | None:
+        """The chunk of an item, from its node id: what the xdist scheduler keeps together."""
+        if not nodeid.startswith(ROOT_NAME + "::") or not nodeid.endswith("]"):
+            return None
+        probe, _, level = nodeid[len(ROOT_NAME) + 2 : -1].rpartition("[L")
+        if not self.selected:
+            self.load()
+        position = self.positions.get(probe)
+        if position is None or not level.isdigit():
+            return None
+        count = self.chunk_count(workers)
+        return f"nvct-L{level}-{position % count + 1}of{count}"
+
+    def load(self) -> None:
+        try:
+            self.image = build()
+            catalog = self.image.catalog()
+        except (BuildError, CatalogError) as exc:
+            raise pytest.UsageError(f"nvct: cannot build the probe kernel: {exc}") from None
+        self.selected = select(catalog, list(self.globs))
+        if not self.selected:
+            raise pytest.UsageError(f"nvct: no probe matches {','.join(self.globs)!r}")
+        self.positions = {p.id: n for n, p in enumerate(self.selected)}
+        self.levels = build_stack(self.profile)
+
+    def boot(self, chunk: Chunk) -> dict[str, ProbeResult]:
+        """Run one chunk: the kernel's shard chunk.index/chunk.count of the level."""
+        level = chunk.level
+        try:
+            level.backend.preflight()
+        except BackendUnavailable as exc:
+            raise NvctError(f"{self.path}: stack L{level.number - 1} ({level.backend.name}): {exc}") from None
+        timeouts = self.profile.timeouts
+        options = RunOptions(
+            globs=self.globs,
+            boot_timeout=timeouts.boot,
+            probe_timeout=self.config.getoption("nvct_timeout") or timeouts.probe,
+        )
+        assert self.image is not None
+        shard = (chunk.index, chunk.count) if chunk.count > 1 else None
+        outcome = run_level(level, self.image, chunk.selected, options,
+                            on_boot=lambda number, cmdline: chunk.boots.append(cmdline), shard=shard)  # fmt: skip
+        return {r.probe: r for r in outcome.results}
+
+    def assess(self, result: ProbeResult) -> Assessment:
+        record = SimpleNamespace(results=[result], status="complete")
+        assessments, _ = evaluate(record, self.expectations)
+        return assessments[(result.probe, result.level)]
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Put the probes in front of whatever else was collected (before -k and -m deselect)."""
+    nvct = config.stash.get(_KEY, None)
+    if nvct is None:
+        return
+    nvct.load()
+    root = NvctCollector.from_parent(session, name=ROOT_NAME, nodeid=ROOT_NAME)
+    groups = {p.id.split(".")[0] for p in nvct.selected} | {p.group for p in nvct.selected}
+    for name in sorted(groups):
+        config.addinivalue_line("markers", f"{name}: nvct probes of {name}")
+    probes: list[pytest.Item] = []
+    for level in nvct.levels:
+        count = nvct.chunk_count(nvct.workers())
+        chunks = [Chunk(nvct, level, nvct.selected, k, count) for k in range(count)]
+        for position, probe in enumerate(nvct.selected):
+            chunk = chunks[position % count]
+            item = ProbeItem.from_parent(root, name=f"{probe.id}[L{level.number}]", probe=probe, chunk=chunk)
+            item.add_marker(pytest.mark.nvct)
+            item.add_marker(getattr(pytest.mark, probe.id.split(".")[0]))
+            item.add_marker(getattr(pytest.mark, probe.group))
+            item.extra_keyword_matches.update({probe.feature, f"L{level.number}"})
+            probes.append(item)
+    items[:0] = probes
+
+
+def pytest_report_header(config: pytest.Config) -> list[str] | None:
+    nvct = config.stash.get(_KEY, None)
+    if nvct is None:
+        return None
+    what = f"nvct: profile {nvct.profile.name} ({nvct.path})"
+    if nvct.globs:
+        what += f", probes {','.join(nvct.globs)}"
+    return [what]
+
+
+class NvctCollector(pytest.Collector):
+    """The parent of every probe item (node id `nvct`); it collects nothing itself."""
+
+    def collect(self):  # pragma: no cover - the items are made by pytest_collection_modifyitems
+        return []
+
+
+class ProbeFailed(Exception):
+    def __init__(self, text: str):
+        super().__init__(text)
+        self.text = text
+
+
+class ProbeItem(pytest.Item):
+    """One probe at one level; its verdict comes from its chunk's boot."""
+
+    def __init__(self, *, probe: Probe, chunk: Chunk, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.probe = probe
+        self.chunk = chunk
+
+    @property
+    def level(self) -> int:
+        return self.chunk.level.number
+
+    def setup(self) -> None:
+        self.chunk.ensure()  # the chunk's one boot, the first time
+
+    def runtest(self) -> None:
+        assert self.chunk.results is not None
+        result = self.chunk.results.get(self.probe.id)
+        if result is None:  # the runner gives every selected probe a result: a harness bug
+            raise ProbeFailed(f"{self.probe.id} at L{self.level}: no result from the boot of {self.chunk.group}")
+        assessment = self.chunk.run.assess(result)
+        self.user_properties += [
+            ("nvct.verdict", result.verdict.value),
+            ("nvct.outcome", assessment.outcome.value),
+            ("nvct.level", str(self.level)),
+            ("nvct.feature", self.probe.feature),
+            ("nvct.reference", self.probe.reference),
+            ("nvct.chunk", self.chunk.group),  # the boot that measured it
+            ("nvct.worker", os.environ.get("PYTEST_XDIST_WORKER", "main")),
+        ]
+        if not assessment.ok:
+            raise ProbeFailed(self._explain(result, assessment))
+        if assessment.outcome is Outcome.SKIP:
+            pytest.skip(result.detail or "not exposed at this level")
+        if assessment.outcome is Outcome.XFAIL:
+            expected = assessment.expected or {}
+            reason = expected.get("reason") or "a known failure"
+            if expected.get("link"):
+                reason += f" [{expected['link']}]"
+            pytest.xfail(f"{reason}: {result.detail}" if result.detail else reason)
+
+    def _explain(self, result: ProbeResult, assessment: Assessment) -> str:
+        lines = [f"{self.probe.id} at L{self.level}: {assessment.why}"]
+        if assessment.outcome.value != result.verdict.value:
+            lines.append(f"measured {result.verdict.value}, outcome {assessment.outcome.value}")
+        lines += [f"note: {note}" for note in result.notes if note != result.detail]
+        lines.append(f"{self.probe.description} [{self.probe.reference}]")
+        if result.console and result.verdict.value in ("ERROR", "TIMEOUT", "CRASH"):
+            lines.append("console:")
+            lines += [f"  {line}" for line in result.console[-20:]]
+        return "\n".join(lines)
+
+    def repr_failure(self, excinfo, style=None):
+        if isinstance(excinfo.value, (ProbeFailed, NvctError, pytest.xfail.Exception)):
+            return str(excinfo.value)  # no traceback: it would be the plugin's, and slow to format
+        return super().repr_failure(excinfo, style=style)
+
+    def reportinfo(self):
+        return self.path, None, f"nvct {self.probe.id} [L{self.level}]"
+

@@ -1,0 +1,196 @@
+"""The pytest plugin (conformance/pytest_plugin.py), driven as a vendor would:
+`python -m pytest --nvct-profile ...` in a folder of its own, with the
+plugin loaded from the installed package's pytest11 entry point. Real boots
+of QEMU TCG, kept few and small with --nvct-probes."""
+
+from __future__ import annotations
+
+import collections
+import importlib.metadata
+import json
+import os
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import PROFILES, need, nvct
+
+pytestmark = pytest.mark.boot
+
+TCG = str(PROFILES / "qemu-tcg.yaml")
+# 11 SVM probes (9 PASS, 2 known failures under TCG), a VMX probe that
+# SKIPs, 2 CPU probes that PASS: every outcome but a failure, in a second of boot.
+PROBES = "svm.npt.*,vmx.vmxon.*,cpu.*"
+
+
+def pytest_run(folder: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    """pytest in a child process, in an empty folder (no ini file, no tests of its own)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "pytest.ini").write_text("[pytest]\n")  # not this repository's pyproject.toml
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "NVCT_"))}
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-c", str(folder / "pytest.ini"), "-p", "no:cacheprovider", "-p", "no:hypothesispytest", *args],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+    )
+
+
+def collected(proc: subprocess.CompletedProcess) -> list[str]:
+    return [line for line in proc.stdout.splitlines() if line.startswith("nvct::")]
+
+
+def outcomes(junit: Path) -> dict[str, tuple[str, str]]:
+    """name -> (pytest outcome, nvct outcome) from a JUnit file."""
+    result = {}
+    for case in ET.parse(junit).iter("testcase"):
+        props = {p.get("name"): p.get("value") for p in case.iter("property")}
+        if case.find("failure") is not None or case.find("error") is not None:
+            got = "failed"
+        elif (skipped := case.find("skipped")) is not None:
+            got = "xfailed" if skipped.get("type") == "pytest.xfail" else "skipped"
+        else:
+            got = "passed"
+        result[case.get("name")] = (got, props.get("nvct.outcome", ""))
+    return result
+
+
+def chunks(junit: Path) -> dict[str, set[str]]:
+    """chunk -> the workers that ran its items."""
+    seen = collections.defaultdict(set)
+    for case in ET.parse(junit).iter("testcase"):
+        props = {p.get("name"): p.get("value") for p in case.iter("property")}
+        seen[props["nvct.chunk"]].add(props["nvct.worker"])
+    return seen
+
+
+@pytest.fixture(scope="module")
+def catalog():
+    from conformance.catalog import select, split_globs
+    from conformance.guest import build
+    from conformance.profile import load_profile
+
+    probes = build().catalog()
+    return lambda globs=None: select(probes, split_globs(globs) if globs else list(load_profile(TCG).probes))
+
+
+def test_the_plugin_is_installed_as_a_pytest11_entry_point():
+    points = {ep.name: ep.value for ep in importlib.metadata.entry_points(group="pytest11")}
+    assert points.get("nvct") == "conformance.pytest_plugin", "reinstall the package: ./setup"
+
+
+def test_without_a_profile_the_plugin_does_nothing(tmp_path):
+    (tmp_path / "test_plain.py").write_text("def test_one():\n    assert True\n")
+    proc = pytest_run(tmp_path, "-q", "-n", "2")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "1 passed" in proc.stdout and "nvct" not in proc.stdout
+    assert "--nvct-profile" in pytest_run(tmp_path, "--help").stdout
+
+
+def test_one_item_per_probe_and_level_with_stable_ids(tmp_path, catalog):
+    proc = pytest_run(tmp_path, "--nvct-profile", TCG, "--collect-only", "-q")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    ids = collected(proc)
+    assert ids == [f"nvct::{p.id}[L1]" for p in catalog()]
+    assert len(ids) > 200 and "nvct::svm.npt.nx[L1]" in ids
+    # The same ids whatever the number of workers (the chunks are not in them).
+    again = pytest_run(tmp_path, "--nvct-profile", TCG, "--collect-only", "-q", "--nvct-chunks", "3")
+    assert collected(again) == ids
+
+
+def test_markers_and_keywords_select(tmp_path, catalog):
+    def ids(*args: str) -> list[str]:
+        proc = pytest_run(tmp_path, "--nvct-profile", TCG, "--collect-only", "-q", "--strict-markers", *args)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        return collected(proc)
+
+    svm = [f"nvct::{p.id}[L1]" for p in catalog() if p.id.startswith("svm.")]
+    assert ids("-m", "svm") == svm
+    assert ids("-m", "svm.npt") == [i for i in svm if i.startswith("nvct::svm.npt.")]
+    # -k matches the id and the feature (NPT), case-insensitively.
+    npt = [f"nvct::{p.id}[L1]" for p in catalog() if "npt" in f"{p.id} {p.feature}".lower() and "gpat" not in p.id]
+    assert ids("-k", "npt and not gpat") == npt and "nvct::svm.npt.nx[L1]" in npt
+    assert ids("--nvct-probes", "vmx.ept.*", "-k", "L1") == [f"nvct::{p.id}[L1]" for p in catalog("vmx.ept.*")]
+
+
+def test_verdicts_junit_and_xdist_agree_with_nvct_run(tmp_path):
+    """One boot without xdist; with -n 2 one boot per chunk, each chunk on one
+    worker; the outcomes are the gate's, the same as `nvct run --jobs 1` and
+    `--jobs 2`."""
+    need("qemu-system-x86_64", "qemu-system-x86")
+    runs = {}
+    for name, extra in (("sequential", ()), ("xdist", ("-n", "2"))):
+        junit = tmp_path / f"{name}.xml"
+        proc = pytest_run(tmp_path / name, "--nvct-profile", TCG, "--nvct-probes", PROBES,
+                          f"--junitxml={junit}", "-rA", *extra)  # fmt: skip
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert "11 passed, 1 skipped, 2 xfailed in" in proc.stdout, proc.stdout
+        runs[name] = outcomes(junit)
+        assert len(runs[name]) == 14
+        # Each chunk ran on one worker: one boot per chunk.
+        assert all(len(workers) == 1 for workers in chunks(junit).values())
+        assert len(chunks(junit)) == (2 if extra else 1)
+    assert runs["sequential"] == runs["xdist"]
+    assert runs["sequential"]["svm.npt.gpat[L1]"] == ("xfailed", "XFAIL")
+    assert runs["sequential"]["vmx.vmxon.basic[L1]"] == ("skipped", "SKIP")
+    assert runs["sequential"]["svm.npt.nx[L1]"] == ("passed", "PASS")
+    # The skip reason is the kernel's; the xfail reason is the profile's rule.
+    assert "SKIPPED" in proc.stdout and "CPUID.1:ECX.VMX" in proc.stdout
+    assert "G_PAT" in proc.stdout
+
+    for jobs in ("1", "2"):
+        record = tmp_path / f"jobs{jobs}.json"
+        done = nvct("run", "--profile", TCG, "--probes", PROBES, "--jobs", jobs, "--json", str(record))
+        assert done.returncode == 0, done.stderr
+        data = json.loads(record.read_text())
+        got = {f"{r['probe']}[L{r['level']}]": r["outcome"] for r in data["results"]}
+        assert got == {name: outcome for name, (_, outcome) in runs["sequential"].items()}, jobs
+
+
+def test_failures_say_why_and_x_stops_at_the_first(tmp_path):
+    """A profile whose expectations are wrong: a known failure that passes
+    (XPASS, strict) and PASS expected of the two probes that fail."""
+    need("qemu-system-x86_64", "qemu-system-x86")
+    profile = yaml.safe_load(Path(TCG).read_text())
+    profile["expect"] = [
+        {"probes": "svm.npt.basic", "verdict": "fail", "reason": "pretend it is broken"},
+        {"probes": "svm.npt.gpat", "verdict": "pass"},
+    ]
+    path = tmp_path / "wrong.yaml"
+    path.write_text(yaml.safe_dump(profile))
+    proc = pytest_run(tmp_path / "all", "--nvct-profile", str(path), "--nvct-probes", "svm.npt.*")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "3 failed, 8 passed" in proc.stdout, proc.stdout
+    assert "XPASS: a known failure now passes" in proc.stdout and "pretend it is broken" in proc.stdout
+    assert "svm.npt.gpat at L1: FAIL where PASS was expected" in proc.stdout
+    assert "guest RDMSR PAT" in proc.stdout  # the probe's own detail
+
+    first = pytest_run(tmp_path / "x", "--nvct-profile", str(path), "--nvct-probes", "svm.npt.*", "-x", "-q")
+    assert first.returncode == 1
+    assert "1 failed, 1 passed" in first.stdout, first.stdout  # ad_bits passes, basic fails, then it stops
+
+
+def test_a_missing_hypervisor_is_an_error_that_says_so(tmp_path):
+    profile = yaml.safe_load(Path(TCG).read_text())
+    profile["stack"][0]["binary"] = "qemu-system-nonesuch"
+    path = tmp_path / "missing.yaml"
+    path.write_text(yaml.safe_dump(profile))
+    proc = pytest_run(tmp_path / "run", "--nvct-profile", str(path), "--nvct-probes", "svm.npt.*", "-q")
+    assert proc.returncode == 1
+    assert "11 errors" in proc.stdout, proc.stdout
+    assert "qemu-system-nonesuch not found on PATH" in proc.stdout
+
+
+def test_a_bad_profile_or_selection_is_a_usage_error(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\nstack: []\n")
+    proc = pytest_run(tmp_path / "a", "--nvct-profile", str(bad))
+    assert proc.returncode == 4 and "--nvct-profile" in proc.stderr, proc.stderr
+    proc = pytest_run(tmp_path / "b", "--nvct-profile", TCG, "--nvct-probes", "svm.[")
+    assert proc.returncode == 4 and "--nvct-probes" in proc.stderr, proc.stderr
