@@ -393,3 +393,73 @@ def test_live_esxi(tmp_path):
     assert level["hypervisor"]["preflight"]["esxi.nested_hv_supported"] in (True, False)
     assert level["kernel"].get("build"), f"the probe kernel never said HELLO: {level['problems']}"
     assert record["results"] and not any(r["verdict"] == "CRASH" for r in record["results"])
+
+
+# ---- the real transport pieces, with no host ------------------------------------------------------------
+
+
+def test_session_cookie_from_real_pyvmomi_stub():
+    pyVmomi = pytest.importorskip("pyVmomi", reason="pyVmomi not installed (pip install nvct[esxi])")
+    stub = pyVmomi.SoapStubAdapter(host="localhost", port=443)
+    stub.cookie = 'vmware_soap_session="52ab-cd"; Path=/; HttpOnly; Secure;'  # as ESXi's Set-Cookie leaves it
+    si = pyVmomi.vim.ServiceInstance("ServiceInstance", stub)
+    assert esxi_mod.session_cookie(si) == 'vmware_soap_session="52ab-cd"'
+
+
+def test_http_put_and_ranged_get_over_tls(tmp_path):
+    """VSphereApi.http against a local HTTPS server (loopback, a throw-away
+    self-signed certificate): the upload body, its length, the Range header."""
+    import http.server
+    import shutil
+    import ssl
+    import subprocess
+
+    if shutil.which("openssl") is None:
+        pytest.skip("openssl not installed (Debian package openssl)")
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost", "-days", "1",
+                    "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)  # fmt: skip
+    seen = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_PUT(self):
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            seen.append(("PUT", self.path, self.headers["Cookie"], body))
+            self.send_response(201)
+            self.end_headers()
+
+        def do_GET(self):
+            seen.append(("GET", self.path, self.headers["Cookie"], self.headers["Range"]))
+            self.send_response(206)
+            self.send_header("Content-Length", "3")
+            self.end_headers()
+            self.wfile.write(b"abc")
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        api = esxi_mod.VSphereApi()
+        b = EsxiBackend(EsxiSettings(host="127.0.0.1", ca_file=str(cert)), 0)
+        iso = tmp_path / "nvct.iso"
+        iso.write_bytes(b"ISO" * 1000)
+        port = server.server_address[1]
+        unverified = EsxiBackend(EsxiSettings(host="h", verify_tls=False), 0)._ssl_context()
+        with open(iso, "rb") as body:
+            headers = {"Cookie": "c=1", "Content-Length": "3000"}
+            status, _ = api.http("PUT", "127.0.0.1", port, "/folder/n/nvct.iso?dsName=ds", headers, body, unverified)
+        assert status == 201 and seen[-1] == ("PUT", "/folder/n/nvct.iso?dsName=ds", "c=1", b"ISO" * 1000)
+        status, data = api.http("GET", "127.0.0.1", port, "/folder/n/com1.log", {"Cookie": "c=1", "Range": "bytes=5-"},
+                                None, b._ssl_context())  # fmt: skip
+        assert (status, data) == (206, b"abc") and seen[-1][3] == "bytes=5-"
+        with pytest.raises(ssl.SSLError):  # verify_tls without the CA: refused
+            api.http("GET", "127.0.0.1", port, "/", {}, None, EsxiBackend(EsxiSettings(host="h"), 0)._ssl_context())
+    finally:
+        server.shutdown()
+        server.server_close()
