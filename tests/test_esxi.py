@@ -16,7 +16,7 @@ from conftest import ROOT, nvct
 from fakes import probe_kernel_output
 from fakes.vsphere import FakeVim, FakeVSphere
 
-from conformance.backends import BACKENDS, BackendUnavailable, BootFailed, LevelUnavailable, Payload
+from conformance.backends import BACKENDS, BackendUnavailable, BootFailed, Payload
 from conformance.backends import esxi as esxi_mod
 from conformance.backends.console import ConsoleTimeout
 from conformance.backends.esxi import EsxiBackend, EsxiSettings, build_config_spec
@@ -418,7 +418,8 @@ def test_http_put_and_ranged_get_over_tls(tmp_path):
         pytest.skip("openssl not installed (Debian package openssl)")
     key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost", "-days", "1",
-                    "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)  # fmt: skip
+                    "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True)  # fmt: skip
     seen = []
 
     class Handler(http.server.BaseHTTPRequestHandler):

@@ -121,7 +121,8 @@ def test_cleanup_and_reader_scripts():
                                         "Remove-Item -LiteralPath $Dir -Recurse -Force")]  # fmt: skip
     assert order == sorted(order)
     reader = hv.START_READER
-    assert "Start-Job" in reader and "NamedPipeClientStream('.', $PipeName, [System.IO.Pipes.PipeDirection]::In)" in reader
+    assert "Start-Job" in reader
+    assert "NamedPipeClientStream('.', $PipeName, [System.IO.Pipes.PipeDirection]::In)" in reader
     assert "[System.IO.FileShare]::ReadWrite" in reader and "$file.Flush()" in reader
     assert "Start-VM -Name $Name" in hv.START and "Test-Path -LiteralPath $Out" in hv.START
     poll = hv.POLL
@@ -268,7 +269,8 @@ def test_keyring_holds_the_password(monkeypatch):
     import types
 
     fake_keyring = types.ModuleType("keyring")  # a fake keyring module: service, user -> password
-    fake_keyring.get_password = lambda service, user: "fake-password" if (service, user) == ("nvct-hv", "LAB\\nvct") else None
+    stored = {("nvct-hv", "LAB\\nvct"): "fake-password"}
+    fake_keyring.get_password = lambda service, user: stored.get((service, user))
     monkeypatch.setitem(sys.modules, "keyring", fake_keyring)
     b = backend(FakeHypervHost(), env={"NVCT_HYPERV_USER": "LAB\\nvct"}, keyring_service="nvct-hv")
     assert b.facts["hyperv.nesting_ok"] is True
@@ -418,7 +420,8 @@ def test_secret_never_shown(tmp_path, caplog):
 def test_live_hyperv(tmp_path):
     """Boots the probe kernel on a real Hyper-V host: `nvct run` with a
     profile made from the environment (docs/backends/hyperv.md)."""
-    lines = ["name: hyperv-live", "stack:", "  - backend: hyperv", f"    host: {json.dumps(os.environ['NVCT_HYPERV_HOST'])}"]
+    host = json.dumps(os.environ["NVCT_HYPERV_HOST"])
+    lines = ["name: hyperv-live", "stack:", "  - backend: hyperv", f"    host: {host}"]
     for key, var, kind in (("port", "NVCT_HYPERV_PORT", int), ("auth", "NVCT_HYPERV_AUTH", str),
                            ("generation", "NVCT_HYPERV_GENERATION", int), ("work_dir", "NVCT_HYPERV_WORK_DIR", str)):
         if os.environ.get(var):

@@ -382,7 +382,8 @@ class _Boot:
             if info.state == "error":
                 raise BootFailed(self.b._say(f"esxi: {self.step}: {_fault_text(info.error)}"))
             if time.monotonic() > deadline:
-                raise BootFailed(f"esxi: {self.step}: the task did not finish within {self.b.settings.task_timeout:g} s")
+                limit = self.b.settings.task_timeout
+                raise BootFailed(f"esxi: {self.step}: the task did not finish within {limit:g} s")
             self.b.sleep(0.5)
 
     def start(self, iso: Path) -> PolledConsole:
@@ -449,7 +450,8 @@ class _Boot:
         else:
             raise FetchError(f"reading com1.log: HTTP {status}")
         if question is not None:
-            return Chunk(data, True, f"esxi VM {self.name} stopped with a question: {getattr(question, 'text', question)}")
+            text = getattr(question, "text", question)
+            return Chunk(data, True, f"esxi VM {self.name} stopped with a question: {text}")
         if power != "poweredOn":
             return Chunk(data, True, f"esxi VM {self.name} is {power}")
         return Chunk(data)

@@ -251,7 +251,8 @@ $problems = @()
 $vm = Get-VM -Name $Name -ErrorAction SilentlyContinue
 if ($vm) {
     if ($vm.State -ne 'Off') {
-        try { Stop-VM -Name $Name -TurnOff -Force -ErrorAction Stop } catch { $problems += "Stop-VM: $($_.Exception.Message)" }
+        try { Stop-VM -Name $Name -TurnOff -Force -ErrorAction Stop }
+        catch { $problems += "Stop-VM: $($_.Exception.Message)" }
     }
     try { Remove-VM -Name $Name -Force -ErrorAction Stop } catch { $problems += "Remove-VM: $($_.Exception.Message)" }
 }
@@ -260,7 +261,8 @@ if ($JobId -ge 0) {
     Remove-Job -Id $JobId -Force -ErrorAction SilentlyContinue
 }
 if (Test-Path -LiteralPath $Dir) {
-    try { Remove-Item -LiteralPath $Dir -Recurse -Force -ErrorAction Stop } catch { $problems += "Remove-Item: $($_.Exception.Message)" }
+    try { Remove-Item -LiteralPath $Dir -Recurse -Force -ErrorAction Stop }
+    catch { $problems += "Remove-Item: $($_.Exception.Message)" }
 }
 ConvertTo-Json -Compress -InputObject @($problems)
 """
@@ -274,9 +276,10 @@ class PsrpApi:
 
     def load(self) -> None:
         try:
-            import pypsrp.powershell  # type: ignore[import-not-found]  # noqa: F401
+            from pypsrp import powershell  # type: ignore[import-not-found]
         except ImportError:
             raise BackendUnavailable(f"the hyperv backend needs pypsrp: {INSTALL}") from None
+        self.module = powershell
 
     def open(self, s: HypervSettings, creds: Credentials) -> PsrpSession:
         return PsrpSession(s, creds)
