@@ -8,13 +8,17 @@
 /* Guest stubs from probes/svm_intercept.c. */
 extern char svm_i_cpuid[], svm_i_hlt[], svm_i_int3[], svm_i_pf_read[];
 extern char svm_i_msr_rd[], svm_i_io_out[];
+extern char svm_i_rdtsc[], svm_i_msr_wr[], svm_i_io_in[];
+/* From probes/svm_intercept_insn.c. */
+extern char svm_x_pause[], svm_x_wbinvd[], svm_x_invlpg[];
 
 #define A(sym) ((uint64_t)(uintptr_t)(sym))
 
-enum { NR_CPUID, NR_HLT, NR_VMMCALL, NR_MSR, NR_IOIO, NR_INT3, NR_UD, NR_PF, NR_COUNT };
+enum { NR_CPUID, NR_HLT, NR_VMMCALL, NR_MSR, NR_IOIO, NR_INT3, NR_RDTSC, NR_WRMSR, NR_IN, NR_PAUSE,
+       NR_WBINVD, NR_INVLPG, NR_UD, NR_PF, NR_COUNT };
 
 PROBE(svm_exitinfo_next_rip, "svm.exitinfo.next_rip", "NRIPS",
-      "With CPUID 0x8000000A EDX.NRIPS[3]=1, next_rip (VMCB 0xC8) after each exit: CPUID 0x72, HLT 0x78, VMMCALL 0x81, RDMSR 0x7C, OUT imm8 0x7B and INT3 #BP 0x43 give the address after the instruction (RIP+2/+1/+3/+2/+2/+1); #UD from UD2 and #PF from a MOV give 0",
+      "With CPUID 0x8000000A EDX.NRIPS[3]=1, next_rip (VMCB 0xC8) after each exit: CPUID, HLT, VMMCALL, RDMSR, WRMSR, OUT imm8, IN imm8, RDTSC, PAUSE, WBINVD, INVLPG (m) and INT3 #BP give the address after the instruction; #UD from UD2 and #PF from a MOV give 0",
       "AMD APM Vol. 2 15.7.1")
 {
     svm_require();
@@ -31,6 +35,12 @@ PROBE(svm_exitinfo_next_rip, "svm.exitinfo.next_rip", "NRIPS",
         [NR_MSR] = {"RDMSR", SVM_EXIT_MSR, 2},
         [NR_IOIO] = {"OUT 0x80,AL", SVM_EXIT_IOIO, 2},
         [NR_INT3] = {"INT3", SVM_EXIT_EXCP(BP_VECTOR), 1},
+        [NR_RDTSC] = {"RDTSC", SVM_EXIT_RDTSC, 2},
+        [NR_WRMSR] = {"WRMSR", SVM_EXIT_MSR, 2},
+        [NR_IN] = {"IN AL,0x80", SVM_EXIT_IOIO, 2},
+        [NR_PAUSE] = {"PAUSE", SVM_EXIT_PAUSE, 2},
+        [NR_WBINVD] = {"WBINVD", SVM_EXIT_WBINVD, 2},
+        [NR_INVLPG] = {"INVLPG (%rbx)", SVM_EXIT_INVLPG, 3},
         [NR_UD] = {"UD2", SVM_EXIT_EXCP(UD_VECTOR), 0},
         [NR_PF] = {"MOV from an unmapped address", SVM_EXIT_EXCP(PF_VECTOR), 0},
     };
@@ -38,12 +48,16 @@ PROBE(svm_exitinfo_next_rip, "svm.exitinfo.next_rip", "NRIPS",
         [NR_CPUID] = svm_i_cpuid, [NR_HLT] = svm_i_hlt, [NR_VMMCALL] = guest_vmmcall,
         [NR_MSR] = svm_i_msr_rd, [NR_IOIO] = svm_i_io_out, [NR_INT3] = svm_i_int3,
         [NR_UD] = guest_ud2, [NR_PF] = svm_i_pf_read,
+        [NR_RDTSC] = svm_i_rdtsc, [NR_WRMSR] = svm_i_msr_wr, [NR_IN] = svm_i_io_in,
+        [NR_PAUSE] = svm_x_pause, [NR_WBINVD] = svm_x_wbinvd, [NR_INVLPG] = svm_x_invlpg,
     };
     struct svm_vcpu v;
     svm_vcpu_init(&v, (svm_guest_fn)(uintptr_t)guest_vmmcall, 0);
     struct vmcb_control *c = &v.vmcb->control;
     c->intercept_misc1 |= SVM_INTERCEPT_CPUID | SVM_INTERCEPT_HLT | SVM_INTERCEPT_MSR_PROT |
-                          SVM_INTERCEPT_IOIO_PROT;
+                          SVM_INTERCEPT_IOIO_PROT | SVM_INTERCEPT_RDTSC | SVM_INTERCEPT_PAUSE |
+                          SVM_INTERCEPT_INVLPG;
+    c->intercept_misc2 |= SVM_INTERCEPT_WBINVD;
     svm_msrpm_set(&v, MSR_KERNEL_GS_BASE, true, true);
     svm_iopm_set(&v, 0x80, true);
 
@@ -52,7 +66,7 @@ PROBE(svm_exitinfo_next_rip, "svm.exitinfo.next_rip", "NRIPS",
         svm_vcpu_set_entry(&v, (svm_guest_fn)(uintptr_t)site[i], 0);
         v.vmcb->save.rax = 0;
         v.regs.rcx = MSR_KERNEL_GS_BASE;
-        v.regs.rbx = unmapped;
+        v.regs.rbx = i == NR_INVLPG ? (uint64_t)(uintptr_t)v.stack : unmapped;
         uint64_t code = svm_run(&v);
         if (!svm_check_exit(&v, code, t[i].exit, t[i].what))
             continue;
