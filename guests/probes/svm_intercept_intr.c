@@ -114,7 +114,9 @@ PROBE(svm_icpt_intr, "svm.intercept.intr", "SVM",
     v.vmcb->save.rflags = 0x2 | RFLAGS_IF;
     uint64_t code = svm_run(&v);
     if (svm_check_exit(&v, code, SVM_EXIT_VMMCALL, "V_INTR_MASKING=1, host IF=0: interrupt masked"))
-        check_eq("V_INTR_MASKING=1: VMMCALL at", v.vmcb->save.rip, A(svm_in_nop_end));
+        check(v.vmcb->save.rip == A(svm_in_nop_end),
+              "V_INTR_MASKING=1, host IF=0: want the guest's VMMCALL at %#llx, got %s",
+              (unsigned long long)A(svm_in_nop_end), svm_exit_str(&v));
 
     svm_vcpu_set_entry(&v, (svm_guest_fn)(uintptr_t)svm_in_nop, 0);
     v.vmcb->control.int_ctl = 0;
