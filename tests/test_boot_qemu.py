@@ -30,7 +30,10 @@ def test_default_run_passes_svm_and_skips_vmx(tcg_run):
     for result in record["results"]:
         if result["probe"].startswith("vmx."):
             assert "CPUID.1:ECX.VMX" in result["detail"]
-    assert proc.returncode == (1 if any(v in ("FAIL", "ERROR", "CRASH", "TIMEOUT") for v in got.values()) else 0)
+    # qemu-tcg's expect: records what TCG does not expose and its known deviations: the gate holds.
+    assert record["gate"]["holds"], record["gate"]["failures"]
+    assert proc.returncode == 0
+    assert not {r["verdict"] for r in record["results"]} & {"ERROR", "CRASH", "TIMEOUT"}
 
 
 def test_run_record_has_the_documented_shape(tcg_run):

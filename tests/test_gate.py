@@ -34,8 +34,8 @@ def test_expect_rules_load_with_file_and_line(tmp_path):
     assert (second.level, second.link, second.line, second.file) == (1, "https://bugs.example/42", 9, str(path))
 
 
-def test_profile_without_expect_has_none_and_empty_expect_is_a_section():
-    assert load_profile(PROFILES / "qemu-tcg.yaml").expect is None
+def test_profile_without_expect_has_none_and_empty_expect_is_a_section(tmp_path):
+    assert load_profile(write(tmp_path, STACK)).expect is None
 
 
 @pytest.mark.parametrize(
@@ -218,7 +218,7 @@ def test_known_failure_that_passes_makes_the_gate_exit_1_naming_xpass(tmp_path):
     need("qemu-system-x86_64", "qemu-system-x86")
     profile = tmp_path / "gate.yaml"
     profile.write_text(
-        (PROFILES / "qemu-tcg.yaml").read_text() + 'probes: "svm.vmrun.*,vmx.cpuid.*"\n'
+        "name: gate\nstack:\n  - backend: qemu\n    cpu: max\n" + 'probes: "svm.vmrun.*,vmx.cpuid.*"\n'
         "expect:\n"
         "  - probes: 'vmx.*'\n    verdict: skip\n    reason: no VMX under TCG\n"
         "  - probes: svm.vmrun.vmmcall\n    verdict: fail\n    reason: pretend it is broken\n"
