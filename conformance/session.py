@@ -237,7 +237,7 @@ class BootLog:
         duration = None
         if ticks.isdigit() and hz.isdigit() and int(hz) > 0:
             duration = int(ticks) / int(hz)
-        self._close_current(verdict, detail, duration)
+        self._close_current(verdict, detail, duration, reported=True)
 
     def _record_end(self, record: Record) -> None:
         if self._current is not None:
@@ -250,14 +250,21 @@ class BootLog:
             self.problems.append(what)
         self._pending = []
 
-    def _close_current(self, verdict: Verdict, detail: str, duration: float | None = None) -> None:
+    def _close_current(
+        self, verdict: Verdict, detail: str, duration: float | None = None, reported: bool = False
+    ) -> None:
+        """End the probe in flight. `reported`: the verdict is the kernel's
+        own (a RESULT record), not one the harness gives."""
         current = self._current
         assert current is not None
         self._current = None
         if duration is None:
             duration = self._clock() - current.started
         if current.problems:
-            seen = f" (probe reported {verdict.value}{': ' + detail if detail else ''})" if verdict in KERNEL_VERDICTS else ""
+            if reported:
+                seen = f" (probe reported {verdict.value}{': ' + detail if detail else ''})"
+            else:
+                seen = f"; {detail}" if detail else ""
             if verdict.rank < Verdict.ERROR.rank:
                 verdict = Verdict.ERROR
             detail = "; ".join(current.problems) + seen
