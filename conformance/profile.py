@@ -188,7 +188,11 @@ def _compose(path: Path) -> tuple[Any, dict[KeyPath, int]]:
             return out
         if isinstance(node, yaml.SequenceNode):
             return [convert(item, keys + (i,)) for i, item in enumerate(node.value)]
-        return scalars.construct_object(node, deep=True)
+        try:
+            return scalars.construct_object(node, deep=True)
+        except (yaml.YAMLError, ValueError, TypeError, OverflowError) as exc:  # an unknown tag, 2001-02-30
+            problem = getattr(exc, "problem", None) or str(exc)
+            raise ProfileError(path, node.start_mark.line + 1, _dotted(keys) or None, f"not a valid value: {problem}") from None
 
     if node is None:
         raise ProfileError(path, None, None, "empty profile")

@@ -64,6 +64,8 @@ stack:
         (GOOD + "name: again\n", 5, "name", "key given twice"),
         ("name: t\nstack:\n  - backend: qemu\n    cpu: [max\n", 5, None, "not valid YAML"),
         ("- just\n- a list\n", 1, None, "a profile is a mapping, not a list"),
+        ("name: !!python/name:os.system x\nstack: []\n", 1, "name", "not a valid value: could not determine a constructor"),
+        ("name: 2001-02-30\nstack: []\n", 1, "name", "not a valid value: day is out of range for month"),
         ("", None, None, "empty profile"),
         ("name: t\nstack:\n  - backend: bochs\n    cpu_model: 'skylake; rm -rf'\n", 4, "stack[0].cpu_model", "not a Bochs CPU model"),
     ],
