@@ -69,8 +69,8 @@ def _enabled(config: pytest.Config) -> bool:
 @pytest.hookimpl(tryfirst=True)
 def pytest_cmdline_main(config: pytest.Config) -> None:
     """Under xdist, default to --dist loadgroup: the plugin's scheduler, one worker per chunk."""
-    if not _enabled(config) or not hasattr(config.option, "dist"):
-        return
+    if not _enabled(config) or not hasattr(config.option, "dist") or hasattr(config, "workerinput"):
+        return  # not asked for, no xdist, or an xdist worker (which must not distribute again)
     if config.option.dist == "no" and (config.option.numprocesses or config.option.tx):
         config.option.dist = "loadgroup"
 
@@ -259,6 +259,9 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
             item.add_marker(getattr(pytest.mark, probe.group))
             item.extra_keyword_matches.update({probe.feature, f"L{level.number}"})
             probes.append(item)
+    # Report the collector's items as pytest does for its own collectors:
+    # the terminal counts them ("collected N items"), and plugins see them.
+    config.hook.pytest_collectreport(report=pytest.CollectReport(root.nodeid, "passed", None, probes))
     items[:0] = probes
 
 
