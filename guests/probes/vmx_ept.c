@@ -333,3 +333,113 @@ PROBE(vmx_ept_large_pages, "vmx.ept.large_pages", "EPT",
         check_eq("data page after the guest's write through the 1 GiB alias", *data,
                  0x0badc0de0badc0deull);
 }
+
+PROBE(vmx_ept_invept_flush, "vmx.ept.invept_flush", "EPT",
+      "A guest reads guest-physical page G through a 4 KiB EPT entry mapping it to page A; the host "
+      "points the entry at page B and executes single-context INVEPT (where "
+      "IA32_VMX_EPT_VPID_CAP[25]) for the EPTP: the guest's next read of G returns B's data; the "
+      "entry back at A and an all-contexts INVEPT (where bit 26): the guest reads A's data again",
+      "Intel SDM Vol. 3C 29.4.3.1, 31.3 (INVEPT), A.10")
+{
+    vmx_on();
+    uint64_t eptp = vmx_ept_identity();
+    uint64_t cap = vmx_caps()->ept_vpid;
+    if (!(cap & VMX_EPT_INVEPT))
+        skip("IA32_VMX_EPT_VPID_CAP=%#llx: bit 20 (INVEPT) clear", (unsigned long long)cap);
+    struct vmx_vcpu *v = vmx_vcpu_new(vmx_ep_guest);
+    vmx_use_ept(v, eptp);
+    volatile uint64_t *g = alloc_page(), *b = alloc_page();
+    *g = 0xaaaa0000aaaa0001ull;
+    *b = 0xbbbb0000bbbb0002ull;
+    uint64_t *pte = vmx_ept_pte(eptp, (uintptr_t)g);
+    const uint64_t orig = *pte;
+    vmx_ept_flush(eptp);
+    v->gpr[VMX_GPR_RDI] = (uintptr_t)g;
+    static const struct {
+        uint64_t type, cap;
+        const char *name;
+    } types[] = {{INVEPT_SINGLE, VMX_EPT_INVEPT_SINGLE, "single-context"},
+                 {INVEPT_ALL, VMX_EPT_INVEPT_ALL, "all-contexts"}};
+    bool to_b = true;
+    for (unsigned i = 0; i < ARRAY_SIZE(types); i++) {
+        if (!(cap & types[i].cap)) {
+            note("%s INVEPT not offered: not run", types[i].name);
+            continue;
+        }
+        uint64_t want = to_b ? 0xbbbb0000bbbb0002ull : 0xaaaa0000aaaa0001ull;
+        vmcs_write(VMCS_GUEST_RIP, (uintptr_t)vmx_ep_read);
+        if (!vmx_run_expect(v, EXIT_VMCALL, "guest read of G"))
+            return;
+        *pte = to_b ? (((uintptr_t)b) | (orig & 0xfff)) : orig;
+        char what[64];
+        snprintf(what, sizeof(what), "INVEPT %s", types[i].name);
+        if (!check_vmx(what, invept(types[i].type, eptp), VMX_SUCCEED, 0))
+            return;
+        vmcs_write(VMCS_GUEST_RIP, (uintptr_t)vmx_ep_read);
+        if (!vmx_run_expect(v, EXIT_VMCALL, "guest read of G after the EPT change and INVEPT"))
+            return;
+        check(v->gpr[VMX_GPR_RAX] == want, "after %s the guest reads %#llx (want %#llx): stale "
+              "EPT translation", what, (unsigned long long)v->gpr[VMX_GPR_RAX],
+              (unsigned long long)want);
+        to_b = !to_b;
+    }
+    *pte = orig;
+    vmx_ept_flush(eptp);
+}
+
+PROBE(vmx_ept_misconfig_reserved, "vmx.ept.misconfig_reserved", "EPT",
+      "EPT misconfigurations from reserved bits on the path to a data page mapped alone at "
+      "guest-physical 2 GiB (its own EPT PD and PT), each exiting with reason 49, GPA = 2 GiB, RIP "
+      "= the load: the 4 KiB EPT entry with address bit MAXPHYADDR set; the non-leaf PDE with "
+      "reserved bit 3 set; the non-leaf PDPTE with reserved bit 3 set; with the bits cleared and "
+      "INVEPT the read completes and returns the page's data",
+      "Intel SDM Vol. 3C 29.3.2 (Tables 29-1 to 29-6), 29.3.3.1, 28.2.1")
+{
+    vmx_on();
+    uint64_t eptp = vmx_ept_identity();
+    struct vmx_vcpu *v = vmx_vcpu_new(vmx_ep_guest);
+    vmx_use_ept(v, eptp);
+    volatile uint64_t *data = alloc_page();
+    *data = 0x1234567887654321ull;
+    uint64_t *pml4 = (uint64_t *)(uintptr_t)(eptp & EPT_ADDR_MASK);
+    uint64_t *pdpt = (uint64_t *)(uintptr_t)(pml4[0] & EPT_ADDR_MASK);
+    uint64_t *pd2 = alloc_page(), *pt2 = alloc_page();
+    uint64_t mt = eptp & 7;
+    pt2[0] = (uintptr_t)data | EPT_MT(mt) | EPT_RWX;
+    pd2[0] = (uintptr_t)pt2 | EPT_RWX;
+    pdpt[ALIAS_GPA >> 30] = (uintptr_t)pd2 | EPT_RWX;
+    vmx_ept_flush(eptp);
+    v->gpr[VMX_GPR_RDI] = ALIAS_GPA;
+    unsigned maxpa = cpu_phys_addr_bits();
+    struct {
+        uint64_t *entry, bit;
+        const char *what;
+    } cases[] = {
+        {&pt2[0], maxpa < 52 ? 1ull << maxpa : 0,
+         "read through a 4 KiB EPT entry with address bit MAXPHYADDR"},
+        {&pd2[0], 1ull << 3, "read through a non-leaf EPT PDE with reserved bit 3"},
+        {&pdpt[ALIAS_GPA >> 30], 1ull << 3, "read through a non-leaf EPT PDPTE with reserved bit 3"},
+    };
+    for (unsigned i = 0; i < ARRAY_SIZE(cases); i++) {
+        if (!cases[i].bit) {
+            note("MAXPHYADDR 52: no reserved address bit, case not run");
+            continue;
+        }
+        const uint64_t old = *cases[i].entry;
+        *cases[i].entry = old | cases[i].bit;
+        vmx_ept_flush(eptp);
+        vmcs_write(VMCS_GUEST_RIP, (uintptr_t)vmx_ep_read);
+        if (vmx_run_expect(v, EXIT_EPT_MISCONFIG, cases[i].what)) {
+            check(v->gpa == ALIAS_GPA, "%s: GPA %#llx, want %#llx", cases[i].what,
+                  (unsigned long long)v->gpa, ALIAS_GPA);
+            check(v->guest_rip == (uintptr_t)vmx_ep_read, "%s: guest RIP %#llx", cases[i].what,
+                  (unsigned long long)v->guest_rip);
+        }
+        *cases[i].entry = old;
+        vmx_ept_flush(eptp);
+    }
+    vmcs_write(VMCS_GUEST_RIP, (uintptr_t)vmx_ep_read);
+    if (vmx_run_expect(v, EXIT_VMCALL, "the read with the reserved bits cleared"))
+        check_eq("guest read through the restored entries", v->gpr[VMX_GPR_RAX],
+                 0x1234567887654321ull);
+}
