@@ -479,3 +479,110 @@ PROBE(vmx_misc_apic_access, "vmx.misc.apic_access", "VMX",
     check_eq("guest RIP (the write)", v->guest_rip, (uintptr_t)vmx_ap_access_write);
     check_eq("exit qualification (offset 0x80, linear write)", v->exit_qual, 0x1080);
 }
+
+/* ---- virtual-interrupt delivery --------------------------------------------------- */
+
+void vmx_ap_loop_guest(void);
+__asm__(".pushsection .text\n"
+        ".type vmx_ap_loop_guest, @function\n"
+        "vmx_ap_loop_guest:\n"
+        "1: vmcall\n"
+        "   jmp 1b\n"
+        ".popsection\n");
+
+#define VID_VECTOR 0x50
+
+static bool vapic_bit(const uint8_t *vapic, unsigned base, unsigned vector)
+{
+    return (*(const volatile uint32_t *)(vapic + base + 0x10 * (vector / 32)) >> (vector % 32)) & 1;
+}
+
+PROBE(vmx_event_virtual_intr_delivery, "vmx.event.virtual_intr_delivery", "VMX",
+      "Virtual-interrupt delivery (with use TPR shadow and external-interrupt exiting): vector 0x50 "
+      "requested in the virtual-APIC page's VIRR and RVI = 0x50 (guest interrupt status 0x0050), "
+      "VTPR 0: a guest entered with RFLAGS.IF=0 is not interrupted (it reaches its VMCALL); "
+      "entered with IF=1 it receives vector 0x50 through its IDT before its first instruction, "
+      "after which VISR has 0x50, VIRR no longer does, the guest interrupt status is 0x5000 "
+      "(SVI 0x50, RVI 0) and VPPR = 0x50",
+      "Intel SDM Vol. 3C 25.4.2, 25.6.8, 27.2.1.1, 30.2 (Evaluation and Delivery of Virtual "
+      "Interrupts)")
+{
+    vmx_require_ctl(VMX_CTL_PROC2, PROC2_VIRT_INTR_DELIVERY, "virtual-interrupt delivery");
+    vmx_require_ctl(VMX_CTL_PIN, PIN_EXTINT_EXITING, "external-interrupt exiting");
+    require_tpr_shadow();
+    vmx_on();
+    struct vmx_vcpu *v = vmx_vcpu_new(vmx_ap_loop_guest);
+    vmx_guest_idt(v);
+    uint64_t rip = vmcs_read(VMCS_GUEST_RIP);
+    uint8_t *vapic = tpr_shadow_setup(0, 0);
+    *(volatile uint32_t *)(vapic + 0x200 + 0x10 * (VID_VECTOR / 32)) |= 1u << (VID_VECTOR % 32);
+    vmcs_set_bits(VMCS_PIN_CTLS, PIN_EXTINT_EXITING);
+    vmcs_set_bits(VMCS_PROC_CTLS, PROC_SECONDARY_CTLS);
+    vmcs_set_bits(VMCS_PROC_CTLS2, PROC2_VIRT_INTR_DELIVERY);
+    for (uint64_t f = VMCS_EOI_EXIT_BITMAP0; f <= VMCS_EOI_EXIT_BITMAP3; f += 2)
+        vmcs_write(f, 0);
+    vmcs_write(VMCS_GUEST_INTR_STATUS, VID_VECTOR);
+    if (vmx_run_expect(v, EXIT_VMCALL, "guest with IF=0 and a pending virtual interrupt"))
+        check(v->gpr[VMX_GPR_RAX] != VMX_GUEST_EVENT && v->guest_rip == rip,
+              "the virtual interrupt was delivered with RFLAGS.IF=0 (vector %llu at RIP %#llx)",
+              (unsigned long long)v->gpr[VMX_GPR_RBX], (unsigned long long)v->guest_rip);
+    vmcs_write(VMCS_GUEST_RFLAGS, 0x202);
+    if (!vmx_run_expect(v, EXIT_VMCALL, "guest with IF=1 and a pending virtual interrupt"))
+        return;
+    if (!check(v->gpr[VMX_GPR_RAX] == VMX_GUEST_EVENT, "no virtual interrupt delivered with "
+               "RFLAGS.IF=1 (VMCALL at %#llx)", (unsigned long long)v->guest_rip))
+        return;
+    check_eq("vector delivered", v->gpr[VMX_GPR_RBX], VID_VECTOR);
+    check_eq("RIP pushed (before the first instruction)", v->gpr[VMX_GPR_RDX], rip);
+    check(vapic_bit(vapic, 0x100, VID_VECTOR), "VISR lacks vector %#x after delivery", VID_VECTOR);
+    check(!vapic_bit(vapic, 0x200, VID_VECTOR), "VIRR still has vector %#x after delivery",
+          VID_VECTOR);
+    check_eq("guest interrupt status (SVI:RVI)", vmcs_read(VMCS_GUEST_INTR_STATUS), VID_VECTOR << 8);
+    check_eq("VPPR (virtual-APIC page offset 0xA0)", *(volatile uint32_t *)(vapic + 0xa0),
+             VID_VECTOR);
+}
+
+void vmx_ap_regvirt_guest(void);
+extern const char vmx_ap_regvirt_ccr[];
+__asm__(".pushsection .text\n"
+        ".type vmx_ap_regvirt_guest, @function\n"
+        "vmx_ap_regvirt_guest:\n"
+        "   mov 0x30(%rdi), %eax\n"
+        "   movl $0x40, 0x80(%rdi)\n"
+        "   mov 0x80(%rdi), %ebx\n"
+        "vmx_ap_regvirt_ccr:\n"
+        "   mov 0x390(%rdi), %ecx\n"
+        "   vmcall\n"
+        "   ud2\n"
+        ".popsection\n");
+
+PROBE(vmx_misc_apic_reg_virt, "vmx.misc.apic_reg_virt", "VMX",
+      "With virtualize APIC accesses, use TPR shadow and APIC-register virtualization: a guest read "
+      "of APIC-access page + 0x30 (version) returns the virtual-APIC page's value at 0x30 without "
+      "exit; a write of 0x40 to + 0x80 (TPR) sets VTPR to 0x40 without exit and reads back 0x40; "
+      "a read of + 0x390 (timer current count, not virtualized) exits with reason 44, "
+      "qualification 0x390 (linear read)",
+      "Intel SDM Vol. 3C 25.6.2, 30.4.1, 30.4.2, 30.4.3")
+{
+    vmx_require_ctl(VMX_CTL_PROC2, PROC2_VIRT_APIC_ACCESS | PROC2_APIC_REG_VIRT,
+                    "virtualize APIC accesses and APIC-register virtualization");
+    require_tpr_shadow();
+    vmx_on();
+    struct vmx_vcpu *v = vmx_vcpu_new(vmx_ap_regvirt_guest);
+    uint8_t *page = alloc_page();
+    uint8_t *vapic = tpr_shadow_setup(0, 0);
+    *(volatile uint32_t *)(vapic + 0x30) = 0x00aa0014;
+    vmcs_set_bits(VMCS_PROC_CTLS, PROC_SECONDARY_CTLS);
+    vmcs_set_bits(VMCS_PROC_CTLS2, PROC2_VIRT_APIC_ACCESS | PROC2_APIC_REG_VIRT);
+    vmcs_write(VMCS_APIC_ACCESS_ADDR, (uintptr_t)page);
+    v->gpr[VMX_GPR_RDI] = (uintptr_t)page;
+    if (!vmx_run_expect(v, EXIT_APIC_ACCESS, "guest read of the timer current count"))
+        return;
+    check_eq("guest RIP (earlier accesses were virtualized)", v->guest_rip,
+             (uintptr_t)vmx_ap_regvirt_ccr);
+    check_eq("exit qualification (offset 0x390, linear read)", v->exit_qual, 0x390);
+    check_eq("guest EAX from the version register (virtual-APIC page)",
+             v->gpr[VMX_GPR_RAX] & 0xffffffffu, 0x00aa0014);
+    check_eq("VTPR after the guest's TPR write", *(volatile uint32_t *)(vapic + APIC_TPR), 0x40);
+    check_eq("guest EBX read back from TPR", v->gpr[VMX_GPR_RBX] & 0xffffffffu, 0x40);
+}

@@ -270,3 +270,42 @@ PROBE(vmx_misc_vmfunc_eptp, "vmx.misc.vmfunc_eptp", "EPT",
         check_eq("VM-exit instruction length of VMFUNC", v->insn_len, 3);
     }
 }
+
+PROBE(vmx_misc_vmcs_shadowing_vmwrite, "vmx.misc.vmcs_shadowing_vmwrite", "VMX",
+      "With VMCS shadowing and a shadow VMCS as link pointer: with GUEST_RIP's bit (0x681e) set in "
+      "the VMWRITE bitmap only, guest VMREAD of it runs without exit (RBX = the shadow's 0xabcd) "
+      "and guest VMWRITE exits with reason 25, length 3, RIP = the VMWRITE; the shadow's field "
+      "keeps 0xabcd",
+      "Intel SDM Vol. 3C 25.6.15, 25.10, 26.1.3, 31.3 (VMWRITE)")
+{
+    vmx_require_ctl(VMX_CTL_PROC2, PROC2_VMCS_SHADOWING, "VMCS shadowing");
+    vmx_on();
+    uint32_t *shadow = vmx_alloc_vmcs();
+    shadow[0] |= 0x80000000u;
+    uint64_t spa = (uintptr_t)shadow;
+    if (!check_vmx("VMCLEAR of the shadow VMCS", vmclear(spa), VMX_SUCCEED, 0) ||
+        !check_vmx("VMPTRLD of the shadow VMCS", vmptrld(spa), VMX_SUCCEED, 0))
+        return;
+    vmcs_write(VMCS_GUEST_RIP, 0xabcd);
+    if (!check_vmx("VMCLEAR of the shadow VMCS", vmclear(spa), VMX_SUCCEED, 0))
+        return;
+    struct vmx_vcpu *v = vmx_vcpu_new(vmx_mi_shadow_guest);
+    uint8_t *rbm = alloc_page(), *wbm = alloc_page();
+    wbm[0x681e / 8] |= (uint8_t)(1u << (0x681e % 8));
+    vmcs_set_bits(VMCS_PROC_CTLS, PROC_SECONDARY_CTLS);
+    vmcs_set_bits(VMCS_PROC_CTLS2, PROC2_VMCS_SHADOWING);
+    vmcs_write(VMCS_LINK_PTR, spa);
+    vmcs_write(VMCS_VMREAD_BITMAP, (uintptr_t)rbm);
+    vmcs_write(VMCS_VMWRITE_BITMAP, (uintptr_t)wbm);
+    if (!vmx_run_expect(v, EXIT_VMWRITE, "guest VMWRITE with its VMWRITE-bitmap bit set"))
+        return;
+    check_eq("guest RBX from the unintercepted VMREAD", v->gpr[VMX_GPR_RBX], 0xabcd);
+    check_eq("guest RIP at the VMWRITE exit", v->guest_rip, (uintptr_t)vmx_mi_shadow_rd + 3);
+    check_eq("VM-exit instruction length", v->insn_len, 3);
+    if (!check_vmx("VMCLEAR of the ordinary VMCS", vmclear(v->vmcs_pa), VMX_SUCCEED, 0) ||
+        !check_vmx("VMPTRLD of the shadow VMCS", vmptrld(spa), VMX_SUCCEED, 0))
+        return;
+    check_eq("the shadow's GUEST_RIP (the exiting VMWRITE wrote nothing)",
+             vmcs_read(VMCS_GUEST_RIP), 0xabcd);
+    vmclear(spa);
+}
