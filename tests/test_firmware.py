@@ -16,6 +16,7 @@ from conformance.backends.base import BootFailed, Payload
 from conformance.backends.qemu import OVMF_CODE, OVMF_VARS, QemuBackend, QemuSettings
 from conformance.guest import BuildError, GuestImage, check_iso_tools, make_iso
 from conformance.profile import ProfileError, load_profile
+from conformance.protocol import parse_line
 
 pytestmark = pytest.mark.boot
 
@@ -40,7 +41,12 @@ def runs(tmp_path_factory):
     need_iso_tools()
     need_ovmf()
     tmp = tmp_path_factory.mktemp("firmware")
-    return {name: run_profile(tmp, name)[1] for name in ("qemu-tcg-bios-iso", "qemu-tcg-uefi", "qemu-tcg")}
+    return {name: run_profile(tmp, name) for name in ("qemu-tcg-bios-iso", "qemu-tcg-uefi", "qemu-tcg")}
+
+
+@pytest.fixture(scope="module")
+def records(runs):
+    return {name: record for name, (_, record) in runs.items()}
 
 
 def same_kernel(*records: dict) -> None:
@@ -48,10 +54,10 @@ def same_kernel(*records: dict) -> None:
     assert len(builds) == 1, f"the probe kernel was rebuilt between the runs ({builds}): compare nothing"
 
 
-def test_seabios_and_ovmf_give_equal_verdicts(runs):
-    same_kernel(runs["qemu-tcg-bios-iso"], runs["qemu-tcg-uefi"])
-    bios, efi = verdicts(runs["qemu-tcg-bios-iso"]), verdicts(runs["qemu-tcg-uefi"])
-    catalogue = [p["id"] for p in runs["qemu-tcg-uefi"]["catalog"]]
+def test_seabios_and_ovmf_give_equal_verdicts(records):
+    same_kernel(records["qemu-tcg-bios-iso"], records["qemu-tcg-uefi"])
+    bios, efi = verdicts(records["qemu-tcg-bios-iso"]), verdicts(records["qemu-tcg-uefi"])
+    catalogue = [p["id"] for p in records["qemu-tcg-uefi"]["catalog"]]
     assert sorted(bios) == sorted(efi) == sorted(catalogue)
     assert len(catalogue) > 100  # the whole default catalogue, not a few probes
     differ = {p: (bios[p], efi[p]) for p in catalogue if bios[p] != efi[p]}
@@ -59,21 +65,28 @@ def test_seabios_and_ovmf_give_equal_verdicts(runs):
     assert efi["cpu.cpuid.basic"] == "PASS" and efi["svm.vmrun.vmmcall"] == "PASS"
 
 
-def test_the_iso_gives_what_kernel_boots_give(runs):
-    same_kernel(runs["qemu-tcg-bios-iso"], runs["qemu-tcg"])
-    assert verdicts(runs["qemu-tcg-bios-iso"]) == verdicts(runs["qemu-tcg"])
+def test_the_iso_gives_what_kernel_boots_give(records):
+    same_kernel(records["qemu-tcg-bios-iso"], records["qemu-tcg"])
+    assert verdicts(records["qemu-tcg-bios-iso"]) == verdicts(records["qemu-tcg"])
 
 
-def test_hello_says_com1_under_both(runs):
+def test_the_gate_holds_alike(runs):
+    # The firmware profiles include qemu-tcg: the same selection and expect: rules.
+    status = {name: proc.returncode for name, (proc, _) in runs.items()}
+    assert status == dict.fromkeys(runs, status["qemu-tcg"])
+    assert runs["qemu-tcg-uefi"][1]["selection"] == runs["qemu-tcg"][1]["selection"]
+
+
+def test_hello_says_com1_under_both(records):
     for name in ("qemu-tcg-bios-iso", "qemu-tcg-uefi"):
-        (level,) = runs[name]["levels"]
+        (level,) = records[name]["levels"]
         assert level["kernel"]["console"] == "com1", name
         assert level["facts"]["boot"] == "multiboot", name  # GRUB's multiboot under BIOS and UEFI
         assert int(level["facts"]["mem.free"]) > 64 << 20, name  # the RAM map arrived
 
 
-def test_the_record_says_which_firmware(runs):
-    settings = {name: run["levels"][0]["hypervisor"]["settings"] for name, run in runs.items()}
+def test_the_record_says_which_firmware(records):
+    settings = {name: run["levels"][0]["hypervisor"]["settings"] for name, run in records.items()}
     assert (settings["qemu-tcg"]["firmware"], settings["qemu-tcg"]["boot"]) == ("bios", "kernel")
     assert (settings["qemu-tcg-bios-iso"]["firmware"], settings["qemu-tcg-bios-iso"]["boot"]) == ("bios", "iso")
     assert (settings["qemu-tcg-uefi"]["firmware"], settings["qemu-tcg-uefi"]["boot"]) == ("efi", "iso")
@@ -103,6 +116,54 @@ def test_make_iso_names_the_missing_package(image, tmp_path, monkeypatch):
     shutil.copyfile("/usr/lib/grub/i386-pc/moddep.lst", tmp_path / "nogrub" / "i386-pc" / "moddep.lst")
     with pytest.raises(BuildError, match=r"UEFI modules.*grub-efi-amd64-bin"):
         make_iso(image, "", tmp_path / "x.iso")
+
+
+# ---- the kernel's entries and console detection, booted by hand -------------
+
+MB1_MAGIC = (0x1BADB002).to_bytes(4, "little")
+
+
+def without_multiboot(image: GuestImage, dest: Path) -> Path:
+    """A copy of the image whose Multiboot 1 header is broken, so that QEMU's
+    -kernel takes the PVH note (QEMU tries multiboot first), as Xen does."""
+    data = bytearray(image.elf.read_bytes())
+    at = data.find(MB1_MAGIC)
+    assert 0 <= at < 8192, "no multiboot header in the first 8 KiB"
+    data[at : at + 4] = bytes(4)
+    dest.write_bytes(data)
+    return dest
+
+
+def boot_by_hand(elf: Path, devices: list[str]) -> dict[str, dict[str, str]]:
+    argv = ["qemu-system-x86_64", "-accel", "tcg", "-cpu", "max", "-m", "128", "-nodefaults", "-display", "none",
+            "-no-reboot", "-device", "isa-debug-exit,iobase=0xf4,iosize=4", *devices,
+            "-kernel", str(elf), "-append", "probes=cpu.cpuid.basic"]  # fmt: skip
+    proc = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, errors="replace", timeout=60)
+    assert proc.returncode == 0x63, f"status {proc.returncode}: {proc.stderr[-500:]}"  # isa-debug-exit after END
+    records = [r for r in map(parse_line, proc.stdout.splitlines()) if r is not None]  # a bad CRC raises
+    return {r.kind: r.fields for r in records}
+
+
+SERIAL_COM2 = ["-chardev", "stdio,id=c0", "-device", "isa-serial,iobase=0x2f8,irq=3,chardev=c0"]
+
+
+@pytest.mark.parametrize(
+    "entry, devices, console",
+    [
+        ("multiboot", ["-serial", "stdio"], "com1"),
+        ("multiboot", SERIAL_COM2, "com2"),  # no COM1: the second UART
+        ("multiboot", ["-debugcon", "stdio"], "e9"),  # no UART at all: the debug port
+        ("pvh", ["-serial", "stdio"], "com1"),
+        ("pvh", ["-debugcon", "stdio"], "e9"),  # what a Xen PVH guest without a UART does
+    ],
+)
+def test_entry_and_console_detection(image, tmp_path, entry, devices, console):
+    need("qemu-system-x86_64", "qemu-system-x86")
+    elf = image.elf if entry == "multiboot" else without_multiboot(image, tmp_path / "pvh.elf")
+    got = boot_by_hand(elf, devices)
+    assert got["HELLO"]["console"] == console
+    assert got["FACT"]["boot"] == entry
+    assert got["END"]["run"] == "1" and got["END"]["pass"] == "1"
 
 
 # ---- settings and the command line (no boot) ------------------------------------

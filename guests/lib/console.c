@@ -13,9 +13,16 @@ struct sink {
     void (*drain)(void);
 };
 
-/* ---- 16550 UART at COM1 ------------------------------------------------- */
+/* ---- 16550 UARTs at COM1 and COM2 --------------------------------------- */
+/*
+ * COM1 (0x3f8) is the serial port of QEMU, Bochs, OVMF, ESXi ("serial port
+ * 1") and Hyper-V (Set-VMComPort -Number 1; a generation 2 VM shows the
+ * port only while a named pipe is attached). COM2 (0x2f8) is the second
+ * port of the same machines, used only when COM1 is absent.
+ */
 
 #define COM1 0x3f8
+#define COM2 0x2f8
 #define UART_THR 0 /* transmit holding register (DLAB = 0) */
 #define UART_DLL 0 /* divisor latch, low (DLAB = 1) */
 #define UART_IER 1
@@ -32,49 +39,56 @@ struct sink {
  * is broken, when losing output beats hanging forever. */
 #define UART_POLL_LIMIT 10000000u
 
-static bool com1_detect(void)
+static bool uart_detect(uint16_t base)
 {
     /* The scratch register holds what is written to it on a 16450/16550;
      * with no UART, the port reads back 0xff. */
-    outb(COM1 + UART_SCR, 0x5a);
-    if (inb(COM1 + UART_SCR) != 0x5a)
+    outb(base + UART_SCR, 0x5a);
+    if (inb(base + UART_SCR) != 0x5a)
         return false;
-    outb(COM1 + UART_SCR, 0xa5);
-    return inb(COM1 + UART_SCR) == 0xa5;
+    outb(base + UART_SCR, 0xa5);
+    return inb(base + UART_SCR) == 0xa5;
 }
 
-static void com1_init(void)
+static void uart_init(uint16_t base)
 {
-    outb(COM1 + UART_IER, 0x00); /* no interrupts: the kernel polls */
-    outb(COM1 + UART_LCR, 0x80); /* DLAB */
-    outb(COM1 + UART_DLL, 1);    /* 115200 = 1.8432 MHz / 16 / 1 */
-    outb(COM1 + UART_DLM, 0);
-    outb(COM1 + UART_LCR, 0x03); /* 8 data bits, no parity, 1 stop bit */
-    outb(COM1 + UART_FCR, 0x07); /* FIFO on, both FIFOs cleared */
-    outb(COM1 + UART_MCR, 0x03); /* DTR, RTS; OUT2 off: no IRQ */
+    outb(base + UART_IER, 0x00); /* no interrupts: the kernel polls */
+    outb(base + UART_LCR, 0x80); /* DLAB */
+    outb(base + UART_DLL, 1);    /* 115200 = 1.8432 MHz / 16 / 1 */
+    outb(base + UART_DLM, 0);
+    outb(base + UART_LCR, 0x03); /* 8 data bits, no parity, 1 stop bit */
+    outb(base + UART_FCR, 0x07); /* FIFO on, both FIFOs cleared */
+    outb(base + UART_MCR, 0x03); /* DTR, RTS; OUT2 off: no IRQ */
 }
 
-static void com1_wait(uint8_t bit)
+static void uart_wait(uint16_t base, uint8_t bit)
 {
     for (unsigned i = 0; i < UART_POLL_LIMIT; i++)
-        if (inb(COM1 + UART_LSR) & bit)
+        if (inb(base + UART_LSR) & bit)
             return;
 }
 
 /* Poll THRE before every byte: some models (Bochs) drop bytes written to a
  * full transmitter rather than queueing them. */
-static void com1_putc(uint8_t c)
+static void uart_putc(uint16_t base, uint8_t c)
 {
-    com1_wait(LSR_THRE);
-    outb(COM1 + UART_THR, c);
+    uart_wait(base, LSR_THRE);
+    outb(base + UART_THR, c);
 }
 
-static void com1_drain(void)
-{
-    com1_wait(LSR_TEMT);
-}
+static bool com1_detect(void) { return uart_detect(COM1); }
+static void com1_init(void) { uart_init(COM1); }
+static void com1_putc(uint8_t c) { uart_putc(COM1, c); }
+static void com1_drain(void) { uart_wait(COM1, LSR_TEMT); }
+
+static bool com2_detect(void) { return uart_detect(COM2); }
+static void com2_init(void) { uart_init(COM2); }
+static void com2_putc(uint8_t c) { uart_putc(COM2, c); }
+static void com2_drain(void) { uart_wait(COM2, LSR_TEMT); }
 
 /* ---- port 0xE9 (Bochs, QEMU's isa-debugcon, Xen HVM/PVH) ---------------- */
+/* A PVH guest of Xen has no UART unless one is configured: Xen prints what
+ * the guest writes to 0xE9 on its own console, `(d1) ` before each line. */
 
 static bool e9_detect(void)
 {
@@ -87,6 +101,7 @@ static void e9_drain(void) {}
 
 static const struct sink sinks[] = {
     { "com1", com1_detect, com1_init, com1_putc, com1_drain },
+    { "com2", com2_detect, com2_init, com2_putc, com2_drain },
     { "e9", e9_detect, e9_init, e9_putc, e9_drain },
 };
 
