@@ -285,6 +285,78 @@ def test_a_xen_panic_is_named_at_the_end():
     )
 
 
+# ---- pre-flight in dom0, against a fake shell ------------------------------------
+
+
+class FakeShell:
+    """Answers commands from a table (a fake of dom0's command loop)."""
+
+    def __init__(self, answers):
+        self.answers = answers
+        self.sent = []
+        self.console = FakeOuter([])
+
+    def run(self, argv, timeout=60.0):
+        from conformance.backends.shell import CommandResult
+
+        self.sent.append(argv)
+        status, output = self.answers[argv[0] if isinstance(argv, str) else " ".join(argv[:2])]
+        return CommandResult(status, output)
+
+
+XL_INFO = [
+    "xen_version            : 4.17.7",
+    "xen_caps               : xen-3.0-x86_64 hvm-3.0-x86_64",
+    "xen_scheduler          : credit2",
+    "xen_commandline        : console=com1 smap=0",
+]
+
+
+def backend():
+    from conformance.backends.xen import XenBackend
+
+    return XenBackend(XenSettings(), 1, below=None)
+
+
+def test_facts_from_xl_info():
+    shell = FakeShell({"xl info": (0, [*XL_INFO, "virt_caps              : pv hvm hap gnttab-v1"])})
+    facts = backend()._facts(shell)
+    assert facts["xen.version"] == "4.17.7"
+    assert facts["xen.virt_caps"] == "pv hvm hap gnttab-v1"
+    assert facts["xen.commandline"] == "console=com1 smap=0"
+    assert shell.sent == [["xl", "info"]]  # an argv list: Shell quotes it
+
+
+@pytest.mark.parametrize("caps, words", [("pv", "no HVM guests"), ("pv hvm", "no hardware-assisted paging")])
+def test_no_hvm_or_no_hap_makes_the_level_unavailable(caps, words):
+    from conformance.backends.base import LevelUnavailable
+
+    shell = FakeShell({"xl info": (0, [*XL_INFO, f"virt_caps              : {caps}"])})
+    with pytest.raises(LevelUnavailable, match=words):
+        backend()._facts(shell)
+
+
+def test_a_refused_domain_makes_the_level_unavailable_with_xls_words():
+    from conformance.backends.base import LevelUnavailable
+
+    shell = FakeShell(
+        {"xl create": (3, ["Parsing config from /nvct/guest/domu.cfg",
+                           "libxl: error: libxl_x86.c:12:f: nested HVM: Operation not supported"])}  # fmt: skip
+    )
+    with pytest.raises(LevelUnavailable, match="nested HVM: Operation not supported"):
+        backend()._create(shell, "nvct-l2")
+    assert shell.sent == [["xl", "create", "-p", "/nvct/guest/domu.cfg"]]
+
+
+def test_domain_facts_from_xl_list_long():
+    answer = ['[', '    {', '        "domid": 1,', '        "config": {', '            "c_info": {"type": "pvh"},',
+              '            "b_info": {"max_vcpus": 1, "max_memkb": 131072, "nested_hvm": "True"}', '        }',
+              '    }', ']']  # fmt: skip
+    shell = FakeShell({"xl list": (0, answer[:3] + ["(XEN) a line of Xen's own"] + answer[3:])})
+    facts = backend()._domain_facts(shell, "nvct-l2")
+    assert facts == {"domu.type": "pvh", "domu.nested_hvm": "True", "domu.memory_kb": 131072, "domu.vcpus": 1}
+
+
 # ---- real boots --------------------------------------------------------------------
 
 
