@@ -443,3 +443,54 @@ PROBE(vmx_ept_misconfig_reserved, "vmx.ept.misconfig_reserved", "EPT",
         check_eq("guest read through the restored entries", v->gpr[VMX_GPR_RAX],
                  0x1234567887654321ull);
 }
+
+/* ---- an EPT violation during the guest's own page walk ------------------------------ */
+
+#define WALK_LINEAR 0x8000000000ull /* 512 GiB: PML4 slot 1, unused by the kernel */
+
+PROBE(vmx_ept_violation_walk, "vmx.ept.violation_walk", "EPT",
+      "A guest with its own page tables reads linear L (PML4 slot 1) whose guest PTE lies in a page "
+      "T whose EPT entry is not present: EPT violation (reason 48) on the walk's read of the PTE, "
+      "GPA = T + 8 * PT index of L, guest-linear address = L, qualification 0x81 (read, linear "
+      "address valid, bit 8 clear: an access to a guest paging-structure entry); with T mapped "
+      "again the read completes",
+      "Intel SDM Vol. 3C 28.2.1 (Table 28-7, bits 7 and 8), 29.3.3.2")
+{
+    vmx_on();
+    uint64_t eptp = vmx_ept_identity();
+    struct vmx_vcpu *v = vmx_vcpu_new(vmx_ep_guest);
+    vmx_use_ept(v, eptp);
+    uint64_t *pml4 = alloc_page(), *pdpt = alloc_page(), *pd = alloc_page(), *pt = alloc_page();
+    memcpy(pml4, (void *)(uintptr_t)(kernel_cr3() & EPT_ADDR_MASK), 4096);
+    if (pml4[1] & 1)
+        error("the kernel maps PML4 slot 1; pick another linear address");
+    volatile uint64_t *data = alloc_page();
+    *data = 0x7777666655554444ull;
+    const unsigned idx = 5; /* L = WALK_LINEAR + 5 pages: PTE at T + 0x28 */
+    const uint64_t l = WALK_LINEAR + ((uint64_t)idx << 12);
+    pml4[1] = (uintptr_t)pdpt | 0x23; /* present, writable, accessed */
+    pdpt[0] = (uintptr_t)pd | 0x23;
+    pd[0] = (uintptr_t)pt | 0x23;
+    pt[idx] = (uintptr_t)data | 0x63; /* present, writable, accessed, dirty */
+    vmcs_write(VMCS_GUEST_CR3, (uintptr_t)pml4 | (read_cr3() & 0xfff));
+    uint64_t *ept_t = vmx_ept_pte(eptp, (uintptr_t)pt);
+    const uint64_t rwx = *ept_t;
+    *ept_t = rwx & ~EPT_RWX;
+    vmx_ept_flush(eptp);
+    v->gpr[VMX_GPR_RDI] = l;
+    vmcs_write(VMCS_GUEST_RIP, (uintptr_t)vmx_ep_read);
+    if (vmx_run_expect(v, EXIT_EPT_VIOLATION, "guest read whose PTE page is not mapped by EPT")) {
+        check_eq("guest RIP", v->guest_rip, (uintptr_t)vmx_ep_read);
+        check_eq("guest-physical address (the guest PTE)", v->gpa, (uintptr_t)pt + 8 * idx);
+        check_eq("guest-linear address", vmcs_read(VMCS_GUEST_LINEAR_ADDR), l);
+        uint64_t want = EPT_VQ_READ | EPT_VQ_GLA_VALID;
+        check(((v->exit_qual ^ want) & qual_mask()) == 0,
+              "exit qualification %#llx, want %#llx (bit 8 clear: paging-structure access)",
+              (unsigned long long)v->exit_qual, (unsigned long long)want);
+    }
+    *ept_t = rwx;
+    vmx_ept_flush(eptp);
+    if (vmx_run_expect(v, EXIT_VMCALL, "the read with the PTE page mapped again"))
+        check_eq("guest read through its own page tables", v->gpr[VMX_GPR_RAX],
+                 0x7777666655554444ull);
+}

@@ -284,3 +284,37 @@ PROBE(vmx_event_activity_hlt, "vmx.event.activity_hlt", "VMX",
         check_eq("guest activity state after the handler's VMCALL",
                  vmcs_read(VMCS_GUEST_ACTIVITY_STATE), ACTIVITY_ACTIVE);
 }
+
+PROBE(vmx_event_idt_vectoring_reinject, "vmx.event.idt_vectoring_reinject", "EPT",
+      "VM entry injects #GP with error code 0x1234 while the guest stack page is read-only in EPT: "
+      "the delivery's push causes an EPT violation (reason 48, write) with IDT-vectoring information "
+      "0x80000b0d (valid, hardware exception with error code, vector 13) and IDT-vectoring error "
+      "code 0x1234; with the page writable again and the IDT-vectoring fields copied into the "
+      "VM-entry interruption fields, VMRESUME delivers #GP(0x1234) to the guest handler",
+      "Intel SDM Vol. 3C 27.6.1, 28.2.4, 29.3.3.2")
+{
+    struct vmx_vcpu *v = event_vcpu();
+    uint64_t eptp = vmx_ept_identity();
+    vmx_use_ept(v, eptp);
+    uint64_t rip = vmcs_read(VMCS_GUEST_RIP), rsp = vmcs_read(VMCS_GUEST_RSP);
+    uint64_t *pte = vmx_ept_pte(eptp, (rsp - 8) & ~0xfffull);
+    const uint64_t rwx = *pte;
+    *pte = (rwx & ~EPT_RWX) | EPT_R;
+    vmx_ept_flush(eptp);
+    vmcs_write(VMCS_ENTRY_INTR_INFO,
+               INTR_INFO_VALID | INTR_INFO_ERRCODE | (INTR_TYPE_HW_EXC << 8) | GP_VECTOR);
+    vmcs_write(VMCS_ENTRY_EXC_ERRCODE, 0x1234);
+    if (!vmx_run_expect(v, EXIT_EPT_VIOLATION, "injected #GP pushing onto a read-only stack page"))
+        return;
+    check(v->exit_qual & EPT_VQ_WRITE, "exit qualification %#llx lacks the write bit",
+          (unsigned long long)v->exit_qual);
+    check_eq("IDT-vectoring information", v->idt_info,
+             INTR_INFO_VALID | INTR_INFO_ERRCODE | (INTR_TYPE_HW_EXC << 8) | GP_VECTOR);
+    check_eq("IDT-vectoring error code", v->idt_err, 0x1234);
+    check_eq("guest RIP (delivery did not complete)", v->guest_rip, rip);
+    *pte = rwx;
+    vmx_ept_flush(eptp);
+    vmcs_write(VMCS_ENTRY_INTR_INFO, v->idt_info & ~(1u << 12));
+    vmcs_write(VMCS_ENTRY_EXC_ERRCODE, v->idt_err);
+    expect_handler(v, GP_VECTOR, 0x1234, rip, "re-injected #GP(0x1234)");
+}
