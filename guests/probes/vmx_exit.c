@@ -87,3 +87,88 @@ PROBE(vmx_exit_guest_state, "vmx.exit.guest_state", "VMX",
     if (save_dbg)
         check_eq("guest DR7 (save debug controls = 1)", vmcs_read(VMCS_GUEST_DR7), 0x500);
 }
+
+/* guest: PAT <- RBX (EDX:EAX), EFER <- EFER | NXE, VMCALL */
+void vmx_ex_pat_guest(void);
+__asm__(".pushsection .text\n"
+        ".type vmx_ex_pat_guest, @function\n"
+        "vmx_ex_pat_guest:\n"
+        "   mov $0x277, %ecx\n"
+        "   mov %rbx, %rax\n"
+        "   mov %rbx, %rdx\n"
+        "   shr $32, %rdx\n"
+        "   wrmsr\n"
+        "   mov $0xc0000080, %ecx\n"
+        "   rdmsr\n"
+        "   xor $0x800, %eax\n"
+        "   wrmsr\n"
+        "   vmcall\n"
+        "   ud2\n"
+        ".popsection\n");
+
+PROBE(vmx_exit_pat_efer, "vmx.exit.pat_efer", "VMX",
+      "With save/load IA32_PAT and save/load IA32_EFER (exit controls 18-21) and a zero MSR bitmap, "
+      "a guest that writes IA32_PAT = 0x0007040600070406 and toggles EFER.NXE exits with VMCALL: "
+      "the guest PAT and EFER fields hold the guest's values, and the host runs with its own PAT "
+      "and EFER again (the host-state fields)",
+      "Intel SDM Vol. 3C 25.7.1, 28.3.3, 28.5.1")
+{
+    vmx_require_ctl(VMX_CTL_EXIT, EXIT_SAVE_PAT | EXIT_LOAD_PAT | EXIT_SAVE_EFER | EXIT_LOAD_EFER,
+                    "save/load IA32_PAT and IA32_EFER");
+    vmx_require_ctl(VMX_CTL_ENTRY, ENTRY_LOAD_PAT | ENTRY_LOAD_EFER, "load IA32_PAT and IA32_EFER");
+    vmx_require_ctl(VMX_CTL_PROC, PROC_MSR_BITMAPS, "use MSR bitmaps");
+    vmx_on();
+    struct vmx_vcpu *v = vmx_vcpu_new(vmx_ex_pat_guest);
+    vmcs_write(VMCS_MSR_BITMAP, (uintptr_t)alloc_page());
+    vmcs_set_bits(VMCS_PROC_CTLS, PROC_MSR_BITMAPS);
+    vmcs_set_bits(VMCS_EXIT_CTLS, EXIT_SAVE_PAT | EXIT_LOAD_PAT | EXIT_SAVE_EFER | EXIT_LOAD_EFER);
+    vmcs_set_bits(VMCS_ENTRY_CTLS, ENTRY_LOAD_PAT | ENTRY_LOAD_EFER);
+    const uint64_t host_pat = rdmsr(MSR_IA32_PAT), host_efer = rdmsr(MSR_EFER);
+    const uint64_t guest_pat = 0x0007040600070406ull;
+    v->gpr[VMX_GPR_RBX] = guest_pat;
+    if (!vmx_run_expect(v, EXIT_VMCALL, "guest writing PAT and EFER.NXE"))
+        return;
+    check_eq("guest PAT field saved by the exit", vmcs_read(VMCS_GUEST_PAT), guest_pat);
+    check_eq("guest EFER field saved by the exit", vmcs_read(VMCS_GUEST_EFER), host_efer ^ EFER_NXE);
+    check_eq("host IA32_PAT after the exit", rdmsr(MSR_IA32_PAT), host_pat);
+    check_eq("host IA32_EFER after the exit", rdmsr(MSR_EFER), host_efer);
+}
+
+void vmx_ex_dr7_guest(void);
+__asm__(".pushsection .text\n"
+        ".type vmx_ex_dr7_guest, @function\n"
+        "vmx_ex_dr7_guest:\n"
+        "   mov %dr7, %rbx\n"
+        "   mov $0x1d9, %ecx\n"
+        "   rdmsr\n"
+        "   vmcall\n"
+        "   ud2\n"
+        ".popsection\n");
+
+PROBE(vmx_entry_load_debug, "vmx.entry.load_debug", "VMX",
+      "With load debug controls (entry control 2), MOV-DR exiting off and a zero MSR bitmap, VM "
+      "entry loads DR7 = 0x700 (LE and GE set, no breakpoint enabled) and IA32_DEBUGCTL = 0 "
+      "from the guest-state fields: the guest reads them back; after the exit the host's DR7 is "
+      "0x400 (SDM 28.5.1)",
+      "Intel SDM Vol. 3C 25.8.1, 27.3.2.1, 28.5.1")
+{
+    vmx_require_ctl(VMX_CTL_ENTRY, ENTRY_LOAD_DEBUG, "load debug controls");
+    vmx_require_ctl(VMX_CTL_PROC, PROC_MSR_BITMAPS, "use MSR bitmaps");
+    if (!vmx_ctl_can_clear(VMX_CTL_PROC, PROC_MOV_DR_EXITING))
+        skip("%s requires MOV-DR exiting", vmx_ctl_name(VMX_CTL_PROC));
+    vmx_on();
+    struct vmx_vcpu *v = vmx_vcpu_new(vmx_ex_dr7_guest);
+    vmcs_write(VMCS_MSR_BITMAP, (uintptr_t)alloc_page());
+    vmcs_set_bits(VMCS_PROC_CTLS, PROC_MSR_BITMAPS);
+    vmcs_clear_bits(VMCS_PROC_CTLS, PROC_MOV_DR_EXITING);
+    vmcs_set_bits(VMCS_ENTRY_CTLS, ENTRY_LOAD_DEBUG);
+    vmcs_write(VMCS_GUEST_DR7, 0x700);
+    vmcs_write(VMCS_GUEST_DEBUGCTL, 0);
+    if (!vmx_run_expect(v, EXIT_VMCALL, "guest reading DR7 and IA32_DEBUGCTL"))
+        return;
+    check_eq("guest DR7", v->gpr[VMX_GPR_RBX], 0x700);
+    check_eq("guest IA32_DEBUGCTL", (v->gpr[VMX_GPR_RDX] << 32) | (uint32_t)v->gpr[VMX_GPR_RAX], 0);
+    uint64_t dr7;
+    __asm__ volatile("mov %%dr7, %0" : "=r"(dr7));
+    check_eq("host DR7 after the exit", dr7, 0x400);
+}
