@@ -23,7 +23,7 @@ from .reports import markdown as markdown_report
 from .reports import tap as tap_report
 from .reports import text as text_report
 from .runner import RunOptions, run_level
-from .runrecord import RunRecord, RunRecordError, read_runs, write_runs
+from .runrecord import RunRecord, now, RunRecordError, read_runs, write_runs
 from .session import ProbeResult
 from .stack import build_stack
 
@@ -218,10 +218,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     progress_on = args.progress if args.progress is not None else sys.stderr.isatty()
     progress = Progress(len(selected) * len(levels), progress_on, _colour(args.color, sys.stderr))
 
-    def save() -> None:
+    def save(final: bool = False) -> None:
         apply(record, expectations)
         if args.json:
-            record.write(args.json)
+            record.write(args.json, pretty=final)
 
     def on_result(result: ProbeResult) -> None:
         record.results.append(result)
@@ -250,10 +250,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         ]
     finally:
         signal.signal(signal.SIGTERM, previous)
-        from .runrecord import now
-
         record.finished = now()
-        save()
+        save(final=True)
     width = shutil.get_terminal_size().columns if sys.stdout.isatty() else None
     sys.stdout.write(text_report.render(record, colour=colour, width=width))
     for name, render in FORMATS.items():
