@@ -1,6 +1,7 @@
 """Fuzzing with hypothesis: the record parser, the boot log and the profile
 loader take anything and raise nothing but their documented errors."""
 
+import os
 import string
 
 from hypothesis import HealthCheck, given, settings
@@ -9,6 +10,14 @@ from hypothesis import strategies as st
 from conformance.profile import ProfileError, load_profile
 from conformance.protocol import PREFIX, RecordError, format_record, parse_line
 from conformance.session import BootLog
+
+# bench/fuzz.py sets this for a long run; the test suite keeps to a few hundred.
+LONG = int(os.environ.get("NVCT_FUZZ_EXAMPLES", "0"))
+
+
+def examples(n: int) -> int:
+    return LONG or n
+
 
 KINDS = ["HELLO", "FACT", "START", "NOTE", "RESULT", "END", "BOGUS"]
 keys = st.text(string.ascii_letters + string.digits + "._-", min_size=1, max_size=12)
@@ -41,7 +50,7 @@ def mutate(line: str, data) -> str:
     return "".join(chars)
 
 
-@settings(max_examples=400, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(400), suppress_health_check=[HealthCheck.too_slow])
 @given(st.text(max_size=200))
 def test_parse_line_never_raises_anything_else(text):
     try:
@@ -51,7 +60,7 @@ def test_parse_line_never_raises_anything_else(text):
         pass
 
 
-@settings(max_examples=300)
+@settings(max_examples=examples(300))
 @given(records)
 def test_well_formed_records_round_trip(line):
     try:
@@ -62,7 +71,7 @@ def test_well_formed_records_round_trip(line):
     assert record is not None and record.raw == line
 
 
-@settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(200), suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(records, max_size=25), st.data())
 def test_boot_log_survives_any_damage(lines, data):
     log = BootLog(level=1, expected=["a.one", "a.two"])
@@ -99,7 +108,7 @@ profile_shapes = st.fixed_dictionaries(
 )
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+@settings(max_examples=examples(300), deadline=None, suppress_health_check=[HealthCheck.too_slow,
                                                                    HealthCheck.function_scoped_fixture])  # fmt: skip
 @given(profile_shapes)
 def test_profile_loader_raises_only_profile_errors(tmp_path, shape):
@@ -113,7 +122,7 @@ def test_profile_loader_raises_only_profile_errors(tmp_path, shape):
         assert str(exc).startswith(str(path))
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+@settings(max_examples=examples(200), deadline=None, suppress_health_check=[HealthCheck.too_slow,
                                                                    HealthCheck.function_scoped_fixture])  # fmt: skip
 @given(st.text(max_size=300))
 def test_profile_loader_survives_any_text(tmp_path, text):

@@ -1,0 +1,57 @@
+"""A long fuzzing run of the record parser, the boot log and the profile
+loader: the hypothesis properties of tests/test_fuzz.py, with many more
+examples than the test suite affords. Not a test; run it by hand or in a
+nightly job:
+
+    python bench/fuzz.py --examples 20000
+
+It exits 1 and prints the falsifying example if a property fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--examples", type=int, default=20000, help="examples per property (default 20000)")
+    args = parser.parse_args()
+    os.environ["NVCT_FUZZ_EXAMPLES"] = str(args.examples)
+    import test_fuzz  # the properties live with the tests; they read the count when imported
+
+    properties = [
+        ("parse_line on any text", test_fuzz.test_parse_line_never_raises_anything_else, False),
+        ("well-formed records round-trip", test_fuzz.test_well_formed_records_round_trip, False),
+        ("boot log under damage", test_fuzz.test_boot_log_survives_any_damage, False),
+        ("profile loader on random profiles", test_fuzz.test_profile_loader_raises_only_profile_errors, True),
+        ("profile loader on any text", test_fuzz.test_profile_loader_survives_any_text, True),
+    ]
+    failed = 0
+    for label, prop, needs_dir in properties:
+        started = time.perf_counter()
+        try:
+            if needs_dir:
+                with tempfile.TemporaryDirectory() as tmp:
+                    prop(Path(tmp))
+            else:
+                prop()
+        except Exception as exc:  # noqa: BLE001 - report and go on with the next property
+            failed += 1
+            print(f"FAIL  {label}: {type(exc).__name__}: {exc}")
+            continue
+        print(f"ok    {label}: {args.examples} examples in {time.perf_counter() - started:.1f} s")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
