@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from conftest import ROOT, nvct
+from conformance.backends import polled
 from fakes import probe_kernel_output
 from fakes.vsphere import FakeVim, FakeVSphere
 
@@ -46,7 +47,7 @@ def fake_iso(monkeypatch):
         dest.write_bytes(b"FAKE ISO " + cmdline.encode())
         return dest
 
-    monkeypatch.setattr(esxi_mod, "make_boot_iso", make)
+    monkeypatch.setattr(polled, "make_boot_iso", make)  # RemoteVmBackend.boot_payload makes it
 
 
 def backend(api: FakeVSphere, env: dict | None = None, **settings) -> EsxiBackend:

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from conftest import PROFILES, need, nvct
+from conftest import need, nvct
 from conformance.expect import Outcome, assess
 from conformance.features import feature_view
 from conformance.profile import ProfileError, load_profile

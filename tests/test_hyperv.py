@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from conftest import ROOT, nvct
+from conformance.backends import polled
 from fakes import probe_kernel_output
 from fakes.hyperv import FakeHypervHost
 
@@ -46,7 +47,7 @@ def fake_iso(monkeypatch):
         dest.write_bytes(f"FAKE {firmware} ISO {cmdline}".encode())
         return dest
 
-    monkeypatch.setattr(hv, "make_boot_iso", make)
+    monkeypatch.setattr(polled, "make_boot_iso", make)  # RemoteVmBackend.boot_payload makes it
 
 
 def backend(host: FakeHypervHost, env: dict | None = None, **settings) -> HypervBackend:

@@ -18,18 +18,16 @@ from __future__ import annotations
 
 import logging
 import re
-import secrets
 import ssl
 import time
 import urllib.parse
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from http.cookies import SimpleCookie
 from pathlib import Path
 from typing import Any
 
-from .base import Backend, BackendUnavailable, BootFailed, LevelUnavailable, Payload
+from .base import BackendUnavailable, BootFailed
 from .polled import (
     ENV_NAME,
     Chunk,
@@ -37,8 +35,8 @@ from .polled import (
     CredentialsMissing,
     FetchError,
     PolledConsole,
+    RemoteVmBackend,
     iso_supports,
-    make_boot_iso,
     resolve_credentials,
     scrub,
 )
@@ -179,7 +177,7 @@ def build_config_spec(vim: Any, s: EsxiSettings, name: str, datastore: str, fold
     return spec
 
 
-class EsxiBackend(Backend):
+class EsxiBackend(RemoteVmBackend):
     name = "esxi"
     Settings = EsxiSettings
 
@@ -312,27 +310,11 @@ class EsxiBackend(Backend):
 
     # -- a boot --------------------------------------------------------------------------------------
 
-    @contextmanager
-    def boot_payload(self, payload: Payload, workdir: Path) -> Iterator[PolledConsole]:
-        if not payload.probe:
-            raise BackendUnavailable("esxi boots only the probe kernel, not an appliance")
-        if self.problems:
-            raise LevelUnavailable("; ".join(self.problems))
-        iso = make_boot_iso(payload.kernel, payload.append, workdir / "nvct.iso", self.settings.firmware)
-        boot = _Boot(self, f"nvct-{secrets.token_hex(4)}")
-        try:
-            try:
-                console = boot.start(iso)
-            except (LevelUnavailable, BootFailed):
-                raise
-            except BackendUnavailable as exc:  # the host went away between the pre-flight check and now
-                raise BootFailed(f"esxi {self.settings.host}: {boot.step}: {exc}") from None
-            except Exception as exc:
-                raise BootFailed(self._say(f"esxi {self.settings.host}: {boot.step} failed: "
-                                           f"{type(exc).__name__}: {_fault_text(exc)}")) from None  # fmt: skip
-            yield console
-        finally:
-            boot.clean_up()
+    def _new_boot(self, name: str) -> _Boot:
+        return _Boot(self, name)
+
+    def _fault_text(self, exc: BaseException) -> str:
+        return _fault_text(exc)
 
 
 @dataclass

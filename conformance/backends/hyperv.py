@@ -26,14 +26,11 @@ import binascii
 import json
 import logging
 import re
-import secrets
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .base import Backend, BackendUnavailable, BootFailed, LevelUnavailable, Payload
+from .base import BackendUnavailable, BootFailed
 from .polled import (
     ENV_NAME,
     Chunk,
@@ -41,8 +38,8 @@ from .polled import (
     CredentialsMissing,
     FetchError,
     PolledConsole,
+    RemoteVmBackend,
     iso_supports,
-    make_boot_iso,
     resolve_credentials,
     scrub,
 )
@@ -356,7 +353,7 @@ def nesting_problems(info: dict[str, Any], vm_version: str) -> list[str]:
     return problems
 
 
-class HypervBackend(Backend):
+class HypervBackend(RemoteVmBackend):
     name = "hyperv"
     Settings = HypervSettings
 
@@ -417,27 +414,8 @@ class HypervBackend(Backend):
         info["preflight"] = dict(self.facts)
         return info
 
-    @contextmanager
-    def boot_payload(self, payload: Payload, workdir: Path) -> Iterator[PolledConsole]:
-        if not payload.probe:
-            raise BackendUnavailable("hyperv boots only the probe kernel, not an appliance")
-        if self.problems:
-            raise LevelUnavailable("; ".join(self.problems))
-        iso = make_boot_iso(payload.kernel, payload.append, workdir / "nvct.iso", self.settings.firmware)
-        boot = _Boot(self, f"nvct-{secrets.token_hex(4)}")
-        try:
-            try:
-                console = boot.start(iso)
-            except (LevelUnavailable, BootFailed):
-                raise
-            except BackendUnavailable as exc:
-                raise BootFailed(f"hyperv {self.settings.host}: {boot.step}: {exc}") from None
-            except Exception as exc:
-                raise BootFailed(self._say(f"hyperv {self.settings.host}: {boot.step} failed: "
-                                           f"{type(exc).__name__}: {exc}")) from None  # fmt: skip
-            yield console
-        finally:
-            boot.clean_up()
+    def _new_boot(self, name: str) -> _Boot:
+        return _Boot(self, name)
 
 
 def _close(session: Any) -> None:

@@ -16,11 +16,15 @@ a reason that may pass (a network hiccup) raises `FetchError`; after
 from __future__ import annotations
 
 import collections
+import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+from .base import Backend, BackendUnavailable, BootFailed, LevelUnavailable, Payload
 from .console import ConsoleTimeout
 
 
@@ -264,3 +268,46 @@ def make_boot_iso(kernel, cmdline: str, dest, firmware: str):
         return make_iso(GuestImage(kernel), cmdline, dest, **kwargs)
     except BuildError as exc:
         raise BootFailed(f"cannot make the boot ISO: {exc}") from None
+
+
+class RemoteVmBackend(Backend):
+    """A hypervisor on another machine that boots the probe kernel from an
+    ISO in a VM it creates for the boot (ESXi, Hyper-V). A subclass gives
+    `_new_boot(name)`: an object with `step` (what it is doing, for
+    messages), `start(iso)` (create and power on the VM; its console) and
+    `clean_up()` (undo whatever was done, every time); `_say()` (scrub
+    secrets from a message) and, optionally, `_fault_text()`."""
+
+    problems: list[str]  # pre-flight findings that make the level unable to nest
+
+    def _new_boot(self, name: str) -> Any:
+        raise NotImplementedError
+
+    def _say(self, text: str) -> str:
+        raise NotImplementedError
+
+    def _fault_text(self, exc: BaseException) -> str:
+        return str(exc)
+
+    @contextmanager
+    def boot_payload(self, payload: Payload, workdir: Path) -> Iterator[PolledConsole]:
+        if not payload.probe:
+            raise BackendUnavailable(f"{self.name} boots only the probe kernel, not an appliance")
+        if self.problems:
+            raise LevelUnavailable("; ".join(self.problems))
+        iso = make_boot_iso(payload.kernel, payload.append, workdir / "nvct.iso", self.settings.firmware)
+        boot = self._new_boot(f"nvct-{secrets.token_hex(4)}")
+        where = f"{self.name} {self.settings.host}"
+        try:
+            try:
+                console = boot.start(iso)
+            except (LevelUnavailable, BootFailed):
+                raise
+            except BackendUnavailable as exc:  # the host went away between the pre-flight check and now
+                raise BootFailed(f"{where}: {boot.step}: {exc}") from None
+            except Exception as exc:
+                raise BootFailed(self._say(f"{where}: {boot.step} failed: "
+                                           f"{type(exc).__name__}: {self._fault_text(exc)}")) from None  # fmt: skip
+            yield console
+        finally:
+            boot.clean_up()
