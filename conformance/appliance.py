@@ -238,6 +238,27 @@ def build(progress: Callable[[str], None] = lambda _: None) -> Appliance:
     return Appliance(folder, folder / manifest["kernel"], folder / "initramfs.cpio", manifest)
 
 
+def write_base(
+    cpio: CpioWriter, extracted: Path, version: str, init: str, modules: tuple[str, ...], dirs: tuple[str, ...]
+) -> None:
+    """What every appliance starts with: its folders, the init, static
+    busybox, and the kernel modules it needs with their modules.dep."""
+    for d in dirs:
+        cpio.directory(d)
+    cpio.data("init", init.encode(), 0o755)
+    cpio.file("bin/busybox", extracted / "bin" / "busybox", 0o755)
+    cpio.symlink("bin/sh", "busybox")
+    moddir = extracted / "lib" / "modules" / version
+    deps = []
+    for rel in modules:
+        source = moddir / "kernel" / rel
+        if not source.is_file():
+            raise ApplianceError(f"{version}: no module {rel}")
+        cpio.file(f"lib/modules/{version}/kernel/{rel}", source, 0o644)
+        deps.append((rel, _modinfo_depends(source)))
+    cpio.data(f"lib/modules/{version}/modules.dep", _modules_dep(deps).encode())
+
+
 def _assemble(work: Path, packages: dict[str, Path]) -> dict:
     extracted = work / "x"
     for deb in packages.values():
@@ -250,25 +271,13 @@ def _assemble(work: Path, packages: dict[str, Path]) -> dict:
     if kernel is None:
         kernel = work / "vmlinuz"
         shutil.copyfile(vmlinuz[-1], kernel)
-    moddir = extracted / "lib" / "modules" / version
     qemu = shutil.which(QEMU)
     assert qemu is not None
 
     with open(work / "initramfs.cpio", "wb") as out:
         cpio = CpioWriter(out)
-        for d in ("bin", "sbin", "dev", "proc", "sys", "tmp", "etc", "nvct", "usr/bin", "usr/sbin"):
-            cpio.directory(d)
-        cpio.data("init", INIT.encode(), 0o755)
-        cpio.file("bin/busybox", extracted / "bin" / "busybox", 0o755)
-        cpio.symlink("bin/sh", "busybox")
-        deps = []
-        for rel in MODULES:
-            source = moddir / "kernel" / rel
-            if not source.is_file():
-                raise ApplianceError(f"{version}: no module {rel}")
-            cpio.file(f"lib/modules/{version}/kernel/{rel}", source, 0o644)
-            deps.append((rel, _modinfo_depends(source)))
-        cpio.data(f"lib/modules/{version}/modules.dep", _modules_dep(deps).encode())
+        write_base(cpio, extracted, version, INIT, MODULES,
+                   ("bin", "sbin", "dev", "proc", "sys", "tmp", "etc", "nvct", "usr/bin", "usr/sbin"))  # fmt: skip
         cpio.file("usr/bin/qemu-system-x86_64", Path(qemu), 0o755)
         for lib in _libraries(qemu):
             cpio.file(lib.lstrip("/"), Path(lib), 0o755)

@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from .appliance import READY, ApplianceError, _download, _kernel_package, _modinfo_depends, _modules_dep, _run
+from .appliance import READY, ApplianceError, _download, _kernel_package, _run, write_base
 from .appliance import BUSYBOX, cache_root, extract_vmlinux
 from .cpio import CpioWriter
 
@@ -222,7 +222,6 @@ def _assemble(work: Path, packages: dict[str, Path]) -> dict:
     if kernel is None:
         kernel = work / "vmlinuz"
         shutil.copyfile(vmlinuz[-1], kernel)
-    moddir = extracted / "lib" / "modules" / version
     libdir = extracted / "usr" / "lib" / "x86_64-linux-gnu"
 
     libs: dict[str, Path] = {}  # path in dom0 -> file here
@@ -236,20 +235,9 @@ def _assemble(work: Path, packages: dict[str, Path]) -> dict:
 
     with open(work / "initramfs.cpio", "wb") as out:
         cpio = CpioWriter(out)
-        for d in ("bin", "sbin", "dev", "proc", "sys", "tmp", "run", "etc/xen", "var/lib", "var/log", "nvct",
-                  "usr/bin", "usr/sbin"):  # fmt: skip
-            cpio.directory(d)
-        cpio.data("init", INIT.encode(), 0o755)
-        cpio.file("bin/busybox", extracted / "bin" / "busybox", 0o755)
-        cpio.symlink("bin/sh", "busybox")
-        deps = []
-        for rel in MODULES:
-            source = moddir / "kernel" / rel
-            if not source.is_file():
-                raise ApplianceError(f"{version}: no module {rel}")
-            cpio.file(f"lib/modules/{version}/kernel/{rel}", source, 0o644)
-            deps.append((rel, _modinfo_depends(source)))
-        cpio.data(f"lib/modules/{version}/modules.dep", _modules_dep(deps).encode())
+        write_base(cpio, extracted, version, INIT, MODULES,
+                   ("bin", "sbin", "dev", "proc", "sys", "tmp", "run", "etc/xen", "var/lib", "var/log", "nvct",
+                    "usr/bin", "usr/sbin"))  # fmt: skip
         for program in PROGRAMS:
             cpio.file(program, extracted / program, 0o755)
         for tool in XENSTORE_TOOLS:
