@@ -15,12 +15,12 @@ from conformance.backends.xen import (
     DomainConsole,
     XenSettings,
     domu_config,
-    multiboot_modules,
     parse_xl_info,
     xen_cmdline,
     xl_string,
 )
 from conformance.backends.base import BootFailed
+from conformance.backends.qemu import multiboot_modules
 from conformance.profile import ProfileError, load_profile
 from conftest import PROFILES, need, run_profile, verdicts
 

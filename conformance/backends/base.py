@@ -43,6 +43,9 @@ class Payload:
     append: str
     initrds: tuple[Path, ...] = ()
     probe: bool = True  # the probe kernel (exit device, small memory) or Linux
+    # Multiboot modules, (file, arguments) each: what Xen boots with (dom0's
+    # kernel and initramfs). Instead of initrds, never with them.
+    modules: tuple[tuple[Path, str], ...] = ()
 
     @classmethod
     def probe_kernel(cls, image: GuestImage, cmdline: str) -> Payload:

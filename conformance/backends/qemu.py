@@ -138,6 +138,8 @@ class QemuBackend(Backend):
             argv += ["-device", "isa-debug-exit,iobase=0xf4,iosize=4"]
         if initrd is not None:
             argv += ["-initrd", str(initrd)]
+        if payload.modules:
+            argv += ["-initrd", multiboot_modules(payload.modules)]
         return argv + list(s.args)
 
     @contextmanager
@@ -163,6 +165,18 @@ class QemuBackend(Backend):
             yield console
         finally:
             console.close()
+
+
+def multiboot_modules(modules: tuple[tuple[Path, str], ...]) -> str:
+    """QEMU's -initrd for a multiboot kernel: `FILE ARGS` per module,
+    comma-separated, a comma inside doubled. QEMU ends the file name at the
+    first space, so a path with one cannot be a module."""
+    parts = []
+    for path, args in modules:
+        if any(c.isspace() for c in str(path)):
+            raise BootFailed(f"a multiboot module's path cannot contain white space: {path}")
+        parts.append(f"{path} {args}".rstrip().replace(",", ",,"))
+    return ",".join(parts)
 
 
 def _opt(value: str) -> str:

@@ -21,15 +21,13 @@ ends the domain instead of looping.
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pexpect
 
 from .. import xen_appliance
 from ..appliance import ApplianceError
@@ -213,19 +211,13 @@ class XenBackend(Backend):
         info["xen_cmdline"] = xen_cmdline(self.settings)
         return info
 
-    @contextmanager
-    def _boot_xen(self, initrd: Path, workdir: Path) -> Iterator[Console]:
+    def _boot_xen(self, initrd: Path, workdir: Path) -> AbstractContextManager[Console]:
         """The level below boots Xen, dom0's kernel and initramfs as modules."""
-        assert isinstance(self.below, QemuBackend)
         app = self.appliance
-        xen = Payload(kernel=app.xen, append=xen_cmdline(self.settings), probe=False)
-        argv = self.below.argv(xen) + ["-initrd", multiboot_modules(((app.kernel, DOM0_APPEND), (initrd, "")))]
-        child = pexpect.spawn(argv[0], argv[1:], cwd=str(workdir), echo=False, env=os.environ.copy())
-        console = Console(child, label="qemu")
-        try:
-            yield console
-        finally:
-            console.close()
+        xen = Payload(kernel=app.xen, append=xen_cmdline(self.settings), probe=False,
+                      modules=((app.kernel, DOM0_APPEND), (initrd, "")))  # fmt: skip
+        assert self.below is not None
+        return self.below.boot_payload(xen, workdir)
 
     @contextmanager
     def boot_payload(self, payload: Payload, workdir: Path) -> Iterator[DomainConsole]:
@@ -314,18 +306,6 @@ class XenBackend(Backend):
             facts["domu.memory_kb"] = b_info["max_memkb"]
         facts["domu.vcpus"] = b_info.get("max_vcpus", "")
         return facts
-
-
-def multiboot_modules(modules: tuple[tuple[Path, str], ...]) -> str:
-    """QEMU's -initrd for a multiboot kernel: `FILE ARGS` per module,
-    comma-separated, a comma inside doubled. QEMU ends the file name at the
-    first space, so a path with one cannot be a module."""
-    parts = []
-    for path, args in modules:
-        if any(c.isspace() for c in str(path)):
-            raise BootFailed(f"a multiboot module's path cannot contain white space: {path}")
-        parts.append(f"{path} {args}".rstrip().replace(",", ",,"))
-    return ",".join(parts)
 
 
 @dataclass
