@@ -323,3 +323,20 @@ def test_run_writes_every_report_and_they_hold_up(tmp_path):
     first = record["results"][0]
     check_rendered_dom(dom, ["qemu-tcg L1"], first["probe"], first["outcome"])
     assert "TCGTCGTCGTCG" in dom
+
+
+def test_every_report_names_the_nesting_settings_a_level_reported():
+    """A nested level's hypervisor says how it came up (for KVM: the module
+    and its parameters); the text, HTML, Markdown and JUnit reports show it."""
+    run = make_run([("svm.vmrun.vmmcall", 2, "PASS", "")], levels=(2,))
+    run.levels[0].hypervisor = {
+        "backend": "linux-kvm",
+        "version": "Linux 6.1.0",
+        "settings": {"nested": True},
+        "runtime": {"module": "kvm_amd", "kvm_amd.nested": "1", "kvm_amd.npt": "Y", "kernel": "6.1.0"},
+    }
+    want = "kvm_amd nested=1 npt=Y"
+    assert want in text.render(run)
+    assert want in html_report.render(run)
+    assert want in markdown.render(run)
+    assert f'name="hypervisor.nesting" value="{want}"' in junit.render(run)

@@ -12,6 +12,19 @@ from ..session import ProbeResult
 BAD = ("FAIL", "ERROR", "TIMEOUT", "CRASH", "XPASS")
 
 
+def nesting_settings(hypervisor: dict) -> str:
+    """What a hypervisor level reported when it came up (the run record's
+    `hypervisor.runtime`: for KVM the module and its nesting parameters), as
+    `kvm_amd nested=1 npt=Y ...`; empty for a level that reports nothing."""
+    runtime = hypervisor.get("runtime") or {}
+    parts = [str(runtime["module"])] if "module" in runtime else []
+    for key, value in runtime.items():
+        if key in ("module", "kernel"):
+            continue
+        parts.append(f"{key.split('.', 1)[-1]}={value}")
+    return " ".join(parts)
+
+
 def outcome(record: RunRecord, result: ProbeResult) -> str:
     """The result under the gate: PASS, SKIP, XFAIL, XPASS, FAIL, ERROR, TIMEOUT, CRASH."""
     a = record.assessments.get((result.probe, result.level))

@@ -16,7 +16,7 @@ import json
 from .. import __version__
 from ..features import exposed, feature_view, from_facts
 from ..runrecord import RunRecord
-from .common import columns, expected_text, groups, lookup, outcome, why
+from .common import columns, expected_text, groups, lookup, nesting_settings, outcome, why
 from .text import describe_facts
 
 OUTCOMES = ["PASS", "SKIP", "XFAIL", "XPASS", "FAIL", "ERROR", "TIMEOUT", "CRASH"]
@@ -222,6 +222,7 @@ def render_runs(runs: list[RunRecord], title: str | None = None) -> str:
                 (f"L{c.level - 1} hypervisor", f"{hv.get('backend', '?')} {hv.get('version', '')} {settings}"),
                 ("CPU", f"{facts.get('cpu.vendor', '?')} {facts.get('cpu.brand', '')} (family {facts.get('cpu.family', '?')}, "
                         f"model {facts.get('cpu.model', '?')}, stepping {facts.get('cpu.stepping', '?')})"),
+                (f"L{c.level - 1} nesting settings", nesting_settings(hv) or "not reported"),
                 ("hypervisor signature", sig),
                 ("exposed features", ", ".join(exposed(facts)) or "no SVM or VMX feature"),
                 ("summary", describe_facts(facts)),

@@ -24,7 +24,7 @@ import xml.etree.ElementTree as ET
 
 from ..features import feature_view
 from ..runrecord import RunRecord
-from .common import columns, expected_text, outcome, why
+from .common import columns, expected_text, nesting_settings, outcome, why
 
 # XML 1.0 allows tab, newline, carriage return and U+0020 up; console lines can
 # hold other control bytes (escape sequences, a crashing guest's garbage).
@@ -121,6 +121,8 @@ def render_runs(runs: list[RunRecord]) -> str:
             prop("gate", "holds" if record.gate.holds else "fails")
         if info is not None:
             prop("hypervisor", f"{info.hypervisor.get('backend', '')} {info.hypervisor.get('version', '')}".strip())
+            if nesting_settings(info.hypervisor):
+                prop("hypervisor.nesting", nesting_settings(info.hypervisor))
             for key, value in info.facts.items():
                 prop(f"fact.{key}", value)
         for status in feature_view(record):

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from ..features import exposed, feature_view, from_facts
 from ..runrecord import RunRecord
-from .common import columns, groups, lookup, outcome, why
+from .common import columns, groups, lookup, nesting_settings, outcome, why
 
 MARK = {
     "PASS": "✅ PASS",
@@ -86,8 +86,10 @@ def render_runs(runs: list[RunRecord]) -> str:
         facts = info.facts
         cpu = f"{facts.get('cpu.vendor', '?')} {facts.get('cpu.brand', '')}".strip()
         sig = facts.get("hv.signature", "") if facts.get("hv.present") == "1" else "none"
+        nesting = nesting_settings(hv)
         out.append(f"- **{cell(c.title)}** on {cell(c.run.host)}: L{c.level - 1} {cell(hv.get('backend', '?'))} "
-                   f"{cell(hv.get('version', ''))}; CPU {cell(cpu)}; hypervisor signature {cell(sig)}; "
+                   f"{cell(hv.get('version', ''))}{'; ' + cell(nesting) if nesting else ''}; "
+                   f"CPU {cell(cpu)}; hypervisor signature {cell(sig)}; "
                    f"exposes {cell(', '.join(exposed(facts)) or 'no SVM or VMX feature')}")  # fmt: skip
     return "\n".join(out) + "\n"
 

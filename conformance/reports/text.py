@@ -7,7 +7,7 @@ from __future__ import annotations
 from ..features import feature_view
 from ..runrecord import LevelInfo, RunRecord
 from ..verdicts import Verdict
-from .common import failure_lines, gate_summary, groups, outcome
+from .common import failure_lines, gate_summary, groups, nesting_settings, outcome
 
 _COLOURS = {
     "PASS": "32",  # green
@@ -62,23 +62,12 @@ def describe_facts(facts: dict[str, str]) -> str:
     return ", ".join(parts)
 
 
-def _runtime(runtime: dict) -> str:
-    """What a hypervisor level reported when it came up (for KVM: the module
-    and its nesting parameters), as `module nested=1 npt=Y ...`."""
-    parts = [str(runtime["module"])] if "module" in runtime else []
-    for key, value in runtime.items():
-        if key in ("module", "kernel"):
-            continue
-        parts.append(f"{key.split('.', 1)[-1]}={value}")
-    return " ".join(parts)
-
-
 def stack_lines(record: RunRecord) -> list[str]:
     lines = []
     for info in record.levels:
         hv = info.hypervisor
         line = f"  L{info.level - 1}  {hv.get('backend', '?')} {hv.get('version', '')}: {_settings(hv)}".rstrip()
-        runtime = _runtime(hv.get("runtime") or {})
+        runtime = nesting_settings(hv)
         if runtime:
             line += f"\n        measured: {runtime}"
         lines.append(line)
