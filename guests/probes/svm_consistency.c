@@ -22,6 +22,27 @@
 
 typedef void (*mutate_fn)(struct svm_vcpu *v);
 
+/* After a control run: make the field illegal (VMRUN must give
+ * VMEXIT_INVALID), then restore the VMCB (VMRUN must run to VMMCALL again). */
+static void refused_then_runs(struct svm_vcpu *v, const char *what, mutate_fn mutate)
+{
+    struct vmcb saved;
+    v->vmcb->save.rip = (uint64_t)(uintptr_t)guest_vmmcall;
+    memcpy(&saved, v->vmcb, sizeof(saved));
+    mutate(v);
+    uint64_t code = svm_run(v);
+    if (code == 0xffffffffull) {
+        note("%s: EXITCODE = 0xffffffff, upper half 0 (see svm.basic.asid_zero)", what);
+        code = SVM_EXIT_INVALID;
+    }
+    if (!svm_check_exit(v, code, SVM_EXIT_INVALID, what))
+        return;
+    memcpy(v->vmcb, &saved, sizeof(saved));
+    v->vmcb->save.rip = (uint64_t)(uintptr_t)guest_vmmcall;
+    code = svm_run(v);
+    svm_check_exit(v, code, SVM_EXIT_VMMCALL, "VMRUN with the field restored");
+}
+
 static void consistency_case(const char *what, mutate_fn mutate)
 {
     svm_require();
@@ -31,22 +52,7 @@ static void consistency_case(const char *what, mutate_fn mutate)
     if (!svm_check_exit(&v, code, SVM_EXIT_VMMCALL, "control VMRUN (unchanged VMCB)"))
         return;
 
-    struct vmcb saved;
-    v.vmcb->save.rip = (uint64_t)(uintptr_t)guest_vmmcall;
-    memcpy(&saved, v.vmcb, sizeof(saved));
-    mutate(&v);
-    code = svm_run(&v);
-    if (code == 0xffffffffull) {
-        note("%s: EXITCODE = 0xffffffff, upper half 0 (see svm.basic.asid_zero)", what);
-        code = SVM_EXIT_INVALID;
-    }
-    if (!svm_check_exit(&v, code, SVM_EXIT_INVALID, what))
-        return;
-
-    memcpy(v.vmcb, &saved, sizeof(saved));
-    v.vmcb->save.rip = (uint64_t)(uintptr_t)guest_vmmcall;
-    code = svm_run(&v);
-    svm_check_exit(&v, code, SVM_EXIT_VMMCALL, "VMRUN with the field restored");
+    refused_then_runs(&v, what, mutate);
 }
 
 #define CASE(fn_, id_, desc_, what_, body_)                                      \
@@ -134,7 +140,7 @@ CASE(svm_cons_eventinj_br64, "svm.consistency.eventinj_br_64bit",
 
 /* Nested-paging checks (15.25.4): the same shape, with NP enabled on an
  * identity nested map in the control run. */
-static void np_case(const char *what, void (*mutate)(struct svm_vcpu *))
+static void np_case(const char *what, mutate_fn mutate)
 {
     svm_require();
     if (!svm_has(SVM_FEAT_NP))
@@ -147,21 +153,7 @@ static void np_case(const char *what, void (*mutate)(struct svm_vcpu *))
     uint64_t code = svm_run(&v);
     if (!svm_check_exit(&v, code, SVM_EXIT_VMMCALL, "control VMRUN with nested paging"))
         return;
-    struct vmcb saved;
-    v.vmcb->save.rip = (uint64_t)(uintptr_t)guest_vmmcall;
-    memcpy(&saved, v.vmcb, sizeof(saved));
-    mutate(&v);
-    code = svm_run(&v);
-    if (code == 0xffffffffull) {
-        note("%s: EXITCODE = 0xffffffff, upper half 0 (see svm.basic.asid_zero)", what);
-        code = SVM_EXIT_INVALID;
-    }
-    if (!svm_check_exit(&v, code, SVM_EXIT_INVALID, what))
-        return;
-    memcpy(v.vmcb, &saved, sizeof(saved));
-    v.vmcb->save.rip = (uint64_t)(uintptr_t)guest_vmmcall;
-    code = svm_run(&v);
-    svm_check_exit(&v, code, SVM_EXIT_VMMCALL, "VMRUN with the field restored");
+    refused_then_runs(&v, what, mutate);
 }
 
 static void gpat_mut(struct svm_vcpu *v) { v->vmcb->save.g_pat = 0x0007040600070402ull; /* PA0 = 2: reserved type */ }
