@@ -9,26 +9,20 @@ import json
 import os
 import threading
 import traceback
-from pathlib import Path
 
 import pytest
 from conftest import ROOT, nvct
 from conformance.backends import polled
-from fakes import probe_kernel_output
+from fakes import PROBES, payload, probe_kernel_output, run
 from fakes.vsphere import FakeVim, FakeVSphere
 
 from conformance.backends import BACKENDS, BackendUnavailable, BootFailed, Payload
 from conformance.backends import esxi as esxi_mod
 from conformance.backends.console import ConsoleTimeout
 from conformance.backends.esxi import EsxiBackend, EsxiSettings, build_config_spec
-from conformance.catalog import Probe
-from conformance.guest import GuestImage
 from conformance.profile import ProfileError, load_profile
-from conformance.runner import RunOptions, run_level
-from conformance.stack import Level
 from conformance.verdicts import Verdict
 
-PROBES = ["cpu.basic", "vmx.basic", "vmx.entry.ok"]
 ENV = {"NVCT_ESXI_USER": "nvct", "NVCT_ESXI_PASSWORD": "fake-password"}
 
 
@@ -55,20 +49,6 @@ def backend(api: FakeVSphere, env: dict | None = None, **settings) -> EsxiBacken
     b = EsxiBackend(s, 0, api=api, environ=ENV if env is None else env, sleep=lambda _: None)
     b.preflight()
     return b
-
-
-def payload(tmp_path: Path) -> Payload:
-    kernel = tmp_path / "nvct.elf"
-    kernel.write_bytes(b"\x7fELF fake")
-    return Payload(kernel=kernel, append="probes=*")
-
-
-def run(b: EsxiBackend, tmp_path: Path, probe_timeout: float = 2.0):
-    selected = [Probe(p, p.split(".")[0], "d", "r") for p in PROBES]
-    options = RunOptions(boot_timeout=5, probe_timeout=probe_timeout, end_grace=0.1, workroot=tmp_path)
-    kernel = tmp_path / "nvct.elf"
-    kernel.write_bytes(b"\x7fELF fake")
-    return run_level(Level(1, b), GuestImage(kernel), selected, options)
 
 
 # ---- the VM specification ------------------------------------------------------------------

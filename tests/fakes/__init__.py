@@ -7,7 +7,31 @@ test_hyperv.py."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from conformance.backends import Backend, Payload
+from conformance.catalog import Probe
+from conformance.guest import GuestImage
 from conformance.protocol import format_record
+from conformance.runner import LevelOutcome, RunOptions, run_level
+from conformance.stack import Level
+
+# The probes the scripted guests of these fakes run.
+PROBES = ["cpu.basic", "vmx.basic", "vmx.entry.ok"]
+
+
+def payload(tmp_path: Path) -> Payload:
+    """The probe kernel, as a stand-in file: the fakes never read it."""
+    kernel = tmp_path / "nvct.elf"
+    kernel.write_bytes(b"\x7fELF fake")
+    return Payload(kernel=kernel, append="probes=*")
+
+
+def run(b: Backend, tmp_path: Path, probe_timeout: float = 2.0) -> LevelOutcome:
+    """A level run by the real runner against a backend talking to a fake."""
+    selected = [Probe(p, p.split(".")[0], "d", "r") for p in PROBES]
+    options = RunOptions(boot_timeout=5, probe_timeout=probe_timeout, end_grace=0.1, workroot=tmp_path)
+    return run_level(Level(1, b), GuestImage(payload(tmp_path).kernel), selected, options)
 
 
 def probe_kernel_output(probes: list[str], hang_in: str | None = None, garbage: bool = True) -> list[bytes]:
