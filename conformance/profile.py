@@ -355,11 +355,10 @@ def load_profile(path: Path | str, _including: tuple[Path, ...] = ()) -> Profile
         if backend_name not in BACKENDS:
             raise source.error(keys + ("backend",), f"unknown backend {backend_name!r} (known: {', '.join(sorted(BACKENDS))})")
         backend = BACKENDS[backend_name]
-        if index > 0 and not backend.nestable:
-            raise source.error(keys + ("backend",), f"backend {backend_name!r} runs only as L0, not at level {index}")
-        if index == 0 and backend.nestable:
-            raise source.error(keys + ("backend",), f"backend {backend_name!r} runs above another level, not as L0")
         settings = build_dataclass(backend.Settings, entry, keys, source, skip=frozenset({"backend"}))
+        misplaced = backend.placement_error(settings, index)
+        if misplaced:
+            raise source.error(keys + ("backend",), f"backend {backend_name!r} {misplaced}")
         stack.append(LevelSpec(level=index, backend=backend_name, settings=settings, keys=keys))
 
     probes: tuple[str, ...] = base.probes if base else ()

@@ -19,8 +19,9 @@ def build_stack(profile: Profile) -> list[Level]:
     levels: list[Level] = []
     for spec in profile.stack:
         cls = BACKENDS[spec.backend]
-        if cls.nestable:
-            backend = cls(spec.settings, spec.level, below=levels[-1].backend)  # type: ignore[call-arg]
+        if cls.nestable:  # the level below boots it (None: a real host's hypervisor at L0)
+            below = levels[-1].backend if levels else None
+            backend = cls(spec.settings, spec.level, below=below)  # type: ignore[call-arg]
         else:
             backend = cls(spec.settings, spec.level)
         levels.append(Level(number=spec.level + 1, backend=backend))

@@ -344,7 +344,7 @@ def test_a_refused_domain_makes_the_level_unavailable_with_xls_words():
                            "libxl: error: libxl_x86.c:12:f: nested HVM: Operation not supported"])}  # fmt: skip
     )
     with pytest.raises(LevelUnavailable, match="nested HVM: Operation not supported"):
-        backend()._create(shell, "nvct-l2")
+        backend()._create(shell, "nvct-l2", "/nvct/guest/domu.cfg")
     assert shell.sent == [["xl", "create", "-p", "/nvct/guest/domu.cfg"]]
 
 

@@ -61,6 +61,16 @@ class Backend(ABC):
         self.settings = settings
         self.level = level  # the level the hypervisor runs at; the kernel runs at level + 1
 
+    @classmethod
+    def placement_error(cls, settings: Any, index: int) -> str | None:
+        """Why this backend with these settings cannot be the hypervisor of
+        stack entry `index` (0: L0), or None."""
+        if index > 0 and not cls.nestable:
+            return f"runs only as L0, not at level {index}"
+        if index == 0 and cls.nestable:
+            return "runs above another level, not as L0"
+        return None
+
     def settings_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self.settings)
 

@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import json
 import re
+import secrets
+import shlex
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
@@ -30,10 +32,11 @@ from typing import Any
 
 
 from .. import xen_appliance
-from ..appliance import ApplianceError
+from ..appliance import READY, ApplianceError
 from ..cpio import write_cpio
-from .base import Backend, BackendUnavailable, BootFailed, LevelUnavailable, Payload
+from .base import Backend, BackendUnavailable, BootFailed, LevelUnavailable, Payload, require_binary
 from .console import Console
+from .dom0 import Dom0, Dom0Error
 from .qemu import QemuBackend, concatenate
 from .shell import GuestConsole, Shell, ShellError
 
@@ -70,6 +73,38 @@ while :; do
 done
 """
 
+# The same on a real host, where Xen's console is not ours to read: the
+# domain's port 0xE9 lines are taken from `xl dmesg`, read every $3 seconds.
+# The console ring is a window, so each read repeats what the last one saw;
+# awk prints only lines it has not printed yet (counting repeats of a line
+# within one read, so that identical lines are not merged). If the ring
+# wraps between two reads, lines are lost, and the harness reports the gap
+# in the records' sequence numbers.
+HOST_WAIT_SCRIPT = r"""name=$1 tag="(d$2) " poll=$3
+xl unpause "$name" || exit 1
+while :; do
+    state=$(xl list "$name" 2>/dev/null | awk 'NR == 2 { print $5 }')
+    xl dmesg
+    echo "@@nvct-poll@@"
+    case $state in
+        "") break ;;
+        *[scd]*) echo "nvct: domain $name is $state"; break ;;
+    esac
+    sleep "$poll"
+done | awk -v tag="$tag" '
+    $0 == "@@nvct-poll@@" { split("", count); next }
+    index($0, "nvct: domain ") == 1 { print; fflush(); next }
+    {
+        at = index($0, tag)
+        if (at == 0) next
+        line = substr($0, at)
+        key = line SUBSEP (++count[line])
+        if (!(key in seen)) { seen[key] = 1; print line; fflush() }
+    }'
+"""
+# Xen prints a domain's port 0xE9 output only at this guest log level.
+_GUEST_LOGLVL = re.compile(r"(?:^|\s)guest_loglvl=(?:all|debug)(?:/|\s|$)")
+
 # Keys this backend writes itself; `config` cannot set them.
 OWN_KEYS = ("name", "type", "kernel", "cmdline", "memory", "maxmem", "vcpus", "nestedhvm", "hap",
             "on_poweroff", "on_reboot", "on_crash", "on_watchdog")  # fmt: skip
@@ -87,10 +122,34 @@ class XenSettings:
     options: tuple[str, ...] = ()  # more Xen command-line options (smap=0 for QEMU 7.2 TCG)
     dom0_memory: int = 512  # MiB
     ready_timeout: float = 300.0  # seconds for dom0 to come up
+    # A real host: `local` (nvct runs in dom0) or ssh://[user@]host[:port].
+    # Empty: nvct boots Xen itself on the level below.
+    dom0: str = ""
+    identity: str = ""  # the SSH identity file (else $NVCT_XEN_SSH_IDENTITY, else ssh's own)
+    ssh_options: tuple[str, ...] = ()  # more `ssh -o NAME=VALUE` options
+    sudo: bool = False  # run xl through `sudo -n` (a dom0 user that is not root)
+    poll: float = 0.5  # seconds between reads of `xl dmesg` (a real host)
+
+    def host(self) -> Dom0 | None:
+        """The real host's dom0, or None when nvct boots Xen itself."""
+        if not self.dom0:
+            return None
+        return Dom0.parse(self.dom0, self.identity, self.ssh_options, self.sudo)
 
     def validate(self) -> tuple[str, str] | None:
         if self.type != "pvh":
             return "type", f"must be pvh (the only domU type this backend runs), not {self.type!r}"
+        if self.dom0:
+            try:
+                self.host()
+            except Dom0Error as exc:
+                return ("ssh_options" if "option" in str(exc) else "dom0"), str(exc)
+            if self.options:
+                return "options", "Xen's command line is the host's own: options apply only when nvct boots Xen (no dom0)"
+            if not 0.05 <= self.poll <= 10:
+                return "poll", "must be 0.05 to 10 (seconds)"
+        elif self.identity or self.ssh_options or self.sudo:
+            return "dom0", "identity, ssh_options and sudo need a real host's dom0 (local or ssh://...)"
         if not 16 <= self.memory <= 65536:
             return "memory", "must be 16 to 65536 (MiB)"
         if not 1 <= self.vcpus <= 128:
@@ -178,9 +237,20 @@ class XenBackend(Backend):
     def __init__(self, settings: XenSettings, level: int, below: Backend | None = None):
         super().__init__(settings, level)
         self.below = below
+        self.host = settings.host()  # a real host's dom0, or None: Xen booted by the level below
         self._appliance: xen_appliance.XenAppliance | None = None
+        self._host_info: dict[str, str] | None = None
+
+    @classmethod
+    def placement_error(cls, settings: XenSettings, index: int) -> str | None:
+        if settings.dom0:  # a real host: Xen is its hypervisor, L0
+            return None if index == 0 else f"with dom0 {settings.dom0!r} is a real host's hypervisor: L0, not level {index}"
+        return super().placement_error(settings, index)
 
     def preflight(self) -> None:
+        if self.host is not None:
+            self._preflight_host(self.host)
+            return
         if self.below is None:
             raise BackendUnavailable("xen runs above another level, never as L0")
         if not isinstance(self.below, QemuBackend):
@@ -196,6 +266,38 @@ class XenBackend(Backend):
         except ApplianceError as exc:
             raise BackendUnavailable(f"cannot build the Xen appliance: {exc}") from None
 
+    def _preflight_host(self, host: Dom0) -> None:
+        """A real host: dom0 answers, `xl info` works, and the domain's
+        console will reach us. What Xen offers (HVM, HAP) is checked at
+        boot: missing, it makes the level unavailable, not the run."""
+        if host.kind == "ssh":
+            require_binary("ssh", "openssh-client")
+        elif not Path("/proc/xen").is_dir():
+            raise BackendUnavailable("dom0 local: this machine is not a Xen domain (no /proc/xen)")
+        info = self.host_info()
+        commandline = info.get("xen_commandline", "")
+        if self.settings.type == "pvh" and not _GUEST_LOGLVL.search(commandline):
+            raise BackendUnavailable(
+                f"{host.where}: Xen prints a PVH domain's port 0xE9 output only with guest_loglvl=all, and its "
+                f"command line has none ({commandline or 'empty'}): add it to Xen's boot options, or set it "
+                "until the next boot with `xl set-parameters guest_loglvl=all`"
+            )
+
+    def host_info(self) -> dict[str, str]:
+        """`xl info` of the real host, read once."""
+        assert self.host is not None
+        if self._host_info is None:
+            try:
+                result = self.host.run("xl info", timeout=120)
+            except Dom0Error as exc:
+                raise BackendUnavailable(str(exc)) from None
+            info = parse_xl_info(result.stdout.splitlines())
+            if result.returncode != 0 or "xen_version" not in info:
+                why = (result.stderr.strip() or result.stdout.strip() or f"status {result.returncode}").splitlines()
+                raise BackendUnavailable(f"{self.host.where}: `xl info` failed: {why[-1]}")
+            self._host_info = info
+        return self._host_info
+
     @property
     def appliance(self) -> xen_appliance.XenAppliance:
         if self._appliance is None:
@@ -203,10 +305,19 @@ class XenBackend(Backend):
         return self._appliance
 
     def version(self) -> str:
+        if self.host is not None:
+            try:
+                return f"Xen {self.host_info()['xen_version']}"
+            except BackendUnavailable as exc:
+                return f"unknown ({exc})"
         return f"Xen {self.appliance.manifest['xen']}, dom0 Linux {self.appliance.kernel_version}"
 
     def describe(self) -> dict:
         info = super().describe()
+        if self.host is not None:
+            info["dom0"] = self.host.where
+            info["xen_cmdline"] = self._host_info.get("xen_commandline", "") if self._host_info else ""
+            return info
         info["appliance"] = {k: self.appliance.manifest[k] for k in ("xen", "kernel_version", "packages")}
         info["xen_cmdline"] = xen_cmdline(self.settings)
         return info
@@ -219,10 +330,17 @@ class XenBackend(Backend):
         assert self.below is not None
         return self.below.boot_payload(xen, workdir)
 
-    @contextmanager
-    def boot_payload(self, payload: Payload, workdir: Path) -> Iterator[DomainConsole]:
+    def boot_payload(self, payload: Payload, workdir: Path) -> AbstractContextManager[DomainConsole]:
         if not payload.probe or payload.initrds:
             raise BootFailed("xen runs the probe kernel as a PVH domU; a Linux appliance above Xen is not supported")
+        if self.host is not None:
+            return self._boot_on_host(self.host, payload, workdir)
+        return self._boot_emulated(payload, workdir)
+
+    @contextmanager
+    def _boot_emulated(self, payload: Payload, workdir: Path) -> Iterator[DomainConsole]:
+        """Boot Xen on the level below, with the domain's files in dom0's
+        initramfs; drive dom0 over the serial line."""
         name = f"nvct-l{self.level + 1}"
         config = domu_config(self.settings, name, KERNEL, payload.append)
         extra = write_cpio(
@@ -239,7 +357,7 @@ class XenBackend(Backend):
                 release = shell.wait_ready(self.settings.ready_timeout)
                 facts = self._facts(shell)
                 facts["dom0.kernel"] = release
-                domid = self._create(shell, name)
+                domid = self._create(shell, name, CONFIG)
                 facts.update(self._domain_facts(shell, name))
                 guest = shell.launch(["sh", f"{GUEST_DIR}/wait", name], label=f"domain {name} in L{self.level}")
             except ShellError as exc:
@@ -247,6 +365,56 @@ class XenBackend(Backend):
             domain = DomainConsole(guest, domid)
             domain.facts.update(facts)
             yield domain
+
+    @contextmanager
+    def _boot_on_host(self, host: Dom0, payload: Payload, workdir: Path) -> Iterator[DomainConsole]:
+        """A real host's dom0: a shell there (local, or over SSH) for xl, the
+        domain's files in a fresh folder under /tmp, its console read from
+        `xl dmesg`. The domain and the folder are removed on every way out,
+        over a connection of their own (the shell may be busy)."""
+        # A name of its own: other runs (or shards of this one) share the host.
+        name = f"nvct-l{self.level + 1}-{secrets.token_hex(4)}"
+        label = f"L{self.level} {self.name} ({host.where})"
+        console = host.spawn_shell(workdir)
+        shell = Shell(console, label)
+        folder = ""
+        try:
+            try:
+                console.send(f"echo {READY} $(uname -r)\n")
+                release = shell.wait_ready(self.settings.ready_timeout)
+                made = shell.run("mktemp -d /tmp/nvct.XXXXXXXX", timeout=60)
+                folders = [line.strip() for line in made.output if re.fullmatch(r"/tmp/nvct\.\w+", line.strip())]
+                if made.status != 0 or not folders:
+                    raise BootFailed(f"{label}: mktemp failed: {'; '.join(made.output[-2:])}", console.tail())
+                folder = folders[-1]
+                facts = self._facts(shell)
+                facts["dom0.kernel"] = release
+                config = domu_config(self.settings, name, f"{folder}/kernel", payload.append)
+                (workdir / "domu.cfg").write_text(config)
+                (workdir / "wait").write_text(HOST_WAIT_SCRIPT)
+                host.put(payload.kernel, f"{folder}/kernel")
+                host.put(workdir / "domu.cfg", f"{folder}/domu.cfg")
+                host.put(workdir / "wait", f"{folder}/wait", 0o755)
+                domid = self._create(shell, name, f"{folder}/domu.cfg")
+                facts.update(self._domain_facts(shell, name))
+                guest = shell.launch(["sh", f"{folder}/wait", name, str(domid), f"{self.settings.poll:g}"],
+                                     label=f"domain {name} on {host.where}")  # fmt: skip
+            except ShellError as exc:
+                raise BootFailed(str(exc), exc.excerpt) from None
+            except Dom0Error as exc:
+                raise BootFailed(str(exc), console.tail()) from None
+            domain = DomainConsole(guest, domid)
+            domain.facts.update(facts)
+            yield domain
+        finally:
+            cleanup = f"xl destroy {shlex.quote(name)} >/dev/null 2>&1"
+            if folder:
+                cleanup += f"; rm -rf {shlex.quote(folder)}"
+            try:
+                host.run(cleanup, timeout=60)
+            except Dom0Error:
+                pass  # the host is gone; nothing more can be done from here
+            console.close(grace=1.0)
 
     def _facts(self, shell: Shell) -> dict[str, Any]:
         result = shell.run(["xl", "info"], timeout=120)
@@ -274,14 +442,14 @@ class XenBackend(Backend):
             )
         return facts
 
-    def _create(self, shell: Shell, name: str) -> int:
+    def _create(self, shell: Shell, name: str, config: str) -> int:
         """Create the domain paused; its id. Xen refusing nested HVM (or
         anything else the configuration asks) makes the level unavailable."""
-        result = shell.run(["xl", "create", "-p", CONFIG], timeout=120)
+        result = shell.run(["xl", "create", "-p", config], timeout=120)
         if result.status != 0:
             errors = [line.strip() for line in result.output if "error" in line.lower() or "fail" in line.lower()]
             why = "; ".join(errors[-3:] or [line.strip() for line in result.output[-3:]])
-            raise LevelUnavailable(f"L{self.level} Xen refused the domain (xl create -p {CONFIG}): {why}")
+            raise LevelUnavailable(f"L{self.level} Xen refused the domain (xl create -p {config}): {why}")
         domid = shell.run(["xl", "domid", name], timeout=60)
         digits = [line.strip() for line in domid.output if line.strip().isdigit()]
         if domid.status != 0 or not digits:
