@@ -175,7 +175,7 @@ static void real_mode_guest(struct vmx_vcpu *v, uint64_t code, uint64_t stack)
     vmcs_write(VMCS_GUEST_RFLAGS, 0x2);
 }
 
-PROBE(vmx_entry_unrestricted_guest, "vmx.entry.unrestricted_guest", "VMX",
+PROBE(vmx_entry_unrestricted_guest, "vmx.entry.unrestricted_guest", "unrestricted guest",
       "A real-address-mode guest (CR0.PE=PG=0, IA-32e mode guest=0) running MOV AX,0x1234; VMCALL: "
       "without unrestricted guest VMLAUNCH fails with exit reason 0x80000021 (CR0 violates "
       "FIXED0); with unrestricted guest and EPT it exits with reason 18 at IP 3, length 3, "
@@ -311,7 +311,7 @@ PROBE(vmx_entry_activity_state, "vmx.entry.activity_state", "VMX",
     launch_ok(v, "VMLAUNCH with the activity state restored");
 }
 
-PROBE(vmx_entry_unrestricted_cr0, "vmx.entry.unrestricted_cr0", "VMX",
+PROBE(vmx_entry_unrestricted_cr0, "vmx.entry.unrestricted_cr0", "unrestricted guest",
       "Unrestricted guest and CR0: VMLAUNCH with unrestricted guest=1 but enable EPT=0 gives "
       "VMfailValid(7); with both, guest CR0.PG=1 and PE=0 is still invalid (VM-entry failure "
       "0x80000021, qualification 0), both for the 64-bit guest with PE cleared and for a real-mode "

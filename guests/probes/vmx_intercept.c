@@ -291,7 +291,7 @@ __asm__(".pushsection .text\n"
         "   ud2\n"
         ".popsection\n");
 
-PROBE(vmx_intercept_mtf, "vmx.intercept.mtf", "VMX",
+PROBE(vmx_intercept_mtf, "vmx.intercept.mtf", "MTF",
       "With monitor trap flag=1, each VM entry executes one guest instruction and exits with "
       "reason 37, qualification 0, guest RIP at the next instruction (NOP, then ADD, then ADD); "
       "with MTF cleared the guest runs to its VMCALL",
@@ -605,7 +605,7 @@ PROBE(vmx_intercept_vmx_insn, "vmx.intercept.vmx_insn", "VMX",
 
 extern const char vmx_guest_vectors[];
 
-PROBE(vmx_intercept_mtf_inject, "vmx.intercept.mtf_inject", "VMX",
+PROBE(vmx_intercept_mtf_inject, "vmx.intercept.mtf_inject", "MTF",
       "With monitor trap flag=1 and VM entry injecting #UD through a guest IDT, an MTF VM exit "
       "(reason 37) occurs before the handler's first instruction: guest RIP = the #UD handler, "
       "qualification 0",
@@ -994,7 +994,7 @@ PROBE(vmx_intercept_xsetbv, "vmx.intercept.xsetbv", "VMX",
     }
 }
 
-PROBE(vmx_intercept_mtf_pending, "vmx.intercept.mtf_pending", "VMX",
+PROBE(vmx_intercept_mtf_pending, "vmx.intercept.mtf_pending", "MTF",
       "VM entry with the VM-entry interruption information = other event (type 7), vector 0 (a "
       "pending MTF VM exit), MTF control 0: an MTF VM exit (reason 37, qualification 0) occurs "
       "before the guest's first instruction (guest RIP = entry point, RBX unchanged)",

@@ -18,7 +18,7 @@ __asm__(".pushsection .text\n"
         "   ud2\n"
         ".popsection\n");
 
-PROBE(vmx_misc_vmcs_shadowing, "vmx.misc.vmcs_shadowing", "VMX",
+PROBE(vmx_misc_vmcs_shadowing, "vmx.misc.vmcs_shadowing", "VMCS shadowing",
       "With VMCS shadowing, a shadow VMCS (revision | bit 31) as VMCS link pointer and zeroed "
       "VMREAD/VMWRITE bitmaps, guest VMREAD of GUEST_RIP (0x681e) returns the shadow's value 0xabcd "
       "and guest VMWRITE of 0x5678 lands in the shadow, both without exit; with the field's bit set "
@@ -271,7 +271,7 @@ PROBE(vmx_misc_vmfunc_eptp, "vmx.misc.vmfunc_eptp", "EPT",
     }
 }
 
-PROBE(vmx_misc_vmcs_shadowing_vmwrite, "vmx.misc.vmcs_shadowing_vmwrite", "VMX",
+PROBE(vmx_misc_vmcs_shadowing_vmwrite, "vmx.misc.vmcs_shadowing_vmwrite", "VMCS shadowing",
       "With VMCS shadowing and a shadow VMCS as link pointer: with GUEST_RIP's bit (0x681e) set in "
       "the VMWRITE bitmap only, guest VMREAD of it runs without exit (RBX = the shadow's 0xabcd) "
       "and guest VMWRITE exits with reason 25, length 3, RIP = the VMWRITE; the shadow's field "

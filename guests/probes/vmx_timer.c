@@ -12,7 +12,7 @@ __asm__(".pushsection .text\n"
         "   jmp 1b\n"
         ".popsection\n");
 
-PROBE(vmx_timer_zero, "vmx.timer.zero", "VMX",
+PROBE(vmx_timer_zero, "vmx.timer.zero", "preemption timer",
       "With activate VMX-preemption timer=1 and a timer value of 0, VM entry exits with reason 52 "
       "before the guest executes any instruction (guest RIP = entry point, RBX unchanged)",
       "Intel SDM Vol. 3C 25.6.1, 26.5.1")
@@ -29,7 +29,7 @@ PROBE(vmx_timer_zero, "vmx.timer.zero", "VMX",
     check_eq("exit qualification of the timer exit", v->exit_qual, 0);
 }
 
-PROBE(vmx_timer_expire, "vmx.timer.expire", "VMX",
+PROBE(vmx_timer_expire, "vmx.timer.expire", "preemption timer",
       "With a timer value of 1000 and save VMX-preemption timer value=1, a spinning guest exits "
       "with reason 52 after executing instructions, and the saved timer value is 0",
       "Intel SDM Vol. 3C 25.6.1, 25.7.1, 26.5.1, 28.3")
@@ -57,7 +57,7 @@ __asm__(".pushsection .text\n"
         "   ud2\n"
         ".popsection\n");
 
-PROBE(vmx_timer_save, "vmx.timer.save", "VMX",
+PROBE(vmx_timer_save, "vmx.timer.save", "preemption timer",
       "With the timer active at value 1000000 and save VMX-preemption timer value=1, a guest that "
       "exits at once with VMCALL leaves a saved timer value below 1000000 and above 0; with save=0 "
       "the field keeps the value written",
@@ -84,7 +84,7 @@ PROBE(vmx_timer_save, "vmx.timer.save", "VMX",
         check_eq("timer field with save=0", vmcs_read(VMCS_PREEMPTION_TIMER), 1000000);
 }
 
-PROBE(vmx_timer_rate, "vmx.timer.rate", "VMX",
+PROBE(vmx_timer_rate, "vmx.timer.rate", "preemption timer",
       "The VMX-preemption timer counts down by 1 each time bit X of the TSC changes, X = "
       "IA32_VMX_MISC[4:0]: a spinning guest with timer value 20000 exits with reason 52 no earlier "
       "than (20000 - 1) << X TSC ticks after VM entry, measured from the host around VMLAUNCH; a "
