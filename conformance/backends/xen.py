@@ -219,6 +219,17 @@ def xen_cmdline(settings: XenSettings) -> str:
     return " ".join((*XEN_APPEND, mem, *settings.options))
 
 
+def xl_info_facts(info: dict[str, str]) -> dict[str, Any]:
+    """The facts of a Xen level from `xl info`."""
+    return {
+        "xen.version": info["xen_version"],
+        "xen.caps": info.get("xen_caps", ""),
+        "xen.virt_caps": info.get("virt_caps", ""),
+        "xen.scheduler": info.get("xen_scheduler", ""),
+        "xen.commandline": info.get("xen_commandline", ""),
+    }
+
+
 def parse_xl_info(lines: list[str]) -> dict[str, str]:
     """`xl info`: `key : value` lines (Xen's own console lines skipped)."""
     info = {}
@@ -316,7 +327,9 @@ class XenBackend(Backend):
         info = super().describe()
         if self.host is not None:
             info["dom0"] = self.host.where
-            info["xen_cmdline"] = self._host_info.get("xen_commandline", "") if self._host_info else ""
+            if self._host_info:  # what the pre-flight's `xl info` said
+                info["xen_cmdline"] = self._host_info.get("xen_commandline", "")
+                info["preflight"] = xl_info_facts(self._host_info)
             return info
         info["appliance"] = {k: self.appliance.manifest[k] for k in ("xen", "kernel_version", "packages")}
         info["xen_cmdline"] = xen_cmdline(self.settings)
@@ -422,23 +435,16 @@ class XenBackend(Backend):
         if result.status != 0 or "xen_version" not in info:
             why = "; ".join(line.strip() for line in result.output[-3:])
             raise BootFailed(f"L{self.level}: `xl info` failed ({result.status}): {why}", shell.console.tail())
-        facts: dict[str, Any] = {
-            "xen.version": info["xen_version"],
-            "xen.caps": info.get("xen_caps", ""),
-            "xen.virt_caps": info.get("virt_caps", ""),
-            "xen.scheduler": info.get("xen_scheduler", ""),
-            "xen.commandline": info.get("xen_commandline", ""),
-        }
+        facts = xl_info_facts(info)
         caps = facts["xen.virt_caps"].split()
+        below = "the level below exposes" if self.host is None else "the host's CPU (or its firmware settings) offers"
         if "hvm" not in caps:
             raise LevelUnavailable(
-                f"L{self.level} Xen offers no HVM guests (virt_caps: {' '.join(caps) or 'none'}): "
-                "the level below exposes no SVM or VMX"
+                f"L{self.level} Xen offers no HVM guests (virt_caps: {' '.join(caps) or 'none'}): {below} no SVM or VMX"
             )
         if self.settings.hap and "hap" not in caps:
             raise LevelUnavailable(
-                f"L{self.level} Xen has no hardware-assisted paging (virt_caps: {' '.join(caps)}): "
-                "the level below exposes no NPT or EPT"
+                f"L{self.level} Xen has no hardware-assisted paging (virt_caps: {' '.join(caps)}): {below} no NPT or EPT"
             )
         return facts
 
