@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import re
 import shlex
 import socket
 import subprocess
@@ -185,17 +184,17 @@ def emulated_xen_host(
         xen = XenBackend(xen_settings, 1, below=below)
         known_hosts = workdir / "known_hosts"
         known_hosts.write_text(f"[127.0.0.1]:{chosen} {app.manifest['sshd']['host_key']}\n")
-        host = XenHost("127.0.0.1", chosen, USER, key, known_hosts, xen_cmdline(xen_settings), None)  # type: ignore[arg-type]
         start = time.monotonic()
         progress(f"booting the emulated Xen host, ssh on 127.0.0.1:{chosen}")
         with xen._boot_xen(initrd, workdir) as console:
             log = ConsoleLog(console)
-            host = dataclasses.replace(host, console=log)
+            host = XenHost("127.0.0.1", chosen, USER, key, known_hosts, xen_cmdline(xen_settings), log)
             try:
                 try:
                     log.wait_for(xen_sshd.SSHD_READY, ready_timeout)
                 except XenHostError:
-                    if port is None and attempt < 2 and any("hostfwd" in l or "host forwarding" in l for l in log.tail()):
+                    taken = any("host forwarding" in line for line in log.tail())
+                    if port is None and attempt < 2 and taken:
                         continue  # the port was taken meanwhile: another one
                     raise
                 host.timings["sshd_started"] = time.monotonic() - start
