@@ -73,9 +73,10 @@ MODULES = (
 RUNTIME_LIBS = ("libgcc_s.so.1",)
 HOST_LIBDIRS = ("/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu")
 
-# Dom0's init: the Xen daemons, then the command loop of appliance.py on
-# hvc0 (no prompt, no echo). A daemon that does not start ends the boot
-# with a line the harness quotes.
+# Dom0's init: the Xen daemons, the hooks a layer appended to the initramfs
+# may bring (/etc/nvct/init.d: xen_sshd.py's network and sshd), then the
+# command loop of appliance.py on hvc0 (no prompt, no echo). A daemon that
+# does not start ends the boot with a line the harness quotes.
 INIT = f"""#!/bin/busybox sh
 /bin/busybox --install -s /bin
 export PATH=/bin:/sbin:/usr/bin:/usr/sbin:/{XEN_BIN} HOME=/
@@ -97,6 +98,7 @@ mount -t xenfs xenfs /proc/xen || fail "cannot mount xenfs"
 xenstored --pid-file /run/xenstored.pid || fail "xenstored did not start"
 xen-init-dom0 >/tmp/xen-init-dom0.log 2>&1 || fail "xen-init-dom0 failed: $(cat /tmp/xen-init-dom0.log)"
 xenconsoled --pid-file=/run/xenconsoled.pid --log=none || fail "xenconsoled did not start"
+for hook in /etc/nvct/init.d/*; do [ -f "$hook" ] && . "$hook"; done
 echo "{READY} $(uname -r)"
 while IFS= read -r line; do
     eval "$line"
@@ -151,14 +153,17 @@ def _identity(packages: dict[str, Path]) -> str:
     return digest.hexdigest()[:16]
 
 
-def build(progress: Callable[[str], None] = lambda _: None) -> XenAppliance:
-    """The Xen appliance for this machine, built if the cache has none that fits."""
+def build(progress: Callable[[str], None] = lambda _: None, sshd: bool = False) -> XenAppliance:
+    """The Xen appliance for this machine, built if the cache has none that
+    fits. `sshd`: the variant whose dom0 runs sshd when it has a NIC (the
+    layer of xen_sshd.py appended to the initramfs)."""
     root = cache_root()
-    packages = _download([_kernel_package(), BUSYBOX, HYPERVISOR, *TOOLSTACK], root / "debs")
+    kernel_package = _kernel_package()
+    packages = _download([kernel_package, BUSYBOX, HYPERVISOR, *TOOLSTACK], root / "debs")
     key = _identity(packages)
     folder = root / "xen-appliance" / key
     if (folder / "manifest.json").is_file():
-        return _load(folder)
+        return _variant(_load(folder), packages[kernel_package], sshd)
     progress(f"building the Xen appliance in {folder}")
     folder.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=".build-", dir=folder.parent))
@@ -173,7 +178,15 @@ def build(progress: Callable[[str], None] = lambda _: None) -> XenAppliance:
                 raise
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    return _load(folder)
+    return _variant(_load(folder), packages[kernel_package], sshd)
+
+
+def _variant(app: XenAppliance, kernel_deb: Path, sshd: bool) -> XenAppliance:
+    if not sshd:
+        return app
+    from . import xen_sshd
+
+    return xen_sshd.variant(app, kernel_deb)
 
 
 def _libraries(binary: Path, libdir: Path) -> list[Path]:

@@ -1,0 +1,99 @@
+"""The emulated Xen host over SSH (conformance/xen_host.py): what the xen
+backend's SSH mode relies on, driven with the system ssh client against
+one boot of QEMU TCG -> Xen 4.17 with dom0's sshd on a forwarded port."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+
+from conformance.backends.xen import XenSettings, domu_config, parse_xl_info
+from conformance.xen_sshd import SSHD_READY
+from conformance.protocol import parse_line
+from conftest import need
+
+pytestmark = pytest.mark.boot
+
+
+@pytest.fixture(scope="module")
+def xen_host(tmp_path_factory):
+    need("qemu-system-x86_64", "qemu-system-x86")
+    for tool, package in (("ssh", "openssh-client"), ("scp", "openssh-client"), ("ssh-keygen", "openssh-client"),
+                          ("apt-get", "apt"), ("dpkg-deb", "dpkg")):  # fmt: skip
+        need(tool, package)
+    if not os.access("/usr/sbin/sshd", os.X_OK):
+        pytest.skip("/usr/sbin/sshd not installed (Debian package openssh-server)")
+    from conformance.xen_host import emulated_xen_host
+
+    with emulated_xen_host(tmp_path_factory.mktemp("xen-host")) as host:
+        yield host
+
+
+def _ok(proc):
+    assert proc.returncode == 0, f"status {proc.returncode}\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
+    return proc.stdout
+
+
+def test_dom0_says_sshd_runs_and_xl_info_works_over_ssh(xen_host):
+    assert any(SSHD_READY in line for line in xen_host.console.lines)
+    info = parse_xl_info(_ok(xen_host.run("xl", "info")).splitlines())
+    assert info["xen_version"].startswith("4.17")
+    assert {"hvm", "hap"} <= set(info["virt_caps"].split())
+    assert info["xen_commandline"] == xen_host.xen_cmdline
+    listing = _ok(xen_host.run("xl", "list")).splitlines()
+    assert listing[1].split()[:2] == ["Domain-0", "0"]
+
+
+def test_commands_on_stdin_run_one_by_one(xen_host):
+    """`ssh -T HOST sh` with commands on stdin: each runs in turn, in one
+    shell (one $$), and a failing one does not stop the next."""
+    script = "echo one $$\nfalse; echo status $?\ncd /tmp && echo in $(pwd)\necho two $$\n"
+    lines = _ok(xen_host.run("sh", input=script)).splitlines()
+    assert [line.split()[0] for line in lines] == ["one", "status", "in", "two"]
+    assert lines[1] == "status 1" and lines[2] == "in /tmp"
+    assert lines[0].split()[1] == lines[3].split()[1]
+
+
+def test_pvh_domu_created_over_ssh_prints_hello_in_xl_dmesg(xen_host, image):
+    kernel, config = "/tmp/nvct.elf", "/tmp/nvct-ssh.cfg"
+    xen_host.scp_to(image.elf, kernel)
+    cmdline = "probes=cpu.cpuid.basic nvct.ssh=1"
+    text = domu_config(XenSettings(), "nvct-ssh", kernel, cmdline)
+    _ok(xen_host.run("sh", "-c", f"cat > {config}", input=text))
+
+    _ok(xen_host.run("xl", "create", "-p", config))
+    state = _ok(xen_host.run("xl", "list", "nvct-ssh")).splitlines()[1].split()
+    assert "p" in state[4], state
+    domid = state[1]
+    _ok(xen_host.run("xl", "unpause", "nvct-ssh"))
+    hello = None
+    deadline = time.monotonic() + 60
+    while hello is None and time.monotonic() < deadline:
+        for line in _ok(xen_host.run("xl", "dmesg")).splitlines():
+            # Only the HELLO: Xen cuts longer records into 199-character pieces.
+            if line.startswith(f"(d{domid}) ") and " HELLO " in line:
+                record = parse_line(line)
+                if record is not None and record.kind == "HELLO":
+                    hello = record
+        time.sleep(1)
+    assert hello is not None, "no HELLO of the domU in `xl dmesg`"
+    assert hello.get("cmdline") == cmdline
+    assert hello.get("console") == "e9"
+
+    # A paused domain destroyed over SSH is gone.
+    _ok(xen_host.run("xl", "create", "-p", config))
+    _ok(xen_host.run("xl", "destroy", "nvct-ssh"))
+    assert "nvct-ssh" not in _ok(xen_host.run("xl", "list"))
+
+
+def test_times(xen_host):
+    """Not a bound: the times, for the report (pytest -s)."""
+    start = time.monotonic()
+    for _ in range(3):
+        _ok(xen_host.run("xl", "list"))
+    per_command = (time.monotonic() - start) / 3
+    print(f"\nemulated Xen host: {', '.join(f'{k} {v:.1f} s' for k, v in xen_host.timings.items())}; "
+          f"ssh ... xl list {per_command:.2f} s")  # fmt: skip
+    assert per_command < 30
