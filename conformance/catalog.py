@@ -28,6 +28,7 @@ class Probe:
     description: str
     reference: str
     hidden: bool = False
+    isolated: bool = False  # the harness runs it in a boot of its own
 
     @property
     def group(self) -> str:
@@ -42,6 +43,7 @@ class Probe:
             "description": self.description,
             "reference": self.reference,
             "hidden": self.hidden,
+            "isolated": self.isolated,
         }
 
 
@@ -90,7 +92,9 @@ def parse_catalog(text: str, origin: str = "catalogue") -> list[Probe]:
         if len(fields) != 5:
             raise CatalogError(f"{origin}: line {number}: want 5 tab-separated fields: {line!r}")
         pid, feature, flags, description, reference = fields
-        probes.append(Probe(pid, feature, description, reference, hidden="hidden" in flags.split(",")))
+        flag_set = set(flags.split(","))
+        probes.append(Probe(pid, feature, description, reference, hidden="hidden" in flag_set,
+                            isolated="isolated" in flag_set))  # fmt: skip
     ids = [p.id for p in probes]
     dupes = sorted({i for i in ids if ids.count(i) > 1})
     if dupes:

@@ -40,7 +40,7 @@ from .catalog import CatalogError, Probe, SelectionError, select, split_globs
 from .expect import Assessment, Expectations, Outcome, evaluate
 from .guest import BuildError, GuestImage, build
 from .profile import ProfileError, load_profile
-from .runner import RunOptions, run_level
+from .runner import RunOptions, run_level, shard_of
 from .session import ProbeResult
 from .stack import Level, build_stack
 
@@ -174,7 +174,7 @@ class NvctRun:
         self.expectations: Expectations | None = Expectations.of_profile(profile)
         self.image: GuestImage | None = None
         self.selected: list[Probe] = []
-        self.positions: dict[str, int] = {}
+        self._shards: dict[int, dict[str, int]] = {}
         self.levels: list[Level] = []
         self.preflight_error: str | None = None
 
@@ -193,11 +193,17 @@ class NvctRun:
         probe, _, level = nodeid[len(ROOT_NAME) + 2 : -1].rpartition("[L")
         if not self.selected:
             self.load()
-        position = self.positions.get(probe)
-        if position is None or not level.isdigit():
-            return None
         count = self.chunk_count(workers)
-        return f"nvct-L{level}-{position % count + 1}of{count}"
+        index = self.shards(count).get(probe)
+        if index is None or not level.isdigit():
+            return None
+        return f"nvct-L{level}-{index + 1}of{count}"
+
+    def shards(self, count: int) -> dict[str, int]:
+        """Probe id -> the chunk that runs it (the runner's own dealing)."""
+        if count not in self._shards:
+            self._shards[count] = shard_of(self.selected, count)
+        return self._shards[count]
 
     def load(self) -> None:
         try:
@@ -208,7 +214,6 @@ class NvctRun:
         self.selected = select(catalog, list(self.globs))
         if not self.selected:
             raise pytest.UsageError(f"nvct: no probe matches {','.join(self.globs)!r}")
-        self.positions = {p.id: n for n, p in enumerate(self.selected)}
         self.levels = build_stack(self.profile)
 
     def boot(self, chunk: Chunk) -> dict[str, ProbeResult]:
@@ -251,8 +256,9 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     for level in nvct.levels:
         count = nvct.chunk_count(nvct.workers())
         chunks = [Chunk(nvct, level, nvct.selected, k, count) for k in range(count)]
-        for position, probe in enumerate(nvct.selected):
-            chunk = chunks[position % count]
+        shards = nvct.shards(count)
+        for probe in nvct.selected:
+            chunk = chunks[shards[probe.id]]
             item = ProbeItem.from_parent(root, name=f"{probe.id}[L{level.number}]", probe=probe, chunk=chunk)
             item.add_marker(pytest.mark.nvct)
             item.add_marker(getattr(pytest.mark, probe.id.split(".")[0]))

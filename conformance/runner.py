@@ -21,6 +21,7 @@ from pathlib import Path
 from .backends import BootFailed, LevelUnavailable
 from .backends.console import ConsoleTimeout
 from .catalog import Probe
+from .features import feature, from_facts
 from .guest import GuestImage
 from .runrecord import LevelInfo
 from .session import BootLog, ProbeResult
@@ -95,22 +96,16 @@ def run_level(
                 on_boot(number, cmdline)
             return number
 
-    if shard is not None:
-        k, n = shard
-        if not 0 <= k < n:
-            raise ValueError(f"bad shard {k}/{n}")
-        _run_shard(level, image, [p.id for p in selected[k::n]], options, shard, info, lock, deliver, boot_number)
-        return outcome
-    jobs = max(1, min(options.jobs, len(selected)))
-    if jobs == 1:
-        _run_shard(level, image, [p.id for p in selected], options, None, info, lock, deliver, boot_number)
+    tasks = _plan(selected, options, shard)
+    if options.jobs <= 1 or shard is not None or len(tasks) <= 1:
+        for task in tasks:
+            _run_task(level, image, task, options, info, lock, deliver, boot_number)
         return outcome
     live = _Live()
-    pool = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix=f"nvct-L{level.number}")
+    pool = ThreadPoolExecutor(max_workers=min(options.jobs, len(tasks)), thread_name_prefix=f"nvct-L{level.number}")
     futures = [
-        pool.submit(_run_shard, level, image, [p.id for p in selected[k::jobs]], options, (k, jobs), info, lock,
-                    deliver, boot_number, live)  # fmt: skip
-        for k in range(jobs)
+        pool.submit(_run_task, level, image, task, options, info, lock, deliver, boot_number, live)
+        for task in tasks
     ]
     try:
         for future in futures:
@@ -121,6 +116,76 @@ def run_level(
     finally:
         pool.shutdown(wait=True)
     return outcome
+
+
+def shard_of(selected: list[Probe], count: int) -> dict[str, int]:
+    """Which of `count` shards runs each probe: the probes that share boots
+    are dealt out in turn (the kernel's `shard=K/N` over their selection),
+    then the isolated ones, each of which has a boot of its own."""
+    out: dict[str, int] = {}
+    for group in ([p for p in selected if not p.isolated], [p for p in selected if p.isolated]):
+        for position, probe in enumerate(group):
+            out[probe.id] = position % count
+    return out
+
+
+@dataclass(frozen=True)
+class Task:
+    """Boots that run some probes of a level (resumed after a crash as needed)."""
+
+    globs: tuple[str, ...]  # the kernel's probes=
+    ids: list[str]  # what those boots run
+    shard: tuple[int, int] | None = None  # the kernel's shard=
+    isolated: Probe | None = None  # a boot of its own for this probe
+
+
+def _plan(selected: list[Probe], options: RunOptions, shard: tuple[int, int] | None) -> list[Task]:
+    """The boots of a level (each resumed after a crash as needed): the
+    probes that share boots, in `options.jobs` shards side by side (or only
+    shard `shard`), with the isolated probes left out by name; then one boot
+    per isolated probe, selected by its id alone."""
+    shared = [p for p in selected if not p.isolated]
+    alone = [p for p in selected if p.isolated]
+    globs = options.globs + tuple(f"-{p.id}" for p in alone) if shared else options.globs
+    tasks: list[Task] = []
+    if shard is not None:
+        k, n = shard
+        if not 0 <= k < n:
+            raise ValueError(f"bad shard {k}/{n}")
+        mine = shard_of(selected, n)
+        part = [p.id for p in shared if mine[p.id] == k]
+        if part:
+            tasks.append(Task(globs, part, shard))
+        alone = [p for p in alone if mine[p.id] == k]
+    elif shared:
+        jobs = max(1, min(options.jobs, len(shared)))
+        tasks += [Task(globs, [p.id for p in shared[k::jobs]], (k, jobs) if jobs > 1 else None) for k in range(jobs)]
+    tasks += [Task((p.id,), [p.id], None, isolated=p) for p in alone]
+    return tasks
+
+
+def _run_task(level: Level, image: GuestImage, task: Task, options: RunOptions, info: LevelInfo,
+              lock: threading.Lock, deliver: Callable[[ProbeResult], None], boot_number: Callable[[str], int],
+              live: _Live | None = None) -> None:  # fmt: skip
+    """Run a task's boots; an isolated probe whose feature the level's facts
+    (the probe kernel's own CPUID and capability MSR readings from an earlier
+    boot of this level) say is not offered is not booted for: SKIP, as its
+    own check would say."""
+    probe = task.isolated
+    if probe is not None:
+        with lock:
+            facts, unavailable = dict(info.facts), info.unavailable
+        if unavailable:  # an earlier boot of this level found it cannot be offered
+            deliver(ProbeResult(probe.id, level.number, Verdict.SKIP, f"not exposed at this level: {unavailable}"))
+            return
+        status = from_facts(feature(probe.feature, [probe.id]).family, level.number, facts)
+        if status is not None and status.state == "not exposed":
+            why = f" ({status.reason})" if status.reason else ""
+            deliver(ProbeResult(probe.id, level.number, Verdict.SKIP,
+                                f"not exposed at this level: no {status.feature}{why}, as this level's facts say; "
+                                "the probe's boot of its own was not started"))  # fmt: skip
+            return
+    _run_shard(level, image, task.ids, task.globs, options, task.shard, info, lock, deliver, boot_number, live)
 
 
 class _Live:
@@ -158,6 +223,7 @@ def _run_shard(
     level: Level,
     image: GuestImage,
     remaining: list[str],
+    globs: tuple[str, ...],
     options: RunOptions,
     shard: tuple[int, int] | None,
     info: LevelInfo,
@@ -170,7 +236,7 @@ def _run_shard(
     while remaining:
         if live is not None and live.stopped:
             return
-        cmdline = kernel_cmdline(options.globs, after, shard)
+        cmdline = kernel_cmdline(globs, after, shard)
         number = boot_number(cmdline)
         log = BootLog(level.number, remaining, on_result=deliver, boot=number)
         try:
@@ -182,6 +248,7 @@ def _run_shard(
                 deliver(ProbeResult(probe, level.number, Verdict.SKIP, f"not exposed at this level: {exc}",
                                     boot=number))  # fmt: skip
             with lock:
+                info.unavailable = str(exc)
                 if str(exc) not in info.problems:
                     info.problems.append(str(exc))
             return

@@ -51,6 +51,10 @@ class LevelInfo:
     kernel: dict[str, str] = field(default_factory=dict)  # build id, console
     boots: int = 0
     problems: list[str] = field(default_factory=list)
+    # Why the hypervisor below could not offer this level (LevelUnavailable),
+    # once a boot found out; the run's own bookkeeping, not in the record
+    # (the reason is in `problems`).
+    unavailable: str = field(default="", compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -29,7 +29,10 @@
 
 /* ---- probe registration ------------------------------------------------ */
 
-#define PROBE_HIDDEN 1u /* runs only when a positive glob names it */
+#define PROBE_HIDDEN 1u   /* runs only when a positive glob names it */
+#define PROBE_ISOLATED 2u /* the harness runs it in a boot of its own: it
+                           * changes state that not every hypervisor lets
+                           * it restore (VM_CR.SVMDIS under KVM) */
 
 struct nvct_probe {
     const char *id;      /* stable dotted id, e.g. "svm.npt.nx" */
@@ -61,6 +64,8 @@ struct nvct_probe {
 #define PROBE(fn, id, feat, desc, ref) NVCT_PROBE_(fn, id, feat, desc, ref, 0, "-")
 #define PROBE_HIDDEN_(fn, id, feat, desc, ref) \
     NVCT_PROBE_(fn, id, feat, desc, ref, PROBE_HIDDEN, "hidden")
+#define PROBE_ISOLATED_(fn, id, feat, desc, ref) \
+    NVCT_PROBE_(fn, id, feat, desc, ref, PROBE_ISOLATED, "isolated")
 
 /* ---- reporting, kvm-unit-tests style ----------------------------------- */
 
