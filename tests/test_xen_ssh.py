@@ -4,8 +4,10 @@ one boot of QEMU TCG -> Xen 4.17 with dom0's sshd on a forwarded port."""
 
 from __future__ import annotations
 
+import json
 import os
 import time
+from pathlib import Path
 
 import pytest
 
@@ -97,3 +99,68 @@ def test_times(xen_host):
     print(f"\nemulated Xen host: {', '.join(f'{k} {v:.1f} s' for k, v in xen_host.timings.items())}; "
           f"ssh ... xl list {per_command:.2f} s")  # fmt: skip
     assert per_command < 30
+
+
+# ---- the xen backend's SSH mode, end to end ----------------------------------------
+
+
+def _host_profile(xen_host, tmp_path, probes: str) -> Path:
+    profile = tmp_path / "xen-over-ssh.yaml"
+    profile.write_text(
+        "name: xen-over-ssh\n"
+        "stack:\n"
+        "  - backend: xen\n"
+        f"    dom0: ssh://{xen_host.user}@{xen_host.host}:{xen_host.port}\n"
+        f"    identity: {xen_host.identity}\n"
+        f'    ssh_options: ["UserKnownHostsFile={xen_host.known_hosts}", "StrictHostKeyChecking=yes"]\n'
+        "    memory: 128\n"
+        f"probes: {probes!r}\n"
+        "timeouts:\n  boot: 300\n  probe: 120\n"
+    )
+    return profile
+
+
+def _leftovers(xen_host) -> tuple[list[str], str]:
+    """Domains other than dom0, and the folders the backend makes in /tmp."""
+    domains = [line.split()[0] for line in _ok(xen_host.run("xl", "list")).splitlines()[1:]]
+    folders = _ok(xen_host.run("find", "/tmp", "-maxdepth", "1", "-type", "d", "-name", "nvct.*")).strip()
+    return [d for d in domains if d != "Domain-0"], folders
+
+
+def test_nvct_run_over_ssh_puts_the_probe_kernel_at_l1_of_the_xen_host(xen_host, tmp_path):
+    """`dom0: ssh://...`: Xen is L0, the probe kernel a PVH domU at L1, its
+    records read from `xl dmesg`; nothing is left on the host afterwards."""
+    from conftest import nvct, verdicts
+
+    out = tmp_path / "r.json"
+    proc = nvct("run", "--profile", str(_host_profile(xen_host, tmp_path, "cpu.*,svm.vmrun.*")), "--json", str(out))
+    assert out.exists(), proc.stderr
+    record = json.loads(out.read_text())
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    got = verdicts(record, level=1)
+    assert got["svm.vmrun.vmmcall"] == "PASS" and got["cpu.cpuid.basic"] == "PASS"
+    (level,) = record["levels"]
+    assert level["level"] == 1 and level["facts"]["hv.signature"] == "XenVMMXenVMM"
+    assert level["kernel"]["console"] == "e9"
+    hypervisor = level["hypervisor"]
+    assert hypervisor["backend"] == "xen" and hypervisor["version"].startswith("Xen 4.17")
+    assert hypervisor["dom0"] == f"dom0 at ssh://root@127.0.0.1:{xen_host.port}"
+    assert {"hvm", "hap"} <= set(hypervisor["preflight"]["xen.virt_caps"].split())
+    runtime = hypervisor["runtime"]
+    assert runtime["domu.type"] == "pvh" and runtime["domu.nested_hvm"] == "True"
+    assert _leftovers(xen_host) == ([], "")
+
+
+def test_a_crash_over_ssh_resumes_in_a_fresh_domain_and_cleans_up(xen_host, tmp_path):
+    """A probe that triple-faults the domU (on_crash=destroy): CRASH, and the
+    next probe runs in a new domain; both domains and folders are gone."""
+    from conftest import nvct, verdicts
+
+    out = tmp_path / "r.json"
+    profile = _host_profile(xen_host, tmp_path, "selftest.alloc,selftest.triple_fault,selftest.worst_wins")
+    proc = nvct("run", "--profile", str(profile), "--json", str(out))
+    record = json.loads(out.read_text())
+    got = verdicts(record, level=1)
+    assert got == {"selftest.alloc": "PASS", "selftest.triple_fault": "CRASH", "selftest.worst_wins": "FAIL"}, proc.stdout
+    assert record["levels"][0]["boots"] == 2
+    assert _leftovers(xen_host) == ([], "")
