@@ -9,6 +9,10 @@ console (hvc0, where the appliance's command loop runs) and, with
 "(dN) ..." lines. The probe kernel runs as a PVH domU: with no COM1 it
 writes its records to port 0xE9 (`console=e9` in its HELLO), and the
 records are found anywhere in a line, so Xen's prefix does no harm.
+With `type: hvm` it runs as an HVM domU instead, like on a PC: hvmloader,
+SeaBIOS, GRUB from the boot ISO on an emulated CD-ROM, the probe kernel on
+the emulated COM1, all emulated by QEMU in dom0 (the appliance's device
+model variant); COM1 goes to a file that dom0 copies to its console.
 
 In dom0 the backend reads `xl info` (the facts of the level; no HVM or no
 HAP there means the level above cannot run: LevelUnavailable), creates the
@@ -32,6 +36,7 @@ from typing import Any
 from .. import xen_appliance
 from ..appliance import ApplianceError
 from ..cpio import write_cpio
+from ..guest import BuildError, GuestImage, check_iso_tools, make_iso
 from .base import Backend, BackendUnavailable, BootFailed, LevelUnavailable, Payload
 from .console import Console
 from .qemu import QemuBackend, concatenate
@@ -70,15 +75,35 @@ while :; do
 done
 """
 
+# An HVM domU (type: hvm) boots like a PC: hvmloader, SeaBIOS, then GRUB
+# from the probe kernel's boot ISO on an emulated CD-ROM, GRUB's multiboot
+# loader, the probe kernel. QEMU in dom0 (the device model) emulates the
+# CD-ROM and COM1; COM1 goes to a file in dom0 that the follow script
+# copies to dom0's console (the harness's line) while the domain runs.
+ISO = f"{GUEST_DIR}/nvct.iso"
+COM1_FILE = "/tmp/nvct-com1"
+# $1: the file QEMU writes the domU's COM1 to, $2: the domain; the wait
+# script beside this one runs the domain. Busybox `tail -f` looks for new
+# bytes once a second: the last ones are out two seconds after the domain
+# is gone.
+FOLLOW_SCRIPT = """tail -n +1 -f "$1" & follower=$!
+sh "${0%/*}/wait" "$2"; status=$?
+sleep 2
+kill $follower
+exit $status
+"""
+
 # Keys this backend writes itself; `config` cannot set them.
 OWN_KEYS = ("name", "type", "kernel", "cmdline", "memory", "maxmem", "vcpus", "nestedhvm", "hap",
-            "on_poweroff", "on_reboot", "on_crash", "on_watchdog")  # fmt: skip
+            "on_poweroff", "on_reboot", "on_crash", "on_watchdog",
+            "disk", "boot", "serial", "firmware_override")  # fmt: skip
+TYPES = ("pvh", "hvm")
 _KEY = re.compile(r"[a-z][_0-9a-z]*\Z")  # an xl config key (libxlu's lexer)
 
 
 @dataclass(frozen=True)
 class XenSettings:
-    type: str = "pvh"  # the domU's type (pvh: the probe kernel's PVH entry, console on port 0xE9)
+    type: str = "pvh"  # pvh: the PVH entry, console on port 0xE9; hvm: BIOS, GRUB ISO, COM1 (device model)
     nestedhvm: bool = True  # xl `nestedhvm`: SVM or VMX for the domU
     hap: bool = True  # xl `hap` (Debian's Xen has no shadow paging: HVM and PVH need HAP)
     memory: int = 128  # MiB for the domU
@@ -89,8 +114,8 @@ class XenSettings:
     ready_timeout: float = 300.0  # seconds for dom0 to come up
 
     def validate(self) -> tuple[str, str] | None:
-        if self.type != "pvh":
-            return "type", f"must be pvh (the only domU type this backend runs), not {self.type!r}"
+        if self.type not in TYPES:
+            return "type", f"must be one of {', '.join(TYPES)}, not {self.type!r}"
         if not 16 <= self.memory <= 65536:
             return "memory", "must be 16 to 65536 (MiB)"
         if not 1 <= self.vcpus <= 128:
@@ -132,12 +157,16 @@ def xl_string(value: str) -> str:
 
 
 def domu_config(settings: XenSettings, name: str, kernel: str, cmdline: str) -> str:
-    """The xl configuration of the probe kernel's domain."""
+    """The xl configuration of the probe kernel's domain. For an HVM domU,
+    `kernel` is the boot ISO and the command line is in its grub.cfg."""
+    if settings.type == "hvm":
+        boot = hvm_boot_items(kernel)
+    else:
+        boot = [("kernel", xl_string(kernel)), ("cmdline", xl_string(cmdline))]
     items: list[tuple[str, str]] = [
         ("name", xl_string(name)),
         ("type", xl_string(settings.type)),
-        ("kernel", xl_string(kernel)),
-        ("cmdline", xl_string(cmdline)),
+        *boot,
         ("memory", str(settings.memory)),
         ("vcpus", str(settings.vcpus)),
         ("nestedhvm", str(int(settings.nestedhvm))),
@@ -153,6 +182,47 @@ def domu_config(settings: XenSettings, name: str, kernel: str, cmdline: str) -> 
         value = value.strip()
         items.append((key.strip(), value if re.fullmatch(r"[0-9]+", value) else xl_string(value)))
     return "".join(f"{key} = {value}\n" for key, value in items)
+
+
+def hvm_boot_items(iso: str) -> list[tuple[str, str]]:
+    """An HVM domU's boot: the ISO on the secondary master IDE CD-ROM (QEMU
+    in dom0 reads the file itself: backendtype=qdisk needs no hotplug
+    scripts), booted by SeaBIOS; COM1 to a file; no display."""
+    disk = f"format=raw,vdev=hdc,access=ro,devtype=cdrom,backendtype=qdisk,target={iso}"
+    return [
+        ("disk", f"[ {xl_string(disk)} ]"),
+        ("boot", xl_string("d")),
+        ("serial", xl_string(f"file:{COM1_FILE}")),
+        ("device_model_version", xl_string("qemu-xen")),
+        ("vga", xl_string("none")),
+        ("vnc", "0"),
+        ("sdl", "0"),
+        ("nographic", "1"),
+    ]
+
+
+def payload_files(settings: XenSettings, name: str, payload: Payload, workdir: Path) -> dict[str, bytes | Path]:
+    """What dom0 needs to run the domain (its path in dom0 without the
+    leading slash -> content): the xl configuration, the image, the scripts."""
+    files: dict[str, bytes | Path] = {f"{GUEST_DIR.lstrip('/')}/wait": WAIT_SCRIPT.encode()}
+    if settings.type == "hvm":
+        iso = make_iso(GuestImage(payload.kernel), payload.append, workdir / "nvct.iso")
+        files[ISO.lstrip("/")] = iso
+        files[f"{GUEST_DIR.lstrip('/')}/follow"] = FOLLOW_SCRIPT.encode()
+        config = domu_config(settings, name, ISO, payload.append)
+    else:
+        files[KERNEL.lstrip("/")] = payload.kernel
+        config = domu_config(settings, name, KERNEL, payload.append)
+    files[CONFIG.lstrip("/")] = config.encode()
+    return files
+
+
+def wait_command(settings: XenSettings, name: str) -> list[str]:
+    """The command in dom0 that runs the domain to its end; its output is
+    the domain's console (for HVM, its COM1)."""
+    if settings.type == "hvm":
+        return ["sh", f"{GUEST_DIR}/follow", COM1_FILE, name]
+    return ["sh", f"{GUEST_DIR}/wait", name]
 
 
 def xen_cmdline(settings: XenSettings) -> str:
@@ -191,15 +261,20 @@ class XenBackend(Backend):
         if getattr(below, "firmware", "bios") != "bios" or getattr(below, "boot_from", "kernel") != "kernel":
             raise BackendUnavailable("xen boots with QEMU's -kernel: the level below needs firmware bios, boot kernel")
         self.below.preflight()
+        if self.settings.type == "hvm":
+            try:
+                check_iso_tools()
+            except BuildError as exc:
+                raise BackendUnavailable(f"an HVM domU boots from a GRUB ISO: {exc}") from None
         try:
-            self._appliance = xen_appliance.build()
+            self._appliance = xen_appliance.build(device_model=self.settings.type == "hvm")
         except ApplianceError as exc:
             raise BackendUnavailable(f"cannot build the Xen appliance: {exc}") from None
 
     @property
     def appliance(self) -> xen_appliance.XenAppliance:
         if self._appliance is None:
-            self._appliance = xen_appliance.build()
+            self._appliance = xen_appliance.build(device_model=self.settings.type == "hvm")
         return self._appliance
 
     def version(self) -> str:
@@ -222,15 +297,14 @@ class XenBackend(Backend):
     @contextmanager
     def boot_payload(self, payload: Payload, workdir: Path) -> Iterator[DomainConsole]:
         if not payload.probe or payload.initrds:
-            raise BootFailed("xen runs the probe kernel as a PVH domU; a Linux appliance above Xen is not supported")
+            raise BootFailed("xen runs the probe kernel as a domU; a Linux appliance above Xen is not supported")
         name = f"nvct-l{self.level + 1}"
-        config = domu_config(self.settings, name, KERNEL, payload.append)
-        extra = write_cpio(
-            workdir / f"l{self.level}-payload.cpio",
-            {KERNEL.lstrip("/"): payload.kernel, CONFIG.lstrip("/"): config.encode(),
-             f"{GUEST_DIR.lstrip('/')}/wait": WAIT_SCRIPT.encode()},
-            {f"{GUEST_DIR.lstrip('/')}/wait": 0o755},
-        )  # fmt: skip
+        try:
+            files = payload_files(self.settings, name, payload, workdir)
+        except BuildError as exc:
+            raise BootFailed(f"L{self.level}: {exc}") from None
+        scripts = {f"{GUEST_DIR.lstrip('/')}/{script}": 0o755 for script in ("wait", "follow")}
+        extra = write_cpio(workdir / f"l{self.level}-payload.cpio", files, scripts)
         initrd = concatenate((self.appliance.initramfs, extra), workdir / f"l{self.level}-dom0.cpio")
         label = f"L{self.level} {self.name}"
         with self._boot_xen(initrd, workdir) as console:
@@ -241,7 +315,7 @@ class XenBackend(Backend):
                 facts["dom0.kernel"] = release
                 domid = self._create(shell, name)
                 facts.update(self._domain_facts(shell, name))
-                guest = shell.launch(["sh", f"{GUEST_DIR}/wait", name], label=f"domain {name} in L{self.level}")
+                guest = shell.launch(wait_command(self.settings, name), label=f"domain {name} in L{self.level}")
             except ShellError as exc:
                 raise BootFailed(str(exc), exc.excerpt) from None
             domain = DomainConsole(guest, domid)
