@@ -254,6 +254,7 @@ def test_config_items_numbers_and_strings():
         ({"type": "hvm", "config": ("serial=pty",)}, "config"),
         ({"type": "hvm", "config": ("boot=c",)}, "config"),
         ({"type": "hvm", "config": ("disk=x",)}, "config"),
+        ({"type": "hvm", "config": ("vnc=1",)}, "config"),
     ],
 )
 def test_settings_validation(kwargs, key):

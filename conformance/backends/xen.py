@@ -96,7 +96,8 @@ exit $status
 # Keys this backend writes itself; `config` cannot set them.
 OWN_KEYS = ("name", "type", "kernel", "cmdline", "memory", "maxmem", "vcpus", "nestedhvm", "hap",
             "on_poweroff", "on_reboot", "on_crash", "on_watchdog",
-            "disk", "boot", "serial", "firmware_override")  # fmt: skip
+            "disk", "boot", "serial", "firmware_override", "device_model_version", "vga", "vnc", "sdl",
+            "nographic")  # fmt: skip
 TYPES = ("pvh", "hvm")
 _KEY = re.compile(r"[a-z][_0-9a-z]*\Z")  # an xl config key (libxlu's lexer)
 
