@@ -77,8 +77,8 @@ HOST_LIBDIRS = ("/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu")
 # (it adds about 33 MB to dom0's initramfs; PVH domUs need none of it): QEMU
 # for Xen (the path libxl starts), the firmware libxl loads for an HVM domU
 # (hvmloader, from xen-utils; SeaBIOS, the path Debian's libxl was built
-# with), and the keymap QEMU loads at start (`-k en-us`; it does so even
-# with `-vnc none`, and refuses to start without it).
+# with), and the keymap QEMU loads at start (its default, en-us: it does so
+# even with `-vnc none` and no `-k`, and refuses to start without it).
 DEVICE_MODEL_PACKAGES = ("qemu-system-xen", "seabios", "qemu-system-data")
 DEVICE_MODEL_PROGRAMS = ("usr/libexec/xen-qemu-system-i386",)
 DEVICE_MODEL_DATA = (
