@@ -283,11 +283,12 @@ def test_multiboot_modules_double_commas(tmp_path):
         multiboot_modules(((tmp_path / "with space", ""),))
 
 
-def test_profile_loads_with_xen_settings():
-    profile = load_profile(PROFILES / "tcg-xen-l2.yaml")
+@pytest.mark.parametrize("name, type_", [("tcg-xen-l2", "pvh"), ("tcg-xen-hvm-l2", "hvm")])
+def test_profile_loads_with_xen_settings(name, type_):
+    profile = load_profile(PROFILES / f"{name}.yaml")
     qemu, xen = profile.stack
     assert (qemu.backend, xen.backend) == ("qemu", "xen")
-    assert (xen.settings.type, xen.settings.nestedhvm) == ("pvh", True)
+    assert (xen.settings.type, xen.settings.nestedhvm) == (type_, True)
     assert "smap=0" in xen.settings.options
 
 
