@@ -161,9 +161,10 @@ def test_payload_files_hvm_carry_the_boot_iso_with_the_cmdline(tmp_path, image):
 
 def test_follow_script_copies_com1_to_the_end(tmp_path):
     """The follow script, run with a fake `xl`: every byte the domain wrote
-    to COM1 before it was gone comes out, its wait status is kept, and an
-    `xl list` that dies of SIGSEGV (Xen 4.17's sometimes does) is asked
-    again instead of taken for a domain that is gone."""
+    to COM1 before it was gone comes out, a line cut in two whole, and what
+    the wait says after it on lines of their own; the wait's status is
+    kept; an `xl list` that dies of SIGSEGV (Xen 4.17's sometimes does) is
+    asked again instead of taken for a domain that is gone."""
     import os
     import subprocess
 
@@ -178,8 +179,9 @@ def test_follow_script_copies_com1_to_the_end(tmp_path):
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     # `xl unpause` writes the first line; the first `xl list` dies of
-    # SIGSEGV, the second writes the last line and finds the domain
-    # running, the third finds it gone (no output).
+    # SIGSEGV; the second finds the domain running; the third finds it
+    # shut down while the last line is half in the file (and tail has
+    # copied that half), the rest coming half a second later.
     xl = bin_dir / "xl"
     xl.write_text(f"""#!/bin/sh
 case $1 in
@@ -187,7 +189,9 @@ unpause) echo "@NVCT1 0 HELLO" >> {com1} ;;
 list) echo x >> {tmp_path}/listed
       case $(wc -l < {tmp_path}/listed) in
       1) kill -SEGV $$ ;;
-      2) echo "@NVCT1 1 END" >> {com1}; echo header; echo "nvct-l2 1 128 1 r----- 0.1" ;;
+      2) echo header; echo "nvct-l2 1 128 1 r----- 0.1" ;;
+      3) printf "@NVCT1 1 E" >> {com1}; (sleep 2; echo "ND" >> {com1}) >/dev/null & sleep 1.5
+         echo header; echo "nvct-l2 1 128 1 ---s-- 0.1" ;;
       esac ;;
 esac
 """)
@@ -196,7 +200,9 @@ esac
     proc = subprocess.run(["sh", str(tmp_path / "follow"), str(com1), "nvct-l2"], env=env,
                           capture_output=True, text=True, timeout=30, check=False)  # fmt: skip
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.splitlines() == ["@NVCT1 0 HELLO", "@NVCT1 1 END"]
+    lines = proc.stdout.splitlines()
+    assert lines[:2] == ["@NVCT1 0 HELLO", "@NVCT1 1 END"], lines
+    assert lines[-1] == "nvct: domain nvct-l2 is ---s--"  # after the shell's word on the SIGSEGV, if any
     assert (tmp_path / "listed").read_text().count("x") == 3
 
 

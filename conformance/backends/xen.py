@@ -88,12 +88,14 @@ ISO = f"{GUEST_DIR}/nvct.iso"
 COM1_FILE = "/tmp/nvct-com1"
 # $1: the file QEMU writes the domU's COM1 to, $2: the domain; the wait
 # script beside this one runs the domain. Busybox `tail -f` looks for new
-# bytes once a second: the last ones are out two seconds after the domain
-# is gone.
+# bytes once a second and copies what it finds, a line cut in two
+# included: the last bytes are out two seconds after the domain is gone,
+# and what the wait says comes after them, on a line of its own.
 FOLLOW_SCRIPT = """tail -n +1 -f "$1" & follower=$!
-sh "${0%/*}/wait" "$2"; status=$?
+sh "${0%/*}/wait" "$2" >"$1.wait" 2>&1; status=$?
 sleep 2
 kill $follower
+if [ -s "$1.wait" ]; then echo; cat "$1.wait"; fi
 exit $status
 """
 
