@@ -73,6 +73,20 @@ MODULES = (
 RUNTIME_LIBS = ("libgcc_s.so.1",)
 HOST_LIBDIRS = ("/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu")
 
+# The HVM device model, only in the appliance build(device_model=True) gives
+# (it adds about 33 MB to dom0's initramfs; PVH domUs need none of it): QEMU
+# for Xen (the path libxl starts), the firmware libxl loads for an HVM domU
+# (hvmloader, from xen-utils; SeaBIOS, the path Debian's libxl was built
+# with), and the keymap QEMU loads at start (its default, en-us: it does so
+# even with `-vnc none` and no `-k`, and refuses to start without it).
+DEVICE_MODEL_PACKAGES = ("qemu-system-xen", "seabios", "qemu-system-data")
+DEVICE_MODEL_PROGRAMS = ("usr/libexec/xen-qemu-system-i386",)
+DEVICE_MODEL_DATA = (
+    f"usr/lib/xen-{XEN_VERSION}/boot/hvmloader",
+    "usr/share/seabios/bios-256k.bin",
+    "usr/share/qemu/keymaps/en-us",
+)
+
 # Dom0's init: the Xen daemons, the hooks a layer appended to the initramfs
 # may bring (/etc/nvct/init.d: xen_sshd.py's network and sshd), then the
 # command loop of appliance.py on hvc0 (no prompt, no echo). A daemon that
@@ -138,9 +152,11 @@ def _host_lib(name: str) -> Path:
     raise ApplianceError(f"{name} not found in {', '.join(HOST_LIBDIRS)} (Debian package libgcc-s1)")
 
 
-def _identity(packages: dict[str, Path]) -> str:
+def _identity(packages: dict[str, Path], device_model: bool = False) -> str:
     digest = hashlib.sha256()
     digest.update(f"format {FORMAT}\n{INIT}\n{MODULES}\n{PROGRAMS}\n".encode())
+    if device_model:
+        digest.update(f"device model {DEVICE_MODEL_PROGRAMS} {DEVICE_MODEL_DATA}\n".encode())
     for name in sorted(packages):
         digest.update(f"{name} {packages[name].name}\n".encode())
     # The libraries taken from this machine (glibc and a few more).
@@ -153,14 +169,17 @@ def _identity(packages: dict[str, Path]) -> str:
     return digest.hexdigest()[:16]
 
 
-def build(progress: Callable[[str], None] = lambda _: None, sshd: bool = False) -> XenAppliance:
+def build(progress: Callable[[str], None] = lambda _: None, sshd: bool = False,
+          device_model: bool = False) -> XenAppliance:  # fmt: skip
     """The Xen appliance for this machine, built if the cache has none that
-    fits. `sshd`: the variant whose dom0 runs sshd when it has a NIC (the
-    layer of xen_sshd.py appended to the initramfs)."""
+    fits. `device_model`: the variant that can run HVM domUs. `sshd`: the
+    variant whose dom0 runs sshd when it has a NIC (the layer of xen_sshd.py
+    appended to the initramfs)."""
     root = cache_root()
     kernel_package = _kernel_package()
-    packages = _download([kernel_package, BUSYBOX, HYPERVISOR, *TOOLSTACK], root / "debs")
-    key = _identity(packages)
+    extra = DEVICE_MODEL_PACKAGES if device_model else ()
+    packages = _download([kernel_package, BUSYBOX, HYPERVISOR, *TOOLSTACK, *extra], root / "debs")
+    key = _identity(packages, device_model)
     folder = root / "xen-appliance" / key
     if (folder / "manifest.json").is_file():
         return _variant(_load(folder), packages[kernel_package], sshd)
@@ -168,7 +187,7 @@ def build(progress: Callable[[str], None] = lambda _: None, sshd: bool = False) 
     folder.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=".build-", dir=folder.parent))
     try:
-        manifest = _assemble(work, packages)
+        manifest = _assemble(work, packages, device_model)
         (work / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
         shutil.rmtree(work / "x", ignore_errors=True)
         try:
@@ -214,7 +233,7 @@ def _libraries(binary: Path, libdir: Path) -> list[Path]:
     return libs
 
 
-def _assemble(work: Path, packages: dict[str, Path]) -> dict:
+def _assemble(work: Path, packages: dict[str, Path], device_model: bool = False) -> dict:
     extracted = work / "x"
     for deb in packages.values():
         _run(["dpkg-deb", "-x", str(deb), str(extracted)])
@@ -237,8 +256,9 @@ def _assemble(work: Path, packages: dict[str, Path]) -> dict:
         shutil.copyfile(vmlinuz[-1], kernel)
     libdir = extracted / "usr" / "lib" / "x86_64-linux-gnu"
 
+    programs = (*PROGRAMS, *DEVICE_MODEL_PROGRAMS) if device_model else PROGRAMS
     libs: dict[str, Path] = {}  # path in dom0 -> file here
-    for program in PROGRAMS:
+    for program in programs:
         for lib in _libraries(extracted / program, libdir):
             inside = lib.relative_to(extracted) if lib.is_relative_to(extracted) else lib.relative_to("/")
             libs[str(inside)] = lib
@@ -251,8 +271,10 @@ def _assemble(work: Path, packages: dict[str, Path]) -> dict:
         write_base(cpio, extracted, version, INIT, MODULES,
                    ("bin", "sbin", "dev", "proc", "sys", "tmp", "run", "etc/xen", "var/lib", "var/log", "nvct",
                     "usr/bin", "usr/sbin"))  # fmt: skip
-        for program in PROGRAMS:
+        for program in programs:
             cpio.file(program, extracted / program, 0o755)
+        for data in DEVICE_MODEL_DATA if device_model else ():
+            cpio.file(data, extracted / data, 0o644)
         for tool in XENSTORE_TOOLS:
             cpio.symlink(f"usr/bin/xenstore-{tool}", "xenstore")
         for inside, lib in sorted(libs.items()):
@@ -268,4 +290,5 @@ def _assemble(work: Path, packages: dict[str, Path]) -> dict:
         "packages": {name: deb.name for name, deb in packages.items()},
         "xen": packages[HYPERVISOR].name.split("_")[1].replace("%3a", ":"),
         "modules": list(MODULES),
+        "device_model": device_model,
     }

@@ -170,12 +170,13 @@ def emulated_xen_host(
                                    progress=progress) as host:  # fmt: skip
                 yield host
         return
-    app = xen_appliance.build(progress, sshd=True)
+    stack = load_profile(profile).stack
+    qemu_settings, xen_settings = stack[0].settings, stack[1].settings
+    # The profile's domU type says whether dom0 needs the device model (HVM).
+    app = xen_appliance.build(progress, sshd=True, device_model=xen_settings.type == "hvm")
     key = _keygen(workdir)
     keys = xen_sshd.authorized_keys_cpio([key.with_suffix(".pub").read_text()], workdir / "authorized_keys.cpio")
     initrd = concatenate((app.initramfs, keys), workdir / "dom0-sshd.cpio")
-    stack = load_profile(profile).stack
-    qemu_settings, xen_settings = stack[0].settings, stack[1].settings
     for attempt in range(3):
         chosen = port or free_port()
         net = ("-netdev", f"user,id=n0,hostfwd=tcp:127.0.0.1:{chosen}-:22", "-device", "e1000,netdev=n0")
@@ -229,11 +230,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m conformance.xen_host", description=__doc__.split("\n\n")[0])
     parser.add_argument("--port", type=int, help="port on 127.0.0.1 for dom0's sshd (default: a free one)")
     parser.add_argument("--dir", type=Path, help="keep the key pair and files here (default: a temporary folder)")
+    parser.add_argument("--profile", type=Path, default=PROFILE,
+                        help="the emulated stack: L0 QEMU and the xen level (default: %(default)s; a profile "
+                             "with type: hvm gives dom0 the device model)")  # fmt: skip
     args = parser.parse_args(argv)
     if args.dir:
         args.dir.mkdir(parents=True, exist_ok=True)
     try:
-        with emulated_xen_host(args.dir, port=args.port, progress=lambda m: print(m, file=sys.stderr)) as host:
+        with emulated_xen_host(args.dir, port=args.port, profile=args.profile,
+                               progress=lambda m: print(m, file=sys.stderr)) as host:  # fmt: skip
             print(f"Xen command line: {host.xen_cmdline}")
             print(f"ready after {host.timings['ssh_ready']:.1f} s; try:")
             print("  " + shlex.join(host.ssh("xl", "list")))

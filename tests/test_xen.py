@@ -52,18 +52,23 @@ def _dequote(token: str) -> str:
     return "".join(out)
 
 
-_LINE = re.compile(r"""([a-z][_0-9a-z]*) = ("(?:[^"\\\n]|\\.)*"|[0-9][0-9a-fx]*)\n""")
+_STRING = r'"(?:[^"\\\n]|\\.)*"'
+_LINE = re.compile(rf"""([a-z][_0-9a-z]*) = ({_STRING}|\[ {_STRING}(?:, {_STRING})* \]|[0-9][0-9a-fx]*)\n""")
 
 
-def read_xl(text: str) -> dict[str, str | int]:
-    """Settings of one `key = value` per line; a line that is not one fails."""
-    settings: dict[str, str | int] = {}
+def read_xl(text: str) -> dict[str, str | int | list[str]]:
+    """Settings of one `key = value` per line (a value: a string, a number or
+    a list of strings); a line that is not one fails."""
+    settings: dict[str, str | int | list[str]] = {}
     pos = 0
     while pos < len(text):
         match = _LINE.match(text, pos)
         assert match, f"not an xl setting line: {text[pos:].splitlines()[0]!r}"
         key, value = match.groups()
-        settings[key] = _dequote(value) if value.startswith('"') else int(value, 0)
+        if value.startswith("["):
+            settings[key] = [_dequote(item) for item in re.findall(_STRING, value)]
+        else:
+            settings[key] = _dequote(value) if value.startswith('"') else int(value, 0)
         pos = match.end()
     return settings
 
@@ -91,6 +96,132 @@ def test_domu_config_sets_every_key():
 def test_domu_config_nestedhvm_and_hap_off():
     cfg = read_xl(domu_config(XenSettings(nestedhvm=False, hap=False), "n", "/k", ""))
     assert (cfg["nestedhvm"], cfg["hap"], cfg["cmdline"]) == (0, 0, "")
+
+
+def test_hvm_domu_config_boots_the_iso_from_a_cdrom_with_com1_to_a_file():
+    text = domu_config(XenSettings(type="hvm", memory=96), "nvct-l2", "/nvct/guest/nvct.iso", "probes=cpu.*")
+    assert read_xl(text) == {
+        "name": "nvct-l2",
+        "type": "hvm",
+        "disk": ["format=raw,vdev=hdc,access=ro,devtype=cdrom,backendtype=qdisk,target=/nvct/guest/nvct.iso"],
+        "boot": "d",
+        "serial": "file:/tmp/nvct-com1",
+        "device_model_version": "qemu-xen",
+        "vga": "none",
+        "vnc": 0,
+        "sdl": 0,
+        "nographic": 1,
+        "memory": 96,
+        "vcpus": 1,
+        "nestedhvm": 1,
+        "hap": 1,
+        "on_poweroff": "destroy",
+        "on_reboot": "destroy",
+        "on_crash": "destroy",
+    }  # no kernel, no cmdline: the command line is in the ISO's grub.cfg
+
+
+def test_hvm_config_items_come_after_the_backends_own():
+    cfg = read_xl(domu_config(XenSettings(type="hvm", config=("viridian=0", "acpi=1")), "n", "/i.iso", ""))
+    assert (cfg["viridian"], cfg["acpi"], cfg["serial"]) == (0, 1, "file:/tmp/nvct-com1")
+
+
+def test_payload_files_pvh_unchanged(tmp_path):
+    from conformance.backends.base import Payload
+    from conformance.backends.xen import payload_files, wait_command
+
+    kernel = tmp_path / "nvct.elf"
+    kernel.write_bytes(b"\x7fELF")
+    files = payload_files(XenSettings(), "nvct-l2", Payload(kernel=kernel, append="probes=x"), tmp_path)
+    assert sorted(files) == ["nvct/guest/domu.cfg", "nvct/guest/kernel", "nvct/guest/pvconsole", "nvct/guest/wait"]
+    assert files["nvct/guest/kernel"] == kernel
+    assert read_xl(files["nvct/guest/domu.cfg"].decode())["cmdline"] == "probes=x"
+    assert wait_command(XenSettings(), "nvct-l2") == ["sh", "/nvct/guest/wait", "nvct-l2"]
+
+
+def test_payload_files_in_a_folder_of_a_real_host(tmp_path):
+    """The same files in the fresh folder of a real host's dom0; the wait
+    command copies the domain's Xen console (PVH) or its COM1 file (HVM)."""
+    from conformance.backends.base import Payload
+    from conformance.backends.xen import payload_files, wait_command
+
+    kernel = tmp_path / "nvct.elf"
+    kernel.write_bytes(b"\x7fELF")
+    folder = "/tmp/nvct.k3Xz9"
+    files = payload_files(XenSettings(), "nvct-l1-ab", Payload(kernel=kernel, append="console=xen"), tmp_path, folder)
+    assert all(path.startswith("tmp/nvct.k3Xz9/") for path in files)
+    assert read_xl(files["tmp/nvct.k3Xz9/domu.cfg"].decode())["kernel"] == f"{folder}/kernel"
+    assert wait_command(XenSettings(), "nvct-l1-ab", folder, domid=7) == ["sh", f"{folder}/pvconsole", "7", "nvct-l1-ab"]
+    hvm = XenSettings(type="hvm")
+    assert wait_command(hvm, "n", folder, f"{folder}/com1", 7) == ["sh", f"{folder}/follow", f"{folder}/com1", "n"]
+    assert read_xl(domu_config(hvm, "n", f"{folder}/nvct.iso", "", f"{folder}/com1"))["serial"] == f"file:{folder}/com1"
+
+
+def test_payload_files_hvm_carry_the_boot_iso_with_the_cmdline(tmp_path, image):
+    from conformance.backends.base import Payload
+    from conformance.backends.xen import payload_files, wait_command
+    from conformance.guest import BuildError, check_iso_tools
+
+    try:
+        check_iso_tools()
+    except BuildError as exc:
+        pytest.skip(str(exc))
+    settings = XenSettings(type="hvm")
+    files = payload_files(settings, "nvct-l2", Payload(kernel=image.elf, append="probes=cpu.*"), tmp_path)
+    assert sorted(files) == ["nvct/guest/domu.cfg", "nvct/guest/follow", "nvct/guest/nvct.iso", "nvct/guest/wait"]
+    iso = files["nvct/guest/nvct.iso"].read_bytes()
+    assert iso[0x8001:0x8006] == b"CD001"  # an ISO 9660 volume
+    assert b"multiboot /boot/nvct.elf probes=cpu.*" in iso  # grub.cfg, stored uncompressed
+    cfg = read_xl(files["nvct/guest/domu.cfg"].decode())
+    assert cfg["disk"][0].endswith(",target=/nvct/guest/nvct.iso")
+    assert wait_command(settings, "nvct-l2") == ["sh", "/nvct/guest/follow", "/tmp/nvct-com1", "nvct-l2"]
+
+
+def test_follow_script_copies_com1_to_the_end(tmp_path):
+    """The follow script, run with a fake `xl`: every byte the domain wrote
+    to COM1 before it was gone comes out, a line cut in two whole, and what
+    the wait says after it on lines of their own; the wait's status is
+    kept; an `xl list` that dies of SIGSEGV (Xen 4.17's sometimes does) is
+    asked again instead of taken for a domain that is gone."""
+    import os
+    import subprocess
+
+    from conformance.backends.xen import FOLLOW_SCRIPT, WAIT_SCRIPT
+
+    if shutil.which("tail") is None:
+        pytest.skip("no tail")
+    com1 = tmp_path / "com1"
+    com1.write_text("")
+    (tmp_path / "wait").write_text(WAIT_SCRIPT)
+    (tmp_path / "follow").write_text(FOLLOW_SCRIPT)
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    # `xl unpause` writes the first line; the first `xl list` dies of
+    # SIGSEGV; the second finds the domain running; the third finds it
+    # shut down while the last line is half in the file (and tail has
+    # copied that half), the rest coming half a second later.
+    xl = bin_dir / "xl"
+    xl.write_text(f"""#!/bin/sh
+case $1 in
+unpause) echo "@NVCT1 0 HELLO" >> {com1} ;;
+list) echo x >> {tmp_path}/listed
+      case $(wc -l < {tmp_path}/listed) in
+      1) kill -SEGV $$ ;;
+      2) echo header; echo "nvct-l2 1 128 1 r----- 0.1" ;;
+      3) printf "@NVCT1 1 E" >> {com1}; (sleep 2; echo "ND" >> {com1}) >/dev/null & sleep 1.5
+         echo header; echo "nvct-l2 1 128 1 ---s-- 0.1" ;;
+      esac ;;
+esac
+""")
+    xl.chmod(0o755)
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+    proc = subprocess.run(["sh", str(tmp_path / "follow"), str(com1), "nvct-l2"], env=env,
+                          capture_output=True, text=True, timeout=30, check=False)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[:2] == ["@NVCT1 0 HELLO", "@NVCT1 1 END"], lines
+    assert lines[-1] == "nvct: domain nvct-l2 is ---s--"  # after the shell's word on the SIGSEGV, if any
+    assert (tmp_path / "listed").read_text().count("x") == 3
 
 
 ODD = [
@@ -139,8 +270,8 @@ def test_config_items_numbers_and_strings():
 @pytest.mark.parametrize(
     "kwargs, key",
     [
-        ({"type": "hvm"}, "type"),
         ({"type": "pv"}, "type"),
+        ({"type": "HVM"}, "type"),
         ({"memory": 8}, "memory"),
         ({"vcpus": 0}, "vcpus"),
         ({"dom0_memory": 64}, "dom0_memory"),
@@ -151,6 +282,10 @@ def test_config_items_numbers_and_strings():
         ({"config": ("Bad-Key=1",)}, "config"),
         ({"config": ("nestedhvm=0",)}, "config"),
         ({"config": ("on_crash=restart",)}, "config"),
+        ({"type": "hvm", "config": ("serial=pty",)}, "config"),
+        ({"type": "hvm", "config": ("boot=c",)}, "config"),
+        ({"type": "hvm", "config": ("disk=x",)}, "config"),
+        ({"type": "hvm", "config": ("vnc=1",)}, "config"),
     ],
 )
 def test_settings_validation(kwargs, key):
@@ -160,6 +295,7 @@ def test_settings_validation(kwargs, key):
 
 def test_default_settings_are_valid():
     assert XenSettings().validate() is None
+    assert XenSettings(type="hvm").validate() is None
 
 
 def test_xen_cmdline():
@@ -178,11 +314,12 @@ def test_multiboot_modules_double_commas(tmp_path):
         multiboot_modules(((tmp_path / "with space", ""),))
 
 
-def test_profile_loads_with_xen_settings():
-    profile = load_profile(PROFILES / "tcg-xen-l2.yaml")
+@pytest.mark.parametrize("name, type_", [("tcg-xen-l2", "pvh"), ("tcg-xen-hvm-l2", "hvm")])
+def test_profile_loads_with_xen_settings(name, type_):
+    profile = load_profile(PROFILES / f"{name}.yaml")
     qemu, xen = profile.stack
     assert (qemu.backend, xen.backend) == ("qemu", "xen")
-    assert (xen.settings.type, xen.settings.nestedhvm) == ("pvh", True)
+    assert (xen.settings.type, xen.settings.nestedhvm) == (type_, True)
     assert "smap=0" in xen.settings.options
 
 
@@ -388,6 +525,33 @@ def test_l2_under_xen_in_tcg(tmp_path, tools):
     assert runtime["domu.nested_hvm"] == "True"
     assert "smap=0" in runtime["xen.commandline"].split()
     assert runtime["dom0.kernel"]
+    assert proc.returncode == 0, proc.stdout
+
+
+@pytest.mark.boot
+def test_l2_as_an_hvm_domu_under_xen_in_tcg(tmp_path, tools):
+    """hvmloader, SeaBIOS, GRUB from the ISO on the emulated CD-ROM, the
+    probe kernel on the COM1 that QEMU in dom0 emulates."""
+    from conformance.guest import BuildError, check_iso_tools
+
+    try:
+        check_iso_tools()
+    except BuildError as exc:
+        pytest.skip(str(exc))
+    proc, record = run_profile(tmp_path, "tcg-xen-hvm-l2", "--probes", "cpu.*,svm.cpuid.*,svm.vmrun.*")
+    assert [lv["level"] for lv in record["levels"]] == [1, 2], proc.stdout
+    l2 = verdicts(record, 2)
+    assert l2["svm.vmrun.vmmcall"] == "PASS", proc.stdout
+    assert l2["svm.cpuid.exposed"] == "PASS"
+    level2 = record["levels"][1]
+    assert level2["kernel"]["console"] == "com1"  # not e9: the emulated UART
+    assert level2["facts"]["hv.signature"] == "XenVMMXenVMM"
+    assert level2["facts"]["boot"] == "multiboot"  # GRUB's multiboot, not the PVH entry
+    assert int(level2["facts"]["tsc.hz"]) > 0  # an HVM domU has a PIT to calibrate against
+    runtime = level2["hypervisor"]["runtime"]
+    assert runtime["domu.type"] == "hvm"
+    assert runtime["domu.nested_hvm"] == "True"
+    assert "qemu-system-xen" in level2["hypervisor"]["appliance"]["packages"]
     assert proc.returncode == 0, proc.stdout
 
 

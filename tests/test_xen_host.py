@@ -1,10 +1,10 @@
 """The Xen backend on a real host's dom0 (`dom0: local` or `ssh://...`):
 the address, the ssh argv, where the backend may stand in a stack, and the
-script that reads the domain's lines from `xl dmesg`.
+script that copies the domain's Xen console.
 
-The script is run by the real `sh` and `awk` against FakeXl, a stand-in for
-`xl` (named as the fake it is) that replays console-ring windows; the SSH
-path against a dom0 for real is in test_xen_ssh.py."""
+The script is run by the real `sh` against stand-ins for `xl` and
+`xenstore-read` (fakes, named as such); the SSH path against a dom0 for
+real is in test_xen_ssh.py."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from conformance.backends.dom0 import Dom0, Dom0Error
-from conformance.backends.xen import HOST_WAIT_SCRIPT, XenSettings
+from conformance.backends.xen import PV_CONSOLE_SCRIPT, WAIT_SCRIPT, XenSettings
 from conformance.profile import ProfileError, load_profile
 
 # ---- the address -------------------------------------------------------------------
@@ -90,7 +90,6 @@ def test_put_names_the_path_it_could_not_write(tmp_path):
         ({"dom0": "xenhost"}, "dom0"),
         ({"dom0": "ssh://h", "ssh_options": ("-oFoo",)}, "ssh_options"),
         ({"dom0": "ssh://h", "options": ("smap=0",)}, "options"),
-        ({"dom0": "ssh://h", "poll": 0.0}, "poll"),
         ({"identity": "/k"}, "dom0"),
         ({"sudo": True}, "dom0"),
     ],
@@ -122,69 +121,55 @@ def test_booted_xen_still_needs_a_level_below(tmp_path):
         load_profile(_profile(tmp_path, "name: h\nstack:\n  - backend: xen\n"))
 
 
-# ---- reading the domain's lines from `xl dmesg` -------------------------------------
+# ---- copying the domain's Xen console ------------------------------------------------
 
-# FakeXl: `xl dmesg` prints the next window of a console ring from a list
-# prepared by the test (the last one again once they are used up);
-# `xl list NAME` says the domain runs until the windows are used up, then
-# that it is gone; `xl unpause` succeeds.
+# Stand-ins (fakes, named as such) for the two dom0 tools the script calls:
+# xenstore-read answers the console's pty path (here a plain file holding
+# what the domain wrote) after two misses, as xenconsoled takes a moment to
+# publish it; xl unpauses and says the domain is gone at the second look.
+FAKE_XENSTORE_READ = r"""#!/bin/sh
+n=$(cat "$FAKE/reads" 2>/dev/null || echo 0); echo $((n + 1)) > "$FAKE/reads"
+[ "$1" = "/local/domain/7/console/tty" ] || exit 1
+[ "$n" -ge 2 ] || exit 1
+echo "$FAKE/pty"
+"""
 FAKE_XL = r"""#!/bin/sh
-dir=$(dirname "$0")
 case $1 in
-unpause) echo unpaused >> "$dir/log" ;;
+unpause) echo unpaused >> "$FAKE/log" ;;
 list)
-    n=$(cat "$dir/n")
-    if [ -e "$dir/window.$n" ]; then echo "Name ID Mem VCPUs State Time(s)"; echo "$2 5 128 1 -b---- 0.1"; fi ;;
-dmesg)
-    n=$(cat "$dir/n")
-    if [ -e "$dir/window.$n" ]; then cat "$dir/window.$n"; echo $((n + 1)) > "$dir/n"
-    else cat "$dir/window.$((n - 1))"; fi ;;
+    n=$(cat "$FAKE/lists" 2>/dev/null || echo 0); echo $((n + 1)) > "$FAKE/lists"
+    if [ "$n" -lt 1 ]; then echo "Name ID Mem VCPUs State Time(s)"; echo "$2 7 128 1 -b---- 0.1"; fi ;;
 *) exit 2 ;;
 esac
 """
 
 
-def run_wait_script(tmp_path: Path, windows: list[list[str]]) -> list[str]:
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    (bin_dir / "xl").write_text(FAKE_XL)
-    (bin_dir / "xl").chmod(0o755)
-    (bin_dir / "n").write_text("0\n")
-    for i, window in enumerate(windows):
-        (bin_dir / f"window.{i}").write_text("".join(line + "\n" for line in window))
-    script = tmp_path / "wait"
-    script.write_text(HOST_WAIT_SCRIPT)
-    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
-    out = subprocess.run(["sh", str(script), "nvct-l1-x", "5", "0.01"], env=env, capture_output=True,
-                         text=True, timeout=60)  # fmt: skip
+def run_pv_console(tmp_path: Path, domid: str = "7", pty: bytes | None = b"") -> subprocess.CompletedProcess:
+    fake = tmp_path / "fake"
+    fake.mkdir()
+    for name, text in (("xenstore-read", FAKE_XENSTORE_READ), ("xl", FAKE_XL)):
+        (fake / name).write_text(text)
+        (fake / name).chmod(0o755)
+    if pty is not None:
+        (fake / "pty").write_bytes(pty)
+    folder = tmp_path / "nvct.abc"
+    folder.mkdir()
+    (folder / "wait").write_text(WAIT_SCRIPT)
+    (folder / "pvconsole").write_text(PV_CONSOLE_SCRIPT)
+    env = {**os.environ, "PATH": f"{fake}:{os.environ['PATH']}", "FAKE": str(fake)}
+    return subprocess.run(["sh", str(folder / "pvconsole"), domid, "nvct-l1-abc"], env=env, capture_output=True,
+                          text=True, timeout=60)  # fmt: skip
+
+
+def test_the_console_pty_is_copied_while_the_domain_runs(tmp_path):
+    records = b"@NVCT1 0 HELLO proto=1 #0\n@NVCT1 1 END #0\n"
+    out = run_pv_console(tmp_path, pty=records)
     assert out.returncode == 0, out.stderr
-    assert (bin_dir / "log").read_text() == "unpaused\n"
-    return out.stdout.splitlines()
+    assert out.stdout.splitlines() == ["@NVCT1 0 HELLO proto=1 #0", "@NVCT1 1 END #0"]
+    assert (tmp_path / "fake" / "log").read_text() == "unpaused\n"
 
 
-def test_each_line_once_though_every_window_repeats_the_last(tmp_path):
-    windows = [
-        ["(XEN) boot", "(d5) @NVCT1 0 HELLO a"],
-        ["(XEN) boot", "(d5) @NVCT1 0 HELLO a", "(d4) another domain", "(d5) @NVCT1 1 RESULT b"],
-        ["(d5) @NVCT1 0 HELLO a", "(d4) another domain", "(d5) @NVCT1 1 RESULT b", "(d5) @NVCT1 2 END"],
-    ]
-    assert run_wait_script(tmp_path, windows) == ["(d5) @NVCT1 0 HELLO a", "(d5) @NVCT1 1 RESULT b",
-                                                  "(d5) @NVCT1 2 END"]  # fmt: skip
-
-
-def test_identical_lines_are_all_kept(tmp_path):
-    # Two equal lines (a long record's empty continuation piece, say) are two
-    # lines; the next window repeats both and adds a third.
-    windows = [["(d5) x", "(d5) "], ["(d5) x", "(d5) ", "(d5) y", "(d5) "]]
-    assert run_wait_script(tmp_path, windows) == ["(d5) x", "(d5) ", "(d5) y", "(d5) "]
-
-
-def test_a_timestamp_before_the_domain_tag_is_dropped(tmp_path):
-    windows = [["[2026-11-24 22:01:02.123] (d5) @NVCT1 0 HELLO a", "(d55) not ours", "(d50) nor this"]]
-    assert run_wait_script(tmp_path, windows) == ["(d5) @NVCT1 0 HELLO a"]
-
-
-def test_lines_that_left_the_ring_are_not_printed_twice(tmp_path):
-    # The ring wrapped: the oldest line is gone from the second window.
-    windows = [["(d5) a", "(d5) b"], ["(d5) b", "(d5) c"]]
-    assert run_wait_script(tmp_path, windows) == ["(d5) a", "(d5) b", "(d5) c"]
+def test_a_domain_without_a_console_pty_is_named(tmp_path):
+    out = run_pv_console(tmp_path, domid="8")
+    assert out.returncode == 1
+    assert out.stdout.strip() == "nvct: domain nvct-l1-abc has no console pty in xenstore"

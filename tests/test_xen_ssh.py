@@ -104,7 +104,7 @@ def test_times(xen_host):
 # ---- the xen backend's SSH mode, end to end ----------------------------------------
 
 
-def _host_profile(xen_host, tmp_path, probes: str) -> Path:
+def _host_profile(xen_host, tmp_path, probes: str, domu_type: str = "pvh") -> Path:
     profile = tmp_path / "xen-over-ssh.yaml"
     profile.write_text(
         "name: xen-over-ssh\n"
@@ -113,6 +113,7 @@ def _host_profile(xen_host, tmp_path, probes: str) -> Path:
         f"    dom0: ssh://{xen_host.user}@{xen_host.host}:{xen_host.port}\n"
         f"    identity: {xen_host.identity}\n"
         f'    ssh_options: ["UserKnownHostsFile={xen_host.known_hosts}", "StrictHostKeyChecking=yes"]\n'
+        f"    type: {domu_type}\n"
         "    memory: 128\n"
         f"probes: {probes!r}\n"
         "timeouts:\n  boot: 300\n  probe: 120\n"
@@ -141,7 +142,7 @@ def test_nvct_run_over_ssh_puts_the_probe_kernel_at_l1_of_the_xen_host(xen_host,
     assert got["svm.vmrun.vmmcall"] == "PASS" and got["cpu.cpuid.basic"] == "PASS"
     (level,) = record["levels"]
     assert level["level"] == 1 and level["facts"]["hv.signature"] == "XenVMMXenVMM"
-    assert level["kernel"]["console"] == "e9"
+    assert level["kernel"]["console"] == "xen"  # the domain's Xen console, copied from its pty
     hypervisor = level["hypervisor"]
     assert hypervisor["backend"] == "xen" and hypervisor["version"].startswith("Xen 4.17")
     assert hypervisor["dom0"] == f"dom0 at ssh://root@127.0.0.1:{xen_host.port}"
@@ -164,3 +165,37 @@ def test_a_crash_over_ssh_resumes_in_a_fresh_domain_and_cleans_up(xen_host, tmp_
     assert got == {"selftest.alloc": "PASS", "selftest.triple_fault": "CRASH", "selftest.worst_wins": "FAIL"}, proc.stdout
     assert record["levels"][0]["boots"] == 2
     assert _leftovers(xen_host) == ([], "")
+
+
+@pytest.fixture(scope="module")
+def xen_hvm_host(tmp_path_factory):
+    """The emulated Xen host whose dom0 has the device model as well."""
+    from conformance.guest import BuildError, check_iso_tools
+    from conformance.xen_host import emulated_xen_host
+
+    try:
+        check_iso_tools()
+    except BuildError as exc:
+        pytest.skip(str(exc))
+    from conftest import PROFILES
+
+    with emulated_xen_host(tmp_path_factory.mktemp("xen-hvm-host"), profile=PROFILES / "tcg-xen-hvm-l2.yaml") as host:
+        yield host
+
+
+def test_nvct_run_over_ssh_with_an_hvm_domu(xen_hvm_host, tmp_path):
+    """type: hvm on a real host: the boot ISO copied over, hvmloader,
+    SeaBIOS and GRUB in the domU, COM1 to a file in the folder, followed."""
+    from conftest import nvct, verdicts
+
+    out = tmp_path / "r.json"
+    profile = _host_profile(xen_hvm_host, tmp_path, "cpu.*,svm.vmrun.*", domu_type="hvm")
+    proc = nvct("run", "--profile", str(profile), "--json", str(out))
+    assert out.exists(), proc.stderr
+    record = json.loads(out.read_text())
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert verdicts(record, level=1)["svm.vmrun.vmmcall"] == "PASS"
+    (level,) = record["levels"]
+    assert level["kernel"]["console"] == "com1" and level["facts"]["hv.signature"] == "XenVMMXenVMM"
+    assert level["hypervisor"]["runtime"]["domu.type"] == "hvm"
+    assert _leftovers(xen_hvm_host) == ([], "")

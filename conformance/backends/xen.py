@@ -9,6 +9,10 @@ console (hvc0, where the appliance's command loop runs) and, with
 "(dN) ..." lines. The probe kernel runs as a PVH domU: with no COM1 it
 writes its records to port 0xE9 (`console=e9` in its HELLO), and the
 records are found anywhere in a line, so Xen's prefix does no harm.
+With `type: hvm` it runs as an HVM domU instead, like on a PC: hvmloader,
+SeaBIOS, GRUB from the boot ISO on an emulated CD-ROM, the probe kernel on
+the emulated COM1, all emulated by QEMU in dom0 (the appliance's device
+model variant); COM1 goes to a file that dom0 copies to its console.
 
 In dom0 the backend reads `xl info` (the facts of the level; no HVM or no
 HAP there means the level above cannot run: LevelUnavailable), creates the
@@ -20,6 +24,7 @@ ends the domain instead of looping.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import secrets
@@ -34,6 +39,7 @@ from typing import Any
 from .. import xen_appliance
 from ..appliance import READY, ApplianceError
 from ..cpio import write_cpio
+from ..guest import BuildError, GuestImage, check_iso_tools, make_iso
 from .base import Backend, BackendUnavailable, BootFailed, LevelUnavailable, Payload, require_binary
 from .console import Console
 from .dom0 import Dom0, Dom0Error
@@ -60,11 +66,15 @@ PBUF_CHUNK = 199
 
 # The domU's lifetime in dom0: unpause it, then wait until it is gone, or
 # shut down, crashed or dying (a domain that never finishes dying must not
-# hold the run: the shared notes saw one with EFER.SVME set).
+# hold the run: the shared notes saw one with EFER.SVME set). Xen 4.17's
+# `xl list NAME` itself sometimes dies of SIGSEGV (1 in 60 calls, measured
+# here while an HVM domU ran): that is no answer, ask again.
 WAIT_SCRIPT = r"""name=$1
 xl unpause "$name" || exit 1
 while :; do
-    state=$(xl list "$name" 2>/dev/null | awk 'NR == 2 { print $5 }')
+    list=$(xl list "$name" 2>/dev/null)
+    if [ $? -gt 128 ]; then sleep 1; continue; fi
+    state=$(echo "$list" | awk 'NR == 2 { print $5 }')
     case $state in
         "") exit 0 ;;
         *[scd]*) echo "nvct: domain $name is $state"; exit 0 ;;
@@ -73,47 +83,59 @@ while :; do
 done
 """
 
-# The same on a real host, where Xen's console is not ours to read: the
-# domain's port 0xE9 lines are taken from `xl dmesg`, read every $3 seconds.
-# The console ring is a window, so each read repeats what the last one saw;
-# awk prints only lines it has not printed yet (counting repeats of a line
-# within one read, so that identical lines are not merged). If the ring
-# wraps between two reads, lines are lost, and the harness reports the gap
-# in the records' sequence numbers.
-HOST_WAIT_SCRIPT = r"""name=$1 tag="(d$2) " poll=$3
-xl unpause "$name" || exit 1
-while :; do
-    state=$(xl list "$name" 2>/dev/null | awk 'NR == 2 { print $5 }')
-    xl dmesg
-    echo "@@nvct-poll@@"
-    case $state in
-        "") break ;;
-        *[scd]*) echo "nvct: domain $name is $state"; break ;;
-    esac
-    sleep "$poll"
-done | awk -v tag="$tag" '
-    $0 == "@@nvct-poll@@" { split("", count); next }
-    index($0, "nvct: domain ") == 1 { print; fflush(); next }
-    {
-        at = index($0, tag)
-        if (at == 0) next
-        line = substr($0, at)
-        key = line SUBSEP (++count[line])
-        if (!(key in seen)) { seen[key] = 1; print line; fflush() }
-    }'
+# An HVM domU (type: hvm) boots like a PC: hvmloader, SeaBIOS, then GRUB
+# from the probe kernel's boot ISO on an emulated CD-ROM, GRUB's multiboot
+# loader, the probe kernel. QEMU in dom0 (the device model) emulates the
+# CD-ROM and COM1; COM1 goes to a file in dom0 that the follow script
+# copies to dom0's console (the harness's line) while the domain runs.
+ISO = f"{GUEST_DIR}/nvct.iso"
+COM1_FILE = "/tmp/nvct-com1"
+# $1: the file QEMU writes the domU's COM1 to, $2: the domain; the wait
+# script beside this one runs the domain. Busybox `tail -f` looks for new
+# bytes once a second and copies what it finds, a line cut in two
+# included: the last bytes are out two seconds after the domain is gone,
+# and what the wait says comes after them, on a line of its own.
+FOLLOW_SCRIPT = """tail -n +1 -f "$1" & follower=$!
+sh "${0%/*}/wait" "$2" >"$1.wait" 2>&1; status=$?
+sleep 2
+kill $follower
+if [ -s "$1.wait" ]; then echo; cat "$1.wait"; fi
+exit $status
 """
-# Xen prints a domain's port 0xE9 output only at this guest log level.
-_GUEST_LOGLVL = re.compile(r"(?:^|\s)guest_loglvl=(?:all|debug)(?:/|\s|$)")
+
+
+# A PVH domU on a real host, whose Xen console is not ours to read: the
+# probe kernel writes to the domain's Xen console instead (console=xen: the
+# shared ring that xenconsoled drains, lossless), and this script copies
+# the pty xenconsoled gives it ($1: the domid, $2: the name) to its output
+# while the wait script runs the domain; what the wait says comes last.
+PV_CONSOLE_SCRIPT = """dir=${0%/*} tty= i=0
+while [ $i -lt 100 ]; do
+    tty=$(xenstore-read "/local/domain/$1/console/tty" 2>/dev/null) && [ -n "$tty" ] && break
+    i=$((i + 1)); sleep 0.1
+done
+if [ -z "$tty" ]; then echo "nvct: domain $2 has no console pty in xenstore"; exit 1; fi
+stty -F "$tty" raw -echo 2>/dev/null
+cat "$tty" & follower=$!
+sh "$dir/wait" "$2" >"$dir/wait.out" 2>&1; status=$?
+sleep 1
+kill $follower 2>/dev/null
+if [ -s "$dir/wait.out" ]; then echo; cat "$dir/wait.out"; fi
+exit $status
+"""
 
 # Keys this backend writes itself; `config` cannot set them.
 OWN_KEYS = ("name", "type", "kernel", "cmdline", "memory", "maxmem", "vcpus", "nestedhvm", "hap",
-            "on_poweroff", "on_reboot", "on_crash", "on_watchdog")  # fmt: skip
+            "on_poweroff", "on_reboot", "on_crash", "on_watchdog",
+            "disk", "boot", "serial", "firmware_override", "device_model_version", "vga", "vnc", "sdl",
+            "nographic")  # fmt: skip
+TYPES = ("pvh", "hvm")
 _KEY = re.compile(r"[a-z][_0-9a-z]*\Z")  # an xl config key (libxlu's lexer)
 
 
 @dataclass(frozen=True)
 class XenSettings:
-    type: str = "pvh"  # the domU's type (pvh: the probe kernel's PVH entry, console on port 0xE9)
+    type: str = "pvh"  # pvh: the PVH entry, console on port 0xE9; hvm: BIOS, GRUB ISO, COM1 (device model)
     nestedhvm: bool = True  # xl `nestedhvm`: SVM or VMX for the domU
     hap: bool = True  # xl `hap` (Debian's Xen has no shadow paging: HVM and PVH need HAP)
     memory: int = 128  # MiB for the domU
@@ -128,7 +150,6 @@ class XenSettings:
     identity: str = ""  # the SSH identity file (else $NVCT_XEN_SSH_IDENTITY, else ssh's own)
     ssh_options: tuple[str, ...] = ()  # more `ssh -o NAME=VALUE` options
     sudo: bool = False  # run xl through `sudo -n` (a dom0 user that is not root)
-    poll: float = 0.5  # seconds between reads of `xl dmesg` (a real host)
 
     def host(self) -> Dom0 | None:
         """The real host's dom0, or None when nvct boots Xen itself."""
@@ -137,8 +158,8 @@ class XenSettings:
         return Dom0.parse(self.dom0, self.identity, self.ssh_options, self.sudo)
 
     def validate(self) -> tuple[str, str] | None:
-        if self.type != "pvh":
-            return "type", f"must be pvh (the only domU type this backend runs), not {self.type!r}"
+        if self.type not in TYPES:
+            return "type", f"must be one of {', '.join(TYPES)}, not {self.type!r}"
         if self.dom0:
             try:
                 self.host()
@@ -146,8 +167,6 @@ class XenSettings:
                 return ("ssh_options" if "option" in str(exc) else "dom0"), str(exc)
             if self.options:
                 return "options", "Xen's command line is the host's own: options apply only when nvct boots Xen (no dom0)"
-            if not 0.05 <= self.poll <= 10:
-                return "poll", "must be 0.05 to 10 (seconds)"
         elif self.identity or self.ssh_options or self.sudo:
             return "dom0", "identity, ssh_options and sudo need a real host's dom0 (local or ssh://...)"
         if not 16 <= self.memory <= 65536:
@@ -190,13 +209,17 @@ def xl_string(value: str) -> str:
     return '"' + "".join(out) + '"'
 
 
-def domu_config(settings: XenSettings, name: str, kernel: str, cmdline: str) -> str:
-    """The xl configuration of the probe kernel's domain."""
+def domu_config(settings: XenSettings, name: str, kernel: str, cmdline: str, com1: str = COM1_FILE) -> str:
+    """The xl configuration of the probe kernel's domain. For an HVM domU,
+    `kernel` is the boot ISO and the command line is in its grub.cfg."""
+    if settings.type == "hvm":
+        boot = hvm_boot_items(kernel, com1)
+    else:
+        boot = [("kernel", xl_string(kernel)), ("cmdline", xl_string(cmdline))]
     items: list[tuple[str, str]] = [
         ("name", xl_string(name)),
         ("type", xl_string(settings.type)),
-        ("kernel", xl_string(kernel)),
-        ("cmdline", xl_string(cmdline)),
+        *boot,
         ("memory", str(settings.memory)),
         ("vcpus", str(settings.vcpus)),
         ("nestedhvm", str(int(settings.nestedhvm))),
@@ -212,6 +235,59 @@ def domu_config(settings: XenSettings, name: str, kernel: str, cmdline: str) -> 
         value = value.strip()
         items.append((key.strip(), value if re.fullmatch(r"[0-9]+", value) else xl_string(value)))
     return "".join(f"{key} = {value}\n" for key, value in items)
+
+
+def hvm_boot_items(iso: str, com1: str = COM1_FILE) -> list[tuple[str, str]]:
+    """An HVM domU's boot: the ISO on the secondary master IDE CD-ROM (QEMU
+    in dom0 reads the file itself: backendtype=qdisk needs no hotplug
+    scripts), booted by SeaBIOS; COM1 to a file; no display."""
+    disk = f"format=raw,vdev=hdc,access=ro,devtype=cdrom,backendtype=qdisk,target={iso}"
+    return [
+        ("disk", f"[ {xl_string(disk)} ]"),
+        ("boot", xl_string("d")),
+        ("serial", xl_string(f"file:{com1}")),
+        ("device_model_version", xl_string("qemu-xen")),
+        ("vga", xl_string("none")),
+        ("vnc", "0"),
+        ("sdl", "0"),
+        ("nographic", "1"),
+    ]
+
+
+def payload_files(settings: XenSettings, name: str, payload: Payload, workdir: Path, folder: str = GUEST_DIR,
+                  com1: str = COM1_FILE) -> dict[str, bytes | Path]:  # fmt: skip
+    """What dom0 needs to run the domain (its path in dom0 without the
+    leading slash -> content): the xl configuration, the image, the scripts,
+    all in `folder`."""
+    where = folder.lstrip("/")
+    files: dict[str, bytes | Path] = {f"{where}/wait": WAIT_SCRIPT.encode()}
+    if settings.type == "hvm":
+        iso = make_iso(GuestImage(payload.kernel), payload.append, workdir / "nvct.iso")
+        files[f"{where}/nvct.iso"] = iso
+        files[f"{where}/follow"] = FOLLOW_SCRIPT.encode()
+        config = domu_config(settings, name, f"{folder}/nvct.iso", payload.append, com1)
+    else:
+        files[f"{where}/kernel"] = payload.kernel
+        files[f"{where}/pvconsole"] = PV_CONSOLE_SCRIPT.encode()
+        config = domu_config(settings, name, f"{folder}/kernel", payload.append)
+    files[f"{where}/domu.cfg"] = config.encode()
+    return files
+
+
+SCRIPTS = ("wait", "follow", "pvconsole")  # the executable ones among payload_files()
+
+
+def wait_command(settings: XenSettings, name: str, folder: str = GUEST_DIR, com1: str = COM1_FILE,
+                 domid: int | None = None) -> list[str]:  # fmt: skip
+    """The command in dom0 that runs the domain to its end; its output is
+    the domain's console: for HVM its COM1, for PVH with `domid` its Xen
+    console (the probe kernel booted with console=xen), else nothing (the
+    port 0xE9 lines come on Xen's own console)."""
+    if settings.type == "hvm":
+        return ["sh", f"{folder}/follow", com1, name]
+    if domid is not None:
+        return ["sh", f"{folder}/pvconsole", str(domid), name]
+    return ["sh", f"{folder}/wait", name]
 
 
 def xen_cmdline(settings: XenSettings) -> str:
@@ -272,27 +348,30 @@ class XenBackend(Backend):
         if getattr(below, "firmware", "bios") != "bios" or getattr(below, "boot_from", "kernel") != "kernel":
             raise BackendUnavailable("xen boots with QEMU's -kernel: the level below needs firmware bios, boot kernel")
         self.below.preflight()
+        if self.settings.type == "hvm":
+            try:
+                check_iso_tools()
+            except BuildError as exc:
+                raise BackendUnavailable(f"an HVM domU boots from a GRUB ISO: {exc}") from None
         try:
-            self._appliance = xen_appliance.build()
+            self._appliance = xen_appliance.build(device_model=self.settings.type == "hvm")
         except ApplianceError as exc:
             raise BackendUnavailable(f"cannot build the Xen appliance: {exc}") from None
 
     def _preflight_host(self, host: Dom0) -> None:
-        """A real host: dom0 answers, `xl info` works, and the domain's
-        console will reach us. What Xen offers (HVM, HAP) is checked at
-        boot: missing, it makes the level unavailable, not the run."""
+        """A real host: dom0 answers and `xl info` works (and, for HVM, the
+        ISO can be made here). What Xen offers (HVM, HAP) is checked at boot:
+        missing, it makes the level unavailable, not the run."""
         if host.kind == "ssh":
             require_binary("ssh", "openssh-client")
         elif not Path("/proc/xen").is_dir():
             raise BackendUnavailable("dom0 local: this machine is not a Xen domain (no /proc/xen)")
-        info = self.host_info()
-        commandline = info.get("xen_commandline", "")
-        if self.settings.type == "pvh" and not _GUEST_LOGLVL.search(commandline):
-            raise BackendUnavailable(
-                f"{host.where}: Xen prints a PVH domain's port 0xE9 output only with guest_loglvl=all, and its "
-                f"command line has none ({commandline or 'empty'}): add it to Xen's boot options, or set it "
-                "until the next boot with `xl set-parameters guest_loglvl=all`"
-            )
+        self.host_info()
+        if self.settings.type == "hvm":
+            try:
+                check_iso_tools()
+            except BuildError as exc:
+                raise BackendUnavailable(f"an HVM domU boots from a GRUB ISO: {exc}") from None
 
     def host_info(self) -> dict[str, str]:
         """`xl info` of the real host, read once."""
@@ -312,7 +391,7 @@ class XenBackend(Backend):
     @property
     def appliance(self) -> xen_appliance.XenAppliance:
         if self._appliance is None:
-            self._appliance = xen_appliance.build()
+            self._appliance = xen_appliance.build(device_model=self.settings.type == "hvm")
         return self._appliance
 
     def version(self) -> str:
@@ -345,7 +424,7 @@ class XenBackend(Backend):
 
     def boot_payload(self, payload: Payload, workdir: Path) -> AbstractContextManager[DomainConsole]:
         if not payload.probe or payload.initrds:
-            raise BootFailed("xen runs the probe kernel as a PVH domU; a Linux appliance above Xen is not supported")
+            raise BootFailed("xen runs the probe kernel as a domU; a Linux appliance above Xen is not supported")
         if self.host is not None:
             return self._boot_on_host(self.host, payload, workdir)
         return self._boot_emulated(payload, workdir)
@@ -355,13 +434,12 @@ class XenBackend(Backend):
         """Boot Xen on the level below, with the domain's files in dom0's
         initramfs; drive dom0 over the serial line."""
         name = f"nvct-l{self.level + 1}"
-        config = domu_config(self.settings, name, KERNEL, payload.append)
-        extra = write_cpio(
-            workdir / f"l{self.level}-payload.cpio",
-            {KERNEL.lstrip("/"): payload.kernel, CONFIG.lstrip("/"): config.encode(),
-             f"{GUEST_DIR.lstrip('/')}/wait": WAIT_SCRIPT.encode()},
-            {f"{GUEST_DIR.lstrip('/')}/wait": 0o755},
-        )  # fmt: skip
+        try:
+            files = payload_files(self.settings, name, payload, workdir)
+        except BuildError as exc:
+            raise BootFailed(f"L{self.level}: {exc}") from None
+        scripts = {f"{GUEST_DIR.lstrip('/')}/{script}": 0o755 for script in SCRIPTS}
+        extra = write_cpio(workdir / f"l{self.level}-payload.cpio", files, scripts)
         initrd = concatenate((self.appliance.initramfs, extra), workdir / f"l{self.level}-dom0.cpio")
         label = f"L{self.level} {self.name}"
         with self._boot_xen(initrd, workdir) as console:
@@ -372,7 +450,7 @@ class XenBackend(Backend):
                 facts["dom0.kernel"] = release
                 domid = self._create(shell, name, CONFIG)
                 facts.update(self._domain_facts(shell, name))
-                guest = shell.launch(["sh", f"{GUEST_DIR}/wait", name], label=f"domain {name} in L{self.level}")
+                guest = shell.launch(wait_command(self.settings, name), label=f"domain {name} in L{self.level}")
             except ShellError as exc:
                 raise BootFailed(str(exc), exc.excerpt) from None
             domain = DomainConsole(guest, domid)
@@ -382,9 +460,11 @@ class XenBackend(Backend):
     @contextmanager
     def _boot_on_host(self, host: Dom0, payload: Payload, workdir: Path) -> Iterator[DomainConsole]:
         """A real host's dom0: a shell there (local, or over SSH) for xl, the
-        domain's files in a fresh folder under /tmp, its console read from
-        `xl dmesg`. The domain and the folder are removed on every way out,
-        over a connection of their own (the shell may be busy)."""
+        domain's files in a fresh folder under /tmp, its console copied from
+        the pty xenconsoled serves (PVH, `console=xen`) or from the file the
+        device model writes COM1 to (HVM). The domain and the folder are
+        removed on every way out, over a connection of their own (the shell
+        may be busy)."""
         # A name of its own: other runs (or shards of this one) share the host.
         name = f"nvct-l{self.level + 1}-{secrets.token_hex(4)}"
         label = f"L{self.level} {self.name} ({host.where})"
@@ -402,16 +482,23 @@ class XenBackend(Backend):
                 folder = folders[-1]
                 facts = self._facts(shell)
                 facts["dom0.kernel"] = release
-                config = domu_config(self.settings, name, f"{folder}/kernel", payload.append)
-                (workdir / "domu.cfg").write_text(config)
-                (workdir / "wait").write_text(HOST_WAIT_SCRIPT)
-                host.put(payload.kernel, f"{folder}/kernel")
-                host.put(workdir / "domu.cfg", f"{folder}/domu.cfg")
-                host.put(workdir / "wait", f"{folder}/wait", 0o755)
+                if self.settings.type == "pvh":  # Xen's own console is the host's: the domain's is ours
+                    payload = dataclasses.replace(payload, append=f"{payload.append} console=xen".strip())
+                com1 = f"{folder}/com1"
+                files = payload_files(self.settings, name, payload, workdir, folder, com1)
+                for path, content in files.items():
+                    if isinstance(content, bytes):
+                        local = workdir / path.rsplit("/", 1)[-1]
+                        local.write_bytes(content)
+                        content = local
+                    mode = 0o755 if path.rsplit("/", 1)[-1] in SCRIPTS else 0o644
+                    host.put(content, f"/{path}", mode)
                 domid = self._create(shell, name, f"{folder}/domu.cfg")
                 facts.update(self._domain_facts(shell, name))
-                guest = shell.launch(["sh", f"{folder}/wait", name, str(domid), f"{self.settings.poll:g}"],
+                guest = shell.launch(wait_command(self.settings, name, folder, com1, domid),
                                      label=f"domain {name} on {host.where}")  # fmt: skip
+            except BuildError as exc:
+                raise BootFailed(f"L{self.level}: {exc}") from None
             except ShellError as exc:
                 raise BootFailed(str(exc), exc.excerpt) from None
             except Dom0Error as exc:

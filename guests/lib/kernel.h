@@ -65,6 +65,7 @@ const char *vector_name(int vector);
 /* ---- console (console.c) ------------------------------------------------ */
 
 void console_init(void);
+void console_select(const char *cmdline); /* console=NAME */
 const char *console_name(void);
 void console_write(const char *s, size_t n);
 void console_drain(void); /* wait until every byte has left */

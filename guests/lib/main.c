@@ -16,6 +16,7 @@ void kmain(int boot_kind, uint32_t boot_data)
     outb(0xa1, 0xff);
 
     boot_info_parse(boot_kind, boot_data);
+    console_select(boot_info.cmdline);
     mm_init();
     run_probes();
     machine_exit();

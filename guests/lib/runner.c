@@ -184,7 +184,14 @@ static void restore_state(const struct cpu_state *s)
     write_cr4(s->cr4);
     write_cr0(s->cr0);
     wrmsr(MSR_EFER, s->efer);
-    write_cr8(0);
+    /* Only if a probe left it set: in a guest run with V_INTR_MASKING, a
+     * MOV to CR8 while V_IRQ is set makes QEMU 7.2's TCG abort
+     * ("tcg_handle_interrupt: assertion failed": helper_write_crN raises
+     * the virtual interrupt outside the big lock). Seen at L2 under Xen as
+     * an HVM domU, where Xen's interrupt-window request for an interrupt
+     * that came while IF was 0 (a firmware PIT tick) stays set. */
+    if (read_cr8() != 0)
+        write_cr8(0);
     __asm__ volatile("mov %0, %%dr7" : : "r"(0x400ull)); /* no breakpoints armed */
     desc_load();
     mm_release(s->mark);
