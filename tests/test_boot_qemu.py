@@ -156,3 +156,33 @@ def test_hypervisor_that_cannot_start_is_a_crash_with_its_message(tmp_path):
     assert results and {r["verdict"] for r in results} == {"CRASH"}
     assert "unable to find CPU model 'no-such-cpu'" in results[0]["detail"]
     assert proc.returncode == 1
+
+
+def test_a_kvm_internal_error_ends_the_boot_at_once_with_qemus_words():
+    """QEMU keeps a VM paused after "KVM internal error" (this machine's KVM
+    says it for a Linux guest's LOCK CMPXCHG16B with -cpu host). The console
+    must not wait for the boot timeout. A shell script stands in for QEMU
+    here: it prints what QEMU 7.2 printed, then waits as the paused QEMU
+    does."""
+    import re
+    import time
+
+    import pexpect
+
+    from conformance.backends.console import Console
+    from conformance.backends.qemu import QEMU_FATAL
+
+    stand_in = ("echo 'Linux version 6.1.0'; echo 'KVM internal error. Suberror: 1'; "
+                "echo 'extra data[0]: 0x0000000000000001'; "
+                "echo 'RIP=ffffffff8132ae50 RFL=00000006 [-----P-] CPL=0 II=0 A20=1 SMM=0 HLT=0'; exec sleep 600")  # fmt: skip
+    console = Console(pexpect.spawn("sh", ["-c", stand_in], echo=False), label="qemu", fatal=QEMU_FATAL)
+    start = time.monotonic()
+    lines = []
+    while (line := console.readline(30)) is not None:
+        lines.append(line)
+    assert time.monotonic() - start < 10
+    assert lines[0] == "Linux version 6.1.0"
+    assert console.fatal_line == "KVM internal error. Suberror: 1"
+    assert re.fullmatch(r"qemu said 'KVM internal error\. Suberror: 1' at RIP=ffffffff8132ae50; nvct killed it .*",
+                        console.describe_end())  # fmt: skip
+    console.close(grace=0)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import collections
 import os
+import re
 import select
 import signal
 import time
@@ -31,10 +32,16 @@ class Console:
         label: str = "hypervisor",
         diagnostics: Callable[[], list[str]] | None = None,
         last_words: Callable[[], str | None] | None = None,
+        fatal: re.Pattern[str] | None = None,
     ):
         self.child = child
         self._diagnostics = diagnostics  # more lines for excerpts (a log file)
         self._last_words = last_words  # the hypervisor's own reason for dying
+        # A line by which the hypervisor says its guest cannot go on while it
+        # itself stays alive (QEMU pauses the VM after a KVM internal error):
+        # the console kills it at once, and that line is the reason.
+        self._fatal = fatal
+        self.fatal_line: str | None = None
         self.label = label
         self._serial_fd = serial_fd
         self._streams: dict[int, bytearray] = {child.child_fd: bytearray()}
@@ -67,6 +74,9 @@ class Console:
 
     def _emit(self, fd: int, raw: bytes) -> None:
         line = raw.decode("latin-1").rstrip("\r")
+        if self._fatal is not None and self.fatal_line is None and self._fatal.search(line):
+            self.fatal_line = line.strip()
+            self.kill()
         if self._is_serial(fd):
             self._lines.append(line)
             self._tail.append(line)
@@ -188,5 +198,9 @@ class Console:
             text = f"{self.label} exited with status {self.exit_status}"
         else:
             return f"{self.label} still running"
+        if self.fatal_line is not None:
+            rip = next((part for line in self._tail for part in line.split() if part.startswith("RIP=")), "")
+            where = f" at {rip}" if rip else ""
+            return f"{self.label} said {self.fatal_line!r}{where}; nvct killed it (the guest could not go on)"
         reason = self._last_words() if self._last_words is not None else None
         return f"{text} ({reason})" if reason else text

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -160,11 +161,19 @@ class QemuBackend(Backend):
         initrd = concatenate(payload.initrds, workdir / "initrd.cpio") if payload.initrds else None
         argv = self.argv(payload, initrd, iso, ovmf_vars)
         child = pexpect.spawn(argv[0], argv[1:], cwd=str(workdir), echo=False, env=os.environ.copy())
-        console = Console(child, label="qemu")
+        console = Console(child, label="qemu", fatal=QEMU_FATAL)
         try:
             yield console
         finally:
             console.close()
+
+
+# What QEMU prints when KVM cannot run the guest any more; QEMU then keeps
+# the VM paused instead of exiting (seen here: this machine's KVM cannot
+# emulate the LOCK CMPXCHG16B of a Linux guest with -cpu host, "KVM internal
+# error. Suberror: 1", emulation failure), so the boot would only end at its
+# timeout.
+QEMU_FATAL = re.compile(r"^KVM internal error\.|^KVM: entry failed|^error: kvm run failed")
 
 
 def multiboot_modules(modules: tuple[tuple[Path, str], ...]) -> str:

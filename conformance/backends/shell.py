@@ -41,15 +41,15 @@ class Shell:
         """Wait for the appliance's READY line; returns its kernel release."""
         deadline = time.monotonic() + timeout
         while True:
-            line = self._readline(deadline, f"the appliance did not come up within {timeout:g} s")
+            line = self._readline(deadline, "the appliance did not come up", timeout)
             if READY in line:
                 return line.split(READY, 1)[1].strip()
 
-    def _readline(self, deadline: float, what: str) -> str:
+    def _readline(self, deadline: float, what: str, timeout: float) -> str:
         try:
             line = self.console.readline(deadline - time.monotonic())
         except ConsoleTimeout:
-            raise ShellError(f"{self.label}: {what}", self.console.tail()) from None
+            raise ShellError(f"{self.label}: {what} within {timeout:g} s", self.console.tail()) from None
         if line is None:
             raise ShellError(f"{self.label}: {what} ({self.console.describe_end()})", self.console.tail())
         return line
@@ -63,7 +63,7 @@ class Shell:
         output: list[str] = []
         pattern = re.compile(re.escape(marker) + r" (\d+)")
         while True:
-            line = self._readline(deadline, f"`{command[:80]}` did not finish within {timeout:g} s")
+            line = self._readline(deadline, f"`{command[:80]}` did not finish", timeout)
             match = pattern.search(line)
             if match:
                 before = line[: match.start()]
