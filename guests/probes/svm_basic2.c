@@ -80,6 +80,46 @@ PROBE(svm_basic_xmm, "svm.basic.xmm", "SVM",
     check_eq("host XMM1 after #VMEXIT (the guest's value)", got, b);
 }
 
+/* The same rule as svm.basic.xmm, checked on many round trips: a hypervisor
+ * that switches FPU state lazily can get it wrong only when something else
+ * ran on the CPU in between (its own dom0 or host thread), which one round
+ * trip rarely meets. */
+#define XMM_ROUNDS 1000
+
+PROBE(svm_basic_xmm_repeat, "svm.basic.xmm_repeat", "SVM",
+      "VMRUN and #VMEXIT do not switch XMM state, 1000 times over: each round sets host XMM0 to a new value A and XMM1 to 0, runs a guest that copies XMM0 to RAX and RBX (a new B) to XMM1, and checks RAX = A and host XMM1 = B after the exit; the first round that differs is reported with both values",
+      "AMD APM Vol. 2 15.5.1, 15.6")
+{
+    svm_require();
+    if (!(cpuid(1, 0).d & BIT(26)))
+        skip("CPUID 1 EDX.SSE2[26]=0");
+    write_cr0(read_cr0() & ~(CR0_EM | CR0_TS)); /* the runner restores CR0 and CR4 */
+    write_cr4(read_cr4() | CR4_OSFXSR);
+    struct svm_vcpu v;
+    svm_vcpu_init(&v, (svm_guest_fn)(uintptr_t)svm_b_xmm, 0);
+    v.vmcb->save.cr0 = read_cr0();
+    v.vmcb->save.cr4 = read_cr4();
+    for (unsigned round = 0; round < XMM_ROUNDS; round++) {
+        const uint64_t a = 0x0123456789abcdefull ^ (round * 0x9e3779b97f4a7c15ull);
+        const uint64_t b = ~a;
+        svm_b_set_xmm0(a);
+        svm_b_set_xmm1(0);
+        v.vmcb->save.rip = A(svm_b_xmm);
+        v.regs.rbx = b;
+        uint64_t code = svm_run(&v);
+        uint64_t got = svm_b_get_xmm1();
+        if (!svm_check_exit(&v, code, SVM_EXIT_VMMCALL, "guest XMM access"))
+            break;
+        if (!check(v.vmcb->save.rax == a, "round %u of %u: XMM0 read by the guest: got %#llx, want %#llx (the host's)",
+                   round + 1, XMM_ROUNDS, (unsigned long long)v.vmcb->save.rax, (unsigned long long)a) ||
+            !check(got == b, "round %u of %u: host XMM1 after #VMEXIT: got %#llx, want %#llx (the guest's)",
+                   round + 1, XMM_ROUNDS, (unsigned long long)got, (unsigned long long)b))
+            break;
+    }
+    svm_b_set_xmm0(0);
+    svm_b_set_xmm1(0);
+}
+
 PROBE(svm_basic_vm_hsave_pa, "svm.basic.vm_hsave_pa", "SVM",
       "WRMSR VM_HSAVE_PA (0xC0010117) of a new page-aligned address reads back; a VMRUN/#VMEXIT round trip through it (guest VMMCALL) returns to the host with its RSP, CR3 and EFER intact; the original value is restored",
       "AMD APM Vol. 2 15.30.4, 15.5.1")
