@@ -145,9 +145,15 @@ def free_port() -> int:
 
 
 def _keygen(folder: Path) -> Path:
+    """The key pair in `folder`: the one already there (a --dir used before,
+    so that the printed ssh command stays the same), else a fresh one."""
     key = folder / "id_ed25519"
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "nvct-xen-host", "-f", str(key)],
-                   check=True, capture_output=True, timeout=60)  # fmt: skip
+    if key.is_file() and key.with_suffix(".pub").is_file():
+        return key
+    proc = subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "nvct-xen-host", "-f", str(key)],
+                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    if proc.returncode != 0:
+        raise XenHostError(f"ssh-keygen -f {key} failed: {(proc.stderr or proc.stdout).strip()}", [])
     return key
 
 
