@@ -60,6 +60,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                          "xdist workers)")  # fmt: skip
     group.addoption("--nvct-timeout", metavar="S", type=float, default=None,
                     help="seconds one probe may run (default: the profile's)")  # fmt: skip
+    group.addoption("--nvct-json", metavar="FILE", type=Path, default=None,
+                    help="write the nvct run record (docs/run-record.md), updated as results arrive; "
+                         "nvct report, diff and merge read it")  # fmt: skip
 
 
 def _enabled(config: pytest.Config) -> bool:
@@ -117,6 +120,9 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError("--nvct-chunks must be at least 1")
     nvct = NvctRun(config, path, profile, globs, chunks)
     config.stash[_KEY] = nvct
+    target = config.getoption("nvct_json")
+    if target is not None and not hasattr(config, "workerinput"):  # written where the reports meet
+        config.pluginmanager.register(RecordWriter(nvct, target), "nvct-record-writer")
     config.addinivalue_line("markers", "nvct: an nvct conformance probe (at one level)")
     if config.args_source is not pytest.Config.ArgsSource.ARGS:
         # No paths on the command line: collect the probes only, not the
@@ -139,6 +145,7 @@ class Chunk:
     results: dict[str, ProbeResult] | None = None
     failure: BaseException | None = None
     boots: list[str] = field(default_factory=list)
+    info: dict[str, Any] | None = None  # the level as the chunk's boots saw it (LevelInfo), sent once
 
     @property
     def group(self) -> str:
@@ -233,6 +240,7 @@ class NvctRun:
         shard = (chunk.index, chunk.count) if chunk.count > 1 else None
         outcome = run_level(level, self.image, chunk.selected, options,
                             on_boot=lambda number, cmdline: chunk.boots.append(cmdline), shard=shard)  # fmt: skip
+        chunk.info = outcome.info.to_dict()
         return {r.probe: r for r in outcome.results}
 
     def assess(self, result: ProbeResult) -> Assessment:
@@ -301,6 +309,8 @@ class ProbeItem(pytest.Item):
         super().__init__(**kwargs)
         self.probe = probe
         self.chunk = chunk
+        self.nvct_result: dict[str, Any] | None = None
+        self.nvct_level_info: dict[str, Any] | None = None
 
     @property
     def level(self) -> int:
@@ -324,6 +334,11 @@ class ProbeItem(pytest.Item):
             ("nvct.chunk", self.chunk.group),  # the boot that measured it
             ("nvct.worker", os.environ.get("PYTEST_XDIST_WORKER", "main")),
         ]
+        # For --nvct-json, wherever the report is read (xdist carries a
+        # report's attributes to the controller): the result, and once per
+        # chunk the level as its boots saw it.
+        self.nvct_result = result.to_dict()
+        self.nvct_level_info, self.chunk.info = self.chunk.info, None
         if not assessment.ok:
             raise ProbeFailed(self._explain(result, assessment))
         if assessment.outcome is Outcome.SKIP:
@@ -354,3 +369,84 @@ class ProbeItem(pytest.Item):
     def reportinfo(self):
         return self.path, None, f"nvct {self.probe.id} [L{self.level}]"
 
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Any:
+    report = yield
+    if isinstance(item, ProbeItem) and call.when == "call" and item.nvct_result is not None:
+        report.nvct_result = item.nvct_result
+        if item.nvct_level_info is not None:
+            report.nvct_level_info = item.nvct_level_info
+    return report
+
+
+class RecordWriter:
+    """--nvct-json: the run record, from the reports of the probe items
+    (the worker that ran a chunk puts each probe's result, and once the
+    level as its boots saw it, in the item's user properties), rewritten
+    after every result and once more at the end of the session, gated by
+    the profile's expectations as `nvct run --json` is."""
+
+    def __init__(self, nvct: NvctRun, path: Path):
+        from .runrecord import RunRecord
+
+        self.nvct = nvct
+        self.path = path
+        self.record = RunRecord(
+            profile={"name": nvct.profile.name, "path": str(nvct.path), "description": nvct.profile.description},
+            selection=list(nvct.globs),
+        )
+        self.levels: dict[int, Any] = {}
+
+    def _level(self, data: dict[str, Any]) -> None:
+        """Chunks of one level are boots of the same level: one entry, their
+        boots added up, the facts of the first chunk that reported any."""
+        from .runrecord import LevelInfo
+
+        info = LevelInfo.from_dict(data)
+        known = self.levels.get(info.level)
+        if known is None:
+            self.levels[info.level] = info
+            self.record.levels = [self.levels[n] for n in sorted(self.levels)]
+            return
+        known.boots += info.boots
+        known.facts = known.facts or info.facts
+        known.kernel = known.kernel or info.kernel
+        known.problems += [p for p in info.problems if p not in known.problems]
+
+    def _save(self, final: bool = False) -> None:
+        from .expect import apply
+
+        if not self.record.catalog and self.nvct.selected:
+            self.record.catalog = [p.as_dict() for p in self.nvct.selected]
+        apply(self.record, self.nvct.expectations)
+        self.record.write(self.path, pretty=final)
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        result = getattr(report, "nvct_result", None)
+        if report.when != "call" or result is None:
+            return
+        info = getattr(report, "nvct_level_info", None)
+        if info is not None:
+            self._level(info)
+        self.record.results.append(ProbeResult.from_dict(result))
+        self._save()
+
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        from .runrecord import now
+
+        if not self.nvct.selected:
+            try:
+                self.nvct.load()
+            except pytest.UsageError:
+                pass
+        done = {(r.probe, r.level) for r in self.record.results}
+        levels = [level.number for level in self.nvct.levels]
+        self.record.not_run = [{"probe": p.id, "level": n} for n in levels for p in self.nvct.selected
+                               if (p.id, n) not in done]  # fmt: skip
+        interrupted = exitstatus == pytest.ExitCode.INTERRUPTED or session.shouldstop
+        self.record.status = "interrupted" if interrupted or self.record.not_run else "complete"
+        self.record.finished = now()
+        self._save(final=True)

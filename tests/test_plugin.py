@@ -154,6 +154,32 @@ def test_verdicts_junit_and_xdist_agree_with_nvct_run(tmp_path):
         assert got == {name: outcome for name, (_, outcome) in runs["sequential"].items()}, jobs
 
 
+@pytest.mark.parametrize("extra", [(), ("-n", "2")], ids=["sequential", "xdist"])
+def test_nvct_json_writes_the_run_record_nvct_run_would(tmp_path, extra):
+    """--nvct-json: the run record, from the workers' reports under xdist;
+    its results, outcomes, levels and gate as `nvct run --json` has them,
+    and `nvct report` reads it. The JUnit file stays free of it."""
+    need("qemu-system-x86_64", "qemu-system-x86")
+    probes = f"{PROBES},svm.vm_cr.*"  # two of them isolated: a boot each
+    record, junit = tmp_path / "plugin.json", tmp_path / "r.xml"
+    proc = pytest_run(tmp_path / "run", "--nvct-profile", TCG, "--nvct-probes", probes, "--nvct-json", str(record),
+                      f"--junitxml={junit}", *extra)  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    data = json.loads(record.read_text())
+    reference = tmp_path / "nvct.json"
+    assert nvct("run", "--profile", TCG, "--probes", probes, "--json", str(reference)).returncode == 0
+    ref = json.loads(reference.read_text())
+    assert data["schema"] == ref["schema"] and data["status"] == "complete" and data["not_run"] == []
+    got = {(r["probe"], r["level"]): (r["verdict"], r["outcome"]) for r in data["results"]}
+    assert got == {(r["probe"], r["level"]): (r["verdict"], r["outcome"]) for r in ref["results"]}
+    assert data["gate"]["holds"] and [p["id"] for p in data["catalog"]] == [p["id"] for p in ref["catalog"]]
+    (level,) = data["levels"]
+    assert level["boots"] == ref["levels"][0]["boots"] + (1 if extra else 0)  # two chunks share out the probes
+    assert level["facts"]["hv.signature"] == "TCGTCGTCGTCG" and level["hypervisor"]["backend"] == "qemu"
+    assert "svm.npt.gpat" in nvct("report", str(record)).stdout
+    assert "nvct_result" not in junit.read_text() and "HELLO" not in junit.read_text()
+
+
 def test_failures_say_why_and_x_stops_at_the_first(tmp_path):
     """A profile whose expectations are wrong: a known failure that passes
     (XPASS, strict) and PASS expected of the two probes that fail."""
