@@ -227,15 +227,23 @@ def build(progress: Callable[[str], None] = lambda _: None) -> Appliance:
         manifest = _assemble(work, packages)
         (work / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
         shutil.rmtree(work / "x", ignore_errors=True)
-        try:
-            os.rename(work, folder)  # atomic: a parallel build loses the race harmlessly
-        except OSError:
-            if not manifest_path.is_file():
-                raise
+        publish(work, folder, manifest_path)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     manifest = json.loads(manifest_path.read_text())
     return Appliance(folder, folder / manifest["kernel"], folder / "initramfs.cpio", manifest)
+
+
+def publish(work: Path, folder: Path, done: Path) -> None:
+    """Move a finished build folder into place at once (a rename): readers
+    never see half a build. A parallel build that got there first wins, and
+    this one's is thrown away by the caller; `done` is the file a finished
+    folder always has."""
+    try:
+        os.rename(work, folder)
+    except OSError:
+        if not done.is_file():
+            raise
 
 
 def write_base(

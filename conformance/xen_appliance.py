@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .appliance import READY, ApplianceError, _download, _kernel_package, _run, write_base
-from .appliance import BUSYBOX, cache_root, extract_vmlinux
+from .appliance import BUSYBOX, cache_root, extract_vmlinux, publish
 from .cpio import CpioWriter
 
 FORMAT = 1  # bump when the layout or the init changes: old caches are then rebuilt
@@ -190,11 +190,7 @@ def build(progress: Callable[[str], None] = lambda _: None, sshd: bool = False,
         manifest = _assemble(work, packages, device_model)
         (work / "manifest.json").write_text(json.dumps(manifest, indent=1) + "\n")
         shutil.rmtree(work / "x", ignore_errors=True)
-        try:
-            os.rename(work, folder)  # atomic: a parallel build loses the race harmlessly
-        except OSError:
-            if not (folder / "manifest.json").is_file():
-                raise
+        publish(work, folder, folder / "manifest.json")
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return _variant(_load(folder), packages[kernel_package], sshd)

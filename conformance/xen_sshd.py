@@ -32,7 +32,7 @@ import tarfile
 import tempfile
 from pathlib import Path
 
-from .appliance import ApplianceError
+from .appliance import ApplianceError, publish
 from .cpio import CpioWriter, write_cpio
 from .xen_appliance import XEN_BIN, _libraries
 
@@ -167,11 +167,7 @@ def build_layer(folder: Path, kernel_deb: Path) -> Path:
             "address": ADDRESS, "host_key": (work / "ssh_host_ed25519_key.pub").read_text().strip(),
         }, indent=1) + "\n")  # fmt: skip
         key.unlink()  # it lives in the layer only
-        try:
-            os.rename(work, layer_dir)  # atomic: a parallel build loses the race harmlessly
-        except OSError:
-            if not layer.is_file():
-                raise
+        publish(work, layer_dir, layer)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return layer_dir

@@ -53,15 +53,21 @@ PROBE(svm_basic_rflags, "svm.basic.rflags", "SVM",
     check_eq("host RFLAGS.DF after #VMEXIT", host & RFLAGS_DF, 0);
 }
 
-PROBE(svm_basic_xmm, "svm.basic.xmm", "SVM",
-      "VMRUN and #VMEXIT do not switch XMM state: with host XMM0 = A the guest reads A from XMM0; the guest writes B to XMM1 and the host reads B from XMM1 after the exit (needs CPUID 1 EDX.SSE2[26], CR4.OSFXSR set by the probe)",
-      "AMD APM Vol. 2 15.5.1, 15.6")
+/* SVM enabled and SSE usable in the host, whose CR0 and CR4 the guest gets. */
+static void xmm_require(void)
 {
     svm_require();
     if (!(cpuid(1, 0).d & BIT(26)))
         skip("CPUID 1 EDX.SSE2[26]=0");
     write_cr0(read_cr0() & ~(CR0_EM | CR0_TS)); /* the runner restores CR0 and CR4 */
     write_cr4(read_cr4() | CR4_OSFXSR);
+}
+
+PROBE(svm_basic_xmm, "svm.basic.xmm", "SVM",
+      "VMRUN and #VMEXIT do not switch XMM state: with host XMM0 = A the guest reads A from XMM0; the guest writes B to XMM1 and the host reads B from XMM1 after the exit (needs CPUID 1 EDX.SSE2[26], CR4.OSFXSR set by the probe)",
+      "AMD APM Vol. 2 15.5.1, 15.6")
+{
+    xmm_require();
     const uint64_t a = 0x0123456789abcdefull, b = 0xfedcba9876543210ull;
     svm_b_set_xmm0(a);
     svm_b_set_xmm1(0);
@@ -90,11 +96,7 @@ PROBE(svm_basic_xmm_repeat, "svm.basic.xmm_repeat", "SVM",
       "VMRUN and #VMEXIT do not switch XMM state, 1000 times over: each round sets host XMM0 to a new value A and XMM1 to 0, runs a guest that copies XMM0 to RAX and RBX (a new B) to XMM1, and checks RAX = A and host XMM1 = B after the exit; the first round that differs is reported with both values",
       "AMD APM Vol. 2 15.5.1, 15.6")
 {
-    svm_require();
-    if (!(cpuid(1, 0).d & BIT(26)))
-        skip("CPUID 1 EDX.SSE2[26]=0");
-    write_cr0(read_cr0() & ~(CR0_EM | CR0_TS)); /* the runner restores CR0 and CR4 */
-    write_cr4(read_cr4() | CR4_OSFXSR);
+    xmm_require();
     struct svm_vcpu v;
     svm_vcpu_init(&v, (svm_guest_fn)(uintptr_t)svm_b_xmm, 0);
     v.vmcb->save.cr0 = read_cr0();

@@ -12,20 +12,29 @@
 #include "nvct.h"
 #include "svm.h"
 
-PROBE_ISOLATED_(svm_vm_cr_svmdis, "svm.vm_cr.svmdis", "SVM",
-      "With VM_CR.LOCK[3]=0 and EFER.SVME=0: WRMSR VM_CR setting SVMDIS[4] succeeds and reads back 1; WRMSR EFER with SVME=1 then raises #GP and EFER.SVME stays 0; WRMSR VM_CR clearing SVMDIS (LOCK still 0) succeeds and reads back 0, after which WRMSR EFER with SVME=1 is accepted",
-      "AMD APM Vol. 2 15.4 (Enabling SVM), 15.30.1 (VM_CR MSR)")
+/* VM_CR, after the SKIPs of a level where SVMDIS cannot be written: no SVM,
+ * LOCK set, or SVM already disabled (the firmware's choice). */
+static uint64_t vm_cr_unlocked(void)
 {
     if (!svm_supported())
         skip("CPUID 0x80000001 ECX.SVM[2]=0");
     uint64_t vmcr;
     int v = rdmsr_safe(MSR_VM_CR, &vmcr);
-    if (!check(v == NO_FAULT, "RDMSR VM_CR raised vector %d with SVM exposed", v))
-        return;
+    if (v != NO_FAULT)
+        fail("RDMSR VM_CR raised vector %d with SVM exposed", v);
     if (vmcr & VM_CR_LOCK)
         skip("VM_CR.LOCK[3]=1: SVMDIS is not writable at this level (VM_CR=%#llx)", (unsigned long long)vmcr);
     if (vmcr & VM_CR_SVMDIS)
         skip("VM_CR.SVMDIS[4]=1: SVM disabled by firmware (VM_CR=%#llx)", (unsigned long long)vmcr);
+    return vmcr;
+}
+
+PROBE_ISOLATED_(svm_vm_cr_svmdis, "svm.vm_cr.svmdis", "SVM",
+      "With VM_CR.LOCK[3]=0 and EFER.SVME=0: WRMSR VM_CR setting SVMDIS[4] succeeds and reads back 1; WRMSR EFER with SVME=1 then raises #GP and EFER.SVME stays 0; WRMSR VM_CR clearing SVMDIS (LOCK still 0) succeeds and reads back 0, after which WRMSR EFER with SVME=1 is accepted",
+      "AMD APM Vol. 2 15.4 (Enabling SVM), 15.30.1 (VM_CR MSR)")
+{
+    uint64_t vmcr = vm_cr_unlocked();
+    int v;
 
     uint64_t efer = rdmsr(MSR_EFER) & ~EFER_SVME;
     wrmsr(MSR_EFER, efer);
@@ -65,16 +74,8 @@ PROBE_ISOLATED_(svm_vm_cr_svmdis_svme, "svm.vm_cr.svmdis_svme", "SVM",
       "With VM_CR.LOCK[3]=0 and EFER.SVME=1: WRMSR VM_CR setting SVMDIS[4] raises #GP and has no effect (VM_CR reads back unchanged); EFER.SVME is still 1",
       "AMD APM Vol. 2 15.30.1 (VM_CR MSR: setting SVMDIS while EFER.SVME is 1 generates a #GP fault)")
 {
-    if (!svm_supported())
-        skip("CPUID 0x80000001 ECX.SVM[2]=0");
-    uint64_t vmcr;
-    int v = rdmsr_safe(MSR_VM_CR, &vmcr);
-    if (!check(v == NO_FAULT, "RDMSR VM_CR raised vector %d with SVM exposed", v))
-        return;
-    if (vmcr & VM_CR_LOCK)
-        skip("VM_CR.LOCK[3]=1: SVMDIS is not writable at this level (VM_CR=%#llx)", (unsigned long long)vmcr);
-    if (vmcr & VM_CR_SVMDIS)
-        skip("VM_CR.SVMDIS[4]=1: SVM disabled by firmware (VM_CR=%#llx)", (unsigned long long)vmcr);
+    uint64_t vmcr = vm_cr_unlocked();
+    int v;
 
     uint64_t efer = rdmsr(MSR_EFER);
     v = wrmsr_safe(MSR_EFER, efer | EFER_SVME);
