@@ -9,6 +9,7 @@ real is in test_xen_ssh.py."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 from pathlib import Path
 
@@ -173,3 +174,75 @@ def test_a_domain_without_a_console_pty_is_named(tmp_path):
     out = run_pv_console(tmp_path, domid="8")
     assert out.returncode == 1
     assert out.stdout.strip() == "nvct: domain nvct-l1-abc has no console pty in xenstore"
+
+
+# ---- dom0: local, the whole boot, against a fake Xen toolstack ----------------------
+
+# FakeToolstack: `xl` and `xenstore-read` as a dom0 without Xen would need
+# them (fakes, named as such), logging every call; the domain's console is
+# a file holding what the real probe kernel printed under QEMU TCG, so the
+# records the harness reads through this path are real ones.
+FAKE_TOOLSTACK_XL = r"""#!/bin/sh
+echo "xl $*" >> "$FAKE/calls"
+case $1 in
+info) printf 'xen_version            : 4.17.7\nvirt_caps              : pv hvm hap\nxen_commandline        : placeholder\n' ;;
+create) shift; [ "$1" = -p ] && cp "$2" "$FAKE/created.cfg" && echo "Parsing config from $2" ;;
+domid) echo 7 ;;
+list)
+    if [ "$2" = -l ]; then
+        echo '[{"domid": 7, "config": {"c_info": {"type": "pvh"}, "b_info": {"max_vcpus": 1, "max_memkb": 131072, "nested_hvm": "True"}}}]'
+    else
+        n=$(cat "$FAKE/lists" 2>/dev/null || echo 0); echo $((n + 1)) > "$FAKE/lists"
+        if [ "$n" -lt 2 ]; then echo "Name ID Mem VCPUs State Time(s)"; echo "$2 7 128 1 -b---- 0.1"; fi
+    fi ;;
+unpause|destroy) ;;
+*) exit 2 ;;
+esac
+"""
+FAKE_TOOLSTACK_XENSTORE_READ = r"""#!/bin/sh
+[ "$1" = /local/domain/7/console/tty ] && echo "$FAKE/console"
+"""
+
+
+def test_dom0_local_runs_a_boot_end_to_end_and_leaves_nothing(tmp_path, image, monkeypatch):
+    """The local mode's shell (a pty, so the shell must not turn
+    interactive), mktemp, the copies, xl create -p of a configuration in the
+    new folder with console=xen, the console copied, the clean-up."""
+    from conftest import need
+
+    need("qemu-system-x86_64", "qemu-system-x86")
+    from conformance.backends.qemu import QemuBackend, QemuSettings
+    from conformance.backends.xen import XenBackend
+    from conformance.catalog import select
+    from conformance.runner import RunOptions, run_level
+    from conformance.stack import Level
+
+    selected = select(image.catalog(), ["cpu.cpuid.basic"])
+    with QemuBackend(QemuSettings(), 0).boot(image, "probes=cpu.cpuid.basic", tmp_path) as console:
+        lines = []
+        while (line := console.readline(60)) is not None:
+            lines.append(line)
+    fake = tmp_path / "fake"
+    fake.mkdir()
+    (fake / "console").write_text("".join(line + "\n" for line in lines if line.startswith("@NVCT1")))
+    for name, text in (("xl", FAKE_TOOLSTACK_XL), ("xenstore-read", FAKE_TOOLSTACK_XENSTORE_READ)):
+        (fake / name).write_text(text)
+        (fake / name).chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake}:{os.environ['PATH']}")
+    monkeypatch.setenv("FAKE", str(fake))
+    before = set(Path("/tmp").glob("nvct.*"))
+
+    xen = XenBackend(XenSettings(dom0="local"), 0)
+    outcome = run_level(Level(1, xen), image, selected, RunOptions(globs=("cpu.cpuid.basic",)))
+
+    assert [(r.probe, r.verdict.value) for r in outcome.results] == [("cpu.cpuid.basic", "PASS")]
+    runtime = outcome.info.hypervisor.get("runtime", {})
+    assert runtime["xen.virt_caps"] == "pv hvm hap" and runtime["domu.type"] == "pvh"
+    config = (fake / "created.cfg").read_text()
+    folder = re.search(r'kernel = "(/tmp/nvct\.\w+)/kernel"', config).group(1)
+    assert 'cmdline = "probes=cpu.cpuid.basic console=xen"' in config
+    calls = (fake / "calls").read_text().splitlines()
+    name = re.search(r'name = "(nvct-l1-[0-9a-f]{8})"', config).group(1)
+    assert calls[0] == "xl info" and f"xl create -p {folder}/domu.cfg" in calls
+    assert f"xl unpause {name}" in calls and calls[-1] == f"xl destroy {name}"
+    assert not Path(folder).exists() and set(Path("/tmp").glob("nvct.*")) == before

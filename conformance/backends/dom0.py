@@ -103,7 +103,10 @@ class Dom0:
     def spawn_shell(self, workdir: Path) -> Console:
         """A shell in dom0 that runs the commands typed into it, one per line
         (no prompt, no echo); its standard error joins its output."""
-        argv = self.argv("exec sh 2>&1")
+        # Over SSH the remote shell reads a pipe. Here it would read the pty
+        # pexpect gives it and be interactive (a prompt before every line):
+        # cat gives it a pipe too.
+        argv = self.argv("exec sh 2>&1" if self.kind == "ssh" else "cat | sh 2>&1")
         child = pexpect.spawn(argv[0], argv[1:], cwd=str(workdir), echo=False, env=os.environ.copy())
         return Console(child, label="ssh" if self.kind == "ssh" else "dom0 shell")
 
