@@ -172,3 +172,78 @@ PROBE(vmx_entry_load_debug, "vmx.entry.load_debug", "VMX",
     __asm__ volatile("mov %%dr7, %0" : "=r"(dr7));
     check_eq("host DR7 after the exit", dr7, 0x400);
 }
+
+/* ---- XMM state: VM entries and exits neither save nor load it ------------ */
+
+void vmx_ex_xmm_guest(void);
+void vmx_ex_set_xmm0(uint64_t), vmx_ex_set_xmm1(uint64_t);
+uint64_t vmx_ex_get_xmm1(void);
+__asm__(".pushsection .text\n"
+        /* RAX = XMM0 (the host's), XMM1 = RBX; VMCALL */
+        ".type vmx_ex_xmm_guest, @function\n"
+        "vmx_ex_xmm_guest:\n"
+        "   movq %xmm0, %rax\n"
+        "   movq %rbx, %xmm1\n"
+        "   vmcall\n"
+        "   ud2\n"
+        "vmx_ex_set_xmm0:\n    movq %rdi, %xmm0\n    ret\n"
+        "vmx_ex_set_xmm1:\n    movq %rdi, %xmm1\n    ret\n"
+        "vmx_ex_get_xmm1:\n    movq %xmm1, %rax\n    ret\n"
+        ".popsection\n");
+
+/* A guest that copies XMM0 to RAX and RBX to XMM1, with SSE usable in the
+ * host and (its CR0 and CR4 copied) in the guest. */
+static struct vmx_vcpu *xmm_vcpu(void)
+{
+    if (!(cpuid(1, 0).d & BIT(26)))
+        skip("CPUID 1 EDX.SSE2[26]=0");
+    write_cr0(read_cr0() & ~(CR0_EM | CR0_TS)); /* the runner restores CR0 and CR4 */
+    write_cr4(read_cr4() | CR4_OSFXSR);
+    vmx_on();
+    return vmx_vcpu_new(vmx_ex_xmm_guest);
+}
+
+/* One round: host XMM0 = a, the guest loads b into XMM1; false once a
+ * check failed (its NOTE says which round). */
+static bool xmm_round(struct vmx_vcpu *v, uint64_t a, uint64_t b, unsigned round, unsigned rounds)
+{
+    vmx_ex_set_xmm0(a);
+    vmx_ex_set_xmm1(0);
+    v->gpr[VMX_GPR_RBX] = b;
+    uint32_t r = vmx_run(v);
+    uint64_t got = vmx_ex_get_xmm1();
+    if (!check(r == EXIT_VMCALL, "round %u of %u: want exit reason 18 (VMCALL), got %s", round, rounds,
+               vmx_exit_str(v)))
+        return false;
+    vmcs_write(VMCS_GUEST_RIP, (uintptr_t)vmx_ex_xmm_guest); /* the next round starts over */
+    return check(v->gpr[VMX_GPR_RAX] == a, "round %u of %u: XMM0 read by the guest: got %#llx, want %#llx (the host's)",
+                 round, rounds, (unsigned long long)v->gpr[VMX_GPR_RAX], (unsigned long long)a) &&
+           check(got == b, "round %u of %u: host XMM1 after the VM exit: got %#llx, want %#llx (the guest's)",
+                 round, rounds, (unsigned long long)got, (unsigned long long)b);
+}
+
+PROBE(vmx_exit_xmm, "vmx.exit.xmm", "VMX",
+      "VM entry and VM exit do not switch XMM state: with host XMM0 = A the guest reads A from XMM0; the guest writes B to XMM1 and the host reads B from XMM1 after the VMCALL exit (needs CPUID 1 EDX.SSE2[26], CR4.OSFXSR set by the probe)",
+      "Intel SDM Vol. 3C 25.4, 25.5 (no XMM state in the guest- or host-state area), 28.3, 28.5")
+{
+    struct vmx_vcpu *v = xmm_vcpu();
+    xmm_round(v, 0x0123456789abcdefull, 0xfedcba9876543210ull, 1, 1);
+    vmx_ex_set_xmm0(0);
+    vmx_ex_set_xmm1(0);
+}
+
+#define XMM_ROUNDS 1000
+
+PROBE(vmx_exit_xmm_repeat, "vmx.exit.xmm_repeat", "VMX",
+      "The same, 1000 times over with a new A and B each round; the first round that differs is reported with both values (a hypervisor that switches FPU state lazily can get it wrong only when something else ran on the CPU in between)",
+      "Intel SDM Vol. 3C 25.4, 25.5, 28.3, 28.5")
+{
+    struct vmx_vcpu *v = xmm_vcpu();
+    for (unsigned round = 1; round <= XMM_ROUNDS; round++) {
+        const uint64_t a = 0x0123456789abcdefull ^ (round * 0x9e3779b97f4a7c15ull);
+        if (!xmm_round(v, a, ~a, round, XMM_ROUNDS))
+            break;
+    }
+    vmx_ex_set_xmm0(0);
+    vmx_ex_set_xmm1(0);
+}
