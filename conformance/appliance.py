@@ -267,10 +267,10 @@ def write_base(
     cpio.data(f"lib/modules/{version}/modules.dep", _modules_dep(deps).encode())
 
 
-def _assemble(work: Path, packages: dict[str, Path]) -> dict:
-    extracted = work / "x"
-    for deb in packages.values():
-        _run(["dpkg-deb", "-x", str(deb), str(extracted)])
+def take_kernel(extracted: Path, work: Path, packages: dict[str, Path]) -> tuple[str, Path]:
+    """The kernel of the extracted Debian packages, copied into `work`: its
+    release, and the uncompressed vmlinux when the bzImage carries one (it
+    boots faster under TCG), else the bzImage itself."""
     vmlinuz = sorted((extracted / "boot").glob("vmlinuz-*"))
     if not vmlinuz:
         raise ApplianceError(f"no /boot/vmlinuz-* in {packages}")
@@ -279,6 +279,14 @@ def _assemble(work: Path, packages: dict[str, Path]) -> dict:
     if kernel is None:
         kernel = work / "vmlinuz"
         shutil.copyfile(vmlinuz[-1], kernel)
+    return version, kernel
+
+
+def _assemble(work: Path, packages: dict[str, Path]) -> dict:
+    extracted = work / "x"
+    for deb in packages.values():
+        _run(["dpkg-deb", "-x", str(deb), str(extracted)])
+    version, kernel = take_kernel(extracted, work, packages)
     qemu = shutil.which(QEMU)
     assert qemu is not None
 

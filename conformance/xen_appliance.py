@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .appliance import READY, ApplianceError, _download, _kernel_package, _run, write_base
-from .appliance import BUSYBOX, cache_root, extract_vmlinux, publish
+from .appliance import BUSYBOX, cache_root, publish, take_kernel
 from .cpio import CpioWriter
 
 FORMAT = 1  # bump when the layout or the init changes: old caches are then rebuilt
@@ -242,14 +242,7 @@ def _assemble(work: Path, packages: dict[str, Path], device_model: bool = False)
     if (work / "xen.elf").read_bytes()[:4] != b"\x7fELF":
         raise ApplianceError(f"{xen_gz[0].name} does not hold an ELF image")
 
-    vmlinuz = sorted((extracted / "boot").glob("vmlinuz-*"))
-    if not vmlinuz:
-        raise ApplianceError(f"no /boot/vmlinuz-* in {packages}")
-    version = vmlinuz[-1].name.removeprefix("vmlinuz-")
-    kernel = extract_vmlinux(vmlinuz[-1], work / "vmlinux")
-    if kernel is None:
-        kernel = work / "vmlinuz"
-        shutil.copyfile(vmlinuz[-1], kernel)
+    version, kernel = take_kernel(extracted, work, packages)
     libdir = extracted / "usr" / "lib" / "x86_64-linux-gnu"
 
     programs = (*PROGRAMS, *DEVICE_MODEL_PROGRAMS) if device_model else PROGRAMS
