@@ -9,6 +9,8 @@ by content in $NVCT_CACHE (default ~/.cache/nvct/appliance).
 
 from __future__ import annotations
 
+import contextlib
+import gzip
 import hashlib
 import json
 import lzma
@@ -23,7 +25,7 @@ from pathlib import Path
 
 from .cpio import CpioWriter
 
-FORMAT = 3  # bump when the layout or the init changes: old caches are then rebuilt
+FORMAT = 4  # bump when the layout or the init changes: old caches are then rebuilt
 
 KERNEL_META = "linux-image-amd64"
 BUSYBOX = "busybox-static"
@@ -83,6 +85,12 @@ class Appliance:
     @property
     def kernel_version(self) -> str:
         return self.manifest["kernel_version"]
+
+    @property
+    def bzimage(self) -> Path:
+        """The same kernel as Debian ships it, for a boot loader that cannot
+        load the vmlinux ELF (GRUB's `linux` under Bochs)."""
+        return self.root / self.manifest.get("bzimage", self.manifest["kernel"])
 
 
 def cache_root() -> Path:
@@ -234,6 +242,32 @@ def build(progress: Callable[[str], None] = lambda _: None) -> Appliance:
     return Appliance(folder, folder / manifest["kernel"], folder / "initramfs.cpio", manifest)
 
 
+def compressed(path: Path) -> Path:
+    """`path` compressed with gzip, cached beside it (`path.gz`): for levels
+    that load the initramfs through a BIOS, where every byte read costs more
+    than decompressing it. Made once, atomically; a stale one (older than
+    `path`) is made again."""
+    dest = path.with_name(path.name + ".gz")
+    try:
+        if dest.stat().st_mtime >= path.stat().st_mtime:
+            return dest
+    except FileNotFoundError:
+        pass
+    fd, tmp = tempfile.mkstemp(prefix=".gz-", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as out, open(path, "rb") as src:
+            # Level 1: a third of level 6's time for 9 % more bytes.
+            with gzip.GzipFile(fileobj=out, mode="wb", compresslevel=1, mtime=0) as gz:
+                shutil.copyfileobj(src, gz, 1 << 20)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, dest)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    return dest
+
+
 def publish(work: Path, folder: Path, done: Path) -> None:
     """Move a finished build folder into place at once (a rename): readers
     never see half a build. A parallel build that got there first wins, and
@@ -267,18 +301,24 @@ def write_base(
     cpio.data(f"lib/modules/{version}/modules.dep", _modules_dep(deps).encode())
 
 
-def take_kernel(extracted: Path, work: Path, packages: dict[str, Path]) -> tuple[str, Path]:
+def take_kernel(
+    extracted: Path, work: Path, packages: dict[str, Path], keep_bzimage: bool = False
+) -> tuple[str, Path]:
     """The kernel of the extracted Debian packages, copied into `work`: its
     release, and the uncompressed vmlinux when the bzImage carries one (it
-    boots faster under TCG), else the bzImage itself."""
+    boots faster under TCG), else the bzImage itself. With `keep_bzimage`
+    the bzImage is copied to `work/vmlinuz` in either case."""
     vmlinuz = sorted((extracted / "boot").glob("vmlinuz-*"))
     if not vmlinuz:
         raise ApplianceError(f"no /boot/vmlinuz-* in {packages}")
     version = vmlinuz[-1].name.removeprefix("vmlinuz-")
+    if keep_bzimage:
+        shutil.copyfile(vmlinuz[-1], work / "vmlinuz")
     kernel = extract_vmlinux(vmlinuz[-1], work / "vmlinux")
     if kernel is None:
         kernel = work / "vmlinuz"
-        shutil.copyfile(vmlinuz[-1], kernel)
+        if not keep_bzimage:
+            shutil.copyfile(vmlinuz[-1], kernel)
     return version, kernel
 
 
@@ -286,7 +326,7 @@ def _assemble(work: Path, packages: dict[str, Path]) -> dict:
     extracted = work / "x"
     for deb in packages.values():
         _run(["dpkg-deb", "-x", str(deb), str(extracted)])
-    version, kernel = take_kernel(extracted, work, packages)
+    version, kernel = take_kernel(extracted, work, packages, keep_bzimage=True)
     qemu = shutil.which(QEMU)
     assert qemu is not None
 
@@ -303,6 +343,7 @@ def _assemble(work: Path, packages: dict[str, Path]) -> dict:
     return {
         "format": FORMAT,
         "kernel": kernel.name,
+        "bzimage": "vmlinuz",
         "kernel_version": version,
         "packages": {name: deb.name for name, deb in packages.items()},
         "qemu": _run([qemu, "--version"]).splitlines()[0],

@@ -116,3 +116,53 @@ def make_iso(image: GuestImage, cmdline: str, dest: Path) -> Path:
     if proc.returncode != 0 or not dest.is_file():
         raise BuildError(f"grub-mkrescue failed (status {proc.returncode}): {proc.stdout[-800:]}")
     return dest
+
+
+# A Linux appliance from the same kind of ISO, for a level that boots only
+# through its BIOS (Bochs): GRUB's `linux` and `initrd` (several initrds are
+# concatenated, each may be compressed). The console is COM1 both ways.
+LINUX_GRUB_CFG = """\
+set timeout=0
+set default=0
+serial --unit=0 --speed=115200
+terminal_input serial
+terminal_output serial
+menuentry "nvct appliance" {{
+    linux /boot/vmlinuz {cmdline}
+    initrd {initrds}
+    boot
+}}
+"""
+
+
+def make_linux_iso(bzimage: Path, cmdline: str, initrds: tuple[Path, ...], dest: Path) -> Path:
+    """A GRUB ISO that boots a Linux bzImage with these initrds (BIOS and UEFI)."""
+    check_iso_tools()
+    if any(c in cmdline for c in '\n"{};$\\'):
+        raise BuildError(f"kernel command line not allowed in grub.cfg: {cmdline!r}")
+    root = dest.parent / (dest.stem + ".isodir")
+    (root / "boot" / "grub").mkdir(parents=True, exist_ok=True)
+    try:
+        # Hard links where the file system allows: the appliance is large.
+        names = []
+        for number, initrd in enumerate(initrds):
+            name = f"initrd{number}{''.join(initrd.suffixes[-1:])}"
+            _link_or_copy(initrd, root / "boot" / name)
+            names.append(f"/boot/{name}")
+        _link_or_copy(bzimage, root / "boot" / "vmlinuz")
+        cfg = LINUX_GRUB_CFG.format(cmdline=cmdline, initrds=" ".join(names))
+        (root / "boot" / "grub" / "grub.cfg").write_text(cfg)
+        argv = ["grub-mkrescue", "--fonts=", "--locales=", "--themes=", "-o", str(dest), str(root)]
+        proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    if proc.returncode != 0 or not dest.is_file():
+        raise BuildError(f"grub-mkrescue failed (status {proc.returncode}): {proc.stdout[-800:]}")
+    return dest
+
+
+def _link_or_copy(source: Path, dest: Path) -> None:
+    try:
+        os.link(source, dest)
+    except OSError:
+        shutil.copyfile(source, dest)

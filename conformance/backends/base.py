@@ -46,6 +46,9 @@ class Payload:
     # Multiboot modules, (file, arguments) each: what Xen boots with (dom0's
     # kernel and initramfs). Instead of initrds, never with them.
     modules: tuple[tuple[Path, str], ...] = ()
+    # The same Linux kernel as a bzImage, for a level whose boot loader cannot
+    # load `kernel` (an ELF vmlinux): GRUB's `linux` command under Bochs.
+    bzimage: Path | None = None
 
     @classmethod
     def probe_kernel(cls, image: GuestImage, cmdline: str) -> Payload:

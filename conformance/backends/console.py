@@ -33,8 +33,12 @@ class Console:
         diagnostics: Callable[[], list[str]] | None = None,
         last_words: Callable[[], str | None] | None = None,
         fatal: re.Pattern[str] | None = None,
+        serial_writable: bool = False,
     ):
         self.child = child
+        # The serial line is a socket both ways (Bochs's socket-client COM1),
+        # not a FIFO that only carries the guest's output.
+        self._serial_writable = serial_writable
         self._diagnostics = diagnostics  # more lines for excerpts (a log file)
         self._last_words = last_words  # the hypervisor's own reason for dying
         # A line by which the hypervisor says its guest cannot go on while it
@@ -147,9 +151,20 @@ class Console:
 
     def send(self, text: str) -> None:
         """Type into the console (the serial line of a guest that reads it)."""
-        if self._serial_fd is not None:
+        data = text.encode("latin-1")
+        if self._serial_fd is None:
+            self.child.send(data)
+            return
+        if not self._serial_writable:
             raise NotImplementedError(f"{self.label}: this console cannot be written to")
-        self.child.send(text.encode("latin-1"))
+        view = memoryview(data)
+        while view:
+            try:
+                view = view[os.write(self._serial_fd, view) :]
+            except BlockingIOError:
+                select.select([], [self._serial_fd], [], 1.0)
+            except OSError:  # the hypervisor has gone: reading will say so
+                return
 
     # -- excerpts and the end -----------------------------------------------------
 

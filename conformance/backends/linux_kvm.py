@@ -111,7 +111,8 @@ class LinuxKvmBackend(Backend):
         if payload.initrds:
             files["nvct/guest/initrd"] = concatenate(payload.initrds, workdir / f"l{self.level + 1}-initrd.cpio")
         extra = write_cpio(workdir / f"l{self.level}-payload.cpio", files)
-        mine = Payload(kernel=appliance.kernel, append=APPEND, initrds=(appliance.initramfs, extra), probe=False)
+        mine = Payload(kernel=appliance.kernel, append=APPEND, initrds=(appliance.initramfs, extra), probe=False,
+                       bzimage=appliance.bzimage)  # fmt: skip
         label = f"L{self.level} {self.name}"
         with self.below.boot_payload(mine, workdir) as console:
             shell = Shell(console, label)
