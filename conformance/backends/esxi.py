@@ -36,9 +36,9 @@ from .polled import (
     FetchError,
     PolledConsole,
     RemoteVmBackend,
+    env_name_problem,
     iso_supports,
     resolve_credentials,
-    scrub,
 )
 
 log = logging.getLogger("nvct.esxi")
@@ -73,7 +73,7 @@ class EsxiSettings:
             return "host", "a host name or address (no scheme, path or user)"
         for key in ("user_env", "password_env"):
             if not re.fullmatch(ENV_NAME, getattr(self, key)):
-                return key, "the NAME of an environment variable (like NVCT_ESXI_PASSWORD), never the value itself"
+                return key, env_name_problem(key, getattr(type(self), key))
         if self.firmware not in ("bios", "efi"):
             return "firmware", f"must be bios or efi, not {self.firmware!r}"
         if not 32 <= self.memory <= 65536:
@@ -204,16 +204,14 @@ class EsxiBackend(RemoteVmBackend):
         return ssl.create_default_context(cafile=s.ca_file or None)
 
     def _secrets(self) -> list[Any]:
-        return [self._credentials.password if self._credentials else None, *self._cookies]
-
-    def _say(self, text: str) -> str:
-        return scrub(text, self._secrets())
+        return [*super()._secrets(), *self._cookies]
 
     def _connect(self) -> Any:
         s = self.settings
         if self._credentials is None:
             try:
-                self._credentials = resolve_credentials(s.user_env, s.password_env, s.keyring_service, self.environ)
+                self._credentials = resolve_credentials(s.user_env, s.password_env, s.keyring_service, self.environ,
+                                                        self._default("password_env"))  # fmt: skip
             except CredentialsMissing as exc:
                 raise BackendUnavailable(f"esxi {s.host}: no credentials: {exc}") from None
         creds = self._credentials
@@ -224,8 +222,11 @@ class EsxiBackend(RemoteVmBackend):
                 self._say(f"esxi: cannot log in to {s.host}:{s.port} as {creds.user} (password from "
                           f"{creds.source}): {type(exc).__name__}: {_fault_text(exc)}")  # fmt: skip
             ) from None
-        header = session_cookie(si)
-        self._cookies += [header, *re.findall(r'"([^"]+)"', header)]
+        try:
+            header = session_cookie(si)
+        except Exception:  # a stub without a cookie: nothing to hide, and the upload will say what is wrong
+            header = ""
+        self._cookies += [c for c in (header, *re.findall(r'"([^"]+)"', header), header.partition("=")[2]) if c]
         return si
 
     def _disconnect(self, si: Any) -> None:
@@ -236,7 +237,7 @@ class EsxiBackend(RemoteVmBackend):
 
     # -- the pre-flight check -------------------------------------------------------------
 
-    def preflight(self) -> None:
+    def _preflight(self) -> None:
         s = self.settings
         self.api.load()
         if not iso_supports(s.firmware):
@@ -385,14 +386,15 @@ class _Boot:
             status, reply = self._http("PUT", "nvct.iso", {"Content-Type": "application/octet-stream",
                                                            "Content-Length": str(size)}, body)  # fmt: skip
         if status not in (200, 201, 204):
-            raise BootFailed(f"esxi: {self.step}: HTTP {status} {reply[:200].decode('latin-1', 'replace')}")
+            raise BootFailed(b._say(f"esxi: {self.step}: HTTP {status} {reply[:200].decode('latin-1', 'replace')}"))
         self.step = f"creating the VM {self.name}"
         spec = build_config_spec(vim, b.settings, self.name, place.datastore.name, self.name)
         self.vm = self._wait(place.folder.CreateVM_Task(config=spec, pool=place.pool, host=place.host))
         facts = {"esxi.vm": self.name, **self._vm_facts()}
         self.step = f"powering on the VM {self.name}"
         self._wait(self.vm.PowerOnVM_Task())
-        console = PolledConsole(self.fetch, label=f"esxi VM {self.name}", interval=b.settings.poll_interval)
+        console = PolledConsole(self.fetch, label=f"esxi VM {self.name}", interval=b.settings.poll_interval,
+                                say=b._say)  # fmt: skip
         console.facts.update(b.facts)
         console.facts.update(facts)
         self.step = "reading the serial output"
@@ -421,8 +423,8 @@ class _Boot:
             raise FetchError(self.b._say(f"reading the VM's state: {_fault_text(exc)}")) from None
         try:
             status, body = self._http("GET", "com1.log", {"Range": f"bytes={offset}-"})
-        except OSError as exc:
-            raise FetchError(self.b._say(f"reading com1.log: {exc}")) from None
+        except Exception as exc:  # socket and TLS errors, http.client's (IncompleteRead, BadStatusLine), any other
+            raise FetchError(self.b._say(f"reading com1.log: {type(exc).__name__}: {_fault_text(exc)}")) from None
         if status == 206:
             data = body
         elif status == 200:
@@ -472,12 +474,18 @@ class _Boot:
 
 
 def _fault_text(exc: Any) -> str:
-    """A vSphere fault's message (`msg`, or its localized form), else str()."""
+    """A vSphere fault's message (`msg`, or its localized form, and the
+    privilege a NoPermission fault names), else str(). Never a pyVmomi
+    fault's str(), which is its every field over many lines."""
     for attr in ("msg", "localizedMessage"):
         text = getattr(exc, attr, None)
         if text:
-            return str(text)
-    return str(exc) or type(exc).__name__
+            privilege = getattr(exc, "privilegeId", None)
+            return f"{text} (the privilege {privilege} is missing)" if privilege else str(text)
+    try:
+        return str(exc) or type(exc).__name__
+    except Exception:  # an object whose str() fails
+        return type(exc).__name__
 
 
 def _view(content: Any, container: Any, kind: Any) -> list[Any]:

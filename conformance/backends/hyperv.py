@@ -39,9 +39,9 @@ from .polled import (
     FetchError,
     PolledConsole,
     RemoteVmBackend,
+    env_name_problem,
     iso_supports,
     resolve_credentials,
-    scrub,
 )
 
 log = logging.getLogger("nvct.hyperv")
@@ -91,7 +91,7 @@ class HypervSettings:
             return "auth", f"must be negotiate, ntlm, kerberos or credssp, not {self.auth!r}"
         for key in ("user_env", "password_env"):
             if not re.fullmatch(ENV_NAME, getattr(self, key)):
-                return key, "the NAME of an environment variable (like NVCT_HYPERV_PASSWORD), never the value itself"
+                return key, env_name_problem(key, getattr(type(self), key))
         if self.generation not in (1, 2):
             return "generation", "must be 1 (BIOS) or 2 (UEFI)"
         if not 32 <= self.memory <= 65536 or self.memory % 2:
@@ -365,14 +365,12 @@ class HypervBackend(RemoteVmBackend):
         self.problems: list[str] = []
         self._credentials: Credentials | None = None
 
-    def _say(self, text: str) -> str:
-        return scrub(text, [self._credentials.password if self._credentials else None])
-
     def _open(self) -> Any:
         s = self.settings
         if self._credentials is None:
             try:
-                self._credentials = resolve_credentials(s.user_env, s.password_env, s.keyring_service, self.environ)
+                self._credentials = resolve_credentials(s.user_env, s.password_env, s.keyring_service, self.environ,
+                                                        self._default("password_env"))  # fmt: skip
             except CredentialsMissing as exc:
                 raise BackendUnavailable(f"hyperv {s.host}: no credentials: {exc}") from None
         creds = self._credentials
@@ -384,7 +382,7 @@ class HypervBackend(RemoteVmBackend):
                 f"{creds.source}): {type(exc).__name__}: {exc}"
             )) from None  # fmt: skip
 
-    def preflight(self) -> None:
+    def _preflight(self) -> None:
         s = self.settings
         self.api.load()
         if not iso_supports(s.firmware):
@@ -394,7 +392,8 @@ class HypervBackend(RemoteVmBackend):
         try:
             info = _json(session.run(PREFLIGHT, {}))
         except Exception as exc:
-            raise BackendUnavailable(self._say(f"hyperv {s.host}: the pre-flight check failed: {exc}")) from None
+            raise BackendUnavailable(self._say(f"hyperv {s.host}: the pre-flight check failed: "
+                                               f"{type(exc).__name__}: {exc}")) from None  # fmt: skip
         finally:
             _close(session)
         if not isinstance(info, dict):
@@ -469,7 +468,7 @@ class _Boot:
         self.step = f"starting the VM {self.name}"
         self.session.run(START, {"Name": self.name, "Out": self.out, "WaitSeconds": s.reader_timeout})
         self.step = "reading the serial output"
-        console = PolledConsole(self.fetch, label=f"hyperv VM {self.name}", interval=s.poll_interval)
+        console = PolledConsole(self.fetch, label=f"hyperv VM {self.name}", interval=s.poll_interval, say=self.b._say)
         console.facts.update(self.b.facts)
         console.facts.update(facts)
         return console
@@ -504,6 +503,8 @@ class _Boot:
                 left = _json(self.session.run(CLEANUP, {"Name": self.name, "Dir": self.dir, "JobId": self.job}))
             except Exception as exc:
                 left = [f"{type(exc).__name__}: {exc}"]
+            if left and not isinstance(left, list):
+                left = [left]
             if left:
                 log.warning("%s", self.b._say(
                     f"hyperv: clean-up of {self.name} on {self.b.settings.host} left something behind "

@@ -58,7 +58,8 @@ class FakeHypervHost:
         self.loaded = loaded
         self.power_off_at_end = power_off_at_end
         self.apply_settings = apply_settings  # False: a host that ignores Set-VMProcessor and Set-VMMemory
-        self.fail: dict[str, str] = {}  # step -> the error that step's script reports
+        self.fail: dict[str, Any] = {}  # step -> the error that step's script reports, or an exception to raise
+        self.preflight_reply: dict[str, Any] | None = None  # else: what a host of the settings above says
         self.sent: list[Sent] = []
         self.log: list[str] = []
         self.vms: dict[str, FakeVm] = {}
@@ -77,6 +78,8 @@ class FakeHypervHost:
 
     def open(self, settings: Any, creds: Any) -> FakePsrpSession:
         self.log.append(f"open {settings.host} user={creds.user} auth={settings.auth} ssl={settings.ssl}")
+        if isinstance(self.fail.get("open"), BaseException):
+            raise self.fail["open"]
         if "open" in self.fail:
             raise ConnectionError(self.fail["open"].replace("{password}", creds.password.reveal()))
         if creds.user != self.user or creds.password.reveal() != self.password:
@@ -122,6 +125,8 @@ class FakePsrpSession:
         h = self.host
         h.sent.append(Sent(step, script, dict(parameters)))
         h.log.append(f"run {step} {json.dumps(parameters, sort_keys=True)}")
+        if isinstance(h.fail.get(step), BaseException):
+            raise h.fail[step]
         if step in h.fail:
             raise RemoteError(h.fail[step])
         return getattr(self, "_" + step.replace("-", "_"))(**parameters)
@@ -130,6 +135,8 @@ class FakePsrpSession:
 
     def _preflight(self) -> list[str]:
         h = self.host
+        if h.preflight_reply is not None:
+            return [json.dumps(h.preflight_reply)]
         return [json.dumps({"os": "FAKE Microsoft Windows Server (a fake)", "os_version": f"10.0.{h.build}",
                             "os_build": h.build, "cpu_manufacturer": h.cpu, "cpu_name": "Fake CPU",
                             "computer": "HV1", "supported_versions": list(h.versions),

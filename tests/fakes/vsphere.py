@@ -66,6 +66,16 @@ class FakeFault(Exception):
         self.msg = msg
 
 
+def failure(api: FakeVSphere, key: str) -> BaseException | None:
+    """What the fake's `fail[key]` makes the operation raise: a FakeFault
+    with that message, or the exception itself when it is one (a real
+    pyVmomi fault, a socket or http.client error)."""
+    value = api.fail.get(key)
+    if value is None:
+        return None
+    return value if isinstance(value, BaseException) else FakeFault(value)
+
+
 class FakeTask:
     """A fake vim.Task, already finished."""
 
@@ -99,7 +109,7 @@ class FakeVM:
     def runtime(self) -> Any:
         self.api.log.append(f"runtime {self.name}")
         if self.api.fail.get("runtime"):
-            raise FakeFault(self.api.fail["runtime"])
+            raise failure(self.api, "runtime")
         return SimpleNamespace(powerState=self.power, question=self.question)
 
     def PowerOnVM_Task(self) -> FakeTask:
@@ -178,6 +188,8 @@ class FakeViewManager:
         self.api = api
 
     def CreateContainerView(self, container: Any, type: list[Any], recursive: bool) -> Any:
+        if "CreateContainerView" in self.api.fail:  # an account without System.View
+            raise failure(self.api, "CreateContainerView")
         kind = repr(type[0])
         if kind == "vim.Datacenter":
             items = [self.api.datacenter]
@@ -216,7 +228,7 @@ class FakeVSphere:
         self.guest_output = guest_output or []
         self.power_off_at_end = power_off_at_end
         self.loaded = loaded
-        self.fail: dict[str, str] = {}  # operation -> the fault message it fails with
+        self.fail: dict[str, Any] = {}  # operation -> the fault message it fails with, or the exception
         self.log: list[str] = []  # every call, as text: what nvct asked of the host
         self.specs: list[FakeData] = []
         self.vms: dict[str, FakeVM] = {}
@@ -254,6 +266,8 @@ class FakeVSphere:
         # The password is checked, never logged.
         self.log.append(f"connect {host}:{port} user={user}")
         self.contexts.append(context)
+        if isinstance(self.fail.get("login"), BaseException):
+            raise self.fail["login"]
         if "login" in self.fail:
             raise FakeFault(self.fail["login"].replace("{password}", password))
         if user != self.user or password != self.password:
@@ -274,6 +288,8 @@ class FakeVSphere:
         authorised = cookie is not None and cookie.group(1) in self.sessions
         shown = {k: ("<session cookie>" if k == "Cookie" else v) for k, v in headers.items()}
         self.log.append(f"{method} {path} {shown}")
+        if isinstance(self.fail.get(method), BaseException):  # the transport fails: socket, TLS, http.client
+            raise self.fail[method]
         if not authorised:
             return 401, b"not logged in"
         parsed = urllib.parse.urlparse(path)
