@@ -255,7 +255,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         if not args.json or (json_stream and not final):
             return
         try:
-            record.write(args.json, pretty=final)
+            record.write(args.json, pretty=final, option="--json")
             lost.clear()
         except OutputError as exc:
             if not lost and not final:
@@ -366,7 +366,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     else:
         text = FORMATS[args.format](runs)
     if args.output:
-        _write(args.output, text)
+        _write(args.output, text, "--output")
     else:
         sys.stdout.write(text)
     return _gate_code(runs)
@@ -400,7 +400,7 @@ def cmd_baseline(args: argparse.Namespace) -> int:
         raise UsageError(f"{args.record}: holds {len(runs)} merged runs; a baseline is made from one run")
     text = compare.render_baseline(runs[0], str(args.record))
     if args.output:
-        _write(args.output, text)
+        _write(args.output, text, "--output")
     else:
         sys.stdout.write(text)
     return EXIT_OK

@@ -120,11 +120,11 @@ def write_bytes(path: Path | str, data: bytes, option: str | None = None) -> Non
             # No O_CREAT, no O_TRUNC on what is already there: a stream is written, not replaced.
             fd = os.open(target.real, os.O_WRONLY)
         except OSError as exc:
-            raise OutputError(f"cannot write {name}: {exc.strerror or exc}") from None
+            raise OutputError(f"{name}: cannot write: {exc.strerror or exc}") from None
         try:
             _write_all(fd, data)
         except OSError as exc:
-            raise OutputError(f"cannot write {name}: {exc.strerror or exc}") from None
+            raise OutputError(f"{name}: cannot write: {exc.strerror or exc}") from None
         finally:
             with contextlib.suppress(OSError):
                 os.close(fd)
@@ -149,7 +149,7 @@ def write_bytes(path: Path | str, data: bytes, option: str | None = None) -> Non
         os.replace(tmp, real)
     except OSError as exc:
         _discard(tmp)
-        raise OutputError(f"cannot write {name}: {exc.strerror or exc}") from None
+        raise OutputError(f"{name}: cannot write: {exc.strerror or exc}") from None
     except BaseException:
         _discard(tmp)
         raise

@@ -181,13 +181,13 @@ class RunRecord:
             raise RunRecordError(f"malformed run record: {type(exc).__name__}: {exc}") from None
         return record
 
-    def write(self, path: Path, pretty: bool = True) -> None:
+    def write(self, path: Path, pretty: bool = True, option: str | None = None) -> None:
         """Replace the file atomically (a FIFO or device is written as a
         stream): readers never see half a record. Raises OutputError.
 
         `pretty=False` (while a run goes on, after every result) writes one
         compact line: json's C encoder, several times faster than indenting."""
-        write_json(path, self.to_dict(), pretty)
+        write_json(path, self.to_dict(), pretty, option)
 
     @classmethod
     def read(cls, path: Path) -> RunRecord:
@@ -223,8 +223,8 @@ def _read_json(path: Path) -> Any:
         raise RunRecordError(f"{path}: not JSON: {exc}") from None
     except RecursionError:
         raise RunRecordError(f"{path}: not a run record: nested more than {MAX_DEPTH} deep") from None
-    except ValueError as exc:  # an integer of more than 4300 digits
-        raise RunRecordError(f"{path}: not JSON: {exc}") from None
+    except ValueError:  # an integer of more than 4300 digits
+        raise RunRecordError(f"{path}: not JSON nvct reads: a number with thousands of digits") from None
 
 
 def read_runs(path: Path | str) -> list[RunRecord]:
@@ -255,14 +255,14 @@ def write_runs(runs: list[RunRecord], path: Path | str) -> None:
     write_json(path, {"schema": SET_SCHEMA, "runs": [r.to_dict() for r in runs]})
 
 
-def write_json(path: Path | str, data: Any, pretty: bool = True) -> None:
+def write_json(path: Path | str, data: Any, pretty: bool = True, option: str | None = None) -> None:
     """JSON to `path`: atomically for a file, as a stream to a FIFO or device
     (conformance/outputs.py); raises OutputError."""
     if pretty:
         text = json.dumps(data, indent=1)
     else:  # dumps without indent is the one path that takes json's C encoder
         text = json.dumps(data, separators=(",", ":"))
-    write_text(path, text + "\n")
+    write_text(path, text + "\n", option)
 
 
 def labels(runs: list[RunRecord]) -> list[str]:
