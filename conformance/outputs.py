@@ -3,8 +3,10 @@
 The path a user gives is honoured as it is:
 
 - a symlink is followed, and its target is written (the link stays);
-- a FIFO or a character device (/dev/stdout, /dev/null, a terminal) is
-  opened and written as a stream, never replaced;
+- a FIFO or a character device (/dev/null, a terminal) is opened and
+  written as a stream, never replaced; nvct's own standard output or error
+  (/dev/stdout, /dev/fd/2, whatever they were sent to) is written through
+  the descriptor nvct holds, after what nvct printed there;
 - a regular file (or a path that does not exist yet) is written atomically:
   a temporary file in the directory the file really lives in, renamed over
   it, so that a reader never sees half a report. An existing file keeps its
@@ -20,6 +22,7 @@ import contextlib
 import os
 import secrets
 import stat
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,6 +48,7 @@ class Target:
     path: Path  # as the user gave it
     real: Path  # symlinks followed
     stream: bool  # a FIFO or character device: written in one go, at the end, never replaced
+    fd: int | None = None  # the file is nvct's own standard output or error: written there
 
     @classmethod
     def of(cls, path: Path | str, option: str | None = None) -> Target:
@@ -52,18 +56,25 @@ class Target:
         or the directory it would be created in exists and is writable."""
         path = Path(path)
         name = f"{option} {path}" if option else str(path)
-        real = Path(os.path.realpath(path))
         try:
-            st = os.stat(real)
+            st = os.stat(path)  # through symlinks, and through /proc/self/fd's links to pipes
         except FileNotFoundError:
             st = None
         except OSError as exc:
             raise OutputError(f"{name}: {exc.strerror or exc}") from None
         if st is not None:
+            for fd in (1, 2):  # /dev/stdout, /proc/self/fd/2, or the file stdout was sent to
+                try:
+                    own = os.fstat(fd)
+                except OSError:
+                    continue
+                if (own.st_dev, own.st_ino) == (st.st_dev, st.st_ino):
+                    return cls(path, path, True, fd)
             if stat.S_ISFIFO(st.st_mode) or stat.S_ISCHR(st.st_mode):
-                return cls(path, real, True)
+                return cls(path, path, True)
             if not stat.S_ISREG(st.st_mode):
                 raise OutputError(f"{name}: is {_kind(st.st_mode)}, not a file nvct can write")
+        real = Path(os.path.realpath(path))  # where a new file is made, or the file renamed over
         parent = real.parent
         if not parent.is_dir():
             raise OutputError(f"{name}: no such directory {path.parent}")
@@ -78,6 +89,8 @@ class Target:
     def identity(self) -> tuple:
         """What two outputs must not share: the same file (by inode when it
         exists, else by its real path), or the same path to a stream."""
+        if self.fd is not None:
+            return ("fd", self.fd)
         if self.stream:
             return ("stream", os.path.abspath(self.path))
         try:
@@ -115,6 +128,13 @@ def write_text(path: Path | str, text: str, option: str | None = None) -> None:
 def write_bytes(path: Path | str, data: bytes, option: str | None = None) -> None:
     target = Target.of(path, option)
     name = f"{option} {path}" if option else str(path)
+    if target.fd is not None:
+        try:
+            (sys.stdout if target.fd == 1 else sys.stderr).flush()
+            _write_all(target.fd, data)
+        except OSError as exc:
+            raise OutputError(f"{name}: cannot write: {exc.strerror or exc}") from None
+        return
     if target.stream:
         try:
             # No O_CREAT, no O_TRUNC on what is already there: a stream is written, not replaced.
