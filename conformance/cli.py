@@ -77,14 +77,6 @@ def _write(path: Path, text: str, option: str | None = None) -> None:
         raise UsageError(str(exc)) from None
 
 
-def _text(value: object) -> str:
-    """A name or path for the run record: bytes that are not UTF-8 (a file
-    name, a YAML escape) become U+FFFD, so that every report can write it."""
-    if isinstance(value, Path):
-        return os.fsencode(value).decode("utf-8", "replace")
-    return str(value).encode("utf-8", "surrogatepass").decode("utf-8", "replace")
-
-
 def _rescue(record: RunRecord) -> str:
     """Keep a run record whose --json could not be written: in a new file
     in the temporary folder, else on standard error. Says where it went."""
@@ -240,7 +232,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         jobs=args.jobs,
     )
     record = RunRecord(
-        profile={"name": _text(profile.name), "path": _text(path), "description": _text(profile.description)},
+        profile={"name": profile.name, "path": str(path), "description": profile.description},
         selection=list(globs),
         catalog=[p.as_dict() for p in selected],
     )
@@ -267,7 +259,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         progress.result(result)
         save()
 
-    progress.say(f"nvct {__version__}: profile {record.label} ({record.profile['path']}), {len(selected)} probes")
+    progress.say(f"nvct {__version__}: profile {profile.name} ({path}), {len(selected)} probes")
     save()  # the record exists (status running) before the first boot: a SIGKILL leaves it
     if lost:
         raise UsageError(str(lost[0]))

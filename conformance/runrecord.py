@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import platform
+import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -197,6 +198,7 @@ class RunRecord:
         return runs[0]
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
 MAX_BYTES = 256 << 20  # a merged set of many full runs is a few MB
 
 
@@ -259,10 +261,12 @@ def write_json(path: Path | str, data: Any, pretty: bool = True, option: str | N
     """JSON to `path`: atomically for a file, as a stream to a FIFO or device
     (conformance/outputs.py); raises OutputError."""
     if pretty:
-        text = json.dumps(data, indent=1)
+        text = json.dumps(data, indent=1, ensure_ascii=False)
     else:  # dumps without indent is the one path that takes json's C encoder
-        text = json.dumps(data, separators=(",", ":"))
-    write_text(path, text + "\n", option)
+        text = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+    # A lone surrogate (a file name that is not UTF-8, a YAML escape) is not
+    # text: U+FFFD in its place, so that every reader of the record can use it.
+    write_text(path, _SURROGATE.sub("\ufffd", text) + "\n", option)
 
 
 def labels(runs: list[RunRecord]) -> list[str]:
