@@ -12,6 +12,7 @@ bounded in depth and every string (keys too) must be text: a lone surrogate
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 from .catalog import SelectionError, split_globs
@@ -47,9 +48,16 @@ def _want(where: str, what: str, value: Any) -> ShapeError:
     return ShapeError(where, f"want {what}, not {_type(value)}")
 
 
+_PLAIN_KEY = re.compile(r"[A-Za-z0-9_.-]+")
+
+
 def _join(where: str, key: str | int) -> str:
+    """`where.key`, `where[3]`; a key that is not plain is quoted (repr:
+    control characters escaped), so that a message stays one line."""
     if isinstance(key, int):
         return f"{where}[{key}]"
+    if not _PLAIN_KEY.fullmatch(key):
+        key = repr(key)
     return f"{where}.{key}" if where else key
 
 
@@ -68,7 +76,7 @@ def check_text(data: Any, where: str = "") -> None:
         elif isinstance(value, dict):
             for key, item in value.items():
                 _no_surrogate(key, at)
-                stack.append((item, _join(at, key if key.isprintable() else repr(key)), depth + 1))
+                stack.append((item, _join(at, key), depth + 1))
         elif isinstance(value, list):
             stack.extend((item, _join(at, i), depth + 1) for i, item in enumerate(value))
 

@@ -51,7 +51,8 @@ def describe_facts(facts: dict[str, str]) -> str:
         return "no facts (the kernel did not report)"
     cpu = facts.get("cpu.vendor", "?")
     if "cpu.family" in facts:
-        cpu += f" family {facts['cpu.family']} model {facts['cpu.model']} stepping {facts.get('cpu.stepping', '?')}"
+        cpu += (f" family {facts['cpu.family']} model {facts.get('cpu.model', '?')} "
+                f"stepping {facts.get('cpu.stepping', '?')}")  # fmt: skip
     hv = facts.get("hv.signature") if facts.get("hv.present") == "1" else None
     parts = [cpu, f"hypervisor {hv!r}" if hv else "no hypervisor bit"]
     if facts.get("svm") == "1":
