@@ -214,6 +214,7 @@ def render_baseline(record: RunRecord, source: str) -> str:
         "# Paste into the profile; give each known failure a `link:` to its bug.",
     ]
     for problem in problems:
-        out.append(one_line(f"# NOT BASELINED (no rule accepts ERROR, TIMEOUT or CRASH; fix it or deselect it): {problem}"))
+        why = "no rule accepts ERROR, TIMEOUT or CRASH; fix it or deselect it"
+        out.append(one_line(f"# NOT BASELINED ({why}): {problem}"))
     body = yaml.safe_dump({"expect": rules}, sort_keys=False, width=1000, allow_unicode=True, default_flow_style=False)
     return "\n".join(out) + "\n" + body

@@ -158,7 +158,8 @@ def test_every_interpolation_of_the_html_report_goes_through_e():
     for node in ast.walk(render):  # out.append(...), out += [...], out = [...]
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "append":
             page_lines.update(id(a) for a in node.args)
-        if isinstance(node, (ast.Assign, ast.AugAssign, ast.AnnAssign)) and isinstance(node.value, (ast.List, ast.ListComp)):
+        assigned = isinstance(node, (ast.Assign, ast.AugAssign, ast.AnnAssign))
+        if assigned and isinstance(node.value, (ast.List, ast.ListComp)):
             items = node.value.elts if isinstance(node.value, ast.List) else [node.value.elt]
             page_lines.update(id(a) for a in items)
     bad, checked = [], 0
@@ -323,7 +324,8 @@ def test_output_that_cannot_be_written_is_one_line_and_exit_2(tmp_path, record):
     # Standard output on a full disk.
     proc = subprocess.run([sys.executable, "-m", "conformance", "report", str(record)], cwd=ROOT,
                           stdout=open("/dev/full", "w"), stderr=subprocess.PIPE, text=True)  # fmt: skip
-    assert proc.returncode == 2 and proc.stderr == "nvct: error: cannot write standard output: No space left on device\n"
+    assert proc.returncode == 2
+    assert proc.stderr == "nvct: error: cannot write standard output: No space left on device\n"
 
 
 @contextmanager
