@@ -28,6 +28,7 @@ def main() -> int:
     args = parser.parse_args()
     os.environ["NVCT_FUZZ_EXAMPLES"] = str(args.examples)
     import test_fuzz  # the properties live with the tests; they read the count when imported
+    import test_fuzz_outputs as out  # issue 13: run records, report escaping, output paths
 
     properties = [
         ("parse_line on any text", test_fuzz.test_parse_line_never_raises_anything_else, False),
@@ -35,6 +36,9 @@ def main() -> int:
         ("boot log under damage", test_fuzz.test_boot_log_survives_any_damage, False),
         ("profile loader on random profiles", test_fuzz.test_profile_loader_raises_only_profile_errors, True),
         ("profile loader on any text", test_fuzz.test_profile_loader_survives_any_text, True),
+        ("damaged run records", out.test_a_damaged_run_record_is_read_or_refused_cleanly, True),
+        ("any string in every report", out.test_any_string_in_a_record_stays_inside_its_field, False),
+        ("output paths of every kind", out.test_an_output_path_is_written_or_refused_never_replaced, True),
     ]
     failed = 0
     for label, prop, needs_dir in properties:

@@ -16,6 +16,9 @@ from .backends import BackendUnavailable
 from .catalog import CatalogError, Probe, SelectionError, select, split_globs
 from .expect import Expectations, apply, unmatched
 from .guest import BuildError, GuestImage, build
+from .outputs import OutputError
+from .outputs import check as check_outputs
+from .outputs import write_text
 from .profile import ProfileError, load_profile
 from .reports import html as html_report
 from .reports import junit as junit_report
@@ -65,16 +68,33 @@ def _runs(paths: list[Path]) -> list[RunRecord]:
     return runs
 
 
-def _write(path: Path, text: str) -> None:
-    """A report file, replaced atomically: a reader never sees half of it."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+def _write(path: Path, text: str, option: str | None = None) -> None:
+    """A report: a file replaced atomically (a reader never sees half of
+    it), a FIFO or device written as a stream (conformance/outputs.py)."""
     try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from None
+        write_text(path, text, option)
+    except OutputError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _rescue(record: RunRecord) -> str:
+    """Keep a run record whose --json could not be written: in a new file
+    in the temporary folder, else on standard error. Says where it went."""
+    import tempfile
+
+    text = json.dumps(record.to_dict(), indent=1) + "\n"
+    try:
+        fd, name = tempfile.mkstemp(prefix="nvct-run-", suffix=".json")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as out:
+                out.write(text)
+        except OSError:
+            os.unlink(name)
+            raise
+        return f"nvct: the run record is in {name}; `nvct report {name}` makes every report from it"
+    except OSError:
+        sys.stderr.write(text)
+        return "nvct: the run record is above, on standard error"
 
 
 # Report formats: name -> renderer of a list of runs (text is rendered apart: colour, width).
@@ -184,10 +204,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         globs = tuple(split_globs(args.probes)) if args.probes else profile.probes
     except SelectionError as exc:
         raise UsageError(str(exc)) from None
-    for option in ("json", *FORMATS):
-        target = getattr(args, option)
-        if target is not None and not target.resolve().parent.is_dir():
-            raise UsageError(f"--{option} {target}: no such directory {target.parent}")
+    # Every output checked before the first boot: writable, and no two the same file.
+    try:
+        targets = check_outputs([(f"--{o}", getattr(args, o)) for o in ("json", *FORMATS) if getattr(args, o)])
+    except OutputError as exc:
+        raise UsageError(str(exc)) from None
+    json_stream = bool(args.json) and targets[0].stream  # written once, at the end
     image = _image()
     catalog = _catalog(image)
     selected = select(catalog, list(globs))
@@ -218,10 +240,19 @@ def cmd_run(args: argparse.Namespace) -> int:
     progress_on = args.progress if args.progress is not None else sys.stderr.isatty()
     progress = Progress(len(selected) * len(levels), progress_on, _colour(args.color, sys.stderr))
 
+    lost: list[OutputError] = []  # the last failed write of the record, while it fails
+
     def save(final: bool = False) -> None:
         apply(record, expectations)
-        if args.json:
-            record.write(args.json, pretty=final)
+        if not args.json or (json_stream and not final):
+            return
+        try:
+            record.write(args.json, pretty=final, option="--json")
+            lost.clear()
+        except OutputError as exc:
+            if not lost and not final:
+                print(f"nvct: warning: {exc}; the results are kept and written at the end", file=sys.stderr)
+            lost[:] = [exc]
 
     def on_result(result: ProbeResult) -> None:
         record.results.append(result)
@@ -229,6 +260,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         save()
 
     progress.say(f"nvct {__version__}: profile {profile.name} ({path}), {len(selected)} probes")
+    save()  # the record exists (status running) before the first boot: a SIGKILL leaves it
+    if lost:
+        raise UsageError(str(lost[0]))
     previous = signal.signal(signal.SIGTERM, _sigterm)
     try:
         for level in levels:
@@ -254,10 +288,25 @@ def cmd_run(args: argparse.Namespace) -> int:
         save(final=True)
     width = shutil.get_terminal_size().columns if sys.stdout.isatty() else None
     sys.stdout.write(text_report.render(record, colour=colour, width=width))
+    sys.stdout.flush()
+    # The summary is out; a report that cannot be written now costs only itself.
+    failed = [str(exc) for exc in lost]
     for name, render in FORMATS.items():
         target = getattr(args, name)
         if target:
-            _write(target, render([record]))
+            try:
+                _write(target, render([record]), f"--{name}")
+            except UsageError as exc:
+                failed.append(str(exc))
+    if failed:
+        for problem in failed:
+            print(f"nvct: error: {problem}", file=sys.stderr)
+        if args.json and not lost:
+            print(f"nvct: the run record {args.json} holds every result; `nvct report` writes the reports from it",
+                  file=sys.stderr)  # fmt: skip
+        else:
+            print(_rescue(record), file=sys.stderr)
+        return EXIT_USAGE
     if record.status == "interrupted":
         return 130
     return _gate_code([record])
@@ -309,7 +358,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     else:
         text = FORMATS[args.format](runs)
     if args.output:
-        _write(args.output, text)
+        _write(args.output, text, "--output")
     else:
         sys.stdout.write(text)
     return _gate_code(runs)
@@ -330,8 +379,8 @@ def cmd_merge(args: argparse.Namespace) -> int:
     runs = _runs(args.records)
     try:
         write_runs(runs, args.output)
-    except OSError as exc:
-        raise UsageError(f"cannot write {args.output}: {exc.strerror or exc}") from None
+    except OutputError as exc:
+        raise UsageError(str(exc)) from None
     hosts = len({r.host for r in runs})
     print(f"{args.output}: {len(runs)} runs ({len({r.label for r in runs})} profiles, {hosts} hosts)", file=sys.stderr)
     return EXIT_OK
@@ -343,7 +392,7 @@ def cmd_baseline(args: argparse.Namespace) -> int:
         raise UsageError(f"{args.record}: holds {len(runs)} merged runs; a baseline is made from one run")
     text = compare.render_baseline(runs[0], str(args.record))
     if args.output:
-        _write(args.output, text)
+        _write(args.output, text, "--output")
     else:
         sys.stdout.write(text)
     return EXIT_OK
@@ -443,9 +492,28 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         args = parser().parse_args(["run", *(argv or [])])
     try:
-        return args.func(args)
-    except UsageError as exc:
+        code = args.func(args)
+        sys.stdout.flush()
+        return code
+    except (UsageError, OutputError) as exc:
         print(f"nvct: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except BrokenPipeError:
+        _drop_stdout()
         return EXIT_OK
+    except OSError as exc:  # what is left: standard output failed (a full disk, a closed terminal)
+        _drop_stdout()
+        where = exc.filename if exc.filename is not None else "standard output"
+        print(f"nvct: error: cannot write {where}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+def _drop_stdout() -> None:
+    """Point standard output at /dev/null, so that the flush when Python
+    exits does not fail again (and print a traceback of its own)."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass

@@ -1,6 +1,9 @@
 """Comparing and combining runs: `nvct diff`, `nvct merge`, `nvct baseline`.
 
-All three read run records only (conformance/runrecord.py).
+All three read run records only (conformance/runrecord.py). Their text
+shows a record's strings on one line, control characters escaped
+(reports/common.py `one_line`): a detail cannot move the terminal's cursor,
+and a profile name cannot end a comment of the baseline and add YAML of its own.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from dataclasses import dataclass, field
 
 import yaml
 
+from .reports.common import one_line
 from .runrecord import RunRecord, labels
 from .session import ProbeResult
 from .verdicts import Verdict
@@ -30,7 +34,7 @@ class Change:
         arrow = f"{self.before or '-'} -> {self.after or '-'}"
         prefix = f"{self.run} " if self.run else ""
         text = f"{prefix}L{self.level} {self.probe}: {arrow}"
-        return text + (f" ({self.detail})" if self.detail else "")
+        return one_line(text + (f" ({self.detail})" if self.detail else ""))
 
 
 @dataclass
@@ -106,7 +110,7 @@ def diff(base: list[RunRecord], new: list[RunRecord]) -> Diff:
 
 
 def render_diff(d: Diff, base_name: str, new_name: str) -> str:
-    out = [f"nvct diff {base_name} {new_name}"]
+    out = [one_line(f"nvct diff {base_name} {new_name}")]
     sections = [
         ("regressions", d.regressions, "worse than before: PASS to SKIP, FAIL, ERROR, TIMEOUT or CRASH, and so on"),
         ("fixes", d.fixes, "PASS now"),
@@ -119,9 +123,9 @@ def render_diff(d: Diff, base_name: str, new_name: str) -> str:
             out.append(f"{title} ({len(changes)}: {what}):")
             out += [f"  {c.line()}" for c in changes]
     for name in d.runs_added:
-        out.append(f"run only in {new_name}: {name}")
+        out.append(one_line(f"run only in {new_name}: {name}"))
     for name in d.runs_removed:
-        out.append(f"run only in {base_name}: {name}")
+        out.append(one_line(f"run only in {base_name}: {name}"))
     out.append(
         f"{len(d.regressions)} regressed, {len(d.fixes)} fixed, {len(d.changes)} changed otherwise, "
         f"{len(d.new)} new, {len(d.vanished)} vanished, {d.unchanged} unchanged"
@@ -205,11 +209,12 @@ def _rule(probes: str, level: int | None, verdict: str, reason: str) -> dict:
 def render_baseline(record: RunRecord, source: str) -> str:
     rules, problems = baseline_rules(record)
     out = [
-        f"# The expectations that the run {source} satisfies",
-        f"# (profile {record.profile.get('name')}, host {record.host}, {record.started}).",
+        one_line(f"# The expectations that the run {source} satisfies"),
+        one_line(f"# (profile {record.profile.get('name')}, host {record.host}, {record.started})."),
         "# Paste into the profile; give each known failure a `link:` to its bug.",
     ]
     for problem in problems:
-        out.append(f"# NOT BASELINED (no rule accepts ERROR, TIMEOUT or CRASH; fix it or deselect it): {problem}")
+        why = "no rule accepts ERROR, TIMEOUT or CRASH; fix it or deselect it"
+        out.append(one_line(f"# NOT BASELINED ({why}): {problem}"))
     body = yaml.safe_dump({"expect": rules}, sort_keys=False, width=1000, allow_unicode=True, default_flow_style=False)
     return "\n".join(out) + "\n" + body

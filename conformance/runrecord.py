@@ -1,23 +1,25 @@
 """The JSON run record: the stable interface every report and tool reads.
 
-Schema "nvct-run/1": see docs/run-record.md. The record is rewritten
+Schema "nvct-run/1": see docs/run-record.md. The record is written when
+the run starts (`status: running`, before the first boot) and rewritten
 atomically after every result, so a run that is killed leaves a valid file
 holding everything measured up to then (`status` says how it ended).
+A record read back has its shape checked first (conformance/recordcheck.py).
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import platform
-import tempfile
+import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from . import __version__
+from .outputs import write_text
+from .recordcheck import MAX_DEPTH, ShapeError, check_run, check_text
 from .session import ProbeResult
 from .verdicts import Verdict
 
@@ -176,16 +178,17 @@ class RunRecord:
                 not_run=list(data.get("not_run", [])),
             )
             apply(record, Expectations.from_dict(expect) if expect else None)
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError, RecursionError) as exc:
             raise RunRecordError(f"malformed run record: {type(exc).__name__}: {exc}") from None
         return record
 
-    def write(self, path: Path, pretty: bool = True) -> None:
-        """Replace the file atomically: readers never see half a record.
+    def write(self, path: Path, pretty: bool = True, option: str | None = None) -> None:
+        """Replace the file atomically (a FIFO or device is written as a
+        stream): readers never see half a record. Raises OutputError.
 
         `pretty=False` (while a run goes on, after every result) writes one
         compact line: json's C encoder, several times faster than indenting."""
-        write_json(path, self.to_dict(), pretty)
+        write_json(path, self.to_dict(), pretty, option)
 
     @classmethod
     def read(cls, path: Path) -> RunRecord:
@@ -195,51 +198,75 @@ class RunRecord:
         return runs[0]
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+MAX_BYTES = 256 << 20  # a merged set of many full runs is a few MB
+
+
 def _read_json(path: Path) -> Any:
+    """The document in a file: at most MAX_BYTES of UTF-8 JSON."""
     try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
+        with open(path, "rb") as f:
+            raw = f.read(MAX_BYTES + 1)
     except FileNotFoundError:
         raise RunRecordError(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise RunRecordError(f"{path}: cannot read: {exc}") from None
+    except IsADirectoryError:
+        raise RunRecordError(f"{path}: is a directory, not a run record") from None
+    except OSError as exc:
+        raise RunRecordError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    if len(raw) > MAX_BYTES:
+        raise RunRecordError(f"{path}: larger than {MAX_BYTES >> 20} MiB, not a run record")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise RunRecordError(f"{path}: not UTF-8 (byte 0x{raw[exc.start]:02x} at offset {exc.start})") from None
+    try:
+        return json.loads(text)
     except json.JSONDecodeError as exc:
         raise RunRecordError(f"{path}: not JSON: {exc}") from None
+    except RecursionError:
+        raise RunRecordError(f"{path}: not a run record: nested more than {MAX_DEPTH} deep") from None
+    except ValueError:  # an integer of more than 4300 digits
+        raise RunRecordError(f"{path}: not JSON nvct reads: a number with thousands of digits") from None
 
 
 def read_runs(path: Path | str) -> list[RunRecord]:
-    """The runs of a file: a run record (one run) or a merged set (`nvct merge`)."""
+    """The runs of a file: a run record (one run) or a merged set (`nvct merge`),
+    its shape checked (conformance/recordcheck.py) before it is read."""
     data = _read_json(Path(path))
     try:
+        check_text(data)
         if isinstance(data, dict) and data.get("schema") == SET_SCHEMA:
             if not isinstance(data.get("runs"), list):
                 raise RunRecordError("malformed merged runs: no list of runs")
+            for i, run in enumerate(data["runs"]):
+                if not isinstance(run, dict) or run.get("schema") != SCHEMA:
+                    RunRecord.from_dict(run)  # raises: not a run record
+                check_run(run, f"runs[{i}]")
             return [RunRecord.from_dict(run) for run in data["runs"]]
+        if isinstance(data, dict) and data.get("schema") == SCHEMA:
+            check_run(data)
         return [RunRecord.from_dict(data)]
+    except ShapeError as exc:
+        raise RunRecordError(f"{path}: malformed run record: {exc}") from None
     except RunRecordError as exc:
         raise RunRecordError(f"{path}: {exc}") from None
 
 
 def write_runs(runs: list[RunRecord], path: Path | str) -> None:
-    """A merged set of runs (schema nvct-runs/1), replaced atomically."""
+    """A merged set of runs (schema nvct-runs/1), written as conformance/outputs.py says."""
     write_json(path, {"schema": SET_SCHEMA, "runs": [r.to_dict() for r in runs]})
 
 
-def write_json(path: Path | str, data: Any, pretty: bool = True) -> None:
-    """Write JSON to a temporary file beside `path`, then rename it over it."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent or ".")
-    try:
-        with os.fdopen(fd, "w") as out:
-            if pretty:
-                json.dump(data, out, indent=1)
-            else:  # dumps without indent is the one path that takes json's C encoder
-                out.write(json.dumps(data, separators=(",", ":")))
-            out.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+def write_json(path: Path | str, data: Any, pretty: bool = True, option: str | None = None) -> None:
+    """JSON to `path`: atomically for a file, as a stream to a FIFO or device
+    (conformance/outputs.py); raises OutputError."""
+    if pretty:
+        text = json.dumps(data, indent=1, ensure_ascii=False)
+    else:  # dumps without indent is the one path that takes json's C encoder
+        text = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+    # A lone surrogate (a file name that is not UTF-8, a YAML escape) is not
+    # text: U+FFFD in its place, so that every reader of the record can use it.
+    write_text(path, _SURROGATE.sub("\ufffd", text) + "\n", option)
 
 
 def labels(runs: list[RunRecord]) -> list[str]:

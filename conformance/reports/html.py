@@ -3,6 +3,9 @@ view, the matrix of probes (rows, grouped by feature and foldable) against
 stacks and levels (columns) with coloured cells and filters by verdict, and
 the facts of each level.
 
+Every value reaches the page through one escaping function, `e`; HTML
+this module builds from escaped parts is `Markup`, which `e` passes on.
+
 Inline CSS and JavaScript, nothing loaded from anywhere. The tables are
 plain HTML and read fine without JavaScript; the script adds folding,
 filters and a search box.
@@ -16,7 +19,7 @@ import json
 from .. import __version__
 from ..features import exposed, feature_view, from_facts
 from ..runrecord import RunRecord
-from .common import columns, expected_text, groups, lookup, nesting_settings, outcome, why
+from .common import columns, expected_text, groups, lookup, nesting_settings, outcome, printable, why
 from .text import describe_facts
 
 OUTCOMES = ["PASS", "SKIP", "XFAIL", "XPASS", "FAIL", "ERROR", "TIMEOUT", "CRASH"]
@@ -106,8 +109,23 @@ document.documentElement.classList.add('js');
 """
 
 
-def e(text: object) -> str:
-    return html.escape(str(text), quote=True)
+class Markup(str):
+    """HTML this module wrote itself, from escaped parts: `e` passes it on as it is."""
+
+
+def e(value: object) -> Markup:
+    """The one way anything gets into the page: every `{...}` in this module
+    is `e(...)` (tests/test_hostile_outputs.py checks the source). Text is
+    escaped for an element or a quoted attribute, with control characters
+    shown as \\xNN and lone surrogates as U+FFFD (reports/common.py); Markup,
+    HTML this module built with `e` already, is kept."""
+    if isinstance(value, Markup):
+        return value
+    return Markup(html.escape(printable(value), quote=True))
+
+
+def join(parts) -> Markup:
+    return Markup("".join(e(p) for p in parts))
 
 
 def render_runs(runs: list[RunRecord], title: str | None = None) -> str:
@@ -117,6 +135,8 @@ def render_runs(runs: list[RunRecord], title: str | None = None) -> str:
     holds = all(r.gate is not None and r.gate.holds for r in runs)
     names = ", ".join(dict.fromkeys(c.label for c in cols)) or "no runs"
     title = title or f"nvct: {names}"
+    gate_class, gate_text = ("holds", "holds") if holds else ("fails", "FAILS")
+    runs_s, cols_s = ("s" if len(runs) != 1 else ""), ("s" if len(cols) != 1 else "")
     out: list[str] = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
@@ -125,18 +145,22 @@ def render_runs(runs: list[RunRecord], title: str | None = None) -> str:
         '<meta http-equiv="Content-Security-Policy" content="default-src \'none\'; '
         "style-src 'unsafe-inline'; script-src 'unsafe-inline'\">",
         f"<title>{e(title)}</title>",
-        f"<style>{CSS}</style></head><body>",
+        "<style>" + CSS + "</style></head><body>",
         f"<h1>{e(title)}</h1>",
-        f'<p><span id="gate" class="gate {"holds" if holds else "fails"}">gate {"holds" if holds else "FAILS"}</span> ',
-        f"{len(runs)} run{'s' if len(runs) != 1 else ''}, {len(cols)} level column{'s' if len(cols) != 1 else ''}</p>",
+        f'<p><span id="gate" class="gate {e(gate_class)}">gate {e(gate_text)}</span> ',
+        f"{e(len(runs))} run{e(runs_s)}, {e(len(cols))} level column{e(cols_s)}</p>",
     ]
     failures = [(run, f) for run in runs for f in (run.gate.failures if run.gate else [])]
     if failures:
-        out.append(f'<h2>What fails the gate</h2><details id="failing" open><summary>{len(failures)} '
-                   f'result{"s" if len(failures) != 1 else ""}</summary><ul class="failures" id="failures">')  # fmt: skip
+        plural = "s" if len(failures) != 1 else ""
+        out.append(f'<h2>What fails the gate</h2><details id="failing" open><summary>{e(len(failures))} '
+                   f'result{e(plural)}</summary><ul class="failures" id="failures">')  # fmt: skip
         for run, f in failures:
-            where = f"{run.label} L{f['level']} <code>{e(f['probe'])}</code>" if f["probe"] else e(run.label)
-            out.append(f"<li>{where}: {e(f['why'])}</li>")
+            if f["probe"]:
+                where = Markup(f"{e(run.label)} L{e(f['level'])} <code>{e(f['probe'])}</code>")
+            else:
+                where = e(run.label)
+            out.append(f"<li>{e(where)}: {e(f['why'])}</li>")
         out.append("</ul></details>")
 
     def under(c) -> str:
@@ -144,11 +168,10 @@ def render_runs(runs: list[RunRecord], title: str | None = None) -> str:
         sig = c.info.facts.get("hv.signature", "") if c.info is not None else ""
         return f"L{c.level - 1} {hv.get('backend', '?')}" + (f", {sig}" if sig else "")
 
-    head = "".join(f'<th scope="col">{e(c.title)}<br><small>{e(under(c))}</small></th>' for c in cols)
+    head = join(Markup(f'<th scope="col">{e(c.title)}<br><small>{e(under(c))}</small></th>') for c in cols)
     # ---- the feature view
-    out.append(
-        '<h2>Features</h2><table id="features"><thead><tr><th scope="col">feature</th>' + head + "</tr></thead><tbody>"
-    )
+    out.append(f'<h2>Features</h2><table id="features"><thead><tr><th scope="col">feature</th>{e(head)}'
+               "</tr></thead><tbody>")  # fmt: skip
     views = {id(run): feature_view(run) for run in runs}
     for name in dict.fromkeys(s.feature for run in runs for s in views[id(run)]):
         cells = []
@@ -157,29 +180,29 @@ def render_runs(runs: list[RunRecord], title: str | None = None) -> str:
             if status is None and c.info is not None:
                 status = from_facts(name, c.level, c.info.facts)
             if status is None:
-                cells.append('<td class="v-none">-</td>')
+                cells.append(Markup('<td class="v-none">-</td>'))
             else:
-                cells.append(f'<td class="v-{STATE_CLASS[status.state]}">{e(status.text())}</td>')
-        out.append(f'<tr><th scope="row">{e(name)}</th>{"".join(cells)}</tr>')
+                cells.append(Markup(f'<td class="v-{e(STATE_CLASS[status.state])}">{e(status.text())}</td>'))
+        out.append(f'<tr><th scope="row">{e(name)}</th>{e(join(cells))}</tr>')
     out.append("</tbody></table>")
 
     # ---- the probe matrix
     out.append("<h2>Probes</h2>")
     out.append('<div class="filters" id="filters"><span>show:</span>')
     for o in OUTCOMES:
-        out.append(f'<label class="v-{o}"><input type="checkbox" data-outcome="{o}" checked> {o}</label>')
+        out.append(f'<label class="v-{e(o)}"><input type="checkbox" data-outcome="{e(o)}" checked> {e(o)}</label>')
     out.append('<label><input type="checkbox" id="only-gate"> only what fails the gate</label>')
     out.append('<input type="search" id="search" placeholder="probe id">')
     out.append(
         '<button type="button" id="fold-all">fold all</button><button type="button" id="unfold-all">unfold all</button>'
     )
     out.append("</div>")
-    out.append('<table id="matrix"><thead><tr><th scope="col">probe</th>' + head + "</tr></thead>")
+    out.append(f'<table id="matrix"><thead><tr><th scope="col">probe</th>{e(head)}</tr></thead>')
     for feature, family, ids in groups(runs):
         label = feature if feature.lower() == family.lower() else f"{feature} ({family})"
         out.append(f'<tbody class="feature" data-feature="{e(feature)}">')
-        out.append(f'<tr class="group"><th colspan="{len(cols) + 1}">{e(label)} '
-                   f'<span class="count">{len(ids)}</span></th></tr>')  # fmt: skip
+        out.append(f'<tr class="group"><th colspan="{e(len(cols) + 1)}">{e(label)} '
+                   f'<span class="count">{e(len(ids))}</span></th></tr>')  # fmt: skip
         for pid in ids:
             description = ""
             cells = []
@@ -189,18 +212,19 @@ def render_runs(runs: list[RunRecord], title: str | None = None) -> str:
                 if entry and not description:
                     description = f"{entry.get('description', '')} [{entry.get('reference', '')}]"
                 if r is None:
-                    cells.append('<td class="cell v-none" data-outcome="none">-</td>')
+                    cells.append(Markup('<td class="cell v-none" data-outcome="none">-</td>'))
                     continue
                 shown = outcome(c.run, r)
                 bad = why(c.run, r)
                 note = bad or (r.detail if shown != "PASS" else "")
                 expected = expected_text(c.run, r)
                 tip = " | ".join(t for t in (note, expected) if t)
-                small = f"<small>{e(note[:200])}</small>" if note else ""
+                small = Markup(f"<small>{e(note[:200])}</small>") if note else ""
                 cls = f"cell v-{shown}" + (" gatefail" if bad else "")
-                cells.append(f'<td class="{cls}" data-outcome="{shown}" title="{e(tip)}">{shown}{small}</td>')
+                cells.append(Markup(f'<td class="{e(cls)}" data-outcome="{e(shown)}" title="{e(tip)}">'
+                                    f"{e(shown)}{e(small)}</td>"))  # fmt: skip
             out.append(f'<tr class="row" data-probe="{e(pid)}"><td class="probe" title="{e(description)}">{e(pid)}</td>'
-                       + "".join(cells) + "</tr>")  # fmt: skip
+                       f"{e(join(cells))}</tr>")  # fmt: skip
         out.append("</tbody>")
     out.append("</table>")
 
@@ -234,15 +258,18 @@ def render_runs(runs: list[RunRecord], title: str | None = None) -> str:
             out.append(f"<dt>{e(key)}</dt><dd>{e(value)}</dd>")
         out.append("</dl>")
         if info is not None and info.facts:
-            out.append(f"<details><summary>all {len(info.facts)} facts</summary><table>")
+            out.append(f"<details><summary>all {e(len(info.facts))} facts</summary><table>")
             out += [f"<tr><td><code>{e(k)}</code></td><td><code>{e(v)}</code></td></tr>" for k, v in info.facts.items()]
             out.append("</table></details>")
         out.append("</section>")
     out.append("</div>")
-    out.append(f"<footer>nvct {e(__version__)}: generated from the run record{'s' if len(runs) != 1 else ''} alone "
+    records_s = "s" if len(runs) != 1 else ""
+    out.append(f"<footer>nvct {e(__version__)}: generated from the run record{e(records_s)} alone "
                f"(schema nvct-run/1). Cells show the outcome under the gate; hover for details.</footer>")  # fmt: skip
-    out.append(f"<script>{SCRIPT}</script>")
-    out.append(f'<script type="application/json" id="nvct-summary">{_summary(runs)}</script>')
+    # The script and the digest are this module's own text; the digest's strings
+    # are JSON with every '<' written \u003c, so no '</script>' can end it early.
+    out.append("<script>" + SCRIPT + "</script>")
+    out.append('<script type="application/json" id="nvct-summary">' + _summary(runs) + "</script>")
     out.append("</body></html>")
     return "\n".join(out) + "\n"
 

@@ -15,6 +15,11 @@ exactly where the gate does:
 The element's text holds the detail, the probe's notes and its console
 excerpt; <system-out> holds the console lines too. The testcase classname is
 `nvct.<profile>.L<level>.<group>` (group: the probe id without its last part).
+
+Every attribute and every text of the tree goes through `clean` when the
+tree is serialised: characters XML 1.0 forbids (control characters, lone
+surrogates, U+FFFE/U+FFFF) are written as `\\xNN`; ElementTree escapes the
+rest (`<`, `&`, quotes, newlines in attributes).
 """
 
 from __future__ import annotations
@@ -27,12 +32,22 @@ from ..runrecord import RunRecord
 from .common import columns, expected_text, nesting_settings, outcome, why
 
 # XML 1.0 allows tab, newline, carriage return and U+0020 up; console lines can
-# hold other control bytes (escape sequences, a crashing guest's garbage).
+# hold other control bytes (escape sequences, a crashing guest's garbage), and
+# a record anything (a profile name with an escape sequence).
 _NOT_XML = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
 def clean(text: object) -> str:
     return _NOT_XML.sub(lambda m: f"\\x{ord(m.group()):02x}", str(text))
+
+
+def _clean_tree(root: ET.Element) -> None:
+    for el in root.iter():
+        el.attrib = {clean(k): clean(v) for k, v in el.attrib.items()}
+        if el.text is not None:
+            el.text = clean(el.text)
+        if el.tail is not None:
+            el.tail = clean(el.tail)
 
 
 def _seconds(value: float | None) -> str:
@@ -136,6 +151,7 @@ def render_runs(runs: list[RunRecord]) -> str:
     for key, value in totals.items():
         root.set(key, str(value))
     root.set("time", _seconds(total_time))
+    _clean_tree(root)
     ET.indent(root, space=" ")
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
 

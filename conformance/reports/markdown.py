@@ -1,12 +1,18 @@
 """The compatibility matrix in Markdown (GitHub/GitLab flavour), for a
 pull-request comment or a wiki page: the gate, the feature view (features
-against stacks and levels), the probe matrix, the stacks' facts."""
+against stacks and levels), the probe matrix, the stacks' facts.
+
+Every string from a record goes through `cell` (text) or `code` (an id):
+no HTML and no Markdown from a record reaches the page, whatever a profile
+name, a detail or a probe id holds. The only tags are the report's own."""
 
 from __future__ import annotations
 
 from ..features import exposed, feature_view, from_facts
 from ..runrecord import RunRecord
-from .common import columns, groups, lookup, nesting_settings, outcome, why
+import re
+
+from .common import columns, groups, lookup, nesting_settings, one_line, outcome, why
 
 MARK = {
     "PASS": "✅ PASS",
@@ -21,9 +27,29 @@ MARK = {
 STATE = {"conformant": "✅", "not exposed": "➖", "untested": "➖", "failures": "❌"}
 
 
-def cell(text: str) -> str:
-    """Text that is safe inside a table cell."""
-    return " ".join(str(text).split()).replace("\\", "\\\\").replace("|", "\\|").replace("<", "&lt;")
+# Characters that start Markdown or HTML (emphasis, links, images, code,
+# tags, entities, strike-through, table cells): backslash-escaped, which
+# CommonMark and GitHub render as the character itself. An underscore inside
+# a word (kvm_amd) starts nothing and stays as it is.
+_MARKUP = re.compile(r"([\\`*\[\]<>|~&]|(?<![A-Za-z0-9])_|_(?![A-Za-z0-9]))")
+_LEADING = re.compile(r"^(\d+)([.)])|^([-+=:#])")  # would start a list, a heading, ...
+_PLAIN_ID = re.compile(r"[A-Za-z0-9._*?-]+")
+
+
+def cell(text: object, limit: int | None = None) -> str:
+    """Text that is safe inside a table cell or a list item: one line, no
+    control characters, no markup (cut to `limit` characters before escaping)."""
+    text = one_line(" ".join(str(text).split()))
+    if limit is not None:
+        text = text[:limit]
+    text = _MARKUP.sub(r"\\\1", text)
+    return _LEADING.sub(lambda m: f"{m.group(1)}\\{m.group(2)}" if m.group(1) else f"\\{m.group(3)}", text)
+
+
+def code(text: object) -> str:
+    """A probe id as code; an id that is not plain is shown as text."""
+    text = str(text)
+    return f"`{text}`" if _PLAIN_ID.fullmatch(text) else cell(text)
 
 
 def render_runs(runs: list[RunRecord]) -> str:
@@ -33,11 +59,11 @@ def render_runs(runs: list[RunRecord]) -> str:
     out: list[str] = []
     holds = all(r.gate is not None and r.gate.holds for r in runs)
     names = ", ".join(dict.fromkeys(c.label for c in cols))
-    out.append(f"## nvct: {names}: gate {'holds ✅' if holds else 'FAILS ❌'}")
+    out.append(f"## nvct: {cell(names)}: gate {'holds ✅' if holds else 'FAILS ❌'}")
     out.append("")
     failures = [(run, f) for run in runs for f in (run.gate.failures if run.gate else [])]
     for run, f in failures:
-        where = f"{run.label} L{f['level']} `{f['probe']}`" if f["probe"] else run.label
+        where = f"{cell(run.label)} L{f['level']} {code(f['probe'])}" if f["probe"] else cell(run.label)
         out.append(f"- {where}: {cell(f['why'])}")
     if failures:
         out.append("")
@@ -74,9 +100,9 @@ def render_runs(runs: list[RunRecord]) -> str:
                 # is in the feature view, and a comment must stay short.
                 note = why(c.run, r) or (r.detail if shown == "XFAIL" else "")
                 if note:
-                    text += f" <sub>{cell(note)[:160]}</sub>"
+                    text += f" <sub>{cell(note, limit=160)}</sub>"
                 row.append(text)
-            out.append(f"| `{pid}` | " + " | ".join(row) + " |")
+            out.append(f"| {code(pid)} | " + " | ".join(row) + " |")
     out += ["", "</details>", "", "### Stacks", ""]
     for c in cols:
         info = c.info

@@ -16,6 +16,12 @@ harness passes and fails where the gate does:
 A `not ok` line is followed by a YAML block (indented two spaces, between
 `---` and `...`) with the outcome, the measured verdict, the detail, the
 expectation, the notes and the console excerpt.
+
+A string from a record never starts a line of its own: names, reasons and
+comments are put on one line (`one_line`: a newline, a carriage return, a
+vertical tab or U+2028 is shown as an escape), and a `#` in a test's name is
+escaped (`\\#`) so that a name cannot add a SKIP or TODO directive. The YAML
+block is PyYAML's, each of its lines indented.
 """
 
 from __future__ import annotations
@@ -23,11 +29,16 @@ from __future__ import annotations
 import yaml
 
 from ..runrecord import RunRecord
-from .common import columns, outcome, why
+from .common import columns, one_line, outcome, why
 
 
-def _one_line(text: str) -> str:
-    return " ".join(str(text).split())
+def _one_line(text: object) -> str:
+    return one_line(" ".join(str(text).split()))
+
+
+def _name(text: object) -> str:
+    """A test's description: one line, `\\` and `#` escaped (TAP 13)."""
+    return _one_line(text).replace("\\", "\\\\").replace("#", "\\#")
 
 
 def _yaml_block(data: dict) -> list[str]:
@@ -40,10 +51,10 @@ def render_runs(runs: list[RunRecord]) -> str:
     number = 0
     for col in columns(runs):
         record = col.run
-        lines.append(f"# {col.title}: profile {record.profile.get('path', '')}, host {record.host}")
+        lines.append(_one_line(f"# {col.title}: profile {record.profile.get('path', '')}, host {record.host}"))
         for result in (r for r in record.results if r.level == col.level):
             number += 1
-            name = f"{col.label} L{col.level} {result.probe}"
+            name = _name(f"{col.label} L{col.level} {result.probe}")
             shown = outcome(record, result)
             bad = why(record, result)
             a = record.assessments.get((result.probe, result.level))
@@ -75,7 +86,7 @@ def render_runs(runs: list[RunRecord]) -> str:
         if record.gate is not None and not record.gate.holds:
             for f in record.gate.failures:
                 if f["probe"] is None:
-                    out.append(f"# {record.label}: {f['why']}")
+                    out.append(_one_line(f"# {record.label}: {f['why']}"))
     return "\n".join(out) + "\n"
 
 

@@ -1,13 +1,18 @@
 """The terminal report: the stack, the feature view, then the probe view
 (grouped by feature, a row per probe, a column per level), a summary line
-per level and the gate. Reads only the run record."""
+per level and the gate. Reads only the run record.
+
+Every string from the record goes through `one_line` (reports/common.py)
+before it reaches the terminal: escape sequences, bells and carriage
+returns in a detail or a profile name are shown, not obeyed, and a newline
+cannot start a line of its own. `paint` adds the only escape sequences."""
 
 from __future__ import annotations
 
 from ..features import feature_view
 from ..runrecord import LevelInfo, RunRecord
 from ..verdicts import Verdict
-from .common import failure_lines, gate_summary, groups, nesting_settings, outcome
+from .common import failure_lines, gate_summary, groups, nesting_settings, one_line, outcome
 
 _COLOURS = {
     "PASS": "32",  # green
@@ -24,6 +29,7 @@ _COLOURS = {
 def paint(text: str, verdict: Verdict | str, colour: bool) -> str:
     """`text` in the colour of a verdict or an outcome (only when colour is on)."""
     key = verdict.value if isinstance(verdict, Verdict) else verdict
+    text = one_line(text)
     return f"\x1b[{_COLOURS.get(key, '0')}m{text}\x1b[0m" if colour else text
 
 
@@ -45,7 +51,8 @@ def describe_facts(facts: dict[str, str]) -> str:
         return "no facts (the kernel did not report)"
     cpu = facts.get("cpu.vendor", "?")
     if "cpu.family" in facts:
-        cpu += f" family {facts['cpu.family']} model {facts['cpu.model']} stepping {facts.get('cpu.stepping', '?')}"
+        cpu += (f" family {facts['cpu.family']} model {facts.get('cpu.model', '?')} "
+                f"stepping {facts.get('cpu.stepping', '?')}")  # fmt: skip
     hv = facts.get("hv.signature") if facts.get("hv.present") == "1" else None
     parts = [cpu, f"hypervisor {hv!r}" if hv else "no hypervisor bit"]
     if facts.get("svm") == "1":
@@ -66,14 +73,15 @@ def stack_lines(record: RunRecord) -> list[str]:
     lines = []
     for info in record.levels:
         hv = info.hypervisor
-        line = f"  L{info.level - 1}  {hv.get('backend', '?')} {hv.get('version', '')}: {_settings(hv)}".rstrip()
-        runtime = nesting_settings(hv)
+        line = one_line(f"  L{info.level - 1}  {hv.get('backend', '?')} {hv.get('version', '')}: {_settings(hv)}")
+        line = line.rstrip()
+        runtime = one_line(nesting_settings(hv))
         if runtime:
             line += f"\n        measured: {runtime}"
         lines.append(line)
     for info in record.levels:
         build = info.kernel.get("build", "?")
-        lines.append(f"  L{info.level}  probe kernel {build}: {describe_facts(info.facts)}")
+        lines.append(one_line(f"  L{info.level}  probe kernel {build}: {describe_facts(info.facts)}"))
     return lines
 
 
@@ -101,14 +109,14 @@ def feature_lines(record: RunRecord, colour: bool = False, width: int | None = N
     view = feature_view(record)
     if not view:
         return []
-    name_width = max(len(s.feature) for s in view)
+    name_width = max(len(one_line(s.feature)) for s in view)
     out = ["FEATURES"]
     for status in view:
-        text = status.text()
+        text = one_line(status.text())
         if width is not None and len(text) > width - name_width - 8:
             text = text[: max(width - name_width - 11, 30)] + "..."
         painted = paint(text, _STATE_COLOUR[status.state], colour)
-        out.append(f"  {status.feature:<{name_width}}  L{status.level}  {painted}")
+        out.append(f"  {one_line(status.feature):<{name_width}}  L{status.level}  {painted}")
     return out
 
 
@@ -116,13 +124,14 @@ def _probe_rows(record: RunRecord, levels: list[int], colour: bool, width: int |
     by_probe: dict[str, dict[int, object]] = {}
     for result in record.results:
         by_probe.setdefault(result.probe, {})[result.level] = result
-    name_width = max([len("PROBE")] + [len(p) for p in by_probe])
+    name_width = max([len("PROBE")] + [len(one_line(p)) for p in by_probe])
     out = ["PROBE".ljust(name_width) + "".join(f"  {'L' + str(lv):<7}" for lv in levels) + "  DETAIL"]
     for feature, family, ids in groups([record]):
         ids = [p for p in ids if p in by_probe]
         if not ids:
             continue
-        out.append(f"# {feature} ({family})" if feature.lower() != family.lower() else f"# {feature}")
+        heading = f"# {feature} ({family})" if feature.lower() != family.lower() else f"# {feature}"
+        out.append(one_line(heading))
         for probe in ids:
             row = by_probe[probe]
             cells = []
@@ -137,13 +146,13 @@ def _probe_rows(record: RunRecord, levels: list[int], colour: bool, width: int |
                 a = record.assessments.get((result.probe, result.level))
                 text = a.why if a is not None and a.why and shown in ("XPASS", "SKIP") else result.detail
                 if text and shown != "PASS":
-                    details.append(text if len(levels) == 1 else f"L{lv}: {text}")
+                    details.append(one_line(text) if len(levels) == 1 else f"L{lv}: {one_line(text)}")
             detail = "; ".join(details)
             if width is not None:
                 room = max(width - name_width - 9 * len(levels) - 2, 30)
                 if len(detail) > room:
                     detail = detail[: room - 3] + "..."
-            out.append((probe.ljust(name_width) + "".join(cells) + "  " + detail).rstrip())
+            out.append((one_line(probe).ljust(name_width) + "".join(cells) + "  " + detail).rstrip())
     return out
 
 
@@ -151,7 +160,7 @@ def render(record: RunRecord, colour: bool = False, width: int | None = None) ->
     """The report; details are cut to `width` columns if one is given (a
     terminal's), never in a log."""
     levels = [info.level for info in record.levels] or sorted({r.level for r in record.results})
-    out = [f"nvct {record.nvct_version}: profile {record.profile.get('name')} ({record.profile.get('path')})"]
+    out = [one_line(f"nvct {record.nvct_version}: profile {record.profile.get('name')} ({record.profile.get('path')})")]
     out += stack_lines(record)
     out.append("")
     features = feature_lines(record, colour, width)
@@ -162,13 +171,13 @@ def render(record: RunRecord, colour: bool = False, width: int | None = None) ->
     for info in record.levels:
         out.append(summary_line(record, info))
         for problem in info.problems:
-            out.append(f"  warning: L{info.level}: {problem}")
+            out.append(f"  warning: L{info.level}: {one_line(problem)}")
     if record.status != "complete":
-        out.append(f"run {record.status}: the results above are what was measured before it stopped")
+        out.append(f"run {one_line(record.status)}: the results above are what was measured before it stopped")
     if record.gate is not None:
         holds = record.gate.holds
         out.append(paint(gate_summary(record), "PASS" if holds else "FAIL", colour))
-        out += failure_lines(record)
+        out += [one_line(line) for line in failure_lines(record)]
     return "\n".join(out) + "\n"
 
 
