@@ -161,16 +161,6 @@ def make_linux_iso(bzimage: Path, cmdline: str, initrds: tuple[Path, ...], dest:
     return dest
 
 
-def linuxboot(source: Path | None = None) -> Path:
-    """guests/linuxboot: a small Multiboot program that starts a Linux
-    bzImage already in RAM (Bochs's optramimage), built with the probe kernel."""
-    image = build(source)
-    path = image.elf.parent / "linuxboot.elf"
-    if not path.is_file():
-        raise BuildError(f"the probe kernel's build did not produce {path}")
-    return path
-
-
 def _link_or_copy(source: Path, dest: Path) -> None:
     try:
         os.link(source, dest)

@@ -8,11 +8,9 @@ a pseudo-terminal, which pexpect gives it.
 
 from __future__ import annotations
 
-import array
 import functools
 import os
 import re
-import shutil
 import socket
 import subprocess
 from collections.abc import Iterator
@@ -23,7 +21,7 @@ from pathlib import Path
 import pexpect
 
 from ..appliance import compressed
-from ..guest import BuildError, GuestImage, linuxboot, make_iso, make_linux_iso
+from ..guest import BuildError, GuestImage, make_iso, make_linux_iso
 from .base import Backend, BackendUnavailable, BootFailed, Payload, require_binary
 from .console import Console
 
@@ -41,9 +39,6 @@ class BochsSettings:
     bios: str = BIOS
     vgabios: str = VGABIOS
     options: tuple[str, ...] = ()  # extra bochsrc lines
-    # An appliance's kernel and initrd go into RAM before Bochs starts
-    # (optramimage) instead of through GRUB and the BIOS.
-    preload: bool = False
 
     def validate(self) -> tuple[str, str] | None:
         if not re.fullmatch(r"[a-z0-9_]+", self.cpu_model):
@@ -83,7 +78,7 @@ class BochsBackend(Backend):
     def version(self) -> str:
         return bochs_version(self.settings.binary)
 
-    def bochsrc(self, iso: Path, serial: Path | str, log: Path, extra: tuple[str, ...] = ()) -> str:
+    def bochsrc(self, iso: Path, serial: Path | str, log: Path) -> str:
         """`serial` is a FIFO (COM1's output only) or `HOST:PORT`, where the
         harness listens and Bochs connects (COM1 both ways)."""
         s = self.settings
@@ -104,7 +99,6 @@ class BochsBackend(Backend):
             "mouse: enabled=0",
             "speaker: enabled=0",
             "sound: waveoutdrv=dummy, waveindrv=dummy, midioutdrv=dummy",
-            *extra,
             *s.options,
         ]
         return "\n".join(lines) + "\n"
@@ -150,13 +144,8 @@ class BochsBackend(Backend):
         if payload.modules:
             raise BackendUnavailable("bochs boots no multiboot modules (Xen) yet")
         initrds = tuple(compressed(i) if i.stat().st_size > GZIP_ABOVE else i for i in payload.initrds)
-        bzimage = payload.bzimage or payload.kernel
-        extra: tuple[str, ...] = ()
         try:
-            if self.settings.preload:
-                iso, extra = self._preloaded(bzimage, payload.append, initrds, workdir)
-            else:
-                iso = make_linux_iso(bzimage, payload.append, initrds, workdir / "linux.iso")
+            iso = make_linux_iso(payload.bzimage or payload.kernel, payload.append, initrds, workdir / "linux.iso")
         except BuildError as exc:
             raise BootFailed(f"cannot make the appliance ISO: {exc}") from None
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as listener:
@@ -164,7 +153,7 @@ class BochsBackend(Backend):
             listener.listen(1)
             host, port = listener.getsockname()
             rc = workdir / "bochsrc"
-            rc.write_text(self.bochsrc(iso, f"{host}:{port}", workdir / "bochs.log", extra))
+            rc.write_text(self.bochsrc(iso, f"{host}:{port}", workdir / "bochs.log"))
             (workdir / "debugger.rc").write_text("c\n")
             argv = [self.settings.binary, "-q", "-f", str(rc), "-rc", str(workdir / "debugger.rc")]
             try:
@@ -189,49 +178,6 @@ class BochsBackend(Backend):
         finally:
             console.close(grace=3.0)
 
-
-    def _preloaded(self, bzimage: Path, append: str, initrds: tuple[Path, ...], workdir: Path
-                   ) -> tuple[Path, tuple[str, ...]]:  # fmt: skip
-        """The kernel and the initrds go straight into guest RAM (bochsrc's
-        optramimage, before the first instruction); GRUB loads only
-        linuxboot, which starts the kernel from there. Saves GRUB's reading
-        of the whole payload through the BIOS (about 45 s for 27 MiB)."""
-        initrd = workdir / "initrd.img"
-        with open(initrd, "wb") as out:
-            for part in initrds:
-                with open(part, "rb") as src:
-                    shutil.copyfileobj(src, out, 1 << 20)
-                out.write(b"\0" * (-out.tell() % 4))  # each archive starts 4-byte aligned
-            size = out.tell()
-        need = PRELOAD_INITRD + size
-        if need > self.settings.memory << 20:
-            raise BuildError(f"memory {self.settings.memory} MiB is too small to preload {need >> 20} MiB "
-                             f"(kernel at {PRELOAD_KERNEL:#x}, initrd at {PRELOAD_INITRD:#x}); "
-                             "raise memory or set preload: false")  # fmt: skip
-        if bzimage.stat().st_size > PRELOAD_INITRD - PRELOAD_KERNEL:
-            raise BuildError(f"{bzimage} is larger than the {(PRELOAD_INITRD - PRELOAD_KERNEL) >> 20} MiB "
-                             "kept for it")  # fmt: skip
-        ksize, ksum = _word_sum(bzimage)
-        isize, isum = _word_sum(initrd)
-        cmdline = f"{PRELOAD_KERNEL:#x} {ksize:#x} {ksum:#x} {PRELOAD_INITRD:#x} {isize:#x} {isum:#x} {append}"
-        iso = make_iso(GuestImage(linuxboot()), cmdline, workdir / "linuxboot.iso")
-        return iso, (f"optramimage1: file={bzimage}, address={PRELOAD_KERNEL:#x}",
-                     f"optramimage2: file={initrd}, address={PRELOAD_INITRD:#x}")  # fmt: skip
-
-
-def _word_sum(path: Path) -> tuple[int, int]:
-    """A file's length and the sum of its little-endian 32-bit words
-    (zero-padded, modulo 2**32): linuxboot checks it in guest RAM."""
-    data = path.read_bytes()
-    data += b"\0" * (-len(data) % 4)
-    return path.stat().st_size, sum(array.array("I", data)) & 0xFFFFFFFF
-
-
-# Where a preloaded appliance lies in guest RAM: above the 16 MiB at which
-# the kernel runs plus the room it decompresses into (Debian's init_size is
-# about 60 MiB), below GRUB's heap, which takes from the top of RAM.
-PRELOAD_KERNEL = 0x20000000
-PRELOAD_INITRD = 0x22000000
 
 # Initrds larger than this travel gzip-compressed (the appliance's 54 MiB
 # initramfs becomes 19 MiB: 30 s less of GRUB reading through the BIOS).
