@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import shutil
 import signal
@@ -16,7 +17,7 @@ from .backends import BackendUnavailable
 from .catalog import CatalogError, Probe, SelectionError, select, split_globs
 from .expect import Expectations, apply, unmatched
 from .guest import BuildError, GuestImage, build
-from .profile import ProfileError, load_profile
+from .profile import MAX_SECONDS, ProfileError, load_profile
 from .reports import html as html_report
 from .reports import junit as junit_report
 from .reports import markdown as markdown_report
@@ -181,7 +182,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     profile = _load(path)
     expectations = Expectations.of_profile(profile)
     try:
-        globs = tuple(split_globs(args.probes)) if args.probes else profile.probes
+        # `--probes ''` is a selection too (of nothing: an error), not a request for the default one.
+        globs = tuple(split_globs(args.probes)) if args.probes is not None else profile.probes
     except SelectionError as exc:
         raise UsageError(str(exc)) from None
     for option in ("json", *FORMATS):
@@ -433,8 +435,10 @@ def _seconds(text: str) -> float:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError("must be more than 0 seconds")
+    if not math.isfinite(value):  # NaN passes every comparison's test; inf would switch the watchdog off
+        raise argparse.ArgumentTypeError(f"must be a finite number of seconds, not {text!r}")
+    if not 0 < value <= MAX_SECONDS:
+        raise argparse.ArgumentTypeError(f"must be more than 0 seconds and at most {MAX_SECONDS:g}, not {text!r}")
     return value
 
 

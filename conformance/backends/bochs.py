@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pexpect
 
-from ..guest import GuestImage, make_iso
-from .base import Backend, BackendUnavailable, Payload, require_binary
+from ..guest import BuildError, GuestImage, make_iso
+from .base import Backend, BackendUnavailable, BootFailed, Payload, require_binary
 from .console import Console
 
 BIOS = "/usr/share/bochs/BIOS-bochs-latest"
@@ -43,11 +43,16 @@ class BochsSettings:
             return "cpu_model", f"not a Bochs CPU model name: {self.cpu_model!r}"
         if not 16 <= self.memory <= 2048:
             return "memory", "must be 16 to 2048 (MiB)"
-        if self.ips < 1_000_000:
-            return "ips", "must be at least 1000000"
+        if not 1_000_000 <= self.ips <= 4_000_000_000:
+            return "ips", "must be 1000000 to 4000000000"
+        for key in ("bios", "vgabios"):
+            # A bochsrc value ends at a comma or white space, and Bochs has no escape for either.
+            bad = [c for c in getattr(self, key) if c.isspace() or c in ',"#' or not c.isprintable()]
+            if bad:
+                return key, f"{bad[0]!r} cannot be written in a bochsrc file name"
         for line in self.options:
-            if "\n" in line:
-                return "options", "one bochsrc line per list item"
+            if not line.isprintable():
+                return "options", "one bochsrc line per list item, printable text only"
         return None
 
 
@@ -77,6 +82,9 @@ class BochsBackend(Backend):
         return bochs_version(self.settings.binary)
 
     def bochsrc(self, iso: Path, serial: Path, log: Path) -> str:
+        """The configuration; the boot's own files are named relative to its
+        folder (Bochs runs there), so a TMPDIR with a space or a comma in it,
+        which Bochs would split the option at, never reaches the file."""
         s = self.settings
         lines = [
             f"megs: {s.memory}",
@@ -102,17 +110,20 @@ class BochsBackend(Backend):
     def boot_payload(self, payload: Payload, workdir: Path) -> Iterator[Console]:
         if not payload.probe:
             raise BackendUnavailable("bochs boots only the probe kernel, not an appliance (its COM1 takes no input)")
-        iso = make_iso(GuestImage(payload.kernel), payload.append, workdir / "nvct.iso")
+        try:
+            iso = make_iso(GuestImage(payload.kernel), payload.append, workdir / "nvct.iso")
+        except BuildError as exc:
+            raise BootFailed(str(exc)) from None
         serial = workdir / "com1.fifo"
         os.mkfifo(serial)
         rc = workdir / "bochsrc"
-        rc.write_text(self.bochsrc(iso, serial, workdir / "bochs.log"))
+        rc.write_text(self.bochsrc(Path(iso.name), Path(serial.name), Path("bochs.log")))
         commands = workdir / "debugger.rc"
         commands.write_text("c\n")
         # Open our end first, non-blocking, so Bochs's open of the FIFO succeeds.
         fd = os.open(serial, os.O_RDONLY | os.O_NONBLOCK)
         try:
-            argv = [self.settings.binary, "-q", "-f", str(rc), "-rc", str(commands)]
+            argv = [self.settings.binary, "-q", "-f", rc.name, "-rc", commands.name]
             child = pexpect.spawn(argv[0], argv[1:], cwd=str(workdir), echo=False, dimensions=(25, 80))
         except (pexpect.ExceptionPexpect, OSError) as exc:
             os.close(fd)
