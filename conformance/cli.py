@@ -23,7 +23,7 @@ from .reports import junit as junit_report
 from .reports import markdown as markdown_report
 from .reports import tap as tap_report
 from .reports import text as text_report
-from .runner import RunOptions, run_level
+from .runner import CMDLINE_BUDGET, RunOptions, run_level, selection_map
 from .runrecord import RunRecord, now, RunRecordError, read_runs, write_runs
 from .session import ProbeResult
 from .stack import build_stack
@@ -195,6 +195,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     selected = select(catalog, list(globs))
     if not selected:
         raise UsageError(f"no probe matches {','.join(globs)!r} (`nvct list` shows the probe ids)")
+    if len("sel=" + selection_map(catalog, [])) > CMDLINE_BUDGET:  # how a long selection reaches the kernel
+        raise UsageError(f"{image.elf}: {len(catalog)} probes are more than a boot's command line can select")
     for rule in unmatched(profile.expect or (), [p.id for p in catalog]):
         print(f"nvct: warning: {rule.where()}: expect: {rule.probes!r} matches no probe of the catalogue",
               file=sys.stderr)  # fmt: skip
