@@ -9,6 +9,7 @@ import os
 import shutil
 import signal
 import sys
+import tempfile
 from pathlib import Path
 
 from . import __version__, appliance, host
@@ -173,6 +174,30 @@ class Progress:
             print(text, file=sys.stderr, flush=True)
 
 
+WORK_SPACE = 32 << 20  # what one boot's folder may need: a GRUB ISO is about 9 MiB, GRUB's scratch as much
+
+
+def _workroot() -> Path:
+    """Where the boots' private folders go: $TMPDIR (not Python's silent
+    fallback to /tmp when it is unusable), checked before anything boots,
+    so that a full, missing or read-only one is one line and exit 2."""
+    where = os.environ.get("TMPDIR") or ""
+    try:
+        where = where or tempfile.gettempdir()
+        with tempfile.TemporaryDirectory(prefix="nvct-check-", dir=where) as tmp:
+            with open(os.path.join(tmp, "space"), "wb") as out:
+                out.write(bytes(1 << 20))
+                out.flush()
+                os.fsync(out.fileno())
+            free = os.statvfs(tmp)
+    except OSError as exc:
+        raise UsageError(f"TMPDIR {where}: cannot make the boots' folders there: {exc.strerror or exc}") from None
+    if free.f_bavail * free.f_frsize < WORK_SPACE:
+        raise UsageError(f"TMPDIR {where}: {free.f_bavail * free.f_frsize >> 20} MiB free, "
+                         f"a boot may need {WORK_SPACE >> 20} MiB there")  # fmt: skip
+    return Path(where)
+
+
 def _sigterm(signum, frame):  # pragma: no cover - exercised by the robustness tests
     raise KeyboardInterrupt
 
@@ -212,6 +237,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         boot_timeout=args.boot_timeout or profile.timeouts.boot,
         probe_timeout=args.timeout or profile.timeouts.probe,
         jobs=args.jobs,
+        workroot=_workroot(),
     )
     record = RunRecord(
         profile={"name": profile.name, "path": str(path), "description": profile.description},

@@ -9,8 +9,10 @@ kernel command line), so one bad probe costs one probe.
 
 from __future__ import annotations
 
+import errno
 import itertools
 import re
+import shutil
 import tempfile
 import threading
 import time
@@ -344,7 +346,12 @@ def _unreported(log: BootLog) -> tuple[Verdict, str]:
 
 def _boot_once(level: Level, image: GuestImage, cmdline: str, log: BootLog, options: RunOptions,
                info: LevelInfo, lock: threading.Lock, live: _Live | None = None) -> None:  # fmt: skip
-    with tempfile.TemporaryDirectory(prefix="nvct-boot-", dir=options.workroot) as tmp:
+    try:
+        tmp = tempfile.mkdtemp(prefix="nvct-boot-", dir=options.workroot)
+    except OSError as exc:
+        raise BootFailed(f"cannot make the boot's folder in {options.workroot or tempfile.gettempdir()}: "
+                         f"{exc.strerror or exc}") from None  # fmt: skip
+    try:
         with level.backend.boot(image, cmdline, Path(tmp)) as console:
             if live is not None and not live.add(console):
                 raise Interrupted()
@@ -353,6 +360,12 @@ def _boot_once(level: Level, image: GuestImage, cmdline: str, log: BootLog, opti
             finally:
                 if live is not None:
                     live.remove(console)
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
+            raise
+        raise BootFailed(f"the boot's folder {tmp}: {exc.strerror}") from None  # a disk that filled during the run
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _watch(console, log: BootLog, options: RunOptions, info: LevelInfo, lock: threading.Lock,
