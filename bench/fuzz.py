@@ -28,6 +28,7 @@ def main() -> int:
     args = parser.parse_args()
     os.environ["NVCT_FUZZ_EXAMPLES"] = str(args.examples)
     import test_fuzz  # the properties live with the tests; they read the count when imported
+    import test_fuzz_inputs  # hostile profiles: aliases, depth, size, control characters, numbers
 
     properties = [
         ("parse_line on any text", test_fuzz.test_parse_line_never_raises_anything_else, False),
@@ -35,6 +36,11 @@ def main() -> int:
         ("boot log under damage", test_fuzz.test_boot_log_survives_any_damage, False),
         ("profile loader on random profiles", test_fuzz.test_profile_loader_raises_only_profile_errors, True),
         ("profile loader on any text", test_fuzz.test_profile_loader_survives_any_text, True),
+        ("profiles built from aliases", test_fuzz_inputs.test_profiles_built_from_aliases, True),
+        ("deeply nested profiles", test_fuzz_inputs.test_deeply_nested_profiles, True),
+        ("large profiles", test_fuzz_inputs.test_large_profiles, True),
+        ("control characters in profiles", test_fuzz_inputs.test_control_characters_anywhere, True),
+        ("non-finite and absurd numbers", test_fuzz_inputs.test_non_finite_and_absurd_numbers, True),
     ]
     failed = 0
     for label, prop, needs_dir in properties:

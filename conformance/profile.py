@@ -42,7 +42,7 @@ class ProfileError(Exception):
 
     def __init__(self, path: Path | str, line: int | None, key: str | None, message: str):
         self.path, self.line, self.key, self.message = str(path), line, key, message
-        where = self.path + (f":{line}" if line else "")
+        where = (self.path if self.path.isprintable() else repr(self.path)) + (f":{line}" if line else "")
         super().__init__(f"{where}: {key}: {message}" if key else f"{where}: {message}")
 
 
@@ -254,17 +254,22 @@ class _Loader(yaml.SafeLoader):
 
 def _compose(path: Path) -> tuple[Any, dict[KeyPath, int]]:
     text = _read(path)
-    loader = _Loader(text)
+    loader = None
     try:
+        loader = _Loader(text)  # its reader refuses some characters (C0 controls) at once
         node = loader.get_single_node()
     except _Limit as exc:
         raise ProfileError(path, exc.line, None, exc.message) from None
+    except yaml.reader.ReaderError as exc:  # a character YAML does not allow in a file, as it is written
+        line = text.count("\n", 0, exc.position) + 1
+        raise ProfileError(path, line, None, f"not valid YAML: character U+{exc.character:04X} is not allowed") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        problem = getattr(exc, "problem", None) or str(exc)
+        problem = " ".join((getattr(exc, "problem", None) or str(exc)).split())  # one line
         raise ProfileError(path, mark.line + 1 if mark else None, None, f"not valid YAML: {problem}") from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     lines: dict[KeyPath, int] = {}
     scalars = yaml.SafeLoader("")  # builds scalar values (ints, bools, ...) from nodes
     budget = {"values": MAX_VALUES, "text": MAX_TEXT}
@@ -454,8 +459,8 @@ def _include(data: dict, source: Source, chain: tuple[Path, ...]) -> Profile | N
     target = data["include"]
     if not isinstance(target, str) or not target:
         raise source.error(("include",), f"must be a profile file name, not {_kind(target)}")
-    if any(_is_control(c) for c in target):
-        raise source.error(("include",), "a control character in the file name")
+    if not target.isprintable():
+        raise source.error(("include",), f"a character that cannot be printed in the file name {target!r}")
     try:
         path = (source.path.parent / target).resolve()
     except (OSError, RuntimeError) as exc:  # a loop of symbolic links, a name too long
