@@ -25,7 +25,7 @@ from .reports import markdown as markdown_report
 from .reports import tap as tap_report
 from .reports import text as text_report
 from .runner import CMDLINE_BUDGET, RunOptions, run_level, selection_map
-from .runrecord import RunRecord, now, RunRecordError, read_runs, write_runs
+from .runrecord import RunRecord, RunRecordError, now, read_runs, write_runs
 from .session import ProbeResult
 from .stack import build_stack
 

@@ -115,7 +115,7 @@ def make_iso(image: GuestImage, cmdline: str, dest: Path) -> Path:
         # image; no fonts, translations or themes: the menu is never shown.
         argv = ["grub-mkrescue", "--fonts=", "--locales=", "--themes=", "-o", str(dest), str(root)]
         proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                              env={**os.environ, "TMPDIR": str(scratch)})  # fmt: skip
+                              env={**os.environ, "TMPDIR": str(scratch)}, check=False)  # fmt: skip
     except OSError as exc:  # a full or read-only file system
         raise BuildError(f"cannot make the boot ISO in {dest.parent}: {exc.strerror or exc}") from None
     finally:

@@ -372,7 +372,7 @@ def _is_control(c: str) -> bool:
     return ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 or c in "\u2028\u2029"
 
 
-def _check_number(value: int | float, keys: KeyPath, source: Source) -> int | float:
+def _check_number(value: float, keys: KeyPath, source: Source) -> float:
     """Finite and in range: NaN compares false with every bound, and
     infinity would switch a watchdog off."""
     if isinstance(value, float) and not math.isfinite(value):

@@ -24,7 +24,7 @@ def examples(n: int) -> int:
     return LONG or n
 
 
-SETTINGS = dict(deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+SETTINGS = {"deadline": None, "suppress_health_check": [HealthCheck.too_slow, HealthCheck.function_scoped_fixture]}
 MAX_SECONDS = 10.0  # for one load, on a loaded machine
 MAX_PEAK = 256 << 20  # bytes Python allocates at most while loading one profile
 

@@ -15,12 +15,12 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from conftest import PROFILES, need, nvct, run_profile, verdicts
 
 from conformance.catalog import Probe
 from conformance.protocol import format_record
 from conformance.runner import CMDLINE_BUDGET, RunOptions, boot_cmdline, run_level, selection_map
 from conformance.stack import Level
-from conftest import PROFILES, need, nvct, run_profile, verdicts
 
 QEMU = "stack:\n  - backend: qemu\n"
 
@@ -138,10 +138,9 @@ def test_the_selection_map_has_one_bit_per_probe_in_id_order():
 
 
 class ScriptedConsole:
-    facts: dict = {}
-
     def __init__(self, lines: list[str]):
         self.lines = list(lines)
+        self.facts: dict = {}
 
     def readline(self, timeout: float):
         return self.lines.pop(0) if self.lines else None
@@ -209,12 +208,16 @@ def alias_bomb() -> str:
 
 HOSTILE_PROFILES = {
     "alias bomb under unknown keys": (alias_bomb() + QEMU, ["p.yaml:", "aliases"]),
-    "alias bomb in args": ("x: &x " + "A" * 10000 + "\nstack: [{backend: qemu, args: [" + ",".join(["*x"] * 200) + "]}]\n",
-                           ["p.yaml:", "stack[0].args[", "aliases"]),  # fmt: skip
+    "alias bomb in args": (
+        "x: &x " + "A" * 10000 + "\nstack: [{backend: qemu, args: [" + ",".join(["*x"] * 200) + "]}]\n",
+        ["p.yaml:", "stack[0].args[", "aliases"],
+    ),
     "5000 nested lists": ("x: " + "[" * 5000 + "]" * 5000 + "\n" + QEMU, ["p.yaml:1:", "nested more than"]),
     "1500 nested mappings": ("x: " + "{a: " * 1500 + "1" + "}" * 1500 + "\n" + QEMU, ["p.yaml:1:", "nested"]),
-    "300000 args": ("stack: [{backend: qemu, args: [" + ",".join(["-S"] * 300000) + "]}]\n",
-                    ["p.yaml:1:", "more than 4096 items"]),  # fmt: skip
+    "300000 args": (
+        "stack: [{backend: qemu, args: [" + ",".join(["-S"] * 300000) + "]}]\n",
+        ["p.yaml:1:", "more than 4096 items"],
+    ),
     "a string of 100000 characters": (QEMU + "    cpu: " + "x" * 100000 + "\n", ["p.yaml:3:", "stack[0].cpu"]),
     "more than 1 MiB": (QEMU + "description: |\n" + ("  " + "x" * 70 + "\n") * 16000, ["p.yaml:", "at most 1048576"]),
     "not UTF-8": (None, ["p.yaml:2:", "not UTF-8"]),
@@ -329,7 +332,7 @@ def full_tmpfs(tmp_path):
         pytest.skip("mounting a small tmpfs needs root")
     where = tmp_path / "full"
     where.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "nvct-test", str(where)]).returncode != 0:
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "nvct-test", str(where)], check=False).returncode:
         pytest.skip("cannot mount a tmpfs here")
     try:
         with open(where / "fill", "wb", buffering=0) as out, contextlib.suppress(OSError):
@@ -338,7 +341,7 @@ def full_tmpfs(tmp_path):
                 out.flush()
         yield where
     finally:
-        subprocess.run(["umount", str(where)])
+        subprocess.run(["umount", str(where)], check=False)
 
 
 def test_a_full_tmpdir_is_one_line_and_leaves_nothing(full_tmpfs):
