@@ -29,6 +29,7 @@ def main() -> int:
     os.environ["NVCT_FUZZ_EXAMPLES"] = str(args.examples)
     import test_fuzz  # the properties live with the tests; they read the count when imported
     import test_fuzz_outputs as out  # issue 13: run records, report escaping, output paths
+    import test_fuzz_inputs  # hostile profiles: aliases, depth, size, control characters, numbers
 
     properties = [
         ("parse_line on any text", test_fuzz.test_parse_line_never_raises_anything_else, False),
@@ -39,6 +40,11 @@ def main() -> int:
         ("damaged run records", out.test_a_damaged_run_record_is_read_or_refused_cleanly, True),
         ("any string in every report", out.test_any_string_in_a_record_stays_inside_its_field, False),
         ("output paths of every kind", out.test_an_output_path_is_written_or_refused_never_replaced, True),
+        ("profiles built from aliases", test_fuzz_inputs.test_profiles_built_from_aliases, True),
+        ("deeply nested profiles", test_fuzz_inputs.test_deeply_nested_profiles, True),
+        ("large profiles", test_fuzz_inputs.test_large_profiles, True),
+        ("control characters in profiles", test_fuzz_inputs.test_control_characters_anywhere, True),
+        ("non-finite and absurd numbers", test_fuzz_inputs.test_non_finite_and_absurd_numbers, True),
     ]
     failed = 0
     for label, prop, needs_dir in properties:

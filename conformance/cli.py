@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import shutil
 import signal
 import sys
+import tempfile
 from pathlib import Path
 
 from . import __version__, appliance, host
@@ -19,14 +21,14 @@ from .guest import BuildError, GuestImage, build
 from .outputs import OutputError
 from .outputs import check as check_outputs
 from .outputs import write_text
-from .profile import ProfileError, load_profile
+from .profile import MAX_SECONDS, ProfileError, load_profile
 from .reports import html as html_report
 from .reports import junit as junit_report
 from .reports import markdown as markdown_report
 from .reports import tap as tap_report
 from .reports import text as text_report
-from .runner import RunOptions, run_level
-from .runrecord import RunRecord, now, RunRecordError, read_runs, write_runs
+from .runner import CMDLINE_BUDGET, RunOptions, run_level, selection_map
+from .runrecord import RunRecord, RunRecordError, now, read_runs, write_runs
 from .session import ProbeResult
 from .stack import build_stack
 
@@ -192,6 +194,30 @@ class Progress:
             print(text, file=sys.stderr, flush=True)
 
 
+WORK_SPACE = 32 << 20  # what one boot's folder may need: a GRUB ISO is about 9 MiB, GRUB's scratch as much
+
+
+def _workroot() -> Path:
+    """Where the boots' private folders go: $TMPDIR (not Python's silent
+    fallback to /tmp when it is unusable), checked before anything boots,
+    so that a full, missing or read-only one is one line and exit 2."""
+    where = os.environ.get("TMPDIR") or ""
+    try:
+        where = where or tempfile.gettempdir()
+        with tempfile.TemporaryDirectory(prefix="nvct-check-", dir=where) as tmp:
+            with open(os.path.join(tmp, "space"), "wb") as out:
+                out.write(bytes(1 << 20))
+                out.flush()
+                os.fsync(out.fileno())
+            free = os.statvfs(tmp)
+    except OSError as exc:
+        raise UsageError(f"TMPDIR {where}: cannot make the boots' folders there: {exc.strerror or exc}") from None
+    if free.f_bavail * free.f_frsize < WORK_SPACE:
+        raise UsageError(f"TMPDIR {where}: {free.f_bavail * free.f_frsize >> 20} MiB free, "
+                         f"a boot may need {WORK_SPACE >> 20} MiB there")  # fmt: skip
+    return Path(where)
+
+
 def _sigterm(signum, frame):  # pragma: no cover - exercised by the robustness tests
     raise KeyboardInterrupt
 
@@ -201,7 +227,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     profile = _load(path)
     expectations = Expectations.of_profile(profile)
     try:
-        globs = tuple(split_globs(args.probes)) if args.probes else profile.probes
+        # `--probes ''` is a selection too (of nothing: an error), not a request for the default one.
+        globs = tuple(split_globs(args.probes)) if args.probes is not None else profile.probes
     except SelectionError as exc:
         raise UsageError(str(exc)) from None
     # Every output checked before the first boot: writable, and no two the same file.
@@ -215,6 +242,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     selected = select(catalog, list(globs))
     if not selected:
         raise UsageError(f"no probe matches {','.join(globs)!r} (`nvct list` shows the probe ids)")
+    if len("sel=" + selection_map(catalog, [])) > CMDLINE_BUDGET:  # how a long selection reaches the kernel
+        raise UsageError(f"{image.elf}: {len(catalog)} probes are more than a boot's command line can select")
     for rule in unmatched(profile.expect or (), [p.id for p in catalog]):
         print(f"nvct: warning: {rule.where()}: expect: {rule.probes!r} matches no probe of the catalogue",
               file=sys.stderr)  # fmt: skip
@@ -230,6 +259,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         boot_timeout=args.boot_timeout or profile.timeouts.boot,
         probe_timeout=args.timeout or profile.timeouts.probe,
         jobs=args.jobs,
+        workroot=_workroot(),
     )
     record = RunRecord(
         profile={"name": profile.name, "path": str(path), "description": profile.description},
@@ -482,8 +512,10 @@ def _seconds(text: str) -> float:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError("must be more than 0 seconds")
+    if not math.isfinite(value):  # NaN passes every comparison's test; inf would switch the watchdog off
+        raise argparse.ArgumentTypeError(f"must be a finite number of seconds, not {text!r}")
+    if not 0 < value <= MAX_SECONDS:
+        raise argparse.ArgumentTypeError(f"must be more than 0 seconds and at most {MAX_SECONDS:g}, not {text!r}")
     return value
 
 

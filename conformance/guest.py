@@ -100,19 +100,27 @@ def make_iso(image: GuestImage, cmdline: str, dest: Path) -> Path:
     legacy BIOS (El Torito, i386-pc) and from UEFI (the EFI system partition
     image, x86_64-efi), through the same grub.cfg."""
     check_iso_tools()
-    if any(c in cmdline for c in '\n"{};$\\'):
+    if any(c in cmdline for c in '"{};$\\') or not cmdline.isprintable():
         raise BuildError(f"kernel command line not allowed in grub.cfg: {cmdline!r}")
     root = dest.parent / (dest.stem + ".isodir")
-    (root / "boot" / "grub").mkdir(parents=True, exist_ok=True)
+    # grub-mkrescue's own temporary folders go here, not in TMPDIR, so that
+    # they go when this does, even when it fails (a full disk).
+    scratch = dest.parent / (dest.stem + ".tmp")
     try:
+        (root / "boot" / "grub").mkdir(parents=True, exist_ok=True)
+        scratch.mkdir(exist_ok=True)
         shutil.copyfile(image.elf, root / "boot" / "nvct.elf")
         (root / "boot" / "grub" / "grub.cfg").write_text(GRUB_CFG.format(cmdline=cmdline))
         # grub-mkrescue puts every platform found under /usr/lib/grub on the
         # image; no fonts, translations or themes: the menu is never shown.
         argv = ["grub-mkrescue", "--fonts=", "--locales=", "--themes=", "-o", str(dest), str(root)]
-        proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                              env={**os.environ, "TMPDIR": str(scratch)}, check=False)  # fmt: skip
+    except OSError as exc:  # a full or read-only file system
+        raise BuildError(f"cannot make the boot ISO in {dest.parent}: {exc.strerror or exc}") from None
     finally:
         shutil.rmtree(root, ignore_errors=True)
+        shutil.rmtree(scratch, ignore_errors=True)
     if proc.returncode != 0 or not dest.is_file():
         raise BuildError(f"grub-mkrescue failed (status {proc.returncode}): {proc.stdout[-800:]}")
     return dest

@@ -20,6 +20,10 @@ i + 1. Every error names the file, the line and the key.
 from __future__ import annotations
 
 import dataclasses
+import math
+import os
+import re
+import stat
 import types
 import typing
 from dataclasses import dataclass, field
@@ -38,7 +42,7 @@ class ProfileError(Exception):
 
     def __init__(self, path: Path | str, line: int | None, key: str | None, message: str):
         self.path, self.line, self.key, self.message = str(path), line, key, message
-        where = self.path + (f":{line}" if line else "")
+        where = (self.path if self.path.isprintable() else repr(self.path)) + (f":{line}" if line else "")
         super().__init__(f"{where}: {key}: {message}" if key else f"{where}: {message}")
 
 
@@ -63,6 +67,8 @@ class Source:
 def _dotted(keys: KeyPath) -> str:
     text = ""
     for key in keys:
+        if isinstance(key, str) and not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", key):
+            key = "<not a name>"  # shown by its line only: it may be a line of a file that is not a profile
         text += f"[{key}]" if isinstance(key, int) else (f".{key}" if text else key)
     return text
 
@@ -156,24 +162,139 @@ class Profile:
 
 # ---- reading YAML with line numbers ------------------------------------------
 
+# Bounds on what a profile may be (docs/robustness.md, "Hostile input"). A
+# profile is a small hand-written file; these are far above any real one
+# and far below what would cost nvct noticeable time or memory.
+MAX_BYTES = 1 << 20  # the file, and every file it includes
+MAX_DEPTH = 32  # lists and mappings nested in each other
+MAX_VALUES = 100_000  # values once aliases are expanded (an alias counts what it stands for)
+MAX_TEXT = 1 << 20  # characters of all strings once aliases are expanded
+MAX_ITEMS = 4096  # items of one list, keys of one mapping
+MAX_STRING = 16384  # characters of one string
+MAX_SECONDS = 86400.0  # a timeout or an interval: more than 0, at most a day
+MAX_NUMBER = 1 << 53  # any other number, either sign
 
-def _compose(path: Path) -> tuple[Any, dict[KeyPath, int]]:
+
+def _read(path: Path) -> str:
+    """The text of a profile file: a regular file of at most MAX_BYTES, in
+    UTF-8. Never opens anything else (a FIFO would block, a device may never
+    end), and says nothing of the contents of a file it refuses."""
     try:
-        text = path.read_text(encoding="utf-8")
+        info = os.stat(path)
     except FileNotFoundError:
         raise ProfileError(path, None, None, "no such profile file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ProfileError(path, None, None, f"cannot read: {exc}") from None
+    except OSError as exc:
+        raise ProfileError(path, None, None, f"cannot read: {exc.strerror or exc}") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise ProfileError(path, None, None, f"not a regular file ({_file_kind(info.st_mode)}): a profile is a YAML file")
+    if info.st_size > MAX_BYTES:
+        raise ProfileError(path, None, None, f"{info.st_size} bytes: a profile may have at most {MAX_BYTES}")
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+    except OSError as exc:
+        raise ProfileError(path, None, None, f"cannot read: {exc.strerror or exc}") from None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):  # replaced since the stat above
+            raise ProfileError(path, None, None, "not a regular file: a profile is a YAML file")
+        chunks, size = [], 0
+        while size <= MAX_BYTES:
+            chunk = os.read(fd, MAX_BYTES + 1 - size)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+    except OSError as exc:
+        raise ProfileError(path, None, None, f"cannot read: {exc.strerror or exc}") from None
+    finally:
+        os.close(fd)
+    if size > MAX_BYTES:
+        raise ProfileError(path, None, None, f"more than {MAX_BYTES} bytes: a profile may have at most {MAX_BYTES}")
+    data = b"".join(chunks)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise ProfileError(path, line, None, "not UTF-8 text") from None
+
+
+def _file_kind(mode: int) -> str:
+    for test, name in ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket")):  # fmt: skip
+        if test(mode):
+            return name
+    return "not a plain file"
+
+
+class _Limit(Exception):
+    def __init__(self, line: int, message: str):
+        self.line, self.message = line, message
+
+
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader with bounds on nesting (its composer recurses
+    once per level: without one, a few thousand `[` raise RecursionError)
+    and on the length of a list or mapping, checked as it is read."""
+
+    def __init__(self, stream: str):
+        super().__init__(stream)
+        self._depth = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self._depth >= MAX_DEPTH:
+            raise _Limit(self.peek_event().start_mark.line + 1, f"lists and mappings nested more than {MAX_DEPTH} deep")
+        if parent is not None and len(parent.value) >= MAX_ITEMS and (isinstance(index, int) or index is None):
+            what = "items" if isinstance(parent, yaml.SequenceNode) else "keys"
+            raise _Limit(parent.start_mark.line + 1, f"more than {MAX_ITEMS} {what} in one list or mapping")
+        self._depth += 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+
+def _compose(path: Path) -> tuple[Any, dict[KeyPath, int]]:
+    text = _read(path)
+    loader = None
+    try:
+        loader = _Loader(text)  # its reader refuses some characters (C0 controls) at once
+        node = loader.get_single_node()
+    except _Limit as exc:
+        raise ProfileError(path, exc.line, None, exc.message) from None
+    except yaml.reader.ReaderError as exc:  # a character YAML does not allow in a file, as it is written
+        line = text.count("\n", 0, exc.position) + 1
+        raise ProfileError(path, line, None, f"not valid YAML: character U+{exc.character:04X} is not allowed") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        problem = getattr(exc, "problem", None) or str(exc)
+        problem = " ".join((getattr(exc, "problem", None) or str(exc)).split())  # one line
         raise ProfileError(path, mark.line + 1 if mark else None, None, f"not valid YAML: {problem}") from None
+    finally:
+        if loader is not None:
+            loader.dispose()
     lines: dict[KeyPath, int] = {}
     scalars = yaml.SafeLoader("")  # builds scalar values (ints, bools, ...) from nodes
+    budget = {"values": MAX_VALUES, "text": MAX_TEXT}
+
+    def spend(node: yaml.Node, keys: KeyPath) -> None:
+        """Count a value against the bounds: an alias is counted again at
+        every use, so that a few lines of aliases cannot stand for millions
+        of values (an "alias bomb")."""
+        budget["values"] -= 1
+        if isinstance(node, yaml.ScalarNode):
+            if len(node.value) > MAX_STRING:
+                raise ProfileError(path, node.start_mark.line + 1, _dotted(keys) or None,
+                                   f"a string of {len(node.value)} characters (at most {MAX_STRING})")  # fmt: skip
+            budget["text"] -= len(node.value)
+        elif len(node.value) > MAX_ITEMS:
+            what = "items" if isinstance(node, yaml.SequenceNode) else "keys"
+            raise ProfileError(path, node.start_mark.line + 1, _dotted(keys) or None,
+                               f"{len(node.value)} {what} (at most {MAX_ITEMS})")  # fmt: skip
+        if budget["values"] < 0 or budget["text"] < 0:
+            raise ProfileError(path, node.start_mark.line + 1, _dotted(keys) or None,
+                               f"the profile expands to more than {MAX_VALUES} values or {MAX_TEXT} characters "
+                               "(aliases count each time they are used)")  # fmt: skip
 
     def convert(node: yaml.Node, keys: KeyPath) -> Any:
+        spend(node, keys)
         lines[keys] = node.start_mark.line + 1
         if isinstance(node, yaml.MappingNode):
             out: dict[str, Any] = {}
@@ -181,6 +302,10 @@ def _compose(path: Path) -> tuple[Any, dict[KeyPath, int]]:
                 key = key_node.value
                 if not isinstance(key_node, yaml.ScalarNode) or not isinstance(key, str):
                     raise ProfileError(path, key_node.start_mark.line + 1, _dotted(keys) or None, "keys must be names")
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    raise ProfileError(path, key_node.start_mark.line + 1, _dotted(keys) or None,
+                                       "merge keys (<<) are not supported")  # fmt: skip
+                spend(key_node, keys)
                 if key in out:
                     raise ProfileError(path, key_node.start_mark.line + 1, _dotted(keys + (key,)), "key given twice")
                 out[key] = convert(value_node, keys + (key,))
@@ -222,16 +347,43 @@ def _check_type(value: Any, hint: Any, keys: KeyPath, source: Source) -> Any:
     if hint is int:
         if isinstance(value, bool) or not isinstance(value, int):
             raise source.error(keys, f"must be a whole number, not {_kind(value)}")
-        return value
+        return _check_number(value, keys, source)
     if hint is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise source.error(keys, f"must be a number, not {_kind(value)}")
-        return float(value)
+        return float(_check_number(value, keys, source))
     if hint is str:
         if isinstance(value, bool) or not isinstance(value, (str, int, float)):
             raise source.error(keys, f"must be a string, not {_kind(value)}")
-        return str(value)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise source.error(keys, f"must be a string, not {value}")
+        text = str(value)
+        if keys[:1] == ("stack",) and any(_is_control(c) for c in text):
+            # A hypervisor's setting ends up in a command line, a bochsrc line, a
+            # config file: a control character (a newline, NUL, ESC) would cut
+            # or bend it there.
+            bad = next(c for c in text if _is_control(c))
+            raise source.error(keys, f"control character {bad!r} in a setting (one line of printable text)")
+        return text
     raise TypeError(f"unsupported settings type {hint!r}")
+
+
+def _is_control(c: str) -> bool:
+    return ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 or c in "\u2028\u2029"
+
+
+def _check_number(value: float, keys: KeyPath, source: Source) -> float:
+    """Finite and in range: NaN compares false with every bound, and
+    infinity would switch a watchdog off."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise source.error(keys, f"must be a finite number, not {value}")
+    name = keys[-1] if keys and isinstance(keys[-1], str) else ""
+    if keys[:1] == ("timeouts",) or name.endswith(("timeout", "interval")):
+        if not 0 < value <= MAX_SECONDS:
+            raise source.error(keys, f"must be more than 0 and at most {MAX_SECONDS:g} seconds, not {value:g}")
+    elif abs(value) > MAX_NUMBER:
+        raise source.error(keys, f"out of range: {value:.6g} (at most {MAX_NUMBER} either way)")
+    return value
 
 
 def _kind(value: Any) -> str:
@@ -307,11 +459,19 @@ def _include(data: dict, source: Source, chain: tuple[Path, ...]) -> Profile | N
     target = data["include"]
     if not isinstance(target, str) or not target:
         raise source.error(("include",), f"must be a profile file name, not {_kind(target)}")
-    path = (source.path.parent / target).resolve()
+    if not target.isprintable():
+        raise source.error(("include",), f"a character that cannot be printed in the file name {target!r}")
+    try:
+        path = (source.path.parent / target).resolve()
+    except (OSError, RuntimeError) as exc:  # a loop of symbolic links, a name too long
+        raise source.error(("include",), f"cannot follow {target!r}: {getattr(exc, 'strerror', None) or exc}") from None
     if path in chain:
         names = " -> ".join(p.name for p in (*chain, path))
         raise source.error(("include",), f"profiles include each other in a loop: {names}")
-    if not path.is_file():
+    if path.suffix not in (".yaml", ".yml"):
+        # Only a profile is read: an error about any other file could show a line of it.
+        raise source.error(("include",), f"must name a profile (a .yaml or .yml file), not {path}")
+    if not path.exists():
         raise source.error(("include",), f"no such profile file: {path}")
     return load_profile(path, chain)
 
@@ -373,10 +533,7 @@ def load_profile(path: Path | str, _including: tuple[Path, ...] = ()) -> Profile
 
     timeouts = base.timeouts if base else Timeouts()
     if "timeouts" in data:
-        timeouts = build_dataclass(Timeouts, data["timeouts"], ("timeouts",), source)
-        for key in ("boot", "probe"):
-            if getattr(timeouts, key) <= 0:
-                raise source.error(("timeouts", key), "must be more than 0 seconds")
+        timeouts = build_dataclass(Timeouts, data["timeouts"], ("timeouts",), source)  # in range: _check_number
 
     expect = base.expect if base else None
     if "expect" in data:

@@ -9,7 +9,10 @@ kernel command line), so one bad probe costs one probe.
 
 from __future__ import annotations
 
+import errno
 import itertools
+import re
+import shutil
 import tempfile
 import threading
 import time
@@ -20,7 +23,7 @@ from pathlib import Path
 
 from .backends import BootFailed, LevelUnavailable
 from .backends.console import ConsoleTimeout
-from .catalog import Probe
+from .catalog import Probe, SelectionError
 from .features import feature, from_facts
 from .guest import GuestImage
 from .runrecord import LevelInfo
@@ -45,15 +48,55 @@ class LevelOutcome:
     results: list[ProbeResult] = field(default_factory=list)
 
 
+# Of the probe kernel's 1023 bytes of command line, what the harness may
+# use: the rest is for what loaders and backends add (QEMU's multiboot
+# loader puts the kernel's path first; a Xen guest gets console=xen).
+CMDLINE_BUDGET = 512
+
+_ID = re.compile(r"[A-Za-z0-9_.-]+\Z")
+
+
 def kernel_cmdline(globs: tuple[str, ...], after: str | None, shard: tuple[int, int] | None = None) -> str:
+    """The selection as globs, readable. `shard=` and `after=` go first: a
+    loader that cut the line would cut the globs (and the kernel, seeing
+    the line cut, would refuse it), never the point to resume from."""
     words = []
-    if globs:
-        words.append("probes=" + ",".join(globs))
     if shard is not None:
         words.append(f"shard={shard[0]}/{shard[1]}")
     if after:
         words.append(f"after={after}")
+    if globs:
+        words.append("probes=" + ",".join(globs))
     return " ".join(words)
+
+
+def selection_map(catalog: list[Probe], ids: list[str]) -> str:
+    """`sel=`'s value: one bit per probe of the kernel's catalogue (every
+    probe, hidden ones too, in id order), probe i being bit i % 4 of hex
+    digit i // 4. Its length depends on the catalogue alone, never on how
+    many probes are chosen or how they were named."""
+    chosen = set(ids)
+    digits = []
+    for start in range(0, len(catalog), 4):
+        value = sum(1 << bit for bit, probe in enumerate(catalog[start : start + 4]) if probe.id in chosen)
+        digits.append("0123456789abcdef"[value])
+    return "".join(digits)
+
+
+def boot_cmdline(image: GuestImage, globs: tuple[str, ...], ids: list[str], after: str | None,
+                 shard: tuple[int, int] | None) -> str:  # fmt: skip
+    """The command line of a boot that is to run exactly `ids`: the globs
+    (with `shard=` and `after=`) when they fit in CMDLINE_BUDGET, else the
+    chosen probes as a map over the catalogue (`sel=`, no `after=`)."""
+    if after is None or _ID.match(after):
+        text = kernel_cmdline(globs, after, shard)
+        if len(text) <= CMDLINE_BUDGET:
+            return text
+    text = "sel=" + selection_map(image.catalog(), ids)
+    if len(text) > CMDLINE_BUDGET:
+        raise SelectionError(f"a catalogue of {len(image.catalog())} probes does not fit the probe kernel's "
+                             f"command line ({len(text)} of {CMDLINE_BUDGET} bytes)")  # fmt: skip
+    return text
 
 
 def run_level(
@@ -236,7 +279,7 @@ def _run_shard(
     while remaining:
         if live is not None and live.stopped:
             return
-        cmdline = kernel_cmdline(globs, after, shard)
+        cmdline = boot_cmdline(image, globs, remaining, after, shard)
         number = boot_number(cmdline)
         log = BootLog(level.number, remaining, on_result=deliver, boot=number)
         try:
@@ -277,11 +320,23 @@ def _run_shard(
             if probe not in done and probe.encode() <= after.encode():
                 deliver(ProbeResult(probe, level.number, Verdict.ERROR,
                                     "selected but never reported (records lost?)", boot=number))  # fmt: skip
-        remaining = [p for p in remaining if p not in done and p.encode() > after.encode()]
+        left = [p for p in remaining if p not in done and p.encode() > after.encode()]
+        if len(left) == len(remaining):
+            # The kernel ran none of what it was given (it ran another probe
+            # and stopped there): booting again would do the same, forever.
+            for probe in left:
+                deliver(ProbeResult(probe, level.number, Verdict.ERROR,
+                                    f"boot {number} ran none of the probes it was given (it stopped in {after}, "
+                                    "which it was not given); not booted again", boot=number))  # fmt: skip
+            return
+        remaining = left
 
 
 def _unreported(log: BootLog) -> tuple[Verdict, str]:
     if log.ended:
+        refused = log.hello.get("error") if log.hello is not None else ""
+        if refused:
+            return Verdict.ERROR, f"not run: the kernel refused its command line ({refused})"
         return Verdict.ERROR, "selected but never reported by the kernel"
     why = log.why
     if log.hello is None:
@@ -291,7 +346,12 @@ def _unreported(log: BootLog) -> tuple[Verdict, str]:
 
 def _boot_once(level: Level, image: GuestImage, cmdline: str, log: BootLog, options: RunOptions,
                info: LevelInfo, lock: threading.Lock, live: _Live | None = None) -> None:  # fmt: skip
-    with tempfile.TemporaryDirectory(prefix="nvct-boot-", dir=options.workroot) as tmp:
+    try:
+        tmp = tempfile.mkdtemp(prefix="nvct-boot-", dir=options.workroot)
+    except OSError as exc:
+        raise BootFailed(f"cannot make the boot's folder in {options.workroot or tempfile.gettempdir()}: "
+                         f"{exc.strerror or exc}") from None  # fmt: skip
+    try:
         with level.backend.boot(image, cmdline, Path(tmp)) as console:
             if live is not None and not live.add(console):
                 raise Interrupted()
@@ -300,6 +360,12 @@ def _boot_once(level: Level, image: GuestImage, cmdline: str, log: BootLog, opti
             finally:
                 if live is not None:
                     live.remove(console)
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
+            raise
+        raise BootFailed(f"the boot's folder {tmp}: {exc.strerror}") from None  # a disk that filled during the run
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _watch(console, log: BootLog, options: RunOptions, info: LevelInfo, lock: threading.Lock,

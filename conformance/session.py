@@ -189,6 +189,8 @@ class BootLog:
     def _record_hello(self, record: Record) -> None:
         self.hello = record
         self.progress += 1
+        if record.get("error"):
+            self.problems.append(f"the kernel refused its command line: {record.get('error')}")
         selected = record.get("selected")
         if selected.isdigit() and int(selected) != len(self.expected):
             self.problems.append(f"kernel selected {selected} probes, the harness expected {len(self.expected)}")

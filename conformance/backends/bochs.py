@@ -45,11 +45,16 @@ class BochsSettings:
             return "cpu_model", f"not a Bochs CPU model name: {self.cpu_model!r}"
         if not 16 <= self.memory <= 2048:
             return "memory", "must be 16 to 2048 (MiB)"
-        if self.ips < 1_000_000:
-            return "ips", "must be at least 1000000"
+        if not 1_000_000 <= self.ips <= 4_000_000_000:
+            return "ips", "must be 1000000 to 4000000000"
+        for key in ("bios", "vgabios"):
+            # A bochsrc value ends at a comma or white space, and Bochs has no escape for either.
+            bad = [c for c in getattr(self, key) if c.isspace() or c in ',"#' or not c.isprintable()]
+            if bad:
+                return key, f"{bad[0]!r} cannot be written in a bochsrc file name"
         for line in self.options:
-            if "\n" in line:
-                return "options", "one bochsrc line per list item"
+            if not line.isprintable():
+                return "options", "one bochsrc line per list item, printable text only"
         return None
 
 
@@ -79,8 +84,11 @@ class BochsBackend(Backend):
         return bochs_version(self.settings.binary)
 
     def bochsrc(self, iso: Path, serial: Path | str, log: Path) -> str:
-        """`serial` is a FIFO (COM1's output only) or `HOST:PORT`, where the
-        harness listens and Bochs connects (COM1 both ways)."""
+        """The configuration. `serial` is a FIFO (COM1's output only) or
+        `HOST:PORT`, where the harness listens and Bochs connects (COM1 both
+        ways). The boot's own files are named relative to its folder (Bochs
+        runs there), so a TMPDIR with a space or a comma in it, which Bochs
+        would split the option at, never reaches the file."""
         s = self.settings
         com1 = f"mode=socket-client, dev={serial}" if isinstance(serial, str) else f"mode=file, dev={serial}"
         lines = [
@@ -109,17 +117,20 @@ class BochsBackend(Backend):
             with self._boot_linux(payload, workdir) as console:
                 yield console
             return
-        iso = make_iso(GuestImage(payload.kernel), payload.append, workdir / "nvct.iso")
+        try:
+            iso = make_iso(GuestImage(payload.kernel), payload.append, workdir / "nvct.iso")
+        except BuildError as exc:
+            raise BootFailed(str(exc)) from None
         serial = workdir / "com1.fifo"
         os.mkfifo(serial)
         rc = workdir / "bochsrc"
-        rc.write_text(self.bochsrc(iso, serial, workdir / "bochs.log"))
+        rc.write_text(self.bochsrc(Path(iso.name), Path(serial.name), Path("bochs.log")))
         commands = workdir / "debugger.rc"
         commands.write_text("c\n")
         # Open our end first, non-blocking, so Bochs's open of the FIFO succeeds.
         fd = os.open(serial, os.O_RDONLY | os.O_NONBLOCK)
         try:
-            argv = [self.settings.binary, "-q", "-f", str(rc), "-rc", str(commands)]
+            argv = [self.settings.binary, "-q", "-f", rc.name, "-rc", commands.name]
             child = pexpect.spawn(argv[0], argv[1:], cwd=str(workdir), echo=False, dimensions=(25, 80))
         except (pexpect.ExceptionPexpect, OSError) as exc:
             os.close(fd)
@@ -153,9 +164,9 @@ class BochsBackend(Backend):
             listener.listen(1)
             host, port = listener.getsockname()
             rc = workdir / "bochsrc"
-            rc.write_text(self.bochsrc(iso, f"{host}:{port}", workdir / "bochs.log"))
+            rc.write_text(self.bochsrc(Path(iso.name), f"{host}:{port}", Path("bochs.log")))
             (workdir / "debugger.rc").write_text("c\n")
-            argv = [self.settings.binary, "-q", "-f", str(rc), "-rc", str(workdir / "debugger.rc")]
+            argv = [self.settings.binary, "-q", "-f", rc.name, "-rc", "debugger.rc"]
             try:
                 child = pexpect.spawn(argv[0], argv[1:], cwd=str(workdir), echo=False, dimensions=(25, 80))
             except (pexpect.ExceptionPexpect, OSError) as exc:

@@ -65,6 +65,10 @@ static void copy_cmdline(uint64_t pa)
         n++;
     memcpy(boot_info.cmdline, s, n);
     boot_info.cmdline[n] = 0;
+    /* A cut command line could select other probes than the one given
+     * (a lost after= restarts a resumed boot from the first probe): the
+     * runner refuses it rather than guess. */
+    boot_info.cmdline_cut = s[n] != 0;
 }
 
 static void add_ram(uint64_t start, uint64_t len)

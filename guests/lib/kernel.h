@@ -18,6 +18,7 @@ struct mem_range { uint64_t start, end; }; /* usable RAM, [start, end) */
 struct boot_info {
     int kind;                   /* BOOT_* */
     char cmdline[CMDLINE_MAX];  /* copied: the loader's copy may be reused */
+    bool cmdline_cut;           /* the loader's was longer: select nothing, say so */
     unsigned nr_ranges;
     struct mem_range ranges[MAX_MEM_RANGES];
 };

@@ -62,14 +62,70 @@ static bool parse_shard(const char *s, unsigned *k, unsigned *n)
     return true;
 }
 
+#define STR_(x) #x
+#define STR(x) STR_(x)
+
+/* Why this boot selects nothing, when its command line cannot be trusted
+ * to say what the harness meant (HELLO's error=): NULL when it can. */
+static const char *select_error;
+
+static int hex_value(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* sel=HEX: one bit per probe in id order, probe i being bit i % 4 of
+ * digit i / 4; exactly one digit per four probes of this kernel, so that
+ * a map made for another catalogue is refused, not misread. */
+static bool select_map(const char *hex)
+{
+    if (strlen(hex) != (nr_probes + 3) / 4) {
+        select_error = "sel= does not have one hex digit per four probes of this kernel";
+        return false;
+    }
+    for (unsigned i = 0; i < (nr_probes + 3) / 4 * 4; i++) {
+        int digit = hex_value(hex[i / 4]);
+        if (digit < 0) {
+            select_error = "sel= holds a character that is not a hex digit";
+            return false;
+        }
+        bool bit = (digit >> (i % 4)) & 1;
+        if (i >= nr_probes && bit) {
+            select_error = "sel= selects a probe past the last one of this kernel";
+            return false;
+        }
+        if (i < nr_probes)
+            selected[i] = bit;
+    }
+    return true;
+}
+
 /* protocol.md, "The kernel command line". Returns how many are selected. */
 static unsigned select_probes(const char *cmdline)
 {
-    static char spec[CMDLINE_MAX], after[CMDLINE_MAX];
+    static char spec[CMDLINE_MAX], map[CMDLINE_MAX], after[CMDLINE_MAX], shard[CMDLINE_MAX];
     unsigned n = 0;
     bool have_spec = cmdline_get(cmdline, "probes", spec, sizeof(spec));
+    bool have_map = cmdline_get(cmdline, "sel", map, sizeof(map));
     char *words[256];
     unsigned nw = 0;
+
+    for (unsigned i = 0; i < nr_probes; i++)
+        selected[i] = false;
+    if (boot_info.cmdline_cut) {
+        select_error = "the command line is longer than the kernel keeps (" STR(CMDLINE_MAX) " bytes with its NUL)";
+        return 0;
+    }
+    if (have_spec && have_map) {
+        select_error = "both probes= and sel= given";
+        return 0;
+    }
 
     /* Split at commas; empty words are ignored. */
     if (have_spec) {
@@ -78,8 +134,13 @@ static unsigned select_probes(const char *cmdline)
             if (*c == ',' || *c == '\0') {
                 bool end = *c == '\0';
                 *c = '\0';
-                if (*w && nw < ARRAY_SIZE(words))
+                if (*w) {
+                    if (nw == ARRAY_SIZE(words)) {
+                        select_error = "probes= has more globs than the kernel keeps (256)";
+                        return 0;
+                    }
                     words[nw++] = w;
+                }
                 if (end)
                     break;
                 w = c + 1;
@@ -87,10 +148,18 @@ static unsigned select_probes(const char *cmdline)
         }
     }
 
-    /* From nothing if the first word is positive, else the default set. */
-    bool from_default = nw == 0 || words[0][0] == '-';
-    for (unsigned i = 0; i < nr_probes; i++)
-        selected[i] = from_default && !(probes[i]->flags & PROBE_HIDDEN);
+    if (have_map) {
+        if (!select_map(map)) {
+            for (unsigned i = 0; i < nr_probes; i++)
+                selected[i] = false;
+            return 0;
+        }
+    } else {
+        /* From nothing if the first word is positive, else the default set. */
+        bool from_default = nw == 0 || words[0][0] == '-';
+        for (unsigned i = 0; i < nr_probes; i++)
+            selected[i] = from_default && !(probes[i]->flags & PROBE_HIDDEN);
+    }
 
     for (unsigned k = 0; k < nw; k++) {
         bool neg = words[k][0] == '-';
@@ -108,7 +177,6 @@ static unsigned select_probes(const char *cmdline)
      * whose position i has i % N == K (the harness's --jobs splits a run
      * into N boots this way). Applied before after=, so that a boot that
      * resumes a shard after a crash stays within it. */
-    static char shard[32];
     unsigned k, nshards;
     if (cmdline_get(cmdline, "shard", shard, sizeof(shard)) && parse_shard(shard, &k, &nshards)) {
         unsigned pos = 0;
@@ -267,6 +335,8 @@ void run_probes(void)
     record_fieldf(&r, "total", "%u", nr_probes);
     record_fieldf(&r, "selected", "%u", nsel);
     record_field(&r, "console", console_name(), false);
+    if (select_error)
+        record_field(&r, "error", select_error, true);
     record_field(&r, "cmdline", boot_info.cmdline, true);
     record_emit(&r);
 
