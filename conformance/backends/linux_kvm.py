@@ -9,6 +9,7 @@ travels as an extra cpio archive appended to the appliance's initramfs.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -114,12 +115,18 @@ class LinuxKvmBackend(Backend):
         mine = Payload(kernel=appliance.kernel, append=APPEND, initrds=(appliance.initramfs, extra), probe=False,
                        bzimage=appliance.bzimage)  # fmt: skip
         label = f"L{self.level} {self.name}"
+        start = time.monotonic()
         with self.below.boot_payload(mine, workdir) as console:
             shell = Shell(console, label)
             try:
                 release = shell.wait_ready(self.settings.ready_timeout)
+                ready = time.monotonic()
                 facts = self._load_kvm(shell)
                 facts["kernel"] = release
+                # Where this level's boot went (bench/ reads them): the level
+                # below up to the appliance's READY line, then loading KVM.
+                facts["seconds.appliance_ready"] = round(ready - start, 2)
+                facts["seconds.kvm_loaded"] = round(time.monotonic() - ready, 2)
                 guest = shell.launch(
                     self.qemu_argv(payload, "/nvct/guest/kernel", "/nvct/guest/initrd" if payload.initrds else None),
                     label=f"qemu in L{self.level}",

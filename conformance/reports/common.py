@@ -46,11 +46,12 @@ def one_line(text: object) -> str:
 def nesting_settings(hypervisor: dict) -> str:
     """What a hypervisor level reported when it came up (the run record's
     `hypervisor.runtime`: for KVM the module and its nesting parameters), as
-    `kvm_amd nested=1 npt=Y ...`; empty for a level that reports nothing."""
+    `kvm_amd nested=1 npt=Y ...`; empty for a level that reports nothing.
+    Its timings (`seconds.*`) are for benchmarks, not for this line."""
     runtime = hypervisor.get("runtime") or {}
     parts = [str(runtime["module"])] if "module" in runtime else []
     for key, value in runtime.items():
-        if key in ("module", "kernel"):
+        if key in ("module", "kernel") or key.startswith("seconds."):
             continue
         parts.append(f"{key.split('.', 1)[-1]}={value}")
     return " ".join(parts)
