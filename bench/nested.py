@@ -40,13 +40,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from conformance import appliance  # noqa: E402
-from conformance.backends.base import Payload  # noqa: E402
-from conformance.backends.bochs import BochsBackend  # noqa: E402
-from conformance.backends.console import ConsoleTimeout  # noqa: E402
-from conformance.backends.linux_kvm import APPEND  # noqa: E402
-from conformance.cli import resolve_profile  # noqa: E402
-from conformance.profile import load_profile  # noqa: E402
+from conformance import appliance
+from conformance.backends.base import Payload
+from conformance.backends.bochs import BochsBackend
+from conformance.backends.console import ConsoleTimeout
+from conformance.backends.linux_kvm import APPEND
+from conformance.cli import resolve_profile
+from conformance.profile import load_profile
 
 BOOTING = re.compile(r"booting the probe kernel at L(\d+)")
 RESULT = re.compile(r"^\[\d+/\d+\] L(\d+) \S+ \S+")

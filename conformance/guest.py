@@ -161,7 +161,7 @@ def make_linux_iso(bzimage: Path, cmdline: str, initrds: tuple[Path, ...], dest:
         cfg = LINUX_GRUB_CFG.format(cmdline=cmdline, initrds=" ".join(names))
         (root / "boot" / "grub" / "grub.cfg").write_text(cfg)
         argv = ["grub-mkrescue", "--fonts=", "--locales=", "--themes=", "-o", str(dest), str(root)]
-        proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=False)
     finally:
         shutil.rmtree(root, ignore_errors=True)
     if proc.returncode != 0 or not dest.is_file():

@@ -17,10 +17,10 @@ from pathlib import Path
 
 from .. import appliance as appliance_mod
 from ..cpio import write_cpio
-from .shell import Shell, ShellError
 from .base import Backend, BackendUnavailable, BootFailed, LevelUnavailable, Payload
 from .console import Console
 from .qemu import concatenate
+from .shell import Shell, ShellError
 
 # The appliance's kernel command line: a quiet console that is all ours.
 APPEND = "console=ttyS0 quiet loglevel=1 panic=-1 nokaslr"
@@ -36,6 +36,9 @@ class LinuxKvmSettings:
     memory: int = 128  # MiB for the probe kernel
     appliance_memory: int = 1024  # MiB when the guest is itself an appliance
     args: tuple[str, ...] = ()  # more QEMU arguments
+    # More words for the appliance kernel's own command line (this level's
+    # Linux, not the payload's), e.g. to step around a fault of the CPU below.
+    kernel_args: tuple[str, ...] = ()
     ready_timeout: float = 300.0  # seconds for the appliance to come up
 
     def validate(self) -> tuple[str, str] | None:
@@ -44,6 +47,9 @@ class LinuxKvmSettings:
         for param in self.module_params:
             if "=" not in param or any(c.isspace() for c in param):
                 return "module_params", f"want KEY=VALUE without spaces, not {param!r}"
+        for word in self.kernel_args:
+            if not word or not word.isprintable() or any(c.isspace() or c in '"{};$\\\'' for c in word):
+                return "kernel_args", f"want one word per item (no spaces, quotes, braces, ;, $ or \\), not {word!r}"
         if not 16 <= self.memory <= 65536:
             return "memory", "must be 16 to 65536 (MiB)"
         if not 256 <= self.appliance_memory <= 65536:
@@ -112,7 +118,8 @@ class LinuxKvmBackend(Backend):
         if payload.initrds:
             files["nvct/guest/initrd"] = concatenate(payload.initrds, workdir / f"l{self.level + 1}-initrd.cpio")
         extra = write_cpio(workdir / f"l{self.level}-payload.cpio", files)
-        mine = Payload(kernel=appliance.kernel, append=APPEND, initrds=(appliance.initramfs, extra), probe=False,
+        append = " ".join([APPEND, *self.settings.kernel_args])
+        mine = Payload(kernel=appliance.kernel, append=append, initrds=(appliance.initramfs, extra), probe=False,
                        bzimage=appliance.bzimage)  # fmt: skip
         label = f"L{self.level} {self.name}"
         start = time.monotonic()
