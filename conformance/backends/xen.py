@@ -1,11 +1,11 @@
 """Xen as the hypervisor at a level above L0.
 
-The level below (QEMU) boots the Xen appliance (xen_appliance.py): Debian's
-Xen through its multiboot header, with a PV dom0 (Debian's kernel and a
-busybox initramfs carrying the toolstack) as multiboot modules. Xen's
-serial console carries everything: Xen's own lines ("(XEN) ..."), dom0's
-console (hvc0, where the appliance's command loop runs) and, with
-`guest_loglvl=all`, what a domU writes to the debug port 0xE9, as
+The level below (QEMU, or Bochs from a GRUB ISO) boots the Xen appliance
+(xen_appliance.py): Debian's Xen through its multiboot header, with a PV
+dom0 (Debian's kernel and a busybox initramfs carrying the toolstack) as
+multiboot modules. Xen's serial console carries everything: Xen's own
+lines ("(XEN) ..."), dom0's console (hvc0, where the appliance's command
+loop runs) and, with `guest_loglvl=all`, what a domU writes to the debug port 0xE9, as
 "(dN) ..." lines. The probe kernel runs as a PVH domU: with no COM1 it
 writes its records to port 0xE9 (`console=e9` in its HELLO), and the
 records are found anywhere in a line, so Xen's prefix does no harm.
@@ -43,6 +43,7 @@ from ..guest import BuildError, GuestImage, check_iso_tools, make_iso
 from .base import Backend, BackendUnavailable, BootFailed, LevelUnavailable, Payload, require_binary
 from .console import Console
 from .dom0 import Dom0, Dom0Error
+from .bochs import BochsBackend
 from .qemu import QemuBackend, concatenate
 from .shell import GuestConsole, Shell, ShellError
 
@@ -340,13 +341,14 @@ class XenBackend(Backend):
             return
         if self.below is None:
             raise BackendUnavailable("xen runs above another level, never as L0")
-        if not isinstance(self.below, QemuBackend):
+        if isinstance(self.below, QemuBackend):
+            below = self.below.settings
+            if getattr(below, "firmware", "bios") != "bios" or getattr(below, "boot_from", "kernel") != "kernel":
+                raise BackendUnavailable("xen boots with QEMU's -kernel: the level below needs firmware bios, boot kernel")
+        elif not isinstance(self.below, BochsBackend):
             raise BackendUnavailable(
-                f"xen needs QEMU below it (it boots Xen with multiboot modules), not {self.below.name}"
+                f"xen needs QEMU or Bochs below it (they boot Xen with multiboot modules), not {self.below.name}"
             )
-        below = self.below.settings
-        if getattr(below, "firmware", "bios") != "bios" or getattr(below, "boot_from", "kernel") != "kernel":
-            raise BackendUnavailable("xen boots with QEMU's -kernel: the level below needs firmware bios, boot kernel")
         self.below.preflight()
         if self.settings.type == "hvm":
             try:
