@@ -179,7 +179,11 @@ def make_linux_iso(bzimage: Path, cmdline: str, initrds: tuple[Path, ...], dest:
 # puts no image name in front of a command line, and Xen knows that from
 # the boot loader's name). GRUB unpacks a gzip'd module itself unless told
 # `--nounzip`: then the module's consumer gets the gzip stream (Xen takes a
-# gzip'd dom0 kernel, Linux a gzip'd initramfs).
+# gzip'd dom0 kernel, Linux a gzip'd initramfs). Xen's Multiboot 2 header
+# accepts a framebuffer, so `multiboot2` sets gfxpayload=auto and `boot`
+# would switch to a VBE graphics mode, which Bochs's `term` display cannot
+# show (Bochs exits: "32 bpp graphics mode not supported"): gfxpayload=text
+# after `multiboot2` keeps the text mode (Xen gets no framebuffer).
 MULTIBOOT_GRUB_CFG = """\
 set timeout=0
 set default=0
@@ -188,7 +192,8 @@ terminal_input serial
 terminal_output serial
 menuentry "nvct multiboot" {{
     multiboot2 /boot/kernel {cmdline}
-{modules}    echo "%s"
+{modules}    set gfxpayload=text
+    echo "%s"
     boot
 }}
 """ % LOADED
