@@ -176,6 +176,32 @@ def test_xen_refuses_a_level_below_that_boots_no_multiboot_modules():
         XenBackend(XenSettings(), 1, below=Other(None, 0)).preflight()
 
 
+def test_a_domain_xen_crashed_is_named_at_the_end():
+    """Xen 4.17's nested VMX hands a VMCS it did not check to the CPU below;
+    when that VM entry fails, Xen crashes the whole domU: the CRASH says so,
+    with Xen's own line on the domain's vCPU (as seen on Bochs)."""
+    from conformance.backends.shell import GuestConsole
+    from conformance.backends.xen import DomainConsole
+    from test_xen import FakeOuter
+
+    lines = [
+        "(d1) @NVCT1 22 START probe=vmx.entry.ctl_reserved index=5 #26248c19",
+        "(XEN) d2v0 something about another domain",
+        "(XEN) d1v0 VMLAUNCH error: 0x7",
+        "(XEN) CR3 = 0x0000000000454000",
+        "(XEN) domain_crash called from arch/x86/hvm/vmx/vmcs.c:1915",
+        "(XEN) d1v0 after the crash",
+        "(XEN) ----[ Xen-4.17.7  x86_64  debug=n  Not tainted ]----",
+    ]
+    console = DomainConsole(GuestConsole(FakeOuter(lines), "NVCT-EXIT-x", "fake"), domid=1)
+    while console.readline(1.0) is not None:
+        pass
+    assert (console.said, console.crashed) == ("d1v0 VMLAUNCH error: 0x7", "arch/x86/hvm/vmx/vmcs.c:1915")
+    assert console.describe_end().startswith(
+        "Xen crashed the domain after 'd1v0 VMLAUNCH error: 0x7' (domain_crash called from arch/x86/hvm/vmx/vmcs.c:1915); "
+    )
+
+
 # ---- the profiles -----------------------------------------------------------------
 
 
@@ -193,3 +219,56 @@ def test_bochs_kvm_kvm_profile():
     l1, l2 = profile.stack[1].settings, profile.stack[2].settings
     assert (l1.module, l1.nested, l1.paging) == ("kvm_intel", True, True)
     assert (l2.module, l2.nested, l2.paging) == ("kvm_intel", True, True)
+
+
+# ---- real boots ---------------------------------------------------------------------
+
+
+def _need_bochs_and_grub():
+    from conftest import need
+
+    need("bochs", "bochs")
+    need("grub-mkrescue", "grub-common")
+    need("qemu-system-x86_64", "qemu-system-x86")
+
+
+@pytest.mark.boot
+def test_xen_nested_vmx_on_bochs(tmp_path):
+    """Bochs -> Xen 4.17 -> the probe kernel as a PVH domU with nested VMX
+    (about 80 s: Xen and dom0 from the GRUB ISO, then the domain)."""
+    from conftest import run_profile, verdicts
+
+    _need_bochs_and_grub()
+    proc, record = run_profile(tmp_path, "bochs-xen-l2", "--probes", "cpu.*,vmx.cpuid.*,vmx.vmlaunch.vmcall")
+    l1, l2 = verdicts(record, 1), verdicts(record, 2)
+    assert l1["vmx.vmlaunch.vmcall"] == "PASS" and l1["cpu.hypervisor.signature"] == "SKIP"
+    assert l2 == {"cpu.cpuid.basic": "PASS", "cpu.hypervisor.signature": "PASS", "vmx.cpuid.exposed": "PASS",
+                  "vmx.vmlaunch.vmcall": "PASS"}, proc.stdout[-3000:]  # fmt: skip
+    facts = record["levels"][1]["facts"]
+    assert facts["hv.signature"] == "XenVMMXenVMM" and facts["vmx"] == "1"
+    runtime = record["levels"][1]["hypervisor"]["runtime"]
+    assert "hap" in runtime["xen.virt_caps"].split() and runtime["domu.nested_hvm"] in (True, "True")
+
+
+@pytest.mark.boot
+def test_vmx_at_l3_through_two_kvms_on_bochs(tmp_path):
+    """Bochs -> KVM -> KVM -> the probe kernel at L3 (about 5 minutes: L1's
+    appliance carries L2's whole appliance through Bochs's BIOS)."""
+    import json
+
+    from conftest import nvct, verdicts
+
+    _need_bochs_and_grub()
+    out = tmp_path / "l3.json"
+    proc = nvct("run", "--profile", str(PROFILES / "bochs-kvm-kvm-l3.yaml"), "--json", str(out),
+                "--probes", "cpu.hypervisor.signature,vmx.vmlaunch.vmcall", timeout=1500)  # fmt: skip
+    assert out.exists(), proc.stderr[-3000:]
+    record = json.loads(out.read_text())
+    assert verdicts(record, 1) == {"cpu.hypervisor.signature": "SKIP", "vmx.vmlaunch.vmcall": "PASS"}
+    for level in (2, 3):
+        assert verdicts(record, level) == {"cpu.hypervisor.signature": "PASS", "vmx.vmlaunch.vmcall": "PASS"}, (
+            proc.stdout[-3000:]
+        )
+        facts = record["levels"][level - 1]["facts"]
+        assert facts["hv.signature"] == "KVMKVMKVM" and facts["vmx"] == "1"
+    assert record["levels"][2]["hypervisor"]["runtime"]["kvm_intel.nested"] == "Y"

@@ -581,16 +581,25 @@ class DomainConsole:
     domid: int
     facts: dict[str, Any] = field(default_factory=dict)
     panic: list[str] = field(default_factory=list)  # Xen's reason, if it panicked
+    crashed: str = ""  # where Xen crashed the domain (domain_crash called from FILE:LINE)
+    said: str = ""  # the last thing Xen said about one of the domain's vCPUs before that
     _pending: str | None = None
     _rip: str = ""
     _in_panic: bool = False
 
     def _watch(self, line: str) -> None:
         """Note a Xen panic: the RIP of the last register dump, then the
-        reason lines after "Panic on CPU N:"."""
+        reason lines after "Panic on CPU N:". Note too a domain that Xen
+        crashed ("domain_crash called from ...", after a line on one of its
+        vCPUs such as "d1v0 VMLAUNCH error: 0x7"): Xen, not the probe
+        kernel, ended it."""
         if not line.startswith("(XEN) "):
             return
         text = line[6:].strip()
+        if text.startswith(f"d{self.domid}v") and not self.crashed:
+            self.said = text
+        elif text.startswith("domain_crash called from "):
+            self.crashed = text.removeprefix("domain_crash called from ").strip()
         if text.startswith("RIP:"):
             self._rip = text.split("]", 1)[-1].strip()
         elif text.startswith("Panic on CPU"):
@@ -646,6 +655,9 @@ class DomainConsole:
         if self.panic:
             where = f" in {self._rip}" if self._rip else ""
             return f"Xen panicked{where}: {'; '.join(self.panic)} ({end})"
+        if self.crashed:
+            said = f" after {self.said!r}" if self.said else ""
+            return f"Xen crashed the domain{said} (domain_crash called from {self.crashed}); {end}"
         return end
 
     @property
