@@ -129,6 +129,9 @@ def make_iso(image: GuestImage, cmdline: str, dest: Path) -> Path:
 # A Linux appliance from the same kind of ISO, for a level that boots only
 # through its BIOS (Bochs): GRUB's `linux` and `initrd` (several initrds are
 # concatenated, each may be compressed). The console is COM1 both ways.
+# GRUB says when it has read everything (LOADED): reading through a BIOS
+# is most of such a boot, and that line splits it from the kernel's own.
+LOADED = "nvct: GRUB has loaded the files"
 LINUX_GRUB_CFG = """\
 set timeout=0
 set default=0
@@ -138,9 +141,10 @@ terminal_output serial
 menuentry "nvct appliance" {{
     linux /boot/vmlinuz {cmdline}
     initrd {initrds}
+    echo "%s"
     boot
 }}
-"""
+""" % LOADED
 
 
 def make_linux_iso(bzimage: Path, cmdline: str, initrds: tuple[Path, ...], dest: Path) -> Path:
@@ -164,6 +168,89 @@ def make_linux_iso(bzimage: Path, cmdline: str, initrds: tuple[Path, ...], dest:
         proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=False)
     finally:
         shutil.rmtree(root, ignore_errors=True)
+    if proc.returncode != 0 or not dest.is_file():
+        raise BuildError(f"grub-mkrescue failed (status {proc.returncode}): {proc.stdout[-800:]}")
+    return dest
+
+
+# A multiboot kernel with modules (Xen with dom0's kernel and initramfs)
+# from the same kind of ISO: `multiboot2` and `module2`, the way Debian's
+# own GRUB scripts boot Xen (Xen carries both Multiboot headers; GRUB 2
+# puts no image name in front of a command line, and Xen knows that from
+# the boot loader's name). GRUB unpacks a gzip'd module itself unless told
+# `--nounzip`: then the module's consumer gets the gzip stream (Xen takes a
+# gzip'd dom0 kernel, Linux a gzip'd initramfs). Xen's Multiboot 2 header
+# accepts a framebuffer, so `multiboot2` sets gfxpayload=auto and `boot`
+# would switch to a VBE graphics mode, which Bochs's `term` display cannot
+# show (Bochs exits: "32 bpp graphics mode not supported"): gfxpayload=text
+# after `multiboot2` keeps the text mode (Xen gets no framebuffer).
+MULTIBOOT_GRUB_CFG = """\
+set timeout=0
+set default=0
+serial --unit=0 --speed=115200
+terminal_input serial
+terminal_output serial
+menuentry "nvct multiboot" {{
+    multiboot2 /boot/kernel {cmdline}
+{modules}    set gfxpayload=text
+    echo "%s"
+    boot
+}}
+""" % LOADED
+
+
+@dataclass(frozen=True)
+class BootModule:
+    path: Path
+    args: str = ""
+    nounzip: bool = False  # hand the file over as it is (GRUB would gunzip it)
+
+
+def _check_cmdline(text: str, what: str) -> None:
+    if any(c in text for c in '\n"{};$\\') or not text.isprintable():
+        raise BuildError(f"{what} not allowed in grub.cfg: {text!r}")
+
+
+def multiboot_grub_cfg(cmdline: str, modules: tuple[BootModule, ...]) -> tuple[str, list[str]]:
+    """The grub.cfg of make_multiboot_iso, and the ISO's file name for each
+    module (/boot/module0, ... with the source's last suffix kept)."""
+    _check_cmdline(cmdline, "kernel command line")
+    names, lines = [], []
+    for number, module in enumerate(modules):
+        _check_cmdline(module.args, f"module {number}'s arguments")
+        name = f"module{number}{''.join(module.path.suffixes[-1:])}"
+        names.append(name)
+        flag = "--nounzip " if module.nounzip else ""
+        lines.append(f"    module2 {flag}/boot/{name} {module.args}".rstrip() + "\n")
+    return MULTIBOOT_GRUB_CFG.format(cmdline=cmdline, modules="".join(lines)), names
+
+
+def make_multiboot_iso(kernel: Path, cmdline: str, modules: tuple[BootModule, ...], dest: Path) -> Path:
+    """A GRUB ISO that boots a Multiboot 2 kernel with these modules."""
+    check_iso_tools()
+    cfg, names = multiboot_grub_cfg(cmdline, modules)
+    files = [(module.path, name) for module, name in zip(modules, names)] + [(kernel, "kernel")]
+    return _grub_iso(files, cfg, dest)
+
+
+def _grub_iso(files: list[tuple[Path, str]], cfg: str, dest: Path) -> Path:
+    """grub-mkrescue of /boot/NAME for each (source, NAME) and this grub.cfg."""
+    root = dest.parent / (dest.stem + ".isodir")
+    scratch = dest.parent / (dest.stem + ".tmp")
+    try:
+        (root / "boot" / "grub").mkdir(parents=True, exist_ok=True)
+        scratch.mkdir(exist_ok=True)
+        for source, name in files:
+            _link_or_copy(source, root / "boot" / name)
+        (root / "boot" / "grub" / "grub.cfg").write_text(cfg)
+        argv = ["grub-mkrescue", "--fonts=", "--locales=", "--themes=", "-o", str(dest), str(root)]
+        proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                              env={**os.environ, "TMPDIR": str(scratch)}, check=False)  # fmt: skip
+    except OSError as exc:  # a full or read-only file system
+        raise BuildError(f"cannot make the boot ISO in {dest.parent}: {exc.strerror or exc}") from None
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+        shutil.rmtree(scratch, ignore_errors=True)
     if proc.returncode != 0 or not dest.is_file():
         raise BuildError(f"grub-mkrescue failed (status {proc.returncode}): {proc.stdout[-800:]}")
     return dest

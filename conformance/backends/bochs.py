@@ -21,7 +21,7 @@ from pathlib import Path
 import pexpect
 
 from ..appliance import compressed
-from ..guest import BuildError, GuestImage, make_iso, make_linux_iso
+from ..guest import BootModule, BuildError, GuestImage, make_iso, make_linux_iso, make_multiboot_iso
 from .base import Backend, BackendUnavailable, BootFailed, Payload, require_binary
 from .console import Console
 
@@ -145,20 +145,34 @@ class BochsBackend(Backend):
             console.close(grace=3.0)
 
 
+    def _appliance_iso(self, payload: Payload, workdir: Path) -> Path:
+        """The GRUB ISO of an appliance: Linux with its initrds, or a
+        multiboot kernel (Xen) with its modules. Files above GZIP_ABOVE go
+        gzip'd; a gzip'd module is handed over as it is (`--nounzip`): its
+        consumers (Xen for dom0's kernel, Linux for an initramfs) unpack it
+        faster than GRUB reads the bytes saved."""
+        if payload.modules:
+            modules = []
+            for path, args in payload.modules:
+                big = path.stat().st_size > GZIP_ABOVE
+                modules.append(BootModule(compressed(path) if big else path, args, nounzip=big))
+            return make_multiboot_iso(payload.kernel, payload.append, tuple(modules), workdir / "multiboot.iso")
+        initrds = tuple(compressed(i) if i.stat().st_size > GZIP_ABOVE else i for i in payload.initrds)
+        return make_linux_iso(payload.bzimage or payload.kernel, payload.append, initrds, workdir / "linux.iso")
+
     @contextmanager
     def _boot_linux(self, payload: Payload, workdir: Path) -> Iterator[Console]:
-        """An appliance (Linux, the hypervisor of the next level) from a GRUB
-        ISO. COM1 is a TCP connection to the harness, so that the appliance's
+        """An appliance (Linux, or Xen with its dom0, the hypervisor of the
+        next level) from a GRUB ISO. COM1 is a TCP connection to the harness, so that the appliance's
         command loop can be typed into. Every byte GRUB reads goes through
         the BIOS, emulated instruction by instruction (about 0.6 MB/s here):
         large initrds travel gzip-compressed, which Linux unpacks faster."""
-        if payload.modules:
-            raise BackendUnavailable("bochs boots no multiboot modules (Xen) yet")
-        initrds = tuple(compressed(i) if i.stat().st_size > GZIP_ABOVE else i for i in payload.initrds)
         try:
-            iso = make_linux_iso(payload.bzimage or payload.kernel, payload.append, initrds, workdir / "linux.iso")
+            iso = self._appliance_iso(payload, workdir)
         except BuildError as exc:
             raise BootFailed(f"cannot make the appliance ISO: {exc}") from None
+        except OSError as exc:  # compressing an initrd or a module: a full disk
+            raise BootFailed(f"cannot make the appliance ISO in {workdir}: {exc.strerror or exc}") from None
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as listener:
             listener.bind(("127.0.0.1", 0))
             listener.listen(1)

@@ -1,11 +1,11 @@
 """Xen as the hypervisor at a level above L0.
 
-The level below (QEMU) boots the Xen appliance (xen_appliance.py): Debian's
-Xen through its multiboot header, with a PV dom0 (Debian's kernel and a
-busybox initramfs carrying the toolstack) as multiboot modules. Xen's
-serial console carries everything: Xen's own lines ("(XEN) ..."), dom0's
-console (hvc0, where the appliance's command loop runs) and, with
-`guest_loglvl=all`, what a domU writes to the debug port 0xE9, as
+The level below (QEMU, or Bochs from a GRUB ISO) boots the Xen appliance
+(xen_appliance.py): Debian's Xen through its multiboot header, with a PV
+dom0 (Debian's kernel and a busybox initramfs carrying the toolstack) as
+multiboot modules. Xen's serial console carries everything: Xen's own
+lines ("(XEN) ..."), dom0's console (hvc0, where the appliance's command
+loop runs) and, with `guest_loglvl=all`, what a domU writes to the debug port 0xE9, as
 "(dN) ..." lines. The probe kernel runs as a PVH domU: with no COM1 it
 writes its records to port 0xE9 (`console=e9` in its HELLO), and the
 records are found anywhere in a line, so Xen's prefix does no harm.
@@ -43,6 +43,7 @@ from ..guest import BuildError, GuestImage, check_iso_tools, make_iso
 from .base import Backend, BackendUnavailable, BootFailed, LevelUnavailable, Payload, require_binary
 from .console import Console
 from .dom0 import Dom0, Dom0Error
+from .bochs import BochsBackend
 from .qemu import QemuBackend, concatenate
 from .shell import GuestConsole, Shell, ShellError
 
@@ -340,13 +341,14 @@ class XenBackend(Backend):
             return
         if self.below is None:
             raise BackendUnavailable("xen runs above another level, never as L0")
-        if not isinstance(self.below, QemuBackend):
+        if isinstance(self.below, QemuBackend):
+            below = self.below.settings
+            if getattr(below, "firmware", "bios") != "bios" or getattr(below, "boot_from", "kernel") != "kernel":
+                raise BackendUnavailable("xen boots with QEMU's -kernel: the level below needs firmware bios, boot kernel")
+        elif not isinstance(self.below, BochsBackend):
             raise BackendUnavailable(
-                f"xen needs QEMU below it (it boots Xen with multiboot modules), not {self.below.name}"
+                f"xen needs QEMU or Bochs below it (they boot Xen with multiboot modules), not {self.below.name}"
             )
-        below = self.below.settings
-        if getattr(below, "firmware", "bios") != "bios" or getattr(below, "boot_from", "kernel") != "kernel":
-            raise BackendUnavailable("xen boots with QEMU's -kernel: the level below needs firmware bios, boot kernel")
         self.below.preflight()
         if self.settings.type == "hvm":
             try:
@@ -579,16 +581,25 @@ class DomainConsole:
     domid: int
     facts: dict[str, Any] = field(default_factory=dict)
     panic: list[str] = field(default_factory=list)  # Xen's reason, if it panicked
+    crashed: str = ""  # where Xen crashed the domain (domain_crash called from FILE:LINE)
+    said: str = ""  # the last thing Xen said about one of the domain's vCPUs before that
     _pending: str | None = None
     _rip: str = ""
     _in_panic: bool = False
 
     def _watch(self, line: str) -> None:
         """Note a Xen panic: the RIP of the last register dump, then the
-        reason lines after "Panic on CPU N:"."""
+        reason lines after "Panic on CPU N:". Note too a domain that Xen
+        crashed ("domain_crash called from ...", after a line on one of its
+        vCPUs such as "d1v0 VMLAUNCH error: 0x7"): Xen, not the probe
+        kernel, ended it."""
         if not line.startswith("(XEN) "):
             return
         text = line[6:].strip()
+        if text.startswith(f"d{self.domid}v") and not self.crashed:
+            self.said = text
+        elif text.startswith("domain_crash called from "):
+            self.crashed = text.removeprefix("domain_crash called from ").strip()
         if text.startswith("RIP:"):
             self._rip = text.split("]", 1)[-1].strip()
         elif text.startswith("Panic on CPU"):
@@ -644,6 +655,9 @@ class DomainConsole:
         if self.panic:
             where = f" in {self._rip}" if self._rip else ""
             return f"Xen panicked{where}: {'; '.join(self.panic)} ({end})"
+        if self.crashed:
+            said = f" after {self.said!r}" if self.said else ""
+            return f"Xen crashed the domain{said} (domain_crash called from {self.crashed}); {end}"
         return end
 
     @property
