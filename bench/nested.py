@@ -101,7 +101,7 @@ def appliance_split(profile: Path, work: Path) -> dict | None:
         return None
     app = appliance.build()
     backend = BochsBackend(spec.settings, 0)
-    append = APPEND.replace("quiet loglevel=1", "loglevel=5") + " earlyprintk=serial,ttyS0,115200"
+    append = APPEND.replace("quiet loglevel=1", "loglevel=6") + " earlyprintk=serial,ttyS0,115200"
     payload = Payload(kernel=app.kernel, append=append,
                       initrds=(app.initramfs,), probe=False, bzimage=app.bzimage)  # fmt: skip
     marks: dict[str, float] = {}
@@ -138,12 +138,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--profiles", default="bochs-kvm-l2", help="comma-separated profile names or files")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "nested.json")
     ap.add_argument("--no-appliance", action="store_true", help="leave out the appliance-alone boot")
+    ap.add_argument("--appliance-only", action="store_true", help="only the appliance-alone boot")
     args = ap.parse_args(argv)
     report = {"loadavg_before": [round(x, 2) for x in os.getloadavg()], "runs": []}
     for name in args.profiles.split(","):
         profile = Path(resolve_profile(name))
         with tempfile.TemporaryDirectory(prefix="nvct-bench-") as tmp:
-            entry = run_split(profile, Path(tmp))
+            entry = {"profile": str(profile)} if args.appliance_only else run_split(profile, Path(tmp))
             if not args.no_appliance:
                 entry["appliance_alone"] = appliance_split(profile, Path(tmp))
         report["runs"].append(entry)
