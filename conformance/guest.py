@@ -100,30 +100,8 @@ def make_iso(image: GuestImage, cmdline: str, dest: Path) -> Path:
     legacy BIOS (El Torito, i386-pc) and from UEFI (the EFI system partition
     image, x86_64-efi), through the same grub.cfg."""
     check_iso_tools()
-    if any(c in cmdline for c in '"{};$\\') or not cmdline.isprintable():
-        raise BuildError(f"kernel command line not allowed in grub.cfg: {cmdline!r}")
-    root = dest.parent / (dest.stem + ".isodir")
-    # grub-mkrescue's own temporary folders go here, not in TMPDIR, so that
-    # they go when this does, even when it fails (a full disk).
-    scratch = dest.parent / (dest.stem + ".tmp")
-    try:
-        (root / "boot" / "grub").mkdir(parents=True, exist_ok=True)
-        scratch.mkdir(exist_ok=True)
-        shutil.copyfile(image.elf, root / "boot" / "nvct.elf")
-        (root / "boot" / "grub" / "grub.cfg").write_text(GRUB_CFG.format(cmdline=cmdline))
-        # grub-mkrescue puts every platform found under /usr/lib/grub on the
-        # image; no fonts, translations or themes: the menu is never shown.
-        argv = ["grub-mkrescue", "--fonts=", "--locales=", "--themes=", "-o", str(dest), str(root)]
-        proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                              env={**os.environ, "TMPDIR": str(scratch)}, check=False)  # fmt: skip
-    except OSError as exc:  # a full or read-only file system
-        raise BuildError(f"cannot make the boot ISO in {dest.parent}: {exc.strerror or exc}") from None
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
-        shutil.rmtree(scratch, ignore_errors=True)
-    if proc.returncode != 0 or not dest.is_file():
-        raise BuildError(f"grub-mkrescue failed (status {proc.returncode}): {proc.stdout[-800:]}")
-    return dest
+    _check_cmdline(cmdline, "kernel command line")
+    return _grub_iso([(image.elf, "nvct.elf")], GRUB_CFG.format(cmdline=cmdline), dest)
 
 
 # A Linux appliance from the same kind of ISO, for a level that boots only
@@ -150,27 +128,10 @@ menuentry "nvct appliance" {{
 def make_linux_iso(bzimage: Path, cmdline: str, initrds: tuple[Path, ...], dest: Path) -> Path:
     """A GRUB ISO that boots a Linux bzImage with these initrds (BIOS and UEFI)."""
     check_iso_tools()
-    if any(c in cmdline for c in '\n"{};$\\'):
-        raise BuildError(f"kernel command line not allowed in grub.cfg: {cmdline!r}")
-    root = dest.parent / (dest.stem + ".isodir")
-    (root / "boot" / "grub").mkdir(parents=True, exist_ok=True)
-    try:
-        # Hard links where the file system allows: the appliance is large.
-        names = []
-        for number, initrd in enumerate(initrds):
-            name = f"initrd{number}{''.join(initrd.suffixes[-1:])}"
-            _link_or_copy(initrd, root / "boot" / name)
-            names.append(f"/boot/{name}")
-        _link_or_copy(bzimage, root / "boot" / "vmlinuz")
-        cfg = LINUX_GRUB_CFG.format(cmdline=cmdline, initrds=" ".join(names))
-        (root / "boot" / "grub" / "grub.cfg").write_text(cfg)
-        argv = ["grub-mkrescue", "--fonts=", "--locales=", "--themes=", "-o", str(dest), str(root)]
-        proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=False)
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
-    if proc.returncode != 0 or not dest.is_file():
-        raise BuildError(f"grub-mkrescue failed (status {proc.returncode}): {proc.stdout[-800:]}")
-    return dest
+    _check_cmdline(cmdline, "kernel command line")
+    files = [(initrd, f"initrd{number}{''.join(initrd.suffixes[-1:])}") for number, initrd in enumerate(initrds)]
+    cfg = LINUX_GRUB_CFG.format(cmdline=cmdline, initrds=" ".join(f"/boot/{name}" for _, name in files))
+    return _grub_iso([*files, (bzimage, "vmlinuz")], cfg, dest)
 
 
 # A multiboot kernel with modules (Xen with dom0's kernel and initramfs)
@@ -234,7 +195,11 @@ def make_multiboot_iso(kernel: Path, cmdline: str, modules: tuple[BootModule, ..
 
 
 def _grub_iso(files: list[tuple[Path, str]], cfg: str, dest: Path) -> Path:
-    """grub-mkrescue of /boot/NAME for each (source, NAME) and this grub.cfg."""
+    """grub-mkrescue of /boot/NAME for each (source, NAME) and this grub.cfg
+    (files hard-linked where the file system allows: an appliance is large).
+    No fonts, translations or themes: the menu is never shown. GRUB's own
+    temporary folders go next to `dest`, not in TMPDIR, so that they go when
+    this does, even when it fails (a full disk)."""
     root = dest.parent / (dest.stem + ".isodir")
     scratch = dest.parent / (dest.stem + ".tmp")
     try:
