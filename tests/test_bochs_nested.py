@@ -21,7 +21,7 @@ def tools():
             pytest.skip(f"{tool} not found: the appliance is built from Debian packages")
 
 
-@pytest.mark.parametrize("profile", ["bochs-kvm-l2"])
+@pytest.mark.parametrize("profile", ["bochs-kvm-l2", "bochs-tigerlake-kvm-l2"])
 def test_the_vmx_catalogue_at_l1_under_bochs_and_at_l2_under_kvm(tmp_path, profile):
     proc, record = run_profile(tmp_path, profile)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
