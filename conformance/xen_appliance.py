@@ -34,7 +34,7 @@ FORMAT = 1  # bump when the layout or the init changes: old caches are then rebu
 
 XEN_VERSION = "4.17"
 HYPERVISOR = f"xen-hypervisor-{XEN_VERSION}-amd64"
-# The toolstack, as measured in the shared notes (xen-stack.md).
+# The toolstack: the Debian packages that xl, xenstored and xenconsoled come from.
 TOOLSTACK = (
     f"xen-utils-{XEN_VERSION}",
     "xen-utils-common",

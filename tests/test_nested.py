@@ -47,7 +47,7 @@ def test_level_without_nesting_skips_with_the_reason(tmp_path):
         "name: nosvm-l2\n"
         "stack:\n"
         "  - backend: qemu\n"
-        "    cpu: max,-svm,-la57\n"  # -la57: see shared notes, busybox aborts with max,-svm alone
+        "    cpu: max,-svm,-la57\n"  # -la57: busybox aborts under max,-svm alone
         "    memory: 2048\n"
         "  - backend: linux-kvm\n"
         "timeouts: {boot: 300, probe: 60}\n"

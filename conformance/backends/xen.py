@@ -67,7 +67,7 @@ PBUF_CHUNK = 199
 
 # The domU's lifetime in dom0: unpause it, then wait until it is gone, or
 # shut down, crashed or dying (a domain that never finishes dying must not
-# hold the run: the shared notes saw one with EFER.SVME set). Xen 4.17's
+# hold the run: one was seen with EFER.SVME set). Xen 4.17's
 # `xl list NAME` itself sometimes dies of SIGSEGV (1 in 60 calls, measured
 # here while an HVM domU ran): that is no answer, ask again.
 WAIT_SCRIPT = r"""name=$1
