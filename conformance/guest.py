@@ -64,12 +64,16 @@ def build(source: Path | None = None) -> GuestImage:
 # GRUB writes to COM1 (its ns8250 unit 0) on both; the kernel finds COM1
 # itself. Under EFI GRUB says "no suitable video mode found" and "no console
 # will be available to OS": the kernel needs no video, so that is harmless.
-GRUB_CFG = """\
+# Every ISO's grub.cfg starts so: no menu, GRUB's console on COM1 both ways.
+GRUB_HEAD = """\
 set timeout=0
 set default=0
 serial --unit=0 --speed=115200
 terminal_input serial
 terminal_output serial
+"""
+
+GRUB_CFG = GRUB_HEAD + """\
 menuentry "nvct probe kernel" {{
     multiboot /boot/nvct.elf {cmdline}
     boot
@@ -107,15 +111,10 @@ def make_iso(image: GuestImage, cmdline: str, dest: Path) -> Path:
 # A Linux appliance from the same kind of ISO, for a level that boots only
 # through its BIOS (Bochs): GRUB's `linux` and `initrd` (several initrds are
 # concatenated, each may be compressed). The console is COM1 both ways.
-# GRUB says when it has read everything (LOADED): reading through a BIOS
-# is most of such a boot, and that line splits it from the kernel's own.
+# GRUB says when it has read everything (LOADED), which splits the time of
+# its reading through the BIOS from the kernel's own (bench/nested.py).
 LOADED = "nvct: GRUB has loaded the files"
-LINUX_GRUB_CFG = """\
-set timeout=0
-set default=0
-serial --unit=0 --speed=115200
-terminal_input serial
-terminal_output serial
+LINUX_GRUB_CFG = GRUB_HEAD + """\
 menuentry "nvct appliance" {{
     linux /boot/vmlinuz {cmdline}
     initrd {initrds}
@@ -145,12 +144,7 @@ def make_linux_iso(bzimage: Path, cmdline: str, initrds: tuple[Path, ...], dest:
 # would switch to a VBE graphics mode, which Bochs's `term` display cannot
 # show (Bochs exits: "32 bpp graphics mode not supported"): gfxpayload=text
 # after `multiboot2` keeps the text mode (Xen gets no framebuffer).
-MULTIBOOT_GRUB_CFG = """\
-set timeout=0
-set default=0
-serial --unit=0 --speed=115200
-terminal_input serial
-terminal_output serial
+MULTIBOOT_GRUB_CFG = GRUB_HEAD + """\
 menuentry "nvct multiboot" {{
     multiboot2 /boot/kernel {cmdline}
 {modules}    set gfxpayload=text

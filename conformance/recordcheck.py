@@ -91,28 +91,29 @@ def _no_surrogate(text: str, where: str) -> None:
 # ---- the fields nvct reads -------------------------------------------------------------
 
 
-def _str(data: dict, key: str, where: str, required: bool = False, null: bool = False) -> None:
-    at = _join(where, key)
+def _given(data: dict, at: str, key: str, required: bool, null: bool) -> bool:
+    """Whether `key` holds a value to check: absent (an error when required)
+    or null (where null is allowed) is nothing to check."""
     if key not in data:
         if required:
             raise ShapeError(at, "missing")
+        return False
+    return not (data[key] is None and null)
+
+
+def _str(data: dict, key: str, where: str, required: bool = False, null: bool = False) -> None:
+    at = _join(where, key)
+    if not _given(data, at, key, required, null):
         return
-    value = data[key]
-    if value is None and null:
-        return
-    if not isinstance(value, str):
-        raise _want(at, "a string" + (" or null" if null else ""), value)
+    if not isinstance(data[key], str):
+        raise _want(at, "a string" + (" or null" if null else ""), data[key])
 
 
 def _int(data: dict, key: str, where: str, lo: int, hi: int, required: bool = False, null: bool = False) -> None:
     at = _join(where, key)
-    if key not in data:
-        if required:
-            raise ShapeError(at, "missing")
+    if not _given(data, at, key, required, null):
         return
     value = data[key]
-    if value is None and null:
-        return
     if isinstance(value, bool) or not isinstance(value, int):
         raise _want(at, "a whole number" + (" or null" if null else ""), value)
     if not lo <= value <= hi:
@@ -121,13 +122,9 @@ def _int(data: dict, key: str, where: str, lo: int, hi: int, required: bool = Fa
 
 def _obj(data: dict, key: str, where: str, required: bool = False, null: bool = False) -> dict | None:
     at = _join(where, key)
-    if key not in data:
-        if required:
-            raise ShapeError(at, "missing")
+    if not _given(data, at, key, required, null):
         return None
     value = data[key]
-    if value is None and null:
-        return None
     if not isinstance(value, dict):
         raise _want(at, "an object", value)
     return value
