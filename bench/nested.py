@@ -89,8 +89,16 @@ def run_split(profile: Path, work: Path) -> dict:
                 entry["kvm_loaded_s"] = kvm
                 entry["vmm_start_s"] = round(to_first - ready - kvm, 1)
         levels.append(entry)
-    return {"profile": str(profile), "exit": code, "wall_s": round(wall, 1), "levels": levels,
+    return {"profile": _shown(profile), "exit": code, "wall_s": round(wall, 1), "levels": levels,
             "loadavg_after": [round(x, 2) for x in os.getloadavg()]}  # fmt: skip
+
+
+def _shown(profile: Path) -> str:
+    """The profile as the results file names it: relative to the checkout."""
+    try:
+        return str(profile.resolve().relative_to(ROOT))
+    except ValueError:
+        return str(profile)
 
 
 def appliance_split(profile: Path, work: Path) -> dict | None:
@@ -144,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in args.profiles.split(","):
         profile = Path(resolve_profile(name))
         with tempfile.TemporaryDirectory(prefix="nvct-bench-") as tmp:
-            entry = {"profile": str(profile)} if args.appliance_only else run_split(profile, Path(tmp))
+            entry = {"profile": _shown(profile)} if args.appliance_only else run_split(profile, Path(tmp))
             if not args.no_appliance:
                 entry["appliance_alone"] = appliance_split(profile, Path(tmp))
         report["runs"].append(entry)
