@@ -536,9 +536,13 @@ uint32_t svm_num_asids(void); /* CPUID 0x8000000A EBX */
 static inline bool svm_has(uint32_t feat) { return (svm_features() & feat) == feat; }
 
 /*
- * Standard probe prologue: SKIP unless CPUID exposes SVM, SKIP if
- * VM_CR.SVMDIS is set (disabled by firmware), then svm_enable().
+ * SKIP unless CPUID exposes SVM, FAIL if leaf 0x8000000A is missing or
+ * VM_CR cannot be read, SKIP if VM_CR.SVMDIS is set (disabled by
+ * firmware). Leaves EFER.SVME as it is.
  */
+void svm_require_exposed(void);
+
+/* Standard probe prologue: svm_require_exposed(), then svm_enable(). */
 void svm_require(void);
 
 /* EFER.SVME = 1 and VM_HSAVE_PA = a fresh page. ERROR()s if either does

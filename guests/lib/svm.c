@@ -71,7 +71,7 @@ uint64_t svm_enable(void)
     return pa;
 }
 
-void svm_require(void)
+void svm_require_exposed(void)
 {
     if (!svm_supported())
         skip("CPUID 0x80000001 ECX.SVM[2]=0");
@@ -85,6 +85,11 @@ void svm_require(void)
     if (vmcr & VM_CR_SVMDIS)
         skip("VM_CR.SVMDIS[4]=1: SVM disabled by firmware (VM_CR=%#llx)",
              (unsigned long long)vmcr);
+}
+
+void svm_require(void)
+{
+    svm_require_exposed();
     svm_enable();
 }
 

@@ -16,22 +16,6 @@ static void do_clgi(void *p) { (void)p; svm_clgi(); }
 static void do_invlpga(void *p) { svm_invlpga((uint64_t)(uintptr_t)p, 1); }
 static void do_vmmcall(void *p) { (void)p; __asm__ volatile("vmmcall" ::: "memory"); }
 
-static void svm_require_cpuid_only(void)
-{
-    if (!svm_supported())
-        skip("CPUID 0x80000001 ECX.SVM[2]=0");
-    if (cpuid(0x80000000, 0).a < 0x8000000a)
-        fail("CPUID 0x80000001 ECX.SVM=1 but max extended leaf %#x < 0x8000000a",
-             cpuid(0x80000000, 0).a);
-    uint64_t vmcr;
-    int v = rdmsr_safe(MSR_VM_CR, &vmcr);
-    if (v != NO_FAULT)
-        fail("RDMSR VM_CR (0xc0010114) raised vector %d with SVM exposed", v);
-    if (vmcr & VM_CR_SVMDIS)
-        skip("VM_CR.SVMDIS[4]=1: SVM disabled by firmware (VM_CR=%#llx)",
-             (unsigned long long)vmcr);
-}
-
 /* A VMRUN of the default guest running guest_vmmcall must exit with
  * VMMCALL: the baseline that makes a later VMEXIT_INVALID meaningful. */
 static void control_run(struct svm_vcpu *v)
@@ -68,7 +52,7 @@ PROBE(svm_efer_svme, "svm.efer.svme", "SVM",
       "With SVM exposed and VM_CR.SVMDIS=0: VMRUN with EFER.SVME=0 raises #UD; WRMSR EFER.SVME=1 succeeds and reads back 1; then CLGI and STGI execute without a fault",
       "AMD APM Vol. 2 15.4, 15.5.1")
 {
-    svm_require_cpuid_only();
+    svm_require_exposed();
     void *vmcb = alloc_page();
     uint64_t efer = rdmsr(MSR_EFER);
     if (efer & EFER_SVME)
@@ -98,7 +82,7 @@ PROBE(svm_basic_svme_gating, "svm.basic.svme_gating", "SVM",
       "With EFER.SVME=0: VMRUN, VMLOAD, VMSAVE, CLGI, INVLPGA and VMMCALL each raise #UD; STGI raises #UD unless CPUID 0x80000001 ECX.SKINIT[12]=1 (then it is allowed)",
       "AMD APM Vol. 2 15.4")
 {
-    svm_require_cpuid_only();
+    svm_require_exposed();
     if (rdmsr(MSR_EFER) & EFER_SVME)
         error("EFER.SVME is already 1 at probe start");
     void *page = alloc_page();
