@@ -157,6 +157,29 @@ unsigned cpu_phys_addr_bits(void); /* CPUID 0x80000008 EAX[7:0], 36 if absent */
 #define MSR_VM_CR                0xc0010114
 #define MSR_VM_HSAVE_PA          0xc0010117
 
+#define MSR_IA32_APIC_BASE 0x0000001b
+#define APIC_BASE_X2APIC   BIT(10)
+#define APIC_BASE_ENABLE   BIT(11)
+
+/* xAPIC register offsets in the APIC's MMIO page. */
+#define APIC_ID   0x020
+#define APIC_TPR  0x080
+#define APIC_EOI  0x0b0
+#define APIC_SVR  0x0f0
+#define APIC_ISR  0x100
+#define APIC_IRR  0x200
+#define APIC_ICR  0x300
+#define APIC_ICR2 0x310
+
+#define RFLAGS_CF BIT(0)
+#define RFLAGS_PF BIT(2)
+#define RFLAGS_AF BIT(4)
+#define RFLAGS_ZF BIT(6)
+#define RFLAGS_SF BIT(7)
+#define RFLAGS_IF BIT(9)
+#define RFLAGS_DF BIT(10)
+#define RFLAGS_OF BIT(11)
+
 #define EFER_SCE   BIT(0)
 #define EFER_LME   BIT(8)
 #define EFER_LMA   BIT(10)

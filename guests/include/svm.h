@@ -604,6 +604,10 @@ const char *svm_exit_str(const struct svm_vcpu *v);
 /* Expects one exit code; on a mismatch a failed check with svm_exit_str(). */
 bool svm_check_exit(const struct svm_vcpu *v, uint64_t got, uint64_t want, const char *what);
 
+/* A guest label (or any object) as a 64-bit guest address for the VMCB:
+ * A(svm_i_cpuid) + CPUID_LEN. */
+#define A(sym) ((uint64_t)(uintptr_t)(sym))
+
 /* A canonical address that the kernel's page tables (which the default
  * guest shares) leave unmapped: the first not-present 1 GiB slot of the
  * PDPT behind PML4[0], at or above 4 GiB. error()s if there is none. */

@@ -6,14 +6,6 @@
 #include "nvct.h"
 #include "svm.h"
 
-#define RFLAGS_CF BIT(0)
-#define RFLAGS_PF BIT(2)
-#define RFLAGS_AF BIT(4)
-#define RFLAGS_ZF BIT(6)
-#define RFLAGS_SF BIT(7)
-#define RFLAGS_DF BIT(10)
-#define RFLAGS_OF BIT(11)
-
 __asm__(".pushsection .text\n"
         /* RAX = RFLAGS as loaded; then RFLAGS = RBX; VMMCALL */
         ".globl svm_b_flags, svm_b_flags_end\n"
@@ -30,8 +22,6 @@ __asm__(".pushsection .text\n"
 extern char svm_b_flags[], svm_b_flags_end[], svm_b_xmm[];
 void svm_b_set_xmm0(uint64_t), svm_b_set_xmm1(uint64_t);
 uint64_t svm_b_get_xmm1(void);
-
-#define A(sym) ((uint64_t)(uintptr_t)(sym))
 
 PROBE(svm_basic_rflags, "svm.basic.rflags", "SVM",
       "VMCB RFLAGS = CF|PF|AF|ZF|SF|DF|OF (IF=0): the guest's PUSHF sees exactly that; the guest then loads RFLAGS = CF|ZF via POPF: the VMCB RFLAGS after #VMEXIT is CF|ZF|bit 1; the host's RFLAGS after the exit has DF=0 (host flags are not affected by the guest's)",

@@ -18,8 +18,6 @@ __asm__(".pushsection .text\n"
         ".popsection");
 extern char svm_d_movcr0[], svm_d_movcr3[], svm_d_lmsw[], svm_d_movdr7[], svm_d_invlpg[], svm_d_pf[];
 
-#define A(sym) ((uint64_t)(uintptr_t)(sym))
-
 static void require_decode(void)
 {
     svm_require();

@@ -31,9 +31,6 @@ extern char svm_ev_sti_cpuid[], svm_ev_cpuid1[], svm_ev_sti_nop_cpuid[], svm_ev_
 extern char svm_ev_tpr[], svm_ev_tpr_wr[], svm_ev_tpr_end[];
 extern char svm_ev_sti_nop[], svm_ev_sti_nop_end[];
 
-#define A(sym) ((uint64_t)(uintptr_t)(sym))
-#define RFLAGS_IF BIT(9)
-
 /* The guest took `vector` through its IDT: returns the guest stack at the
  * stub's VMMCALL (error code, if any, then RIP, CS, RFLAGS, RSP, SS), or
  * NULL after a failed check. */

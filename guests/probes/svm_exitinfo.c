@@ -4,15 +4,7 @@
  */
 #include "nvct.h"
 #include "svm.h"
-
-/* Guest stubs from probes/svm_intercept.c. */
-extern char svm_i_cpuid[], svm_i_hlt[], svm_i_int3[], svm_i_pf_read[];
-extern char svm_i_msr_rd[], svm_i_io_out[];
-extern char svm_i_rdtsc[], svm_i_msr_wr[], svm_i_io_in[];
-/* From probes/svm_intercept_insn.c. */
-extern char svm_x_pause[], svm_x_wbinvd[], svm_x_invlpg[];
-
-#define A(sym) ((uint64_t)(uintptr_t)(sym))
+#include "guests_svm.h"
 
 enum { NR_CPUID, NR_HLT, NR_VMMCALL, NR_MSR, NR_IOIO, NR_INT3, NR_RDTSC, NR_WRMSR, NR_IN, NR_PAUSE,
        NR_WBINVD, NR_INVLPG, NR_UD, NR_PF, NR_COUNT };

@@ -7,6 +7,7 @@
  */
 #include "nvct.h"
 #include "svm.h"
+#include "guests_svm.h"
 
 __asm__(".pushsection .text\n"
         /* CLGI; VMMCALL; STGI; VMMCALL */
@@ -22,9 +23,6 @@ __asm__(".pushsection .text\n"
         ".popsection");
 extern char svm_f_clgi[], svm_f_clgi_end[], svm_f_stgi[], svm_f_stgi_end[];
 extern char svm_f_pause_loop[], svm_f_pause[], svm_f_jmp[], svm_f_jmp_target[];
-extern char svm_i_cpuid[];
-
-#define A(sym) ((uint64_t)(uintptr_t)(sym))
 
 PROBE(svm_features_vgif, "svm.features.vgif", "vGIF",
       "With CPUID 0x8000000A EDX.vGIF[16]=1, V_GIF_ENABLE=1 and V_GIF=1, CLGI/STGI not intercepted: guest CLGI runs without an exit and clears V_GIF (VMCB int_ctl bit 9 = 0 at the next VMMCALL); guest STGI sets it again",

@@ -36,8 +36,6 @@ X(svm_c_cr0) X(svm_c_cr3) X(svm_c_cr4) X(svm_c_cr8) X(svm_c_dr0) X(svm_c_dr7)
 extern char svm_c_sel_ts[], svm_c_sel_ts_end[], svm_c_sel_wp[], svm_c_sel_wp_end[];
 extern char svm_c_clts[], svm_c_clts_end[], svm_c_lmsw[], svm_c_lmsw_end[];
 
-#define A(sym) ((uint64_t)(uintptr_t)(sym))
-
 static bool run_expect(struct svm_vcpu *v, const char *site, uint64_t exit, const char *what)
 {
     v->vmcb->save.rip = A(site);

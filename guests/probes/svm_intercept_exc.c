@@ -16,8 +16,6 @@ __asm__(".pushsection .text\n"
         ".popsection");
 extern char svm_e_div[], svm_e_div_end[], svm_e_nop[], svm_e_nop_end[], svm_e_gp[], svm_e_gp_end[];
 
-#define A(sym) ((uint64_t)(uintptr_t)(sym))
-
 PROBE(svm_icpt_exception_de, "svm.intercept.exception_de", "SVM",
       "Guest DIV by zero (EDX:EAX=0, ECX=0) with #DE intercepted: exit 0x40 with RIP at the DIV (fault), EXITINTINFO.V=0",
       "AMD APM Vol. 2 15.12, 15.12.1")

@@ -9,36 +9,7 @@
  */
 #include "nvct.h"
 #include "svm.h"
-
-/* Each stub: <name>: the instruction; <name>_end: vmmcall; ud2. */
-#define STUB(name, insn)                          \
-    ".globl " #name ", " #name "_end\n" #name ":\n" \
-    "    " insn "\n" #name "_end:\n    vmmcall\n    ud2\n"
-
-__asm__(".pushsection .text\n"
-        STUB(svm_x_rdpmc, "rdpmc")
-        STUB(svm_x_invd, "invd")
-        STUB(svm_x_wbinvd, "wbinvd")
-        STUB(svm_x_pause, "pause")
-        STUB(svm_x_invlpg, "invlpg (%rbx)")
-        STUB(svm_x_invlpga, "invlpga %rax, %ecx")
-        STUB(svm_x_monitor, "monitor %rax, %ecx, %edx")
-        STUB(svm_x_mwait, "mwait %eax, %ecx")
-        STUB(svm_x_xsetbv, "xsetbv")
-        STUB(svm_x_vmrun, "vmrun %rax")
-        STUB(svm_x_vmload, "vmload %rax")
-        STUB(svm_x_vmsave, "vmsave %rax")
-        STUB(svm_x_stgi, "stgi")
-        STUB(svm_x_clgi, "clgi")
-        ".popsection");
-
-#define X(n) extern char n[], n##_end[];
-X(svm_x_rdpmc) X(svm_x_invd) X(svm_x_wbinvd) X(svm_x_pause) X(svm_x_invlpg)
-X(svm_x_invlpga) X(svm_x_monitor) X(svm_x_mwait) X(svm_x_xsetbv) X(svm_x_vmrun)
-X(svm_x_vmload) X(svm_x_vmsave) X(svm_x_stgi) X(svm_x_clgi)
-#undef X
-
-#define A(sym) ((uint64_t)(uintptr_t)(sym))
+#include "guests_svm.h"
 
 struct insn_case {
     const char *what;

@@ -11,25 +11,13 @@
 #include "nvct.h"
 #include "svm.h"
 
-#define MSR_IA32_APIC_BASE 0x1b
-#define APIC_ID    0x020
-#define APIC_EOI   0x0b0
-#define APIC_SVR   0x0f0
-#define APIC_ISR   0x100
-#define APIC_IRR   0x200
-#define APIC_ICR   0x300
-#define APIC_ICR2  0x310
-
 #define INTR_VECTOR 0x60
-#define RFLAGS_IF BIT(9)
 
 __asm__(".pushsection .text\n"
         ".globl svm_in_nop, svm_in_nop_end\n"
         "svm_in_nop:\n    nop\nsvm_in_nop_end:\n    vmmcall\n    ud2\n"
         ".popsection");
 extern char svm_in_nop[], svm_in_nop_end[];
-
-#define A(sym) ((uint64_t)(uintptr_t)(sym))
 
 struct apic {
     volatile uint8_t *base;

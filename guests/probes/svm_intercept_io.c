@@ -12,9 +12,7 @@
  */
 #include "nvct.h"
 #include "svm.h"
-
-/* From probes/svm_intercept.c: RDMSR; VMMCALL; WRMSR; VMMCALL. */
-extern char svm_i_msr_rd[], svm_i_msr_vmmcall1[], svm_i_msr_wr[], svm_i_msr_vmmcall2[];
+#include "guests_svm.h"
 
 __asm__(".pushsection .text\n"
         ".globl svm_o_outb, svm_o_outb_end, svm_o_outw, svm_o_outw_end, svm_o_outl, svm_o_outl_end\n"
@@ -30,7 +28,6 @@ __asm__(".pushsection .text\n"
 X(svm_o_outb) X(svm_o_outw) X(svm_o_outl) X(svm_o_inl) X(svm_o_outsb) X(svm_o_insw)
 #undef X
 
-#define A(sym) ((uint64_t)(uintptr_t)(sym))
 #define IOIO_ASIZE (SVM_IOIO_A16 | SVM_IOIO_A32 | SVM_IOIO_A64)
 
 static bool run_at(struct svm_vcpu *v, const char *site, uint64_t exit, const char *at,

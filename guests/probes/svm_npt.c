@@ -14,11 +14,8 @@
  */
 #include "nvct.h"
 #include "svm.h"
+#include "guests_svm.h"
 
-/* From probes/svm_intercept.c: mov (%rbx),%rax; mov %rax,8(%rbx); vmmcall */
-extern char svm_i_pf_read[], svm_i_pf_write[], svm_i_pf_vmmcall[];
-
-#define A(sym) ((uint64_t)(uintptr_t)(sym))
 #define NPF_FINAL (SVM_NPF_GUEST_FINAL | SVM_NPF_US)
 
 static uint64_t guest_read(uint64_t addr) { return *(volatile uint64_t *)(uintptr_t)addr; }

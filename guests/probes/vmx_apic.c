@@ -13,19 +13,6 @@
  */
 #include "vmx.h"
 
-#define MSR_IA32_APIC_BASE 0x1b
-#define APIC_BASE_X2APIC   BIT(10)
-#define APIC_BASE_ENABLE   BIT(11)
-
-#define APIC_ID    0x020
-#define APIC_TPR   0x080
-#define APIC_EOI   0x0b0
-#define APIC_SVR   0x0f0
-#define APIC_ISR   0x100
-#define APIC_IRR   0x200
-#define APIC_ICR   0x300
-#define APIC_ICR2  0x310
-
 #define ICR_FIXED      (0u << 8)
 #define ICR_NMI        (4u << 8)
 #define ICR_ASSERT     (1u << 14)
