@@ -12,6 +12,7 @@
 #define NVCT_SVM_H
 
 #include "nvct.h"
+#include "guest.h"
 
 /* ---- CPUID ---------------------------------------------------------------- */
 

@@ -17,6 +17,7 @@
 
 #ifndef __ASSEMBLER__
 #include "nvct.h"
+#include "guest.h"
 #endif
 
 /* ---- CPUID and MSRs ------------------------------------------------------ */

@@ -119,20 +119,17 @@ PROBE(svm_basic_svme_gating, "svm.basic.svme_gating", "SVM",
 #define T_RBX2 0xb1b1b1b1a2a2a2a2ull
 
 /* Sets RAX/RBX, VMMCALL, sets them again, VMMCALL again. */
-__asm__(".pushsection .text\n"
-        ".globl svm_t_vmmcall_guest, svm_t_vmmcall_site1, svm_t_vmmcall_site2\n"
-        "svm_t_vmmcall_guest:\n"
-        "    movabs $0x5641d1a1c0ffee01, %rax\n"
-        "    movabs $0xb0b0b0b0a1a1a1a1, %rbx\n"
-        "svm_t_vmmcall_site1:\n"
-        "    vmmcall\n"
-        "    movabs $0x5641d1a1c0ffee02, %rax\n"
-        "    movabs $0xb1b1b1b1a2a2a2a2, %rbx\n"
-        "svm_t_vmmcall_site2:\n"
-        "    vmmcall\n"
-        "    ud2\n"
-        ".popsection");
-extern char svm_t_vmmcall_guest[], svm_t_vmmcall_site1[], svm_t_vmmcall_site2[];
+GUEST(svm_t_vmmcall_guest,
+      "    movabs $0x5641d1a1c0ffee01, %rax\n"
+      "    movabs $0xb0b0b0b0a1a1a1a1, %rbx\n"
+      "svm_t_vmmcall_site1:\n"
+      "    vmmcall\n"
+      "    movabs $0x5641d1a1c0ffee02, %rax\n"
+      "    movabs $0xb1b1b1b1a2a2a2a2, %rbx\n"
+      "svm_t_vmmcall_site2:\n"
+      "    vmmcall\n"
+      "    ud2");
+extern char svm_t_vmmcall_site1[], svm_t_vmmcall_site2[];
 
 PROBE(svm_vmrun_vmmcall, "svm.vmrun.vmmcall", "SVM",
       "VMRUN a 64-bit guest (ASID 1, VMMCALL intercepted) that sets RAX and RBX and executes VMMCALL: exit code 0x81, VMCB RIP = the VMMCALL (fault-like intercept), next_rip = RIP+3 if NRIPS, VMCB RAX and the returned RBX are the guest values, EXITINTINFO.V=0; resuming at RIP+3 reaches a second VMMCALL with the same checks",
@@ -558,15 +555,7 @@ PROBE(svm_basic_guest_real, "svm.basic.guest_real", "SVM",
 
 /* ---- svm.basic.cr2 ------------------------------------------------------------------------ */
 
-__asm__(".pushsection .text\n"
-        ".globl svm_t_cr2_guest\n"
-        "svm_t_cr2_guest:\n"
-        "    mov %cr2, %rax\n"
-        "    mov %rbx, %cr2\n"
-        "    vmmcall\n"
-        "    ud2\n"
-        ".popsection");
-extern char svm_t_cr2_guest[];
+GUEST(svm_t_cr2_guest, "mov %cr2, %rax", "mov %rbx, %cr2", "vmmcall", "ud2");
 
 PROBE(svm_basic_cr2, "svm.basic.cr2", "SVM",
       "VMRUN with VMCB CR2 = A: the guest reads CR2 = A (VMRUN loads CR2), writes CR2 = B and VMMCALLs: the VMCB CR2 after #VMEXIT is B (#VMEXIT saves CR2)",

@@ -13,11 +13,8 @@
 
 #define INTR_VECTOR 0x60
 
-__asm__(".pushsection .text\n"
-        ".globl svm_in_nop, svm_in_nop_end\n"
-        "svm_in_nop:\n    nop\nsvm_in_nop_end:\n    vmmcall\n    ud2\n"
-        ".popsection");
-extern char svm_in_nop[], svm_in_nop_end[];
+GUEST(svm_in_nop, "nop", "svm_in_nop_end:", "vmmcall", "ud2");
+extern char svm_in_nop_end[];
 
 struct apic {
     volatile uint8_t *base;

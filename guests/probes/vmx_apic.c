@@ -63,28 +63,18 @@ static void apic_done(void)
  * Guest: writes ECX to the ICR (RDI = its address), then counts RBX down
  * from 100000 (the window in which the interrupt arrives) and VMCALLs.
  */
-void vmx_ap_ipi_guest(void);
 extern const char vmx_ap_ipi_sent[], vmx_ap_ipi_end[];
-__asm__(".pushsection .text\n"
-        ".type vmx_ap_ipi_guest, @function\n"
-        "vmx_ap_ipi_guest:\n"
-        "   mov $100000, %ebx\n"
-        "   movl %ecx, (%rdi)\n"
-        "vmx_ap_ipi_sent:\n"
-        "1: dec %ebx\n"
-        "   jnz 1b\n"
-        "vmx_ap_ipi_end:\n"
-        "   vmcall\n"
-        "   jmp vmx_ap_ipi_end\n"
-        ".popsection\n");
+GUEST(vmx_ap_ipi_guest,
+      "    mov $100000, %ebx\n"
+      "    movl %ecx, (%rdi)\n"
+      "vmx_ap_ipi_sent:\n"
+      "    1: dec %ebx\n"
+      "    jnz 1b\n"
+      "vmx_ap_ipi_end:\n"
+      "    vmcall\n"
+      "    jmp vmx_ap_ipi_end");
 
-void vmx_ap_cli_guest(void);
-__asm__(".pushsection .text\n"
-        ".type vmx_ap_cli_guest, @function\n"
-        "vmx_ap_cli_guest:\n"
-        "   cli\n"
-        "   jmp vmx_ap_ipi_guest\n"
-        ".popsection\n");
+GUEST(vmx_ap_cli_guest, "cli", "jmp vmx_ap_ipi_guest");
 
 static struct vmx_vcpu *ipi_vcpu(uint32_t icr)
 {
@@ -282,19 +272,15 @@ PROBE(vmx_intercept_nmi_exiting, "vmx.intercept.nmi_exiting", "VMX",
 
 /* ---- CR8 and the TPR shadow ------------------------------------------------------- */
 
-void vmx_ap_cr8_guest(void);
 extern const char vmx_ap_cr8_load[], vmx_ap_cr8_store[], vmx_ap_cr8_end[];
-__asm__(".pushsection .text\n"
-        ".type vmx_ap_cr8_guest, @function\n"
-        "vmx_ap_cr8_guest:\n"
-        "vmx_ap_cr8_load:\n"
-        "   mov %rax, %cr8\n"
-        "vmx_ap_cr8_store:\n"
-        "   mov %cr8, %rbx\n"
-        "vmx_ap_cr8_end:\n"
-        "   vmcall\n"
-        "   ud2\n"
-        ".popsection\n");
+GUEST(vmx_ap_cr8_guest,
+      "vmx_ap_cr8_load:\n"
+      "    mov %rax, %cr8\n"
+      "vmx_ap_cr8_store:\n"
+      "    mov %cr8, %rbx\n"
+      "vmx_ap_cr8_end:\n"
+      "    vmcall\n"
+      "    ud2");
 
 PROBE(vmx_intercept_cr8, "vmx.intercept.cr8", "VMX",
       "With CR8-load and CR8-store exiting (TPR shadow off), guest MOV CR8,RAX exits with reason 28, "
@@ -429,18 +415,14 @@ PROBE(vmx_entry_tpr_threshold, "vmx.entry.tpr_threshold", "VMX",
 
 /* ---- APIC-access page ------------------------------------------------------------- */
 
-void vmx_ap_access_guest(void);
 extern const char vmx_ap_access_read[], vmx_ap_access_write[];
-__asm__(".pushsection .text\n"
-        ".type vmx_ap_access_guest, @function\n"
-        "vmx_ap_access_guest:\n"
-        "vmx_ap_access_read:\n"
-        "   mov 0x30(%rdi), %eax\n"
-        "vmx_ap_access_write:\n"
-        "   movl %eax, 0x80(%rdi)\n"
-        "   vmcall\n"
-        "   ud2\n"
-        ".popsection\n");
+GUEST(vmx_ap_access_guest,
+      "vmx_ap_access_read:\n"
+      "    mov 0x30(%rdi), %eax\n"
+      "vmx_ap_access_write:\n"
+      "    movl %eax, 0x80(%rdi)\n"
+      "    vmcall\n"
+      "    ud2");
 
 PROBE(vmx_misc_apic_access, "vmx.misc.apic_access", "VMX",
       "With virtualize APIC accesses and an APIC-access page A (use TPR shadow off), a guest read "
@@ -469,13 +451,7 @@ PROBE(vmx_misc_apic_access, "vmx.misc.apic_access", "VMX",
 
 /* ---- virtual-interrupt delivery --------------------------------------------------- */
 
-void vmx_ap_loop_guest(void);
-__asm__(".pushsection .text\n"
-        ".type vmx_ap_loop_guest, @function\n"
-        "vmx_ap_loop_guest:\n"
-        "1: vmcall\n"
-        "   jmp 1b\n"
-        ".popsection\n");
+GUEST(vmx_ap_loop_guest, "1: vmcall", "jmp 1b");
 
 #define VID_VECTOR 0x50
 
@@ -529,19 +505,15 @@ PROBE(vmx_event_virtual_intr_delivery, "vmx.event.virtual_intr_delivery", "VMX",
              VID_VECTOR);
 }
 
-void vmx_ap_regvirt_guest(void);
 extern const char vmx_ap_regvirt_ccr[];
-__asm__(".pushsection .text\n"
-        ".type vmx_ap_regvirt_guest, @function\n"
-        "vmx_ap_regvirt_guest:\n"
-        "   mov 0x30(%rdi), %eax\n"
-        "   movl $0x40, 0x80(%rdi)\n"
-        "   mov 0x80(%rdi), %ebx\n"
-        "vmx_ap_regvirt_ccr:\n"
-        "   mov 0x390(%rdi), %ecx\n"
-        "   vmcall\n"
-        "   ud2\n"
-        ".popsection\n");
+GUEST(vmx_ap_regvirt_guest,
+      "    mov 0x30(%rdi), %eax\n"
+      "    movl $0x40, 0x80(%rdi)\n"
+      "    mov 0x80(%rdi), %ebx\n"
+      "vmx_ap_regvirt_ccr:\n"
+      "    mov 0x390(%rdi), %ecx\n"
+      "    vmcall\n"
+      "    ud2");
 
 PROBE(vmx_misc_apic_reg_virt, "vmx.misc.apic_reg_virt", "VMX",
       "With virtualize APIC accesses, use TPR shadow and APIC-register virtualization: a guest read "

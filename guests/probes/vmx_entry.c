@@ -7,13 +7,7 @@
 #include "vmx.h"
 
 /* guest: VMCALL forever */
-void vmx_en_loop_guest(void);
-__asm__(".pushsection .text\n"
-        ".type vmx_en_loop_guest, @function\n"
-        "vmx_en_loop_guest:\n"
-        "1: vmcall\n"
-        "   jmp 1b\n"
-        ".popsection\n");
+GUEST(vmx_en_loop_guest, "1: vmcall", "jmp 1b");
 
 /* Writes field=val, runs, expects outcome, restores the field. */
 static void expect_vmfail(struct vmx_vcpu *v, uint64_t field, uint64_t val, uint32_t err,

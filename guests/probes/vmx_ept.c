@@ -5,20 +5,16 @@
  */
 #include "vmx.h"
 
-void vmx_ep_guest(void);
 extern const char vmx_ep_read[], vmx_ep_write[], vmx_ep_fetch[];
-__asm__(".pushsection .text\n"
-        ".type vmx_ep_guest, @function\n"
-        "vmx_ep_guest:\n"
-        "vmx_ep_read:\n"
-        "   mov (%rdi), %rax\n"
-        "   vmcall\n"
-        "vmx_ep_write:\n"
-        "   mov %rax, (%rdi)\n"
-        "   vmcall\n"
-        "vmx_ep_fetch:\n"
-        "   jmp *%rdi\n"
-        ".popsection\n");
+GUEST(vmx_ep_guest,
+      "vmx_ep_read:\n"
+      "    mov (%rdi), %rax\n"
+      "    vmcall\n"
+      "vmx_ep_write:\n"
+      "    mov %rax, (%rdi)\n"
+      "    vmcall\n"
+      "vmx_ep_fetch:\n"
+      "    jmp *%rdi");
 
 /* bits 11:9 are defined only with advanced EPT violation information */
 static uint64_t qual_mask(void)
@@ -257,16 +253,7 @@ PROBE(vmx_ept_exec_only, "vmx.ept.exec_only", "EPT",
 }
 
 /* guest: reads (%rdi) into RAX, VMCALL, then writes RSI to (%rdi), VMCALL */
-void vmx_ep_alias_guest(void);
-__asm__(".pushsection .text\n"
-        ".type vmx_ep_alias_guest, @function\n"
-        "vmx_ep_alias_guest:\n"
-        "   mov (%rdi), %rax\n"
-        "   vmcall\n"
-        "   mov %rsi, (%rdi)\n"
-        "   vmcall\n"
-        "   ud2\n"
-        ".popsection\n");
+GUEST(vmx_ep_alias_guest, "mov (%rdi), %rax", "vmcall", "mov %rsi, (%rdi)", "vmcall", "ud2");
 
 #define ALIAS_GPA 0x80000000ull /* 2 GiB: no RAM there on the reference models */
 

@@ -6,13 +6,7 @@
 #include "vmx.h"
 
 /* guest: VMCALL forever (the injected event's handler runs first) */
-void vmx_ev_loop_guest(void);
-__asm__(".pushsection .text\n"
-        ".type vmx_ev_loop_guest, @function\n"
-        "vmx_ev_loop_guest:\n"
-        "1: vmcall\n"
-        "   jmp 1b\n"
-        ".popsection\n");
+GUEST(vmx_ev_loop_guest, "1: vmcall", "jmp 1b");
 
 static struct vmx_vcpu *event_vcpu(void)
 {

@@ -4,25 +4,21 @@
  */
 #include "vmx.h"
 
-void vmx_ex_guest(void);
-__asm__(".pushsection .text\n"
-        ".type vmx_ex_guest, @function\n"
-        "vmx_ex_guest:\n"
-        "   mov $0x500, %eax\n"
-        "   mov %rax, %dr7\n"
-        "   mov $0xc0000100, %ecx\n"
-        "   mov $0x12345000, %eax\n"
-        "   xor %edx, %edx\n"
-        "   wrmsr\n"
-        "   mov $0x174, %ecx\n"
-        "   mov $0x1234, %eax\n"
-        "   wrmsr\n"
-        "   pushq $0x55\n"
-        "   stc\n"
-        "   std\n"
-        "   vmcall\n"
-        "   ud2\n"
-        ".popsection\n");
+GUEST(vmx_ex_guest,
+      "    mov $0x500, %eax\n"
+      "    mov %rax, %dr7\n"
+      "    mov $0xc0000100, %ecx\n"
+      "    mov $0x12345000, %eax\n"
+      "    xor %edx, %edx\n"
+      "    wrmsr\n"
+      "    mov $0x174, %ecx\n"
+      "    mov $0x1234, %eax\n"
+      "    wrmsr\n"
+      "    pushq $0x55\n"
+      "    stc\n"
+      "    std\n"
+      "    vmcall\n"
+      "    ud2");
 
 struct dtr {
     uint16_t limit;
@@ -89,22 +85,18 @@ PROBE(vmx_exit_guest_state, "vmx.exit.guest_state", "VMX",
 }
 
 /* guest: PAT <- RBX (EDX:EAX), EFER <- EFER | NXE, VMCALL */
-void vmx_ex_pat_guest(void);
-__asm__(".pushsection .text\n"
-        ".type vmx_ex_pat_guest, @function\n"
-        "vmx_ex_pat_guest:\n"
-        "   mov $0x277, %ecx\n"
-        "   mov %rbx, %rax\n"
-        "   mov %rbx, %rdx\n"
-        "   shr $32, %rdx\n"
-        "   wrmsr\n"
-        "   mov $0xc0000080, %ecx\n"
-        "   rdmsr\n"
-        "   xor $0x800, %eax\n"
-        "   wrmsr\n"
-        "   vmcall\n"
-        "   ud2\n"
-        ".popsection\n");
+GUEST(vmx_ex_pat_guest,
+      "    mov $0x277, %ecx\n"
+      "    mov %rbx, %rax\n"
+      "    mov %rbx, %rdx\n"
+      "    shr $32, %rdx\n"
+      "    wrmsr\n"
+      "    mov $0xc0000080, %ecx\n"
+      "    rdmsr\n"
+      "    xor $0x800, %eax\n"
+      "    wrmsr\n"
+      "    vmcall\n"
+      "    ud2");
 
 PROBE(vmx_exit_pat_efer, "vmx.exit.pat_efer", "VMX",
       "With save/load IA32_PAT and save/load IA32_EFER (exit controls 18-21) and a zero MSR bitmap, "
@@ -134,16 +126,7 @@ PROBE(vmx_exit_pat_efer, "vmx.exit.pat_efer", "VMX",
     check_eq("host IA32_EFER after the exit", rdmsr(MSR_EFER), host_efer);
 }
 
-void vmx_ex_dr7_guest(void);
-__asm__(".pushsection .text\n"
-        ".type vmx_ex_dr7_guest, @function\n"
-        "vmx_ex_dr7_guest:\n"
-        "   mov %dr7, %rbx\n"
-        "   mov $0x1d9, %ecx\n"
-        "   rdmsr\n"
-        "   vmcall\n"
-        "   ud2\n"
-        ".popsection\n");
+GUEST(vmx_ex_dr7_guest, "mov %dr7, %rbx", "mov $0x1d9, %ecx", "rdmsr", "vmcall", "ud2");
 
 PROBE(vmx_entry_load_debug, "vmx.entry.load_debug", "VMX",
       "With load debug controls (entry control 2), MOV-DR exiting off and a zero MSR bitmap, VM "

@@ -9,20 +9,16 @@
 #define CR4_TSD BIT(2)
 #define CR4_SMXE BIT(14)
 
-void vmx_ix_cr4_guest(void);
 extern const char vmx_ix_cr4_mov[];
-__asm__(".pushsection .text\n"
-        ".type vmx_ix_cr4_guest, @function\n"
-        "vmx_ix_cr4_guest:\n"
-        "   mov %cr4, %rax\n"
-        "   mov %rax, %cr4\n"
-        "   mov %rax, %rcx\n"
-        "   and $~4, %rcx\n"
-        "vmx_ix_cr4_mov:\n"
-        "   mov %rcx, %cr4\n"
-        "   vmcall\n"
-        "   ud2\n"
-        ".popsection\n");
+GUEST(vmx_ix_cr4_guest,
+      "    mov %cr4, %rax\n"
+      "    mov %rax, %cr4\n"
+      "    mov %rax, %rcx\n"
+      "    and $~4, %rcx\n"
+      "vmx_ix_cr4_mov:\n"
+      "    mov %rcx, %cr4\n"
+      "    vmcall\n"
+      "    ud2");
 
 PROBE(vmx_intercept_cr4_shadow, "vmx.intercept.cr4_shadow", "VMX",
       "With CR4 guest/host mask = TSD and read shadow TSD=1 (real guest CR4.TSD=0): guest MOV from "
@@ -52,14 +48,7 @@ PROBE(vmx_intercept_cr4_shadow, "vmx.intercept.cr4_shadow", "VMX",
 
 /* ---- INVPCID ---------------------------------------------------------------------- */
 
-void vmx_ix_invpcid_guest(void);
-__asm__(".pushsection .text\n"
-        ".type vmx_ix_invpcid_guest, @function\n"
-        "vmx_ix_invpcid_guest:\n"
-        "   invpcid (%rdi), %rax\n"
-        "   vmcall\n"
-        "   ud2\n"
-        ".popsection\n");
+GUEST(vmx_ix_invpcid_guest, "invpcid (%rdi), %rax", "vmcall", "ud2");
 
 /* instruction information of INVPCID (%rdi), %rax: 64-bit address size, DS,
  * no index, base RDI, reg2 RAX; bits 6:2 and 14:10 are undefined */
@@ -108,16 +97,8 @@ PROBE(vmx_intercept_invpcid, "vmx.intercept.invpcid", "VMX",
 
 /* ---- PAUSE-loop exiting ----------------------------------------------------------- */
 
-void vmx_ix_ple_guest(void);
 extern const char vmx_ix_ple_pause[];
-__asm__(".pushsection .text\n"
-        ".type vmx_ix_ple_guest, @function\n"
-        "vmx_ix_ple_guest:\n"
-        "vmx_ix_ple_pause:\n"
-        "   pause\n"
-        "   add $1, %rbx\n"
-        "   jmp vmx_ix_ple_pause\n"
-        ".popsection\n");
+GUEST(vmx_ix_ple_guest, "vmx_ix_ple_pause:", "pause", "add $1, %rbx", "jmp vmx_ix_ple_pause");
 
 /* A CPL-0 guest spinning on PAUSE with PAUSE-loop exiting, PLE_Gap = gap,
  * PLE_Window = 4096: it must loop before the exit (reason 40 at a PAUSE). */
@@ -167,17 +148,13 @@ PROBE(vmx_intercept_ple_first_pause, "vmx.intercept.ple_first_pause", "VMX",
 
 /* ---- GETSEC ----------------------------------------------------------------------- */
 
-void vmx_ix_getsec_guest(void);
-__asm__(".pushsection .text\n"
-        ".type vmx_ix_getsec_guest, @function\n"
-        "vmx_ix_getsec_guest:\n"
-        "   xor %eax, %eax\n"
-        "   xor %ebx, %ebx\n"
-        "vmx_ix_getsec:\n"
-        "   getsec\n"
-        "   vmcall\n"
-        "   ud2\n"
-        ".popsection\n");
+GUEST(vmx_ix_getsec_guest,
+      "    xor %eax, %eax\n"
+      "    xor %ebx, %ebx\n"
+      "vmx_ix_getsec:\n"
+      "    getsec\n"
+      "    vmcall\n"
+      "    ud2");
 extern const char vmx_ix_getsec[];
 
 PROBE(vmx_intercept_getsec, "vmx.intercept.getsec", "VMX",
@@ -212,24 +189,20 @@ PROBE(vmx_intercept_getsec, "vmx.intercept.getsec", "VMX",
 
 /* ---- MSR bitmap: high range, write-only bits -------------------------------------- */
 
-void vmx_ix_msrhi_guest(void);
 extern const char vmx_ix_msrhi_rd[], vmx_ix_msrhi_wr[], vmx_ix_msrlo_rd[], vmx_ix_msrlo_wr[];
-__asm__(".pushsection .text\n"
-        ".type vmx_ix_msrhi_guest, @function\n"
-        "vmx_ix_msrhi_guest:\n"
-        "   mov $0xc0000102, %ecx\n"
-        "vmx_ix_msrhi_rd:\n"
-        "   rdmsr\n"
-        "vmx_ix_msrhi_wr:\n"
-        "   wrmsr\n"
-        "   mov $0x174, %ecx\n"
-        "vmx_ix_msrlo_rd:\n"
-        "   rdmsr\n"
-        "vmx_ix_msrlo_wr:\n"
-        "   wrmsr\n"
-        "   vmcall\n"
-        "   ud2\n"
-        ".popsection\n");
+GUEST(vmx_ix_msrhi_guest,
+      "    mov $0xc0000102, %ecx\n"
+      "vmx_ix_msrhi_rd:\n"
+      "    rdmsr\n"
+      "vmx_ix_msrhi_wr:\n"
+      "    wrmsr\n"
+      "    mov $0x174, %ecx\n"
+      "vmx_ix_msrlo_rd:\n"
+      "    rdmsr\n"
+      "vmx_ix_msrlo_wr:\n"
+      "    wrmsr\n"
+      "    vmcall\n"
+      "    ud2");
 
 static void bm_set(uint8_t *bm, uint32_t msr, bool write)
 {
@@ -284,17 +257,8 @@ PROBE(vmx_intercept_msr_bitmap_high, "vmx.intercept.msr_bitmap_high", "VMX",
 
 /* ---- string I/O ----------------------------------------------------------------------- */
 
-void vmx_ix_ios_guest(void);
 extern const char vmx_ix_ios_in[];
-__asm__(".pushsection .text\n"
-        ".type vmx_ix_ios_guest, @function\n"
-        "vmx_ix_ios_guest:\n"
-        "   rep outsb\n"
-        "vmx_ix_ios_in:\n"
-        "   rep insb\n"
-        "   vmcall\n"
-        "   ud2\n"
-        ".popsection\n");
+GUEST(vmx_ix_ios_guest, "rep outsb", "vmx_ix_ios_in:", "rep insb", "vmcall", "ud2");
 
 PROBE(vmx_intercept_io_string, "vmx.intercept.io_string", "VMX",
       "With unconditional I/O exiting, guest REP OUTSB (DX=0x80, RCX=2, RSI=buffer) exits with "

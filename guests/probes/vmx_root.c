@@ -363,13 +363,7 @@ PROBE(vmx_root_vmwrite_read_only, "vmx.root.vmwrite_read_only", "VMX",
 }
 
 /* guest: VMCALL forever */
-void vmx_root_loop_guest(void);
-__asm__(".pushsection .text\n"
-        ".type vmx_root_loop_guest, @function\n"
-        "vmx_root_loop_guest:\n"
-        "1: vmcall\n"
-        "   jmp 1b\n"
-        ".popsection\n");
+GUEST(vmx_root_loop_guest, "1: vmcall", "jmp 1b");
 
 static bool run_fails(struct vmx_vcpu *v, uint32_t err, const char *what)
 {

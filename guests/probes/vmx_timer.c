@@ -10,13 +10,7 @@
  * deviation D2 (an IF=0 guest from VM entry takes no external-interrupt
  * exit) would never give it control back: the whole level would hang and
  * take the records still in its buffers with it (docs/probes/vmx.md). */
-void vmx_tm_spin_guest(void);
-__asm__(".pushsection .text\n"
-        ".type vmx_tm_spin_guest, @function\n"
-        "vmx_tm_spin_guest:\n"
-        "1: add $1, %rbx\n"
-        "   jmp 1b\n"
-        ".popsection\n");
+GUEST(vmx_tm_spin_guest, "1: add $1, %rbx", "jmp 1b");
 
 static struct vmx_vcpu *vmx_tm_spinner(void)
 {
@@ -62,13 +56,7 @@ PROBE(vmx_timer_expire, "vmx.timer.expire", "preemption timer",
     check_eq("saved VMX-preemption timer value", vmcs_read(VMCS_PREEMPTION_TIMER), 0);
 }
 
-void vmx_tm_call_guest(void);
-__asm__(".pushsection .text\n"
-        ".type vmx_tm_call_guest, @function\n"
-        "vmx_tm_call_guest:\n"
-        "   vmcall\n"
-        "   ud2\n"
-        ".popsection\n");
+GUEST(vmx_tm_call_guest, "vmcall", "ud2");
 
 PROBE(vmx_timer_save, "vmx.timer.save", "preemption timer",
       "With the timer active at value 1000000 and save VMX-preemption timer value=1, a guest that "

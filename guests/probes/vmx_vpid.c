@@ -4,13 +4,7 @@
  */
 #include "vmx.h"
 
-void vmx_vp_guest(void);
-__asm__(".pushsection .text\n"
-        ".type vmx_vp_guest, @function\n"
-        "vmx_vp_guest:\n"
-        "1: vmcall\n"
-        "   jmp 1b\n"
-        ".popsection\n");
+GUEST(vmx_vp_guest, "1: vmcall", "jmp 1b");
 
 PROBE(vmx_vpid_invvpid, "vmx.vpid.invvpid", "VPID",
       "With a current VMCS: INVVPID type 4 gives VMfailValid(28); each supported type (bits "
@@ -80,14 +74,7 @@ PROBE(vmx_entry_vpid_zero, "vmx.entry.vpid_zero", "VPID",
 /* ---- INVVPID invalidates what it names ----------------------------------------------- */
 
 /* guest: RAX = [RDI], VMCALL, again */
-void vmx_vp_read_guest(void);
-__asm__(".pushsection .text\n"
-        ".type vmx_vp_read_guest, @function\n"
-        "vmx_vp_read_guest:\n"
-        "1: mov (%rdi), %rax\n"
-        "   vmcall\n"
-        "   jmp 1b\n"
-        ".popsection\n");
+GUEST(vmx_vp_read_guest, "1: mov (%rdi), %rax", "vmcall", "jmp 1b");
 
 #define VP_LINEAR 0x8000000000ull /* 512 GiB: PML4 slot 1, unused by the kernel */
 #define VP_MAGIC_A 0xaaaa0000aaaa0001ull
