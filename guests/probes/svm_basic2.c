@@ -6,20 +6,19 @@
 #include "nvct.h"
 #include "svm.h"
 
+/* RAX = RFLAGS as loaded; then RFLAGS = RBX; VMMCALL */
+GUEST(svm_b_flags, "pushfq", "pop %rax", "push %rbx", "popfq", "svm_b_flags_end:", "vmmcall", "ud2");
+/* RAX = XMM0 (the host's), XMM1 = RBX; VMMCALL */
+GUEST(svm_b_xmm, "movq %xmm0, %rax", "movq %rbx, %xmm1", "vmmcall", "ud2");
+extern char svm_b_flags_end[];
+
+/* Host helpers: XMM0/XMM1 without the compiler's help (-mgeneral-regs-only). */
 __asm__(".pushsection .text\n"
-        /* RAX = RFLAGS as loaded; then RFLAGS = RBX; VMMCALL */
-        ".globl svm_b_flags, svm_b_flags_end\n"
-        "svm_b_flags:\n    pushfq\n    pop %rax\n    push %rbx\n    popfq\nsvm_b_flags_end:\n    vmmcall\n    ud2\n"
-        /* RAX = XMM0 (the host's), XMM1 = RBX; VMMCALL */
-        ".globl svm_b_xmm\n"
-        "svm_b_xmm:\n    movq %xmm0, %rax\n    movq %rbx, %xmm1\n    vmmcall\n    ud2\n"
-        /* host helpers */
         ".globl svm_b_set_xmm0, svm_b_get_xmm1, svm_b_set_xmm1\n"
         "svm_b_set_xmm0:\n    movq %rdi, %xmm0\n    ret\n"
         "svm_b_set_xmm1:\n    movq %rdi, %xmm1\n    ret\n"
         "svm_b_get_xmm1:\n    movq %xmm1, %rax\n    ret\n"
         ".popsection");
-extern char svm_b_flags[], svm_b_flags_end[], svm_b_xmm[];
 void svm_b_set_xmm0(uint64_t), svm_b_set_xmm1(uint64_t);
 uint64_t svm_b_get_xmm1(void);
 

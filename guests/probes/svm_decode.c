@@ -7,16 +7,12 @@
 #include "nvct.h"
 #include "svm.h"
 
-__asm__(".pushsection .text\n"
-        ".globl svm_d_movcr0, svm_d_movcr3, svm_d_lmsw, svm_d_movdr7, svm_d_invlpg, svm_d_pf\n"
-        "svm_d_movcr0:\n    mov %rbx, %cr0\n    vmmcall\n    ud2\n"       /* GPR 3 */
-        "svm_d_movcr3:\n    mov %cr3, %r13\n    vmmcall\n    ud2\n"       /* GPR 13 */
-        "svm_d_lmsw:\n    lmsw %dx\n    vmmcall\n    ud2\n"
-        "svm_d_movdr7:\n    mov %rsi, %db7\n    vmmcall\n    ud2\n"       /* GPR 6 */
-        "svm_d_invlpg:\n    invlpg 0x10(%rbx)\n    vmmcall\n    ud2\n"
-        "svm_d_pf:\n    movq %rax, 0x18(%rbx)\n    vmmcall\n    ud2\n"    /* 48 89 43 18 */
-        ".popsection");
-extern char svm_d_movcr0[], svm_d_movcr3[], svm_d_lmsw[], svm_d_movdr7[], svm_d_invlpg[], svm_d_pf[];
+GUEST(svm_d_movcr0, "mov %rbx, %cr0", "vmmcall", "ud2"); /* GPR 3 */
+GUEST(svm_d_movcr3, "mov %cr3, %r13", "vmmcall", "ud2"); /* GPR 13 */
+GUEST(svm_d_lmsw, "lmsw %dx", "vmmcall", "ud2");
+GUEST(svm_d_movdr7, "mov %rsi, %db7", "vmmcall", "ud2"); /* GPR 6 */
+GUEST(svm_d_invlpg, "invlpg 0x10(%rbx)", "vmmcall", "ud2");
+GUEST(svm_d_pf, "movq %rax, 0x18(%rbx)", "vmmcall", "ud2"); /* 48 89 43 18 */
 
 static void require_decode(void)
 {
@@ -25,7 +21,7 @@ static void require_decode(void)
         skip("CPUID 0x8000000A EDX.DecodeAssists[7]=0");
 }
 
-static bool run_to(struct svm_vcpu *v, const char *site, uint64_t exit, const char *what)
+static bool run_to(struct svm_vcpu *v, void (*site)(void), uint64_t exit, const char *what)
 {
     svm_vcpu_set_entry(v, (svm_guest_fn)(uintptr_t)site, 0);
     uint64_t code = svm_run(v);
@@ -82,7 +78,7 @@ PROBE(svm_decode_insn_bytes, "svm.exitinfo.decode_insn_bytes", "decode assists",
     if (!run_to(&v, svm_d_pf, SVM_EXIT_EXCP(PF_VECTOR), "data #PF"))
         return;
     check_eq("#PF: number of bytes fetched", v.vmcb->control.insn_len & 0xf, 15);
-    check(memcmp(v.vmcb->control.insn_bytes, svm_d_pf, 15) == 0,
+    check(memcmp(v.vmcb->control.insn_bytes, (const void *)svm_d_pf, 15) == 0,
           "#PF: guest instruction bytes %02x %02x %02x %02x ... differ from the code at RIP",
           v.vmcb->control.insn_bytes[0], v.vmcb->control.insn_bytes[1],
           v.vmcb->control.insn_bytes[2], v.vmcb->control.insn_bytes[3]);

@@ -13,23 +13,26 @@
 #include "nvct.h"
 #include "svm.h"
 
-__asm__(".pushsection .text\n"
-        ".globl svm_ev_nop, svm_ev_nop_end\n"
-        "svm_ev_nop:\n    nop\nsvm_ev_nop_end:\n    vmmcall\n    ud2\n"
-        /* STI; CPUID (in the STI shadow); VMMCALL; STI; NOP; CPUID */
-        ".globl svm_ev_sti_cpuid, svm_ev_cpuid1, svm_ev_sti_nop_cpuid, svm_ev_cpuid2\n"
-        "svm_ev_sti_cpuid:\n    sti\nsvm_ev_cpuid1:\n    cpuid\n    vmmcall\n"
-        "svm_ev_sti_nop_cpuid:\n    sti\n    nop\nsvm_ev_cpuid2:\n    cpuid\n    vmmcall\n    ud2\n"
-        /* MOV from CR8 to RBX; MOV RAX to CR8; VMMCALL */
-        ".globl svm_ev_sti_nop, svm_ev_sti_nop_end\n"
-        "svm_ev_sti_nop:\n    sti\n    nop\nsvm_ev_sti_nop_end:\n    vmmcall\n    ud2\n"
-        ".globl svm_ev_tpr, svm_ev_tpr_wr, svm_ev_tpr_end\n"
-        "svm_ev_tpr:\n    mov %cr8, %rbx\nsvm_ev_tpr_wr:\n    mov %rax, %cr8\nsvm_ev_tpr_end:\n    vmmcall\n    ud2\n"
-        ".popsection");
-extern char svm_ev_nop[], svm_ev_nop_end[];
-extern char svm_ev_sti_cpuid[], svm_ev_cpuid1[], svm_ev_sti_nop_cpuid[], svm_ev_cpuid2[];
-extern char svm_ev_tpr[], svm_ev_tpr_wr[], svm_ev_tpr_end[];
-extern char svm_ev_sti_nop[], svm_ev_sti_nop_end[];
+GUEST(svm_ev_nop, "nop", "svm_ev_nop_end:", "vmmcall", "ud2");
+/* STI; CPUID (in the STI shadow); VMMCALL; STI; NOP; CPUID */
+GUEST(svm_ev_sti_cpuid,
+      "    sti\n"
+      "svm_ev_cpuid1:\n"
+      "    cpuid\n"
+      "    vmmcall\n"
+      "svm_ev_sti_nop_cpuid:\n"
+      "    sti\n"
+      "    nop\n"
+      "svm_ev_cpuid2:\n"
+      "    cpuid\n"
+      "    vmmcall\n"
+      "    ud2");
+GUEST(svm_ev_sti_nop, "sti", "nop", "svm_ev_sti_nop_end:", "vmmcall", "ud2");
+/* MOV from CR8 to RBX; MOV RAX to CR8; VMMCALL */
+GUEST(svm_ev_tpr, "mov %cr8, %rbx", "svm_ev_tpr_wr:", "mov %rax, %cr8", "svm_ev_tpr_end:", "vmmcall",
+      "ud2");
+extern char svm_ev_nop_end[], svm_ev_cpuid1[], svm_ev_sti_nop_cpuid[], svm_ev_cpuid2[];
+extern char svm_ev_tpr_wr[], svm_ev_tpr_end[], svm_ev_sti_nop_end[];
 
 /* The guest took `vector` through its IDT: returns the guest stack at the
  * stub's VMMCALL (error code, if any, then RIP, CS, RFLAGS, RSP, SS), or

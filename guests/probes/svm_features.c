@@ -9,20 +9,21 @@
 #include "svm.h"
 #include "guests_svm.h"
 
-__asm__(".pushsection .text\n"
-        /* CLGI; VMMCALL; STGI; VMMCALL */
-        ".globl svm_f_clgi, svm_f_clgi_end, svm_f_stgi, svm_f_stgi_end\n"
-        "svm_f_clgi:\n    clgi\nsvm_f_clgi_end:\n    vmmcall\n"
-        "svm_f_stgi:\n    stgi\nsvm_f_stgi_end:\n    vmmcall\n    ud2\n"
-        /* RBX counts the PAUSEs executed */
-        ".globl svm_f_pause_loop, svm_f_pause\n"
-        "svm_f_pause_loop:\n    inc %rbx\nsvm_f_pause:\n    pause\n    cmp $1000, %rbx\n    jb svm_f_pause_loop\n    vmmcall\n    ud2\n"
-        /* a taken JMP, then VMMCALL */
-        ".globl svm_f_jmp, svm_f_jmp_target\n"
-        "svm_f_jmp:\n    jmp svm_f_jmp_target\n    ud2\nsvm_f_jmp_target:\n    vmmcall\n    ud2\n"
-        ".popsection");
-extern char svm_f_clgi[], svm_f_clgi_end[], svm_f_stgi[], svm_f_stgi_end[];
-extern char svm_f_pause_loop[], svm_f_pause[], svm_f_jmp[], svm_f_jmp_target[];
+/* CLGI; VMMCALL; STGI; VMMCALL */
+GUEST(svm_f_clgi, "clgi", "svm_f_clgi_end:", "vmmcall", "svm_f_stgi:", "stgi", "svm_f_stgi_end:",
+      "vmmcall", "ud2");
+/* RBX counts the PAUSEs executed */
+GUEST(svm_f_pause_loop,
+      "    inc %rbx\n"
+      "svm_f_pause:\n"
+      "    pause\n"
+      "    cmp $1000, %rbx\n"
+      "    jb svm_f_pause_loop\n"
+      "    vmmcall\n"
+      "    ud2");
+/* a taken JMP, then VMMCALL */
+GUEST(svm_f_jmp, "jmp svm_f_jmp_target", "ud2", "svm_f_jmp_target:", "vmmcall", "ud2");
+extern char svm_f_clgi_end[], svm_f_stgi[], svm_f_stgi_end[], svm_f_pause[], svm_f_jmp_target[];
 
 PROBE(svm_features_vgif, "svm.features.vgif", "vGIF",
       "With CPUID 0x8000000A EDX.vGIF[16]=1, V_GIF_ENABLE=1 and V_GIF=1, CLGI/STGI not intercepted: guest CLGI runs without an exit and clears V_GIF (VMCB int_ctl bit 9 = 0 at the next VMMCALL); guest STGI sets it again",

@@ -9,34 +9,40 @@
 #include "svm.h"
 
 /* <name>_rd: mov %crN,%rax; vmmcall; <name>_wr: mov %rax,%crN; vmmcall */
-#define CRSTUB(name, reg)                                                    \
-    ".globl " #name "_rd, " #name "_rd_end, " #name "_wr, " #name "_wr_end\n" \
-    #name "_rd:\n    mov %" reg ", %rax\n" #name "_rd_end:\n    vmmcall\n"      \
-    #name "_wr:\n    mov %rax, %" reg "\n" #name "_wr_end:\n    vmmcall\n    ud2\n"
+#define CRSTUB(name, reg)                                                                  \
+    GUEST(name##_rd, "mov %" reg ", %rax", #name "_rd_end:", "vmmcall", #name "_wr:",      \
+          "mov %rax, %" reg, #name "_wr_end:", "vmmcall", "ud2");                          \
+    extern char name##_rd_end[], name##_wr[], name##_wr_end[]
 
-__asm__(".pushsection .text\n"
-        CRSTUB(svm_c_cr0, "cr0")
-        CRSTUB(svm_c_cr3, "cr3")
-        CRSTUB(svm_c_cr4, "cr4")
-        CRSTUB(svm_c_cr8, "cr8")
-        CRSTUB(svm_c_dr0, "db0")
-        CRSTUB(svm_c_dr7, "db7")
-        /* selective CR0 write: RBX = CR0 ^ TS, RCX = CR0 ^ WP, RDX = MSW ^ EM */
-        ".globl svm_c_sel_ts, svm_c_sel_ts_end, svm_c_sel_wp, svm_c_sel_wp_end\n"
-        ".globl svm_c_clts, svm_c_clts_end, svm_c_lmsw, svm_c_lmsw_end\n"
-        "svm_c_sel_ts:\n    mov %rbx, %cr0\nsvm_c_sel_ts_end:\n    vmmcall\n"
-        "svm_c_sel_wp:\n    mov %rcx, %cr0\nsvm_c_sel_wp_end:\n    vmmcall\n"
-        "svm_c_clts:\n    clts\nsvm_c_clts_end:\n    vmmcall\n"
-        "svm_c_lmsw:\n    lmsw %dx\nsvm_c_lmsw_end:\n    vmmcall\n    ud2\n"
-        ".popsection");
+CRSTUB(svm_c_cr0, "cr0");
+CRSTUB(svm_c_cr3, "cr3");
+CRSTUB(svm_c_cr4, "cr4");
+CRSTUB(svm_c_cr8, "cr8");
+CRSTUB(svm_c_dr0, "db0");
+CRSTUB(svm_c_dr7, "db7");
 
-#define X(n) extern char n##_rd[], n##_rd_end[], n##_wr[], n##_wr_end[];
-X(svm_c_cr0) X(svm_c_cr3) X(svm_c_cr4) X(svm_c_cr8) X(svm_c_dr0) X(svm_c_dr7)
-#undef X
-extern char svm_c_sel_ts[], svm_c_sel_ts_end[], svm_c_sel_wp[], svm_c_sel_wp_end[];
+/* selective CR0 write: RBX = CR0 ^ TS, RCX = CR0 ^ WP, RDX = MSW ^ EM */
+GUEST(svm_c_sel_ts,
+      "    mov %rbx, %cr0\n"
+      "svm_c_sel_ts_end:\n"
+      "    vmmcall\n"
+      "svm_c_sel_wp:\n"
+      "    mov %rcx, %cr0\n"
+      "svm_c_sel_wp_end:\n"
+      "    vmmcall\n"
+      "svm_c_clts:\n"
+      "    clts\n"
+      "svm_c_clts_end:\n"
+      "    vmmcall\n"
+      "svm_c_lmsw:\n"
+      "    lmsw %dx\n"
+      "svm_c_lmsw_end:\n"
+      "    vmmcall\n"
+      "    ud2");
+extern char svm_c_sel_ts_end[], svm_c_sel_wp[], svm_c_sel_wp_end[];
 extern char svm_c_clts[], svm_c_clts_end[], svm_c_lmsw[], svm_c_lmsw_end[];
 
-static bool run_expect(struct svm_vcpu *v, const char *site, uint64_t exit, const char *what)
+static bool run_expect(struct svm_vcpu *v, const void *site, uint64_t exit, const char *what)
 {
     v->vmcb->save.rip = A(site);
     uint64_t code = svm_run(v);
@@ -51,7 +57,7 @@ static bool run_expect(struct svm_vcpu *v, const char *site, uint64_t exit, cons
  * only: MOV from runs, MOV to exits; then none: both run. The value the
  * guest writes back is the one it read (or, when the read was
  * intercepted, the VMCB value put in RAX). */
-static void access_case(const char *name, char *rd, char *rd_end, char *wr, char *wr_end,
+static void access_case(const char *name, void (*rd)(void), char *rd_end, char *wr, char *wr_end,
                         bool dr, unsigned n, uint64_t value)
 {
     struct svm_vcpu v;

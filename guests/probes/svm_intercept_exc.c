@@ -7,14 +7,11 @@
 #include "nvct.h"
 #include "svm.h"
 
-__asm__(".pushsection .text\n"
-        ".globl svm_e_div, svm_e_div_end, svm_e_nop, svm_e_nop_end, svm_e_gp, svm_e_gp_end\n"
-        "svm_e_div:\n    divl %ecx\nsvm_e_div_end:\n    vmmcall\n    ud2\n"
-        "svm_e_nop:\n    nop\nsvm_e_nop_end:\n    vmmcall\n    ud2\n"
-        /* BX = a selector beyond the GDT limit */
-        "svm_e_gp:\n    mov %bx, %ds\nsvm_e_gp_end:\n    vmmcall\n    ud2\n"
-        ".popsection");
-extern char svm_e_div[], svm_e_div_end[], svm_e_nop[], svm_e_nop_end[], svm_e_gp[], svm_e_gp_end[];
+GUEST(svm_e_div, "divl %ecx", "svm_e_div_end:", "vmmcall", "ud2");
+GUEST(svm_e_nop, "nop", "svm_e_nop_end:", "vmmcall", "ud2");
+/* BX = a selector beyond the GDT limit */
+GUEST(svm_e_gp, "mov %bx, %ds", "svm_e_gp_end:", "vmmcall", "ud2");
+extern char svm_e_div_end[], svm_e_nop_end[], svm_e_gp_end[];
 
 PROBE(svm_icpt_exception_de, "svm.intercept.exception_de", "SVM",
       "Guest DIV by zero (EDX:EAX=0, ECX=0) with #DE intercepted: exit 0x40 with RIP at the DIV (fault), EXITINTINFO.V=0",

@@ -14,23 +14,18 @@
 #include "svm.h"
 #include "guests_svm.h"
 
-__asm__(".pushsection .text\n"
-        ".globl svm_o_outb, svm_o_outb_end, svm_o_outw, svm_o_outw_end, svm_o_outl, svm_o_outl_end\n"
-        ".globl svm_o_inl, svm_o_inl_end, svm_o_outsb, svm_o_outsb_end, svm_o_insw, svm_o_insw_end\n"
-        "svm_o_outb:\n    outb %al, %dx\nsvm_o_outb_end:\n    vmmcall\n    ud2\n"
-        "svm_o_outw:\n    outw %ax, %dx\nsvm_o_outw_end:\n    vmmcall\n    ud2\n"
-        "svm_o_outl:\n    outl %eax, %dx\nsvm_o_outl_end:\n    vmmcall\n    ud2\n"
-        "svm_o_inl:\n    inl %dx, %eax\nsvm_o_inl_end:\n    vmmcall\n    ud2\n"
-        "svm_o_outsb:\n    rep outsb\nsvm_o_outsb_end:\n    vmmcall\n    ud2\n"
-        "svm_o_insw:\n    rep insw\nsvm_o_insw_end:\n    vmmcall\n    ud2\n"
-        ".popsection");
-#define X(n) extern char n[], n##_end[];
-X(svm_o_outb) X(svm_o_outw) X(svm_o_outl) X(svm_o_inl) X(svm_o_outsb) X(svm_o_insw)
-#undef X
+GUEST(svm_o_outb, "outb %al, %dx", "svm_o_outb_end:", "vmmcall", "ud2");
+GUEST(svm_o_outw, "outw %ax, %dx", "svm_o_outw_end:", "vmmcall", "ud2");
+GUEST(svm_o_outl, "outl %eax, %dx", "svm_o_outl_end:", "vmmcall", "ud2");
+GUEST(svm_o_inl, "inl %dx, %eax", "svm_o_inl_end:", "vmmcall", "ud2");
+GUEST(svm_o_outsb, "rep outsb", "svm_o_outsb_end:", "vmmcall", "ud2");
+GUEST(svm_o_insw, "rep insw", "svm_o_insw_end:", "vmmcall", "ud2");
+extern char svm_o_outb_end[], svm_o_outw_end[], svm_o_outl_end[], svm_o_inl_end[];
+extern char svm_o_outsb_end[], svm_o_insw_end[];
 
 #define IOIO_ASIZE (SVM_IOIO_A16 | SVM_IOIO_A32 | SVM_IOIO_A64)
 
-static bool run_at(struct svm_vcpu *v, const char *site, uint64_t exit, const char *at,
+static bool run_at(struct svm_vcpu *v, const void *site, uint64_t exit, const void *at,
                    const char *what)
 {
     v->vmcb->save.rip = A(site);

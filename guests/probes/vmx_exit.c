@@ -158,17 +158,13 @@ PROBE(vmx_entry_load_debug, "vmx.entry.load_debug", "VMX",
 
 /* ---- XMM state: VM entries and exits neither save nor load it ------------ */
 
-void vmx_ex_xmm_guest(void);
 void vmx_ex_set_xmm0(uint64_t), vmx_ex_set_xmm1(uint64_t);
 uint64_t vmx_ex_get_xmm1(void);
+/* RAX = XMM0 (the host's), XMM1 = RBX; VMCALL */
+GUEST(vmx_ex_xmm_guest, "movq %xmm0, %rax", "movq %rbx, %xmm1", "vmcall", "ud2");
+
+/* Host helpers: XMM0/XMM1 without the compiler's help (-mgeneral-regs-only). */
 __asm__(".pushsection .text\n"
-        /* RAX = XMM0 (the host's), XMM1 = RBX; VMCALL */
-        ".type vmx_ex_xmm_guest, @function\n"
-        "vmx_ex_xmm_guest:\n"
-        "   movq %xmm0, %rax\n"
-        "   movq %rbx, %xmm1\n"
-        "   vmcall\n"
-        "   ud2\n"
         "vmx_ex_set_xmm0:\n    movq %rdi, %xmm0\n    ret\n"
         "vmx_ex_set_xmm1:\n    movq %rdi, %xmm1\n    ret\n"
         "vmx_ex_get_xmm1:\n    movq %xmm1, %rax\n    ret\n"
