@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: MIT
+/* SPDX-License-Identifier: MIT */
 /*
  * VMX and the local APIC: external-interrupt and NMI exiting with real
  * interrupts (self-IPIs sent by the guest through the xAPIC ICR),

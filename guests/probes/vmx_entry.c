@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: MIT
+/* SPDX-License-Identifier: MIT */
 /*
  * VM entry: the checks on controls (VMfailValid 7), host state (VMfailValid
  * 8) and guest state (VM-entry failure, exit reason 33), and MSR loading

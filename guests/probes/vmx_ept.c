@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: MIT
+/* SPDX-License-Identifier: MIT */
 /*
  * EPT: violations, misconfigurations, INVEPT, and the VM-entry checks on
  * the EPTP.

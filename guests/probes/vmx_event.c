@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: MIT
+/* SPDX-License-Identifier: MIT */
 /*
  * VMX event injection (VM-entry interruption information) and the
  * IDT-vectoring information of exits during event delivery.

@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: MIT
+/* SPDX-License-Identifier: MIT */
 /*
  * VMX non-root operation: instructions and events that cause VM exits, and
  * the VM-exit information they record.

@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: MIT
+/* SPDX-License-Identifier: MIT */
 /*
  * More VMX non-root exits: CR4 guest/host mask and read shadow, INVPCID,
  * PAUSE-loop exiting, GETSEC, the high MSR ranges of the MSR bitmap and

@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: MIT
+/* SPDX-License-Identifier: MIT */
 /*
  * VMX discovery: CPUID, IA32_FEATURE_CONTROL and the VMX capability MSRs.
  */

@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: MIT
+/* SPDX-License-Identifier: MIT */
 /*
  * VMX root operation: VMXON/VMXOFF and the VMCS-maintenance instructions,
  * their VMsucceed/VMfailInvalid/VMfailValid outcomes and error numbers.
