@@ -29,10 +29,11 @@
 
 /* ---- probe registration ------------------------------------------------ */
 
-#define PROBE_HIDDEN 1u   /* runs only when a positive glob names it */
-#define PROBE_ISOLATED 2u /* the harness runs it in a boot of its own: it
-                           * changes state that not every hypervisor lets
-                           * it restore (VM_CR.SVMDIS under KVM) */
+/* PROBE_HIDDEN: runs only when a positive glob names it. PROBE_ISOLATED:
+ * the harness runs it in a boot of its own: it changes state that not
+ * every hypervisor lets it restore (VM_CR.SVMDIS under KVM). */
+#define PROBE_HIDDEN   1u
+#define PROBE_ISOLATED 2u
 
 struct nvct_probe {
     const char *id;      /* stable dotted id, e.g. "svm.npt.nx" */
@@ -52,6 +53,7 @@ struct nvct_probe {
  * All four strings must be string literals without tabs, newlines, double
  * quotes or backslashes.
  */
+/* clang-format off */
 #define NVCT_PROBE_(fn_, id_, feat_, desc_, ref_, flags_, fstr_)                     \
     static void fn_(void);                                                          \
     static const struct nvct_probe nvct_probe_##fn_                                 \
@@ -60,6 +62,7 @@ struct nvct_probe {
     __asm__(".pushsection .nvct_catalog,\"\",@progbits\n\t.ascii \"" id_ "\\t" feat_ \
             "\\t" fstr_ "\\t" desc_ "\\t" ref_ "\\n\"\n\t.popsection");             \
     static void fn_(void)
+/* clang-format on */
 
 #define PROBE(fn, id, feat, desc, ref) NVCT_PROBE_(fn, id, feat, desc, ref, 0, "-")
 #define PROBE_HIDDEN_(fn, id, feat, desc, ref) \

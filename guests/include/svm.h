@@ -43,7 +43,8 @@
 #define SVM_FEAT_VNMI           BIT(25) /* virtual NMI */
 #define SVM_FEAT_IBS_VIRT       BIT(26) /* IBS virtualization */
 #define SVM_FEAT_EXTLVT_AVIC    BIT(27) /* extended LVT AVIC access change */
-#define SVM_FEAT_VMCB_ADDR_CHK  BIT(28) /* intercept checked before rAX #GP for VMRUN/VMLOAD/VMSAVE */
+/* intercept checked before rAX #GP for VMRUN/VMLOAD/VMSAVE */
+#define SVM_FEAT_VMCB_ADDR_CHK  BIT(28)
 #define SVM_FEAT_BUS_LOCK_THR   BIT(29) /* bus lock threshold */
 #define SVM_FEAT_IDLE_HLT       BIT(30) /* idle HLT intercept */
 
