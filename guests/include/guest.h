@@ -20,10 +20,10 @@
  *
  *     GUEST(vmx_ic_invd_guest, "invd", "vmcall", "ud2");
  */
-#define GUEST(name, ...)                                                   \
-    void name(void);                                                       \
-    __asm__(".pushsection .text\n.type " #name ", @function\n" #name ":\n" \
-            NVCT_GUEST_LINES_(__VA_ARGS__) ".popsection\n")
+#define GUEST(name, ...)                                             \
+    void name(void);                                                 \
+    __asm__(".pushsection .text\n.type " #name ", @function\n" #name \
+            ":\n" NVCT_GUEST_LINES_(__VA_ARGS__) ".popsection\n")
 
 /* NVCT_GUEST_LINES_("a", "b", ...) is "a\n" "b\n" ...: up to 40 lines. */
 /* clang-format off */

@@ -20,12 +20,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define noreturn _Noreturn
-#define __packed __attribute__((packed))
-#define __aligned(n) __attribute__((aligned(n)))
-#define __used __attribute__((used))
+#define noreturn      _Noreturn
+#define __packed      __attribute__((packed))
+#define __aligned(n)  __attribute__((aligned(n)))
+#define __used        __attribute__((used))
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
-#define BIT(n) (1ull << (n))
+#define BIT(n)        (1ull << (n))
 
 /* ---- probe registration ------------------------------------------------ */
 
@@ -78,7 +78,7 @@ struct nvct_probe {
 bool check(bool cond, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Compares two integers and reports both in hex on a mismatch. */
-#define check_eq(what, got, want)                                               \
+#define check_eq(what, got, want)                                                   \
     check((uint64_t)(got) == (uint64_t)(want), "%s: got %#llx, want %#llx", (what), \
           (unsigned long long)(got), (unsigned long long)(want))
 
@@ -94,20 +94,36 @@ noreturn void error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* ---- exceptions -------------------------------------------------------- */
 
 enum {
-    DE_VECTOR = 0, DB_VECTOR = 1, NMI_VECTOR = 2, BP_VECTOR = 3, OF_VECTOR = 4,
-    BR_VECTOR = 5, UD_VECTOR = 6, NM_VECTOR = 7, DF_VECTOR = 8, TS_VECTOR = 10,
-    NP_VECTOR = 11, SS_VECTOR = 12, GP_VECTOR = 13, PF_VECTOR = 14, MF_VECTOR = 16,
-    AC_VECTOR = 17, MC_VECTOR = 18, XM_VECTOR = 19, VE_VECTOR = 20, CP_VECTOR = 21,
+    DE_VECTOR = 0,
+    DB_VECTOR = 1,
+    NMI_VECTOR = 2,
+    BP_VECTOR = 3,
+    OF_VECTOR = 4,
+    BR_VECTOR = 5,
+    UD_VECTOR = 6,
+    NM_VECTOR = 7,
+    DF_VECTOR = 8,
+    TS_VECTOR = 10,
+    NP_VECTOR = 11,
+    SS_VECTOR = 12,
+    GP_VECTOR = 13,
+    PF_VECTOR = 14,
+    MF_VECTOR = 16,
+    AC_VECTOR = 17,
+    MC_VECTOR = 18,
+    XM_VECTOR = 19,
+    VE_VECTOR = 20,
+    CP_VECTOR = 21,
 };
 
 #define NO_FAULT (-1)
 
 struct fault {
-    int vector;          /* NO_FAULT, or the vector raised */
+    int vector; /* NO_FAULT, or the vector raised */
     bool has_error_code;
     uint32_t error_code;
-    uint64_t rip;        /* where it was raised */
-    uint64_t cr2;        /* for #PF */
+    uint64_t rip; /* where it was raised */
+    uint64_t cr2; /* for #PF */
 };
 
 /*
@@ -128,7 +144,9 @@ int wrmsr_safe(uint32_t msr, uint64_t val);
 
 /* ---- CPU access --------------------------------------------------------- */
 
-struct cpuid { uint32_t a, b, c, d; };
+struct cpuid {
+    uint32_t a, b, c, d;
+};
 struct cpuid cpuid(uint32_t leaf, uint32_t subleaf);
 uint64_t rdmsr(uint32_t msr);
 void wrmsr(uint32_t msr, uint64_t val);
@@ -143,8 +161,8 @@ uint16_t inw(uint16_t port);
 void outl(uint16_t port, uint32_t v);
 uint32_t inl(uint16_t port);
 
-bool cpu_is_amd(void);   /* AuthenticAMD (or HygonGenuine) */
-bool cpu_is_intel(void); /* GenuineIntel */
+bool cpu_is_amd(void);             /* AuthenticAMD (or HygonGenuine) */
+bool cpu_is_intel(void);           /* GenuineIntel */
 unsigned cpu_phys_addr_bits(void); /* CPUID 0x80000008 EAX[7:0], 36 if absent */
 
 #define MSR_IA32_FEATURE_CONTROL 0x0000003a
@@ -183,11 +201,11 @@ unsigned cpu_phys_addr_bits(void); /* CPUID 0x80000008 EAX[7:0], 36 if absent */
 #define RFLAGS_DF BIT(10)
 #define RFLAGS_OF BIT(11)
 
-#define EFER_SCE   BIT(0)
-#define EFER_LME   BIT(8)
-#define EFER_LMA   BIT(10)
-#define EFER_NXE   BIT(11)
-#define EFER_SVME  BIT(12)
+#define EFER_SCE  BIT(0)
+#define EFER_LME  BIT(8)
+#define EFER_LMA  BIT(10)
+#define EFER_NXE  BIT(11)
+#define EFER_SVME BIT(12)
 
 #define CR0_PE BIT(0)
 #define CR0_MP BIT(1)
@@ -201,12 +219,12 @@ unsigned cpu_phys_addr_bits(void); /* CPUID 0x80000008 EAX[7:0], 36 if absent */
 #define CR0_CD BIT(30)
 #define CR0_PG BIT(31)
 
-#define CR4_PAE     BIT(5)
-#define CR4_PGE     BIT(7)
-#define CR4_OSFXSR  BIT(9)
+#define CR4_PAE        BIT(5)
+#define CR4_PGE        BIT(7)
+#define CR4_OSFXSR     BIT(9)
 #define CR4_OSXMMEXCPT BIT(10)
-#define CR4_VMXE    BIT(13)
-#define CR4_OSXSAVE BIT(18)
+#define CR4_VMXE       BIT(13)
+#define CR4_OSXSAVE    BIT(18)
 
 /* ---- memory ------------------------------------------------------------- */
 
@@ -221,12 +239,12 @@ static inline void *alloc_page(void) { return alloc_pages(1); }
 uint64_t kernel_cr3(void);
 
 /* The selectors of the kernel's GDT. */
-#define KERNEL_CS 0x08
-#define KERNEL_DS 0x10
+#define KERNEL_CS   0x08
+#define KERNEL_DS   0x10
 #define KERNEL_CS32 0x18 /* 32-bit code, for guests in protected mode */
-#define USER_CS 0x2b
-#define USER_DS 0x23
-#define TSS_SEL 0x30
+#define USER_CS     0x2b
+#define USER_DS     0x23
+#define TSS_SEL     0x30
 
 /* ---- strings and formatting --------------------------------------------- */
 

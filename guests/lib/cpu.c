@@ -6,7 +6,9 @@ struct cpuid cpuid(uint32_t leaf, uint32_t subleaf)
 {
     struct cpuid r;
 
-    __asm__ volatile("cpuid" : "=a"(r.a), "=b"(r.b), "=c"(r.c), "=d"(r.d) : "a"(leaf), "c"(subleaf));
+    __asm__ volatile("cpuid"
+                     : "=a"(r.a), "=b"(r.b), "=c"(r.c), "=d"(r.d)
+                     : "a"(leaf), "c"(subleaf));
     return r;
 }
 
@@ -20,7 +22,10 @@ uint64_t rdmsr(uint32_t msr)
 
 void wrmsr(uint32_t msr, uint64_t val)
 {
-    __asm__ volatile("wrmsr" : : "c"(msr), "a"((uint32_t)val), "d"((uint32_t)(val >> 32)) : "memory");
+    __asm__ volatile("wrmsr"
+                     :
+                     : "c"(msr), "a"((uint32_t)val), "d"((uint32_t)(val >> 32))
+                     : "memory");
 }
 
 uint64_t rdtsc(void)
@@ -66,25 +71,13 @@ uint64_t read_cr8(void)
     return v;
 }
 
-void write_cr0(uint64_t v)
-{
-    __asm__ volatile("mov %0, %%cr0" : : "r"(v) : "memory");
-}
+void write_cr0(uint64_t v) { __asm__ volatile("mov %0, %%cr0" : : "r"(v) : "memory"); }
 
-void write_cr3(uint64_t v)
-{
-    __asm__ volatile("mov %0, %%cr3" : : "r"(v) : "memory");
-}
+void write_cr3(uint64_t v) { __asm__ volatile("mov %0, %%cr3" : : "r"(v) : "memory"); }
 
-void write_cr4(uint64_t v)
-{
-    __asm__ volatile("mov %0, %%cr4" : : "r"(v) : "memory");
-}
+void write_cr4(uint64_t v) { __asm__ volatile("mov %0, %%cr4" : : "r"(v) : "memory"); }
 
-void write_cr8(uint64_t v)
-{
-    __asm__ volatile("mov %0, %%cr8" : : "r"(v) : "memory");
-}
+void write_cr8(uint64_t v) { __asm__ volatile("mov %0, %%cr8" : : "r"(v) : "memory"); }
 
 uint64_t read_rflags(void)
 {
@@ -133,15 +126,9 @@ static bool vendor_is(const char *v)
     return memcmp(s, v, 12) == 0;
 }
 
-bool cpu_is_amd(void)
-{
-    return vendor_is("AuthenticAMD") || vendor_is("HygonGenuine");
-}
+bool cpu_is_amd(void) { return vendor_is("AuthenticAMD") || vendor_is("HygonGenuine"); }
 
-bool cpu_is_intel(void)
-{
-    return vendor_is("GenuineIntel");
-}
+bool cpu_is_intel(void) { return vendor_is("GenuineIntel"); }
 
 unsigned cpu_phys_addr_bits(void)
 {

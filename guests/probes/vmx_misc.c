@@ -5,19 +5,20 @@
 #include "vmx.h"
 
 extern const char vmx_mi_shadow_rd[];
-GUEST(vmx_mi_shadow_guest,
-      "    mov $0x681e, %eax\n"
-      "    mov $0x5678, %ecx\n"
-      "vmx_mi_shadow_rd:\n"
-      "    vmread %rax, %rbx\n"
-      "    vmwrite %rcx, %rax\n"
-      "    vmcall\n"
-      "    ud2");
+GUEST(vmx_mi_shadow_guest, "    mov $0x681e, %eax\n"
+                           "    mov $0x5678, %ecx\n"
+                           "vmx_mi_shadow_rd:\n"
+                           "    vmread %rax, %rbx\n"
+                           "    vmwrite %rcx, %rax\n"
+                           "    vmcall\n"
+                           "    ud2");
 
 PROBE(vmx_misc_vmcs_shadowing, "vmx.misc.vmcs_shadowing", "VMCS shadowing",
       "With VMCS shadowing, a shadow VMCS (revision | bit 31) as VMCS link pointer and zeroed "
-      "VMREAD/VMWRITE bitmaps, guest VMREAD of GUEST_RIP (0x681e) returns the shadow's value 0xabcd "
-      "and guest VMWRITE of 0x5678 lands in the shadow, both without exit; with the field's bit set "
+      "VMREAD/VMWRITE bitmaps, guest VMREAD of GUEST_RIP (0x681e) returns the shadow's value "
+      "0xabcd "
+      "and guest VMWRITE of 0x5678 lands in the shadow, both without exit; with the field's bit "
+      "set "
       "in the VMREAD bitmap, guest VMREAD exits with reason 23",
       "Intel SDM Vol. 3C 25.6.15, 25.10, 26.1.3, 31.3 (VMREAD, VMWRITE)")
 {
@@ -67,16 +68,15 @@ PROBE(vmx_misc_vmcs_shadowing, "vmx.misc.vmcs_shadowing", "VMCS shadowing",
 }
 
 /* IA32_KERNEL_GS_BASE */
-GUEST(vmx_mi_msr_guest,
-      "    mov $0xc0000102, %ecx\n"
-      "    rdmsr\n"
-      "    mov %rax, %rbx\n"
-      "    mov %rdx, %rsi\n"
-      "    mov $0x1111000, %eax\n"
-      "    xor %edx, %edx\n"
-      "    wrmsr\n"
-      "    vmcall\n"
-      "    ud2");
+GUEST(vmx_mi_msr_guest, "    mov $0xc0000102, %ecx\n"
+                        "    rdmsr\n"
+                        "    mov %rax, %rbx\n"
+                        "    mov %rdx, %rsi\n"
+                        "    mov $0x1111000, %eax\n"
+                        "    xor %edx, %edx\n"
+                        "    wrmsr\n"
+                        "    vmcall\n"
+                        "    ud2");
 
 struct msr_entry {
     uint32_t index, reserved;
@@ -179,7 +179,8 @@ PROBE(vmx_misc_pml, "vmx.misc.pml", "EPT",
     uint64_t idx2 = vmcs_read(VMCS_GUEST_PML_INDEX);
     note("PML index 511 -> %llu (read) -> %llu (write)", (unsigned long long)idx,
          (unsigned long long)idx2);
-    if (!check(idx2 < idx && idx2 < 511, "PML index %llu did not decrease after the write (was %llu)",
+    if (!check(idx2 < idx && idx2 < 511,
+               "PML index %llu did not decrease after the write (was %llu)",
                (unsigned long long)idx2, (unsigned long long)idx))
         return;
     bool found = false;
@@ -193,18 +194,17 @@ PROBE(vmx_misc_pml, "vmx.misc.pml", "EPT",
 }
 
 extern const char vmx_mi_vmfunc_1[];
-GUEST(vmx_mi_vmfunc_guest,
-      "    mov (%rdi), %rbx\n"
-      "    xor %eax, %eax\n"
-      "    mov $1, %ecx\n"
-      "    vmfunc\n"
-      "    mov (%rdi), %rsi\n"
-      "    vmcall\n"
-      "    xor %eax, %eax\n"
-      "    mov $512, %ecx\n"
-      "vmx_mi_vmfunc_1:\n"
-      "    vmfunc\n"
-      "    ud2");
+GUEST(vmx_mi_vmfunc_guest, "    mov (%rdi), %rbx\n"
+                           "    xor %eax, %eax\n"
+                           "    mov $1, %ecx\n"
+                           "    vmfunc\n"
+                           "    mov (%rdi), %rsi\n"
+                           "    vmcall\n"
+                           "    xor %eax, %eax\n"
+                           "    mov $512, %ecx\n"
+                           "vmx_mi_vmfunc_1:\n"
+                           "    vmfunc\n"
+                           "    ud2");
 
 PROBE(vmx_misc_vmfunc_eptp, "vmx.misc.vmfunc_eptp", "EPT",
       "With VM functions and EPTP switching (VM-function control bit 0) and an EPTP list {A, B} "
