@@ -44,7 +44,7 @@ GATEWAY = "10.0.2.2"
 SSHD_READY = "NVCT-DOM0-SSHD-READY"  # the console line that says sshd listens
 HOST_KEY = "etc/ssh/ssh_host_ed25519_key"
 
-# Sourced by dom0's init (xen_appliance.INIT) after the Xen daemons, before
+# Sourced by dom0's init (INIT in conformance/appliances/xen.py) after the Xen daemons, before
 # READY: `fail` is the init's. A NIC is a PCI function of class 0x0200xx.
 HOOK = f"""# nvct: the network and sshd, only when dom0 has a NIC
 nic=
