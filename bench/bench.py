@@ -50,13 +50,15 @@ sys.path.insert(0, str(ROOT))
 
 from conformance.backends.base import Payload  # noqa: E402
 from conformance.backends.qemu import QemuBackend  # noqa: E402
-from conformance.catalog import select  # noqa: E402
-from conformance.cli import resolve_profile  # noqa: E402
-from conformance.guest import build  # noqa: E402
-from conformance.profile import load_profile  # noqa: E402
-from conformance.protocol import PREFIX  # noqa: E402
-from conformance.runner import RunOptions, kernel_cmdline, run_level  # noqa: E402
-from conformance.stack import build_stack  # noqa: E402
+from conformance.core.catalog import select  # noqa: E402
+from conformance.core.kernel import build  # noqa: E402
+from conformance.core.profile import (
+    load_profile,  # noqa: E402
+    resolve_profile,  # noqa: E402
+)
+from conformance.core.protocol import PREFIX  # noqa: E402
+from conformance.run.runner import RunOptions, kernel_cmdline, run_level  # noqa: E402
+from conformance.run.stack import build_stack  # noqa: E402
 
 # `nvct run` in a child, reporting its own peak RSS (and its children's) on the way out.
 HARNESS = """\
@@ -154,7 +156,7 @@ def in_process(profile_path: Path) -> float:
 
 def fixed_costs(repeat: int) -> dict:
     """What every `nvct run` pays before its first boot, each part alone."""
-    from conformance.guest import guests_dir
+    from conformance.core.kernel import guests_dir
 
     parts = {
         "python_and_imports_s": [sys.executable, "-c", "import conformance.cli"],

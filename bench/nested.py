@@ -40,13 +40,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from conformance import appliance
+from conformance.appliances import linux as appliance
 from conformance.backends.base import Payload
 from conformance.backends.bochs import BochsBackend
-from conformance.backends.console import ConsoleTimeout
 from conformance.backends.linux_kvm import APPEND
-from conformance.cli import resolve_profile
-from conformance.profile import load_profile
+from conformance.backends.transports import ConsoleTimeout
+from conformance.core.profile import load_profile, resolve_profile
 
 BOOTING = re.compile(r"booting the probe kernel at L(\d+)")
 RESULT = re.compile(r"^\[\d+/\d+\] L(\d+) \S+ \S+")

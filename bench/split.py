@@ -24,7 +24,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from conformance import cli  # noqa: E402
-from conformance.backends import console as console_mod  # noqa: E402
+from conformance.backends.transports import pty as pty_console  # noqa: E402
 
 
 def main() -> int:
@@ -39,7 +39,7 @@ def main() -> int:
     def note(event: str, text: str) -> None:
         out.write(f"{time.monotonic() - start:9.2f}  {event:5} {text}\n")
 
-    cls = console_mod.Console
+    cls = pty_console.PtyConsole
     init, emit, send = cls.__init__, cls._emit, cls.send
 
     def logged_init(self, child, *a, **kw):  # type: ignore[no-untyped-def]

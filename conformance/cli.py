@@ -12,45 +12,31 @@ import sys
 import tempfile
 from pathlib import Path
 
-from . import __version__, appliance, host
-from . import compare
+from . import __version__, host
+from .appliances import linux as appliance
 from .backends import BackendUnavailable
-from .catalog import CatalogError, Probe, SelectionError, select, split_globs
-from .expect import Expectations, apply, unmatched
-from .guest import BuildError, GuestImage, build
-from .outputs import OutputError
-from .outputs import check as check_outputs
-from .outputs import write_text
-from .profile import MAX_SECONDS, ProfileError, load_profile
+from .core.catalog import CatalogError, Probe, SelectionError, select, split_globs
+from .core.kernel import BuildError, GuestImage, build
+from .core.outputs import OutputError, write_text
+from .core.outputs import check as check_outputs
+from .core.profile import DEFAULT_PROFILE, MAX_SECONDS, ProfileError, load_profile, resolve_profile
+from .core.results import ProbeResult
+from .core.runrecord import RunRecord, RunRecordError, now, read_runs, write_runs
+from .gate import compare
+from .gate.expect import Expectations, apply, unmatched
 from .reports import html as html_report
 from .reports import junit as junit_report
 from .reports import markdown as markdown_report
 from .reports import tap as tap_report
 from .reports import text as text_report
-from .runner import CMDLINE_BUDGET, RunOptions, run_level, selection_map
-from .runrecord import RunRecord, RunRecordError, now, read_runs, write_runs
-from .session import ProbeResult
-from .stack import build_stack
+from .run.runner import CMDLINE_BUDGET, RunOptions, run_level, selection_map
+from .run.stack import build_stack
 
 EXIT_OK, EXIT_BAD, EXIT_USAGE = 0, 1, 2
-DEFAULT_PROFILE = "qemu-tcg"
 
 
 class UsageError(Exception):
     """Bad input from the user: exit 2, nothing was run."""
-
-
-def profiles_dir() -> Path:
-    return Path(__file__).resolve().parent.parent / "profiles"
-
-
-def resolve_profile(name: str | None) -> Path:
-    """A path, or the name of a profile in profiles/ (with or without .yaml)."""
-    name = name or DEFAULT_PROFILE
-    path = Path(name)
-    if path.exists() or path.suffix in (".yaml", ".yml") or os.sep in name:
-        return path
-    return profiles_dir() / f"{name}.yaml"
 
 
 def _load(path: Path | str):
@@ -72,7 +58,7 @@ def _runs(paths: list[Path]) -> list[RunRecord]:
 
 def _write(path: Path, text: str, option: str | None = None) -> None:
     """A report: a file replaced atomically (a reader never sees half of
-    it), a FIFO or device written as a stream (conformance/outputs.py)."""
+    it), a FIFO or device written as a stream (conformance/core/outputs.py)."""
     try:
         write_text(path, text, option)
     except OutputError as exc:

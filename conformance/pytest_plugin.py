@@ -8,14 +8,14 @@ nothing unless `--nvct-profile` is given. Then:
 collects `nvct::<probe>[L<level>]` for every probe the profile selects
 (`--nvct-probes` narrows it as `nvct run --probes` does) at every level of
 its stack, without booting anything. A level's selection is cut into
-chunks, the kernel's own `shard=K/N`; the first item of a chunk that runs
-boots the probe kernel once for the whole chunk, and every item of the
-chunk reports its verdict from that boot. Without pytest-xdist a level is
-one chunk (one boot, as `nvct run`). Under xdist there is one chunk per
+shards, the kernel's own `shard=K/N`; the first item of a shard that runs
+boots the probe kernel once for the whole shard, and every item of the
+shard reports its verdict from that boot. Without pytest-xdist a level is
+one shard (one boot, as `nvct run`). Under xdist there is one shard per
 worker and level, and the plugin's own scheduler (`--dist loadgroup`, which
-it picks when `-n` or `--tx` comes without `--dist`) sends each chunk to
-one worker whole, so each chunk boots exactly once. Other `--dist` modes
-work too, with the same verdicts, but a chunk may then boot on more than
+it picks when `-n` or `--tx` comes without `--dist`) sends each shard to
+one worker whole, so each shard boots exactly once. Other `--dist` modes
+work too, with the same verdicts, but a shard may then boot on more than
 one worker.
 
 The profile's `expect:` section decides, as the gate does: PASS passes, an
@@ -36,13 +36,13 @@ from typing import Any
 import pytest
 
 from .backends import BackendUnavailable
-from .catalog import CatalogError, Probe, SelectionError, select, split_globs
-from .expect import Assessment, Expectations, Outcome, evaluate
-from .guest import BuildError, GuestImage, build
-from .profile import ProfileError, load_profile
-from .runner import RunOptions, run_level, shard_of
-from .session import ProbeResult
-from .stack import Level, build_stack
+from .core.catalog import CatalogError, Probe, SelectionError, select, split_globs
+from .core.kernel import BuildError, GuestImage, build
+from .core.profile import ProfileError, load_profile, resolve_profile  # the same profile names as `nvct run`
+from .core.results import ProbeResult
+from .gate.expect import Assessment, Expectations, Outcome, evaluate
+from .run.runner import RunOptions, run_level, shard_of
+from .run.stack import Level, build_stack
 
 ROOT_NAME = "nvct"
 
@@ -71,7 +71,7 @@ def _enabled(config: pytest.Config) -> bool:
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_cmdline_main(config: pytest.Config) -> None:
-    """Under xdist, default to --dist loadgroup: the plugin's scheduler, one worker per chunk."""
+    """Under xdist, default to --dist loadgroup: the plugin's scheduler, one worker per shard."""
     if not _enabled(config) or not hasattr(config.option, "dist") or hasattr(config, "workerinput"):
         return  # not asked for, no xdist, or an xdist worker (which must not distribute again)
     if config.option.dist == "no" and (config.option.numprocesses or config.option.tx):
@@ -80,13 +80,13 @@ def pytest_cmdline_main(config: pytest.Config) -> None:
 
 @pytest.hookimpl(tryfirst=True, optionalhook=True)
 def pytest_xdist_make_scheduler(config: pytest.Config, log):
-    """--dist loadgroup or loadscope with --nvct-profile: each chunk goes to one worker whole.
+    """--dist loadgroup or loadscope with --nvct-profile: each shard goes to one worker whole.
 
     xdist's own loadgroup learns a test's group from a suffix it appends
     to the node id on the worker, which pytest 9.2 no longer lets it do
     (pytest-xdist issue 1386); and the probes' node ids stay free of
-    chunk names, so that they do not change with the number of workers.
-    The chunk of a probe item is worked out here from the catalogue, as the
+    shard names, so that they do not change with the number of workers.
+    The shard of a probe item is worked out here from the catalogue, as the
     workers do; other items are scheduled as loadgroup does."""
     nvct = config.stash.get(_KEY, None)
     if nvct is None or config.getvalue("dist") not in ("loadgroup", "loadscope"):
@@ -103,8 +103,6 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log):
 def pytest_configure(config: pytest.Config) -> None:
     if not _enabled(config):
         return
-    from .cli import resolve_profile  # the same profile names as `nvct run`
-
     path = resolve_profile(config.getoption("nvct_profile"))
     try:
         profile = load_profile(path)
@@ -115,10 +113,10 @@ def pytest_configure(config: pytest.Config) -> None:
         globs = tuple(split_globs(spec)) if spec else profile.probes
     except SelectionError as exc:
         raise pytest.UsageError(f"--nvct-probes: {exc}") from None
-    chunks = config.getoption("nvct_chunks")
-    if chunks is not None and chunks < 1:
+    shards = config.getoption("nvct_chunks")
+    if shards is not None and shards < 1:
         raise pytest.UsageError("--nvct-chunks must be at least 1")
-    nvct = NvctRun(config, path, profile, globs, chunks)
+    nvct = NvctRun(config, path, profile, globs, shards)
     config.stash[_KEY] = nvct
     target = config.getoption("nvct_json")
     if target is not None and not hasattr(config, "workerinput"):  # written where the reports meet
@@ -134,8 +132,9 @@ _KEY = pytest.StashKey["NvctRun"]()
 
 
 @dataclass
-class Chunk:
-    """One shard of one level's selection: booted once, by its first item to run."""
+class Shard:
+    """One shard of one level's selection (the kernel's `shard=K/N`): booted
+    once, by its first item to run. Under xdist a whole shard goes to one worker."""
 
     run: NvctRun
     level: Level
@@ -145,7 +144,7 @@ class Chunk:
     results: dict[str, ProbeResult] | None = None
     failure: BaseException | None = None
     boots: list[str] = field(default_factory=list)
-    info: dict[str, Any] | None = None  # the level as the chunk's boots saw it (LevelInfo), sent once
+    info: dict[str, Any] | None = None  # the level as the shard's boots saw it (LevelInfo), sent once
 
     @property
     def group(self) -> str:
@@ -166,51 +165,51 @@ class Chunk:
 
 
 class NvctError(Exception):
-    """The harness could not run a chunk (the hypervisor is missing, ...)."""
+    """The harness could not run a shard (the hypervisor is missing, ...)."""
 
 
 class NvctRun:
-    """The profile, the kernel and the chunks of one pytest process."""
+    """The profile, the kernel and the shards of one pytest process."""
 
-    def __init__(self, config, path: Path, profile, globs: tuple[str, ...], chunks: int | None):
+    def __init__(self, config, path: Path, profile, globs: tuple[str, ...], shards: int | None):
         self.config = config
         self.path = path
         self.profile = profile
         self.globs = globs
-        self.chunks = chunks
+        self.shards_wanted = shards  # --nvct-chunks
         self.expectations: Expectations | None = Expectations.of_profile(profile)
         self.image: GuestImage | None = None
         self.selected: list[Probe] = []
-        self._shards: dict[int, dict[str, int]] = {}
+        self._shard_index: dict[int, dict[str, int]] = {}
         self.levels: list[Level] = []
         self.preflight_error: str | None = None
 
-    def chunk_count(self, workers: int = 1) -> int:
-        """Chunks per level: --nvct-chunks, else one per xdist worker; never more than probes."""
-        return max(1, min(self.chunks or workers, len(self.selected)))
+    def shard_count(self, workers: int = 1) -> int:
+        """Shards per level: --nvct-chunks, else one per xdist worker; never more than probes."""
+        return max(1, min(self.shards_wanted or workers, len(self.selected)))
 
     def workers(self) -> int:
         workerinput = getattr(self.config, "workerinput", None)
         return int(workerinput.get("workercount", 1)) if workerinput is not None else 1
 
     def scope(self, nodeid: str, workers: int) -> str | None:
-        """The chunk of an item, from its node id: what the xdist scheduler keeps together."""
+        """The shard of an item, from its node id: what the xdist scheduler keeps together."""
         if not nodeid.startswith(ROOT_NAME + "::") or not nodeid.endswith("]"):
             return None
         probe, _, level = nodeid[len(ROOT_NAME) + 2 : -1].rpartition("[L")
         if not self.selected:
             self.load()
-        count = self.chunk_count(workers)
-        index = self.shards(count).get(probe)
+        count = self.shard_count(workers)
+        index = self.shard_index(count).get(probe)
         if index is None or not level.isdigit():
             return None
         return f"nvct-L{level}-{index + 1}of{count}"
 
-    def shards(self, count: int) -> dict[str, int]:
-        """Probe id -> the chunk that runs it (the runner's own dealing)."""
-        if count not in self._shards:
-            self._shards[count] = shard_of(self.selected, count)
-        return self._shards[count]
+    def shard_index(self, count: int) -> dict[str, int]:
+        """Probe id -> the shard that runs it (the runner's own dealing)."""
+        if count not in self._shard_index:
+            self._shard_index[count] = shard_of(self.selected, count)
+        return self._shard_index[count]
 
     def load(self) -> None:
         try:
@@ -223,9 +222,9 @@ class NvctRun:
             raise pytest.UsageError(f"nvct: no probe matches {','.join(self.globs)!r}")
         self.levels = build_stack(self.profile)
 
-    def boot(self, chunk: Chunk) -> dict[str, ProbeResult]:
-        """Run one chunk: the kernel's shard chunk.index/chunk.count of the level."""
-        level = chunk.level
+    def boot(self, shard: Shard) -> dict[str, ProbeResult]:
+        """Run one shard: the kernel's `shard=K/N` (index K-1, count N) of the level."""
+        level = shard.level
         try:
             level.backend.preflight()
         except BackendUnavailable as exc:
@@ -237,10 +236,10 @@ class NvctRun:
             probe_timeout=self.config.getoption("nvct_timeout") or timeouts.probe,
         )
         assert self.image is not None
-        shard = (chunk.index, chunk.count) if chunk.count > 1 else None
-        outcome = run_level(level, self.image, chunk.selected, options,
-                            on_boot=lambda number, cmdline: chunk.boots.append(cmdline), shard=shard)  # fmt: skip
-        chunk.info = outcome.info.to_dict()
+        part = (shard.index, shard.count) if shard.count > 1 else None
+        outcome = run_level(level, self.image, shard.selected, options,
+                            on_boot=lambda number, cmdline: shard.boots.append(cmdline), shard=part)  # fmt: skip
+        shard.info = outcome.info.to_dict()
         return {r.probe: r for r in outcome.results}
 
     def assess(self, result: ProbeResult) -> Assessment:
@@ -262,12 +261,12 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
         config.addinivalue_line("markers", f"{name}: nvct probes of {name}")
     probes: list[pytest.Item] = []
     for level in nvct.levels:
-        count = nvct.chunk_count(nvct.workers())
-        chunks = [Chunk(nvct, level, nvct.selected, k, count) for k in range(count)]
-        shards = nvct.shards(count)
+        count = nvct.shard_count(nvct.workers())
+        shards = [Shard(nvct, level, nvct.selected, k, count) for k in range(count)]
+        index = nvct.shard_index(count)
         for probe in nvct.selected:
-            chunk = chunks[shards[probe.id]]
-            item = ProbeItem.from_parent(root, name=f"{probe.id}[L{level.number}]", probe=probe, chunk=chunk)
+            shard = shards[index[probe.id]]
+            item = ProbeItem.from_parent(root, name=f"{probe.id}[L{level.number}]", probe=probe, shard=shard)
             item.add_marker(pytest.mark.nvct)
             item.add_marker(getattr(pytest.mark, probe.id.split(".")[0]))
             item.add_marker(getattr(pytest.mark, probe.group))
@@ -303,42 +302,42 @@ class ProbeFailed(Exception):
 
 
 class ProbeItem(pytest.Item):
-    """One probe at one level; its verdict comes from its chunk's boot."""
+    """One probe at one level; its verdict comes from its shard's boot."""
 
-    def __init__(self, *, probe: Probe, chunk: Chunk, **kwargs: Any):
+    def __init__(self, *, probe: Probe, shard: Shard, **kwargs: Any):
         super().__init__(**kwargs)
         self.probe = probe
-        self.chunk = chunk
+        self.shard = shard
         self.nvct_result: dict[str, Any] | None = None
         self.nvct_level_info: dict[str, Any] | None = None
 
     @property
     def level(self) -> int:
-        return self.chunk.level.number
+        return self.shard.level.number
 
     def setup(self) -> None:
-        self.chunk.ensure()  # the chunk's one boot, the first time
+        self.shard.ensure()  # the shard's one boot, the first time
 
     def runtest(self) -> None:
-        assert self.chunk.results is not None
-        result = self.chunk.results.get(self.probe.id)
+        assert self.shard.results is not None
+        result = self.shard.results.get(self.probe.id)
         if result is None:  # the runner gives every selected probe a result: a harness bug
-            raise ProbeFailed(f"{self.probe.id} at L{self.level}: no result from the boot of {self.chunk.group}")
-        assessment = self.chunk.run.assess(result)
+            raise ProbeFailed(f"{self.probe.id} at L{self.level}: no result from the boot of {self.shard.group}")
+        assessment = self.shard.run.assess(result)
         self.user_properties += [
             ("nvct.verdict", result.verdict.value),
             ("nvct.outcome", assessment.outcome.value),
             ("nvct.level", str(self.level)),
             ("nvct.feature", self.probe.feature),
             ("nvct.reference", self.probe.reference),
-            ("nvct.chunk", self.chunk.group),  # the boot that measured it
+            ("nvct.chunk", self.shard.group),  # the boot that measured it
             ("nvct.worker", os.environ.get("PYTEST_XDIST_WORKER", "main")),
         ]
         # For --nvct-json, wherever the report is read (xdist carries a
         # report's attributes to the controller): the result, and once per
-        # chunk the level as its boots saw it.
+        # shard the level as its boots saw it.
         self.nvct_result = result.to_dict()
-        self.nvct_level_info, self.chunk.info = self.chunk.info, None
+        self.nvct_level_info, self.shard.info = self.shard.info, None
         if not assessment.ok:
             raise ProbeFailed(self._explain(result, assessment))
         if assessment.outcome is Outcome.SKIP:
@@ -383,13 +382,13 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Any:
 
 class RecordWriter:
     """--nvct-json: the run record, from the reports of the probe items
-    (the worker that ran a chunk puts each probe's result, and once the
+    (the worker that ran a shard puts each probe's result, and once the
     level as its boots saw it, in the item's user properties), rewritten
     after every result and once more at the end of the session, gated by
     the profile's expectations as `nvct run --json` is."""
 
     def __init__(self, nvct: NvctRun, path: Path):
-        from .runrecord import RunRecord
+        from .core.runrecord import RunRecord
 
         self.nvct = nvct
         self.path = path
@@ -400,9 +399,9 @@ class RecordWriter:
         self.levels: dict[int, Any] = {}
 
     def _level(self, data: dict[str, Any]) -> None:
-        """Chunks of one level are boots of the same level: one entry, their
-        boots added up, the facts of the first chunk that reported any."""
-        from .runrecord import LevelInfo
+        """Shards of one level are boots of the same level: one entry, their
+        boots added up, the facts of the first shard that reported any."""
+        from .core.runrecord import LevelInfo
 
         info = LevelInfo.from_dict(data)
         known = self.levels.get(info.level)
@@ -416,7 +415,7 @@ class RecordWriter:
         known.problems += [p for p in info.problems if p not in known.problems]
 
     def _save(self, final: bool = False) -> None:
-        from .expect import apply
+        from .gate.expect import apply
 
         if not self.record.catalog and self.nvct.selected:
             self.record.catalog = [p.as_dict() for p in self.nvct.selected]
@@ -435,7 +434,7 @@ class RecordWriter:
         self._save()
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
-        from .runrecord import now
+        from .core.runrecord import now
 
         if not self.nvct.selected:
             try:

@@ -18,7 +18,7 @@ PROFILES = ROOT / "profiles"
 
 @pytest.fixture(scope="session")
 def image():
-    from conformance.guest import build
+    from conformance.core.kernel import build
 
     return build()
 

@@ -3,11 +3,11 @@ comparisons (pure functions of a run record), not fakes of a hypervisor."""
 
 from __future__ import annotations
 
-from conformance.expect import Expectations, apply
-from conformance.profile import ExpectRule
-from conformance.runrecord import LevelInfo, RunRecord
-from conformance.session import ProbeResult
-from conformance.verdicts import Verdict
+from conformance.core.profile import ExpectRule
+from conformance.core.results import ProbeResult
+from conformance.core.runrecord import LevelInfo, RunRecord
+from conformance.core.verdicts import Verdict
+from conformance.gate.expect import Expectations, apply
 
 FEATURES = {"svm": "SVM", "svm.npt": "NPT", "svm.nrips": "NRIPS", "vmx": "VMX", "vmx.ept": "EPT", "cpu": "CPUID"}
 

@@ -6,8 +6,8 @@ import stat
 
 import pytest
 
-from conformance.appliance import ApplianceError, _modules_dep
-from conformance.cpio import CpioWriter
+from conformance.appliances.cpio import CpioWriter
+from conformance.appliances.linux import ApplianceError, _modules_dep
 
 
 def read_newc(data: bytes):

@@ -13,11 +13,11 @@ from pathlib import Path
 import pexpect
 import pytest
 
-from conformance.appliance import compressed
+from conformance.appliances.linux import compressed
 from conformance.backends.bochs import BochsBackend, BochsSettings
-from conformance.backends.console import Console
 from conformance.backends.linux_kvm import LinuxKvmSettings
-from conformance.guest import LINUX_GRUB_CFG, make_linux_iso
+from conformance.backends.media import LINUX_GRUB_CFG, make_linux_iso
+from conformance.backends.transports.pty import PtyConsole
 
 
 def test_compressed_initramfs_is_made_once_and_again_when_stale(tmp_path):
@@ -59,7 +59,7 @@ def test_bochsrc_com1_is_a_file_for_the_probe_kernel_and_a_socket_for_the_applia
 
 
 def test_a_writable_serial_console_carries_both_ways():
-    """The Console over a TCP connection, as Bochs's socket-client COM1
+    """The PtyConsole over a TCP connection, as Bochs's socket-client COM1
     makes it: lines the guest writes are read, and what the harness sends
     reaches the guest (here a child that echoes in upper case)."""
     with socket.socket() as listener:
@@ -72,7 +72,7 @@ def test_a_writable_serial_console_carries_both_ways():
         listener.settimeout(20)
         conn, _ = listener.accept()
     conn.setblocking(False)
-    console = Console(child, serial_fd=conn.detach(), label="echo", serial_writable=True)
+    console = PtyConsole(child, serial_fd=conn.detach(), label="echo", serial_writable=True)
     try:
         console.send("ready\n")
         assert console.readline(10) == "READY"
@@ -84,7 +84,7 @@ def test_a_read_only_serial_console_still_refuses_to_be_written():
     child = pexpect.spawn("sleep", ["5"])
     r, w = os.pipe()
     os.close(w)
-    console = Console(child, serial_fd=r, label="fifo")
+    console = PtyConsole(child, serial_fd=r, label="fifo")
     try:
         with pytest.raises(NotImplementedError):
             console.send("x\n")

@@ -11,14 +11,15 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from conftest import PROFILES
 
 from conformance.backends import bochs as bochs_mod
 from conformance.backends.base import BackendUnavailable, Payload
 from conformance.backends.bochs import GZIP_ABOVE, BochsBackend, BochsSettings
+from conformance.backends.media import LINUX_GRUB_CFG, LOADED, BootModule, make_multiboot_iso, multiboot_grub_cfg
 from conformance.backends.xen import XenBackend, XenSettings
-from conformance.guest import LINUX_GRUB_CFG, LOADED, BootModule, BuildError, make_multiboot_iso, multiboot_grub_cfg
-from conformance.profile import load_profile
-from conftest import PROFILES
+from conformance.core.kernel import BuildError
+from conformance.core.profile import load_profile
 
 
 def entry(cfg: str) -> list[str]:
@@ -76,7 +77,7 @@ def test_linux_cfg_says_when_grub_has_read_the_files():
                     reason="grub-mkrescue or xorriso not installed")  # fmt: skip
 def test_multiboot_iso_carries_the_files_and_the_cfg(tmp_path):
     try:
-        from conformance.guest import check_iso_tools
+        from conformance.backends.media import check_iso_tools
 
         check_iso_tools()
     except BuildError as exc:
@@ -153,7 +154,7 @@ def test_a_large_per_boot_payload_cpio_goes_gzipd(tmp_path, captured):
 def test_xen_accepts_bochs_below(monkeypatch):
     below = BochsBackend(BochsSettings(), 0)
     monkeypatch.setattr(below, "preflight", lambda: None)
-    monkeypatch.setattr("conformance.xen_appliance.build", lambda device_model=False: "appliance")
+    monkeypatch.setattr("conformance.appliances.xen.build", lambda device_model=False: "appliance")
     xen = XenBackend(XenSettings(), 1, below=below)
     xen.preflight()
     assert xen._appliance == "appliance"
@@ -180,9 +181,10 @@ def test_a_domain_xen_crashed_is_named_at_the_end():
     """Xen 4.17's nested VMX hands a VMCS it did not check to the CPU below;
     when that VM entry fails, Xen crashes the whole domU: the CRASH says so,
     with Xen's own line on the domain's vCPU (as seen on Bochs)."""
-    from conformance.backends.shell import GuestConsole
-    from conformance.backends.xen import DomainConsole
     from test_xen import FakeOuter
+
+    from conformance.backends.transports.shell import GuestConsole
+    from conformance.backends.xen import DomainConsole
 
     lines = [
         "(d1) @NVCT1 22 START probe=vmx.entry.ctl_reserved index=5 #26248c19",

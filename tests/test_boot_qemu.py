@@ -4,7 +4,6 @@ import os
 import xml.etree.ElementTree as ET
 
 import pytest
-
 from conftest import need, nvct, run_profile, verdicts
 
 pytestmark = pytest.mark.boot
@@ -169,13 +168,13 @@ def test_a_kvm_internal_error_ends_the_boot_at_once_with_qemus_words():
 
     import pexpect
 
-    from conformance.backends.console import Console
     from conformance.backends.qemu import QEMU_FATAL
+    from conformance.backends.transports.pty import PtyConsole
 
     stand_in = ("echo 'Linux version 6.1.0'; echo 'KVM internal error. Suberror: 1'; "
                 "echo 'extra data[0]: 0x0000000000000001'; "
                 "echo 'RIP=ffffffff8132ae50 RFL=00000006 [-----P-] CPL=0 II=0 A20=1 SMM=0 HLT=0'; exec sleep 600")  # fmt: skip
-    console = Console(pexpect.spawn("sh", ["-c", stand_in], echo=False), label="qemu", fatal=QEMU_FATAL)
+    console = PtyConsole(pexpect.spawn("sh", ["-c", stand_in], echo=False), label="qemu", fatal=QEMU_FATAL)
     start = time.monotonic()
     lines = []
     while (line := console.readline(30)) is not None:

@@ -2,7 +2,7 @@
 
 import pytest
 
-from conformance.catalog import CatalogError, Probe, SelectionError, parse_catalog, select, split_globs
+from conformance.core.catalog import CatalogError, Probe, SelectionError, parse_catalog, select, split_globs
 
 CATALOG = "\n".join(
     [

@@ -4,13 +4,13 @@ import json
 
 import pytest
 import yaml
-
 from conftest import PROFILES, need, nvct
-from conformance.compare import baseline_rules, diff, render_baseline
-from conformance.expect import Expectations, apply
-from conformance.profile import ExpectRule, load_profile
-from conformance.runrecord import read_runs
 from records import make_run
+
+from conformance.core.profile import ExpectRule, load_profile
+from conformance.core.runrecord import read_runs
+from conformance.gate.compare import baseline_rules, diff, render_baseline
+from conformance.gate.expect import Expectations, apply
 
 
 def test_diff_sorts_changes_per_level():

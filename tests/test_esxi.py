@@ -12,16 +12,15 @@ import traceback
 
 import pytest
 from conftest import ROOT, nvct
-from conformance.backends import polled
 from fakes import PROBES, payload, probe_kernel_output, run
 from fakes.vsphere import FakeVim, FakeVSphere
 
-from conformance.backends import BACKENDS, BackendUnavailable, BootFailed, Payload
+from conformance.backends import BACKENDS, BackendUnavailable, BootFailed, Payload, remote
 from conformance.backends import esxi as esxi_mod
-from conformance.backends.console import ConsoleTimeout
 from conformance.backends.esxi import EsxiBackend, EsxiSettings, build_config_spec
-from conformance.profile import ProfileError, load_profile
-from conformance.verdicts import Verdict
+from conformance.backends.transports import ConsoleTimeout
+from conformance.core.profile import ProfileError, load_profile
+from conformance.core.verdicts import Verdict
 
 ENV = {"NVCT_ESXI_USER": "nvct", "NVCT_ESXI_PASSWORD": "fake-password"}
 
@@ -34,14 +33,14 @@ def pieces(lines: list[bytes], size: int = 37) -> list[bytes]:
 
 @pytest.fixture(autouse=True)
 def fake_iso(monkeypatch):
-    """The boot ISO is made by guest.make_iso (tested with QEMU and Bochs);
+    """The boot ISO is made by media.make_iso (tested with QEMU and Bochs);
     here a stand-in file, so these tests need no GRUB."""
 
     def make(kernel, cmdline, dest, firmware):
         dest.write_bytes(b"FAKE ISO " + cmdline.encode())
         return dest
 
-    monkeypatch.setattr(polled, "make_boot_iso", make)  # RemoteVmBackend.boot_payload makes it
+    monkeypatch.setattr(remote, "make_boot_iso", make)  # RemoteVmBackend.boot_payload makes it
 
 
 def backend(api: FakeVSphere, env: dict | None = None, **settings) -> EsxiBackend:

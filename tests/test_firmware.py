@@ -10,13 +10,14 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from conftest import need, run_profile, verdicts
+
 from conformance.backends.base import BootFailed, Payload
+from conformance.backends.media import check_iso_tools, make_iso
 from conformance.backends.qemu import OVMF_CODE, OVMF_VARS, QemuBackend, QemuSettings
-from conformance.guest import BuildError, GuestImage, check_iso_tools, make_iso
-from conformance.profile import ProfileError, load_profile
-from conformance.protocol import parse_line
+from conformance.core.kernel import BuildError, GuestImage
+from conformance.core.profile import ProfileError, load_profile
+from conformance.core.protocol import parse_line
 
 pytestmark = pytest.mark.boot
 
@@ -106,10 +107,10 @@ def test_the_iso_is_hybrid(image, tmp_path):
 
 
 def test_make_iso_names_the_missing_package(image, tmp_path, monkeypatch):
-    import conformance.guest as guest
+    from conformance.backends import media
 
     need_iso_tools()
-    monkeypatch.setattr(guest, "GRUB_LIB", tmp_path / "nogrub")
+    monkeypatch.setattr(media, "GRUB_LIB", tmp_path / "nogrub")
     with pytest.raises(BuildError, match=r"grub-pc-bin"):
         make_iso(image, "", tmp_path / "x.iso")
     (tmp_path / "nogrub" / "i386-pc").mkdir(parents=True)

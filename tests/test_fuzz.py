@@ -7,9 +7,9 @@ import string
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conformance.profile import ProfileError, load_profile
-from conformance.protocol import PREFIX, RecordError, format_record, parse_line
-from conformance.session import BootLog
+from conformance.core.bootlog import BootLog
+from conformance.core.profile import ProfileError, load_profile
+from conformance.core.protocol import PREFIX, RecordError, format_record, parse_line
 
 # bench/fuzz.py sets this for a long run; the test suite keeps to a few hundred.
 LONG = int(os.environ.get("NVCT_FUZZ_EXAMPLES", "0"))

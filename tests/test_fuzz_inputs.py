@@ -15,7 +15,7 @@ import tracemalloc
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conformance.profile import ProfileError, load_profile
+from conformance.core.profile import ProfileError, load_profile
 
 LONG = int(os.environ.get("NVCT_FUZZ_EXAMPLES", "0"))
 

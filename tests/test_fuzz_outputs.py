@@ -14,13 +14,13 @@ from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from records import make_run
 
-from conformance import compare
-from conformance.outputs import OutputError, write_text
+from conformance.core.outputs import OutputError, write_text
+from conformance.core.runrecord import RunRecordError, read_runs, write_runs
+from conformance.gate import compare
 from conformance.reports import html as html_report
 from conformance.reports import junit, markdown, tap, text
-from conformance.runrecord import RunRecordError, read_runs, write_runs
-from records import make_run
 
 # bench/fuzz.py sets this for a long run; the test suite keeps to a few hundred.
 LONG = int(os.environ.get("NVCT_FUZZ_EXAMPLES", "0"))

@@ -3,14 +3,14 @@
 import json
 
 import pytest
-
 from conftest import need, nvct
-from conformance.expect import Outcome, assess
-from conformance.features import feature_view
-from conformance.profile import ProfileError, load_profile
-from conformance.runrecord import RunRecord
-from conformance.verdicts import Verdict
 from records import make_run
+
+from conformance.core.profile import ProfileError, load_profile
+from conformance.core.runrecord import RunRecord
+from conformance.core.verdicts import Verdict
+from conformance.gate.expect import Outcome, assess
+from conformance.gate.features import feature_view
 
 STACK = "name: t\nstack:\n  - backend: qemu\n    cpu: max\n"
 
@@ -249,7 +249,7 @@ def test_known_failure_that_passes_makes_the_gate_exit_1_naming_xpass(tmp_path):
 
 
 def test_features_from_the_facts_alone():
-    from conformance.features import exposed, from_facts
+    from conformance.gate.features import exposed, from_facts
 
     skylake = {
         "vmx": "1",

@@ -17,10 +17,10 @@ from pathlib import Path
 import pytest
 from conftest import PROFILES, need, nvct, run_profile, verdicts
 
-from conformance.catalog import Probe
-from conformance.protocol import format_record
-from conformance.runner import CMDLINE_BUDGET, RunOptions, boot_cmdline, run_level, selection_map
-from conformance.stack import Level
+from conformance.core.catalog import Probe
+from conformance.core.protocol import format_record
+from conformance.run.runner import CMDLINE_BUDGET, RunOptions, boot_cmdline, run_level, selection_map
+from conformance.run.stack import Level
 
 QEMU = "stack:\n  - backend: qemu\n"
 
@@ -97,7 +97,7 @@ def test_the_kernel_refuses_a_command_line_it_would_cut(image, tmp_path):
     rather than run what the cut line happens to select."""
     need("qemu-system-x86_64", "qemu-system-x86")
     from conformance.backends.qemu import QemuBackend, QemuSettings
-    from conformance.protocol import parse_line
+    from conformance.core.protocol import parse_line
 
     cmdline = "probes=" + ",".join(["cpu.cpuid.basic"] * 80) + " after=cpu.cpuid.basic"
     assert len(cmdline) > 1100

@@ -18,13 +18,13 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
-
 from conftest import PROFILES, ROOT, need, nvct
-from conformance import outputs
-from conformance.reports import html as html_report
-from conformance.reports import junit, markdown, tap, text
 from records import make_run
 from test_reports import chromium, validate_junit
+
+from conformance.core import outputs
+from conformance.reports import html as html_report
+from conformance.reports import junit, markdown, tap, text
 
 # Markup, an escape sequence, a bell, quotes, an ampersand, and a newline that
 # would start a TAP line of its own.
@@ -44,7 +44,7 @@ def hostile_run(surrogate=True, **kw):
     run.levels[0].hypervisor = {"backend": HOSTILE, "version": HOSTILE, "settings": {HOSTILE: HOSTILE},
                                 "runtime": {"module": HOSTILE, HOSTILE: HOSTILE}}  # fmt: skip
     run.status = HOSTILE  # the gate fails: a line naming the status in every report
-    from conformance.expect import apply
+    from conformance.gate.expect import apply
 
     apply(run, run.expectations)
     return run
@@ -116,7 +116,7 @@ def test_text_report_sends_no_escape_sequence_from_a_record(colour):
 
 
 def test_diff_and_baseline_text_keep_record_strings_on_their_line():
-    from conformance import compare
+    from conformance.gate import compare
 
     a, b = hostile_run(), hostile_run()
     b.results[0].verdict = b.results[0].verdict.__class__("CRASH")

@@ -14,16 +14,15 @@ import traceback
 
 import pytest
 from conftest import ROOT, nvct
-from conformance.backends import polled
 from fakes import PROBES, payload, probe_kernel_output, run
 from fakes.hyperv import FakeHypervHost
 
-from conformance.backends import BACKENDS, BackendUnavailable, BootFailed
+from conformance.backends import BACKENDS, BackendUnavailable, BootFailed, remote
 from conformance.backends import hyperv as hv
-from conformance.backends.console import ConsoleTimeout
 from conformance.backends.hyperv import HypervBackend, HypervSettings, create_script, nesting_problems
-from conformance.profile import ProfileError, load_profile
-from conformance.verdicts import Verdict
+from conformance.backends.transports import ConsoleTimeout
+from conformance.core.profile import ProfileError, load_profile
+from conformance.core.verdicts import Verdict
 
 ENV = {"NVCT_HYPERV_USER": "LAB\\nvct", "NVCT_HYPERV_PASSWORD": "fake-password"}
 
@@ -35,13 +34,13 @@ def pieces(lines: list[bytes], size: int = 41) -> list[bytes]:
 
 @pytest.fixture(autouse=True)
 def fake_iso(monkeypatch):
-    """A stand-in for guest.make_iso's ISO (that is tested with QEMU and Bochs)."""
+    """A stand-in for media.make_iso's ISO (that is tested with QEMU and Bochs)."""
 
     def make(kernel, cmdline, dest, firmware):
         dest.write_bytes(f"FAKE {firmware} ISO {cmdline}".encode())
         return dest
 
-    monkeypatch.setattr(polled, "make_boot_iso", make)  # RemoteVmBackend.boot_payload makes it
+    monkeypatch.setattr(remote, "make_boot_iso", make)  # RemoteVmBackend.boot_payload makes it
 
 
 def backend(host: FakeHypervHost, env: dict | None = None, **settings) -> HypervBackend:
@@ -433,7 +432,7 @@ def test_real_pypsrp_calls(monkeypatch):
     out: the WSMan arguments are ones pypsrp takes, the script goes in with
     add_script and its values with add_parameters."""
     powershell = pytest.importorskip("pypsrp.powershell", reason="pypsrp not installed (pip install nvct[hyperv])")
-    from conformance.backends.polled import Credentials, Secret
+    from conformance.backends.secrets import Credentials, Secret
 
     opened, invoked = [], []
     def open_pool(self):  # what the server would have said: its protocol version

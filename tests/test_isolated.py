@@ -5,10 +5,10 @@
 from __future__ import annotations
 
 import pytest
-
-from conformance.catalog import Probe
-from conformance.runner import RunOptions, _plan, shard_of
 from conftest import run_profile, verdicts
+
+from conformance.core.catalog import Probe
+from conformance.run.runner import RunOptions, _plan, shard_of
 
 
 def probe(pid: str, isolated: bool = False) -> Probe:

@@ -16,7 +16,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import PROFILES, need, nvct
 
 pytestmark = pytest.mark.boot
@@ -73,9 +72,9 @@ def chunks(junit: Path) -> dict[str, set[str]]:
 
 @pytest.fixture(scope="module")
 def catalog():
-    from conformance.catalog import select, split_globs
-    from conformance.guest import build
-    from conformance.profile import load_profile
+    from conformance.core.catalog import select, split_globs
+    from conformance.core.kernel import build
+    from conformance.core.profile import load_profile
 
     probes = build().catalog()
     return lambda globs=None: select(probes, split_globs(globs) if globs else list(load_profile(TCG).probes))

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from conformance.profile import ProfileError, load_profile
+from conformance.core.profile import ProfileError, load_profile
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -90,7 +90,7 @@ def test_missing_file(tmp_path):
 def test_values_arrive_as_single_argv_elements(tmp_path):
     from conformance.backends.base import Payload
     from conformance.backends.qemu import QemuBackend
-    from conformance.guest import GuestImage
+    from conformance.core.kernel import GuestImage
 
     path = write(tmp_path, GOOD + "    args: ['-name', 'a b; echo $(id) \"q\"']\n")
     profile = load_profile(path)

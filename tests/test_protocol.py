@@ -4,7 +4,7 @@ import zlib
 
 import pytest
 
-from conformance.protocol import RecordError, escape, format_record, parse_line, unescape
+from conformance.core.protocol import RecordError, escape, format_record, parse_line, unescape
 
 
 def test_round_trip_with_awkward_values():

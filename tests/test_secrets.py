@@ -30,12 +30,11 @@ from fakes import PROBES, payload, probe_kernel_output, run
 from fakes.hyperv import FakeHypervHost
 from fakes.vsphere import FakeFault, FakeVSphere
 
-from conformance.backends import BackendUnavailable, BootFailed
-from conformance.backends import polled
+from conformance.backends import BackendUnavailable, BootFailed, remote
 from conformance.backends.esxi import EsxiBackend, EsxiSettings
 from conformance.backends.hyperv import HypervBackend, HypervSettings
-from conformance.backends.polled import MASK, Secret, one_line, scrub
-from conformance.profile import ProfileError, load_profile
+from conformance.backends.secrets import MASK, Secret, flatten, scrub
+from conformance.core.profile import ProfileError, load_profile
 
 # A password with every character that XML, URLs, JSON and shells treat specially.
 PASSWORD = "p&ss<w>rd\"q'uo te/b\\s+%;é€"
@@ -112,10 +111,10 @@ def test_scrub_leaves_text_without_secrets_alone():
     assert scrub(text, [PASSWORD, "hunter2"], users=[USER]) == text
 
 
-def test_one_line():
-    assert one_line("(vim.fault.NoPermission) {\n   msg = 'x',\r\n\tprivilegeId = 'System.View'\n}") == (
+def test_flatten():
+    assert flatten("(vim.fault.NoPermission) {\n   msg = 'x',\r\n\tprivilegeId = 'System.View'\n}") == (
         "(vim.fault.NoPermission) { msg = 'x', privilegeId = 'System.View' }")
-    assert one_line("red \x1b[31mtext\x07\x00") == "red \\x1b[31mtext\\x07\\x00"
+    assert flatten("red \x1b[31mtext\x07\x00") == "red \\x1b[31mtext\\x07\\x00"
 
 
 def test_secret_is_never_its_own_str():
@@ -130,11 +129,11 @@ ESXI_ENV = {"NVCT_ESXI_USER": USER, "NVCT_ESXI_PASSWORD": PASSWORD}
 
 @pytest.fixture(autouse=True)
 def fake_iso(monkeypatch):
-    def make(kernel, cmdline, dest, firmware):  # a stand-in for guest.make_iso: these tests need no GRUB
+    def make(kernel, cmdline, dest, firmware):  # a stand-in for media.make_iso: these tests need no GRUB
         dest.write_bytes(b"FAKE ISO " + cmdline.encode())
         return dest
 
-    monkeypatch.setattr(polled, "make_boot_iso", make)
+    monkeypatch.setattr(remote, "make_boot_iso", make)
 
 
 def esxi(api: FakeVSphere, env: dict | None = None, **settings) -> EsxiBackend:

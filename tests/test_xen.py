@@ -8,8 +8,11 @@ import re
 import shutil
 
 import pytest
+from conftest import PROFILES, need, run_profile, verdicts
 
-from conformance.backends.shell import GuestConsole
+from conformance.backends.base import BootFailed
+from conformance.backends.qemu import multiboot_modules
+from conformance.backends.transports.shell import GuestConsole
 from conformance.backends.xen import (
     PBUF_CHUNK,
     DomainConsole,
@@ -19,10 +22,7 @@ from conformance.backends.xen import (
     xen_cmdline,
     xl_string,
 )
-from conformance.backends.base import BootFailed
-from conformance.backends.qemu import multiboot_modules
-from conformance.profile import ProfileError, load_profile
-from conftest import PROFILES, need, run_profile, verdicts
+from conformance.core.profile import ProfileError, load_profile
 
 # ---- an xl configuration reader, written from libxlu's lexer and dequoting
 # (tools/libs/util/libxlu_cfg_l.l, libxlu_cfg.c), independent of the writer --
@@ -159,8 +159,9 @@ def test_payload_files_in_a_folder_of_a_real_host(tmp_path):
 
 def test_payload_files_hvm_carry_the_boot_iso_with_the_cmdline(tmp_path, image):
     from conformance.backends.base import Payload
+    from conformance.backends.media import check_iso_tools
     from conformance.backends.xen import payload_files, wait_command
-    from conformance.guest import BuildError, check_iso_tools
+    from conformance.core.kernel import BuildError
 
     try:
         check_iso_tools()
@@ -434,7 +435,7 @@ class FakeShell:
         self.console = FakeOuter([])
 
     def run(self, argv, timeout=60.0):
-        from conformance.backends.shell import CommandResult
+        from conformance.backends.transports.shell import CommandResult
 
         self.sent.append(argv)
         status, output = self.answers[argv[0] if isinstance(argv, str) else " ".join(argv[:2])]
@@ -532,7 +533,8 @@ def test_l2_under_xen_in_tcg(tmp_path, tools):
 def test_l2_as_an_hvm_domu_under_xen_in_tcg(tmp_path, tools):
     """hvmloader, SeaBIOS, GRUB from the ISO on the emulated CD-ROM, the
     probe kernel on the COM1 that QEMU in dom0 emulates."""
-    from conformance.guest import BuildError, check_iso_tools
+    from conformance.backends.media import check_iso_tools
+    from conformance.core.kernel import BuildError
 
     try:
         check_iso_tools()
@@ -561,7 +563,7 @@ def test_odd_cmdline_reaches_the_domu_intact(tmp_path, tools, image):
     start info unchanged: the probe kernel's HELLO says what it received."""
     from conformance.backends.qemu import QemuBackend, QemuSettings
     from conformance.backends.xen import XenBackend
-    from conformance.protocol import parse_line
+    from conformance.core.protocol import parse_line
 
     odd = "probes=cpu.cpuid.basic nvct.q=\"a'b\" $(reboot);`id`\\ #h%"
     below = QemuBackend(QemuSettings(accel="tcg", cpu="max", memory=2048), 0)

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from conformance.backends.dom0 import Dom0, Dom0Error
+from conformance.backends.transports.ssh import SshHost, SshHostError
 from conformance.backends.xen import PV_CONSOLE_SCRIPT, WAIT_SCRIPT, XenSettings
-from conformance.profile import ProfileError, load_profile
+from conformance.core.profile import ProfileError, load_profile
 
 # ---- the address -------------------------------------------------------------------
 
@@ -33,20 +33,20 @@ from conformance.profile import ProfileError, load_profile
     ],
 )
 def test_dom0_addresses(text, kind, user, host, port):
-    dom0 = Dom0.parse(text)
+    dom0 = SshHost.parse(text)
     assert (dom0.kind, dom0.user, dom0.host, dom0.port) == (kind, user, host, port)
 
 
 @pytest.mark.parametrize("text", ["", "xenhost", "ssh://", "ssh://a b", "ssh://root@host:99999",
                                   "ssh://-oProxyCommand=x", "http://host", "ssh://host:port"])  # fmt: skip
 def test_bad_dom0_addresses(text):
-    with pytest.raises(Dom0Error):
-        Dom0.parse(text)
+    with pytest.raises(SshHostError):
+        SshHost.parse(text)
 
 
 def test_ssh_argv_is_batch_mode_with_the_identity_and_port(monkeypatch):
     monkeypatch.delenv("NVCT_XEN_SSH_IDENTITY", raising=False)
-    dom0 = Dom0.parse("ssh://root@xen-01:2222", identity="/keys/ci", options=("StrictHostKeyChecking=accept-new",))
+    dom0 = SshHost.parse("ssh://root@xen-01:2222", identity="/keys/ci", options=("StrictHostKeyChecking=accept-new",))
     argv = dom0.argv("xl info")
     assert argv[0] == "ssh" and "-T" in argv
     assert argv[argv.index("BatchMode=yes") - 1] == "-o"  # never a password prompt
@@ -58,19 +58,19 @@ def test_ssh_argv_is_batch_mode_with_the_identity_and_port(monkeypatch):
 
 def test_identity_from_the_environment(monkeypatch):
     monkeypatch.setenv("NVCT_XEN_SSH_IDENTITY", "/env/key")
-    argv = Dom0.parse("ssh://xen-01").argv("true")
+    argv = SshHost.parse("ssh://xen-01").argv("true")
     assert argv[argv.index("-i") + 1] == "/env/key"
 
 
 def test_sudo_wraps_the_command():
-    assert Dom0.parse("local", sudo=True).argv("xl list") == ["sh", "-c", "sudo -n sh -c 'xl list'"]
-    assert Dom0.parse("ssh://h", sudo=True).argv("xl list")[-1] == "sudo -n sh -c 'xl list'"
+    assert SshHost.parse("local", sudo=True).argv("xl list") == ["sh", "-c", "sudo -n sh -c 'xl list'"]
+    assert SshHost.parse("ssh://h", sudo=True).argv("xl list")[-1] == "sudo -n sh -c 'xl list'"
 
 
 def test_put_copies_a_file_through_the_dom0_command(tmp_path):
     source = tmp_path / "kernel"
     source.write_bytes(bytes(range(256)) * 64)
-    Dom0.parse("local").put(source, str(tmp_path / "copy"), 0o755)
+    SshHost.parse("local").put(source, str(tmp_path / "copy"), 0o755)
     assert (tmp_path / "copy").read_bytes() == source.read_bytes()
     assert (tmp_path / "copy").stat().st_mode & 0o777 == 0o755
 
@@ -78,8 +78,8 @@ def test_put_copies_a_file_through_the_dom0_command(tmp_path):
 def test_put_names_the_path_it_could_not_write(tmp_path):
     source = tmp_path / "kernel"
     source.write_bytes(b"x")
-    with pytest.raises(Dom0Error, match="cannot write /nonexistent/dir/kernel"):
-        Dom0.parse("local").put(source, "/nonexistent/dir/kernel")
+    with pytest.raises(SshHostError, match="cannot write /nonexistent/dir/kernel"):
+        SshHost.parse("local").put(source, "/nonexistent/dir/kernel")
 
 
 # ---- settings and placement ----------------------------------------------------------
@@ -213,9 +213,9 @@ def test_dom0_local_runs_a_boot_end_to_end_and_leaves_nothing(tmp_path, image, m
     need("qemu-system-x86_64", "qemu-system-x86")
     from conformance.backends.qemu import QemuBackend, QemuSettings
     from conformance.backends.xen import XenBackend
-    from conformance.catalog import select
-    from conformance.runner import RunOptions, run_level
-    from conformance.stack import Level
+    from conformance.core.catalog import select
+    from conformance.run.runner import RunOptions, run_level
+    from conformance.run.stack import Level
 
     selected = select(image.catalog(), ["cpu.cpuid.basic"])
     with QemuBackend(QemuSettings(), 0).boot(image, "probes=cpu.cpuid.basic", tmp_path) as console:

@@ -1,4 +1,4 @@
-"""The emulated Xen host over SSH (conformance/xen_host.py): what the xen
+"""The emulated Xen host over SSH (tests/support/xen_host.py): what the xen
 backend's SSH mode relies on, driven with the system ssh client against
 one boot of QEMU TCG -> Xen 4.17 with dom0's sshd on a forwarded port."""
 
@@ -10,11 +10,11 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import need
+from support.xen_sshd import SSHD_READY
 
 from conformance.backends.xen import XenSettings, domu_config, parse_xl_info
-from conformance.xen_sshd import SSHD_READY
-from conformance.protocol import parse_line
-from conftest import need
+from conformance.core.protocol import parse_line
 
 pytestmark = pytest.mark.boot
 
@@ -27,7 +27,7 @@ def xen_host(tmp_path_factory):
         need(tool, package)
     if not os.access("/usr/sbin/sshd", os.X_OK):
         pytest.skip("/usr/sbin/sshd not installed (Debian package openssh-server)")
-    from conformance.xen_host import emulated_xen_host
+    from support.xen_host import emulated_xen_host
 
     with emulated_xen_host(tmp_path_factory.mktemp("xen-host")) as host:
         yield host
@@ -170,8 +170,10 @@ def test_a_crash_over_ssh_resumes_in_a_fresh_domain_and_cleans_up(xen_host, tmp_
 @pytest.fixture(scope="module")
 def xen_hvm_host(tmp_path_factory):
     """The emulated Xen host whose dom0 has the device model as well."""
-    from conformance.guest import BuildError, check_iso_tools
-    from conformance.xen_host import emulated_xen_host
+    from support.xen_host import emulated_xen_host
+
+    from conformance.backends.media import check_iso_tools
+    from conformance.core.kernel import BuildError
 
     try:
         check_iso_tools()

@@ -6,13 +6,13 @@ from __future__ import annotations
 import dataclasses
 import shutil
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-from ..guest import GuestImage
-from .console import Console
+from ..core.kernel import GuestImage
+from .transports import Console
 
 
 class BackendUnavailable(Exception):

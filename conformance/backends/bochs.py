@@ -20,10 +20,11 @@ from pathlib import Path
 
 import pexpect
 
-from ..appliance import compressed
-from ..guest import BootModule, BuildError, GuestImage, make_iso, make_linux_iso, make_multiboot_iso
+from ..appliances.linux import compressed
+from ..core.kernel import BuildError, GuestImage
 from .base import Backend, BackendUnavailable, BootFailed, Payload, require_binary
-from .console import Console
+from .media import BootModule, make_iso, make_linux_iso, make_multiboot_iso
+from .transports.pty import PtyConsole
 
 BIOS = "/usr/share/bochs/BIOS-bochs-latest"
 VGABIOS = "/usr/share/vgabios/vgabios.bin"
@@ -112,7 +113,7 @@ class BochsBackend(Backend):
         return "\n".join(lines) + "\n"
 
     @contextmanager
-    def boot_payload(self, payload: Payload, workdir: Path) -> Iterator[Console]:
+    def boot_payload(self, payload: Payload, workdir: Path) -> Iterator[PtyConsole]:
         if not payload.probe:
             with self._boot_linux(payload, workdir) as console:
                 yield console
@@ -136,7 +137,7 @@ class BochsBackend(Backend):
             os.close(fd)
             raise BackendUnavailable(f"cannot start bochs: {exc}") from None
         log = workdir / "bochs.log"
-        console = Console(
+        console = PtyConsole(
             child, serial_fd=fd, label="bochs", diagnostics=lambda: _log_excerpt(log), last_words=lambda: _panic(log)
         )
         try:
@@ -160,7 +161,7 @@ class BochsBackend(Backend):
         return make_linux_iso(payload.bzimage or payload.kernel, payload.append, initrds, workdir / "linux.iso")
 
     @contextmanager
-    def _boot_linux(self, payload: Payload, workdir: Path) -> Iterator[Console]:
+    def _boot_linux(self, payload: Payload, workdir: Path) -> Iterator[PtyConsole]:
         """An appliance (Linux, or Xen with its dom0, the hypervisor of the
         next level) from a GRUB ISO. COM1 is a TCP connection to the
         harness, so that the appliance's command loop can be typed into.
@@ -195,7 +196,7 @@ class BochsBackend(Backend):
                                  _log_excerpt(log)) from None  # fmt: skip
         conn.setblocking(False)
         log = workdir / "bochs.log"
-        console = Console(child, serial_fd=conn.detach(), label="bochs", diagnostics=lambda: _log_excerpt(log),
+        console = PtyConsole(child, serial_fd=conn.detach(), label="bochs", diagnostics=lambda: _log_excerpt(log),
                           last_words=lambda: _panic(log), serial_writable=True)  # fmt: skip
         try:
             yield console

@@ -28,18 +28,10 @@ from pathlib import Path
 from typing import Any
 
 from .base import BackendUnavailable, BootFailed
-from .polled import (
-    ENV_NAME,
-    Chunk,
-    Credentials,
-    CredentialsMissing,
-    FetchError,
-    PolledConsole,
-    RemoteVmBackend,
-    env_name_problem,
-    iso_supports,
-    resolve_credentials,
-)
+from .media import iso_supports
+from .remote import RemoteVmBackend
+from .secrets import ENV_NAME, Credentials, CredentialsMissing, env_name_problem, resolve_credentials
+from .transports.polled import FetchError, PolledChunk, PolledConsole
 
 log = logging.getLogger("nvct.esxi")
 
@@ -242,7 +234,7 @@ class EsxiBackend(RemoteVmBackend):
         self.api.load()
         if not iso_supports(s.firmware):
             raise BackendUnavailable("firmware efi needs the hybrid BIOS+UEFI boot ISO, which this nvct's "
-                                     "guest.make_iso does not make yet; use firmware: bios")  # fmt: skip
+                                     "make_iso does not make yet; use firmware: bios")  # fmt: skip
         si = self._connect()
         try:
             place = self._place(si)
@@ -412,7 +404,7 @@ class _Boot:
             facts["esxi.vm_facts_error"] = self.b._say(_fault_text(exc))
         return facts
 
-    def fetch(self, offset: int) -> Chunk:
+    def fetch(self, offset: int) -> PolledChunk:
         """The serial file's bytes after `offset`, and whether the VM still runs.
         The VM's state is read first, so that a VM found stopped has written
         everything the read then returns."""
@@ -435,10 +427,10 @@ class _Boot:
             raise FetchError(f"reading com1.log: HTTP {status}")
         if question is not None:
             text = getattr(question, "text", question)
-            return Chunk(data, True, f"esxi VM {self.name} stopped with a question: {text}")
+            return PolledChunk(data, True, f"esxi VM {self.name} stopped with a question: {text}")
         if power != "poweredOn":
-            return Chunk(data, True, f"esxi VM {self.name} is {power}")
-        return Chunk(data)
+            return PolledChunk(data, True, f"esxi VM {self.name} is {power}")
+        return PolledChunk(data)
 
     def clean_up(self) -> None:
         """Power off, destroy, delete the folder, log out: each step runs

@@ -31,18 +31,10 @@ from pathlib import Path
 from typing import Any
 
 from .base import BackendUnavailable, BootFailed
-from .polled import (
-    ENV_NAME,
-    Chunk,
-    Credentials,
-    CredentialsMissing,
-    FetchError,
-    PolledConsole,
-    RemoteVmBackend,
-    env_name_problem,
-    iso_supports,
-    resolve_credentials,
-)
+from .media import iso_supports
+from .remote import RemoteVmBackend
+from .secrets import ENV_NAME, Credentials, CredentialsMissing, env_name_problem, resolve_credentials
+from .transports.polled import FetchError, PolledChunk, PolledConsole
 
 log = logging.getLogger("nvct.hyperv")
 
@@ -387,7 +379,7 @@ class HypervBackend(RemoteVmBackend):
         self.api.load()
         if not iso_supports(s.firmware):
             raise BackendUnavailable("generation 2 boots only UEFI, which needs the hybrid BIOS+UEFI boot ISO; "
-                                     "this nvct's guest.make_iso makes a BIOS-only ISO: use generation: 1")  # fmt: skip
+                                     "this nvct's make_iso makes a BIOS-only ISO: use generation: 1")  # fmt: skip
         session = self._open()
         try:
             info = _json(session.run(PREFLIGHT, {}))
@@ -473,7 +465,7 @@ class _Boot:
         console.facts.update(facts)
         return console
 
-    def fetch(self, offset: int) -> Chunk:
+    def fetch(self, offset: int) -> PolledChunk:
         try:
             reply = _json(self.session.run(POLL, {"Name": self.name, "Out": self.out, "Offset": offset,
                                                   "Max": CHUNK, "JobId": self.job}))  # fmt: skip
@@ -488,12 +480,12 @@ class _Boot:
         state, reader = str(reply.get("state", "")), str(reply.get("reader", ""))
         more = len(data) >= CHUNK  # the file holds more than one poll returns
         if state != "Running" and not more:
-            return Chunk(data, True, f"hyperv VM {self.name} is {state or 'gone'}")
+            return PolledChunk(data, True, f"hyperv VM {self.name} is {state or 'gone'}")
         if reader == "Failed" and not more:
-            return Chunk(data, True, f"the COM1 pipe reader on the host failed: {reply.get('reader_error') or '?'}")
+            return PolledChunk(data, True, f"the COM1 pipe reader on the host failed: {reply.get('reader_error') or '?'}")
         if reader in ("Completed", "Stopped", "Missing") and not more:
-            return Chunk(data, True, f"the COM1 pipe of hyperv VM {self.name} closed (reader {reader})")
-        return Chunk(data)
+            return PolledChunk(data, True, f"the COM1 pipe of hyperv VM {self.name} closed (reader {reader})")
+        return PolledChunk(data)
 
     def clean_up(self) -> None:
         if self.session is None:

@@ -15,12 +15,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from .. import appliance as appliance_mod
-from ..cpio import write_cpio
+from ..appliances import linux as appliance_mod
+from ..appliances.cpio import write_cpio
 from .base import Backend, BackendUnavailable, BootFailed, LevelUnavailable, Payload
-from .console import Console
 from .qemu import concatenate
-from .shell import Shell, ShellError
+from .transports import Console
+from .transports.shell import Shell, ShellError
 
 # The appliance's kernel command line: a quiet console that is all ours.
 APPEND = "console=ttyS0 quiet loglevel=1 panic=-1 nokaslr"
@@ -141,7 +141,7 @@ class LinuxKvmBackend(Backend):
             except ShellError as exc:
                 raise BootFailed(str(exc), exc.excerpt) from None
             guest.facts.update(facts)
-            yield guest  # type: ignore[misc]
+            yield guest
 
     def _load_kvm(self, shell: Shell) -> dict[str, object]:
         s = self.settings

@@ -20,9 +20,10 @@ from pathlib import Path
 
 import pexpect
 
-from ..guest import BuildError, GuestImage, check_iso_tools, make_iso
+from ..core.kernel import BuildError, GuestImage
 from .base import Backend, BackendUnavailable, BootFailed, Payload, require_binary
-from .console import Console
+from .media import check_iso_tools, make_iso
+from .transports.pty import PtyConsole
 
 # Debian 12's `ovmf` package: the 4 MiB flash layout, the one its QEMU's
 # firmware descriptors name (OVMF_CODE.fd and OVMF_VARS.fd are the older
@@ -144,7 +145,7 @@ class QemuBackend(Backend):
         return argv + list(s.args)
 
     @contextmanager
-    def boot_payload(self, payload: Payload, workdir: Path) -> Iterator[Console]:
+    def boot_payload(self, payload: Payload, workdir: Path) -> Iterator[PtyConsole]:
         s = self.settings
         iso = ovmf_vars = None
         if (s.firmware, s.boot_from) != ("bios", "kernel"):
@@ -161,7 +162,7 @@ class QemuBackend(Backend):
         initrd = concatenate(payload.initrds, workdir / "initrd.cpio") if payload.initrds else None
         argv = self.argv(payload, initrd, iso, ovmf_vars)
         child = pexpect.spawn(argv[0], argv[1:], cwd=str(workdir), echo=False, env=os.environ.copy())
-        console = Console(child, label="qemu", fatal=QEMU_FATAL)
+        console = PtyConsole(child, label="qemu", fatal=QEMU_FATAL)
         try:
             yield console
         finally:

@@ -1,7 +1,7 @@
 """Xen as the hypervisor at a level above L0.
 
 The level below (QEMU, or Bochs from a GRUB ISO) boots the Xen appliance
-(xen_appliance.py): Debian's Xen through its multiboot header, with a PV
+(appliances/xen.py): Debian's Xen through its multiboot header, with a PV
 dom0 (Debian's kernel and a busybox initramfs carrying the toolstack) as
 multiboot modules. Xen's serial console carries everything: Xen's own
 lines ("(XEN) ..."), dom0's console (hvc0, where the appliance's command
@@ -35,19 +35,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-
-from .. import xen_appliance
-from ..appliance import READY, ApplianceError
-from ..cpio import write_cpio
-from ..guest import BuildError, GuestImage, check_iso_tools, make_iso
+from ..appliances import xen as xen_appliance
+from ..appliances.cpio import write_cpio
+from ..appliances.linux import READY, ApplianceError
+from ..core.kernel import BuildError, GuestImage
 from .base import Backend, BackendUnavailable, BootFailed, LevelUnavailable, Payload, require_binary
-from .console import Console
-from .dom0 import Dom0, Dom0Error
 from .bochs import BochsBackend
+from .media import check_iso_tools, make_iso
 from .qemu import QemuBackend, concatenate
-from .shell import GuestConsole, Shell, ShellError
+from .transports import Console
+from .transports.shell import GuestConsole, Shell, ShellError
+from .transports.ssh import SshHost, SshHostError
 
-# Dom0's kernel command line: its console is Xen's (hvc0), quiet.
+# SshHost's kernel command line: its console is Xen's (hvc0), quiet.
 DOM0_APPEND = "console=hvc0 quiet loglevel=1 nokaslr"
 # Xen's own command line, before the profile's `options`: its console on
 # COM1 (the level below's serial port), every guest message printed (the
@@ -152,11 +152,11 @@ class XenSettings:
     ssh_options: tuple[str, ...] = ()  # more `ssh -o NAME=VALUE` options
     sudo: bool = False  # run xl through `sudo -n` (a dom0 user that is not root)
 
-    def host(self) -> Dom0 | None:
+    def host(self) -> SshHost | None:
         """The real host's dom0, or None when nvct boots Xen itself."""
         if not self.dom0:
             return None
-        return Dom0.parse(self.dom0, self.identity, self.ssh_options, self.sudo)
+        return SshHost.parse(self.dom0, self.identity, self.ssh_options, self.sudo)
 
     def validate(self) -> tuple[str, str] | None:
         if self.type not in TYPES:
@@ -164,7 +164,7 @@ class XenSettings:
         if self.dom0:
             try:
                 self.host()
-            except Dom0Error as exc:
+            except SshHostError as exc:
                 return ("ssh_options" if "option" in str(exc) else "dom0"), str(exc)
             if self.options:
                 return "options", "Xen's command line is the host's own: options apply only when nvct boots Xen (no dom0)"
@@ -360,7 +360,7 @@ class XenBackend(Backend):
         except ApplianceError as exc:
             raise BackendUnavailable(f"cannot build the Xen appliance: {exc}") from None
 
-    def _preflight_host(self, host: Dom0) -> None:
+    def _preflight_host(self, host: SshHost) -> None:
         """A real host: dom0 answers and `xl info` works (and, for HVM, the
         ISO can be made here). What Xen offers (HVM, HAP) is checked at boot:
         missing, it makes the level unavailable, not the run."""
@@ -381,7 +381,7 @@ class XenBackend(Backend):
         if self._host_info is None:
             try:
                 result = self.host.run("xl info", timeout=120)
-            except Dom0Error as exc:
+            except SshHostError as exc:
                 raise BackendUnavailable(str(exc)) from None
             info = parse_xl_info(result.stdout.splitlines())
             if result.returncode != 0 or "xen_version" not in info:
@@ -460,7 +460,7 @@ class XenBackend(Backend):
             yield domain
 
     @contextmanager
-    def _boot_on_host(self, host: Dom0, payload: Payload, workdir: Path) -> Iterator[DomainConsole]:
+    def _boot_on_host(self, host: SshHost, payload: Payload, workdir: Path) -> Iterator[DomainConsole]:
         """A real host's dom0: a shell there (local, or over SSH) for xl, the
         domain's files in a fresh folder under /tmp, its console copied from
         the pty xenconsoled serves (PVH, `console=xen`) or from the file the
@@ -503,7 +503,7 @@ class XenBackend(Backend):
                 raise BootFailed(f"L{self.level}: {exc}") from None
             except ShellError as exc:
                 raise BootFailed(str(exc), exc.excerpt) from None
-            except Dom0Error as exc:
+            except SshHostError as exc:
                 raise BootFailed(str(exc), console.tail()) from None
             domain = DomainConsole(guest, domid)
             domain.facts.update(facts)
@@ -514,7 +514,7 @@ class XenBackend(Backend):
                 cleanup += f"; rm -rf {shlex.quote(folder)}"
             try:
                 host.run(cleanup, timeout=60)
-            except Dom0Error:
+            except SshHostError:
                 pass  # the host is gone; nothing more can be done from here
             console.close(grace=1.0)
 

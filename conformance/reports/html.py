@@ -17,9 +17,10 @@ import html
 import json
 
 from .. import __version__
-from ..features import exposed, feature_view, from_facts
-from ..runrecord import RunRecord
-from .common import columns, expected_text, groups, lookup, nesting_settings, outcome, printable, why
+from ..core.printable import printable
+from ..core.runrecord import RunRecord
+from ..gate.features import exposed, feature_view, from_facts
+from .common import columns, expected_text, groups, lookup, nesting_settings, outcome, why
 from .text import describe_facts
 
 OUTCOMES = ["PASS", "SKIP", "XFAIL", "XPASS", "FAIL", "ERROR", "TIMEOUT", "CRASH"]

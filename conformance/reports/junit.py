@@ -27,8 +27,8 @@ from __future__ import annotations
 import re
 import xml.etree.ElementTree as ET
 
-from ..features import feature_view
-from ..runrecord import RunRecord
+from ..core.runrecord import RunRecord
+from ..gate.features import feature_view
 from .common import columns, expected_text, nesting_settings, outcome, why
 
 # XML 1.0 allows tab, newline, carriage return and U+0020 up; console lines can

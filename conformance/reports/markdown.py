@@ -8,11 +8,12 @@ name, a detail or a probe id holds. The only tags are the report's own."""
 
 from __future__ import annotations
 
-from ..features import exposed, feature_view, from_facts
-from ..runrecord import RunRecord
 import re
 
-from .common import columns, groups, lookup, nesting_settings, one_line, outcome, why
+from ..core.printable import one_line
+from ..core.runrecord import RunRecord
+from ..gate.features import exposed, feature_view, from_facts
+from .common import columns, groups, lookup, nesting_settings, outcome, why
 
 MARK = {
     "PASS": "✅ PASS",

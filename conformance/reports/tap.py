@@ -28,8 +28,9 @@ from __future__ import annotations
 
 import yaml
 
-from ..runrecord import RunRecord
-from .common import columns, one_line, outcome, why
+from ..core.printable import one_line
+from ..core.runrecord import RunRecord
+from .common import columns, outcome, why
 
 
 def _one_line(text: object) -> str:

@@ -9,10 +9,11 @@ cannot start a line of its own. `paint` adds the only escape sequences."""
 
 from __future__ import annotations
 
-from ..features import feature_view
-from ..runrecord import LevelInfo, RunRecord
-from ..verdicts import Verdict
-from .common import failure_lines, gate_summary, groups, nesting_settings, one_line, outcome
+from ..core.printable import one_line
+from ..core.runrecord import LevelInfo, RunRecord
+from ..core.verdicts import Verdict
+from ..gate.features import feature_view
+from .common import failure_lines, gate_summary, groups, nesting_settings, outcome
 
 _COLOURS = {
     "PASS": "32",  # green

@@ -10,11 +10,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from conformance.backends import Backend, Payload
-from conformance.catalog import Probe
-from conformance.guest import GuestImage
-from conformance.protocol import format_record
-from conformance.runner import LevelOutcome, RunOptions, run_level
-from conformance.stack import Level
+from conformance.core.catalog import Probe
+from conformance.core.kernel import GuestImage
+from conformance.core.protocol import format_record
+from conformance.run.runner import LevelOutcome, RunOptions, run_level
+from conformance.run.stack import Level
 
 # The probes the scripted guests of these fakes run.
 PROBES = ["cpu.basic", "vmx.basic", "vmx.entry.ok"]

@@ -44,14 +44,14 @@ def exception(spec: dict) -> BaseException:
 
 def main() -> int:
     spec = json.loads(os.environ["NVCT_FAKE_HOST"])
-    from conformance.backends import esxi, hyperv, polled
+    from conformance.backends import esxi, hyperv, remote
     from conformance.cli import main as nvct
 
     def make_iso(kernel, cmdline, dest, firmware):
         dest.write_bytes(b"FAKE ISO " + cmdline.encode())
         return dest
 
-    polled.make_boot_iso = make_iso
+    remote.make_boot_iso = make_iso
     output = probe_kernel_output(PROBES) if spec.get("guest") else []
     pieces = [b"".join(output)[i : i + 64] for i in range(0, len(b"".join(output)), 64)]
     fail = {k: exception(v) if isinstance(v, dict) else v for k, v in spec.get("fail", {}).items()}

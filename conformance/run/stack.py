@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .backends import BACKENDS, Backend
-from .profile import Profile
+from ..backends import BACKENDS, Backend
+from ..core.profile import Profile
 
 
 @dataclass

@@ -102,7 +102,7 @@ class _RuleSpec:
 @dataclass(frozen=True)
 class ExpectRule:
     """One rule of a profile's `expect:` section, with where it was written
-    (conformance/expect.py applies the rules)."""
+    (conformance/gate/expect.py applies the rules)."""
 
     probes: str
     verdict: str
@@ -476,6 +476,24 @@ def _include(data: dict, source: Source, chain: tuple[Path, ...]) -> Profile | N
     return load_profile(path, chain)
 
 
+DEFAULT_PROFILE = "qemu-tcg"  # what `nvct run` and the pytest plugin run without a profile
+
+
+def profiles_dir() -> Path:
+    """The profiles that come with nvct: profiles/ of this checkout."""
+    return Path(__file__).resolve().parents[2] / "profiles"
+
+
+def resolve_profile(name: str | None) -> Path:
+    """A path, or the name of a profile in profiles/ (with or without .yaml):
+    how `nvct run --profile` and `pytest --nvct-profile` read a profile name."""
+    name = name or DEFAULT_PROFILE
+    path = Path(name)
+    if path.exists() or path.suffix in (".yaml", ".yml") or os.sep in name:
+        return path
+    return profiles_dir() / f"{name}.yaml"
+
+
 def load_profile(path: Path | str, _including: tuple[Path, ...] = ()) -> Profile:
     """Read and validate a profile; raises ProfileError.
 
@@ -483,7 +501,7 @@ def load_profile(path: Path | str, _including: tuple[Path, ...] = ()) -> Profile
     profile: every key given here replaces the included one's, except
     `expect:`, whose rules follow the included profile's (so they win).
     """
-    from .backends import BACKENDS  # the registry knows each backend's settings
+    from ..backends import BACKENDS  # the registry knows each backend's settings
 
     path = Path(path)
     data, lines = _compose(path)

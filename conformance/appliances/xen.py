@@ -6,7 +6,7 @@ as the PV dom0 (its uncompressed vmlinux when the bzImage carries one), and
 a busybox initramfs with the Xen toolstack: `xl`, xenstored, xenconsoled,
 xen-init-dom0, the xenfs and privcmd modules, and every library they load.
 Dom0's init starts the Xen daemons, then the same command loop as the
-Linux/KVM appliance (appliance.py) on hvc0, which Xen multiplexes onto its
+Linux/KVM appliance (linux.py) on hvc0, which Xen multiplexes onto its
 serial console. Nothing is installed on this machine: the packages come
 from `apt-get download` and `dpkg-deb -x`. Built once, cached by content in
 $NVCT_CACHE/xen-appliance.
@@ -26,9 +26,19 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from .appliance import READY, ApplianceError, _download, _kernel_package, _run, write_base
-from .appliance import BUSYBOX, cache_root, publish, take_kernel
 from .cpio import CpioWriter
+from .linux import (
+    BUSYBOX,
+    READY,
+    ApplianceError,
+    _download,
+    _kernel_package,
+    _run,
+    cache_root,
+    publish,
+    take_kernel,
+    write_base,
+)
 
 FORMAT = 1  # bump when the layout or the init changes: old caches are then rebuilt
 
@@ -88,8 +98,8 @@ DEVICE_MODEL_DATA = (
 )
 
 # Dom0's init: the Xen daemons, the hooks a layer appended to the initramfs
-# may bring (/etc/nvct/init.d: xen_sshd.py's network and sshd), then the
-# command loop of appliance.py on hvc0 (no prompt, no echo). A daemon that
+# may bring (/etc/nvct/init.d: a test's network and sshd, say), then the
+# command loop of linux.py on hvc0 (no prompt, no echo). A daemon that
 # does not start ends the boot with a line the harness quotes.
 INIT = f"""#!/bin/busybox sh
 /bin/busybox --install -s /bin
@@ -169,12 +179,9 @@ def _identity(packages: dict[str, Path], device_model: bool = False) -> str:
     return digest.hexdigest()[:16]
 
 
-def build(progress: Callable[[str], None] = lambda _: None, sshd: bool = False,
-          device_model: bool = False) -> XenAppliance:  # fmt: skip
+def build(progress: Callable[[str], None] = lambda _: None, device_model: bool = False) -> XenAppliance:
     """The Xen appliance for this machine, built if the cache has none that
-    fits. `device_model`: the variant that can run HVM domUs. `sshd`: the
-    variant whose dom0 runs sshd when it has a NIC (the layer of xen_sshd.py
-    appended to the initramfs)."""
+    fits. `device_model`: the variant that can run HVM domUs."""
     root = cache_root()
     kernel_package = _kernel_package()
     extra = DEVICE_MODEL_PACKAGES if device_model else ()
@@ -182,7 +189,7 @@ def build(progress: Callable[[str], None] = lambda _: None, sshd: bool = False,
     key = _identity(packages, device_model)
     folder = root / "xen-appliance" / key
     if (folder / "manifest.json").is_file():
-        return _variant(_load(folder), packages[kernel_package], sshd)
+        return _load(folder)
     progress(f"building the Xen appliance in {folder}")
     folder.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=".build-", dir=folder.parent))
@@ -193,15 +200,7 @@ def build(progress: Callable[[str], None] = lambda _: None, sshd: bool = False,
         publish(work, folder, folder / "manifest.json")
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    return _variant(_load(folder), packages[kernel_package], sshd)
-
-
-def _variant(app: XenAppliance, kernel_deb: Path, sshd: bool) -> XenAppliance:
-    if not sshd:
-        return app
-    from . import xen_sshd
-
-    return xen_sshd.variant(app, kernel_deb)
+    return _load(folder)
 
 
 def _libraries(binary: Path, libdir: Path) -> list[Path]:

@@ -1,4 +1,4 @@
-"""A guest's console, read line by line as it arrives.
+"""A guest's console on a pseudo-terminal, read line by line as it arrives.
 
 The hypervisor process runs on a pseudo-terminal (pexpect), which Bochs's
 terminal display needs and which gathers the hypervisor's own messages. The
@@ -19,12 +19,13 @@ from collections.abc import Callable
 
 import pexpect
 
-
-class ConsoleTimeout(Exception):
-    pass
+from . import ConsoleTimeout
 
 
-class Console:
+class PtyConsole:
+    """A hypervisor process on a pseudo-terminal; the guest's serial line is
+    that terminal or a FIFO (or socket) beside it. A `Console`."""
+
     def __init__(
         self,
         child: pexpect.spawn,

@@ -1,62 +1,17 @@
-"""The probe kernel image: building it and packing it for firmware boots."""
+"""Boot media: the probe kernel (or an appliance) on a GRUB ISO, for a
+level that boots through firmware (Bochs's BIOS, ESXi and Hyper-V VMs).
+Every ISO is hybrid: it boots from legacy BIOS and from UEFI."""
 
 from __future__ import annotations
 
-import fcntl
 import os
 import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from .catalog import Probe, load_catalog
-
-
-class BuildError(Exception):
-    pass
-
-
-def guests_dir() -> Path:
-    """The probe kernel's sources: $NVCT_GUESTS, else guests/ of this checkout."""
-    env = os.environ.get("NVCT_GUESTS")
-    return Path(env) if env else Path(__file__).resolve().parent.parent / "guests"
-
-
-@dataclass(frozen=True)
-class GuestImage:
-    elf: Path  # a Multiboot 1 ELF32 with a PVH note
-
-    def catalog(self) -> list[Probe]:
-        return load_catalog(self.elf)
-
-
-def build(source: Path | None = None) -> GuestImage:
-    """Run `make` in the guests folder (it rebuilds only what is stale).
-
-    Concurrent harnesses (pytest-xdist workers, parallel CI jobs) share the
-    build folder, so the build holds a lock.
-    """
-    source = source or guests_dir()
-    if not (source / "Makefile").is_file():
-        raise BuildError(f"{source}: no Makefile (set NVCT_GUESTS to the probe kernel's sources)")
-    for tool, package in (("make", "make"), ("gcc", "gcc"), ("ld", "binutils"), ("objcopy", "binutils")):
-        if shutil.which(tool) is None:
-            raise BuildError(f"building the probe kernel needs {tool} (Debian package {package})")
-    build_dir = source / "build"
-    build_dir.mkdir(exist_ok=True)
-    with open(build_dir / ".lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        proc = subprocess.run(
-            ["make", "-s", "-C", str(source)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-        )
-    if proc.returncode != 0:
-        tail = "\n".join(proc.stdout.splitlines()[-25:])
-        raise BuildError(f"make -C {source} failed (status {proc.returncode}):\n{tail}")
-    elf = build_dir / "nvct.elf"
-    if not elf.is_file():
-        raise BuildError(f"make -C {source} did not produce {elf}")
-    return GuestImage(elf)
-
+from ..core.kernel import BuildError, GuestImage
+from .base import BootFailed
 
 # One menu entry for both firmware paths: GRUB's `multiboot` loads the ELF32
 # Multiboot 1 image on i386-pc and on x86_64-efi alike (on EFI it exits boot
@@ -220,3 +175,20 @@ def _link_or_copy(source: Path, dest: Path) -> None:
         os.link(source, dest)
     except OSError:
         shutil.copyfile(source, dest)
+
+
+def iso_supports(firmware: str) -> bool:
+    """Whether make_iso makes an ISO that this firmware boots: every ISO
+    boots BIOS; UEFI needs GRUB's x86_64-efi platform among GRUB_PLATFORMS
+    (it is: every ISO is hybrid)."""
+    return firmware == "bios" or any(entry[0] == "x86_64-efi" for entry in GRUB_PLATFORMS)
+
+
+def make_boot_iso(kernel: Path, cmdline: str, dest: Path, firmware: str) -> Path:
+    """The probe kernel on an ISO for `firmware` (bios or efi): make_iso's
+    hybrid ISO boots both, so `firmware` changes nothing (the backends check
+    it with iso_supports() before they boot)."""
+    try:
+        return make_iso(GuestImage(kernel), cmdline, dest)
+    except BuildError as exc:
+        raise BootFailed(f"cannot make the boot ISO: {exc}") from None

@@ -1,7 +1,7 @@
 """Driving the appliance's command loop over the console of the level below.
 
 The appliance's init reads one command per line from its serial console
-and runs it (appliance.py). `Shell.run()` sends a command and collects its
+and runs it (appliances/linux.py). `Shell.run()` sends a command and collects its
 output up to a marker carrying its exit status; `Shell.launch()` starts a
 hypervisor whose guest's console then flows over the same line, and hands
 back a console that ends when that hypervisor exits.
@@ -16,8 +16,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..appliance import READY
-from .console import Console, ConsoleTimeout
+from ...appliances.linux import READY
+from . import Console, ConsoleTimeout
 
 
 class ShellError(Exception):

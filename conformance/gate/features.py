@@ -19,8 +19,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from .runrecord import RunRecord
-from .verdicts import Verdict
+from ..core.runrecord import RunRecord
+from ..core.verdicts import Verdict
 
 Facts = dict[str, str]
 

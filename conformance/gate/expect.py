@@ -1,6 +1,6 @@
 """The gate: a run's measured verdicts against a profile's expectations.
 
-A profile's `expect:` section is a list of rules (conformance/profile.py
+A profile's `expect:` section is a list of rules (conformance/core/profile.py
 reads them); for each result the last rule that matches its probe and level
 gives the expected verdict. The measured verdict stays what it is; the gate
 adds, next to it, the expectation that applied and the outcome:
@@ -24,8 +24,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from .profile import ExpectRule
-from .verdicts import Verdict
+from ..core.profile import ExpectRule
+from ..core.verdicts import Verdict
 
 
 class Outcome(enum.Enum):

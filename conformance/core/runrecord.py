@@ -4,7 +4,7 @@ Schema "nvct-run/1": see docs/run-record.md. The record is written when
 the run starts (`status: running`, before the first boot) and rewritten
 atomically after every result, so a run that is killed leaves a valid file
 holding everything measured up to then (`status` says how it ended).
-A record read back has its shape checked first (conformance/recordcheck.py).
+A record read back has its shape checked first (conformance/core/recordcheck.py).
 """
 
 from __future__ import annotations
@@ -17,10 +17,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from . import __version__
+from .. import __version__
 from .outputs import write_text
 from .recordcheck import MAX_DEPTH, ShapeError, check_run, check_text
-from .session import ProbeResult
+from .results import ProbeResult
 from .verdicts import Verdict
 
 SCHEMA = "nvct-run/1"
@@ -94,7 +94,7 @@ class RunRecord:
     nvct_version: str = __version__
     # When the run stopped before the end: the probes it did not get to, per level.
     not_run: list[dict[str, Any]] = field(default_factory=list)
-    # The gate (conformance/expect.py): the expectations applied, per result
+    # The gate (conformance/gate/expect.py): the expectations applied, per result
     # the expectation and outcome, and the verdict. Filled in by expect.apply().
     expectations: Any = None  # expect.Expectations, or None (the profile has no expect: section)
     assessments: dict[tuple[str, int], Any] = field(default_factory=dict)
@@ -157,7 +157,7 @@ class RunRecord:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunRecord:
         """A run record, gated again with the expectations it records."""
-        from .expect import Expectations, apply
+        from ..gate.expect import Expectations, apply
 
         if not isinstance(data, dict) or data.get("schema") != SCHEMA:
             schema = data.get("schema") if isinstance(data, dict) else None
@@ -231,7 +231,7 @@ def _read_json(path: Path) -> Any:
 
 def read_runs(path: Path | str) -> list[RunRecord]:
     """The runs of a file: a run record (one run) or a merged set (`nvct merge`),
-    its shape checked (conformance/recordcheck.py) before it is read."""
+    its shape checked (conformance/core/recordcheck.py) before it is read."""
     data = _read_json(Path(path))
     try:
         check_text(data)
@@ -253,13 +253,13 @@ def read_runs(path: Path | str) -> list[RunRecord]:
 
 
 def write_runs(runs: list[RunRecord], path: Path | str) -> None:
-    """A merged set of runs (schema nvct-runs/1), written as conformance/outputs.py says."""
+    """A merged set of runs (schema nvct-runs/1), written as conformance/core/outputs.py says."""
     write_json(path, {"schema": SET_SCHEMA, "runs": [r.to_dict() for r in runs]})
 
 
 def write_json(path: Path | str, data: Any, pretty: bool = True, option: str | None = None) -> None:
     """JSON to `path`: atomically for a file, as a stream to a FIFO or device
-    (conformance/outputs.py); raises OutputError."""
+    (conformance/core/outputs.py); raises OutputError."""
     if pretty:
         text = json.dumps(data, indent=1, ensure_ascii=False)
     else:  # dumps without indent is the one path that takes json's C encoder

@@ -2,7 +2,7 @@
 
 Only syntax lives here: finding a record in a console line, checking its
 CRC and splitting it into fields. What the records mean for the results
-is `session.py`'s job.
+is `bootlog.py`'s job.
 """
 
 from __future__ import annotations

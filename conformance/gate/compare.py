@@ -1,8 +1,8 @@
 """Comparing and combining runs: `nvct diff`, `nvct merge`, `nvct baseline`.
 
-All three read run records only (conformance/runrecord.py). Their text
+All three read run records only (conformance/core/runrecord.py). Their text
 shows a record's strings on one line, control characters escaped
-(reports/common.py `one_line`): a detail cannot move the terminal's cursor,
+(core/printable.py `one_line`): a detail cannot move the terminal's cursor,
 and a profile name cannot end a comment of the baseline and add YAML of its own.
 """
 
@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 
 import yaml
 
-from .reports.common import one_line
-from .runrecord import RunRecord, labels
-from .session import ProbeResult
-from .verdicts import Verdict
+from ..core.printable import one_line
+from ..core.results import ProbeResult
+from ..core.runrecord import RunRecord, labels
+from ..core.verdicts import Verdict
 
 # ---- diff ----------------------------------------------------------------------------
 

@@ -1,7 +1,7 @@
 """The SSH layer of the Xen appliance: dom0 reachable over the network.
 
 A second cpio archive, appended to the Xen appliance's initramfs by
-`xen_appliance.build(sshd=True)`, that makes the emulated dom0 look like a
+`xen_host.sshd_appliance()`, that makes the emulated dom0 look like a
 real Xen host's for the backend's SSH mode: the e1000 driver from Debian's
 kernel package, this machine's OpenSSH server (`/usr/sbin/sshd`, Debian
 openssh-server) with every library `ldd` lists, `/etc/passwd`, `group` and
@@ -32,9 +32,8 @@ import tarfile
 import tempfile
 from pathlib import Path
 
-from .appliance import ApplianceError, publish
-from .cpio import CpioWriter, write_cpio
-from .xen_appliance import XEN_BIN, _libraries
+from conformance.appliances.cpio import CpioWriter, write_cpio
+from conformance.appliances.linux import ApplianceError, _libraries, publish
 
 FORMAT = 1  # bump when the layer changes: cached layers are then rebuilt
 
@@ -45,7 +44,7 @@ GATEWAY = "10.0.2.2"
 SSHD_READY = "NVCT-DOM0-SSHD-READY"  # the console line that says sshd listens
 HOST_KEY = "etc/ssh/ssh_host_ed25519_key"
 
-# Sourced by dom0's init (xen_appliance.INIT) after the Xen daemons, before
+# Sourced by dom0's init (INIT in conformance/appliances/xen.py) after the Xen daemons, before
 # READY: `fail` is the init's. A NIC is a PCI function of class 0x0200xx.
 HOOK = f"""# nvct: the network and sshd, only when dom0 has a NIC
 nic=
@@ -128,14 +127,15 @@ def _nic_module(kernel_deb: Path) -> tuple[str, bytes]:
     return found
 
 
-def build_layer(folder: Path, kernel_deb: Path) -> Path:
+def build_layer(folder: Path, kernel_deb: Path, xl: str) -> Path:
     """The folder, beside the Xen appliance's files in `folder`, that holds
-    the SSH layer (layer.cpio) and its manifest (the host public key)."""
+    the SSH layer (layer.cpio) and its manifest (the host public key).
+    `xl`: where the appliance has xl, linked from /usr/sbin/xl."""
     if not os.access(SSHD, os.X_OK):
         raise ApplianceError(f"{SSHD} not found (Debian package openssh-server)")
     if shutil.which("ssh-keygen") is None:
         raise ApplianceError("ssh-keygen not found (Debian package openssh-client)")
-    libs = _libraries(Path(SSHD), Path("/nonexistent"))
+    libs = [Path(lib) for lib in _libraries(SSHD)]
     layer_dir = folder / f"sshd-{_identity(kernel_deb, libs)}"
     layer = layer_dir / "layer.cpio"
     if layer.is_file():
@@ -155,7 +155,7 @@ def build_layer(folder: Path, kernel_deb: Path) -> Path:
             for lib in libs:
                 cpio.file(str(lib.relative_to("/")), lib, 0o755)
             # Where a Debian Xen host has it, on sshd's default PATH.
-            cpio.symlink("usr/sbin/xl", f"/{XEN_BIN}/xl")
+            cpio.symlink("usr/sbin/xl", xl)
             for name, text in ETC.items():
                 cpio.data(name, text.encode(), 0o640 if name == "etc/shadow" else 0o644)
             cpio.data(HOST_KEY, key.read_bytes(), 0o600)
@@ -184,13 +184,13 @@ def authorized_keys_cpio(public_keys: list[str], dest: Path) -> Path:
     return write_cpio(dest, {"root/.ssh/authorized_keys": text.encode()}, {"root/.ssh/authorized_keys": 0o600})
 
 
-def variant(base, kernel_deb: Path):
+def variant(base, kernel_deb: Path, xl: str):
     """The Xen appliance `base` with the SSH layer: its initramfs is the
     base's followed by the layer (cached beside the layer), and its manifest
     says what the layer holds under "sshd"."""
     import dataclasses
 
-    layer_dir = build_layer(base.root, kernel_deb)
+    layer_dir = build_layer(base.root, kernel_deb, xl)
     initramfs = layer_dir / "initramfs.cpio"
     if not initramfs.is_file():
         partial = layer_dir / f".initramfs-{os.getpid()}"

@@ -4,14 +4,14 @@ SSH mode on a machine without Xen.
 QEMU TCG boots the Xen stack of profiles/tcg-xen-l2.yaml (Debian's Xen
 4.17, a PV dom0) with an e1000 NIC on QEMU user networking whose port 22
 is forwarded to 127.0.0.1:PORT here. Dom0 is the sshd variant of the Xen
-appliance (`xen_appliance.build(sshd=True)`, layer in xen_sshd.py) with
+appliance (`sshd_appliance()`: the layer of xen_sshd.py appended) with
 one more archive appended: root's authorized_keys, holding a key pair made
 for this boot only. Root logs in by that key; `xl` is on the login PATH.
 
     with emulated_xen_host() as host:
         subprocess.run(host.ssh("xl", "info"))
 
-By hand: `python -m conformance.xen_host [--port N]` boots one, prints the
+By hand: `python -m support.xen_host [--port N]` (in tests/) boots one, prints the
 ssh command line, and keeps it up until Ctrl-C.
 """
 
@@ -31,14 +31,16 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import xen_appliance, xen_sshd
-from .appliance import READY
-from .backends.console import Console, ConsoleTimeout
-from .backends.qemu import QemuBackend, concatenate
-from .backends.xen import XenBackend, xen_cmdline
-from .profile import load_profile
+from conformance.appliances import xen as xen_appliance
+from conformance.appliances.linux import READY, _download, _kernel_package, cache_root
+from conformance.backends.qemu import QemuBackend, concatenate
+from conformance.backends.transports import Console, ConsoleTimeout
+from conformance.backends.xen import XenBackend, xen_cmdline
+from conformance.core.profile import load_profile
 
-PROFILE = Path(__file__).resolve().parent.parent / "profiles" / "tcg-xen-l2.yaml"
+from . import xen_sshd
+
+PROFILE = Path(__file__).resolve().parents[2] / "profiles" / "tcg-xen-l2.yaml"
 USER = "root"
 
 
@@ -157,6 +159,15 @@ def _keygen(folder: Path) -> Path:
     return key
 
 
+def sshd_appliance(progress: Callable[[str], None], device_model: bool = False) -> xen_appliance.XenAppliance:
+    """The Xen appliance with the SSH layer of xen_sshd.py appended to its
+    initramfs: dom0 runs sshd when it has a NIC."""
+    app = xen_appliance.build(progress, device_model=device_model)
+    kernel_package = _kernel_package()
+    kernel_deb = _download([kernel_package], cache_root() / "debs")[kernel_package]  # in the cache: build fetched it
+    return xen_sshd.variant(app, kernel_deb, xl=f"/{xen_appliance.XEN_BIN}/xl")
+
+
 @contextmanager
 def emulated_xen_host(
     workdir: Path | None = None,
@@ -179,7 +190,7 @@ def emulated_xen_host(
     stack = load_profile(profile).stack
     qemu_settings, xen_settings = stack[0].settings, stack[1].settings
     # The profile's domU type says whether dom0 needs the device model (HVM).
-    app = xen_appliance.build(progress, sshd=True, device_model=xen_settings.type == "hvm")
+    app = sshd_appliance(progress, device_model=xen_settings.type == "hvm")
     key = _keygen(workdir)
     keys = xen_sshd.authorized_keys_cpio([key.with_suffix(".pub").read_text()], workdir / "authorized_keys.cpio")
     initrd = concatenate((app.initramfs, keys), workdir / "dom0-sshd.cpio")
@@ -233,7 +244,7 @@ def _wait_ssh(host: XenHost, log: ConsoleLog, deadline: float) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m conformance.xen_host", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m support.xen_host", description=__doc__.split("\n\n")[0])
     parser.add_argument("--port", type=int, help="port on 127.0.0.1 for dom0's sshd (default: a free one)")
     parser.add_argument("--dir", type=Path, help="keep the key pair and files here (default: a temporary folder)")
     parser.add_argument("--profile", type=Path, default=PROFILE,

@@ -16,20 +16,21 @@ import shutil
 import tempfile
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .backends import BootFailed, LevelUnavailable
-from .backends.console import ConsoleTimeout
-from .catalog import Probe, SelectionError
-from .features import feature, from_facts
-from .guest import GuestImage
-from .runrecord import LevelInfo
-from .session import BootLog, ProbeResult
+from ..backends import BootFailed, LevelUnavailable
+from ..backends.transports import ConsoleTimeout
+from ..core.bootlog import BootLog
+from ..core.catalog import Probe, SelectionError
+from ..core.kernel import GuestImage
+from ..core.results import ProbeResult
+from ..core.runrecord import LevelInfo
+from ..core.verdicts import Verdict
+from ..gate.features import feature, from_facts
 from .stack import Level
-from .verdicts import Verdict
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,9 @@
 """BootLog: records to results, with loss, duplication, corruption, crashes
 and hangs each attributed to the probe they belong to."""
 
-from conformance.protocol import format_record
-from conformance.session import BootLog
-from conformance.verdicts import Verdict
+from conformance.core.bootlog import BootLog
+from conformance.core.protocol import format_record
+from conformance.core.verdicts import Verdict
 
 PROBES = ["a.one", "a.two", "a.three"]
 

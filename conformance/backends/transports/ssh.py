@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pexpect
 
-from .console import Console
+from .pty import PtyConsole
 
 IDENTITY_ENV = "NVCT_XEN_SSH_IDENTITY"
 # Batch mode (no password prompt: a missing key fails at once), no tty
@@ -38,13 +38,14 @@ _SSH = re.compile(r"ssh://(?:(?P<user>[A-Za-z0-9._][A-Za-z0-9._-]*)@)?(?P<host>[
                   r"(?::(?P<port>[0-9]{1,5}))?/?\Z")  # fmt: skip
 
 
-class Dom0Error(Exception):
+class SshHostError(Exception):
     pass
 
 
 @dataclass(frozen=True)
-class Dom0:
-    """Where `xl` runs: `local`, or `ssh://[user@]host[:port]`."""
+class SshHost:
+    """Where dom0's commands run: over SSH (`ssh://[user@]host[:port]`), or
+    on this machine (`local`: the same commands without the ssh in front)."""
 
     kind: str  # local or ssh
     host: str = ""
@@ -55,21 +56,21 @@ class Dom0:
     sudo: bool = False  # run as root through `sudo -n`
 
     @classmethod
-    def parse(cls, text: str, identity: str = "", options: tuple[str, ...] = (), sudo: bool = False) -> Dom0:
-        """`local` or `ssh://[user@]host[:port]`; Dom0Error says what is wrong."""
+    def parse(cls, text: str, identity: str = "", options: tuple[str, ...] = (), sudo: bool = False) -> SshHost:
+        """`local` or `ssh://[user@]host[:port]`; SshHostError says what is wrong."""
         if text == "local":
             return cls("local", sudo=sudo)
         match = _SSH.match(text)
         if not match:
-            raise Dom0Error(f"want `local` or ssh://[user@]host[:port], not {text!r}")
+            raise SshHostError(f"want `local` or ssh://[user@]host[:port], not {text!r}")
         port = int(match.group("port") or 0)
         if port > 65535:
-            raise Dom0Error(f"port {port} is not a TCP port")
+            raise SshHostError(f"port {port} is not a TCP port")
         host = match.group("host").strip("[]")
         for option in options:
             name, eq, _ = option.partition("=")
             if not eq or not re.fullmatch(r"[A-Za-z][A-Za-z0-9]*", name):
-                raise Dom0Error(f"want ssh options as NAME=VALUE, not {option!r}")
+                raise SshHostError(f"want ssh options as NAME=VALUE, not {option!r}")
         return cls("ssh", host, match.group("user") or "", port, identity, options, sudo)
 
     @property
@@ -100,7 +101,7 @@ class Dom0:
         argv += [f"{self.user}@{self.host}" if self.user else self.host, "--", command]
         return argv
 
-    def spawn_shell(self, workdir: Path) -> Console:
+    def spawn_shell(self, workdir: Path) -> PtyConsole:
         """A shell in dom0 that runs the commands typed into it, one per line
         (no prompt, no echo); its standard error joins its output."""
         # Over SSH the remote shell reads a pipe. Here it would read the pty
@@ -108,7 +109,7 @@ class Dom0:
         # cat gives it a pipe too.
         argv = self.argv("exec sh 2>&1" if self.kind == "ssh" else "cat | sh 2>&1")
         child = pexpect.spawn(argv[0], argv[1:], cwd=str(workdir), echo=False, env=os.environ.copy())
-        return Console(child, label="ssh" if self.kind == "ssh" else "dom0 shell")
+        return PtyConsole(child, label="ssh" if self.kind == "ssh" else "dom0 shell")
 
     def run(self, command: str, timeout: float = 60.0, stdin: Path | None = None) -> subprocess.CompletedProcess:
         """Run one command in dom0 on a connection of its own."""
@@ -117,9 +118,9 @@ class Dom0:
                 return subprocess.run(self.argv(command), stdin=source, capture_output=True, text=True,
                                       timeout=timeout, errors="replace")  # fmt: skip
         except subprocess.TimeoutExpired:
-            raise Dom0Error(f"{self.where}: `{command[:80]}` did not finish within {timeout:g} s") from None
+            raise SshHostError(f"{self.where}: `{command[:80]}` did not finish within {timeout:g} s") from None
         except OSError as exc:
-            raise Dom0Error(f"{self.where}: cannot run {self.argv(command)[0]}: {exc}") from None
+            raise SshHostError(f"{self.where}: cannot run {self.argv(command)[0]}: {exc}") from None
 
     def put(self, source: Path, path: str, mode: int = 0o644, timeout: float = 120.0) -> None:
         """Copy a file of this machine to `path` in dom0."""
@@ -127,4 +128,4 @@ class Dom0:
         result = self.run(command, timeout, stdin=source)
         if result.returncode != 0:
             why = (result.stderr or result.stdout).strip().splitlines()[-1:] or [f"status {result.returncode}"]
-            raise Dom0Error(f"{self.where}: cannot write {path}: {why[0]}")
+            raise SshHostError(f"{self.where}: cannot write {path}: {why[0]}")

@@ -1,0 +1,1 @@
+"""The gate: expectations against results, features, and comparing runs."""

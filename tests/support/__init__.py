@@ -1,0 +1,1 @@
+"""Test-only helpers that boot real things (an emulated Xen host)."""
