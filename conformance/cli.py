@@ -30,7 +30,7 @@ from .reports import text as text_report
 from .runner import CMDLINE_BUDGET, RunOptions, run_level, selection_map
 from .runrecord import RunRecord, RunRecordError, now, read_runs, write_runs
 from .session import ProbeResult
-from .stack import build_stack
+from .stack import build_stack, release_stack
 
 EXIT_OK, EXIT_BAD, EXIT_USAGE = 0, 1, 2
 DEFAULT_PROFILE = "qemu-tcg"
@@ -313,6 +313,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             if (p.id, level.number) not in done
         ]
     finally:
+        release_stack(levels)
         signal.signal(signal.SIGTERM, previous)
         record.finished = now()
         save(final=True)

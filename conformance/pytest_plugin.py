@@ -42,7 +42,7 @@ from .guest import BuildError, GuestImage, build
 from .profile import ProfileError, load_profile
 from .runner import RunOptions, run_level, shard_of
 from .session import ProbeResult
-from .stack import Level, build_stack
+from .stack import Level, build_stack, release_stack
 
 ROOT_NAME = "nvct"
 
@@ -238,8 +238,11 @@ class NvctRun:
         )
         assert self.image is not None
         shard = (chunk.index, chunk.count) if chunk.count > 1 else None
-        outcome = run_level(level, self.image, chunk.selected, options,
-                            on_boot=lambda number, cmdline: chunk.boots.append(cmdline), shard=shard)  # fmt: skip
+        try:
+            outcome = run_level(level, self.image, chunk.selected, options,
+                                on_boot=lambda number, cmdline: chunk.boots.append(cmdline), shard=shard)  # fmt: skip
+        finally:
+            release_stack(self.levels)  # a chunk's boots may share an appliance; the next chunk boots its own
         chunk.info = outcome.info.to_dict()
         return {r.probe: r for r in outcome.results}
 
