@@ -76,7 +76,9 @@ def _dotted(keys: KeyPath) -> str:
 @dataclass(frozen=True)
 class Timeouts:
     boot: float = 60.0  # from start until the kernel's HELLO
-    probe: float = 30.0  # from a probe's START until its RESULT
+    # From one record of a probe to the next; None: the level's pace decides
+    # (runner.Pace: ten times its longest wait between records, 15 s at least).
+    probe: float | None = None
 
 
 @dataclass(frozen=True)
