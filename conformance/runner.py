@@ -62,7 +62,7 @@ class Pace:
         if self.fixed is not None:
             return self.fixed
         with self._lock:
-            return min(PACE_CEILING, max(PACE_FLOOR, PACE_FACTOR * self.slowest))
+            return float(round(min(PACE_CEILING, max(PACE_FLOOR, PACE_FACTOR * self.slowest))))
 
     def explain(self) -> str:
         if self.fixed is not None:
@@ -446,7 +446,7 @@ def _read(console, log: BootLog, options: RunOptions, pace: Pace) -> tuple[str, 
             if log.hello is None:
                 return "timeout", f"no HELLO within {options.boot_timeout:g} s of the start"
             where = f"{log.in_flight} ran" if log.in_flight else "no record arrived"
-            return "timeout", f"{where} for {budget:.3g} s without a result{pace.explain()}"
+            return "timeout", f"{where} for {budget:g} s without a result{pace.explain()}"
         if line is None:
             return "eof", "the console ended"
         log.feed(line)
