@@ -27,7 +27,7 @@ from .reports import junit as junit_report
 from .reports import markdown as markdown_report
 from .reports import tap as tap_report
 from .reports import text as text_report
-from .runner import CMDLINE_BUDGET, RunOptions, run_level, selection_map
+from .runner import CMDLINE_BUDGET, RunOptions, run_levels, selection_map
 from .runrecord import RunRecord, RunRecordError, now, read_runs, write_runs
 from .session import ProbeResult
 from .stack import build_stack, release_stack
@@ -222,6 +222,10 @@ def _sigterm(signum, frame):  # pragma: no cover - exercised by the robustness t
     raise KeyboardInterrupt
 
 
+def _level_of(item) -> int:
+    return item.level
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     path = resolve_profile(args.profile)
     profile = _load(path)
@@ -298,10 +302,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         for level in levels:
             progress.say(f"L{level.number - 1} {level.backend.name} {level.backend.version()}: "
                          f"booting the probe kernel at L{level.number}")  # fmt: skip
-            run_level(level, image, selected, options, on_result,
-                      on_boot=lambda n, c, lv=level.number: progress.boot(lv, n, c),
-                      on_start=record.levels.append)  # fmt: skip
-            save()
+        # The levels side by side; the record ends up as a sequential run's:
+        # the levels in order, each level's results in the order they came.
+        run_levels(levels, image, selected, options, on_result, on_boot=progress.boot,
+                   on_start=lambda info: (record.levels.append(info), record.levels.sort(key=_level_of)))  # fmt: skip
         record.status = "complete"
     except KeyboardInterrupt:
         record.status = "interrupted"
@@ -315,6 +319,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     finally:
         release_stack(levels)
         signal.signal(signal.SIGTERM, previous)
+        record.results.sort(key=_level_of)  # stable: each level's results in the order they came
         record.finished = now()
         save(final=True)
     width = shutil.get_terminal_size().columns if sys.stdout.isatty() else None

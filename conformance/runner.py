@@ -141,6 +141,7 @@ def run_level(
     on_boot: Callable[[int, str], None] | None = None,
     on_start: Callable[[LevelInfo], None] | None = None,
     shard: tuple[int, int] | None = None,
+    live: _Live | None = None,
 ) -> LevelOutcome:
     """Run `selected` at one level, in as many boots as crashes require.
 
@@ -176,9 +177,9 @@ def run_level(
     tasks = _plan(selected, options, shard)
     if options.jobs <= 1 or shard is not None or len(tasks) <= 1:
         for task in tasks:
-            _run_task(level, image, task, options, info, lock, deliver, boot_number, None, pace)
+            _run_task(level, image, task, options, info, lock, deliver, boot_number, live, pace)
         return outcome
-    live = _Live()
+    live = live or _Live()
     pool = ThreadPoolExecutor(max_workers=min(options.jobs, len(tasks)), thread_name_prefix=f"nvct-L{level.number}")
     futures = [
         pool.submit(_run_task, level, image, task, options, info, lock, deliver, boot_number, live, pace)
@@ -193,6 +194,56 @@ def run_level(
     finally:
         pool.shutdown(wait=True)
     return outcome
+
+
+def run_levels(
+    levels: list[Level],
+    image: GuestImage,
+    selected: list[Probe],
+    options: RunOptions,
+    on_result: Callable[[ProbeResult], None] | None = None,
+    on_boot: Callable[[int, int, str], None] | None = None,
+    on_start: Callable[[LevelInfo], None] | None = None,
+) -> list[LevelOutcome]:
+    """Run `selected` at every level, the levels side by side: each level's
+    boots need only the levels below it, which each boot starts for itself,
+    so L1's probe boots run while L2's appliance boots. The outcomes come
+    back in level order, each as `run_level` alone would give it.
+    `on_result` and `on_start` are called under one lock, in whatever order
+    the levels produce them; `on_boot` gets the level number first."""
+    lock = threading.Lock()
+
+    def serial(callback):
+        if callback is None:
+            return None
+
+        def call(*args):
+            with lock:
+                callback(*args)
+
+        return call
+
+    report = serial(on_result)
+    start = serial(on_start)
+    booted = serial(on_boot)
+    if len(levels) <= 1:
+        return [run_level(level, image, selected, options, report,
+                          on_boot=(lambda n, c, lv=level.number: booted(lv, n, c)) if booted else None,
+                          on_start=start) for level in levels]  # fmt: skip
+    live = _Live()
+    pool = ThreadPoolExecutor(max_workers=len(levels), thread_name_prefix="nvct-level")
+    futures = [
+        pool.submit(run_level, level, image, selected, options, report,
+                    (lambda n, c, lv=level.number: booted(lv, n, c)) if booted else None, start, None, live)
+        for level in levels
+    ]  # fmt: skip
+    try:
+        return [future.result() for future in futures]
+    except BaseException:
+        live.stop()  # Ctrl-C, SIGTERM, a harness error: stop every level's boots
+        raise
+    finally:
+        pool.shutdown(wait=True)
 
 
 def shard_of(selected: list[Probe], count: int) -> dict[str, int]:
@@ -271,24 +322,24 @@ class _Live:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._consoles: set = set()
+        self._consoles: dict[int, object] = {}  # by id(): a console need not be hashable
         self.stopped = False
 
     def add(self, console) -> bool:
         with self._lock:
             if self.stopped:
                 return False
-            self._consoles.add(console)
+            self._consoles[id(console)] = console
             return True
 
     def remove(self, console) -> None:
         with self._lock:
-            self._consoles.discard(console)
+            self._consoles.pop(id(console), None)
 
     def stop(self) -> None:
         with self._lock:
             self.stopped = True
-            consoles = list(self._consoles)
+            consoles = list(self._consoles.values())
         for console in consoles:
             console.kill()
 
