@@ -1,5 +1,6 @@
 """Real boots of the probe kernel under QEMU (TCG, and the host's KVM)."""
 
+import json
 import os
 import xml.etree.ElementTree as ET
 
@@ -186,3 +187,20 @@ def test_a_kvm_internal_error_ends_the_boot_at_once_with_qemus_words():
     assert re.fullmatch(r"qemu said 'KVM internal error\. Suberror: 1' at RIP=ffffffff8132ae50; nvct killed it .*",
                         console.describe_end())  # fmt: skip
     console.close(grace=0)
+
+
+def test_without_a_timeout_the_level_pace_sets_one(tmp_path):
+    """No `timeouts: probe` and no --timeout: a level that measures in
+    milliseconds gives up on a hang after the pace floor (15 s), not after
+    a fixed minute, and says where the limit came from."""
+    need("qemu-system-x86_64", "qemu-system-x86")
+    prof = tmp_path / "paced.yaml"
+    prof.write_text("name: paced\nstack:\n  - backend: qemu\n    accel: tcg\n    cpu: max\n")
+    out = tmp_path / "r.json"
+    nvct("run", "--profile", str(prof), "--probes", "selftest.pass,selftest.hang", "--json", str(out))
+    got = {r["probe"]: r for r in json.loads(out.read_text())["results"]}
+    assert got["selftest.pass"]["verdict"] == "PASS"
+    assert got["selftest.hang"]["verdict"] == "TIMEOUT"
+    assert got["selftest.hang"]["detail"] == (
+        "selftest.hang ran for 15 s without a result (the limit this level's pace sets: no timeout was given)"
+    )
