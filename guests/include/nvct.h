@@ -20,19 +20,20 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define noreturn _Noreturn
-#define __packed __attribute__((packed))
-#define __aligned(n) __attribute__((aligned(n)))
-#define __used __attribute__((used))
+#define noreturn      _Noreturn
+#define __packed      __attribute__((packed))
+#define __aligned(n)  __attribute__((aligned(n)))
+#define __used        __attribute__((used))
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
-#define BIT(n) (1ull << (n))
+#define BIT(n)        (1ull << (n))
 
 /* ---- probe registration ------------------------------------------------ */
 
-#define PROBE_HIDDEN 1u   /* runs only when a positive glob names it */
-#define PROBE_ISOLATED 2u /* the harness runs it in a boot of its own: it
-                           * changes state that not every hypervisor lets
-                           * it restore (VM_CR.SVMDIS under KVM) */
+/* PROBE_HIDDEN: runs only when a positive glob names it. PROBE_ISOLATED:
+ * the harness runs it in a boot of its own: it changes state that not
+ * every hypervisor lets it restore (VM_CR.SVMDIS under KVM). */
+#define PROBE_HIDDEN   1u
+#define PROBE_ISOLATED 2u
 
 struct nvct_probe {
     const char *id;      /* stable dotted id, e.g. "svm.npt.nx" */
@@ -52,6 +53,7 @@ struct nvct_probe {
  * All four strings must be string literals without tabs, newlines, double
  * quotes or backslashes.
  */
+/* clang-format off */
 #define NVCT_PROBE_(fn_, id_, feat_, desc_, ref_, flags_, fstr_)                     \
     static void fn_(void);                                                          \
     static const struct nvct_probe nvct_probe_##fn_                                 \
@@ -60,6 +62,7 @@ struct nvct_probe {
     __asm__(".pushsection .nvct_catalog,\"\",@progbits\n\t.ascii \"" id_ "\\t" feat_ \
             "\\t" fstr_ "\\t" desc_ "\\t" ref_ "\\n\"\n\t.popsection");             \
     static void fn_(void)
+/* clang-format on */
 
 #define PROBE(fn, id, feat, desc, ref) NVCT_PROBE_(fn, id, feat, desc, ref, 0, "-")
 #define PROBE_HIDDEN_(fn, id, feat, desc, ref) \
@@ -75,7 +78,7 @@ struct nvct_probe {
 bool check(bool cond, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Compares two integers and reports both in hex on a mismatch. */
-#define check_eq(what, got, want)                                               \
+#define check_eq(what, got, want)                                                   \
     check((uint64_t)(got) == (uint64_t)(want), "%s: got %#llx, want %#llx", (what), \
           (unsigned long long)(got), (unsigned long long)(want))
 
@@ -91,20 +94,36 @@ noreturn void error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* ---- exceptions -------------------------------------------------------- */
 
 enum {
-    DE_VECTOR = 0, DB_VECTOR = 1, NMI_VECTOR = 2, BP_VECTOR = 3, OF_VECTOR = 4,
-    BR_VECTOR = 5, UD_VECTOR = 6, NM_VECTOR = 7, DF_VECTOR = 8, TS_VECTOR = 10,
-    NP_VECTOR = 11, SS_VECTOR = 12, GP_VECTOR = 13, PF_VECTOR = 14, MF_VECTOR = 16,
-    AC_VECTOR = 17, MC_VECTOR = 18, XM_VECTOR = 19, VE_VECTOR = 20, CP_VECTOR = 21,
+    DE_VECTOR = 0,
+    DB_VECTOR = 1,
+    NMI_VECTOR = 2,
+    BP_VECTOR = 3,
+    OF_VECTOR = 4,
+    BR_VECTOR = 5,
+    UD_VECTOR = 6,
+    NM_VECTOR = 7,
+    DF_VECTOR = 8,
+    TS_VECTOR = 10,
+    NP_VECTOR = 11,
+    SS_VECTOR = 12,
+    GP_VECTOR = 13,
+    PF_VECTOR = 14,
+    MF_VECTOR = 16,
+    AC_VECTOR = 17,
+    MC_VECTOR = 18,
+    XM_VECTOR = 19,
+    VE_VECTOR = 20,
+    CP_VECTOR = 21,
 };
 
 #define NO_FAULT (-1)
 
 struct fault {
-    int vector;          /* NO_FAULT, or the vector raised */
+    int vector; /* NO_FAULT, or the vector raised */
     bool has_error_code;
     uint32_t error_code;
-    uint64_t rip;        /* where it was raised */
-    uint64_t cr2;        /* for #PF */
+    uint64_t rip; /* where it was raised */
+    uint64_t cr2; /* for #PF */
 };
 
 /*
@@ -125,7 +144,9 @@ int wrmsr_safe(uint32_t msr, uint64_t val);
 
 /* ---- CPU access --------------------------------------------------------- */
 
-struct cpuid { uint32_t a, b, c, d; };
+struct cpuid {
+    uint32_t a, b, c, d;
+};
 struct cpuid cpuid(uint32_t leaf, uint32_t subleaf);
 uint64_t rdmsr(uint32_t msr);
 void wrmsr(uint32_t msr, uint64_t val);
@@ -140,8 +161,8 @@ uint16_t inw(uint16_t port);
 void outl(uint16_t port, uint32_t v);
 uint32_t inl(uint16_t port);
 
-bool cpu_is_amd(void);   /* AuthenticAMD (or HygonGenuine) */
-bool cpu_is_intel(void); /* GenuineIntel */
+bool cpu_is_amd(void);             /* AuthenticAMD (or HygonGenuine) */
+bool cpu_is_intel(void);           /* GenuineIntel */
 unsigned cpu_phys_addr_bits(void); /* CPUID 0x80000008 EAX[7:0], 36 if absent */
 
 #define MSR_IA32_FEATURE_CONTROL 0x0000003a
@@ -157,11 +178,34 @@ unsigned cpu_phys_addr_bits(void); /* CPUID 0x80000008 EAX[7:0], 36 if absent */
 #define MSR_VM_CR                0xc0010114
 #define MSR_VM_HSAVE_PA          0xc0010117
 
-#define EFER_SCE   BIT(0)
-#define EFER_LME   BIT(8)
-#define EFER_LMA   BIT(10)
-#define EFER_NXE   BIT(11)
-#define EFER_SVME  BIT(12)
+#define MSR_IA32_APIC_BASE 0x0000001b
+#define APIC_BASE_X2APIC   BIT(10)
+#define APIC_BASE_ENABLE   BIT(11)
+
+/* xAPIC register offsets in the APIC's MMIO page. */
+#define APIC_ID   0x020
+#define APIC_TPR  0x080
+#define APIC_EOI  0x0b0
+#define APIC_SVR  0x0f0
+#define APIC_ISR  0x100
+#define APIC_IRR  0x200
+#define APIC_ICR  0x300
+#define APIC_ICR2 0x310
+
+#define RFLAGS_CF BIT(0)
+#define RFLAGS_PF BIT(2)
+#define RFLAGS_AF BIT(4)
+#define RFLAGS_ZF BIT(6)
+#define RFLAGS_SF BIT(7)
+#define RFLAGS_IF BIT(9)
+#define RFLAGS_DF BIT(10)
+#define RFLAGS_OF BIT(11)
+
+#define EFER_SCE  BIT(0)
+#define EFER_LME  BIT(8)
+#define EFER_LMA  BIT(10)
+#define EFER_NXE  BIT(11)
+#define EFER_SVME BIT(12)
 
 #define CR0_PE BIT(0)
 #define CR0_MP BIT(1)
@@ -175,12 +219,12 @@ unsigned cpu_phys_addr_bits(void); /* CPUID 0x80000008 EAX[7:0], 36 if absent */
 #define CR0_CD BIT(30)
 #define CR0_PG BIT(31)
 
-#define CR4_PAE     BIT(5)
-#define CR4_PGE     BIT(7)
-#define CR4_OSFXSR  BIT(9)
+#define CR4_PAE        BIT(5)
+#define CR4_PGE        BIT(7)
+#define CR4_OSFXSR     BIT(9)
 #define CR4_OSXMMEXCPT BIT(10)
-#define CR4_VMXE    BIT(13)
-#define CR4_OSXSAVE BIT(18)
+#define CR4_VMXE       BIT(13)
+#define CR4_OSXSAVE    BIT(18)
 
 /* ---- memory ------------------------------------------------------------- */
 
@@ -195,12 +239,12 @@ static inline void *alloc_page(void) { return alloc_pages(1); }
 uint64_t kernel_cr3(void);
 
 /* The selectors of the kernel's GDT. */
-#define KERNEL_CS 0x08
-#define KERNEL_DS 0x10
+#define KERNEL_CS   0x08
+#define KERNEL_DS   0x10
 #define KERNEL_CS32 0x18 /* 32-bit code, for guests in protected mode */
-#define USER_CS 0x2b
-#define USER_DS 0x23
-#define TSS_SEL 0x30
+#define USER_CS     0x2b
+#define USER_DS     0x23
+#define TSS_SEL     0x30
 
 /* ---- strings and formatting --------------------------------------------- */
 

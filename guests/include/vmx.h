@@ -17,6 +17,7 @@
 
 #ifndef __ASSEMBLER__
 #include "nvct.h"
+#include "guest.h"
 #endif
 
 /* ---- CPUID and MSRs ------------------------------------------------------ */
@@ -25,55 +26,55 @@
 #define CPUID_1_ECX_SMX (1u << 6)
 
 /* IA32_FEATURE_CONTROL (0x3A), SDM Vol. 3C 24.7 */
-#define FEATURE_CONTROL_LOCK         (1ull << 0)
-#define FEATURE_CONTROL_VMX_IN_SMX   (1ull << 1)
+#define FEATURE_CONTROL_LOCK            (1ull << 0)
+#define FEATURE_CONTROL_VMX_IN_SMX      (1ull << 1)
 #define FEATURE_CONTROL_VMX_OUTSIDE_SMX (1ull << 2)
 
 /* Capability MSRs, SDM Vol. 3C Appendix A */
-#define MSR_IA32_VMX_PINBASED_CTLS      0x481
-#define MSR_IA32_VMX_PROCBASED_CTLS     0x482
-#define MSR_IA32_VMX_EXIT_CTLS          0x483
-#define MSR_IA32_VMX_ENTRY_CTLS         0x484
-#define MSR_IA32_VMX_MISC               0x485
-#define MSR_IA32_VMX_CR0_FIXED0         0x486
-#define MSR_IA32_VMX_CR0_FIXED1         0x487
-#define MSR_IA32_VMX_CR4_FIXED0         0x488
-#define MSR_IA32_VMX_CR4_FIXED1         0x489
-#define MSR_IA32_VMX_VMCS_ENUM          0x48a
-#define MSR_IA32_VMX_PROCBASED_CTLS2    0x48b
-#define MSR_IA32_VMX_EPT_VPID_CAP       0x48c
+#define MSR_IA32_VMX_PINBASED_CTLS       0x481
+#define MSR_IA32_VMX_PROCBASED_CTLS      0x482
+#define MSR_IA32_VMX_EXIT_CTLS           0x483
+#define MSR_IA32_VMX_ENTRY_CTLS          0x484
+#define MSR_IA32_VMX_MISC                0x485
+#define MSR_IA32_VMX_CR0_FIXED0          0x486
+#define MSR_IA32_VMX_CR0_FIXED1          0x487
+#define MSR_IA32_VMX_CR4_FIXED0          0x488
+#define MSR_IA32_VMX_CR4_FIXED1          0x489
+#define MSR_IA32_VMX_VMCS_ENUM           0x48a
+#define MSR_IA32_VMX_PROCBASED_CTLS2     0x48b
+#define MSR_IA32_VMX_EPT_VPID_CAP        0x48c
 #define MSR_IA32_VMX_TRUE_PINBASED_CTLS  0x48d
 #define MSR_IA32_VMX_TRUE_PROCBASED_CTLS 0x48e
-#define MSR_IA32_VMX_TRUE_EXIT_CTLS     0x48f
-#define MSR_IA32_VMX_TRUE_ENTRY_CTLS    0x490
-#define MSR_IA32_VMX_VMFUNC             0x491
-#define MSR_IA32_VMX_PROCBASED_CTLS3    0x492
-#define MSR_IA32_VMX_EXIT_CTLS2         0x493
+#define MSR_IA32_VMX_TRUE_EXIT_CTLS      0x48f
+#define MSR_IA32_VMX_TRUE_ENTRY_CTLS     0x490
+#define MSR_IA32_VMX_VMFUNC              0x491
+#define MSR_IA32_VMX_PROCBASED_CTLS3     0x492
+#define MSR_IA32_VMX_EXIT_CTLS2          0x493
 
-#define MSR_IA32_SYSENTER_CS   0x174
-#define MSR_IA32_SYSENTER_ESP  0x175
-#define MSR_IA32_SYSENTER_EIP  0x176
-#define MSR_IA32_DEBUGCTL      0x1d9
-#define MSR_IA32_PAT           0x277
+#define MSR_IA32_SYSENTER_CS      0x174
+#define MSR_IA32_SYSENTER_ESP     0x175
+#define MSR_IA32_SYSENTER_EIP     0x176
+#define MSR_IA32_DEBUGCTL         0x1d9
+#define MSR_IA32_PAT              0x277
 #define MSR_IA32_PERF_GLOBAL_CTRL 0x38f
-#define MSR_IA32_TSC           0x010
-#define MSR_IA32_TSC_AUX       0xc0000103
+#define MSR_IA32_TSC              0x010
+#define MSR_IA32_TSC_AUX          0xc0000103
 
 /* IA32_VMX_BASIC, SDM Vol. 3C A.1 */
-#define VMX_BASIC_REVISION(b)   ((uint32_t)(b) & 0x7fffffffu)
-#define VMX_BASIC_BIT31         (1ull << 31)
-#define VMX_BASIC_REGION_SIZE(b) ((unsigned)(((b) >> 32) & 0x1fff))
-#define VMX_BASIC_ADDR32        (1ull << 48) /* VMX pointers limited to 32 bits */
-#define VMX_BASIC_DUAL_MONITOR  (1ull << 49)
-#define VMX_BASIC_MEMTYPE(b)    ((unsigned)(((b) >> 50) & 0xf))
-#define VMX_BASIC_INOUT         (1ull << 54) /* INS/OUTS instruction info */
-#define VMX_BASIC_TRUE_CTLS     (1ull << 55) /* IA32_VMX_TRUE_*_CTLS exist */
+#define VMX_BASIC_REVISION(b)      ((uint32_t)(b)&0x7fffffffu)
+#define VMX_BASIC_BIT31            (1ull << 31)
+#define VMX_BASIC_REGION_SIZE(b)   ((unsigned)(((b) >> 32) & 0x1fff))
+#define VMX_BASIC_ADDR32           (1ull << 48) /* VMX pointers limited to 32 bits */
+#define VMX_BASIC_DUAL_MONITOR     (1ull << 49)
+#define VMX_BASIC_MEMTYPE(b)       ((unsigned)(((b) >> 50) & 0xf))
+#define VMX_BASIC_INOUT            (1ull << 54) /* INS/OUTS instruction info */
+#define VMX_BASIC_TRUE_CTLS        (1ull << 55) /* IA32_VMX_TRUE_*_CTLS exist */
 #define VMX_BASIC_NO_ERRCODE_CHECK (1ull << 56)
-#define VMX_MEMTYPE_UC 0
-#define VMX_MEMTYPE_WB 6
+#define VMX_MEMTYPE_UC             0
+#define VMX_MEMTYPE_WB             6
 
 /* IA32_VMX_MISC, SDM Vol. 3C A.6 */
-#define VMX_MISC_TIMER_RATIO(m)  ((unsigned)((m) & 0x1f))
+#define VMX_MISC_TIMER_RATIO(m)  ((unsigned)((m)&0x1f))
 #define VMX_MISC_EXIT_SAVES_LMA  (1ull << 5)
 #define VMX_MISC_ACT_HLT         (1ull << 6)
 #define VMX_MISC_ACT_SHUTDOWN    (1ull << 7)
@@ -111,11 +112,11 @@
 #define VMX_VPID_INV_SINGLE_NG (1ull << 43)
 
 /* INVEPT / INVVPID types, SDM Vol. 3C 31.3 */
-#define INVEPT_SINGLE 1
-#define INVEPT_ALL    2
-#define INVVPID_ADDR  0
-#define INVVPID_SINGLE 1
-#define INVVPID_ALL   2
+#define INVEPT_SINGLE     1
+#define INVEPT_ALL        2
+#define INVVPID_ADDR      0
+#define INVVPID_SINGLE    1
+#define INVVPID_ALL       2
 #define INVVPID_SINGLE_NG 3
 
 /* ---- VMCS field encodings, SDM Vol. 3C Appendix B -------------------------
@@ -125,39 +126,39 @@
 #define VMCS_FIELD_WIDTH(f) (((f) >> 13) & 3)
 #define VMCS_FIELD_TYPE(f)  (((f) >> 10) & 3)
 #define VMCS_FIELD_INDEX(f) (((f) >> 1) & 0x1ff)
-#define VMCS_WIDTH_16 0
-#define VMCS_WIDTH_64 1
-#define VMCS_WIDTH_32 2
-#define VMCS_WIDTH_NAT 3
-#define VMCS_TYPE_CTRL 0
-#define VMCS_TYPE_RO 1
-#define VMCS_TYPE_GUEST 2
-#define VMCS_TYPE_HOST 3
-#define VMCS_HIGH(f) ((f) | 1)
+#define VMCS_WIDTH_16       0
+#define VMCS_WIDTH_64       1
+#define VMCS_WIDTH_32       2
+#define VMCS_WIDTH_NAT      3
+#define VMCS_TYPE_CTRL      0
+#define VMCS_TYPE_RO        1
+#define VMCS_TYPE_GUEST     2
+#define VMCS_TYPE_HOST      3
+#define VMCS_HIGH(f)        ((f) | 1)
 
 /* 16-bit control fields (B.1.1) */
-#define VMCS_VPID                   0x0000
-#define VMCS_POSTED_INTR_NV         0x0002
-#define VMCS_EPTP_INDEX             0x0004
+#define VMCS_VPID              0x0000
+#define VMCS_POSTED_INTR_NV    0x0002
+#define VMCS_EPTP_INDEX        0x0004
 /* 16-bit guest-state fields (B.1.2) */
-#define VMCS_GUEST_ES_SEL           0x0800
-#define VMCS_GUEST_CS_SEL           0x0802
-#define VMCS_GUEST_SS_SEL           0x0804
-#define VMCS_GUEST_DS_SEL           0x0806
-#define VMCS_GUEST_FS_SEL           0x0808
-#define VMCS_GUEST_GS_SEL           0x080a
-#define VMCS_GUEST_LDTR_SEL         0x080c
-#define VMCS_GUEST_TR_SEL           0x080e
-#define VMCS_GUEST_INTR_STATUS      0x0810
-#define VMCS_GUEST_PML_INDEX        0x0812
+#define VMCS_GUEST_ES_SEL      0x0800
+#define VMCS_GUEST_CS_SEL      0x0802
+#define VMCS_GUEST_SS_SEL      0x0804
+#define VMCS_GUEST_DS_SEL      0x0806
+#define VMCS_GUEST_FS_SEL      0x0808
+#define VMCS_GUEST_GS_SEL      0x080a
+#define VMCS_GUEST_LDTR_SEL    0x080c
+#define VMCS_GUEST_TR_SEL      0x080e
+#define VMCS_GUEST_INTR_STATUS 0x0810
+#define VMCS_GUEST_PML_INDEX   0x0812
 /* 16-bit host-state fields (B.1.3) */
-#define VMCS_HOST_ES_SEL            0x0c00
-#define VMCS_HOST_CS_SEL            0x0c02
-#define VMCS_HOST_SS_SEL            0x0c04
-#define VMCS_HOST_DS_SEL            0x0c06
-#define VMCS_HOST_FS_SEL            0x0c08
-#define VMCS_HOST_GS_SEL            0x0c0a
-#define VMCS_HOST_TR_SEL            0x0c0c
+#define VMCS_HOST_ES_SEL       0x0c00
+#define VMCS_HOST_CS_SEL       0x0c02
+#define VMCS_HOST_SS_SEL       0x0c04
+#define VMCS_HOST_DS_SEL       0x0c06
+#define VMCS_HOST_FS_SEL       0x0c08
+#define VMCS_HOST_GS_SEL       0x0c0a
+#define VMCS_HOST_TR_SEL       0x0c0c
 
 /* 64-bit control fields (B.2.1) */
 #define VMCS_IO_BITMAP_A            0x2000
@@ -265,70 +266,70 @@
 #define VMCS_HOST_SYSENTER_CS       0x4c00
 
 /* natural-width control fields (B.4.1) */
-#define VMCS_CR0_MASK               0x6000
-#define VMCS_CR4_MASK               0x6002
-#define VMCS_CR0_SHADOW             0x6004
-#define VMCS_CR4_SHADOW             0x6006
-#define VMCS_CR3_TARGET0            0x6008
-#define VMCS_CR3_TARGET1            0x600a
-#define VMCS_CR3_TARGET2            0x600c
-#define VMCS_CR3_TARGET3            0x600e
+#define VMCS_CR0_MASK           0x6000
+#define VMCS_CR4_MASK           0x6002
+#define VMCS_CR0_SHADOW         0x6004
+#define VMCS_CR4_SHADOW         0x6006
+#define VMCS_CR3_TARGET0        0x6008
+#define VMCS_CR3_TARGET1        0x600a
+#define VMCS_CR3_TARGET2        0x600c
+#define VMCS_CR3_TARGET3        0x600e
 /* natural-width read-only data fields (B.4.2) */
-#define VMCS_EXIT_QUAL              0x6400
-#define VMCS_IO_RCX                 0x6402
-#define VMCS_IO_RSI                 0x6404
-#define VMCS_IO_RDI                 0x6406
-#define VMCS_IO_RIP                 0x6408
-#define VMCS_GUEST_LINEAR_ADDR      0x640a
+#define VMCS_EXIT_QUAL          0x6400
+#define VMCS_IO_RCX             0x6402
+#define VMCS_IO_RSI             0x6404
+#define VMCS_IO_RDI             0x6406
+#define VMCS_IO_RIP             0x6408
+#define VMCS_GUEST_LINEAR_ADDR  0x640a
 /* natural-width guest-state fields (B.4.3) */
-#define VMCS_GUEST_CR0              0x6800
-#define VMCS_GUEST_CR3              0x6802
-#define VMCS_GUEST_CR4              0x6804
-#define VMCS_GUEST_ES_BASE          0x6806
-#define VMCS_GUEST_CS_BASE          0x6808
-#define VMCS_GUEST_SS_BASE          0x680a
-#define VMCS_GUEST_DS_BASE          0x680c
-#define VMCS_GUEST_FS_BASE          0x680e
-#define VMCS_GUEST_GS_BASE          0x6810
-#define VMCS_GUEST_LDTR_BASE        0x6812
-#define VMCS_GUEST_TR_BASE          0x6814
-#define VMCS_GUEST_GDTR_BASE        0x6816
-#define VMCS_GUEST_IDTR_BASE        0x6818
-#define VMCS_GUEST_DR7              0x681a
-#define VMCS_GUEST_RSP              0x681c
-#define VMCS_GUEST_RIP              0x681e
-#define VMCS_GUEST_RFLAGS           0x6820
-#define VMCS_GUEST_PENDING_DBG      0x6822
-#define VMCS_GUEST_SYSENTER_ESP     0x6824
-#define VMCS_GUEST_SYSENTER_EIP     0x6826
-#define VMCS_GUEST_S_CET            0x6828
-#define VMCS_GUEST_SSP              0x682a
-#define VMCS_GUEST_ISST_ADDR        0x682c
+#define VMCS_GUEST_CR0          0x6800
+#define VMCS_GUEST_CR3          0x6802
+#define VMCS_GUEST_CR4          0x6804
+#define VMCS_GUEST_ES_BASE      0x6806
+#define VMCS_GUEST_CS_BASE      0x6808
+#define VMCS_GUEST_SS_BASE      0x680a
+#define VMCS_GUEST_DS_BASE      0x680c
+#define VMCS_GUEST_FS_BASE      0x680e
+#define VMCS_GUEST_GS_BASE      0x6810
+#define VMCS_GUEST_LDTR_BASE    0x6812
+#define VMCS_GUEST_TR_BASE      0x6814
+#define VMCS_GUEST_GDTR_BASE    0x6816
+#define VMCS_GUEST_IDTR_BASE    0x6818
+#define VMCS_GUEST_DR7          0x681a
+#define VMCS_GUEST_RSP          0x681c
+#define VMCS_GUEST_RIP          0x681e
+#define VMCS_GUEST_RFLAGS       0x6820
+#define VMCS_GUEST_PENDING_DBG  0x6822
+#define VMCS_GUEST_SYSENTER_ESP 0x6824
+#define VMCS_GUEST_SYSENTER_EIP 0x6826
+#define VMCS_GUEST_S_CET        0x6828
+#define VMCS_GUEST_SSP          0x682a
+#define VMCS_GUEST_ISST_ADDR    0x682c
 /* natural-width host-state fields (B.4.4) */
-#define VMCS_HOST_CR0               0x6c00
-#define VMCS_HOST_CR3               0x6c02
-#define VMCS_HOST_CR4               0x6c04
-#define VMCS_HOST_FS_BASE           0x6c06
-#define VMCS_HOST_GS_BASE           0x6c08
-#define VMCS_HOST_TR_BASE           0x6c0a
-#define VMCS_HOST_GDTR_BASE         0x6c0c
-#define VMCS_HOST_IDTR_BASE         0x6c0e
-#define VMCS_HOST_SYSENTER_ESP      0x6c10
-#define VMCS_HOST_SYSENTER_EIP      0x6c12
-#define VMCS_HOST_RSP               0x6c14
-#define VMCS_HOST_RIP               0x6c16
-#define VMCS_HOST_S_CET             0x6c18
-#define VMCS_HOST_SSP               0x6c1a
-#define VMCS_HOST_ISST_ADDR         0x6c1c
+#define VMCS_HOST_CR0           0x6c00
+#define VMCS_HOST_CR3           0x6c02
+#define VMCS_HOST_CR4           0x6c04
+#define VMCS_HOST_FS_BASE       0x6c06
+#define VMCS_HOST_GS_BASE       0x6c08
+#define VMCS_HOST_TR_BASE       0x6c0a
+#define VMCS_HOST_GDTR_BASE     0x6c0c
+#define VMCS_HOST_IDTR_BASE     0x6c0e
+#define VMCS_HOST_SYSENTER_ESP  0x6c10
+#define VMCS_HOST_SYSENTER_EIP  0x6c12
+#define VMCS_HOST_RSP           0x6c14
+#define VMCS_HOST_RIP           0x6c16
+#define VMCS_HOST_S_CET         0x6c18
+#define VMCS_HOST_SSP           0x6c1a
+#define VMCS_HOST_ISST_ADDR     0x6c1c
 
 /* ---- VM-execution, VM-exit and VM-entry controls ---------------------------- */
 
 /* pin-based VM-execution controls, SDM Vol. 3C 25.6.1 */
-#define PIN_EXTINT_EXITING     (1u << 0)
-#define PIN_NMI_EXITING        (1u << 3)
-#define PIN_VIRTUAL_NMIS       (1u << 5)
-#define PIN_PREEMPTION_TIMER   (1u << 6)
-#define PIN_POSTED_INTR        (1u << 7)
+#define PIN_EXTINT_EXITING   (1u << 0)
+#define PIN_NMI_EXITING      (1u << 3)
+#define PIN_VIRTUAL_NMIS     (1u << 5)
+#define PIN_PREEMPTION_TIMER (1u << 6)
+#define PIN_POSTED_INTR      (1u << 7)
 
 /* primary processor-based VM-execution controls, SDM Vol. 3C 25.6.2 */
 #define PROC_INTR_WINDOW       (1u << 2)
@@ -355,107 +356,107 @@
 #define PROC_SECONDARY_CTLS    (1u << 31)
 
 /* secondary processor-based VM-execution controls, SDM Vol. 3C 25.6.2 */
-#define PROC2_VIRT_APIC_ACCESS (1u << 0)
-#define PROC2_EPT              (1u << 1)
+#define PROC2_VIRT_APIC_ACCESS   (1u << 0)
+#define PROC2_EPT                (1u << 1)
 #define PROC2_DESC_TABLE_EXITING (1u << 2)
-#define PROC2_RDTSCP           (1u << 3)
-#define PROC2_VIRT_X2APIC      (1u << 4)
-#define PROC2_VPID             (1u << 5)
-#define PROC2_WBINVD_EXITING   (1u << 6)
-#define PROC2_UNRESTRICTED     (1u << 7)
-#define PROC2_APIC_REG_VIRT    (1u << 8)
+#define PROC2_RDTSCP             (1u << 3)
+#define PROC2_VIRT_X2APIC        (1u << 4)
+#define PROC2_VPID               (1u << 5)
+#define PROC2_WBINVD_EXITING     (1u << 6)
+#define PROC2_UNRESTRICTED       (1u << 7)
+#define PROC2_APIC_REG_VIRT      (1u << 8)
 #define PROC2_VIRT_INTR_DELIVERY (1u << 9)
-#define PROC2_PLE              (1u << 10)
-#define PROC2_RDRAND_EXITING   (1u << 11)
-#define PROC2_INVPCID          (1u << 12)
-#define PROC2_VMFUNC           (1u << 13)
-#define PROC2_VMCS_SHADOWING   (1u << 14)
-#define PROC2_ENCLS_EXITING    (1u << 15)
-#define PROC2_RDSEED_EXITING   (1u << 16)
-#define PROC2_PML              (1u << 17)
-#define PROC2_EPT_VE           (1u << 18)
-#define PROC2_PT_CONCEAL       (1u << 19)
-#define PROC2_XSAVES           (1u << 20)
-#define PROC2_MBEC             (1u << 22)
-#define PROC2_SPP              (1u << 23)
-#define PROC2_PT_GPA           (1u << 24)
-#define PROC2_TSC_SCALING      (1u << 25)
-#define PROC2_USER_WAIT_PAUSE  (1u << 26)
-#define PROC2_ENCLV_EXITING    (1u << 28)
+#define PROC2_PLE                (1u << 10)
+#define PROC2_RDRAND_EXITING     (1u << 11)
+#define PROC2_INVPCID            (1u << 12)
+#define PROC2_VMFUNC             (1u << 13)
+#define PROC2_VMCS_SHADOWING     (1u << 14)
+#define PROC2_ENCLS_EXITING      (1u << 15)
+#define PROC2_RDSEED_EXITING     (1u << 16)
+#define PROC2_PML                (1u << 17)
+#define PROC2_EPT_VE             (1u << 18)
+#define PROC2_PT_CONCEAL         (1u << 19)
+#define PROC2_XSAVES             (1u << 20)
+#define PROC2_MBEC               (1u << 22)
+#define PROC2_SPP                (1u << 23)
+#define PROC2_PT_GPA             (1u << 24)
+#define PROC2_TSC_SCALING        (1u << 25)
+#define PROC2_USER_WAIT_PAUSE    (1u << 26)
+#define PROC2_ENCLV_EXITING      (1u << 28)
 
 /* primary VM-exit controls, SDM Vol. 3C 25.7.1 */
-#define EXIT_SAVE_DEBUG        (1u << 2)
-#define EXIT_HOST_ADDR_64      (1u << 9)
-#define EXIT_LOAD_PERF_GLOBAL  (1u << 12)
-#define EXIT_ACK_INTR          (1u << 15)
-#define EXIT_SAVE_PAT          (1u << 18)
-#define EXIT_LOAD_PAT          (1u << 19)
-#define EXIT_SAVE_EFER         (1u << 20)
-#define EXIT_LOAD_EFER         (1u << 21)
-#define EXIT_SAVE_TIMER        (1u << 22)
-#define EXIT_CLEAR_BNDCFGS     (1u << 23)
-#define EXIT_PT_CONCEAL        (1u << 24)
-#define EXIT_CLEAR_RTIT_CTL    (1u << 25)
-#define EXIT_LOAD_CET          (1u << 28)
-#define EXIT_LOAD_PKRS         (1u << 29)
-#define EXIT_SECONDARY_CTLS    (1u << 31)
+#define EXIT_SAVE_DEBUG       (1u << 2)
+#define EXIT_HOST_ADDR_64     (1u << 9)
+#define EXIT_LOAD_PERF_GLOBAL (1u << 12)
+#define EXIT_ACK_INTR         (1u << 15)
+#define EXIT_SAVE_PAT         (1u << 18)
+#define EXIT_LOAD_PAT         (1u << 19)
+#define EXIT_SAVE_EFER        (1u << 20)
+#define EXIT_LOAD_EFER        (1u << 21)
+#define EXIT_SAVE_TIMER       (1u << 22)
+#define EXIT_CLEAR_BNDCFGS    (1u << 23)
+#define EXIT_PT_CONCEAL       (1u << 24)
+#define EXIT_CLEAR_RTIT_CTL   (1u << 25)
+#define EXIT_LOAD_CET         (1u << 28)
+#define EXIT_LOAD_PKRS        (1u << 29)
+#define EXIT_SECONDARY_CTLS   (1u << 31)
 
 /* VM-entry controls, SDM Vol. 3C 25.8.1 */
-#define ENTRY_LOAD_DEBUG       (1u << 2)
-#define ENTRY_IA32E_GUEST      (1u << 9)
-#define ENTRY_SMM              (1u << 10)
+#define ENTRY_LOAD_DEBUG         (1u << 2)
+#define ENTRY_IA32E_GUEST        (1u << 9)
+#define ENTRY_SMM                (1u << 10)
 #define ENTRY_DEACT_DUAL_MONITOR (1u << 11)
-#define ENTRY_LOAD_PERF_GLOBAL (1u << 13)
-#define ENTRY_LOAD_PAT         (1u << 14)
-#define ENTRY_LOAD_EFER        (1u << 15)
-#define ENTRY_LOAD_BNDCFGS     (1u << 16)
-#define ENTRY_PT_CONCEAL       (1u << 17)
-#define ENTRY_LOAD_RTIT_CTL    (1u << 18)
-#define ENTRY_LOAD_CET         (1u << 20)
-#define ENTRY_LOAD_PKRS        (1u << 22)
+#define ENTRY_LOAD_PERF_GLOBAL   (1u << 13)
+#define ENTRY_LOAD_PAT           (1u << 14)
+#define ENTRY_LOAD_EFER          (1u << 15)
+#define ENTRY_LOAD_BNDCFGS       (1u << 16)
+#define ENTRY_PT_CONCEAL         (1u << 17)
+#define ENTRY_LOAD_RTIT_CTL      (1u << 18)
+#define ENTRY_LOAD_CET           (1u << 20)
+#define ENTRY_LOAD_PKRS          (1u << 22)
 
 /* interruption-information format (VM-entry 25.8.3, VM-exit 25.9.2) */
-#define INTR_INFO_VECTOR(i)    ((i) & 0xff)
-#define INTR_INFO_TYPE(i)      (((i) >> 8) & 7)
-#define INTR_INFO_ERRCODE      (1u << 11)
-#define INTR_INFO_NMI_UNBLOCK  (1u << 12)
-#define INTR_INFO_VALID        (1u << 31)
-#define INTR_TYPE_EXT_INTR     0
-#define INTR_TYPE_NMI          2
-#define INTR_TYPE_HW_EXC       3
-#define INTR_TYPE_SW_INTR      4
-#define INTR_TYPE_PRIV_SW_EXC  5
-#define INTR_TYPE_SW_EXC       6
-#define INTR_TYPE_OTHER        7
+#define INTR_INFO_VECTOR(i)   ((i)&0xff)
+#define INTR_INFO_TYPE(i)     (((i) >> 8) & 7)
+#define INTR_INFO_ERRCODE     (1u << 11)
+#define INTR_INFO_NMI_UNBLOCK (1u << 12)
+#define INTR_INFO_VALID       (1u << 31)
+#define INTR_TYPE_EXT_INTR    0
+#define INTR_TYPE_NMI         2
+#define INTR_TYPE_HW_EXC      3
+#define INTR_TYPE_SW_INTR     4
+#define INTR_TYPE_PRIV_SW_EXC 5
+#define INTR_TYPE_SW_EXC      6
+#define INTR_TYPE_OTHER       7
 
 /* guest interruptibility state (25.4.2) and activity state */
-#define INTERRUPTIBILITY_STI    (1u << 0)
-#define INTERRUPTIBILITY_MOVSS  (1u << 1)
-#define INTERRUPTIBILITY_SMI    (1u << 2)
-#define INTERRUPTIBILITY_NMI    (1u << 3)
-#define ACTIVITY_ACTIVE         0
-#define ACTIVITY_HLT            1
-#define ACTIVITY_SHUTDOWN       2
-#define ACTIVITY_WAIT_SIPI      3
+#define INTERRUPTIBILITY_STI   (1u << 0)
+#define INTERRUPTIBILITY_MOVSS (1u << 1)
+#define INTERRUPTIBILITY_SMI   (1u << 2)
+#define INTERRUPTIBILITY_NMI   (1u << 3)
+#define ACTIVITY_ACTIVE        0
+#define ACTIVITY_HLT           1
+#define ACTIVITY_SHUTDOWN      2
+#define ACTIVITY_WAIT_SIPI     3
 
 /* segment access rights in the VMCS (25.4.1) */
-#define VMX_AR_TYPE(t)   ((t) & 0xf)
-#define VMX_AR_S         (1u << 4)
-#define VMX_AR_DPL(d)    (((d) & 3) << 5)
-#define VMX_AR_P         (1u << 7)
-#define VMX_AR_AVL       (1u << 12)
-#define VMX_AR_L         (1u << 13)
-#define VMX_AR_DB        (1u << 14)
-#define VMX_AR_G         (1u << 15)
-#define VMX_AR_UNUSABLE  (1u << 16)
+#define VMX_AR_TYPE(t)  ((t)&0xf)
+#define VMX_AR_S        (1u << 4)
+#define VMX_AR_DPL(d)   (((d)&3) << 5)
+#define VMX_AR_P        (1u << 7)
+#define VMX_AR_AVL      (1u << 12)
+#define VMX_AR_L        (1u << 13)
+#define VMX_AR_DB       (1u << 14)
+#define VMX_AR_G        (1u << 15)
+#define VMX_AR_UNUSABLE (1u << 16)
 
 /* ---- exit reasons, SDM Vol. 3C Appendix C and 28.2.1 ------------------------- */
 
-#define EXIT_REASON_BASIC(r)      ((r) & 0xffff)
-#define EXIT_REASON_ENCLAVE       (1u << 27)
-#define EXIT_REASON_PENDING_MTF   (1u << 28)
-#define EXIT_REASON_FROM_ROOT     (1u << 29)
-#define EXIT_REASON_ENTRY_FAIL    (1u << 31)
+#define EXIT_REASON_BASIC(r)    ((r)&0xffff)
+#define EXIT_REASON_ENCLAVE     (1u << 27)
+#define EXIT_REASON_PENDING_MTF (1u << 28)
+#define EXIT_REASON_FROM_ROOT   (1u << 29)
+#define EXIT_REASON_ENTRY_FAIL  (1u << 31)
 
 #define EXIT_EXCEPTION_NMI    0
 #define EXIT_EXTERNAL_INTR    1
@@ -531,70 +532,70 @@
 #define EXIT_INSN_TIMEOUT     75
 
 /* exit qualification of exit 33 (invalid guest state), SDM Vol. 3C 27.8 */
-#define ENTRY_FAIL_QUAL_PDPTE     2
-#define ENTRY_FAIL_QUAL_NMI_STI   3
-#define ENTRY_FAIL_QUAL_LINK_PTR  4
+#define ENTRY_FAIL_QUAL_PDPTE    2
+#define ENTRY_FAIL_QUAL_NMI_STI  3
+#define ENTRY_FAIL_QUAL_LINK_PTR 4
 
 /* ---- VM-instruction error numbers, SDM Vol. 3C 31.4 (Table 31-1) -------------- */
 
-#define VMXERR_VMCALL_IN_ROOT        1
-#define VMXERR_VMCLEAR_BAD_ADDR      2
-#define VMXERR_VMCLEAR_VMXON_PTR     3
-#define VMXERR_VMLAUNCH_NOT_CLEAR    4
-#define VMXERR_VMRESUME_NOT_LAUNCHED 5
-#define VMXERR_VMRESUME_AFTER_VMXOFF 6
-#define VMXERR_ENTRY_BAD_CTRL        7
-#define VMXERR_ENTRY_BAD_HOST        8
-#define VMXERR_VMPTRLD_BAD_ADDR      9
-#define VMXERR_VMPTRLD_VMXON_PTR     10
-#define VMXERR_VMPTRLD_BAD_REVISION  11
-#define VMXERR_UNSUPPORTED_FIELD     12
-#define VMXERR_VMWRITE_READ_ONLY     13
-#define VMXERR_VMXON_IN_ROOT         15
-#define VMXERR_ENTRY_BAD_EXEC_VMCS   16
+#define VMXERR_VMCALL_IN_ROOT          1
+#define VMXERR_VMCLEAR_BAD_ADDR        2
+#define VMXERR_VMCLEAR_VMXON_PTR       3
+#define VMXERR_VMLAUNCH_NOT_CLEAR      4
+#define VMXERR_VMRESUME_NOT_LAUNCHED   5
+#define VMXERR_VMRESUME_AFTER_VMXOFF   6
+#define VMXERR_ENTRY_BAD_CTRL          7
+#define VMXERR_ENTRY_BAD_HOST          8
+#define VMXERR_VMPTRLD_BAD_ADDR        9
+#define VMXERR_VMPTRLD_VMXON_PTR       10
+#define VMXERR_VMPTRLD_BAD_REVISION    11
+#define VMXERR_UNSUPPORTED_FIELD       12
+#define VMXERR_VMWRITE_READ_ONLY       13
+#define VMXERR_VMXON_IN_ROOT           15
+#define VMXERR_ENTRY_BAD_EXEC_VMCS     16
 #define VMXERR_ENTRY_EXEC_NOT_LAUNCHED 17
-#define VMXERR_ENTRY_EXEC_NOT_VMXON  18
-#define VMXERR_VMCALL_NOT_CLEAR      19
-#define VMXERR_VMCALL_BAD_EXIT_CTRL  20
-#define VMXERR_VMCALL_BAD_MSEG_REV   22
-#define VMXERR_VMXOFF_DUAL_MONITOR   23
-#define VMXERR_VMCALL_BAD_SMM_FEAT   24
-#define VMXERR_ENTRY_BAD_EXEC_CTRL   25
-#define VMXERR_ENTRY_MOVSS_BLOCKING  26
-#define VMXERR_INVEPT_INVVPID_OPERAND 28
+#define VMXERR_ENTRY_EXEC_NOT_VMXON    18
+#define VMXERR_VMCALL_NOT_CLEAR        19
+#define VMXERR_VMCALL_BAD_EXIT_CTRL    20
+#define VMXERR_VMCALL_BAD_MSEG_REV     22
+#define VMXERR_VMXOFF_DUAL_MONITOR     23
+#define VMXERR_VMCALL_BAD_SMM_FEAT     24
+#define VMXERR_ENTRY_BAD_EXEC_CTRL     25
+#define VMXERR_ENTRY_MOVSS_BLOCKING    26
+#define VMXERR_INVEPT_INVVPID_OPERAND  28
 
 /* ---- struct vmx_vcpu layout, shared with vmx_entry.S ------------------------- */
 
 /* guest GPR slots, indexed by the x86 register number (RSP lives in the VMCS) */
-#define VMX_GPR_RAX 0
-#define VMX_GPR_RCX 1
-#define VMX_GPR_RDX 2
-#define VMX_GPR_RBX 3
-#define VMX_GPR_RSP 4 /* unused slot */
-#define VMX_GPR_RBP 5
-#define VMX_GPR_RSI 6
-#define VMX_GPR_RDI 7
-#define VMX_GPR_R8  8
-#define VMX_GPR_R9  9
-#define VMX_GPR_R10 10
-#define VMX_GPR_R11 11
-#define VMX_GPR_R12 12
-#define VMX_GPR_R13 13
-#define VMX_GPR_R14 14
-#define VMX_GPR_R15 15
-#define VMX_VCPU_GPR(n)       ((n) * 8)
-#define VMX_VCPU_LAUNCHED     128
-#define VMX_VCPU_FAIL_RFLAGS  136
-#define VMX_VCPU_HOST_GDTR    144 /* 2-byte limit + 8-byte base, 16 reserved */
-#define VMX_VCPU_HOST_IDTR    160
-#define VMX_VCPU_EXIT_RFLAGS  176 /* host RFLAGS right after the VM exit */
-#define VMX_VCPU_EXIT_GDTR    184 /* host GDTR/IDTR right after the VM exit */
-#define VMX_VCPU_EXIT_IDTR    200
+#define VMX_GPR_RAX          0
+#define VMX_GPR_RCX          1
+#define VMX_GPR_RDX          2
+#define VMX_GPR_RBX          3
+#define VMX_GPR_RSP          4 /* unused slot */
+#define VMX_GPR_RBP          5
+#define VMX_GPR_RSI          6
+#define VMX_GPR_RDI          7
+#define VMX_GPR_R8           8
+#define VMX_GPR_R9           9
+#define VMX_GPR_R10          10
+#define VMX_GPR_R11          11
+#define VMX_GPR_R12          12
+#define VMX_GPR_R13          13
+#define VMX_GPR_R14          14
+#define VMX_GPR_R15          15
+#define VMX_VCPU_GPR(n)      ((n)*8)
+#define VMX_VCPU_LAUNCHED    128
+#define VMX_VCPU_FAIL_RFLAGS 136
+#define VMX_VCPU_HOST_GDTR   144 /* 2-byte limit + 8-byte base, 16 reserved */
+#define VMX_VCPU_HOST_IDTR   160
+#define VMX_VCPU_EXIT_RFLAGS 176 /* host RFLAGS right after the VM exit */
+#define VMX_VCPU_EXIT_GDTR   184 /* host GDTR/IDTR right after the VM exit */
+#define VMX_VCPU_EXIT_IDTR   200
 
 /* RAX of the VMCALL a guest entry function makes when it returns ("nvct") */
 #define VMX_GUEST_RETURNED 0x6e766374
 /* RAX of the VMCALL the handlers of vmx_guest_idt() make ("evnt") */
-#define VMX_GUEST_EVENT 0x65766e74
+#define VMX_GUEST_EVENT    0x65766e74
 
 #ifndef __ASSEMBLER__
 
@@ -622,7 +623,7 @@ static inline bool vmx_res_is(struct vmx_res r, enum vmx_outcome o, uint32_t err
 const char *vmx_res_str(struct vmx_res r);
 
 /* check() that r is the outcome wanted (err only matters for VMX_FAIL_VALID) */
-#define check_vmx(what, r, want, err)                                                 \
+#define check_vmx(what, r, want, err)                                                    \
     check(vmx_res_is((r), (want), (err)), "%s: got %s, want %s", (what), vmx_res_str(r), \
           vmx_res_str((struct vmx_res){(want), (want) == VMX_FAIL_VALID ? (err) : 0}))
 
@@ -642,8 +643,14 @@ struct vmx_res invept(uint64_t type, uint64_t eptp);
 struct vmx_res invvpid(uint64_t type, uint16_t vpid, uint64_t gla);
 
 enum vmx_insn {
-    VMX_INSN_VMXON, VMX_INSN_VMXOFF, VMX_INSN_VMCLEAR, VMX_INSN_VMPTRLD,
-    VMX_INSN_VMPTRST, VMX_INSN_VMREAD, VMX_INSN_VMWRITE, VMX_INSN_INVEPT,
+    VMX_INSN_VMXON,
+    VMX_INSN_VMXOFF,
+    VMX_INSN_VMCLEAR,
+    VMX_INSN_VMPTRLD,
+    VMX_INSN_VMPTRST,
+    VMX_INSN_VMREAD,
+    VMX_INSN_VMWRITE,
+    VMX_INSN_INVEPT,
     VMX_INSN_INVVPID,
 };
 /* Runs one wrapper under catch_fault(): a is the address/field/type, b the
@@ -730,7 +737,7 @@ struct vmx_vcpu {
     uint64_t fail_rflags; /* RFLAGS after a VMLAUNCH/VMRESUME that failed */
     uint8_t host_gdtr[16];
     uint8_t host_idtr[16];
-    uint64_t exit_rflags; /* host RFLAGS as the VM exit left them */
+    uint64_t exit_rflags;  /* host RFLAGS as the VM exit left them */
     uint8_t exit_gdtr[16]; /* host GDTR/IDTR as the VM exit left them (the stub */
     uint8_t exit_idtr[16]; /* then reloads the kernel's own limits) */
     /* ---- not used by assembly ---- */
@@ -763,7 +770,6 @@ struct vmx_vcpu {
 struct vmx_vcpu *vmx_vcpu_new(void (*entry)(void));
 /* Writes the default host and guest state and controls into the current VMCS. */
 void vmx_setup_vmcs(struct vmx_vcpu *v, void (*entry)(void));
-
 
 /* VMLAUNCH (v->launched == 0) or VMRESUME of the current VMCS (which must
  * be v's: vmx_run() does not VMPTRLD), with the guest GPRs of v. Returns
@@ -815,7 +821,7 @@ const char *vmx_error_name(uint32_t err);
 #define EPT_D          (1ull << 9)
 #define EPT_ADDR_MASK  0x000ffffffffff000ull
 #define EPTP_MT(t)     ((uint64_t)(t) << 0)
-#define EPTP_PWL(n)    ((uint64_t)((n) - 1) << 3)
+#define EPTP_PWL(n)    ((uint64_t)((n)-1) << 3)
 #define EPTP_AD        (1ull << 6)
 
 /* EPT violation exit qualification, SDM Vol. 3C 28.2.1 (Table 28-7) */

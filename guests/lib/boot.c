@@ -15,7 +15,7 @@ struct mb1_info {
     uint32_t flags;
     uint32_t mem_lower, mem_upper; /* KiB, flags bit 0 */
     uint32_t boot_device;
-    uint32_t cmdline;              /* flags bit 2 */
+    uint32_t cmdline; /* flags bit 2 */
     uint32_t mods_count, mods_addr;
     uint32_t syms[4];
     uint32_t mmap_length, mmap_addr; /* flags bit 6 */
@@ -34,7 +34,7 @@ struct mb1_mmap_entry {
 struct hvm_start_info {
     uint32_t magic, version, flags, nr_modules;
     uint64_t modlist_paddr, cmdline_paddr, rsdp_paddr;
-    uint64_t memmap_paddr;  /* version >= 1 */
+    uint64_t memmap_paddr; /* version >= 1 */
     uint32_t memmap_entries;
     uint32_t reserved;
 } __packed;

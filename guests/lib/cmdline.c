@@ -6,10 +6,7 @@
  */
 #include "kernel.h"
 
-static bool is_space(char c)
-{
-    return c == ' ' || c == '\t' || c == '\n' || c == '\r';
-}
+static bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
 
 /* The value of the last word "key=...", as Linux does with repeated keys. */
 bool cmdline_get(const char *s, const char *key, char *val, size_t size)

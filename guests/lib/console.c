@@ -6,7 +6,7 @@
 #include "kernel.h"
 
 struct sink {
-    const char *name;       /* the HELLO console= value */
+    const char *name; /* the HELLO console= value */
     bool (*detect)(void);
     void (*init)(void);
     void (*putc)(uint8_t c);
@@ -21,8 +21,8 @@ struct sink {
  * port of the same machines, used only when COM1 is absent.
  */
 
-#define COM1 0x3f8
-#define COM2 0x2f8
+#define COM1     0x3f8
+#define COM2     0x2f8
 #define UART_THR 0 /* transmit holding register (DLAB = 0) */
 #define UART_DLL 0 /* divisor latch, low (DLAB = 1) */
 #define UART_IER 1
@@ -90,10 +90,7 @@ static void com2_drain(void) { uart_wait(COM2, LSR_TEMT); }
 /* A PVH guest of Xen has no UART unless one is configured: Xen prints what
  * the guest writes to 0xE9 on its own console, `(d1) ` before each line. */
 
-static bool e9_detect(void)
-{
-    return true; /* writes cannot be checked: the last resort */
-}
+static bool e9_detect(void) { return true; /* writes cannot be checked: the last resort */ }
 
 static void e9_init(void) {}
 static void e9_putc(uint8_t c) { outb(0xe9, c); }
@@ -113,13 +110,13 @@ static void e9_drain(void) {}
  */
 
 #define XEN_HYPERCALL_EVENT_CHANNEL_OP 32
-#define XEN_HYPERCALL_HVM_OP 34
-#define XEN_HVMOP_GET_PARAM 1
-#define XEN_EVTCHNOP_SEND 4
-#define XEN_DOMID_SELF 0x7ff0
-#define XEN_HVM_PARAM_CONSOLE_PFN 17
-#define XEN_HVM_PARAM_CONSOLE_EVTCHN 18
-#define XEN_CONSOLE_SPIN_LIMIT 100000000u /* give up on a ring nobody drains */
+#define XEN_HYPERCALL_HVM_OP           34
+#define XEN_HVMOP_GET_PARAM            1
+#define XEN_EVTCHNOP_SEND              4
+#define XEN_DOMID_SELF                 0x7ff0
+#define XEN_HVM_PARAM_CONSOLE_PFN      17
+#define XEN_HVM_PARAM_CONSOLE_EVTCHN   18
+#define XEN_CONSOLE_SPIN_LIMIT         100000000u /* give up on a ring nobody drains */
 
 struct xen_console_ring {
     char in[1024];
@@ -165,7 +162,7 @@ static bool xen_get_param(uint32_t index, uint64_t *value)
         uint16_t pad;
         uint32_t index;
         uint64_t value;
-    } param = { XEN_DOMID_SELF, 0, index, 0 };
+    } param = {XEN_DOMID_SELF, 0, index, 0};
 
     if (xen_hypercall2(XEN_HYPERCALL_HVM_OP, XEN_HVMOP_GET_PARAM, (uint64_t)(uintptr_t)&param) != 0)
         return false;
@@ -175,7 +172,9 @@ static bool xen_get_param(uint32_t index, uint64_t *value)
 
 static void xen_notify(void)
 {
-    struct { uint32_t port; } send = { xen_port };
+    struct {
+        uint32_t port;
+    } send = {xen_port};
     xen_hypercall2(XEN_HYPERCALL_EVENT_CHANNEL_OP, XEN_EVTCHNOP_SEND, (uint64_t)(uintptr_t)&send);
 }
 
@@ -239,10 +238,10 @@ struct sink_entry {
 };
 
 static const struct sink_entry sinks[] = {
-    { { "com1", com1_detect, com1_init, com1_putc, com1_drain }, true },
-    { { "com2", com2_detect, com2_init, com2_putc, com2_drain }, true },
-    { { "e9", e9_detect, e9_init, e9_putc, e9_drain }, true },
-    { { "xen", xen_detect, xen_init, xen_putc, xen_drain }, false },
+    {{"com1", com1_detect, com1_init, com1_putc, com1_drain}, true},
+    {{"com2", com2_detect, com2_init, com2_putc, com2_drain}, true},
+    {{"e9", e9_detect, e9_init, e9_putc, e9_drain}, true},
+    {{"xen", xen_detect, xen_init, xen_putc, xen_drain}, false},
 };
 
 static const struct sink *sink;
@@ -277,10 +276,7 @@ void console_select(const char *cmdline)
     }
 }
 
-const char *console_name(void)
-{
-    return sink ? sink->name : "none";
-}
+const char *console_name(void) { return sink ? sink->name : "none"; }
 
 void console_write(const char *s, size_t n)
 {

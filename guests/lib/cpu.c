@@ -6,7 +6,9 @@ struct cpuid cpuid(uint32_t leaf, uint32_t subleaf)
 {
     struct cpuid r;
 
-    __asm__ volatile("cpuid" : "=a"(r.a), "=b"(r.b), "=c"(r.c), "=d"(r.d) : "a"(leaf), "c"(subleaf));
+    __asm__ volatile("cpuid"
+                     : "=a"(r.a), "=b"(r.b), "=c"(r.c), "=d"(r.d)
+                     : "a"(leaf), "c"(subleaf));
     return r;
 }
 
@@ -20,7 +22,10 @@ uint64_t rdmsr(uint32_t msr)
 
 void wrmsr(uint32_t msr, uint64_t val)
 {
-    __asm__ volatile("wrmsr" : : "c"(msr), "a"((uint32_t)val), "d"((uint32_t)(val >> 32)) : "memory");
+    __asm__ volatile("wrmsr"
+                     :
+                     : "c"(msr), "a"((uint32_t)val), "d"((uint32_t)(val >> 32))
+                     : "memory");
 }
 
 uint64_t rdtsc(void)
@@ -31,20 +36,48 @@ uint64_t rdtsc(void)
     return (uint64_t)hi << 32 | lo;
 }
 
-#define CR_READ(n)                                              \
-    uint64_t read_cr##n(void)                                   \
-    {                                                           \
-        uint64_t v;                                             \
-        __asm__ volatile("mov %%cr" #n ", %0" : "=r"(v));       \
-        return v;                                               \
-    }
-#define CR_WRITE(n)                                             \
-    void write_cr##n(uint64_t v)                                \
-    {                                                           \
-        __asm__ volatile("mov %0, %%cr" #n : : "r"(v) : "memory"); \
-    }
-CR_READ(0) CR_READ(2) CR_READ(3) CR_READ(4) CR_READ(8)
-CR_WRITE(0) CR_WRITE(3) CR_WRITE(4) CR_WRITE(8)
+uint64_t read_cr0(void)
+{
+    uint64_t v;
+    __asm__ volatile("mov %%cr0, %0" : "=r"(v));
+    return v;
+}
+
+uint64_t read_cr2(void)
+{
+    uint64_t v;
+    __asm__ volatile("mov %%cr2, %0" : "=r"(v));
+    return v;
+}
+
+uint64_t read_cr3(void)
+{
+    uint64_t v;
+    __asm__ volatile("mov %%cr3, %0" : "=r"(v));
+    return v;
+}
+
+uint64_t read_cr4(void)
+{
+    uint64_t v;
+    __asm__ volatile("mov %%cr4, %0" : "=r"(v));
+    return v;
+}
+
+uint64_t read_cr8(void)
+{
+    uint64_t v;
+    __asm__ volatile("mov %%cr8, %0" : "=r"(v));
+    return v;
+}
+
+void write_cr0(uint64_t v) { __asm__ volatile("mov %0, %%cr0" : : "r"(v) : "memory"); }
+
+void write_cr3(uint64_t v) { __asm__ volatile("mov %0, %%cr3" : : "r"(v) : "memory"); }
+
+void write_cr4(uint64_t v) { __asm__ volatile("mov %0, %%cr4" : : "r"(v) : "memory"); }
+
+void write_cr8(uint64_t v) { __asm__ volatile("mov %0, %%cr8" : : "r"(v) : "memory"); }
 
 uint64_t read_rflags(void)
 {
@@ -93,15 +126,9 @@ static bool vendor_is(const char *v)
     return memcmp(s, v, 12) == 0;
 }
 
-bool cpu_is_amd(void)
-{
-    return vendor_is("AuthenticAMD") || vendor_is("HygonGenuine");
-}
+bool cpu_is_amd(void) { return vendor_is("AuthenticAMD") || vendor_is("HygonGenuine"); }
 
-bool cpu_is_intel(void)
-{
-    return vendor_is("GenuineIntel");
-}
+bool cpu_is_intel(void) { return vendor_is("GenuineIntel"); }
 
 unsigned cpu_phys_addr_bits(void)
 {

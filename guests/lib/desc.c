@@ -31,10 +31,13 @@ uint64_t gdt[ARRAY_SIZE(gdt_pristine)] __aligned(16) = {
     [KERNEL_CS32 >> 3] = SEG(0x9b, 0xc),
 };
 
-struct desc_ptr { uint16_t limit; uint64_t base; } __packed;
+struct desc_ptr {
+    uint16_t limit;
+    uint64_t base;
+} __packed;
 
 /* lgdt in 32-bit mode reads the limit and the low 32 bits of the base. */
-struct desc_ptr gdt_ptr = { sizeof(gdt) - 1, (uint64_t)gdt };
+struct desc_ptr gdt_ptr = {sizeof(gdt) - 1, (uint64_t)gdt};
 
 /* The 64-bit TSS (SDM Vol. 3A 8.7, figure 8-11). */
 struct tss64 {
@@ -54,9 +57,9 @@ static struct tss64 tss __aligned(16);
  * delivered even with a broken RSP. RSP0 is the stack for exceptions taken
  * at CPL 3 (a probe that runs user code).
  */
-#define IST_DF  1
-#define IST_NMI 2
-#define IST_MC  3
+#define IST_DF         1
+#define IST_NMI        2
+#define IST_MC         3
 #define INT_STACK_SIZE 8192
 static uint8_t ist_stacks[3][INT_STACK_SIZE] __aligned(16);
 static uint8_t rsp0_stack[16384] __aligned(16);
@@ -69,7 +72,7 @@ struct idt_gate {
 } __packed;
 
 static struct idt_gate idt[256] __aligned(16);
-static const struct desc_ptr idt_ptr = { sizeof(idt) - 1, (uint64_t)idt };
+static const struct desc_ptr idt_ptr = {sizeof(idt) - 1, (uint64_t)idt};
 
 static void set_gate(int vec, uint64_t handler, int ist, int dpl)
 {
@@ -126,7 +129,9 @@ static void load_tables(void)
                      "movl %%eax, %%ss\n\t"
                      "movl %%eax, %%fs\n\t"
                      "movl %%eax, %%gs\n\t"
-                     : : [cs] "i"(KERNEL_CS), [ds] "i"(KERNEL_DS) : "rax", "memory");
+                     :
+                     : [cs] "i"(KERNEL_CS), [ds] "i"(KERNEL_DS)
+                     : "rax", "memory");
     /* ltr marks the descriptor busy; it was just rewritten as available. */
     __asm__ volatile("ltr %w0" : : "r"(TSS_SEL));
     wrmsr(MSR_FS_BASE, 0);

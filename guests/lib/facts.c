@@ -178,7 +178,9 @@ void facts_emit(void)
             fact("feature_control", "%#lx", fc);
     }
     fact("mem.free", "%lu", mm_free_bytes());
-    fact("boot", "%s", boot_info.kind == BOOT_MULTIBOOT ? "multiboot" :
-                       boot_info.kind == BOOT_PVH ? "pvh" : "unknown");
+    fact("boot", "%s",
+         boot_info.kind == BOOT_MULTIBOOT ? "multiboot"
+         : boot_info.kind == BOOT_PVH     ? "pvh"
+                                          : "unknown");
     flush();
 }

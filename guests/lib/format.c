@@ -25,8 +25,8 @@ static void pad(struct out *o, char c, int n)
 
 enum { F_LEFT = 1, F_ZERO = 2, F_ALT = 4, F_PLUS = 8, F_SPACE = 16 };
 
-static void emit_number(struct out *o, unsigned long long v, bool neg, unsigned base,
-                        bool upper, int flags, int width, int prec)
+static void emit_number(struct out *o, unsigned long long v, bool neg, unsigned base, bool upper,
+                        int flags, int width, int prec)
 {
     const char *digits = upper ? "0123456789ABCDEF" : "0123456789abcdef";
     char tmp[24];
@@ -75,7 +75,7 @@ static void emit_number(struct out *o, unsigned long long v, bool neg, unsigned 
 
 int vsnprintf(char *buf, size_t size, const char *fmt, va_list ap)
 {
-    struct out o = { buf, size, 0 };
+    struct out o = {buf, size, 0};
 
     for (; *fmt; fmt++) {
         if (*fmt != '%') {
@@ -141,7 +141,7 @@ int vsnprintf(char *buf, size_t size, const char *fmt, va_list ap)
         switch (*fmt) {
         case 'd':
         case 'i': {
-            long long v = len >= 2 ? va_arg(ap, long long)
+            long long v = len >= 2   ? va_arg(ap, long long)
                           : len == 1 ? va_arg(ap, long)
                                      : va_arg(ap, int);
             if (len == -1)
@@ -156,7 +156,7 @@ int vsnprintf(char *buf, size_t size, const char *fmt, va_list ap)
         case 'x':
         case 'X':
         case 'o': {
-            unsigned long long v = len >= 2 ? va_arg(ap, unsigned long long)
+            unsigned long long v = len >= 2   ? va_arg(ap, unsigned long long)
                                    : len == 1 ? va_arg(ap, unsigned long)
                                               : va_arg(ap, unsigned int);
             if (len == -1)
@@ -194,9 +194,7 @@ int vsnprintf(char *buf, size_t size, const char *fmt, va_list ap)
             if (flags & F_LEFT)
                 pad(&o, ' ', width - 1);
             break;
-        case '%':
-            put(&o, '%');
-            break;
+        case '%': put(&o, '%'); break;
         case '\0':
             fmt--; /* a lone '%' at the end */
             break;

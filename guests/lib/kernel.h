@@ -11,14 +11,16 @@
 /* ---- boot information (boot.c) ----------------------------------------- */
 
 #define MAX_MEM_RANGES 32
-#define CMDLINE_MAX 1024
+#define CMDLINE_MAX    1024
 
-struct mem_range { uint64_t start, end; }; /* usable RAM, [start, end) */
+struct mem_range {
+    uint64_t start, end;
+}; /* usable RAM, [start, end) */
 
 struct boot_info {
-    int kind;                   /* BOOT_* */
-    char cmdline[CMDLINE_MAX];  /* copied: the loader's copy may be reused */
-    bool cmdline_cut;           /* the loader's was longer: select nothing, say so */
+    int kind;                  /* BOOT_* */
+    char cmdline[CMDLINE_MAX]; /* copied: the loader's copy may be reused */
+    bool cmdline_cut;          /* the loader's was longer: select nothing, say so */
     unsigned nr_ranges;
     struct mem_range ranges[MAX_MEM_RANGES];
 };
@@ -44,7 +46,9 @@ struct trap_frame {
 
 /* A setjmp()/longjmp() pair (traps.S). jmp_save() returns 0 when saving
  * and the (non-zero) value passed to jmp_restore() when resumed. */
-struct jmp_ctx { uint64_t rbx, rbp, r12, r13, r14, r15, rsp, rip; };
+struct jmp_ctx {
+    uint64_t rbx, rbp, r12, r13, r14, r15, rsp, rip;
+};
 int jmp_save(struct jmp_ctx *ctx) __attribute__((returns_twice));
 noreturn void jmp_restore(struct jmp_ctx *ctx, int val);
 
@@ -57,7 +61,10 @@ extern const char trap_stubs[];
  * runner sets this while a probe runs: the handler copies the fault into
  * *fault and resumes *ctx with jmp value UNEXPECTED_FAULT.
  */
-struct unexpected_hook { struct jmp_ctx *ctx; struct fault *fault; };
+struct unexpected_hook {
+    struct jmp_ctx *ctx;
+    struct fault *fault;
+};
 extern struct unexpected_hook *unexpected_hook;
 #define UNEXPECTED_FAULT 0x7f00
 void catch_reset(void); /* disarms every catch_fault() (the runner, after a probe) */
@@ -97,7 +104,10 @@ uint64_t tsc_calibrate(void); /* Hz, 0 if the PIT could not be used */
 /* ---- memory (mm.c) ------------------------------------------------------ */
 
 void mm_init(void);
-struct mm_mark { unsigned range; uint64_t next; };
+struct mm_mark {
+    unsigned range;
+    uint64_t next;
+};
 struct mm_mark mm_mark(void);
 void mm_release(struct mm_mark m);
 uint64_t mm_free_bytes(void);
@@ -113,7 +123,7 @@ bool glob_match(const char *glob, const char *str);
 /* Verdicts, best first: a worse one replaces a better one. */
 enum verdict { V_PASS, V_SKIP, V_FAIL, V_ERROR };
 #define DETAIL_MAX RECORD_MAX /* longer details are cut when emitted */
-#define MAX_NOTES 16
+#define MAX_NOTES  16
 
 /* The probe that is running: what report.c's check()/skip()/... update. */
 struct probe_run {

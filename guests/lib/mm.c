@@ -8,7 +8,7 @@
 #include "kernel.h"
 
 #define PAGE_SIZE 4096ull
-#define LIMIT (1ull << 32)
+#define LIMIT     (1ull << 32)
 
 static struct mem_range free_ranges[MAX_MEM_RANGES];
 static unsigned nr_free;
@@ -68,15 +68,9 @@ void *alloc_pages(unsigned count)
     error("alloc_pages(%u): out of memory (%lu bytes free)", count, mm_free_bytes());
 }
 
-struct mm_mark mm_mark(void)
-{
-    return cur;
-}
+struct mm_mark mm_mark(void) { return cur; }
 
-void mm_release(struct mm_mark m)
-{
-    cur = m;
-}
+void mm_release(struct mm_mark m) { cur = m; }
 
 uint64_t mm_free_bytes(void)
 {

@@ -25,7 +25,8 @@ uint64_t npt_build(struct npt *n, bool gib_pages)
         n->pd[g] = alloc_page();
         n->pdpt[g] = (uint64_t)(uintptr_t)n->pd[g] | NPT_P | NPT_RW | NPT_US;
         for (unsigned i = 0; i < 512; i++)
-            n->pd[g][i] = ((uint64_t)g << 30) + ((uint64_t)i << 21) + (NPT_P | NPT_RW | NPT_US | NPT_PS);
+            n->pd[g][i] =
+                ((uint64_t)g << 30) + ((uint64_t)i << 21) + (NPT_P | NPT_RW | NPT_US | NPT_PS);
     }
     return (uint64_t)(uintptr_t)n->pml4;
 }

@@ -6,7 +6,7 @@
  */
 #include "kernel.h"
 
-#define PREFIX "@NVCT1"
+#define PREFIX   "@NVCT1"
 /* Room for " #" and eight hex digits after the body. */
 #define BODY_MAX (RECORD_MAX - 10)
 
@@ -45,10 +45,7 @@ void record_begin(struct record *r, const char *kind)
     r->len = (size_t)snprintf(r->buf, BODY_MAX, PREFIX " %lu %s", next_seq, kind);
 }
 
-static bool plain(uint8_t c)
-{
-    return c > 0x20 && c < 0x7f && c != '%' && c != '#';
-}
+static bool plain(uint8_t c) { return c > 0x20 && c < 0x7f && c != '%' && c != '#'; }
 
 static size_t escaped_len(const char *v)
 {

@@ -13,7 +13,7 @@ static void format_msg(char *buf, size_t size, const char *fmt, va_list ap)
 
 const char *verdict_name(enum verdict v)
 {
-    static const char *const names[] = { "PASS", "SKIP", "FAIL", "ERROR" };
+    static const char *const names[] = {"PASS", "SKIP", "FAIL", "ERROR"};
 
     return names[v];
 }

@@ -63,7 +63,7 @@ static bool parse_shard(const char *s, unsigned *k, unsigned *n)
 }
 
 #define STR_(x) #x
-#define STR(x) STR_(x)
+#define STR(x)  STR_(x)
 
 /* Why this boot selects nothing, when its command line cannot be trusted
  * to say what the harness meant (HELLO's error=): NULL when it can. */
@@ -119,7 +119,9 @@ static unsigned select_probes(const char *cmdline)
     for (unsigned i = 0; i < nr_probes; i++)
         selected[i] = false;
     if (boot_info.cmdline_cut) {
-        select_error = "the command line is longer than the kernel keeps (" STR(CMDLINE_MAX) " bytes with its NUL)";
+        select_error =
+            "the command line is longer than the kernel keeps (" STR(CMDLINE_MAX) " bytes with its "
+                                                                                  "NUL)";
         return 0;
     }
     if (have_spec && have_map) {
@@ -269,7 +271,7 @@ static void restore_state(const struct cpu_state *s)
 
 static struct probe_run run;
 static struct fault unexpected;
-static struct unexpected_hook hook = { &run.end, &unexpected };
+static struct unexpected_hook hook = {&run.end, &unexpected};
 static unsigned counts[4];
 
 static void run_one(const struct nvct_probe *p, unsigned index)

@@ -12,10 +12,7 @@
 
 /* ---- CPUID -------------------------------------------------------------- */
 
-static bool svm_leaf_present(void)
-{
-    return cpuid(0x80000000, 0).a >= 0x8000000a;
-}
+static bool svm_leaf_present(void) { return cpuid(0x80000000, 0).a >= 0x8000000a; }
 
 bool svm_supported(void)
 {
@@ -71,7 +68,7 @@ uint64_t svm_enable(void)
     return pa;
 }
 
-void svm_require(void)
+void svm_require_exposed(void)
 {
     if (!svm_supported())
         skip("CPUID 0x80000001 ECX.SVM[2]=0");
@@ -83,8 +80,12 @@ void svm_require(void)
     if (v != NO_FAULT)
         fail("RDMSR VM_CR (0xc0010114) raised vector %d with SVM exposed", v);
     if (vmcr & VM_CR_SVMDIS)
-        skip("VM_CR.SVMDIS[4]=1: SVM disabled by firmware (VM_CR=%#llx)",
-             (unsigned long long)vmcr);
+        skip("VM_CR.SVMDIS[4]=1: SVM disabled by firmware (VM_CR=%#llx)", (unsigned long long)vmcr);
+}
+
+void svm_require(void)
+{
+    svm_require_exposed();
     svm_enable();
 }
 
@@ -256,8 +257,13 @@ void svm_skip_insn(struct svm_vcpu *v, unsigned len)
 
 bool svm_msrpm_set(struct svm_vcpu *v, uint32_t msr, bool read, bool write)
 {
-    static const struct { uint32_t first; uint32_t byte; } ranges[] = {
-        {0x00000000, 0x000}, {0xc0000000, 0x800}, {0xc0010000, 0x1000},
+    static const struct {
+        uint32_t first;
+        uint32_t byte;
+    } ranges[] = {
+        {0x00000000, 0x000},
+        {0xc0000000, 0x800},
+        {0xc0010000, 0x1000},
     };
     for (unsigned i = 0; i < ARRAY_SIZE(ranges); i++) {
         if (msr - ranges[i].first >= 0x2000)
@@ -284,39 +290,77 @@ void svm_iopm_set(struct svm_vcpu *v, uint16_t port, bool intercept)
 /* ---- describing exits ------------------------------------------------------------ */
 
 static const char *const exit_names_60[] = {
-    [0x00] = "INTR", [0x01] = "NMI", [0x02] = "SMI", [0x03] = "INIT",
-    [0x04] = "VINTR", [0x05] = "CR0_SEL_WRITE", [0x06] = "IDTR_READ",
-    [0x07] = "GDTR_READ", [0x08] = "LDTR_READ", [0x09] = "TR_READ",
-    [0x0a] = "IDTR_WRITE", [0x0b] = "GDTR_WRITE", [0x0c] = "LDTR_WRITE",
-    [0x0d] = "TR_WRITE", [0x0e] = "RDTSC", [0x0f] = "RDPMC", [0x10] = "PUSHF",
-    [0x11] = "POPF", [0x12] = "CPUID", [0x13] = "RSM", [0x14] = "IRET",
-    [0x15] = "SWINT", [0x16] = "INVD", [0x17] = "PAUSE", [0x18] = "HLT",
-    [0x19] = "INVLPG", [0x1a] = "INVLPGA", [0x1b] = "IOIO", [0x1c] = "MSR",
-    [0x1d] = "TASK_SWITCH", [0x1e] = "FERR_FREEZE", [0x1f] = "SHUTDOWN",
-    [0x20] = "VMRUN", [0x21] = "VMMCALL", [0x22] = "VMLOAD", [0x23] = "VMSAVE",
-    [0x24] = "STGI", [0x25] = "CLGI", [0x26] = "SKINIT", [0x27] = "RDTSCP",
-    [0x28] = "ICEBP", [0x29] = "WBINVD", [0x2a] = "MONITOR", [0x2b] = "MWAIT",
-    [0x2c] = "MWAIT_CONDITIONAL", [0x2d] = "XSETBV", [0x2e] = "RDPRU",
+    [0x00] = "INTR",
+    [0x01] = "NMI",
+    [0x02] = "SMI",
+    [0x03] = "INIT",
+    [0x04] = "VINTR",
+    [0x05] = "CR0_SEL_WRITE",
+    [0x06] = "IDTR_READ",
+    [0x07] = "GDTR_READ",
+    [0x08] = "LDTR_READ",
+    [0x09] = "TR_READ",
+    [0x0a] = "IDTR_WRITE",
+    [0x0b] = "GDTR_WRITE",
+    [0x0c] = "LDTR_WRITE",
+    [0x0d] = "TR_WRITE",
+    [0x0e] = "RDTSC",
+    [0x0f] = "RDPMC",
+    [0x10] = "PUSHF",
+    [0x11] = "POPF",
+    [0x12] = "CPUID",
+    [0x13] = "RSM",
+    [0x14] = "IRET",
+    [0x15] = "SWINT",
+    [0x16] = "INVD",
+    [0x17] = "PAUSE",
+    [0x18] = "HLT",
+    [0x19] = "INVLPG",
+    [0x1a] = "INVLPGA",
+    [0x1b] = "IOIO",
+    [0x1c] = "MSR",
+    [0x1d] = "TASK_SWITCH",
+    [0x1e] = "FERR_FREEZE",
+    [0x1f] = "SHUTDOWN",
+    [0x20] = "VMRUN",
+    [0x21] = "VMMCALL",
+    [0x22] = "VMLOAD",
+    [0x23] = "VMSAVE",
+    [0x24] = "STGI",
+    [0x25] = "CLGI",
+    [0x26] = "SKINIT",
+    [0x27] = "RDTSCP",
+    [0x28] = "ICEBP",
+    [0x29] = "WBINVD",
+    [0x2a] = "MONITOR",
+    [0x2b] = "MWAIT",
+    [0x2c] = "MWAIT_CONDITIONAL",
+    [0x2d] = "XSETBV",
+    [0x2e] = "RDPRU",
     [0x2f] = "EFER_WRITE_TRAP",
-    [0x40] = "INVLPGB", [0x41] = "INVLPGB_ILLEGAL", [0x42] = "INVPCID",
-    [0x43] = "MCOMMIT", [0x44] = "TLBSYNC", [0x45] = "BUSLOCK", [0x46] = "IDLE_HLT",
+    [0x40] = "INVLPGB",
+    [0x41] = "INVLPGB_ILLEGAL",
+    [0x42] = "INVPCID",
+    [0x43] = "MCOMMIT",
+    [0x44] = "TLBSYNC",
+    [0x45] = "BUSLOCK",
+    [0x46] = "IDLE_HLT",
 };
 
 static const char *const excp_names[32] = {
-    "EXCP_DE", "EXCP_DB", "EXCP_NMI", "EXCP_BP", "EXCP_OF", "EXCP_BR", "EXCP_UD",
-    "EXCP_NM", "EXCP_DF", "EXCP_9", "EXCP_TS", "EXCP_NP", "EXCP_SS", "EXCP_GP",
-    "EXCP_PF", "EXCP_15", "EXCP_MF", "EXCP_AC", "EXCP_MC", "EXCP_XF", "EXCP_VE",
-    "EXCP_CP", "EXCP_22", "EXCP_23", "EXCP_24", "EXCP_25", "EXCP_26", "EXCP_27",
-    "EXCP_HV", "EXCP_VC", "EXCP_SX", "EXCP_31",
+    "EXCP_DE", "EXCP_DB", "EXCP_NMI", "EXCP_BP", "EXCP_OF", "EXCP_BR", "EXCP_UD", "EXCP_NM",
+    "EXCP_DF", "EXCP_9",  "EXCP_TS",  "EXCP_NP", "EXCP_SS", "EXCP_GP", "EXCP_PF", "EXCP_15",
+    "EXCP_MF", "EXCP_AC", "EXCP_MC",  "EXCP_XF", "EXCP_VE", "EXCP_CP", "EXCP_22", "EXCP_23",
+    "EXCP_24", "EXCP_25", "EXCP_26",  "EXCP_27", "EXCP_HV", "EXCP_VC", "EXCP_SX", "EXCP_31",
 };
 
 static const char *const cr_names[2][16] = {
-    {"CR0_READ", "CR1_READ", "CR2_READ", "CR3_READ", "CR4_READ", "CR5_READ",
-     "CR6_READ", "CR7_READ", "CR8_READ", "CR9_READ", "CR10_READ", "CR11_READ",
-     "CR12_READ", "CR13_READ", "CR14_READ", "CR15_READ"},
-    {"CR0_WRITE", "CR1_WRITE", "CR2_WRITE", "CR3_WRITE", "CR4_WRITE", "CR5_WRITE",
-     "CR6_WRITE", "CR7_WRITE", "CR8_WRITE", "CR9_WRITE", "CR10_WRITE", "CR11_WRITE",
-     "CR12_WRITE", "CR13_WRITE", "CR14_WRITE", "CR15_WRITE"},
+    {"CR0_READ", "CR1_READ", "CR2_READ", "CR3_READ", "CR4_READ", "CR5_READ", "CR6_READ", "CR7_READ",
+     "CR8_READ", "CR9_READ", "CR10_READ", "CR11_READ", "CR12_READ", "CR13_READ", "CR14_READ",
+     "CR15_READ"},
+    {"CR0_WRITE", "CR1_WRITE", "CR2_WRITE", "CR3_WRITE", "CR4_WRITE", "CR5_WRITE", "CR6_WRITE",
+     "CR7_WRITE", "CR8_WRITE", "CR9_WRITE", "CR10_WRITE", "CR11_WRITE", "CR12_WRITE", "CR13_WRITE",
+     "CR14_WRITE", "CR15_WRITE"},
 };
 
 const char *svm_exit_name(uint64_t code)
@@ -355,8 +399,7 @@ const char *svm_exit_str(const struct svm_vcpu *v)
              (unsigned long long)code, svm_exit_name(code),
              (unsigned long long)vm->control.exit_info_1,
              (unsigned long long)vm->control.exit_info_2,
-             (unsigned long long)vm->control.exit_int_info,
-             (unsigned long long)vm->save.rip);
+             (unsigned long long)vm->control.exit_int_info, (unsigned long long)vm->save.rip);
     int vec = svm_guest_exc_vector(v);
     if (vec >= 0) {
         size_t n = strlen(buf);
@@ -369,7 +412,8 @@ bool svm_check_exit(const struct svm_vcpu *v, uint64_t got, uint64_t want, const
 {
     if (want == SVM_EXIT_INVALID && got == 0xffffffffull)
         note("%s: EXITCODE[31:0]=0xffffffff but EXITCODE[63:32]=0: VMEXIT_INVALID "
-             "written as a 32-bit -1 (EXITCODE is 64 bits at VMCB offset 0x70)", what);
-    return check(got == want, "%s: want exit %#llx (%s), got %s", what,
-                 (unsigned long long)want, svm_exit_name(want), svm_exit_str(v));
+             "written as a 32-bit -1 (EXITCODE is 64 bits at VMCB offset 0x70)",
+             what);
+    return check(got == want, "%s: want exit %#llx (%s), got %s", what, (unsigned long long)want,
+                 svm_exit_name(want), svm_exit_str(v));
 }

@@ -17,10 +17,9 @@ struct unexpected_hook *unexpected_hook;
 static int trap_depth;
 
 static const char *const names[32] = {
-    "#DE", "#DB", "NMI", "#BP", "#OF", "#BR", "#UD", "#NM",
-    "#DF", "#CSO", "#TS", "#NP", "#SS", "#GP", "#PF", "#15",
-    "#MF", "#AC", "#MC", "#XM", "#VE", "#CP", "#22", "#23",
-    "#24", "#25", "#26", "#27", "#HV", "#VC", "#SX", "#31",
+    "#DE", "#DB", "NMI", "#BP", "#OF", "#BR", "#UD", "#NM", "#DF", "#CSO", "#TS",
+    "#NP", "#SS", "#GP", "#PF", "#15", "#MF", "#AC", "#MC", "#XM", "#VE",  "#CP",
+    "#22", "#23", "#24", "#25", "#26", "#27", "#HV", "#VC", "#SX", "#31",
 };
 
 const char *vector_name(int vector)
@@ -86,8 +85,8 @@ static noreturn void die(const struct trap_frame *tf, const char *why)
     struct fault f;
 
     fill_fault(&f, tf);
-    panic("%s %s at rip=%#lx cs=%#lx rsp=%#lx rflags=%#lx cr2=%#lx", why, fault_str(&f),
-          tf->rip, tf->cs, tf->rsp, tf->rflags, read_cr2());
+    panic("%s %s at rip=%#lx cs=%#lx rsp=%#lx rflags=%#lx cr2=%#lx", why, fault_str(&f), tf->rip,
+          tf->cs, tf->rsp, tf->rflags, read_cr2());
 }
 
 void trap_dispatch(struct trap_frame *tf);
@@ -121,10 +120,7 @@ void trap_dispatch(struct trap_frame *tf)
     trap_depth--;
 }
 
-void catch_reset(void)
-{
-    catch_top = NULL;
-}
+void catch_reset(void) { catch_top = NULL; }
 
 int catch_fault(void (*fn)(void *), void *arg, struct fault *f)
 {
@@ -149,7 +145,10 @@ int catch_fault(void (*fn)(void *), void *arg, struct fault *f)
     return c.fault.vector;
 }
 
-struct msr_op { uint32_t msr; uint64_t val; };
+struct msr_op {
+    uint32_t msr;
+    uint64_t val;
+};
 
 static void do_rdmsr(void *p)
 {
@@ -167,7 +166,7 @@ static void do_wrmsr(void *p)
 
 int rdmsr_safe(uint32_t msr, uint64_t *val)
 {
-    struct msr_op op = { msr, 0 };
+    struct msr_op op = {msr, 0};
     int v = catch_fault(do_rdmsr, &op, NULL);
 
     *val = v == NO_FAULT ? op.val : 0;
@@ -176,7 +175,7 @@ int rdmsr_safe(uint32_t msr, uint64_t *val)
 
 int wrmsr_safe(uint32_t msr, uint64_t val)
 {
-    struct msr_op op = { msr, val };
+    struct msr_op op = {msr, val};
 
     return catch_fault(do_wrmsr, &op, NULL);
 }

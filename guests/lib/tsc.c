@@ -5,12 +5,12 @@
  */
 #include "kernel.h"
 
-#define PIT_HZ 1193182u
-#define PIT_CH2 0x42
-#define PIT_CMD 0x43
-#define PORT_B 0x61       /* bit 0: channel 2 gate, bit 1: speaker, bit 5: OUT2 */
-#define CAL_MS 10
-#define CAL_COUNT (PIT_HZ * CAL_MS / 1000)
+#define PIT_HZ     1193182u
+#define PIT_CH2    0x42
+#define PIT_CMD    0x43
+#define PORT_B     0x61 /* bit 0: channel 2 gate, bit 1: speaker, bit 5: OUT2 */
+#define CAL_MS     10
+#define CAL_COUNT  (PIT_HZ * CAL_MS / 1000)
 /* How many reads of port 0x61 to allow before giving up: on the slowest
  * host (every read a VM exit under nested virtualization) 10 ms is far
  * fewer than this. */

@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: MIT
+/* SPDX-License-Identifier: MIT */
 /*
  * nvct: the Intel VMX library (see include/vmx.h).
  */
@@ -51,27 +51,78 @@ const char *vmx_error_name(uint32_t err)
 const char *vmx_exit_reason_name(unsigned basic)
 {
     static const char *const names[] = {
-        [0] = "exception or NMI", [1] = "external interrupt", [2] = "triple fault",
-        [3] = "INIT", [4] = "SIPI", [5] = "I/O SMI", [6] = "other SMI",
-        [7] = "interrupt window", [8] = "NMI window", [9] = "task switch",
-        [10] = "CPUID", [11] = "GETSEC", [12] = "HLT", [13] = "INVD", [14] = "INVLPG",
-        [15] = "RDPMC", [16] = "RDTSC", [17] = "RSM", [18] = "VMCALL", [19] = "VMCLEAR",
-        [20] = "VMLAUNCH", [21] = "VMPTRLD", [22] = "VMPTRST", [23] = "VMREAD",
-        [24] = "VMRESUME", [25] = "VMWRITE", [26] = "VMXOFF", [27] = "VMXON",
-        [28] = "control-register access", [29] = "MOV DR", [30] = "I/O instruction",
-        [31] = "RDMSR", [32] = "WRMSR", [33] = "invalid guest state",
-        [34] = "MSR loading", [36] = "MWAIT", [37] = "monitor trap flag",
-        [39] = "MONITOR", [40] = "PAUSE", [41] = "machine-check event",
-        [43] = "TPR below threshold", [44] = "APIC access", [45] = "virtualized EOI",
-        [46] = "GDTR/IDTR access", [47] = "LDTR/TR access", [48] = "EPT violation",
-        [49] = "EPT misconfiguration", [50] = "INVEPT", [51] = "RDTSCP",
-        [52] = "VMX-preemption timer expired", [53] = "INVVPID", [54] = "WBINVD/WBNOINVD",
-        [55] = "XSETBV", [56] = "APIC write", [57] = "RDRAND", [58] = "INVPCID",
-        [59] = "VMFUNC", [60] = "ENCLS", [61] = "RDSEED", [62] = "page-modification log full",
-        [63] = "XSAVES", [64] = "XRSTORS", [65] = "PCONFIG", [66] = "SPP-related event",
-        [67] = "UMWAIT", [68] = "TPAUSE", [69] = "LOADIWKEY", [70] = "ENCLV",
-        [72] = "ENQCMD PASID translation failure", [73] = "ENQCMDS PASID translation failure",
-        [74] = "bus lock", [75] = "instruction timeout",
+        [0] = "exception or NMI",
+        [1] = "external interrupt",
+        [2] = "triple fault",
+        [3] = "INIT",
+        [4] = "SIPI",
+        [5] = "I/O SMI",
+        [6] = "other SMI",
+        [7] = "interrupt window",
+        [8] = "NMI window",
+        [9] = "task switch",
+        [10] = "CPUID",
+        [11] = "GETSEC",
+        [12] = "HLT",
+        [13] = "INVD",
+        [14] = "INVLPG",
+        [15] = "RDPMC",
+        [16] = "RDTSC",
+        [17] = "RSM",
+        [18] = "VMCALL",
+        [19] = "VMCLEAR",
+        [20] = "VMLAUNCH",
+        [21] = "VMPTRLD",
+        [22] = "VMPTRST",
+        [23] = "VMREAD",
+        [24] = "VMRESUME",
+        [25] = "VMWRITE",
+        [26] = "VMXOFF",
+        [27] = "VMXON",
+        [28] = "control-register access",
+        [29] = "MOV DR",
+        [30] = "I/O instruction",
+        [31] = "RDMSR",
+        [32] = "WRMSR",
+        [33] = "invalid guest state",
+        [34] = "MSR loading",
+        [36] = "MWAIT",
+        [37] = "monitor trap flag",
+        [39] = "MONITOR",
+        [40] = "PAUSE",
+        [41] = "machine-check event",
+        [43] = "TPR below threshold",
+        [44] = "APIC access",
+        [45] = "virtualized EOI",
+        [46] = "GDTR/IDTR access",
+        [47] = "LDTR/TR access",
+        [48] = "EPT violation",
+        [49] = "EPT misconfiguration",
+        [50] = "INVEPT",
+        [51] = "RDTSCP",
+        [52] = "VMX-preemption timer expired",
+        [53] = "INVVPID",
+        [54] = "WBINVD/WBNOINVD",
+        [55] = "XSETBV",
+        [56] = "APIC write",
+        [57] = "RDRAND",
+        [58] = "INVPCID",
+        [59] = "VMFUNC",
+        [60] = "ENCLS",
+        [61] = "RDSEED",
+        [62] = "page-modification log full",
+        [63] = "XSAVES",
+        [64] = "XRSTORS",
+        [65] = "PCONFIG",
+        [66] = "SPP-related event",
+        [67] = "UMWAIT",
+        [68] = "TPAUSE",
+        [69] = "LOADIWKEY",
+        [70] = "ENCLV",
+        [72] = "ENQCMD PASID translation failure",
+        [73] = "ENQCMDS PASID translation failure",
+        [74] = "bus lock",
+        [75] = "instruction timeout",
     };
     if (basic < ARRAY_SIZE(names) && names[basic])
         return names[basic];
@@ -162,7 +213,9 @@ struct vmx_res vmwrite(uint64_t field, uint64_t val)
 
 struct vmx_res invept(uint64_t type, uint64_t eptp)
 {
-    struct { uint64_t eptp, rsvd; } desc = {eptp, 0};
+    struct {
+        uint64_t eptp, rsvd;
+    } desc = {eptp, 0};
     bool cf, zf;
     __asm__ volatile("invept %2, %3" : "=@ccc"(cf), "=@ccz"(zf) : "m"(desc), "r"(type) : "memory");
     return vmx_decode(cf, zf);
@@ -170,7 +223,9 @@ struct vmx_res invept(uint64_t type, uint64_t eptp)
 
 struct vmx_res invvpid(uint64_t type, uint16_t vpid, uint64_t gla)
 {
-    struct { uint64_t vpid, gla; } desc = {vpid, gla};
+    struct {
+        uint64_t vpid, gla;
+    } desc = {vpid, gla};
     bool cf, zf;
     __asm__ volatile("invvpid %2, %3" : "=@ccc"(cf), "=@ccz"(zf) : "m"(desc), "r"(type) : "memory");
     return vmx_decode(cf, zf);
@@ -231,10 +286,7 @@ void vmcs_write(uint64_t field, uint64_t val)
 
 /* ---- capabilities ------------------------------------------------------------------ */
 
-bool vmx_supported(void)
-{
-    return (cpuid(1, 0).c & CPUID_1_ECX_VMX) != 0;
-}
+bool vmx_supported(void) { return (cpuid(1, 0).c & CPUID_1_ECX_VMX) != 0; }
 
 static struct vmx_caps caps;
 static bool caps_valid;
@@ -289,9 +341,9 @@ const struct vmx_caps *vmx_caps(void)
     c.has_proc2 = (c.legacy[VMX_CTL_PROC].may1 & PROC_SECONDARY_CTLS) != 0;
     c.ctl[VMX_CTL_PROC2] = ctl_from(MSR_IA32_VMX_PROCBASED_CTLS2, 0);
     if (c.has_proc2) {
-        c.legacy[VMX_CTL_PROC2] = ctl_from(
-            MSR_IA32_VMX_PROCBASED_CTLS2,
-            cap_msr(MSR_IA32_VMX_PROCBASED_CTLS2, "IA32_VMX_PROCBASED_CTLS[63]=1"));
+        c.legacy[VMX_CTL_PROC2] =
+            ctl_from(MSR_IA32_VMX_PROCBASED_CTLS2,
+                     cap_msr(MSR_IA32_VMX_PROCBASED_CTLS2, "IA32_VMX_PROCBASED_CTLS[63]=1"));
         c.ctl[VMX_CTL_PROC2] = c.legacy[VMX_CTL_PROC2];
         uint32_t p2 = c.ctl[VMX_CTL_PROC2].may1;
         c.has_ept_vpid = (p2 & (PROC2_EPT | PROC2_VPID)) != 0;
@@ -390,7 +442,8 @@ uint64_t vmx_prepare(void)
         write_cr0(cr0w);
     uint64_t cr4 = read_cr4(), cr4w = (cr4 | c->cr4_fixed0 | CR4_VMXE) & c->cr4_fixed1;
     if (!(cr4w & CR4_VMXE))
-        fail("IA32_VMX_CR4_FIXED1=%#llx does not allow CR4.VMXE", (unsigned long long)c->cr4_fixed1);
+        fail("IA32_VMX_CR4_FIXED1=%#llx does not allow CR4.VMXE",
+             (unsigned long long)c->cr4_fixed1);
     if (cr4w != cr4)
         write_cr4(cr4w);
     return (uint64_t)(uintptr_t)vmx_alloc_vmcs();
@@ -401,8 +454,8 @@ uint64_t vmx_on(void)
     uint64_t pa = vmx_prepare();
     struct vmx_res r = vmxon(pa);
     if (!vmx_ok(r))
-        fail("VMXON with a valid region (CR0=%#llx CR4=%#llx): %s",
-             (unsigned long long)read_cr0(), (unsigned long long)read_cr4(), vmx_res_str(r));
+        fail("VMXON with a valid region (CR0=%#llx CR4=%#llx): %s", (unsigned long long)read_cr0(),
+             (unsigned long long)read_cr4(), vmx_res_str(r));
     return pa;
 }
 
@@ -449,11 +502,10 @@ void vmx_setup_vmcs(struct vmx_vcpu *v, void (*entry)(void))
     if (vmx_caps()->has_proc2)
         vmcs_write(VMCS_PROC_CTLS2, vmx_ctl_adjust(VMX_CTL_PROC2, 0, NULL));
     vmx_require_ctl(VMX_CTL_EXIT, EXIT_HOST_ADDR_64, "host address-space size");
-    vmcs_write(VMCS_EXIT_CTLS,
-               vmx_ctl_adjust(VMX_CTL_EXIT,
-                              EXIT_HOST_ADDR_64 | EXIT_SAVE_EFER | EXIT_LOAD_EFER |
-                                  EXIT_SAVE_PAT | EXIT_LOAD_PAT,
-                              NULL));
+    vmcs_write(VMCS_EXIT_CTLS, vmx_ctl_adjust(VMX_CTL_EXIT,
+                                              EXIT_HOST_ADDR_64 | EXIT_SAVE_EFER | EXIT_LOAD_EFER |
+                                                  EXIT_SAVE_PAT | EXIT_LOAD_PAT,
+                                              NULL));
     vmx_require_ctl(VMX_CTL_ENTRY, ENTRY_IA32E_GUEST, "IA-32e mode guest");
     uint32_t entry_ctls =
         vmx_ctl_adjust(VMX_CTL_ENTRY, ENTRY_IA32E_GUEST | ENTRY_LOAD_EFER | ENTRY_LOAD_PAT, NULL);
@@ -639,8 +691,8 @@ const char *vmx_exit_str(const struct vmx_vcpu *v)
     if (v->exit_reason != basic)
         n += snprintf(buf + n, sizeof(buf) - n, " reason=%#x", v->exit_reason);
     if (basic == EXIT_EXCEPTION_NMI || basic == EXIT_EXTERNAL_INTR)
-        n += snprintf(buf + n, sizeof(buf) - n, " vector=%u type=%u", INTR_INFO_VECTOR(v->exit_intr_info),
-                      INTR_INFO_TYPE(v->exit_intr_info));
+        n += snprintf(buf + n, sizeof(buf) - n, " vector=%u type=%u",
+                      INTR_INFO_VECTOR(v->exit_intr_info), INTR_INFO_TYPE(v->exit_intr_info));
     if (basic == EXIT_EXCEPTION_NMI && (v->exit_intr_info & INTR_INFO_ERRCODE))
         n += snprintf(buf + n, sizeof(buf) - n, " err=%#x", v->exit_intr_err);
     n += snprintf(buf + n, sizeof(buf) - n, " qual=%#llx rip=%#llx len=%u",
@@ -683,9 +735,11 @@ uint64_t vmx_ept_identity(void)
     vmx_require_ctl(VMX_CTL_PROC2, PROC2_EPT, "enable EPT");
     uint64_t cap = vmx_caps()->ept_vpid;
     if (!(cap & VMX_EPT_PWL4))
-        skip("IA32_VMX_EPT_VPID_CAP=%#llx: bit 6 (4-level page walk) clear", (unsigned long long)cap);
+        skip("IA32_VMX_EPT_VPID_CAP=%#llx: bit 6 (4-level page walk) clear",
+             (unsigned long long)cap);
     if (!(cap & VMX_EPT_2M))
-        skip("IA32_VMX_EPT_VPID_CAP=%#llx: bit 16 (2 MiB EPT pages) clear", (unsigned long long)cap);
+        skip("IA32_VMX_EPT_VPID_CAP=%#llx: bit 16 (2 MiB EPT pages) clear",
+             (unsigned long long)cap);
     unsigned mt = (cap & VMX_EPT_MT_WB) ? VMX_MEMTYPE_WB : VMX_MEMTYPE_UC;
     uint64_t *pml4 = alloc_page(), *pdpt = alloc_page();
     pml4[0] = (uintptr_t)pdpt | EPT_RWX;

@@ -19,7 +19,8 @@ static void do_fninit(void *p)
 
 PROBE(cpuid_basic, "cpu.cpuid.basic", "CPUID",
       "CPUID leaf 0 gives max leaf >= 1 and a printable 12-byte vendor; leaves 1 and 0x80000001 "
-      "report FPU, TSC, MSR, PAE, APIC (= IA32_APIC_BASE.EN) and LM consistently with the running 64-bit kernel",
+      "report FPU, TSC, MSR, PAE, APIC (= IA32_APIC_BASE.EN) and LM consistently with the running "
+      "64-bit kernel",
       "Intel SDM Vol. 2A CPUID; Intel SDM Vol. 3A 11.4.3; AMD APM Vol. 3 Appendix E.3")
 {
     struct cpuid r = cpuid(0, 0);
@@ -46,7 +47,7 @@ PROBE(cpuid_basic, "cpu.cpuid.basic", "CPUID",
 
     /* An x87 that initialises (FSW = 0, FCW = 0x37F after FNINIT, SDM
      * Vol. 1 8.1.5, table 8-3) must be reported by CPUID.1:EDX.FPU. */
-    uint16_t fpu[2] = { 0xffff, 0xffff };
+    uint16_t fpu[2] = {0xffff, 0xffff};
     uint64_t cr0 = read_cr0();
     write_cr0(cr0 & ~(CR0_EM | CR0_TS));
     struct fault f;
@@ -65,19 +66,19 @@ PROBE(cpuid_basic, "cpu.cpuid.basic", "CPUID",
     if (l1.d & BIT(9)) {
         if (check(v == NO_FAULT, "CPUID.1:EDX.APIC[9] = 1, yet RDMSR IA32_APIC_BASE raised %s",
                   v == GP_VECTOR ? "#GP" : "an exception"))
-            check(apic_base & BIT(11), "CPUID.1:EDX.APIC[9] = 1, yet IA32_APIC_BASE = %#lx (EN[11] clear)",
-                  apic_base);
+            check(apic_base & BIT(11),
+                  "CPUID.1:EDX.APIC[9] = 1, yet IA32_APIC_BASE = %#lx (EN[11] clear)", apic_base);
     } else if (v == NO_FAULT) {
-        check(!(apic_base & BIT(11)), "CPUID.1:EDX.APIC[9] = 0, yet IA32_APIC_BASE = %#lx (EN[11] set)",
-              apic_base);
+        check(!(apic_base & BIT(11)),
+              "CPUID.1:EDX.APIC[9] = 0, yet IA32_APIC_BASE = %#lx (EN[11] set)", apic_base);
     }
 
     /* Long mode is active (EFER.LMA): CPUID 0x80000001 must exist and say LM. */
     uint32_t max_ext = cpuid(0x80000000, 0).a;
     note("CPUID.80000000: max extended leaf %#x", max_ext);
     check(rdmsr(MSR_EFER) & EFER_LMA, "EFER.LMA is clear in 64-bit mode");
-    if (!check(max_ext >= 0x80000001, "CPUID.80000000:EAX = %#x, no leaf 0x80000001 on a 64-bit CPU",
-               max_ext))
+    if (!check(max_ext >= 0x80000001,
+               "CPUID.80000000:EAX = %#x, no leaf 0x80000001 on a 64-bit CPU", max_ext))
         return;
     struct cpuid e1 = cpuid(0x80000001, 0);
     note("CPUID.80000001: ecx=%#x edx=%#x", e1.c, e1.d);
@@ -89,7 +90,8 @@ PROBE(cpuid_basic, "cpu.cpuid.basic", "CPUID",
 PROBE(hv_signature, "cpu.hypervisor.signature", "CPUID",
       "With CPUID.1:ECX.HV[31] set, leaf 0x40000000 gives EAX >= 0x40000000 and a 12-byte "
       "printable (NUL-padded) hypervisor signature in EBX:ECX:EDX",
-      "AMD APM Vol. 3 Appendix E.3.2 (Fn0000_0001_ECX[31]); Intel SDM Vol. 2A CPUID (40000000H-4FFFFFFFH); Microsoft Hypervisor TLFS 2.4")
+      "AMD APM Vol. 3 Appendix E.3.2 (Fn0000_0001_ECX[31]); Intel SDM Vol. 2A CPUID "
+      "(40000000H-4FFFFFFFH); Microsoft Hypervisor TLFS 2.4")
 {
     if (!(cpuid(1, 0).c & BIT(31)))
         skip("CPUID.1:ECX.HV[31]=0: no hypervisor reported");
@@ -111,5 +113,6 @@ PROBE(hv_signature, "cpu.hypervisor.signature", "CPUID",
     note("CPUID.40000000: max leaf %#x, signature \"%.*s\"", r.a, (int)len, sig);
     check(r.a >= 0x40000000, "CPUID.40000000:EAX = %#x, below 0x40000000", r.a);
     check(len > 0 && printable(sig, len) && padding_ok,
-          "CPUID.40000000 signature is not printable text (NUL-padded): %08x %08x %08x", r.b, r.c, r.d);
+          "CPUID.40000000 signature is not printable text (NUL-padded): %08x %08x %08x", r.b, r.c,
+          r.d);
 }

@@ -8,13 +8,13 @@
 #include "nvct.h"
 
 PROBE_HIDDEN_(selftest_pass, "selftest.pass", "selftest",
-              "Returns without a check: the runner must report PASS",
-              "docs/protocol.md")
+              "Returns without a check: the runner must report PASS", "docs/protocol.md")
 {
 }
 
 PROBE_HIDDEN_(selftest_fault, "selftest.fault", "selftest",
-              "Executes UD2 outside catch_fault(): the runner must report FAIL with an unexpected #UD",
+              "Executes UD2 outside catch_fault(): the runner must report FAIL with an unexpected "
+              "#UD",
               "Intel SDM Vol. 2B UD; docs/verdicts.md")
 {
     __asm__ volatile("ud2");
@@ -52,10 +52,7 @@ static void do_ud2(void *arg)
     __asm__ volatile("ud2");
 }
 
-static void do_nothing(void *arg)
-{
-    (void)arg;
-}
+static void do_nothing(void *arg) { (void)arg; }
 
 static void do_gp(void *arg)
 {
@@ -113,8 +110,8 @@ PROBE_HIDDEN_(selftest_catch, "selftest.catch", "selftest",
 
     inner.vector = 12345;
     v = catch_fault(do_nested, &inner, &f);
-    check(v == NO_FAULT && inner.vector == UD_VECTOR, "nested: outer %s, inner %s",
-          fault_str(&f), fault_str(&inner));
+    check(v == NO_FAULT && inner.vector == UD_VECTOR, "nested: outer %s, inner %s", fault_str(&f),
+          fault_str(&inner));
 
     v = catch_fault(do_nested_then_fault, NULL, &f);
     check(v == GP_VECTOR, "fault after a finished inner catch: got %s", fault_str(&f));
@@ -124,22 +121,27 @@ PROBE_HIDDEN_(selftest_catch, "selftest.catch", "selftest",
      * business: only the fault path of rdmsr_safe() is checked. */
     uint64_t val = 1;
     v = rdmsr_safe(0xdeadbeef, &val);
-    note("rdmsr_safe(0xdeadbeef): %s", v == NO_FAULT ? "no fault" : v == GP_VECTOR ? "#GP" : "other");
-    check(v == NO_FAULT || (v == GP_VECTOR && val == 0), "rdmsr_safe(0xdeadbeef): vector %d value %#lx",
-          v, val);
+    note("rdmsr_safe(0xdeadbeef): %s", v == NO_FAULT    ? "no fault"
+                                       : v == GP_VECTOR ? "#GP"
+                                                        : "other");
+    check(v == NO_FAULT || (v == GP_VECTOR && val == 0),
+          "rdmsr_safe(0xdeadbeef): vector %d value %#lx", v, val);
     v = rdmsr_safe(MSR_EFER, &val);
     check(v == NO_FAULT && (val & EFER_LMA), "rdmsr_safe(EFER): vector %d value %#lx", v, val);
     check(wrmsr_safe(MSR_EFER, val) == NO_FAULT, "wrmsr_safe(EFER, its own value) faulted");
     /* EFER[63] is reserved: WRMSR must #GP (SDM Vol. 2B WRMSR). */
     v = wrmsr_safe(MSR_EFER, val | BIT(63));
-    note("wrmsr_safe(EFER | bit 63): %s", v == NO_FAULT ? "no fault" : v == GP_VECTOR ? "#GP" : "other");
+    note("wrmsr_safe(EFER | bit 63): %s", v == NO_FAULT    ? "no fault"
+                                          : v == GP_VECTOR ? "#GP"
+                                                           : "other");
     if (v == NO_FAULT)
         wrmsr(MSR_EFER, val);
     check(v == NO_FAULT || v == GP_VECTOR, "wrmsr_safe(EFER | bit 63): vector %d", v);
 }
 
 PROBE_HIDDEN_(selftest_limits, "selftest.limits", "selftest",
-              "Emits 20 notes (only 16 may appear) and fails with a 2000-byte detail (truncated to fit "
+              "Emits 20 notes (only 16 may appear) and fails with a 2000-byte detail (truncated to "
+              "fit "
               "a 1024-byte record, ending in ...)",
               "docs/protocol.md")
 {
@@ -169,7 +171,8 @@ PROBE_HIDDEN_(selftest_alloc, "selftest.alloc", "selftest",
 /* Ends the boot on purpose (selftest_death.c has the triple fault and the hang). */
 PROBE_HIDDEN_(selftest_double_fault, "selftest.double_fault", "selftest",
               "Loads RSP with an unmapped address and executes UD2: #PF on delivery, then #DF on "
-              "its IST stack; the kernel must report a NOTE and end the boot (the harness gives CRASH)",
+              "its IST stack; the kernel must report a NOTE and end the boot (the harness gives "
+              "CRASH)",
               "Intel SDM Vol. 3A 6.15 (interrupt 8), 6.14.5")
 {
     __asm__ volatile("movq $0x100000000000, %%rsp\n\tud2" : : : "memory");

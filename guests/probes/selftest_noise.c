@@ -7,10 +7,7 @@
 #include "nvct.h"
 #include "../lib/kernel.h"
 
-static void raw(const char *s)
-{
-    console_write(s, strlen(s));
-}
+static void raw(const char *s) { console_write(s, strlen(s)); }
 
 PROBE_HIDDEN_(selftest_garbage, "selftest.garbage", "selftest",
               "Writes noise to the console (bytes that are no record, then a record whose CRC does "

@@ -11,25 +11,21 @@
 static void do_vmrun(void *p) { svm_vmrun_raw((uint64_t)(uintptr_t)p); }
 static void do_vmload(void *p) { svm_vmload((uint64_t)(uintptr_t)p); }
 static void do_vmsave(void *p) { svm_vmsave((uint64_t)(uintptr_t)p); }
-static void do_stgi(void *p) { (void)p; svm_stgi(); }
-static void do_clgi(void *p) { (void)p; svm_clgi(); }
-static void do_invlpga(void *p) { svm_invlpga((uint64_t)(uintptr_t)p, 1); }
-static void do_vmmcall(void *p) { (void)p; __asm__ volatile("vmmcall" ::: "memory"); }
-
-static void svm_require_cpuid_only(void)
+static void do_stgi(void *p)
 {
-    if (!svm_supported())
-        skip("CPUID 0x80000001 ECX.SVM[2]=0");
-    if (cpuid(0x80000000, 0).a < 0x8000000a)
-        fail("CPUID 0x80000001 ECX.SVM=1 but max extended leaf %#x < 0x8000000a",
-             cpuid(0x80000000, 0).a);
-    uint64_t vmcr;
-    int v = rdmsr_safe(MSR_VM_CR, &vmcr);
-    if (v != NO_FAULT)
-        fail("RDMSR VM_CR (0xc0010114) raised vector %d with SVM exposed", v);
-    if (vmcr & VM_CR_SVMDIS)
-        skip("VM_CR.SVMDIS[4]=1: SVM disabled by firmware (VM_CR=%#llx)",
-             (unsigned long long)vmcr);
+    (void)p;
+    svm_stgi();
+}
+static void do_clgi(void *p)
+{
+    (void)p;
+    svm_clgi();
+}
+static void do_invlpga(void *p) { svm_invlpga((uint64_t)(uintptr_t)p, 1); }
+static void do_vmmcall(void *p)
+{
+    (void)p;
+    __asm__ volatile("vmmcall" ::: "memory");
 }
 
 /* A VMRUN of the default guest running guest_vmmcall must exit with
@@ -38,14 +34,14 @@ static void control_run(struct svm_vcpu *v)
 {
     uint64_t code = svm_run(v);
     if (code != SVM_EXIT_VMMCALL)
-        error("control VMRUN of the default guest did not exit with VMMCALL: %s",
-              svm_exit_str(v));
+        error("control VMRUN of the default guest did not exit with VMMCALL: %s", svm_exit_str(v));
 }
 
 /* ---- svm.cpuid.exposed -------------------------------------------------------- */
 
 PROBE(svm_cpuid_exposed, "svm.cpuid.exposed", "SVM",
-      "With CPUID 0x80000001 ECX.SVM[2]=1: leaf 0x8000000A is within the extended max leaf, the SVM revision EAX[7:0] is nonzero and EBX reports at least 2 ASIDs (ASID 0 is the host)",
+      "With CPUID 0x80000001 ECX.SVM[2]=1: leaf 0x8000000A is within the extended max leaf, the "
+      "SVM revision EAX[7:0] is nonzero and EBX reports at least 2 ASIDs (ASID 0 is the host)",
       "AMD APM Vol. 2 15.4, 15.5.1")
 {
     struct cpuid max = cpuid(0x80000000, 0);
@@ -65,10 +61,11 @@ PROBE(svm_cpuid_exposed, "svm.cpuid.exposed", "SVM",
 /* ---- svm.efer.svme ---------------------------------------------------------------- */
 
 PROBE(svm_efer_svme, "svm.efer.svme", "SVM",
-      "With SVM exposed and VM_CR.SVMDIS=0: VMRUN with EFER.SVME=0 raises #UD; WRMSR EFER.SVME=1 succeeds and reads back 1; then CLGI and STGI execute without a fault",
+      "With SVM exposed and VM_CR.SVMDIS=0: VMRUN with EFER.SVME=0 raises #UD; WRMSR EFER.SVME=1 "
+      "succeeds and reads back 1; then CLGI and STGI execute without a fault",
       "AMD APM Vol. 2 15.4, 15.5.1")
 {
-    svm_require_cpuid_only();
+    svm_require_exposed();
     void *vmcb = alloc_page();
     uint64_t efer = rdmsr(MSR_EFER);
     if (efer & EFER_SVME)
@@ -95,17 +92,21 @@ PROBE(svm_efer_svme, "svm.efer.svme", "SVM",
 /* ---- svm.basic.svme_gating ---------------------------------------------------------- */
 
 PROBE(svm_basic_svme_gating, "svm.basic.svme_gating", "SVM",
-      "With EFER.SVME=0: VMRUN, VMLOAD, VMSAVE, CLGI, INVLPGA and VMMCALL each raise #UD; STGI raises #UD unless CPUID 0x80000001 ECX.SKINIT[12]=1 (then it is allowed)",
+      "With EFER.SVME=0: VMRUN, VMLOAD, VMSAVE, CLGI, INVLPGA and VMMCALL each raise #UD; STGI "
+      "raises #UD unless CPUID 0x80000001 ECX.SKINIT[12]=1 (then it is allowed)",
       "AMD APM Vol. 2 15.4")
 {
-    svm_require_cpuid_only();
+    svm_require_exposed();
     if (rdmsr(MSR_EFER) & EFER_SVME)
         error("EFER.SVME is already 1 at probe start");
     void *page = alloc_page();
-    struct { const char *name; void (*fn)(void *); void *arg; } ops[] = {
-        {"VMRUN", do_vmrun, page},   {"VMLOAD", do_vmload, page},
-        {"VMSAVE", do_vmsave, page}, {"CLGI", do_clgi, NULL},
-        {"INVLPGA", do_invlpga, page}, {"VMMCALL", do_vmmcall, NULL},
+    struct {
+        const char *name;
+        void (*fn)(void *);
+        void *arg;
+    } ops[] = {
+        {"VMRUN", do_vmrun, page}, {"VMLOAD", do_vmload, page},   {"VMSAVE", do_vmsave, page},
+        {"CLGI", do_clgi, NULL},   {"INVLPGA", do_invlpga, page}, {"VMMCALL", do_vmmcall, NULL},
     };
     for (unsigned i = 0; i < ARRAY_SIZE(ops); i++) {
         struct fault f;
@@ -135,23 +136,22 @@ PROBE(svm_basic_svme_gating, "svm.basic.svme_gating", "SVM",
 #define T_RBX2 0xb1b1b1b1a2a2a2a2ull
 
 /* Sets RAX/RBX, VMMCALL, sets them again, VMMCALL again. */
-__asm__(".pushsection .text\n"
-        ".globl svm_t_vmmcall_guest, svm_t_vmmcall_site1, svm_t_vmmcall_site2\n"
-        "svm_t_vmmcall_guest:\n"
-        "    movabs $0x5641d1a1c0ffee01, %rax\n"
-        "    movabs $0xb0b0b0b0a1a1a1a1, %rbx\n"
-        "svm_t_vmmcall_site1:\n"
-        "    vmmcall\n"
-        "    movabs $0x5641d1a1c0ffee02, %rax\n"
-        "    movabs $0xb1b1b1b1a2a2a2a2, %rbx\n"
-        "svm_t_vmmcall_site2:\n"
-        "    vmmcall\n"
-        "    ud2\n"
-        ".popsection");
-extern char svm_t_vmmcall_guest[], svm_t_vmmcall_site1[], svm_t_vmmcall_site2[];
+GUEST(svm_t_vmmcall_guest, "    movabs $0x5641d1a1c0ffee01, %rax\n"
+                           "    movabs $0xb0b0b0b0a1a1a1a1, %rbx\n"
+                           "svm_t_vmmcall_site1:\n"
+                           "    vmmcall\n"
+                           "    movabs $0x5641d1a1c0ffee02, %rax\n"
+                           "    movabs $0xb1b1b1b1a2a2a2a2, %rbx\n"
+                           "svm_t_vmmcall_site2:\n"
+                           "    vmmcall\n"
+                           "    ud2");
+extern char svm_t_vmmcall_site1[], svm_t_vmmcall_site2[];
 
 PROBE(svm_vmrun_vmmcall, "svm.vmrun.vmmcall", "SVM",
-      "VMRUN a 64-bit guest (ASID 1, VMMCALL intercepted) that sets RAX and RBX and executes VMMCALL: exit code 0x81, VMCB RIP = the VMMCALL (fault-like intercept), next_rip = RIP+3 if NRIPS, VMCB RAX and the returned RBX are the guest values, EXITINTINFO.V=0; resuming at RIP+3 reaches a second VMMCALL with the same checks",
+      "VMRUN a 64-bit guest (ASID 1, VMMCALL intercepted) that sets RAX and RBX and executes "
+      "VMMCALL: exit code 0x81, VMCB RIP = the VMMCALL (fault-like intercept), next_rip = RIP+3 if "
+      "NRIPS, VMCB RAX and the returned RBX are the guest values, EXITINTINFO.V=0; resuming at "
+      "RIP+3 reaches a second VMMCALL with the same checks",
       "AMD APM Vol. 2 15.5, 15.6, 15.7.1, 15.9")
 {
     svm_require();
@@ -256,7 +256,9 @@ __asm__(".pushsection .text\n"
 extern char svm_t_gprs_guest[];
 
 PROBE(svm_basic_gprs, "svm.basic.gprs", "SVM",
-      "VMRUN with distinct values in RAX (VMCB) and RBX..R15 (registers): the guest sees each of them unchanged; it writes new values to all fourteen and VMMCALLs; after #VMEXIT the host reads them back unchanged and the VMCB RAX is the guest result",
+      "VMRUN with distinct values in RAX (VMCB) and RBX..R15 (registers): the guest sees each of "
+      "them unchanged; it writes new values to all fourteen and VMMCALLs; after #VMEXIT the host "
+      "reads them back unchanged and the VMCB RAX is the guest result",
       "AMD APM Vol. 2 15.5.1, 15.6")
 {
     svm_require();
@@ -269,9 +271,8 @@ PROBE(svm_basic_gprs, "svm.basic.gprs", "SVM",
     uint64_t code = svm_run(&v);
     if (!svm_check_exit(&v, code, SVM_EXIT_VMMCALL, "VMRUN"))
         return;
-    static const char *const names[15] = {"RBX", "RCX", "RDX", "RSI", "RDI", "RBP", "R8",
-                                          "R9", "R10", "R11", "R12", "R13", "R14", "R15",
-                                          "RAX"};
+    static const char *const names[15] = {"RBX", "RCX", "RDX", "RSI", "RDI", "RBP", "R8", "R9",
+                                          "R10", "R11", "R12", "R13", "R14", "R15", "RAX"};
     uint64_t mask = v.vmcb->save.rax;
     check(mask < (1ull << 15), "guest result RAX %#llx is not a mismatch mask",
           (unsigned long long)mask);
@@ -285,7 +286,8 @@ PROBE(svm_basic_gprs, "svm.basic.gprs", "SVM",
 /* ---- svm.basic.asid_zero / vmrun_intercept -------------------------------------------- */
 
 PROBE(svm_basic_asid_zero, "svm.basic.asid_zero", "SVM",
-      "VMRUN of a guest that otherwise runs (control run exits with VMMCALL) but with ASID=0 in the VMCB: exit code VMEXIT_INVALID (-1)",
+      "VMRUN of a guest that otherwise runs (control run exits with VMMCALL) but with ASID=0 in "
+      "the VMCB: exit code VMEXIT_INVALID (-1)",
       "AMD APM Vol. 2 15.5.1")
 {
     svm_require();
@@ -299,7 +301,8 @@ PROBE(svm_basic_asid_zero, "svm.basic.asid_zero", "SVM",
 }
 
 PROBE(svm_basic_vmrun_intercept, "svm.basic.vmrun_intercept", "SVM",
-      "VMRUN of a guest that otherwise runs (control run exits with VMMCALL) but with the VMRUN intercept bit (vector 4 bit 0) clear: exit code VMEXIT_INVALID (-1)",
+      "VMRUN of a guest that otherwise runs (control run exits with VMMCALL) but with the VMRUN "
+      "intercept bit (vector 4 bit 0) clear: exit code VMEXIT_INVALID (-1)",
       "AMD APM Vol. 2 15.5.1")
 {
     svm_require();
@@ -315,7 +318,8 @@ PROBE(svm_basic_vmrun_intercept, "svm.basic.vmrun_intercept", "SVM",
 /* ---- svm.basic.vmcb_addr ------------------------------------------------------------------ */
 
 PROBE(svm_basic_vmcb_addr, "svm.basic.vmcb_addr", "SVM",
-      "With EFER.SVME=1: VMRUN, VMLOAD and VMSAVE with rAX not 4 KiB aligned (page+0x800), or at 2^MAXPHYADDR (CPUID 0x80000008 EAX[7:0]), each raise #GP(0)",
+      "With EFER.SVME=1: VMRUN, VMLOAD and VMSAVE with rAX not 4 KiB aligned (page+0x800), or at "
+      "2^MAXPHYADDR (CPUID 0x80000008 EAX[7:0]), each raise #GP(0)",
       "AMD APM Vol. 3 VMRUN, VMLOAD, VMSAVE; AMD APM Vol. 2 15.5.1")
 {
     svm_require();
@@ -331,8 +335,13 @@ PROBE(svm_basic_vmcb_addr, "svm.basic.vmcb_addr", "SVM",
     unsigned bits = cpu_phys_addr_bits();
     const uint64_t addrs[2] = {(uint64_t)(uintptr_t)a + 0x800, 1ull << bits};
     const char *const what[2] = {"misaligned", "beyond MAXPHYADDR"};
-    struct { const char *name; void (*fn)(void *); } ops[] = {
-        {"VMRUN", do_vmrun}, {"VMLOAD", do_vmload}, {"VMSAVE", do_vmsave},
+    struct {
+        const char *name;
+        void (*fn)(void *);
+    } ops[] = {
+        {"VMRUN", do_vmrun},
+        {"VMLOAD", do_vmload},
+        {"VMSAVE", do_vmsave},
     };
     for (unsigned j = 0; j < 2; j++) {
         for (unsigned i = 0; i < ARRAY_SIZE(ops); i++) {
@@ -372,7 +381,10 @@ static void read_vls_state(struct vls_state *s)
 }
 
 PROBE(svm_basic_vmload_vmsave, "svm.basic.vmload_vmsave", "SVM",
-      "VMSAVE matches the current FS/GS base, KernelGsBase, STAR, LSTAR, CSTAR, SFMASK and SYSENTER_CS/ESP/EIP MSRs; VMLOAD of a VMCB with new values (FS/GS selector, base) makes RDMSR and MOV from FS/GS return them; VMSAVE then stores the same values back; the host state is restored with VMLOAD",
+      "VMSAVE matches the current FS/GS base, KernelGsBase, STAR, LSTAR, CSTAR, SFMASK and "
+      "SYSENTER_CS/ESP/EIP MSRs; VMLOAD of a VMCB with new values (FS/GS selector, base) makes "
+      "RDMSR and MOV from FS/GS return them; VMSAVE then stores the same values back; the host "
+      "state is restored with VMLOAD",
       "AMD APM Vol. 2 15.5.2")
 {
     svm_require();
@@ -461,7 +473,9 @@ static uint64_t guest_rdtsc(uint64_t arg)
 }
 
 PROBE(svm_basic_tsc_offset, "svm.basic.tsc_offset", "SVM",
-      "A guest RDTSC with TSC_OFFSET=+2^50 and then -2^40 returns host TSC + offset (mod 2^64), bracketed by host RDTSCs before and after VMRUN; the host TSC read after #VMEXIT carries no offset",
+      "A guest RDTSC with TSC_OFFSET=+2^50 and then -2^40 returns host TSC + offset (mod 2^64), "
+      "bracketed by host RDTSCs before and after VMRUN; the host TSC read after #VMEXIT carries no "
+      "offset",
       "AMD APM Vol. 2 15.5.1, 15.6")
 {
     svm_require();
@@ -514,7 +528,10 @@ extern char svm_t_pm32_guest[], svm_t_pm32_site[];
 extern char svm_t_real_guest[], svm_t_real_site[], svm_t_real_end[];
 
 PROBE(svm_basic_guest_pm32, "svm.basic.guest_pm32", "SVM",
-      "From a long-mode host, VMRUN a 32-bit protected-mode guest (CR0.PE=1, PG=0, EFER.LME=0, 32-bit CS) that executes MOV EAX,imm; MOV EBX,CR0; MOV ECX,CS; VMMCALL: exit 0x81 at the VMMCALL with EAX, CR0.PE=1/PG=0 and CS as loaded, VMCB EFER.LMA=0; the host is back in long mode",
+      "From a long-mode host, VMRUN a 32-bit protected-mode guest (CR0.PE=1, PG=0, EFER.LME=0, "
+      "32-bit CS) that executes MOV EAX,imm; MOV EBX,CR0; MOV ECX,CS; VMMCALL: exit 0x81 at the "
+      "VMMCALL with EAX, CR0.PE=1/PG=0 and CS as loaded, VMCB EFER.LMA=0; the host is back in long "
+      "mode",
       "AMD APM Vol. 2 15.5.1, 15.6")
 {
     svm_require();
@@ -542,7 +559,9 @@ PROBE(svm_basic_guest_pm32, "svm.basic.guest_pm32", "SVM",
 }
 
 PROBE(svm_basic_guest_real, "svm.basic.guest_real", "SVM",
-      "From a long-mode host, VMRUN a real-mode guest (CR0.PE=0, CS.base from the VMCB, IP=0) that executes MOV AX,imm; MOV EBX,CR0; VMMCALL: exit 0x81 with VMCB RIP = the VMMCALL offset, AX as set, CR0.PE=0 and VMCB CPL=0",
+      "From a long-mode host, VMRUN a real-mode guest (CR0.PE=0, CS.base from the VMCB, IP=0) that "
+      "executes MOV AX,imm; MOV EBX,CR0; VMMCALL: exit 0x81 with VMCB RIP = the VMMCALL offset, AX "
+      "as set, CR0.PE=0 and VMCB CPL=0",
       "AMD APM Vol. 2 15.5.1, 15.6")
 {
     svm_require();
@@ -574,18 +593,11 @@ PROBE(svm_basic_guest_real, "svm.basic.guest_real", "SVM",
 
 /* ---- svm.basic.cr2 ------------------------------------------------------------------------ */
 
-__asm__(".pushsection .text\n"
-        ".globl svm_t_cr2_guest\n"
-        "svm_t_cr2_guest:\n"
-        "    mov %cr2, %rax\n"
-        "    mov %rbx, %cr2\n"
-        "    vmmcall\n"
-        "    ud2\n"
-        ".popsection");
-extern char svm_t_cr2_guest[];
+GUEST(svm_t_cr2_guest, "mov %cr2, %rax", "mov %rbx, %cr2", "vmmcall", "ud2");
 
 PROBE(svm_basic_cr2, "svm.basic.cr2", "SVM",
-      "VMRUN with VMCB CR2 = A: the guest reads CR2 = A (VMRUN loads CR2), writes CR2 = B and VMMCALLs: the VMCB CR2 after #VMEXIT is B (#VMEXIT saves CR2)",
+      "VMRUN with VMCB CR2 = A: the guest reads CR2 = A (VMRUN loads CR2), writes CR2 = B and "
+      "VMMCALLs: the VMCB CR2 after #VMEXIT is B (#VMEXIT saves CR2)",
       "AMD APM Vol. 2 15.5.1, 15.6")
 {
     svm_require();

@@ -6,39 +6,32 @@
 #include "nvct.h"
 #include "svm.h"
 
-#define RFLAGS_CF BIT(0)
-#define RFLAGS_PF BIT(2)
-#define RFLAGS_AF BIT(4)
-#define RFLAGS_ZF BIT(6)
-#define RFLAGS_SF BIT(7)
-#define RFLAGS_DF BIT(10)
-#define RFLAGS_OF BIT(11)
+/* RAX = RFLAGS as loaded; then RFLAGS = RBX; VMMCALL */
+GUEST(svm_b_flags, "pushfq", "pop %rax", "push %rbx", "popfq", "svm_b_flags_end:", "vmmcall",
+      "ud2");
+/* RAX = XMM0 (the host's), XMM1 = RBX; VMMCALL */
+GUEST(svm_b_xmm, "movq %xmm0, %rax", "movq %rbx, %xmm1", "vmmcall", "ud2");
+extern char svm_b_flags_end[];
 
+/* Host helpers: XMM0/XMM1 without the compiler's help (-mgeneral-regs-only). */
 __asm__(".pushsection .text\n"
-        /* RAX = RFLAGS as loaded; then RFLAGS = RBX; VMMCALL */
-        ".globl svm_b_flags, svm_b_flags_end\n"
-        "svm_b_flags:\n    pushfq\n    pop %rax\n    push %rbx\n    popfq\nsvm_b_flags_end:\n    vmmcall\n    ud2\n"
-        /* RAX = XMM0 (the host's), XMM1 = RBX; VMMCALL */
-        ".globl svm_b_xmm\n"
-        "svm_b_xmm:\n    movq %xmm0, %rax\n    movq %rbx, %xmm1\n    vmmcall\n    ud2\n"
-        /* host helpers */
         ".globl svm_b_set_xmm0, svm_b_get_xmm1, svm_b_set_xmm1\n"
         "svm_b_set_xmm0:\n    movq %rdi, %xmm0\n    ret\n"
         "svm_b_set_xmm1:\n    movq %rdi, %xmm1\n    ret\n"
         "svm_b_get_xmm1:\n    movq %xmm1, %rax\n    ret\n"
         ".popsection");
-extern char svm_b_flags[], svm_b_flags_end[], svm_b_xmm[];
 void svm_b_set_xmm0(uint64_t), svm_b_set_xmm1(uint64_t);
 uint64_t svm_b_get_xmm1(void);
 
-#define A(sym) ((uint64_t)(uintptr_t)(sym))
-
 PROBE(svm_basic_rflags, "svm.basic.rflags", "SVM",
-      "VMCB RFLAGS = CF|PF|AF|ZF|SF|DF|OF (IF=0): the guest's PUSHF sees exactly that; the guest then loads RFLAGS = CF|ZF via POPF: the VMCB RFLAGS after #VMEXIT is CF|ZF|bit 1; the host's RFLAGS after the exit has DF=0 (host flags are not affected by the guest's)",
+      "VMCB RFLAGS = CF|PF|AF|ZF|SF|DF|OF (IF=0): the guest's PUSHF sees exactly that; the guest "
+      "then loads RFLAGS = CF|ZF via POPF: the VMCB RFLAGS after #VMEXIT is CF|ZF|bit 1; the "
+      "host's RFLAGS after the exit has DF=0 (host flags are not affected by the guest's)",
       "AMD APM Vol. 2 15.5.1, 15.6")
 {
     svm_require();
-    const uint64_t in = 0x2 | RFLAGS_CF | RFLAGS_PF | RFLAGS_AF | RFLAGS_ZF | RFLAGS_SF | RFLAGS_DF | RFLAGS_OF;
+    const uint64_t in =
+        0x2 | RFLAGS_CF | RFLAGS_PF | RFLAGS_AF | RFLAGS_ZF | RFLAGS_SF | RFLAGS_DF | RFLAGS_OF;
     const uint64_t out = 0x2 | RFLAGS_CF | RFLAGS_ZF;
     struct svm_vcpu v;
     svm_vcpu_init(&v, (svm_guest_fn)(uintptr_t)svm_b_flags, 0);
@@ -64,7 +57,9 @@ static void xmm_require(void)
 }
 
 PROBE(svm_basic_xmm, "svm.basic.xmm", "SVM",
-      "VMRUN and #VMEXIT do not switch XMM state: with host XMM0 = A the guest reads A from XMM0; the guest writes B to XMM1 and the host reads B from XMM1 after the exit (needs CPUID 1 EDX.SSE2[26], CR4.OSFXSR set by the probe)",
+      "VMRUN and #VMEXIT do not switch XMM state: with host XMM0 = A the guest reads A from XMM0; "
+      "the guest writes B to XMM1 and the host reads B from XMM1 after the exit (needs CPUID 1 "
+      "EDX.SSE2[26], CR4.OSFXSR set by the probe)",
       "AMD APM Vol. 2 15.5.1, 15.6")
 {
     xmm_require();
@@ -93,7 +88,10 @@ PROBE(svm_basic_xmm, "svm.basic.xmm", "SVM",
 #define XMM_ROUNDS 1000
 
 PROBE(svm_basic_xmm_repeat, "svm.basic.xmm_repeat", "SVM",
-      "VMRUN and #VMEXIT do not switch XMM state, 1000 times over: each round sets host XMM0 to a new value A and XMM1 to 0, runs a guest that copies XMM0 to RAX and RBX (a new B) to XMM1, and checks RAX = A and host XMM1 = B after the exit; the first round that differs is reported with both values",
+      "VMRUN and #VMEXIT do not switch XMM state, 1000 times over: each round sets host XMM0 to a "
+      "new value A and XMM1 to 0, runs a guest that copies XMM0 to RAX and RBX (a new B) to XMM1, "
+      "and checks RAX = A and host XMM1 = B after the exit; the first round that differs is "
+      "reported with both values",
       "AMD APM Vol. 2 15.5.1, 15.6")
 {
     xmm_require();
@@ -112,9 +110,12 @@ PROBE(svm_basic_xmm_repeat, "svm.basic.xmm_repeat", "SVM",
         uint64_t got = svm_b_get_xmm1();
         if (!svm_check_exit(&v, code, SVM_EXIT_VMMCALL, "guest XMM access"))
             break;
-        if (!check(v.vmcb->save.rax == a, "round %u of %u: XMM0 read by the guest: got %#llx, want %#llx (the host's)",
-                   round + 1, XMM_ROUNDS, (unsigned long long)v.vmcb->save.rax, (unsigned long long)a) ||
-            !check(got == b, "round %u of %u: host XMM1 after #VMEXIT: got %#llx, want %#llx (the guest's)",
+        if (!check(v.vmcb->save.rax == a,
+                   "round %u of %u: XMM0 read by the guest: got %#llx, want %#llx (the host's)",
+                   round + 1, XMM_ROUNDS, (unsigned long long)v.vmcb->save.rax,
+                   (unsigned long long)a) ||
+            !check(got == b,
+                   "round %u of %u: host XMM1 after #VMEXIT: got %#llx, want %#llx (the guest's)",
                    round + 1, XMM_ROUNDS, (unsigned long long)got, (unsigned long long)b))
             break;
     }
@@ -123,7 +124,9 @@ PROBE(svm_basic_xmm_repeat, "svm.basic.xmm_repeat", "SVM",
 }
 
 PROBE(svm_basic_vm_hsave_pa, "svm.basic.vm_hsave_pa", "SVM",
-      "WRMSR VM_HSAVE_PA (0xC0010117) of a new page-aligned address reads back; a VMRUN/#VMEXIT round trip through it (guest VMMCALL) returns to the host with its RSP, CR3 and EFER intact; the original value is restored",
+      "WRMSR VM_HSAVE_PA (0xC0010117) of a new page-aligned address reads back; a VMRUN/#VMEXIT "
+      "round trip through it (guest VMMCALL) returns to the host with its RSP, CR3 and EFER "
+      "intact; the original value is restored",
       "AMD APM Vol. 2 15.30.4, 15.5.1")
 {
     svm_require();
@@ -139,7 +142,8 @@ PROBE(svm_basic_vm_hsave_pa, "svm.basic.vm_hsave_pa", "SVM",
     __asm__ volatile("mov %%rsp, %0" : "=r"(rsp1));
     uint64_t cr3b = read_cr3(), eferb = rdmsr(MSR_EFER);
     wrmsr(MSR_VM_HSAVE_PA, orig);
-    check(vec == NO_FAULT, "WRMSR VM_HSAVE_PA=%#llx raised vector %d", (unsigned long long)page, vec);
+    check(vec == NO_FAULT, "WRMSR VM_HSAVE_PA=%#llx raised vector %d", (unsigned long long)page,
+          vec);
     check_eq("VM_HSAVE_PA read back", got, page);
     svm_check_exit(&v, code, SVM_EXIT_VMMCALL, "VMRUN with the new host save area");
     check_eq("host RSP after #VMEXIT", rsp1, rsp0);
@@ -154,7 +158,8 @@ PROBE(svm_basic_vm_hsave_pa, "svm.basic.vm_hsave_pa", "SVM",
  * probe of the boot (docs/probes/svm.md, "Not probed").
  */
 PROBE(svm_basic_vm_cr, "svm.basic.vm_cr", "SVM",
-      "With SVM exposed: RDMSR VM_CR (0xC0010114) succeeds, SVMDIS[4]=0 (SVM usable) and the reserved bits 63:5 read 0",
+      "With SVM exposed: RDMSR VM_CR (0xC0010114) succeeds, SVMDIS[4]=0 (SVM usable) and the "
+      "reserved bits 63:5 read 0",
       "AMD APM Vol. 2 15.4, 15.30.1")
 {
     svm_require();

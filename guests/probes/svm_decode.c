@@ -7,18 +7,12 @@
 #include "nvct.h"
 #include "svm.h"
 
-__asm__(".pushsection .text\n"
-        ".globl svm_d_movcr0, svm_d_movcr3, svm_d_lmsw, svm_d_movdr7, svm_d_invlpg, svm_d_pf\n"
-        "svm_d_movcr0:\n    mov %rbx, %cr0\n    vmmcall\n    ud2\n"       /* GPR 3 */
-        "svm_d_movcr3:\n    mov %cr3, %r13\n    vmmcall\n    ud2\n"       /* GPR 13 */
-        "svm_d_lmsw:\n    lmsw %dx\n    vmmcall\n    ud2\n"
-        "svm_d_movdr7:\n    mov %rsi, %db7\n    vmmcall\n    ud2\n"       /* GPR 6 */
-        "svm_d_invlpg:\n    invlpg 0x10(%rbx)\n    vmmcall\n    ud2\n"
-        "svm_d_pf:\n    movq %rax, 0x18(%rbx)\n    vmmcall\n    ud2\n"    /* 48 89 43 18 */
-        ".popsection");
-extern char svm_d_movcr0[], svm_d_movcr3[], svm_d_lmsw[], svm_d_movdr7[], svm_d_invlpg[], svm_d_pf[];
-
-#define A(sym) ((uint64_t)(uintptr_t)(sym))
+GUEST(svm_d_movcr0, "mov %rbx, %cr0", "vmmcall", "ud2"); /* GPR 3 */
+GUEST(svm_d_movcr3, "mov %cr3, %r13", "vmmcall", "ud2"); /* GPR 13 */
+GUEST(svm_d_lmsw, "lmsw %dx", "vmmcall", "ud2");
+GUEST(svm_d_movdr7, "mov %rsi, %db7", "vmmcall", "ud2"); /* GPR 6 */
+GUEST(svm_d_invlpg, "invlpg 0x10(%rbx)", "vmmcall", "ud2");
+GUEST(svm_d_pf, "movq %rax, 0x18(%rbx)", "vmmcall", "ud2"); /* 48 89 43 18 */
 
 static void require_decode(void)
 {
@@ -27,7 +21,7 @@ static void require_decode(void)
         skip("CPUID 0x8000000A EDX.DecodeAssists[7]=0");
 }
 
-static bool run_to(struct svm_vcpu *v, const char *site, uint64_t exit, const char *what)
+static bool run_to(struct svm_vcpu *v, void (*site)(void), uint64_t exit, const char *what)
 {
     svm_vcpu_set_entry(v, (svm_guest_fn)(uintptr_t)site, 0);
     uint64_t code = svm_run(v);
@@ -38,7 +32,9 @@ static bool run_to(struct svm_vcpu *v, const char *site, uint64_t exit, const ch
 }
 
 PROBE(svm_decode_crdr, "svm.exitinfo.decode_crdr", "decode assists",
-      "With CPUID 0x8000000A EDX.DecodeAssists[7]=1: intercepted MOV RBX->CR0 gives EXITINFO1 = bit 63 | 3 (MOV CRx, GPR 3); MOV CR3->R13 gives bit 63 | 13; LMSW gives bit 63 clear (no GPR information); MOV RSI->DR7 gives EXITINFO1 = 6",
+      "With CPUID 0x8000000A EDX.DecodeAssists[7]=1: intercepted MOV RBX->CR0 gives EXITINFO1 = "
+      "bit 63 | 3 (MOV CRx, GPR 3); MOV CR3->R13 gives bit 63 | 13; LMSW gives bit 63 clear (no "
+      "GPR information); MOV RSI->DR7 gives EXITINFO1 = 6",
       "AMD APM Vol. 2 15.8.1")
 {
     require_decode();
@@ -60,7 +56,8 @@ PROBE(svm_decode_crdr, "svm.exitinfo.decode_crdr", "decode assists",
 }
 
 PROBE(svm_decode_invlpg, "svm.exitinfo.decode_invlpg", "decode assists",
-      "With CPUID 0x8000000A EDX.DecodeAssists[7]=1: intercepted INVLPG 0x10(%rbx) gives EXITINFO1 = the linear address RBX+0x10",
+      "With CPUID 0x8000000A EDX.DecodeAssists[7]=1: intercepted INVLPG 0x10(%rbx) gives EXITINFO1 "
+      "= the linear address RBX+0x10",
       "AMD APM Vol. 2 15.8.3")
 {
     require_decode();
@@ -74,7 +71,10 @@ PROBE(svm_decode_invlpg, "svm.exitinfo.decode_invlpg", "decode assists",
 }
 
 PROBE(svm_decode_insn_bytes, "svm.exitinfo.decode_insn_bytes", "decode assists",
-      "With CPUID 0x8000000A EDX.DecodeAssists[7]=1: an intercepted data #PF (MOV RAX to 0x18(RBX), RBX unmapped) records the guest instruction bytes: VMCB byte 0xD0 = 15 (bytes fetched, no fault while fetching) and bytes 0xD1.. = the 4 bytes of the MOV (48 89 43 18) followed by the next ones",
+      "With CPUID 0x8000000A EDX.DecodeAssists[7]=1: an intercepted data #PF (MOV RAX to "
+      "0x18(RBX), RBX unmapped) records the guest instruction bytes: VMCB byte 0xD0 = 15 (bytes "
+      "fetched, no fault while fetching) and bytes 0xD1.. = the 4 bytes of the MOV (48 89 43 18) "
+      "followed by the next ones",
       "AMD APM Vol. 2 15.8.4")
 {
     require_decode();
@@ -84,7 +84,7 @@ PROBE(svm_decode_insn_bytes, "svm.exitinfo.decode_insn_bytes", "decode assists",
     if (!run_to(&v, svm_d_pf, SVM_EXIT_EXCP(PF_VECTOR), "data #PF"))
         return;
     check_eq("#PF: number of bytes fetched", v.vmcb->control.insn_len & 0xf, 15);
-    check(memcmp(v.vmcb->control.insn_bytes, svm_d_pf, 15) == 0,
+    check(memcmp(v.vmcb->control.insn_bytes, (const void *)svm_d_pf, 15) == 0,
           "#PF: guest instruction bytes %02x %02x %02x %02x ... differ from the code at RIP",
           v.vmcb->control.insn_bytes[0], v.vmcb->control.insn_bytes[1],
           v.vmcb->control.insn_bytes[2], v.vmcb->control.insn_bytes[3]);

@@ -13,26 +13,25 @@
 #include "nvct.h"
 #include "svm.h"
 
-__asm__(".pushsection .text\n"
-        ".globl svm_ev_nop, svm_ev_nop_end\n"
-        "svm_ev_nop:\n    nop\nsvm_ev_nop_end:\n    vmmcall\n    ud2\n"
-        /* STI; CPUID (in the STI shadow); VMMCALL; STI; NOP; CPUID */
-        ".globl svm_ev_sti_cpuid, svm_ev_cpuid1, svm_ev_sti_nop_cpuid, svm_ev_cpuid2\n"
-        "svm_ev_sti_cpuid:\n    sti\nsvm_ev_cpuid1:\n    cpuid\n    vmmcall\n"
-        "svm_ev_sti_nop_cpuid:\n    sti\n    nop\nsvm_ev_cpuid2:\n    cpuid\n    vmmcall\n    ud2\n"
-        /* MOV from CR8 to RBX; MOV RAX to CR8; VMMCALL */
-        ".globl svm_ev_sti_nop, svm_ev_sti_nop_end\n"
-        "svm_ev_sti_nop:\n    sti\n    nop\nsvm_ev_sti_nop_end:\n    vmmcall\n    ud2\n"
-        ".globl svm_ev_tpr, svm_ev_tpr_wr, svm_ev_tpr_end\n"
-        "svm_ev_tpr:\n    mov %cr8, %rbx\nsvm_ev_tpr_wr:\n    mov %rax, %cr8\nsvm_ev_tpr_end:\n    vmmcall\n    ud2\n"
-        ".popsection");
-extern char svm_ev_nop[], svm_ev_nop_end[];
-extern char svm_ev_sti_cpuid[], svm_ev_cpuid1[], svm_ev_sti_nop_cpuid[], svm_ev_cpuid2[];
-extern char svm_ev_tpr[], svm_ev_tpr_wr[], svm_ev_tpr_end[];
-extern char svm_ev_sti_nop[], svm_ev_sti_nop_end[];
-
-#define A(sym) ((uint64_t)(uintptr_t)(sym))
-#define RFLAGS_IF BIT(9)
+GUEST(svm_ev_nop, "nop", "svm_ev_nop_end:", "vmmcall", "ud2");
+/* STI; CPUID (in the STI shadow); VMMCALL; STI; NOP; CPUID */
+GUEST(svm_ev_sti_cpuid, "    sti\n"
+                        "svm_ev_cpuid1:\n"
+                        "    cpuid\n"
+                        "    vmmcall\n"
+                        "svm_ev_sti_nop_cpuid:\n"
+                        "    sti\n"
+                        "    nop\n"
+                        "svm_ev_cpuid2:\n"
+                        "    cpuid\n"
+                        "    vmmcall\n"
+                        "    ud2");
+GUEST(svm_ev_sti_nop, "sti", "nop", "svm_ev_sti_nop_end:", "vmmcall", "ud2");
+/* MOV from CR8 to RBX; MOV RAX to CR8; VMMCALL */
+GUEST(svm_ev_tpr, "mov %cr8, %rbx", "svm_ev_tpr_wr:", "mov %rax, %cr8",
+      "svm_ev_tpr_end:", "vmmcall", "ud2");
+extern char svm_ev_nop_end[], svm_ev_cpuid1[], svm_ev_sti_nop_cpuid[], svm_ev_cpuid2[];
+extern char svm_ev_tpr_wr[], svm_ev_tpr_end[], svm_ev_sti_nop_end[];
 
 /* The guest took `vector` through its IDT: returns the guest stack at the
  * stub's VMMCALL (error code, if any, then RIP, CS, RFLAGS, RSP, SS), or
@@ -54,7 +53,8 @@ static const uint64_t *took(struct svm_vcpu *v, uint64_t code, unsigned vector, 
 
 static void inject(struct svm_vcpu *v, uint64_t type, unsigned vector, bool ev, uint32_t err)
 {
-    v->vmcb->control.event_inj = SVM_EVTINJ_VALID | type | vector | (ev ? SVM_EVTINJ_VALID_ERR : 0) |
+    v->vmcb->control.event_inj = SVM_EVTINJ_VALID | type | vector |
+                                 (ev ? SVM_EVTINJ_VALID_ERR : 0) |
                                  ((uint64_t)err << SVM_EVTINJ_ERR_SHIFT);
     /* The exception intercepts stay set: injected events are not subject
      * to intercept checks (15.20). */
@@ -71,7 +71,10 @@ static void check_after_injection(const struct svm_vcpu *v, const char *what)
 }
 
 PROBE(svm_event_inject_exception, "svm.event.inject_exception", "SVM",
-      "EVENTINJ = #DE (vector 0, type 3 exception, EV=0), with #DE intercepted (injected events are not subject to intercepts): VMRUN delivers it through the guest IDT before the first guest instruction: vector 0 taken with the frame's RIP = the VMCB RIP and no error code; EVENTINJ.V and EXITINTINFO.V are 0 after the exit",
+      "EVENTINJ = #DE (vector 0, type 3 exception, EV=0), with #DE intercepted (injected events "
+      "are not subject to intercepts): VMRUN delivers it through the guest IDT before the first "
+      "guest instruction: vector 0 taken with the frame's RIP = the VMCB RIP and no error code; "
+      "EVENTINJ.V and EXITINTINFO.V are 0 after the exit",
       "AMD APM Vol. 2 15.20")
 {
     svm_require();
@@ -87,7 +90,9 @@ PROBE(svm_event_inject_exception, "svm.event.inject_exception", "SVM",
 }
 
 PROBE(svm_event_inject_exception_errcode, "svm.event.inject_exception_errcode", "SVM",
-      "EVENTINJ = #GP (vector 13, type 3, EV=1, error code 0x1234), #GP intercepted: no exit, the guest takes vector 13 with error code 0x1234 on the stack and the frame's RIP = the VMCB RIP; EVENTINJ.V and EXITINTINFO.V are 0 after the exit",
+      "EVENTINJ = #GP (vector 13, type 3, EV=1, error code 0x1234), #GP intercepted: no exit, the "
+      "guest takes vector 13 with error code 0x1234 on the stack and the frame's RIP = the VMCB "
+      "RIP; EVENTINJ.V and EXITINTINFO.V are 0 after the exit",
       "AMD APM Vol. 2 15.20")
 {
     svm_require();
@@ -103,7 +108,8 @@ PROBE(svm_event_inject_exception_errcode, "svm.event.inject_exception_errcode", 
 }
 
 PROBE(svm_event_inject_nmi, "svm.event.inject_nmi", "SVM",
-      "EVENTINJ = NMI (type 2, vector 2): the guest takes vector 2 through its IDT with the frame's RIP = the VMCB RIP; EVENTINJ.V is 0 after the exit",
+      "EVENTINJ = NMI (type 2, vector 2): the guest takes vector 2 through its IDT with the "
+      "frame's RIP = the VMCB RIP; EVENTINJ.V is 0 after the exit",
       "AMD APM Vol. 2 15.20")
 {
     svm_require();
@@ -118,7 +124,9 @@ PROBE(svm_event_inject_nmi, "svm.event.inject_nmi", "SVM",
 }
 
 PROBE(svm_event_inject_intr, "svm.event.inject_intr", "SVM",
-      "EVENTINJ = external interrupt (type 0, vector 0x40) with guest RFLAGS.IF=0: injection ignores IF; the guest takes vector 0x40 with the frame's RIP = the VMCB RIP and no error code; EVENTINJ.V is 0 after the exit",
+      "EVENTINJ = external interrupt (type 0, vector 0x40) with guest RFLAGS.IF=0: injection "
+      "ignores IF; the guest takes vector 0x40 with the frame's RIP = the VMCB RIP and no error "
+      "code; EVENTINJ.V is 0 after the exit",
       "AMD APM Vol. 2 15.20")
 {
     svm_require();
@@ -134,12 +142,15 @@ PROBE(svm_event_inject_intr, "svm.event.inject_intr", "SVM",
 }
 
 PROBE(svm_event_inject_soft_int, "svm.event.inject_soft_int", "SVM",
-      "With CPUID 0x8000000A EDX.NRIPS[3]=1: EVENTINJ = software interrupt (type 4, vector 0x80), VMCB next_rip = RIP+2 (as after an INT 0x80): the guest takes vector 0x80 and the frame's return RIP is next_rip (without NextRIP software interrupts cannot be properly injected)",
+      "With CPUID 0x8000000A EDX.NRIPS[3]=1: EVENTINJ = software interrupt (type 4, vector 0x80), "
+      "VMCB next_rip = RIP+2 (as after an INT 0x80): the guest takes vector 0x80 and the frame's "
+      "return RIP is next_rip (without NextRIP software interrupts cannot be properly injected)",
       "AMD APM Vol. 2 15.20, 15.7.1")
 {
     svm_require();
     if (!svm_has(SVM_FEAT_NRIPS))
-        skip("CPUID 0x8000000A EDX.NRIPS[3]=0: software interrupts cannot be properly injected without NextRIP (APM 15.20)");
+        skip("CPUID 0x8000000A EDX.NRIPS[3]=0: software interrupts cannot be properly injected "
+             "without NextRIP (APM 15.20)");
     struct svm_vcpu v;
     svm_vcpu_init(&v, (svm_guest_fn)(uintptr_t)svm_ev_nop, 0);
     inject(&v, SVM_EVTINJ_TYPE_SOFT, 0x80, false, 0);
@@ -153,7 +164,10 @@ PROBE(svm_event_inject_soft_int, "svm.event.inject_soft_int", "SVM",
 }
 
 PROBE(svm_event_exitintinfo, "svm.event.exitintinfo", "SVM",
-      "EVENTINJ = #UD (vector 6, type 3) with the guest IDT limit 0x5F (gate 6 beyond it) and #GP intercepted: delivery raises #GP with a selector error code for IDT vector 6: exit 0x4D with EXITINFO1[15:1] = 0x32 >> 1 (index 6, IDT=1; EXT, bit 0, not compared), RIP = the VMCB RIP, and EXITINTINFO = the injected event with V=1 (0x80000306)",
+      "EVENTINJ = #UD (vector 6, type 3) with the guest IDT limit 0x5F (gate 6 beyond it) and #GP "
+      "intercepted: delivery raises #GP with a selector error code for IDT vector 6: exit 0x4D "
+      "with EXITINFO1[15:1] = 0x32 >> 1 (index 6, IDT=1; EXT, bit 0, not compared), RIP = the VMCB "
+      "RIP, and EXITINTINFO = the injected event with V=1 (0x80000306)",
       "AMD APM Vol. 2 15.7.2, 15.20")
 {
     svm_require();
@@ -163,11 +177,13 @@ PROBE(svm_event_exitintinfo, "svm.event.exitintinfo", "SVM",
     v.vmcb->control.intercept_exceptions |= BIT(GP_VECTOR);
     v.vmcb->save.idtr.limit = 6 * 16 - 1;
     uint64_t code = svm_run(&v);
-    if (!svm_check_exit(&v, code, SVM_EXIT_EXCP(GP_VECTOR), "#UD delivery through a gate beyond the IDT limit"))
+    if (!svm_check_exit(&v, code, SVM_EXIT_EXCP(GP_VECTOR),
+                        "#UD delivery through a gate beyond the IDT limit"))
         return;
     uint64_t err = v.vmcb->control.exit_info_1;
     check((err & ~1ull) == 6 * 8 + 2,
-          "#GP during delivery: EXITINFO1 %#llx, want 0x32 (selector index 6 = the vector, IDT=1) | EXT",
+          "#GP during delivery: EXITINFO1 %#llx, want 0x32 (selector index 6 = the vector, IDT=1) "
+          "| EXT",
           (unsigned long long)err);
     note("#GP during delivery: EXT = %llu", (unsigned long long)(err & 1));
     check_eq("#GP during delivery: VMCB RIP", v.vmcb->save.rip, A(svm_ev_nop));
@@ -185,7 +201,10 @@ static void v_irq(struct svm_vcpu *v, unsigned vector, unsigned prio, unsigned t
 }
 
 PROBE(svm_event_v_irq, "svm.event.v_irq", "SVM",
-      "V_IRQ=1, V_INTR_VECTOR=0x50, V_INTR_PRIO=15, V_TPR=0, V_INTR_MASKING=1, guest RFLAGS.IF=1, VINTR not intercepted: the guest takes vector 0x50 through its IDT before its first instruction (frame RIP = the VMCB RIP); after the exit the VMCB V_IRQ is 0 (the virtual interrupt was taken)",
+      "V_IRQ=1, V_INTR_VECTOR=0x50, V_INTR_PRIO=15, V_TPR=0, V_INTR_MASKING=1, guest RFLAGS.IF=1, "
+      "VINTR not intercepted: the guest takes vector 0x50 through its IDT before its first "
+      "instruction (frame RIP = the VMCB RIP); after the exit the VMCB V_IRQ is 0 (the virtual "
+      "interrupt was taken)",
       "AMD APM Vol. 2 15.21.4")
 {
     svm_require();
@@ -196,11 +215,14 @@ PROBE(svm_event_v_irq, "svm.event.v_irq", "SVM",
     if (!f)
         return;
     check_eq("virtual interrupt: frame RIP", f[0], A(svm_ev_nop));
-    check_eq("VMCB V_IRQ after the virtual interrupt was taken", v.vmcb->control.int_ctl & V_IRQ, 0);
+    check_eq("VMCB V_IRQ after the virtual interrupt was taken", v.vmcb->control.int_ctl & V_IRQ,
+             0);
 }
 
 PROBE(svm_event_vintr, "svm.event.vintr_intercept", "SVM",
-      "The same pending virtual interrupt (V_IRQ=1, vector 0x50, guest IF=1) with the VINTR intercept set: exit 0x64 before delivery, RIP = the first guest instruction, VMCB V_IRQ still 1",
+      "The same pending virtual interrupt (V_IRQ=1, vector 0x50, guest IF=1) with the VINTR "
+      "intercept set: exit 0x64 before delivery, RIP = the first guest instruction, VMCB V_IRQ "
+      "still 1",
       "AMD APM Vol. 2 15.13.5, 15.21.6")
 {
     svm_require();
@@ -216,7 +238,9 @@ PROBE(svm_event_vintr, "svm.event.vintr_intercept", "SVM",
 }
 
 PROBE(svm_event_v_tpr, "svm.event.v_tpr", "SVM",
-      "V_INTR_MASKING=1, V_TPR=5, no virtual interrupt pending: guest MOV from CR8 reads 5 (V_TPR), its MOV to CR8 of 2 writes V_TPR: VMCB V_TPR = 2 after the exit; the host's CR8 (the physical TPR) is unchanged",
+      "V_INTR_MASKING=1, V_TPR=5, no virtual interrupt pending: guest MOV from CR8 reads 5 "
+      "(V_TPR), its MOV to CR8 of 2 writes V_TPR: VMCB V_TPR = 2 after the exit; the host's CR8 "
+      "(the physical TPR) is unchanged",
       "AMD APM Vol. 2 15.21.2")
 {
     svm_require();
@@ -238,7 +262,10 @@ PROBE(svm_event_v_tpr, "svm.event.v_tpr", "SVM",
 }
 
 PROBE(svm_event_v_tpr_unmask, "svm.event.v_tpr_unmask", "SVM",
-      "V_INTR_MASKING=1, V_TPR=5, V_IRQ pending with priority 3 (vector 0x50), guest IF=1: not delivered at VMRUN (priority <= V_TPR); the guest's MOV to CR8 of 0 lowers V_TPR and the interrupt is then taken right after that MOV (frame RIP = the next instruction); VMCB V_TPR = 0 after the exit; the host's CR8 is unchanged",
+      "V_INTR_MASKING=1, V_TPR=5, V_IRQ pending with priority 3 (vector 0x50), guest IF=1: not "
+      "delivered at VMRUN (priority <= V_TPR); the guest's MOV to CR8 of 0 lowers V_TPR and the "
+      "interrupt is then taken right after that MOV (frame RIP = the next instruction); VMCB V_TPR "
+      "= 0 after the exit; the host's CR8 is unchanged",
       "AMD APM Vol. 2 15.21.2, 15.21.4")
 {
     svm_require();
@@ -248,7 +275,8 @@ PROBE(svm_event_v_tpr_unmask, "svm.event.v_tpr_unmask", "SVM",
     v_irq(&v, 0x50, 3, 5);
     v.vmcb->save.rax = 0;
     v.regs.rbx = 0xbb;
-    const uint64_t *f = took(&v, svm_run(&v), 0x50, "virtual interrupt after MOV to CR8 lowered V_TPR");
+    const uint64_t *f =
+        took(&v, svm_run(&v), 0x50, "virtual interrupt after MOV to CR8 lowered V_TPR");
     uint64_t cr8 = read_cr8();
     if (cr8 != host_cr8)
         write_cr8(host_cr8);
@@ -260,7 +288,9 @@ PROBE(svm_event_v_tpr_unmask, "svm.event.v_tpr_unmask", "SVM",
 }
 
 PROBE(svm_event_v_irq_sti, "svm.event.v_irq_sti", "SVM",
-      "V_IRQ pending (vector 0x50, priority 15, V_TPR=0, V_INTR_MASKING=1) with guest RFLAGS.IF=0: not taken at VMRUN; the guest executes STI; NOP and takes vector 0x50 after the NOP (the STI shadow), frame RIP = the instruction after the NOP",
+      "V_IRQ pending (vector 0x50, priority 15, V_TPR=0, V_INTR_MASKING=1) with guest RFLAGS.IF=0: "
+      "not taken at VMRUN; the guest executes STI; NOP and takes vector 0x50 after the NOP (the "
+      "STI shadow), frame RIP = the instruction after the NOP",
       "AMD APM Vol. 2 15.21.4, 15.21.5")
 {
     svm_require();
@@ -275,7 +305,9 @@ PROBE(svm_event_v_irq_sti, "svm.event.v_irq_sti", "SVM",
 }
 
 PROBE(svm_event_int_shadow_saved, "svm.event.int_shadow_saved", "SVM",
-      "Guest STI; CPUID with CPUID intercepted: at the exit (RIP = the CPUID, which is in the STI shadow) VMCB INTERRUPT_SHADOW (offset 0x68 bit 0) = 1; guest STI; NOP; CPUID: at the exit it is 0",
+      "Guest STI; CPUID with CPUID intercepted: at the exit (RIP = the CPUID, which is in the STI "
+      "shadow) VMCB INTERRUPT_SHADOW (offset 0x68 bit 0) = 1; guest STI; NOP; CPUID: at the exit "
+      "it is 0",
       "AMD APM Vol. 2 15.21.5")
 {
     svm_require();
@@ -288,18 +320,22 @@ PROBE(svm_event_int_shadow_saved, "svm.event.int_shadow_saved", "SVM",
     if (!svm_check_exit(&v, code, SVM_EXIT_CPUID, "CPUID right after STI"))
         return;
     check_eq("CPUID exit in the STI shadow: VMCB RIP", v.vmcb->save.rip, A(svm_ev_cpuid1));
-    check_eq("CPUID exit in the STI shadow: INTERRUPT_SHADOW", v.vmcb->control.int_state & SVM_INTERRUPT_SHADOW, 1);
+    check_eq("CPUID exit in the STI shadow: INTERRUPT_SHADOW",
+             v.vmcb->control.int_state & SVM_INTERRUPT_SHADOW, 1);
     svm_vcpu_set_entry(&v, (svm_guest_fn)(uintptr_t)svm_ev_sti_nop_cpuid, 0);
     v.vmcb->save.rflags = 0x2;
     code = svm_run(&v);
     if (!svm_check_exit(&v, code, SVM_EXIT_CPUID, "CPUID one instruction after STI"))
         return;
     check_eq("CPUID exit after STI; NOP: VMCB RIP", v.vmcb->save.rip, A(svm_ev_cpuid2));
-    check_eq("CPUID exit after STI; NOP: INTERRUPT_SHADOW", v.vmcb->control.int_state & SVM_INTERRUPT_SHADOW, 0);
+    check_eq("CPUID exit after STI; NOP: INTERRUPT_SHADOW",
+             v.vmcb->control.int_state & SVM_INTERRUPT_SHADOW, 0);
 }
 
 PROBE(svm_event_int_shadow_loaded, "svm.event.int_shadow_loaded", "SVM",
-      "VMRUN with VMCB INTERRUPT_SHADOW=1, guest IF=1 and a virtual interrupt pending (V_IRQ, vector 0x50, priority 15): the first guest instruction (NOP) runs in the shadow and the interrupt is taken after it (frame RIP = the instruction after the NOP)",
+      "VMRUN with VMCB INTERRUPT_SHADOW=1, guest IF=1 and a virtual interrupt pending (V_IRQ, "
+      "vector 0x50, priority 15): the first guest instruction (NOP) runs in the shadow and the "
+      "interrupt is taken after it (frame RIP = the instruction after the NOP)",
       "AMD APM Vol. 2 15.21.5, 15.21.4")
 {
     svm_require();

@@ -4,21 +4,30 @@
  */
 #include "nvct.h"
 #include "svm.h"
+#include "guests_svm.h"
 
-/* Guest stubs from probes/svm_intercept.c. */
-extern char svm_i_cpuid[], svm_i_hlt[], svm_i_int3[], svm_i_pf_read[];
-extern char svm_i_msr_rd[], svm_i_io_out[];
-extern char svm_i_rdtsc[], svm_i_msr_wr[], svm_i_io_in[];
-/* From probes/svm_intercept_insn.c. */
-extern char svm_x_pause[], svm_x_wbinvd[], svm_x_invlpg[];
-
-#define A(sym) ((uint64_t)(uintptr_t)(sym))
-
-enum { NR_CPUID, NR_HLT, NR_VMMCALL, NR_MSR, NR_IOIO, NR_INT3, NR_RDTSC, NR_WRMSR, NR_IN, NR_PAUSE,
-       NR_WBINVD, NR_INVLPG, NR_UD, NR_PF, NR_COUNT };
+enum {
+    NR_CPUID,
+    NR_HLT,
+    NR_VMMCALL,
+    NR_MSR,
+    NR_IOIO,
+    NR_INT3,
+    NR_RDTSC,
+    NR_WRMSR,
+    NR_IN,
+    NR_PAUSE,
+    NR_WBINVD,
+    NR_INVLPG,
+    NR_UD,
+    NR_PF,
+    NR_COUNT
+};
 
 PROBE(svm_exitinfo_next_rip, "svm.exitinfo.next_rip", "NRIPS",
-      "With CPUID 0x8000000A EDX.NRIPS[3]=1, next_rip (VMCB 0xC8) after each exit: CPUID, HLT, VMMCALL, RDMSR, WRMSR, OUT imm8, IN imm8, RDTSC, PAUSE, WBINVD, INVLPG (m) and INT3 #BP give the address after the instruction; #UD from UD2 and #PF from a MOV give 0",
+      "With CPUID 0x8000000A EDX.NRIPS[3]=1, next_rip (VMCB 0xC8) after each exit: CPUID, HLT, "
+      "VMMCALL, RDMSR, WRMSR, OUT imm8, IN imm8, RDTSC, PAUSE, WBINVD, INVLPG (m) and INT3 #BP "
+      "give the address after the instruction; #UD from UD2 and #PF from a MOV give 0",
       "AMD APM Vol. 2 15.7.1")
 {
     svm_require();
@@ -45,11 +54,11 @@ PROBE(svm_exitinfo_next_rip, "svm.exitinfo.next_rip", "NRIPS",
         [NR_PF] = {"MOV from an unmapped address", SVM_EXIT_EXCP(PF_VECTOR), 0},
     };
     const char *const site[NR_COUNT] = {
-        [NR_CPUID] = svm_i_cpuid, [NR_HLT] = svm_i_hlt, [NR_VMMCALL] = guest_vmmcall,
-        [NR_MSR] = svm_i_msr_rd, [NR_IOIO] = svm_i_io_out, [NR_INT3] = svm_i_int3,
-        [NR_UD] = guest_ud2, [NR_PF] = svm_i_pf_read,
-        [NR_RDTSC] = svm_i_rdtsc, [NR_WRMSR] = svm_i_msr_wr, [NR_IN] = svm_i_io_in,
-        [NR_PAUSE] = svm_x_pause, [NR_WBINVD] = svm_x_wbinvd, [NR_INVLPG] = svm_x_invlpg,
+        [NR_CPUID] = svm_i_cpuid,   [NR_HLT] = svm_i_hlt,       [NR_VMMCALL] = guest_vmmcall,
+        [NR_MSR] = svm_i_msr_rd,    [NR_IOIO] = svm_i_io_out,   [NR_INT3] = svm_i_int3,
+        [NR_UD] = guest_ud2,        [NR_PF] = svm_i_pf_read,    [NR_RDTSC] = svm_i_rdtsc,
+        [NR_WRMSR] = svm_i_msr_wr,  [NR_IN] = svm_i_io_in,      [NR_PAUSE] = svm_x_pause,
+        [NR_WBINVD] = svm_x_wbinvd, [NR_INVLPG] = svm_x_invlpg,
     };
     struct svm_vcpu v;
     svm_vcpu_init(&v, (svm_guest_fn)(uintptr_t)guest_vmmcall, 0);
@@ -72,7 +81,6 @@ PROBE(svm_exitinfo_next_rip, "svm.exitinfo.next_rip", "NRIPS",
             continue;
         uint64_t want = t[i].len ? A(site[i]) + t[i].len : 0;
         check(c->next_rip == want, "%s (exit %#llx): next_rip %#llx, want %#llx", t[i].what,
-              (unsigned long long)code, (unsigned long long)c->next_rip,
-              (unsigned long long)want);
+              (unsigned long long)code, (unsigned long long)c->next_rip, (unsigned long long)want);
     }
 }

@@ -7,27 +7,27 @@
  */
 #include "nvct.h"
 #include "svm.h"
+#include "guests_svm.h"
 
-__asm__(".pushsection .text\n"
-        /* CLGI; VMMCALL; STGI; VMMCALL */
-        ".globl svm_f_clgi, svm_f_clgi_end, svm_f_stgi, svm_f_stgi_end\n"
-        "svm_f_clgi:\n    clgi\nsvm_f_clgi_end:\n    vmmcall\n"
-        "svm_f_stgi:\n    stgi\nsvm_f_stgi_end:\n    vmmcall\n    ud2\n"
-        /* RBX counts the PAUSEs executed */
-        ".globl svm_f_pause_loop, svm_f_pause\n"
-        "svm_f_pause_loop:\n    inc %rbx\nsvm_f_pause:\n    pause\n    cmp $1000, %rbx\n    jb svm_f_pause_loop\n    vmmcall\n    ud2\n"
-        /* a taken JMP, then VMMCALL */
-        ".globl svm_f_jmp, svm_f_jmp_target\n"
-        "svm_f_jmp:\n    jmp svm_f_jmp_target\n    ud2\nsvm_f_jmp_target:\n    vmmcall\n    ud2\n"
-        ".popsection");
-extern char svm_f_clgi[], svm_f_clgi_end[], svm_f_stgi[], svm_f_stgi_end[];
-extern char svm_f_pause_loop[], svm_f_pause[], svm_f_jmp[], svm_f_jmp_target[];
-extern char svm_i_cpuid[];
-
-#define A(sym) ((uint64_t)(uintptr_t)(sym))
+/* CLGI; VMMCALL; STGI; VMMCALL */
+GUEST(svm_f_clgi, "clgi", "svm_f_clgi_end:", "vmmcall", "svm_f_stgi:", "stgi",
+      "svm_f_stgi_end:", "vmmcall", "ud2");
+/* RBX counts the PAUSEs executed */
+GUEST(svm_f_pause_loop, "    inc %rbx\n"
+                        "svm_f_pause:\n"
+                        "    pause\n"
+                        "    cmp $1000, %rbx\n"
+                        "    jb svm_f_pause_loop\n"
+                        "    vmmcall\n"
+                        "    ud2");
+/* a taken JMP, then VMMCALL */
+GUEST(svm_f_jmp, "jmp svm_f_jmp_target", "ud2", "svm_f_jmp_target:", "vmmcall", "ud2");
+extern char svm_f_clgi_end[], svm_f_stgi[], svm_f_stgi_end[], svm_f_pause[], svm_f_jmp_target[];
 
 PROBE(svm_features_vgif, "svm.features.vgif", "vGIF",
-      "With CPUID 0x8000000A EDX.vGIF[16]=1, V_GIF_ENABLE=1 and V_GIF=1, CLGI/STGI not intercepted: guest CLGI runs without an exit and clears V_GIF (VMCB int_ctl bit 9 = 0 at the next VMMCALL); guest STGI sets it again",
+      "With CPUID 0x8000000A EDX.vGIF[16]=1, V_GIF_ENABLE=1 and V_GIF=1, CLGI/STGI not "
+      "intercepted: guest CLGI runs without an exit and clears V_GIF (VMCB int_ctl bit 9 = 0 at "
+      "the next VMMCALL); guest STGI sets it again",
       "AMD APM Vol. 2 15.33")
 {
     svm_require();
@@ -49,7 +49,10 @@ PROBE(svm_features_vgif, "svm.features.vgif", "vGIF",
 }
 
 PROBE(svm_features_pause_filter, "svm.features.pause_filter", "pause filter",
-      "With CPUID 0x8000000A EDX.PauseFilter[10]=1, PAUSE intercepted, PAUSE_FILTER_COUNT=3 (threshold 0): the guest loops over PAUSE; VMRUN loads the counter, each PAUSE decrements it and the intercept occurs when it goes below zero: the exit is at the 4th PAUSE (RIP at it, RBX=4)",
+      "With CPUID 0x8000000A EDX.PauseFilter[10]=1, PAUSE intercepted, PAUSE_FILTER_COUNT=3 "
+      "(threshold 0): the guest loops over PAUSE; VMRUN loads the counter, each PAUSE decrements "
+      "it and the intercept occurs when it goes below zero: the exit is at the 4th PAUSE (RIP at "
+      "it, RBX=4)",
       "AMD APM Vol. 2 15.9 (Table 15-7, PAUSE), 15.14.4")
 {
     svm_require();
@@ -69,7 +72,9 @@ PROBE(svm_features_pause_filter, "svm.features.pause_filter", "pause filter",
 }
 
 PROBE(svm_features_lbrv, "svm.features.lbrv", "LBRV",
-      "With CPUID 0x8000000A EDX.LbrVirt[1]=1, VMCB LBR_VIRTUALIZATION_ENABLE=1 and guest DBGCTL=1 (LBR): the guest executes a taken JMP then VMMCALL: VMCB BR_FROM = the JMP, BR_TO = its target; the host's DEBUGCTL is unchanged by the world switch",
+      "With CPUID 0x8000000A EDX.LbrVirt[1]=1, VMCB LBR_VIRTUALIZATION_ENABLE=1 and guest DBGCTL=1 "
+      "(LBR): the guest executes a taken JMP then VMMCALL: VMCB BR_FROM = the JMP, BR_TO = its "
+      "target; the host's DEBUGCTL is unchanged by the world switch",
       "AMD APM Vol. 2 15.23.1")
 {
     svm_require();
@@ -124,7 +129,10 @@ static uint64_t read_in_guest(struct svm_vcpu *v, uint64_t va, const char *what)
 }
 
 PROBE(svm_features_flush_by_asid, "svm.features.flush_by_asid", "flush by ASID",
-      "With CPUID 0x8000000A EDX.FlushByAsid[6]=1: guest (ASID 1, own page tables) reads VA mapped to page P1; the host remaps the guest PTE to P2; VMRUN with TLB_CONTROL=3 (flush this guest's ASID) reads P2; with TLB_CONTROL=7 (flush this ASID's non-global entries) after a remap to P3 it reads P3",
+      "With CPUID 0x8000000A EDX.FlushByAsid[6]=1: guest (ASID 1, own page tables) reads VA mapped "
+      "to page P1; the host remaps the guest PTE to P2; VMRUN with TLB_CONTROL=3 (flush this "
+      "guest's ASID) reads P2; with TLB_CONTROL=7 (flush this ASID's non-global entries) after a "
+      "remap to P3 it reads P3",
       "AMD APM Vol. 2 15.16.1")
 {
     svm_require();
@@ -132,7 +140,9 @@ PROBE(svm_features_flush_by_asid, "svm.features.flush_by_asid", "flush by ASID",
         skip("CPUID 0x8000000A EDX.FlushByAsid[6]=0");
     uint64_t va = svm_unmapped_address();
     uint64_t *p1 = alloc_page(), *p2 = alloc_page(), *p3 = alloc_page(), *pte;
-    p1[0] = 1; p2[0] = 2; p3[0] = 3;
+    p1[0] = 1;
+    p2[0] = 2;
+    p3[0] = 3;
     struct svm_vcpu v;
     svm_vcpu_init(&v, guest_read, va);
     v.vmcb->save.cr3 = guest_tables(va, &pte);
@@ -148,13 +158,16 @@ PROBE(svm_features_flush_by_asid, "svm.features.flush_by_asid", "flush by ASID",
 }
 
 PROBE(svm_basic_invlpga, "svm.basic.invlpga", "SVM",
-      "Guest (ASID 1, own page tables) reads VA mapped to page P1; the host remaps the guest PTE to P2 and runs the guest with TLB_CONTROL=0 (a stale entry is allowed: noted); after host INVLPGA (RAX=VA, ECX=1) the guest must read P2",
+      "Guest (ASID 1, own page tables) reads VA mapped to page P1; the host remaps the guest PTE "
+      "to P2 and runs the guest with TLB_CONTROL=0 (a stale entry is allowed: noted); after host "
+      "INVLPGA (RAX=VA, ECX=1) the guest must read P2",
       "AMD APM Vol. 2 15.16.2; Vol. 3 INVLPGA")
 {
     svm_require();
     uint64_t va = svm_unmapped_address();
     uint64_t *p1 = alloc_page(), *p2 = alloc_page(), *pte;
-    p1[0] = 1; p2[0] = 2;
+    p1[0] = 1;
+    p2[0] = 2;
     struct svm_vcpu v;
     svm_vcpu_init(&v, guest_read, va);
     v.vmcb->save.cr3 = guest_tables(va, &pte);
@@ -171,7 +184,9 @@ PROBE(svm_basic_invlpga, "svm.basic.invlpga", "SVM",
 }
 
 PROBE(svm_features_vmcb_clean, "svm.features.vmcb_clean", "VMCB clean",
-      "With CPUID 0x8000000A EDX.VmcbClean[5]=1: after a VMRUN of the VMCB, the CPUID intercept is set and VMCB clean = all ones except bit 0 (I: intercepts): the next VMRUN must honour the new intercept (exit 0x72); a clean bit cleared always forces a reload",
+      "With CPUID 0x8000000A EDX.VmcbClean[5]=1: after a VMRUN of the VMCB, the CPUID intercept is "
+      "set and VMCB clean = all ones except bit 0 (I: intercepts): the next VMRUN must honour the "
+      "new intercept (exit 0x72); a clean bit cleared always forces a reload",
       "AMD APM Vol. 2 15.15.1")
 {
     svm_require();

@@ -6,92 +6,7 @@
  */
 #include "nvct.h"
 #include "svm.h"
-
-/* Guest stubs. Each site label is an instruction the probes expect an exit
- * on; the VMMCALLs in between mark "the guest got here". */
-__asm__(".pushsection .text\n"
-        ".globl svm_i_cpuid, svm_i_cpuid_vmmcall\n"
-        "svm_i_cpuid:\n"
-        "    cpuid\n"
-        "svm_i_cpuid_vmmcall:\n"
-        "    vmmcall\n"
-        "    ud2\n"
-
-        ".globl svm_i_hlt, svm_i_hlt_vmmcall\n"
-        "svm_i_hlt:\n"
-        "    hlt\n"
-        "svm_i_hlt_vmmcall:\n"
-        "    vmmcall\n"
-        "    ud2\n"
-
-        ".globl svm_i_rdtsc, svm_i_rdtsc_vmmcall, svm_i_rdtscp, svm_i_rdtscp_vmmcall\n"
-        "svm_i_rdtsc:\n"
-        "    rdtsc\n"
-        "svm_i_rdtsc_vmmcall:\n"
-        "    vmmcall\n"
-        "    ud2\n"
-        "svm_i_rdtscp:\n"
-        "    rdtscp\n"
-        "svm_i_rdtscp_vmmcall:\n"
-        "    vmmcall\n"
-        "    ud2\n"
-
-        ".globl svm_i_int3, svm_i_int3_vmmcall\n"
-        "svm_i_int3:\n"
-        "    int3\n"
-        "svm_i_int3_vmmcall:\n"
-        "    vmmcall\n"
-        "    ud2\n"
-
-        /* RBX = an unmapped address */
-        ".globl svm_i_pf_read, svm_i_pf_write, svm_i_pf_vmmcall\n"
-        "svm_i_pf_read:\n"
-        "    mov (%rbx), %rax\n"
-        "svm_i_pf_write:\n"
-        "    mov %rax, 8(%rbx)\n"
-        "svm_i_pf_vmmcall:\n"
-        "    vmmcall\n"
-        "    ud2\n"
-
-        /* RCX = MSR; RDMSR, VMMCALL, WRMSR (of what was read), VMMCALL */
-        ".globl svm_i_msr_rd, svm_i_msr_vmmcall1, svm_i_msr_wr, svm_i_msr_vmmcall2\n"
-        "svm_i_msr_rd:\n"
-        "    rdmsr\n"
-        "svm_i_msr_vmmcall1:\n"
-        "    vmmcall\n"
-        "svm_i_msr_wr:\n"
-        "    wrmsr\n"
-        "svm_i_msr_vmmcall2:\n"
-        "    vmmcall\n"
-        "    ud2\n"
-
-        /* OUT 0x80,AL; VMMCALL; IN AL,0x80; VMMCALL; OUT DX(=0x7f),AX; VMMCALL */
-        ".globl svm_i_io_out, svm_i_io_vmmcall1, svm_i_io_in, svm_i_io_vmmcall2\n"
-        ".globl svm_i_io_outw, svm_i_io_vmmcall3\n"
-        "svm_i_io_out:\n"
-        "    outb %al, $0x80\n"
-        "svm_i_io_vmmcall1:\n"
-        "    vmmcall\n"
-        "svm_i_io_in:\n"
-        "    inb $0x80, %al\n"
-        "svm_i_io_vmmcall2:\n"
-        "    vmmcall\n"
-        "svm_i_io_outw:\n"
-        "    outw %ax, %dx\n"
-        "svm_i_io_vmmcall3:\n"
-        "    vmmcall\n"
-        "    ud2\n"
-        ".popsection");
-
-extern char svm_i_cpuid[], svm_i_cpuid_vmmcall[], svm_i_hlt[], svm_i_hlt_vmmcall[];
-extern char svm_i_rdtsc[], svm_i_rdtsc_vmmcall[], svm_i_rdtscp[], svm_i_rdtscp_vmmcall[];
-extern char svm_i_int3[], svm_i_int3_vmmcall[];
-extern char svm_i_pf_read[], svm_i_pf_write[], svm_i_pf_vmmcall[];
-extern char svm_i_msr_rd[], svm_i_msr_vmmcall1[], svm_i_msr_wr[], svm_i_msr_vmmcall2[];
-extern char svm_i_io_out[], svm_i_io_vmmcall1[], svm_i_io_in[], svm_i_io_vmmcall2[];
-extern char svm_i_io_outw[], svm_i_io_vmmcall3[];
-
-#define A(sym) ((uint64_t)(uintptr_t)(sym))
+#include "guests_svm.h"
 
 static void entry(struct svm_vcpu *v, const char *sym)
 {
@@ -119,7 +34,9 @@ static bool expect_exit(struct svm_vcpu *v, uint64_t want, const char *site, uin
 /* ---- instruction intercepts ------------------------------------------------ */
 
 PROBE(svm_intercept_cpuid, "svm.intercept.cpuid", "SVM",
-      "Guest CPUID with the CPUID intercept set: exit 0x72 with RIP at the CPUID, RBX/RDX unchanged (not executed); resuming at RIP+2 reaches the next VMMCALL. With the intercept clear the guest executes CPUID leaf 0 and sees the same EAX/EBX as the host",
+      "Guest CPUID with the CPUID intercept set: exit 0x72 with RIP at the CPUID, RBX/RDX "
+      "unchanged (not executed); resuming at RIP+2 reaches the next VMMCALL. With the intercept "
+      "clear the guest executes CPUID leaf 0 and sees the same EAX/EBX as the host",
       "AMD APM Vol. 2 15.9")
 {
     svm_require();
@@ -153,7 +70,8 @@ PROBE(svm_intercept_cpuid, "svm.intercept.cpuid", "SVM",
 }
 
 PROBE(svm_intercept_hlt, "svm.intercept.hlt", "SVM",
-      "Guest HLT (RFLAGS.IF=0) with the HLT intercept set: exit 0x78 with RIP at the HLT; resuming at RIP+1 reaches the next VMMCALL",
+      "Guest HLT (RFLAGS.IF=0) with the HLT intercept set: exit 0x78 with RIP at the HLT; resuming "
+      "at RIP+1 reaches the next VMMCALL",
       "AMD APM Vol. 2 15.9")
 {
     svm_require();
@@ -168,7 +86,9 @@ PROBE(svm_intercept_hlt, "svm.intercept.hlt", "SVM",
 }
 
 PROBE(svm_intercept_rdtsc, "svm.intercept.rdtsc", "SVM",
-      "Guest RDTSC with only the RDTSC intercept set: exit 0x6E at the RDTSC. If CPUID 0x80000001 EDX.RDTSCP[27]: guest RDTSCP with only the RDTSC intercept set runs without an exit; with only the RDTSCP intercept set: exit 0x87 at the RDTSCP",
+      "Guest RDTSC with only the RDTSC intercept set: exit 0x6E at the RDTSC. If CPUID 0x80000001 "
+      "EDX.RDTSCP[27]: guest RDTSCP with only the RDTSC intercept set runs without an exit; with "
+      "only the RDTSCP intercept set: exit 0x87 at the RDTSCP",
       "AMD APM Vol. 2 15.9")
 {
     svm_require();
@@ -201,7 +121,8 @@ PROBE(svm_intercept_rdtsc, "svm.intercept.rdtsc", "SVM",
 }
 
 PROBE(svm_intercept_vmmcall_clear, "svm.intercept.vmmcall_clear", "SVM",
-      "Guest VMMCALL with the VMMCALL intercept clear raises #UD in the guest: with #UD intercepted, exit 0x46 with RIP at the VMMCALL and EXITINTINFO.V=0",
+      "Guest VMMCALL with the VMMCALL intercept clear raises #UD in the guest: with #UD "
+      "intercepted, exit 0x46 with RIP at the VMMCALL and EXITINTINFO.V=0",
       "AMD APM Vol. 2 15.9, 15.12.7")
 {
     svm_require();
@@ -230,7 +151,8 @@ PROBE(svm_intercept_exception_ud, "svm.intercept.exception_ud", "SVM",
 }
 
 PROBE(svm_intercept_exception_bp, "svm.intercept.exception_bp", "SVM",
-      "Guest INT3 with #BP intercepted: exit 0x43 with RIP = the INT3 (not the next instruction); resuming at RIP+1 reaches the next VMMCALL",
+      "Guest INT3 with #BP intercepted: exit 0x43 with RIP = the INT3 (not the next instruction); "
+      "resuming at RIP+1 reaches the next VMMCALL",
       "AMD APM Vol. 2 15.12, 15.12.4")
 {
     svm_require();
@@ -249,15 +171,19 @@ PROBE(svm_intercept_exception_bp, "svm.intercept.exception_bp", "SVM",
 static void pf_cr2(struct svm_vcpu *v, uint64_t loaded, uint64_t fault, const char *kind)
 {
     uint64_t got = v->vmcb->save.cr2;
-    check(got != fault, "%s #PF: VMCB CR2 = the faulting address %#llx: CR2 written before the intercept",
-          kind, (unsigned long long)fault);
+    check(got != fault,
+          "%s #PF: VMCB CR2 = the faulting address %#llx: CR2 written before the intercept", kind,
+          (unsigned long long)fault);
     if (got != fault && got != loaded)
         note("%s #PF: VMCB CR2 %#llx, loaded %#llx (see svm.basic.cr2)", kind,
              (unsigned long long)got, (unsigned long long)loaded);
 }
 
 PROBE(svm_intercept_exception_pf, "svm.intercept.exception_pf", "SVM",
-      "Guest read and then write of a not-present address with #PF intercepted: exit 0x4E with RIP at the faulting MOV, EXITINFO1 = the #PF error code (0 for the read, W=2 for the write), EXITINFO2 = the address, VMCB CR2 not the faulting address (the intercept precedes the CR2 write)",
+      "Guest read and then write of a not-present address with #PF intercepted: exit 0x4E with RIP "
+      "at the faulting MOV, EXITINFO1 = the #PF error code (0 for the read, W=2 for the write), "
+      "EXITINFO2 = the address, VMCB CR2 not the faulting address (the intercept precedes the CR2 "
+      "write)",
       "AMD APM Vol. 2 15.12.15")
 {
     svm_require();
@@ -274,7 +200,8 @@ PROBE(svm_intercept_exception_pf, "svm.intercept.exception_pf", "SVM",
     pf_cr2(&v, cr2, addr, "read");
 
     v.vmcb->save.rip = A(svm_i_pf_write);
-    if (!expect_exit(&v, SVM_EXIT_EXCP(PF_VECTOR), svm_i_pf_write, 0, "write of an unmapped address"))
+    if (!expect_exit(&v, SVM_EXIT_EXCP(PF_VECTOR), svm_i_pf_write, 0,
+                     "write of an unmapped address"))
         return;
     check_eq("write #PF: EXITINFO1 (error code)", v.vmcb->control.exit_info_1, 2);
     check_eq("write #PF: EXITINFO2 (address)", v.vmcb->control.exit_info_2, addr + 8);
@@ -284,7 +211,10 @@ PROBE(svm_intercept_exception_pf, "svm.intercept.exception_pf", "SVM",
 /* ---- MSR and I/O permission maps --------------------------------------------------- */
 
 PROBE(svm_intercept_msrpm, "svm.intercept.msrpm", "SVM",
-      "MSR_PROT set, MSRPM read+write bits for KERNEL_GS_BASE: guest RDMSR exits 0x7C with EXITINFO1=0, WRMSR with EXITINFO1=1, RIP at the instruction; with the bits clear both execute in the guest (RDMSR returns the VMLOADed value); RDMSR of MSR 0x40000000 (outside the map) exits 0x7C",
+      "MSR_PROT set, MSRPM read+write bits for KERNEL_GS_BASE: guest RDMSR exits 0x7C with "
+      "EXITINFO1=0, WRMSR with EXITINFO1=1, RIP at the instruction; with the bits clear both "
+      "execute in the guest (RDMSR returns the VMLOADed value); RDMSR of MSR 0x40000000 (outside "
+      "the map) exits 0x7C",
       "AMD APM Vol. 2 15.11")
 {
     svm_require();
@@ -298,8 +228,8 @@ PROBE(svm_intercept_msrpm, "svm.intercept.msrpm", "SVM",
         return;
     check_eq("RDMSR intercept EXITINFO1", v.vmcb->control.exit_info_1, 0);
     v.vmcb->save.rip = A(svm_i_msr_rd) + 2;
-    if (!expect_exit(&v, SVM_EXIT_VMMCALL, svm_i_msr_vmmcall1,
-                     A(svm_i_msr_vmmcall1) + VMMCALL_LEN, "VMMCALL after the resumed RDMSR"))
+    if (!expect_exit(&v, SVM_EXIT_VMMCALL, svm_i_msr_vmmcall1, A(svm_i_msr_vmmcall1) + VMMCALL_LEN,
+                     "VMMCALL after the resumed RDMSR"))
         return;
     v.vmcb->save.rip = A(svm_i_msr_wr);
     if (!expect_exit(&v, SVM_EXIT_MSR, svm_i_msr_wr, A(svm_i_msr_wr) + 2, "WRMSR KERNEL_GS_BASE"))
@@ -311,15 +241,15 @@ PROBE(svm_intercept_msrpm, "svm.intercept.msrpm", "SVM",
     svm_msrpm_set(&v, MSR_KERNEL_GS_BASE, false, false);
     entry(&v, svm_i_msr_rd);
     v.regs.rcx = MSR_KERNEL_GS_BASE;
-    if (!expect_exit(&v, SVM_EXIT_VMMCALL, svm_i_msr_vmmcall1,
-                     A(svm_i_msr_vmmcall1) + VMMCALL_LEN, "RDMSR with the MSRPM bit clear"))
+    if (!expect_exit(&v, SVM_EXIT_VMMCALL, svm_i_msr_vmmcall1, A(svm_i_msr_vmmcall1) + VMMCALL_LEN,
+                     "RDMSR with the MSRPM bit clear"))
         return;
     uint64_t kgs = v.vmcb->save.kernel_gs_base;
     uint64_t got = (v.vmcb->save.rax & 0xffffffff) | (v.regs.rdx << 32);
     check_eq("guest RDMSR KERNEL_GS_BASE", got, kgs);
     v.vmcb->save.rip = A(svm_i_msr_wr);
-    if (!expect_exit(&v, SVM_EXIT_VMMCALL, svm_i_msr_vmmcall2,
-                     A(svm_i_msr_vmmcall2) + VMMCALL_LEN, "WRMSR with the MSRPM bit clear"))
+    if (!expect_exit(&v, SVM_EXIT_VMMCALL, svm_i_msr_vmmcall2, A(svm_i_msr_vmmcall2) + VMMCALL_LEN,
+                     "WRMSR with the MSRPM bit clear"))
         return;
 
     entry(&v, svm_i_msr_rd);
@@ -331,7 +261,10 @@ PROBE(svm_intercept_msrpm, "svm.intercept.msrpm", "SVM",
 }
 
 PROBE(svm_intercept_iopm, "svm.intercept.iopm", "SVM",
-      "IOIO_PROT set, IOPM bit for port 0x80 only: guest OUT 0x80,AL / IN AL,0x80 / OUT DX=0x7F,AX (covers 0x7F-0x80) each exit 0x7B with RIP at the instruction and EXITINFO1 = port<<16 | size (SZ8/SZ16) | A64 | TYPE (1 for IN), EXITINFO2 = the next RIP; with the bit clear OUT 0x80 runs in the guest",
+      "IOIO_PROT set, IOPM bit for port 0x80 only: guest OUT 0x80,AL / IN AL,0x80 / OUT DX=0x7F,AX "
+      "(covers 0x7F-0x80) each exit 0x7B with RIP at the instruction and EXITINFO1 = port<<16 | "
+      "size (SZ8/SZ16) | A64 | TYPE (1 for IN), EXITINFO2 = the next RIP; with the bit clear OUT "
+      "0x80 runs in the guest",
       "AMD APM Vol. 2 15.10.1, 15.10.2")
 {
     svm_require();
@@ -358,9 +291,9 @@ PROBE(svm_intercept_iopm, "svm.intercept.iopm", "SVM",
         check(v.vmcb->control.exit_info_1 == t[i].info1, "%s: EXITINFO1 %#llx, want %#llx",
               t[i].what, (unsigned long long)v.vmcb->control.exit_info_1,
               (unsigned long long)t[i].info1);
-        check(v.vmcb->control.exit_info_2 == A(t[i].next), "%s: EXITINFO2 %#llx, want next RIP %#llx",
-              t[i].what, (unsigned long long)v.vmcb->control.exit_info_2,
-              (unsigned long long)A(t[i].next));
+        check(v.vmcb->control.exit_info_2 == A(t[i].next),
+              "%s: EXITINFO2 %#llx, want next RIP %#llx", t[i].what,
+              (unsigned long long)v.vmcb->control.exit_info_2, (unsigned long long)A(t[i].next));
     }
     svm_iopm_set(&v, 0x80, false);
     v.vmcb->save.rip = A(svm_i_io_out);
@@ -371,7 +304,9 @@ PROBE(svm_intercept_iopm, "svm.intercept.iopm", "SVM",
 /* ---- SHUTDOWN -------------------------------------------------------------------------- */
 
 PROBE(svm_intercept_shutdown, "svm.intercept.shutdown", "SVM",
-      "Guest with no exception intercepts and IDTR.limit=0 executes UD2: #UD, #GP and #DF cannot be delivered, the resulting shutdown is intercepted: exit 0x7F (the saved guest state is undefined and not checked)",
+      "Guest with no exception intercepts and IDTR.limit=0 executes UD2: #UD, #GP and #DF cannot "
+      "be delivered, the resulting shutdown is intercepted: exit 0x7F (the saved guest state is "
+      "undefined and not checked)",
       "AMD APM Vol. 2 15.14.3, 15.12")
 {
     svm_require();

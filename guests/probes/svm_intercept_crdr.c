@@ -9,36 +9,39 @@
 #include "svm.h"
 
 /* <name>_rd: mov %crN,%rax; vmmcall; <name>_wr: mov %rax,%crN; vmmcall */
-#define CRSTUB(name, reg)                                                    \
-    ".globl " #name "_rd, " #name "_rd_end, " #name "_wr, " #name "_wr_end\n" \
-    #name "_rd:\n    mov %" reg ", %rax\n" #name "_rd_end:\n    vmmcall\n"      \
-    #name "_wr:\n    mov %rax, %" reg "\n" #name "_wr_end:\n    vmmcall\n    ud2\n"
+#define CRSTUB(name, reg)                                                       \
+    GUEST(name##_rd, "mov %" reg ", %rax", #name "_rd_end:", "vmmcall",         \
+          #name "_wr:", "mov %rax, %" reg, #name "_wr_end:", "vmmcall", "ud2"); \
+    extern char name##_rd_end[], name##_wr[], name##_wr_end[]
 
-__asm__(".pushsection .text\n"
-        CRSTUB(svm_c_cr0, "cr0")
-        CRSTUB(svm_c_cr3, "cr3")
-        CRSTUB(svm_c_cr4, "cr4")
-        CRSTUB(svm_c_cr8, "cr8")
-        CRSTUB(svm_c_dr0, "db0")
-        CRSTUB(svm_c_dr7, "db7")
-        /* selective CR0 write: RBX = CR0 ^ TS, RCX = CR0 ^ WP, RDX = MSW ^ EM */
-        ".globl svm_c_sel_ts, svm_c_sel_ts_end, svm_c_sel_wp, svm_c_sel_wp_end\n"
-        ".globl svm_c_clts, svm_c_clts_end, svm_c_lmsw, svm_c_lmsw_end\n"
-        "svm_c_sel_ts:\n    mov %rbx, %cr0\nsvm_c_sel_ts_end:\n    vmmcall\n"
-        "svm_c_sel_wp:\n    mov %rcx, %cr0\nsvm_c_sel_wp_end:\n    vmmcall\n"
-        "svm_c_clts:\n    clts\nsvm_c_clts_end:\n    vmmcall\n"
-        "svm_c_lmsw:\n    lmsw %dx\nsvm_c_lmsw_end:\n    vmmcall\n    ud2\n"
-        ".popsection");
+CRSTUB(svm_c_cr0, "cr0");
+CRSTUB(svm_c_cr3, "cr3");
+CRSTUB(svm_c_cr4, "cr4");
+CRSTUB(svm_c_cr8, "cr8");
+CRSTUB(svm_c_dr0, "db0");
+CRSTUB(svm_c_dr7, "db7");
 
-#define X(n) extern char n##_rd[], n##_rd_end[], n##_wr[], n##_wr_end[];
-X(svm_c_cr0) X(svm_c_cr3) X(svm_c_cr4) X(svm_c_cr8) X(svm_c_dr0) X(svm_c_dr7)
-#undef X
-extern char svm_c_sel_ts[], svm_c_sel_ts_end[], svm_c_sel_wp[], svm_c_sel_wp_end[];
+/* selective CR0 write: RBX = CR0 ^ TS, RCX = CR0 ^ WP, RDX = MSW ^ EM */
+GUEST(svm_c_sel_ts, "    mov %rbx, %cr0\n"
+                    "svm_c_sel_ts_end:\n"
+                    "    vmmcall\n"
+                    "svm_c_sel_wp:\n"
+                    "    mov %rcx, %cr0\n"
+                    "svm_c_sel_wp_end:\n"
+                    "    vmmcall\n"
+                    "svm_c_clts:\n"
+                    "    clts\n"
+                    "svm_c_clts_end:\n"
+                    "    vmmcall\n"
+                    "svm_c_lmsw:\n"
+                    "    lmsw %dx\n"
+                    "svm_c_lmsw_end:\n"
+                    "    vmmcall\n"
+                    "    ud2");
+extern char svm_c_sel_ts_end[], svm_c_sel_wp[], svm_c_sel_wp_end[];
 extern char svm_c_clts[], svm_c_clts_end[], svm_c_lmsw[], svm_c_lmsw_end[];
 
-#define A(sym) ((uint64_t)(uintptr_t)(sym))
-
-static bool run_expect(struct svm_vcpu *v, const char *site, uint64_t exit, const char *what)
+static bool run_expect(struct svm_vcpu *v, const void *site, uint64_t exit, const char *what)
 {
     v->vmcb->save.rip = A(site);
     uint64_t code = svm_run(v);
@@ -53,7 +56,7 @@ static bool run_expect(struct svm_vcpu *v, const char *site, uint64_t exit, cons
  * only: MOV from runs, MOV to exits; then none: both run. The value the
  * guest writes back is the one it read (or, when the read was
  * intercepted, the VMCB value put in RAX). */
-static void access_case(const char *name, char *rd, char *rd_end, char *wr, char *wr_end,
+static void access_case(const char *name, void (*rd)(void), char *rd_end, char *wr, char *wr_end,
                         bool dr, unsigned n, uint64_t value)
 {
     struct svm_vcpu v;
@@ -96,14 +99,17 @@ static void access_case(const char *name, char *rd, char *rd_end, char *wr, char
     run_expect(&v, wr, wr_exit, what);
 }
 
-#define CRCASE(fn_, id_, name_, stub_, dr_, n_, ref_)                                          \
-    PROBE(fn_, id_, "SVM",                                                                   \
-          "Intercept read of " name_ " only: guest MOV from " name_ " exits with the read code at the MOV, MOV to " name_ " (same value) runs; intercept write only: MOV from runs, MOV to exits with the write code at the MOV", \
-          ref_)                                                                              \
-    {                                                                                        \
-        svm_require();                                                                       \
-        access_case(name_, stub_##_rd, stub_##_rd_end, stub_##_wr, stub_##_wr_end, dr_, n_,  \
-                    init_value(dr_, n_));                                                    \
+#define CRCASE(fn_, id_, name_, stub_, dr_, n_, ref_)                                             \
+    PROBE(fn_, id_, "SVM",                                                                        \
+          "Intercept read of " name_ " only: guest MOV from " name_                               \
+          " exits with the read code at the MOV, MOV to " name_                                   \
+          " (same value) runs; intercept write only: MOV from runs, MOV to exits with the write " \
+          "code at the MOV",                                                                      \
+          ref_)                                                                                   \
+    {                                                                                             \
+        svm_require();                                                                            \
+        access_case(name_, stub_##_rd, stub_##_rd_end, stub_##_wr, stub_##_wr_end, dr_, n_,       \
+                    init_value(dr_, n_));                                                         \
     }
 
 /* The value the guest's MOV-to writes if its MOV-from was intercepted:
@@ -121,15 +127,23 @@ static uint64_t init_value(bool dr, unsigned n)
     return 0;
 }
 
-CRCASE(svm_icpt_cr0, "svm.intercept.cr0", "CR0", svm_c_cr0, false, 0, "AMD APM Vol. 2 15.9 (Table 15-7)")
-CRCASE(svm_icpt_cr3, "svm.intercept.cr3", "CR3", svm_c_cr3, false, 3, "AMD APM Vol. 2 15.9 (Table 15-7)")
-CRCASE(svm_icpt_cr4, "svm.intercept.cr4", "CR4", svm_c_cr4, false, 4, "AMD APM Vol. 2 15.9 (Table 15-7)")
-CRCASE(svm_icpt_cr8, "svm.intercept.cr8", "CR8", svm_c_cr8, false, 8, "AMD APM Vol. 2 15.9 (Table 15-7), 15.21.2")
-CRCASE(svm_icpt_dr0, "svm.intercept.dr0", "DR0", svm_c_dr0, true, 0, "AMD APM Vol. 2 15.9 (Table 15-7)")
-CRCASE(svm_icpt_dr7, "svm.intercept.dr7", "DR7", svm_c_dr7, true, 7, "AMD APM Vol. 2 15.9 (Table 15-7)")
+CRCASE(svm_icpt_cr0, "svm.intercept.cr0", "CR0", svm_c_cr0, false, 0,
+       "AMD APM Vol. 2 15.9 (Table 15-7)")
+CRCASE(svm_icpt_cr3, "svm.intercept.cr3", "CR3", svm_c_cr3, false, 3,
+       "AMD APM Vol. 2 15.9 (Table 15-7)")
+CRCASE(svm_icpt_cr4, "svm.intercept.cr4", "CR4", svm_c_cr4, false, 4,
+       "AMD APM Vol. 2 15.9 (Table 15-7)")
+CRCASE(svm_icpt_cr8, "svm.intercept.cr8", "CR8", svm_c_cr8, false, 8,
+       "AMD APM Vol. 2 15.9 (Table 15-7), 15.21.2")
+CRCASE(svm_icpt_dr0, "svm.intercept.dr0", "DR0", svm_c_dr0, true, 0,
+       "AMD APM Vol. 2 15.9 (Table 15-7)")
+CRCASE(svm_icpt_dr7, "svm.intercept.dr7", "DR7", svm_c_dr7, true, 7,
+       "AMD APM Vol. 2 15.9 (Table 15-7)")
 
 PROBE(svm_icpt_cr0_selective, "svm.intercept.cr0_selective", "SVM",
-      "Selective CR0 write intercept only (vector 3 bit 5): guest MOV to CR0 changing only TS runs (VMCB CR0 shows it); MOV to CR0 changing WP exits 0x65 at the MOV with CR0 unchanged; CLTS runs (it never checks this intercept)",
+      "Selective CR0 write intercept only (vector 3 bit 5): guest MOV to CR0 changing only TS runs "
+      "(VMCB CR0 shows it); MOV to CR0 changing WP exits 0x65 at the MOV with CR0 unchanged; CLTS "
+      "runs (it never checks this intercept)",
       "AMD APM Vol. 2 15.9 (Table 15-7)")
 {
     svm_require();
@@ -146,7 +160,8 @@ PROBE(svm_icpt_cr0_selective, "svm.intercept.cr0_selective", "SVM",
     check_eq("after MOV to CR0 (TS only): VMCB CR0", v.vmcb->save.cr0, cr0 ^ CR0_TS);
     if (!run_expect(&v, svm_c_sel_wp, SVM_EXIT_CR0_SEL_WRITE, "MOV to CR0 changing WP"))
         return;
-    check_eq("after the CR0_SEL_WRITE exit: VMCB CR0 (not written)", v.vmcb->save.cr0, cr0 ^ CR0_TS);
+    check_eq("after the CR0_SEL_WRITE exit: VMCB CR0 (not written)", v.vmcb->save.cr0,
+             cr0 ^ CR0_TS);
     if (!run_expect(&v, svm_c_clts, SVM_EXIT_VMMCALL, "CLTS (selective intercept only)"))
         return;
     check_eq("after CLTS: VMCB RIP", v.vmcb->save.rip, A(svm_c_clts_end));
@@ -154,7 +169,9 @@ PROBE(svm_icpt_cr0_selective, "svm.intercept.cr0_selective", "SVM",
 }
 
 PROBE(svm_icpt_cr0_selective_lmsw, "svm.intercept.cr0_selective_lmsw", "SVM",
-      "Selective CR0 write intercept only: guest LMSW writing the unchanged MSW exits 0x65 at the LMSW with CR0 unchanged (LMSW treats the selective intercept as non-selective, intercepting regardless of the value); LMSW changing EM exits 0x65 as well",
+      "Selective CR0 write intercept only: guest LMSW writing the unchanged MSW exits 0x65 at the "
+      "LMSW with CR0 unchanged (LMSW treats the selective intercept as non-selective, intercepting "
+      "regardless of the value); LMSW changing EM exits 0x65 as well",
       "AMD APM Vol. 2 15.9 (Table 15-7)")
 {
     svm_require();
@@ -173,7 +190,10 @@ PROBE(svm_icpt_cr0_selective_lmsw, "svm.intercept.cr0_selective_lmsw", "SVM",
 }
 
 PROBE(svm_icpt_cr0_clts_lmsw, "svm.intercept.clts_lmsw", "SVM",
-      "CR0 write intercept (intercept_cr bit 16) only: guest CLTS exits 0x10 at the CLTS, guest LMSW exits 0x10 at the LMSW (both are CR0 writes); with the selective CR0 write intercept also set, MOV to CR0 changing WP exits 0x10, not 0x65 (the non-selective intercept takes priority)",
+      "CR0 write intercept (intercept_cr bit 16) only: guest CLTS exits 0x10 at the CLTS, guest "
+      "LMSW exits 0x10 at the LMSW (both are CR0 writes); with the selective CR0 write intercept "
+      "also set, MOV to CR0 changing WP exits 0x10, not 0x65 (the non-selective intercept takes "
+      "priority)",
       "AMD APM Vol. 2 15.9 (Table 15-7)")
 {
     svm_require();
@@ -188,5 +208,6 @@ PROBE(svm_icpt_cr0_clts_lmsw, "svm.intercept.clts_lmsw", "SVM",
         return;
     v.vmcb->control.intercept_misc1 |= SVM_INTERCEPT_CR0_SEL_WRITE;
     v.regs.rcx = v.vmcb->save.cr0 ^ CR0_WP;
-    run_expect(&v, svm_c_sel_wp, SVM_EXIT_CR_WRITE(0), "MOV to CR0 changing WP, both CR0 write intercepts set");
+    run_expect(&v, svm_c_sel_wp, SVM_EXIT_CR_WRITE(0),
+               "MOV to CR0 changing WP, both CR0 write intercepts set");
 }

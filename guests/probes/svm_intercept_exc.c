@@ -7,19 +7,15 @@
 #include "nvct.h"
 #include "svm.h"
 
-__asm__(".pushsection .text\n"
-        ".globl svm_e_div, svm_e_div_end, svm_e_nop, svm_e_nop_end, svm_e_gp, svm_e_gp_end\n"
-        "svm_e_div:\n    divl %ecx\nsvm_e_div_end:\n    vmmcall\n    ud2\n"
-        "svm_e_nop:\n    nop\nsvm_e_nop_end:\n    vmmcall\n    ud2\n"
-        /* BX = a selector beyond the GDT limit */
-        "svm_e_gp:\n    mov %bx, %ds\nsvm_e_gp_end:\n    vmmcall\n    ud2\n"
-        ".popsection");
-extern char svm_e_div[], svm_e_div_end[], svm_e_nop[], svm_e_nop_end[], svm_e_gp[], svm_e_gp_end[];
-
-#define A(sym) ((uint64_t)(uintptr_t)(sym))
+GUEST(svm_e_div, "divl %ecx", "svm_e_div_end:", "vmmcall", "ud2");
+GUEST(svm_e_nop, "nop", "svm_e_nop_end:", "vmmcall", "ud2");
+/* BX = a selector beyond the GDT limit */
+GUEST(svm_e_gp, "mov %bx, %ds", "svm_e_gp_end:", "vmmcall", "ud2");
+extern char svm_e_div_end[], svm_e_nop_end[], svm_e_gp_end[];
 
 PROBE(svm_icpt_exception_de, "svm.intercept.exception_de", "SVM",
-      "Guest DIV by zero (EDX:EAX=0, ECX=0) with #DE intercepted: exit 0x40 with RIP at the DIV (fault), EXITINTINFO.V=0",
+      "Guest DIV by zero (EDX:EAX=0, ECX=0) with #DE intercepted: exit 0x40 with RIP at the DIV "
+      "(fault), EXITINTINFO.V=0",
       "AMD APM Vol. 2 15.12, 15.12.1")
 {
     svm_require();
@@ -36,7 +32,10 @@ PROBE(svm_icpt_exception_de, "svm.intercept.exception_de", "SVM",
 }
 
 PROBE(svm_icpt_exception_db, "svm.intercept.exception_db", "SVM",
-      "Guest entered with RFLAGS.TF=1, first instruction NOP, #DB intercepted: no trap between VMRUN and the first instruction; the single-step trap after the NOP exits 0x41 with RIP = the instruction after the NOP and VMCB DR6.BS (bit 14) = 1 (DR6 is written before the intercept)",
+      "Guest entered with RFLAGS.TF=1, first instruction NOP, #DB intercepted: no trap between "
+      "VMRUN and the first instruction; the single-step trap after the NOP exits 0x41 with RIP = "
+      "the instruction after the NOP and VMCB DR6.BS (bit 14) = 1 (DR6 is written before the "
+      "intercept)",
       "AMD APM Vol. 2 15.5.1 (TF), 15.12.2")
 {
     svm_require();
@@ -53,7 +52,8 @@ PROBE(svm_icpt_exception_db, "svm.intercept.exception_db", "SVM",
 }
 
 PROBE(svm_icpt_exception_gp, "svm.intercept.exception_gp", "SVM",
-      "Guest MOV to DS of selector 0xFFF8 (beyond the GDT limit) with #GP intercepted: exit 0x4D with RIP at the MOV, EXITINFO1 = the #GP error code 0xFFF8, DS unchanged",
+      "Guest MOV to DS of selector 0xFFF8 (beyond the GDT limit) with #GP intercepted: exit 0x4D "
+      "with RIP at the MOV, EXITINFO1 = the #GP error code 0xFFF8, DS unchanged",
       "AMD APM Vol. 2 15.12, 15.12.14")
 {
     svm_require();

@@ -9,36 +9,7 @@
  */
 #include "nvct.h"
 #include "svm.h"
-
-/* Each stub: <name>: the instruction; <name>_end: vmmcall; ud2. */
-#define STUB(name, insn)                          \
-    ".globl " #name ", " #name "_end\n" #name ":\n" \
-    "    " insn "\n" #name "_end:\n    vmmcall\n    ud2\n"
-
-__asm__(".pushsection .text\n"
-        STUB(svm_x_rdpmc, "rdpmc")
-        STUB(svm_x_invd, "invd")
-        STUB(svm_x_wbinvd, "wbinvd")
-        STUB(svm_x_pause, "pause")
-        STUB(svm_x_invlpg, "invlpg (%rbx)")
-        STUB(svm_x_invlpga, "invlpga %rax, %ecx")
-        STUB(svm_x_monitor, "monitor %rax, %ecx, %edx")
-        STUB(svm_x_mwait, "mwait %eax, %ecx")
-        STUB(svm_x_xsetbv, "xsetbv")
-        STUB(svm_x_vmrun, "vmrun %rax")
-        STUB(svm_x_vmload, "vmload %rax")
-        STUB(svm_x_vmsave, "vmsave %rax")
-        STUB(svm_x_stgi, "stgi")
-        STUB(svm_x_clgi, "clgi")
-        ".popsection");
-
-#define X(n) extern char n[], n##_end[];
-X(svm_x_rdpmc) X(svm_x_invd) X(svm_x_wbinvd) X(svm_x_pause) X(svm_x_invlpg)
-X(svm_x_invlpga) X(svm_x_monitor) X(svm_x_mwait) X(svm_x_xsetbv) X(svm_x_vmrun)
-X(svm_x_vmload) X(svm_x_vmsave) X(svm_x_stgi) X(svm_x_clgi)
-#undef X
-
-#define A(sym) ((uint64_t)(uintptr_t)(sym))
+#include "guests_svm.h"
 
 struct insn_case {
     const char *what;
@@ -46,7 +17,7 @@ struct insn_case {
     unsigned vec;           /* 3: intercept_misc1, 4: intercept_misc2 */
     uint32_t bit;
     uint64_t exit;
-    bool run_clear;         /* also run it with the intercept clear */
+    bool run_clear; /* also run it with the intercept clear */
 };
 
 /* Sets up registers the stubs use: RAX = a page (VMLOAD/VMSAVE/VMRUN/
@@ -101,82 +72,102 @@ static void insn_intercept(const struct insn_case *t)
           t->what, (unsigned long long)v.vmcb->save.rip, (unsigned long long)A(t->end));
 }
 
-#define ICASE(fn_, id_, desc_, what_, stub_, vec_, bit_, exit_, clear_)            \
-    PROBE(fn_, id_, "SVM", desc_, "AMD APM Vol. 2 15.9")                           \
-    {                                                                              \
-        svm_require();                                                             \
-        static const struct insn_case t = {what_, stub_, stub_##_end, vec_, bit_,  \
-                                           exit_, clear_};                         \
-        insn_intercept(&t);                                                        \
+#define ICASE(fn_, id_, desc_, what_, stub_, vec_, bit_, exit_, clear_)                           \
+    PROBE(fn_, id_, "SVM", desc_, "AMD APM Vol. 2 15.9")                                          \
+    {                                                                                             \
+        svm_require();                                                                            \
+        static const struct insn_case t = {what_, stub_, stub_##_end, vec_, bit_, exit_, clear_}; \
+        insn_intercept(&t);                                                                       \
     }
 
 ICASE(svm_icpt_rdpmc, "svm.intercept.rdpmc",
-      "Guest RDPMC (ECX=0) with the RDPMC intercept set: exit 0x6F with RIP at the RDPMC; resuming past it reaches the next VMMCALL",
+      "Guest RDPMC (ECX=0) with the RDPMC intercept set: exit 0x6F with RIP at the RDPMC; resuming "
+      "past it reaches the next VMMCALL",
       "RDPMC", svm_x_rdpmc, 3, SVM_INTERCEPT_RDPMC, SVM_EXIT_RDPMC, false)
 
 ICASE(svm_icpt_invd, "svm.intercept.invd",
-      "Guest INVD with the INVD intercept set: exit 0x76 with RIP at the INVD; resuming past it reaches the next VMMCALL",
+      "Guest INVD with the INVD intercept set: exit 0x76 with RIP at the INVD; resuming past it "
+      "reaches the next VMMCALL",
       "INVD", svm_x_invd, 3, SVM_INTERCEPT_INVD, SVM_EXIT_INVD, false)
 
 ICASE(svm_icpt_wbinvd, "svm.intercept.wbinvd",
-      "Guest WBINVD with the WBINVD intercept set: exit 0x89 with RIP at the WBINVD; resuming past it reaches the next VMMCALL; with the intercept clear WBINVD runs in the guest",
+      "Guest WBINVD with the WBINVD intercept set: exit 0x89 with RIP at the WBINVD; resuming past "
+      "it reaches the next VMMCALL; with the intercept clear WBINVD runs in the guest",
       "WBINVD", svm_x_wbinvd, 4, SVM_INTERCEPT_WBINVD, SVM_EXIT_WBINVD, true)
 
 ICASE(svm_icpt_invlpg, "svm.intercept.invlpg",
-      "Guest INVLPG of a mapped address with the INVLPG intercept set: exit 0x79 with RIP at the INVLPG; resuming past it reaches the next VMMCALL; with the intercept clear INVLPG runs in the guest",
+      "Guest INVLPG of a mapped address with the INVLPG intercept set: exit 0x79 with RIP at the "
+      "INVLPG; resuming past it reaches the next VMMCALL; with the intercept clear INVLPG runs in "
+      "the guest",
       "INVLPG", svm_x_invlpg, 3, SVM_INTERCEPT_INVLPG, SVM_EXIT_INVLPG, true)
 
 ICASE(svm_icpt_invlpga, "svm.intercept.invlpga",
-      "Guest INVLPGA (RAX = an address, ECX = ASID 0) with the INVLPGA intercept set: exit 0x7A with RIP at the INVLPGA; resuming past it reaches the next VMMCALL; with the intercept clear INVLPGA runs in the guest (guest EFER.SVME=1)",
+      "Guest INVLPGA (RAX = an address, ECX = ASID 0) with the INVLPGA intercept set: exit 0x7A "
+      "with RIP at the INVLPGA; resuming past it reaches the next VMMCALL; with the intercept "
+      "clear INVLPGA runs in the guest (guest EFER.SVME=1)",
       "INVLPGA", svm_x_invlpga, 3, SVM_INTERCEPT_INVLPGA, SVM_EXIT_INVLPGA, true)
 
 ICASE(svm_icpt_vmrun, "svm.intercept.vmrun",
-      "Guest VMRUN (RAX = a page) with the VMRUN intercept set (it must be): exit 0x80 with RIP at the VMRUN; resuming past it reaches the next VMMCALL",
+      "Guest VMRUN (RAX = a page) with the VMRUN intercept set (it must be): exit 0x80 with RIP at "
+      "the VMRUN; resuming past it reaches the next VMMCALL",
       "guest VMRUN", svm_x_vmrun, 4, SVM_INTERCEPT_VMRUN, SVM_EXIT_VMRUN, false)
 
 ICASE(svm_icpt_vmload, "svm.intercept.vmload",
-      "Guest VMLOAD (RAX = a zeroed page) with the VMLOAD intercept set: exit 0x82 with RIP at the VMLOAD; resuming past it reaches the next VMMCALL",
+      "Guest VMLOAD (RAX = a zeroed page) with the VMLOAD intercept set: exit 0x82 with RIP at the "
+      "VMLOAD; resuming past it reaches the next VMMCALL",
       "guest VMLOAD", svm_x_vmload, 4, SVM_INTERCEPT_VMLOAD, SVM_EXIT_VMLOAD, false)
 
 ICASE(svm_icpt_vmsave, "svm.intercept.vmsave",
-      "Guest VMSAVE (RAX = a page) with the VMSAVE intercept set: exit 0x83 with RIP at the VMSAVE; resuming past it reaches the next VMMCALL",
+      "Guest VMSAVE (RAX = a page) with the VMSAVE intercept set: exit 0x83 with RIP at the "
+      "VMSAVE; resuming past it reaches the next VMMCALL",
       "guest VMSAVE", svm_x_vmsave, 4, SVM_INTERCEPT_VMSAVE, SVM_EXIT_VMSAVE, false)
 
 ICASE(svm_icpt_stgi, "svm.intercept.stgi",
-      "Guest STGI with the STGI intercept set: exit 0x84 with RIP at the STGI; resuming past it reaches the next VMMCALL",
+      "Guest STGI with the STGI intercept set: exit 0x84 with RIP at the STGI; resuming past it "
+      "reaches the next VMMCALL",
       "guest STGI", svm_x_stgi, 4, SVM_INTERCEPT_STGI, SVM_EXIT_STGI, false)
 
 ICASE(svm_icpt_clgi, "svm.intercept.clgi",
-      "Guest CLGI with the CLGI intercept set: exit 0x85 with RIP at the CLGI; resuming past it reaches the next VMMCALL",
+      "Guest CLGI with the CLGI intercept set: exit 0x85 with RIP at the CLGI; resuming past it "
+      "reaches the next VMMCALL",
       "guest CLGI", svm_x_clgi, 4, SVM_INTERCEPT_CLGI, SVM_EXIT_CLGI, false)
 
 PROBE(svm_icpt_pause, "svm.intercept.pause", "SVM",
-      "Guest PAUSE with the PAUSE intercept set and PAUSE_FILTER_COUNT=0: exit 0x77 with RIP at the PAUSE; resuming past it reaches the next VMMCALL; with the intercept clear PAUSE runs in the guest",
+      "Guest PAUSE with the PAUSE intercept set and PAUSE_FILTER_COUNT=0: exit 0x77 with RIP at "
+      "the PAUSE; resuming past it reaches the next VMMCALL; with the intercept clear PAUSE runs "
+      "in the guest",
       "AMD APM Vol. 2 15.9, 15.14.4")
 {
     svm_require();
-    static const struct insn_case t = {"PAUSE", svm_x_pause, svm_x_pause_end, 3,
-                                       SVM_INTERCEPT_PAUSE, SVM_EXIT_PAUSE, true};
+    static const struct insn_case t = {"PAUSE", svm_x_pause,         svm_x_pause_end,
+                                       3,       SVM_INTERCEPT_PAUSE, SVM_EXIT_PAUSE,
+                                       true};
     insn_intercept(&t);
 }
 
 PROBE(svm_icpt_monitor_mwait, "svm.intercept.monitor_mwait", "SVM",
-      "With CPUID 1 ECX.MONITOR[3]=1: guest MONITOR (RAX = a page) with the MONITOR intercept set exits 0x8A at the MONITOR; guest MWAIT with the unconditional MWAIT intercept set exits 0x8B at the MWAIT; each resumed past reaches the next VMMCALL",
+      "With CPUID 1 ECX.MONITOR[3]=1: guest MONITOR (RAX = a page) with the MONITOR intercept set "
+      "exits 0x8A at the MONITOR; guest MWAIT with the unconditional MWAIT intercept set exits "
+      "0x8B at the MWAIT; each resumed past reaches the next VMMCALL",
       "AMD APM Vol. 2 15.9")
 {
     svm_require();
     if (!(cpuid(1, 0).c & BIT(3)))
         skip("CPUID 1 ECX.MONITOR[3]=0");
-    static const struct insn_case m = {"MONITOR", svm_x_monitor, svm_x_monitor_end, 4,
-                                       SVM_INTERCEPT_MONITOR, SVM_EXIT_MONITOR, false};
-    static const struct insn_case w = {"MWAIT", svm_x_mwait, svm_x_mwait_end, 4,
-                                       SVM_INTERCEPT_MWAIT, SVM_EXIT_MWAIT, false};
+    static const struct insn_case m = {"MONITOR", svm_x_monitor,         svm_x_monitor_end,
+                                       4,         SVM_INTERCEPT_MONITOR, SVM_EXIT_MONITOR,
+                                       false};
+    static const struct insn_case w = {"MWAIT", svm_x_mwait,         svm_x_mwait_end,
+                                       4,       SVM_INTERCEPT_MWAIT, SVM_EXIT_MWAIT,
+                                       false};
     insn_intercept(&m);
     insn_intercept(&w);
 }
 
 PROBE(svm_icpt_xsetbv, "svm.intercept.xsetbv", "SVM",
-      "With CPUID 1 ECX.XSAVE[26]=1 and guest CR4.OSXSAVE=1: guest XSETBV (ECX=0, EDX:EAX = the current XCR0) with the XSETBV intercept set exits 0x8D with RIP at the XSETBV; resuming past it reaches the next VMMCALL",
+      "With CPUID 1 ECX.XSAVE[26]=1 and guest CR4.OSXSAVE=1: guest XSETBV (ECX=0, EDX:EAX = the "
+      "current XCR0) with the XSETBV intercept set exits 0x8D with RIP at the XSETBV; resuming "
+      "past it reaches the next VMMCALL",
       "AMD APM Vol. 2 15.9")
 {
     svm_require();

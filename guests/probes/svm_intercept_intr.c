@@ -11,33 +11,24 @@
 #include "nvct.h"
 #include "svm.h"
 
-#define MSR_IA32_APIC_BASE 0x1b
-#define APIC_ID    0x020
-#define APIC_EOI   0x0b0
-#define APIC_SVR   0x0f0
-#define APIC_ISR   0x100
-#define APIC_IRR   0x200
-#define APIC_ICR   0x300
-#define APIC_ICR2  0x310
-
 #define INTR_VECTOR 0x60
-#define RFLAGS_IF BIT(9)
 
-__asm__(".pushsection .text\n"
-        ".globl svm_in_nop, svm_in_nop_end\n"
-        "svm_in_nop:\n    nop\nsvm_in_nop_end:\n    vmmcall\n    ud2\n"
-        ".popsection");
-extern char svm_in_nop[], svm_in_nop_end[];
-
-#define A(sym) ((uint64_t)(uintptr_t)(sym))
+GUEST(svm_in_nop, "nop", "svm_in_nop_end:", "vmmcall", "ud2");
+extern char svm_in_nop_end[];
 
 struct apic {
     volatile uint8_t *base;
     uint32_t svr;
 };
 
-static uint32_t apic_rd(struct apic *a, unsigned off) { return *(volatile uint32_t *)(a->base + off); }
-static void apic_wr(struct apic *a, unsigned off, uint32_t v) { *(volatile uint32_t *)(a->base + off) = v; }
+static uint32_t apic_rd(struct apic *a, unsigned off)
+{
+    return *(volatile uint32_t *)(a->base + off);
+}
+static void apic_wr(struct apic *a, unsigned off, uint32_t v)
+{
+    *(volatile uint32_t *)(a->base + off) = v;
+}
 
 /* SKIP without an APIC; xAPIC mode required (the kernel leaves the APIC
  * as the firmware set it). Software-enables it if needed. */
@@ -47,7 +38,8 @@ static void apic_open(struct apic *a)
         skip("CPUID 1 EDX.APIC[9]=0");
     uint64_t base = rdmsr(MSR_IA32_APIC_BASE);
     if (!(base & BIT(11)))
-        error("IA32_APIC_BASE.EN=0 (%#llx): the APIC was disabled by firmware", (unsigned long long)base);
+        error("IA32_APIC_BASE.EN=0 (%#llx): the APIC was disabled by firmware",
+              (unsigned long long)base);
     if (base & BIT(10))
         error("the APIC is in x2APIC mode (IA32_APIC_BASE %#llx)", (unsigned long long)base);
     a->base = (volatile uint8_t *)(uintptr_t)(base & 0xfffff000ull);
@@ -56,10 +48,7 @@ static void apic_open(struct apic *a)
         apic_wr(a, APIC_SVR, a->svr | BIT(8) | 0xff);
 }
 
-static void apic_close(struct apic *a)
-{
-    apic_wr(a, APIC_SVR, a->svr);
-}
+static void apic_close(struct apic *a) { apic_wr(a, APIC_SVR, a->svr); }
 
 static bool apic_bit(struct apic *a, unsigned reg, unsigned vector)
 {
@@ -87,11 +76,16 @@ static void iret_to_self(void)
                      "lea 1f(%%rip), %%rax\n\t"
                      "push %%rax\n\t"
                      "iretq\n"
-                     "1:" ::: "rax", "memory", "cc");
+                     "1:" ::
+                         : "rax", "memory", "cc");
 }
 
 PROBE(svm_icpt_intr, "svm.intercept.intr", "SVM",
-      "A fixed self-IPI (vector 0x60) pending in the APIC, host RFLAGS.IF=0, guest IF=1: with V_INTR_MASKING=1 (host IF masks physical interrupts) and the INTR intercept set the guest runs to VMMCALL without an exit; with V_INTR_MASKING=0 (guest IF masks them) it exits 0x60 (INTR) and the interrupt stays pending; with the intercept clear the guest takes vector 0x60 through its IDT; the host then EOIs",
+      "A fixed self-IPI (vector 0x60) pending in the APIC, host RFLAGS.IF=0, guest IF=1: with "
+      "V_INTR_MASKING=1 (host IF masks physical interrupts) and the INTR intercept set the guest "
+      "runs to VMMCALL without an exit; with V_INTR_MASKING=0 (guest IF masks them) it exits 0x60 "
+      "(INTR) and the interrupt stays pending; with the intercept clear the guest takes vector "
+      "0x60 through its IDT; the host then EOIs",
       "AMD APM Vol. 2 15.13.1, 15.21.1")
 {
     svm_require();
@@ -124,11 +118,12 @@ PROBE(svm_icpt_intr, "svm.intercept.intr", "SVM",
     code = svm_run(&v);
     if (svm_check_exit(&v, code, SVM_EXIT_INTR, "V_INTR_MASKING=0, guest IF=1: INTR intercept")) {
         check(v.vmcb->save.rip == A(svm_in_nop) || v.vmcb->save.rip == A(svm_in_nop_end),
-              "INTR exit: VMCB RIP %#llx, want an instruction boundary of the guest (%#llx or %#llx)",
+              "INTR exit: VMCB RIP %#llx, want an instruction boundary of the guest (%#llx or "
+              "%#llx)",
               (unsigned long long)v.vmcb->save.rip, (unsigned long long)A(svm_in_nop),
               (unsigned long long)A(svm_in_nop_end));
-        check(apic_bit(&a, APIC_IRR, INTR_VECTOR), "INTR exit: IRR[%#x] clear, the interrupt was acknowledged",
-              INTR_VECTOR);
+        check(apic_bit(&a, APIC_IRR, INTR_VECTOR),
+              "INTR exit: IRR[%#x] clear, the interrupt was acknowledged", INTR_VECTOR);
     }
 
     /* Consume it in the guest, then EOI. */
@@ -143,13 +138,17 @@ PROBE(svm_icpt_intr, "svm.intercept.intr", "SVM",
         note("IRR[%#x] still set after the guest ran with the intercept clear", INTR_VECTOR);
     apic_close(&a);
     if (svm_check_exit(&v, code, SVM_EXIT_VMMCALL, "INTR not intercepted"))
-        check(svm_guest_exc_vector(&v) == INTR_VECTOR, "INTR not intercepted: %s, want the guest IDT's vector %#x",
-              svm_exit_str(&v), INTR_VECTOR);
+        check(svm_guest_exc_vector(&v) == INTR_VECTOR,
+              "INTR not intercepted: %s, want the guest IDT's vector %#x", svm_exit_str(&v),
+              INTR_VECTOR);
     check(in_service, "ISR[%#x] clear after the guest took the interrupt", INTR_VECTOR);
 }
 
 PROBE(svm_icpt_nmi, "svm.intercept.nmi", "SVM",
-      "Host CLGI, then an NMI IPI to the own APIC ID: held pending while GIF=0; VMRUN (GIF=1 in the guest) with the NMI intercept set exits 0x61 (NMI) with the NMI still pending; VMRUN again with the intercept clear: the guest takes vector 2 through its IDT; host STGI then sees no NMI",
+      "Host CLGI, then an NMI IPI to the own APIC ID: held pending while GIF=0; VMRUN (GIF=1 in "
+      "the guest) with the NMI intercept set exits 0x61 (NMI) with the NMI still pending; VMRUN "
+      "again with the intercept clear: the guest takes vector 2 through its IDT; host STGI then "
+      "sees no NMI",
       "AMD APM Vol. 2 15.13.2, 15.17 (Table 15-10), 15.21.9")
 {
     svm_require();
@@ -175,8 +174,8 @@ PROBE(svm_icpt_nmi, "svm.intercept.nmi", "SVM",
     svm_vcpu_set_entry(&v, (svm_guest_fn)(uintptr_t)svm_in_nop, 0);
     code = svm_run(&v);
     if (svm_check_exit(&v, code, SVM_EXIT_VMMCALL, "NMI not intercepted"))
-        check(svm_guest_exc_vector(&v) == NMI_VECTOR, "NMI not intercepted: %s, want the guest IDT's vector 2",
-              svm_exit_str(&v));
+        check(svm_guest_exc_vector(&v) == NMI_VECTOR,
+              "NMI not intercepted: %s, want the guest IDT's vector 2", svm_exit_str(&v));
     svm_stgi();
     iret_to_self();
     apic_close(&a);

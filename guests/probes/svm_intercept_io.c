@@ -12,28 +12,20 @@
  */
 #include "nvct.h"
 #include "svm.h"
+#include "guests_svm.h"
 
-/* From probes/svm_intercept.c: RDMSR; VMMCALL; WRMSR; VMMCALL. */
-extern char svm_i_msr_rd[], svm_i_msr_vmmcall1[], svm_i_msr_wr[], svm_i_msr_vmmcall2[];
+GUEST(svm_o_outb, "outb %al, %dx", "svm_o_outb_end:", "vmmcall", "ud2");
+GUEST(svm_o_outw, "outw %ax, %dx", "svm_o_outw_end:", "vmmcall", "ud2");
+GUEST(svm_o_outl, "outl %eax, %dx", "svm_o_outl_end:", "vmmcall", "ud2");
+GUEST(svm_o_inl, "inl %dx, %eax", "svm_o_inl_end:", "vmmcall", "ud2");
+GUEST(svm_o_outsb, "rep outsb", "svm_o_outsb_end:", "vmmcall", "ud2");
+GUEST(svm_o_insw, "rep insw", "svm_o_insw_end:", "vmmcall", "ud2");
+extern char svm_o_outb_end[], svm_o_outw_end[], svm_o_outl_end[], svm_o_inl_end[];
+extern char svm_o_outsb_end[], svm_o_insw_end[];
 
-__asm__(".pushsection .text\n"
-        ".globl svm_o_outb, svm_o_outb_end, svm_o_outw, svm_o_outw_end, svm_o_outl, svm_o_outl_end\n"
-        ".globl svm_o_inl, svm_o_inl_end, svm_o_outsb, svm_o_outsb_end, svm_o_insw, svm_o_insw_end\n"
-        "svm_o_outb:\n    outb %al, %dx\nsvm_o_outb_end:\n    vmmcall\n    ud2\n"
-        "svm_o_outw:\n    outw %ax, %dx\nsvm_o_outw_end:\n    vmmcall\n    ud2\n"
-        "svm_o_outl:\n    outl %eax, %dx\nsvm_o_outl_end:\n    vmmcall\n    ud2\n"
-        "svm_o_inl:\n    inl %dx, %eax\nsvm_o_inl_end:\n    vmmcall\n    ud2\n"
-        "svm_o_outsb:\n    rep outsb\nsvm_o_outsb_end:\n    vmmcall\n    ud2\n"
-        "svm_o_insw:\n    rep insw\nsvm_o_insw_end:\n    vmmcall\n    ud2\n"
-        ".popsection");
-#define X(n) extern char n[], n##_end[];
-X(svm_o_outb) X(svm_o_outw) X(svm_o_outl) X(svm_o_inl) X(svm_o_outsb) X(svm_o_insw)
-#undef X
-
-#define A(sym) ((uint64_t)(uintptr_t)(sym))
 #define IOIO_ASIZE (SVM_IOIO_A16 | SVM_IOIO_A32 | SVM_IOIO_A64)
 
-static bool run_at(struct svm_vcpu *v, const char *site, uint64_t exit, const char *at,
+static bool run_at(struct svm_vcpu *v, const void *site, uint64_t exit, const void *at,
                    const char *what)
 {
     v->vmcb->save.rip = A(site);
@@ -47,12 +39,21 @@ static bool run_at(struct svm_vcpu *v, const char *site, uint64_t exit, const ch
 /* ---- MSRPM ------------------------------------------------------------------------ */
 
 PROBE(svm_icpt_msrpm_ranges, "svm.intercept.msrpm_ranges", "SVM",
-      "MSR_PROT set; for SYSENTER_CS (0x174, range 0), STAR (0xC0000081, range 1) and VM_HSAVE_PA (0xC0010117, range 2): read bit only -> RDMSR exits 0x7C with EXITINFO1=0; write bit only -> RDMSR runs and WRMSR (of the value read) exits 0x7C with EXITINFO1=1; both bits set for MSR m -> RDMSR of m+1 runs (ranges 0, 1); RDMSR of 0x2000, 0xC0002000 and 0xC0012000 (outside the map) exits 0x7C",
+      "MSR_PROT set; for SYSENTER_CS (0x174, range 0), STAR (0xC0000081, range 1) and VM_HSAVE_PA "
+      "(0xC0010117, range 2): read bit only -> RDMSR exits 0x7C with EXITINFO1=0; write bit only "
+      "-> RDMSR runs and WRMSR (of the value read) exits 0x7C with EXITINFO1=1; both bits set for "
+      "MSR m -> RDMSR of m+1 runs (ranges 0, 1); RDMSR of 0x2000, 0xC0002000 and 0xC0012000 "
+      "(outside the map) exits 0x7C",
       "AMD APM Vol. 2 15.11")
 {
     svm_require();
-    static const struct { uint32_t msr; bool neighbour; } t[] = {
-        {MSR_SYSENTER_CS, true}, {MSR_STAR, true}, {MSR_VM_HSAVE_PA, false},
+    static const struct {
+        uint32_t msr;
+        bool neighbour;
+    } t[] = {
+        {MSR_SYSENTER_CS, true},
+        {MSR_STAR, true},
+        {MSR_VM_HSAVE_PA, false},
     };
     struct svm_vcpu v;
     svm_vcpu_init(&v, (svm_guest_fn)(uintptr_t)svm_i_msr_rd, 0);
@@ -107,12 +108,15 @@ static void check_ioio(const struct svm_vcpu *v, const char *what, uint64_t want
           "%s: EXITINFO1 %#llx (address-size bits masked: %#llx), want %#llx", what,
           (unsigned long long)got, (unsigned long long)(got & ~(uint64_t)IOIO_ASIZE),
           (unsigned long long)want);
-    check(v->vmcb->control.exit_info_2 == A(next), "%s: EXITINFO2 %#llx, want next RIP %#llx",
-          what, (unsigned long long)v->vmcb->control.exit_info_2, (unsigned long long)A(next));
+    check(v->vmcb->control.exit_info_2 == A(next), "%s: EXITINFO2 %#llx, want next RIP %#llx", what,
+          (unsigned long long)v->vmcb->control.exit_info_2, (unsigned long long)A(next));
 }
 
 PROBE(svm_icpt_ioio_sizes, "svm.intercept.ioio_sizes", "SVM",
-      "IOIO_PROT set, IOPM bit for port 0x83 only: OUT DX=0x80,AL (port 0x80 only) runs; OUT DX=0x82,AX (0x82-0x83) exits 0x7B with EXITINFO1 = 0x82<<16|SZ16; OUT DX=0x80,EAX (0x80-0x83) exits with 0x80<<16|SZ32; IN EAX,DX=0x80 exits with 0x80<<16|SZ32|TYPE; EXITINFO2 = the next RIP (address-size bits masked)",
+      "IOIO_PROT set, IOPM bit for port 0x83 only: OUT DX=0x80,AL (port 0x80 only) runs; OUT "
+      "DX=0x82,AX (0x82-0x83) exits 0x7B with EXITINFO1 = 0x82<<16|SZ16; OUT DX=0x80,EAX "
+      "(0x80-0x83) exits with 0x80<<16|SZ32; IN EAX,DX=0x80 exits with 0x80<<16|SZ32|TYPE; "
+      "EXITINFO2 = the next RIP (address-size bits masked)",
       "AMD APM Vol. 2 15.10.1, 15.10.2")
 {
     svm_require();
@@ -138,7 +142,11 @@ PROBE(svm_icpt_ioio_sizes, "svm.intercept.ioio_sizes", "SVM",
 }
 
 PROBE(svm_icpt_ioio_string, "svm.intercept.ioio_string", "SVM",
-      "IOIO_PROT set, IOPM bit for port 0x80: REP OUTSB (DX=0x80, RCX=2) exits 0x7B at the instruction before any iteration (RCX, RSI unchanged) with EXITINFO1 = 0x80<<16|SZ8|REP|STR; REP INSW (DX=0x7F, RCX=2) with TYPE|SZ16|REP|STR; EXITINFO2 = the next RIP (address-size bits 9:7 and segment bits 12:10 masked: svm.intercept.iopm and svm.intercept.ioio_string_seg check those)",
+      "IOIO_PROT set, IOPM bit for port 0x80: REP OUTSB (DX=0x80, RCX=2) exits 0x7B at the "
+      "instruction before any iteration (RCX, RSI unchanged) with EXITINFO1 = "
+      "0x80<<16|SZ8|REP|STR; REP INSW (DX=0x7F, RCX=2) with TYPE|SZ16|REP|STR; EXITINFO2 = the "
+      "next RIP (address-size bits 9:7 and segment bits 12:10 masked: svm.intercept.iopm and "
+      "svm.intercept.ioio_string_seg check those)",
       "AMD APM Vol. 2 15.10.2, 15.10.3")
 {
     svm_require();
@@ -154,10 +162,12 @@ PROBE(svm_icpt_ioio_string, "svm.intercept.ioio_string", "SVM",
     if (!run_at(&v, svm_o_outsb, SVM_EXIT_IOIO, svm_o_outsb, "REP OUTSB DX=0x80"))
         return;
     v.vmcb->control.exit_info_1 &= ~(7ull << SVM_IOIO_SEG_SHIFT);
-    check_ioio(&v, "REP OUTSB DX=0x80", (0x80ull << 16) | SVM_IOIO_SZ8 | SVM_IOIO_REP | SVM_IOIO_STR,
-               svm_o_outsb_end);
-    check(v.regs.rcx == 2 && v.regs.rsi == A(buf), "REP OUTSB exit: RCX=%#llx RSI=%#llx, want 2, %#llx (not executed)",
-          (unsigned long long)v.regs.rcx, (unsigned long long)v.regs.rsi, (unsigned long long)A(buf));
+    check_ioio(&v, "REP OUTSB DX=0x80",
+               (0x80ull << 16) | SVM_IOIO_SZ8 | SVM_IOIO_REP | SVM_IOIO_STR, svm_o_outsb_end);
+    check(v.regs.rcx == 2 && v.regs.rsi == A(buf),
+          "REP OUTSB exit: RCX=%#llx RSI=%#llx, want 2, %#llx (not executed)",
+          (unsigned long long)v.regs.rcx, (unsigned long long)v.regs.rsi,
+          (unsigned long long)A(buf));
     v.regs.rdx = 0x7f;
     if (!run_at(&v, svm_o_insw, SVM_EXIT_IOIO, svm_o_insw, "REP INSW DX=0x7f"))
         return;
@@ -165,12 +175,17 @@ PROBE(svm_icpt_ioio_string, "svm.intercept.ioio_string", "SVM",
     check_ioio(&v, "REP INSW DX=0x7f",
                (0x7full << 16) | SVM_IOIO_SZ16 | SVM_IOIO_REP | SVM_IOIO_STR | SVM_IOIO_TYPE_IN,
                svm_o_insw_end);
-    check(v.regs.rcx == 2 && v.regs.rdi == A(buf), "REP INSW exit: RCX=%#llx RDI=%#llx, want 2, %#llx (not executed)",
-          (unsigned long long)v.regs.rcx, (unsigned long long)v.regs.rdi, (unsigned long long)A(buf));
+    check(v.regs.rcx == 2 && v.regs.rdi == A(buf),
+          "REP INSW exit: RCX=%#llx RDI=%#llx, want 2, %#llx (not executed)",
+          (unsigned long long)v.regs.rcx, (unsigned long long)v.regs.rdi,
+          (unsigned long long)A(buf));
 }
 
 PROBE(svm_icpt_ioio_wrap, "svm.intercept.ioio_wrap", "SVM",
-      "IOIO_PROT set, only the IOPM bit for 'port 0x10000' (bit 0 of byte 0x2000, the map's third 4 KiB): OUT DX=0xFFFF,AL runs; OUT DX=0xFFFF,AX (0xFFFF and the bit above it) exits 0x7B with EXITINFO1 = 0xFFFF<<16|SZ16; with only the bit for port 0 set OUT DX=0xFFFF,AX runs (the access does not wrap to port 0 in the map)",
+      "IOIO_PROT set, only the IOPM bit for 'port 0x10000' (bit 0 of byte 0x2000, the map's third "
+      "4 KiB): OUT DX=0xFFFF,AL runs; OUT DX=0xFFFF,AX (0xFFFF and the bit above it) exits 0x7B "
+      "with EXITINFO1 = 0xFFFF<<16|SZ16; with only the bit for port 0 set OUT DX=0xFFFF,AX runs "
+      "(the access does not wrap to port 0 in the map)",
       "AMD APM Vol. 2 15.10.1")
 {
     svm_require();
@@ -186,11 +201,14 @@ PROBE(svm_icpt_ioio_wrap, "svm.intercept.ioio_wrap", "SVM",
     check_ioio(&v, "OUT DX=0xffff,AX", (0xffffull << 16) | SVM_IOIO_SZ16, svm_o_outw_end);
     v.iopm[0x2000] = 0;
     v.iopm[0] = 1;
-    run_at(&v, svm_o_outw, SVM_EXIT_VMMCALL, svm_o_outw_end, "OUT DX=0xffff,AX with only port 0's bit set");
+    run_at(&v, svm_o_outw, SVM_EXIT_VMMCALL, svm_o_outw_end,
+           "OUT DX=0xffff,AX with only port 0's bit set");
 }
 
 PROBE(svm_icpt_ioio_string_seg, "svm.intercept.ioio_string_seg", "SVM",
-      "IOIO_PROT set, IOPM bit for port 0x80: the EXITINFO1 SEG field (bits 12:10) of an intercepted string I/O instruction is its effective segment: REP OUTSB (default segment DS) gives 3, REP INSW (always ES) gives 0",
+      "IOIO_PROT set, IOPM bit for port 0x80: the EXITINFO1 SEG field (bits 12:10) of an "
+      "intercepted string I/O instruction is its effective segment: REP OUTSB (default segment DS) "
+      "gives 3, REP INSW (always ES) gives 0",
       "AMD APM Vol. 2 15.10.2 (Figure 15-2), 15.10.3")
 {
     svm_require();
@@ -204,7 +222,9 @@ PROBE(svm_icpt_ioio_string_seg, "svm.intercept.ioio_string_seg", "SVM",
     v.regs.rsi = A(buf);
     v.regs.rdi = A(buf);
     if (run_at(&v, svm_o_outsb, SVM_EXIT_IOIO, svm_o_outsb, "REP OUTSB DX=0x80"))
-        check_eq("REP OUTSB: EXITINFO1 SEG[12:10] (DS)", (v.vmcb->control.exit_info_1 >> SVM_IOIO_SEG_SHIFT) & 7, 3);
+        check_eq("REP OUTSB: EXITINFO1 SEG[12:10] (DS)",
+                 (v.vmcb->control.exit_info_1 >> SVM_IOIO_SEG_SHIFT) & 7, 3);
     if (run_at(&v, svm_o_insw, SVM_EXIT_IOIO, svm_o_insw, "REP INSW DX=0x80"))
-        check_eq("REP INSW: EXITINFO1 SEG[12:10] (ES)", (v.vmcb->control.exit_info_1 >> SVM_IOIO_SEG_SHIFT) & 7, 0);
+        check_eq("REP INSW: EXITINFO1 SEG[12:10] (ES)",
+                 (v.vmcb->control.exit_info_1 >> SVM_IOIO_SEG_SHIFT) & 7, 0);
 }

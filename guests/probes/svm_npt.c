@@ -14,11 +14,8 @@
  */
 #include "nvct.h"
 #include "svm.h"
+#include "guests_svm.h"
 
-/* From probes/svm_intercept.c: mov (%rbx),%rax; mov %rax,8(%rbx); vmmcall */
-extern char svm_i_pf_read[], svm_i_pf_write[], svm_i_pf_vmmcall[];
-
-#define A(sym) ((uint64_t)(uintptr_t)(sym))
 #define NPF_FINAL (SVM_NPF_GUEST_FINAL | SVM_NPF_US)
 
 static uint64_t guest_read(uint64_t addr) { return *(volatile uint64_t *)(uintptr_t)addr; }
@@ -41,12 +38,13 @@ static bool expect_npf(struct svm_vcpu *v, const char *site, uint64_t info1, uin
     uint64_t code = svm_run(v);
     if (!svm_check_exit(v, code, SVM_EXIT_NPF, what))
         return false;
-    check(v->vmcb->save.rip == A(site), "%s: VMCB RIP %#llx, want %#llx (the faulting MOV)",
-          what, (unsigned long long)v->vmcb->save.rip, (unsigned long long)A(site));
+    check(v->vmcb->save.rip == A(site), "%s: VMCB RIP %#llx, want %#llx (the faulting MOV)", what,
+          (unsigned long long)v->vmcb->save.rip, (unsigned long long)A(site));
     check(v->vmcb->control.exit_info_1 == info1, "%s: EXITINFO1 %#llx, want %#llx", what,
           (unsigned long long)v->vmcb->control.exit_info_1, (unsigned long long)info1);
-    check(v->vmcb->control.exit_info_2 == gpa, "%s: EXITINFO2 %#llx, want the guest-physical address %#llx",
-          what, (unsigned long long)v->vmcb->control.exit_info_2, (unsigned long long)gpa);
+    check(v->vmcb->control.exit_info_2 == gpa,
+          "%s: EXITINFO2 %#llx, want the guest-physical address %#llx", what,
+          (unsigned long long)v->vmcb->control.exit_info_2, (unsigned long long)gpa);
     return true;
 }
 
@@ -57,7 +55,9 @@ static bool expect_vmmcall(struct svm_vcpu *v, const char *what)
 }
 
 PROBE(svm_npt_basic, "svm.npt.basic", "NPT",
-      "NP enabled, nested map identity except guest-physical page P1 -> host page P2: the guest reads P1 and gets P2's value, its write to P1+8 lands in P2; with NP disabled the same read returns P1's value",
+      "NP enabled, nested map identity except guest-physical page P1 -> host page P2: the guest "
+      "reads P1 and gets P2's value, its write to P1+8 lands in P2; with NP disabled the same read "
+      "returns P1's value",
       "AMD APM Vol. 2 15.25.1, 15.25.3, 15.25.4")
 {
     svm_require_npt();
@@ -86,7 +86,9 @@ PROBE(svm_npt_basic, "svm.npt.basic", "NPT",
 }
 
 PROBE(svm_npt_not_present, "svm.npt.not_present", "NPT",
-      "Nested PTE of page P not present: guest read of P+0x18 exits 0x400 (#NPF) at the MOV with EXITINFO1 = US|bit 32 (0x100000004) and EXITINFO2 = P+0x18; with the entry present again the resumed MOV completes and reaches VMMCALL",
+      "Nested PTE of page P not present: guest read of P+0x18 exits 0x400 (#NPF) at the MOV with "
+      "EXITINFO1 = US|bit 32 (0x100000004) and EXITINFO2 = P+0x18; with the entry present again "
+      "the resumed MOV completes and reaches VMMCALL",
       "AMD APM Vol. 2 15.25.6")
 {
     svm_require_npt();
@@ -104,7 +106,9 @@ PROBE(svm_npt_not_present, "svm.npt.not_present", "NPT",
 }
 
 PROBE(svm_npt_write, "svm.npt.write", "NPT",
-      "Nested PTE of page P present, RW=0: the guest's read of P succeeds, its write to P+8 exits 0x400 at the MOV with EXITINFO1 = P|RW|US|bit 32 (0x100000007), EXITINFO2 = P+8; P is not modified",
+      "Nested PTE of page P present, RW=0: the guest's read of P succeeds, its write to P+8 exits "
+      "0x400 at the MOV with EXITINFO1 = P|RW|US|bit 32 (0x100000007), EXITINFO2 = P+8; P is not "
+      "modified",
       "AMD APM Vol. 2 15.25.6")
 {
     svm_require_npt();
@@ -122,7 +126,9 @@ PROBE(svm_npt_write, "svm.npt.write", "NPT",
 }
 
 PROBE(svm_npt_nx, "svm.npt.nx", "NPT",
-      "Host EFER.NXE=1, nested PTE of a code page P with NX=1: a guest jump to P (VMMCALL there) exits 0x400 with RIP = P, EXITINFO1 = P|ID|US|bit 32 (0x100000015), EXITINFO2 = P; with NX clear the guest executes the VMMCALL at P",
+      "Host EFER.NXE=1, nested PTE of a code page P with NX=1: a guest jump to P (VMMCALL there) "
+      "exits 0x400 with RIP = P, EXITINFO1 = P|ID|US|bit 32 (0x100000015), EXITINFO2 = P; with NX "
+      "clear the guest executes the VMMCALL at P",
       "AMD APM Vol. 2 15.25.6, 15.25.7")
 {
     svm_require_npt();
@@ -147,7 +153,8 @@ PROBE(svm_npt_nx, "svm.npt.nx", "NPT",
 }
 
 PROBE(svm_npt_rsvd, "svm.npt.rsvd", "NPT",
-      "Nested PTE of page P with bit MAXPHYADDR set (reserved, MAXPHYADDR < 52): guest read of P exits 0x400 with EXITINFO1 = P|RSV|US|bit 32 (0x10000000D), EXITINFO2 = P",
+      "Nested PTE of page P with bit MAXPHYADDR set (reserved, MAXPHYADDR < 52): guest read of P "
+      "exits 0x400 with EXITINFO1 = P|RSV|US|bit 32 (0x10000000D), EXITINFO2 = P",
       "AMD APM Vol. 2 15.25.6")
 {
     svm_require_npt();
@@ -164,7 +171,8 @@ PROBE(svm_npt_rsvd, "svm.npt.rsvd", "NPT",
 }
 
 PROBE(svm_npt_ad_bits, "svm.npt.ad_bits", "NPT",
-      "Nested PTE of page P with A=0, D=0: after a guest read of P the entry has A=1, D=0; after a guest write to P it has D=1",
+      "Nested PTE of page P with A=0, D=0: after a guest read of P the entry has A=1, D=0; after a "
+      "guest write to P it has D=1",
       "AMD APM Vol. 2 15.25.5, 15.25.6")
 {
     svm_require_npt();
@@ -194,7 +202,10 @@ PROBE(svm_npt_ad_bits, "svm.npt.ad_bits", "NPT",
 #define ALIAS_BASE 0xc0000000ull
 
 PROBE(svm_npt_page_2m, "svm.npt.page_2m", "NPT",
-      "Nested 2 MiB page (PDE with PS=1) mapping guest-physical 3 GiB + R to host R (R = the 2 MiB region of page P): the guest reads 3 GiB + P and gets P's value; with that PDE RW=0 its write to 3 GiB + P + 8 exits 0x400 with EXITINFO1 = P|RW|US|bit 32 (0x100000007), EXITINFO2 = 3 GiB + P + 8",
+      "Nested 2 MiB page (PDE with PS=1) mapping guest-physical 3 GiB + R to host R (R = the 2 MiB "
+      "region of page P): the guest reads 3 GiB + P and gets P's value; with that PDE RW=0 its "
+      "write to 3 GiB + P + 8 exits 0x400 with EXITINFO1 = P|RW|US|bit 32 (0x100000007), EXITINFO2 "
+      "= 3 GiB + P + 8",
       "AMD APM Vol. 2 15.25.6, 5.3.4")
 {
     svm_require_npt();
@@ -216,7 +227,10 @@ PROBE(svm_npt_page_2m, "svm.npt.page_2m", "NPT",
 }
 
 PROBE(svm_npt_page_1g, "svm.npt.page_1g", "NPT",
-      "With CPUID 0x80000001 EDX.Page1GB[26]=1: nested tables of 1 GiB pages (PDPTE PS=1), the one for guest-physical 3 GiB mapping host 0: the guest reads 3 GiB + P and gets P's value; with that PDPTE RW=0 its write to 3 GiB + P + 8 exits 0x400 with EXITINFO1 = P|RW|US|bit 32 (0x100000007), EXITINFO2 = 3 GiB + P + 8",
+      "With CPUID 0x80000001 EDX.Page1GB[26]=1: nested tables of 1 GiB pages (PDPTE PS=1), the one "
+      "for guest-physical 3 GiB mapping host 0: the guest reads 3 GiB + P and gets P's value; with "
+      "that PDPTE RW=0 its write to 3 GiB + P + 8 exits 0x400 with EXITINFO1 = P|RW|US|bit 32 "
+      "(0x100000007), EXITINFO2 = 3 GiB + P + 8",
       "AMD APM Vol. 2 15.25.6, 5.3.5")
 {
     svm_require_npt();
@@ -248,7 +262,11 @@ static uint64_t *guest_pml4_copy(void)
 }
 
 PROBE(svm_npt_guest_walk, "svm.npt.guest_walk", "NPT",
-      "Guest CR3 = a copy of the kernel's PML4 in page G, nested PTE of G not present (A=D=0): the guest's first fetch walks its tables and exits 0x400 with EXITINFO1 = bit 33 | US | RW (0x200000006: a guest page-table access, treated as a user data write) and EXITINFO2 in page G (the PML4 entry); with G present the guest runs to VMMCALL and G's nested PTE then has A=1 and D=1",
+      "Guest CR3 = a copy of the kernel's PML4 in page G, nested PTE of G not present (A=D=0): the "
+      "guest's first fetch walks its tables and exits 0x400 with EXITINFO1 = bit 33 | US | RW "
+      "(0x200000006: a guest page-table access, treated as a user data write) and EXITINFO2 in "
+      "page G (the PML4 entry); with G present the guest runs to VMMCALL and G's nested PTE then "
+      "has A=1 and D=1",
       "AMD APM Vol. 2 15.25.5, 15.25.6")
 {
     svm_require_npt();
@@ -275,7 +293,8 @@ PROBE(svm_npt_guest_walk, "svm.npt.guest_walk", "NPT",
     if (!expect_vmmcall(&nv.v, "guest with its PML4 page present"))
         return;
     check((*pte & (NPT_A | NPT_D)) == (NPT_A | NPT_D),
-          "nested PTE of the guest PML4 page after the walk: %#llx, want A=1 and D=1", (unsigned long long)*pte);
+          "nested PTE of the guest PML4 page after the walk: %#llx, want A=1 and D=1",
+          (unsigned long long)*pte);
 }
 
 static uint64_t guest_pat_rw(uint64_t newval)
@@ -286,7 +305,9 @@ static uint64_t guest_pat_rw(uint64_t newval)
 }
 
 PROBE(svm_npt_gpat, "svm.npt.gpat", "NPT",
-      "NP enabled, VMCB G_PAT = 0x0007010600070106: guest RDMSR PAT returns G_PAT; the guest's WRMSR PAT of 0x0001040500010405 is in VMCB G_PAT after #VMEXIT and the host PAT is unchanged",
+      "NP enabled, VMCB G_PAT = 0x0007010600070106: guest RDMSR PAT returns G_PAT; the guest's "
+      "WRMSR PAT of 0x0001040500010405 is in VMCB G_PAT after #VMEXIT and the host PAT is "
+      "unchanged",
       "AMD APM Vol. 2 15.25.4, 15.25.8")
 {
     svm_require_npt();
@@ -307,12 +328,16 @@ PROBE(svm_npt_gpat, "svm.npt.gpat", "NPT",
 }
 
 PROBE(svm_npt_tlb_flush, "svm.npt.tlb_flush", "NPT",
-      "Guest reads gPA P1 mapped to host P2; the host remaps P1 to P3 in the nested PTE: with TLB_CONTROL=0 the guest may see either page (noted); with TLB_CONTROL=1 (flush all) it must read P3's value",
+      "Guest reads gPA P1 mapped to host P2; the host remaps P1 to P3 in the nested PTE: with "
+      "TLB_CONTROL=0 the guest may see either page (noted); with TLB_CONTROL=1 (flush all) it must "
+      "read P3's value",
       "AMD APM Vol. 2 15.16.1")
 {
     svm_require_npt();
     uint64_t *p1 = alloc_page(), *p2 = alloc_page(), *p3 = alloc_page();
-    p1[0] = 1; p2[0] = 2; p3[0] = 3;
+    p1[0] = 1;
+    p2[0] = 2;
+    p3[0] = 3;
     struct npt_vcpu nv;
     npt_vcpu_init(&nv, guest_read, A(p1), false);
     uint64_t *pte = npt_pte(&nv.n, A(p1));

@@ -23,15 +23,19 @@ static uint64_t vm_cr_unlocked(void)
     if (v != NO_FAULT)
         fail("RDMSR VM_CR raised vector %d with SVM exposed", v);
     if (vmcr & VM_CR_LOCK)
-        skip("VM_CR.LOCK[3]=1: SVMDIS is not writable at this level (VM_CR=%#llx)", (unsigned long long)vmcr);
+        skip("VM_CR.LOCK[3]=1: SVMDIS is not writable at this level (VM_CR=%#llx)",
+             (unsigned long long)vmcr);
     if (vmcr & VM_CR_SVMDIS)
         skip("VM_CR.SVMDIS[4]=1: SVM disabled by firmware (VM_CR=%#llx)", (unsigned long long)vmcr);
     return vmcr;
 }
 
 PROBE_ISOLATED_(svm_vm_cr_svmdis, "svm.vm_cr.svmdis", "SVM",
-      "With VM_CR.LOCK[3]=0 and EFER.SVME=0: WRMSR VM_CR setting SVMDIS[4] succeeds and reads back 1; WRMSR EFER with SVME=1 then raises #GP and EFER.SVME stays 0; WRMSR VM_CR clearing SVMDIS (LOCK still 0) succeeds and reads back 0, after which WRMSR EFER with SVME=1 is accepted",
-      "AMD APM Vol. 2 15.4 (Enabling SVM), 15.30.1 (VM_CR MSR)")
+                "With VM_CR.LOCK[3]=0 and EFER.SVME=0: WRMSR VM_CR setting SVMDIS[4] succeeds and "
+                "reads back 1; WRMSR EFER with SVME=1 then raises #GP and EFER.SVME stays 0; WRMSR "
+                "VM_CR clearing SVMDIS (LOCK still 0) succeeds and reads back 0, after which WRMSR "
+                "EFER with SVME=1 is accepted",
+                "AMD APM Vol. 2 15.4 (Enabling SVM), 15.30.1 (VM_CR MSR)")
 {
     uint64_t vmcr = vm_cr_unlocked();
     int v;
@@ -54,7 +58,8 @@ PROBE_ISOLATED_(svm_vm_cr_svmdis, "svm.vm_cr.svmdis", "SVM",
     else
         check(v == GP_VECTOR, "WRMSR EFER.SVME=1 with VM_CR.SVMDIS=1: want #GP, got vector %d", v);
     uint64_t now = rdmsr(MSR_EFER);
-    check(!(now & EFER_SVME), "EFER reads %#llx after the refused write: SVME set", (unsigned long long)now);
+    check(!(now & EFER_SVME), "EFER reads %#llx after the refused write: SVME set",
+          (unsigned long long)now);
     wrmsr(MSR_EFER, efer);
 
     v = wrmsr_safe(MSR_VM_CR, vmcr & ~VM_CR_SVMDIS);
@@ -62,7 +67,8 @@ PROBE_ISOLATED_(svm_vm_cr_svmdis, "svm.vm_cr.svmdis", "SVM",
                (unsigned long long)(vmcr & ~VM_CR_SVMDIS), v))
         return;
     got = rdmsr(MSR_VM_CR);
-    if (!check(!(got & VM_CR_SVMDIS), "VM_CR reads back %#llx after clearing SVMDIS with LOCK=0: SVMDIS[4]=1",
+    if (!check(!(got & VM_CR_SVMDIS),
+               "VM_CR reads back %#llx after clearing SVMDIS with LOCK=0: SVMDIS[4]=1",
                (unsigned long long)got))
         return;
     v = wrmsr_safe(MSR_EFER, efer | EFER_SVME);
@@ -71,8 +77,10 @@ PROBE_ISOLATED_(svm_vm_cr_svmdis, "svm.vm_cr.svmdis", "SVM",
 }
 
 PROBE_ISOLATED_(svm_vm_cr_svmdis_svme, "svm.vm_cr.svmdis_svme", "SVM",
-      "With VM_CR.LOCK[3]=0 and EFER.SVME=1: WRMSR VM_CR setting SVMDIS[4] raises #GP and has no effect (VM_CR reads back unchanged); EFER.SVME is still 1",
-      "AMD APM Vol. 2 15.30.1 (VM_CR MSR: setting SVMDIS while EFER.SVME is 1 generates a #GP fault)")
+                "With VM_CR.LOCK[3]=0 and EFER.SVME=1: WRMSR VM_CR setting SVMDIS[4] raises #GP "
+                "and has no effect (VM_CR reads back unchanged); EFER.SVME is still 1",
+                "AMD APM Vol. 2 15.30.1 (VM_CR MSR: setting SVMDIS while EFER.SVME is 1 generates "
+                "a #GP fault)")
 {
     uint64_t vmcr = vm_cr_unlocked();
     int v;

@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: MIT
+/* SPDX-License-Identifier: MIT */
 /*
  * VMX and the local APIC: external-interrupt and NMI exiting with real
  * interrupts (self-IPIs sent by the guest through the xAPIC ICR),
@@ -13,23 +13,10 @@
  */
 #include "vmx.h"
 
-#define MSR_IA32_APIC_BASE 0x1b
-#define APIC_BASE_X2APIC   BIT(10)
-#define APIC_BASE_ENABLE   BIT(11)
-
-#define APIC_ID    0x020
-#define APIC_TPR   0x080
-#define APIC_EOI   0x0b0
-#define APIC_SVR   0x0f0
-#define APIC_ISR   0x100
-#define APIC_IRR   0x200
-#define APIC_ICR   0x300
-#define APIC_ICR2  0x310
-
-#define ICR_FIXED      (0u << 8)
-#define ICR_NMI        (4u << 8)
-#define ICR_ASSERT     (1u << 14)
-#define ICR_SELF       (1u << 18)
+#define ICR_FIXED  (0u << 8)
+#define ICR_NMI    (4u << 8)
+#define ICR_ASSERT (1u << 14)
+#define ICR_SELF   (1u << 18)
 
 #define TEST_VECTOR 0x40
 
@@ -76,28 +63,17 @@ static void apic_done(void)
  * Guest: writes ECX to the ICR (RDI = its address), then counts RBX down
  * from 100000 (the window in which the interrupt arrives) and VMCALLs.
  */
-void vmx_ap_ipi_guest(void);
 extern const char vmx_ap_ipi_sent[], vmx_ap_ipi_end[];
-__asm__(".pushsection .text\n"
-        ".type vmx_ap_ipi_guest, @function\n"
-        "vmx_ap_ipi_guest:\n"
-        "   mov $100000, %ebx\n"
-        "   movl %ecx, (%rdi)\n"
-        "vmx_ap_ipi_sent:\n"
-        "1: dec %ebx\n"
-        "   jnz 1b\n"
-        "vmx_ap_ipi_end:\n"
-        "   vmcall\n"
-        "   jmp vmx_ap_ipi_end\n"
-        ".popsection\n");
+GUEST(vmx_ap_ipi_guest, "    mov $100000, %ebx\n"
+                        "    movl %ecx, (%rdi)\n"
+                        "vmx_ap_ipi_sent:\n"
+                        "    1: dec %ebx\n"
+                        "    jnz 1b\n"
+                        "vmx_ap_ipi_end:\n"
+                        "    vmcall\n"
+                        "    jmp vmx_ap_ipi_end");
 
-void vmx_ap_cli_guest(void);
-__asm__(".pushsection .text\n"
-        ".type vmx_ap_cli_guest, @function\n"
-        "vmx_ap_cli_guest:\n"
-        "   cli\n"
-        "   jmp vmx_ap_ipi_guest\n"
-        ".popsection\n");
+GUEST(vmx_ap_cli_guest, "cli", "jmp vmx_ap_ipi_guest");
 
 static struct vmx_vcpu *ipi_vcpu(uint32_t icr)
 {
@@ -156,10 +132,14 @@ PROBE(vmx_intercept_extint, "vmx.intercept.extint", "VMX",
               "VM-exit interruption information %#x valid without acknowledge interrupt on exit",
               v->exit_intr_info);
         check_eq("exit qualification", v->exit_qual, 0);
-        check(apic_bit(APIC_IRR, TEST_VECTOR), "vector %#x not requested in the APIC IRR after "
-              "the exit (the interrupt was not left pending)", TEST_VECTOR);
-        check(!apic_bit(APIC_ISR, TEST_VECTOR), "vector %#x in service after an exit without "
-              "acknowledge", TEST_VECTOR);
+        check(apic_bit(APIC_IRR, TEST_VECTOR),
+              "vector %#x not requested in the APIC IRR after "
+              "the exit (the interrupt was not left pending)",
+              TEST_VECTOR);
+        check(!apic_bit(APIC_ISR, TEST_VECTOR),
+              "vector %#x in service after an exit without "
+              "acknowledge",
+              TEST_VECTOR);
     }
     consume_pending(v);
     apic_done();
@@ -184,11 +164,16 @@ PROBE(vmx_intercept_extint_ack, "vmx.intercept.extint_ack", "VMX",
         check_in_window(v, "external-interrupt exit");
         check_eq("VM-exit interruption information", v->exit_intr_info,
                  INTR_INFO_VALID | (INTR_TYPE_EXT_INTR << 8) | TEST_VECTOR);
-        check(apic_bit(APIC_ISR, TEST_VECTOR), "vector %#x not in service after an "
-              "acknowledging exit", TEST_VECTOR);
-        check(!apic_bit(APIC_IRR, TEST_VECTOR), "vector %#x still requested after an "
-              "acknowledging exit", TEST_VECTOR);
-        check(!(v->idt_info & INTR_INFO_VALID), "IDT-vectoring information valid: %#x", v->idt_info);
+        check(apic_bit(APIC_ISR, TEST_VECTOR),
+              "vector %#x not in service after an "
+              "acknowledging exit",
+              TEST_VECTOR);
+        check(!apic_bit(APIC_IRR, TEST_VECTOR),
+              "vector %#x still requested after an "
+              "acknowledging exit",
+              TEST_VECTOR);
+        check(!(v->idt_info & INTR_INFO_VALID), "IDT-vectoring information valid: %#x",
+              v->idt_info);
     }
     consume_pending(v);
     apic_done();
@@ -196,7 +181,8 @@ PROBE(vmx_intercept_extint_ack, "vmx.intercept.extint_ack", "VMX",
 
 PROBE(vmx_intercept_extint_if0, "vmx.intercept.extint_if0", "VMX",
       "With external-interrupt exiting (and acknowledge on exit where offered), RFLAGS.IF does not "
-      "block external interrupts: a guest entered with IF=1 that executes CLI and then sends itself "
+      "block external interrupts: a guest entered with IF=1 that executes CLI and then sends "
+      "itself "
       "a fixed IPI exits with reason 1; so does a guest entered with IF=0",
       "Intel SDM Vol. 3C 25.6.1 (Table 25-5, external-interrupt exiting), 26.2")
 {
@@ -239,7 +225,9 @@ static void iret_self(void *arg)
                      "pushq %%rax\n\t"
                      "iretq\n"
                      "1:"
-                     : : : "rax", "rcx", "memory");
+                     :
+                     :
+                     : "rax", "rcx", "memory");
 }
 
 static void send_self_nmi(void *arg)
@@ -264,7 +252,8 @@ PROBE(vmx_intercept_nmi_exiting, "vmx.intercept.nmi_exiting", "VMX",
     apic_write(APIC_ICR2, apic_read(APIC_ID) & 0xff000000u);
     for (int vnmi = 0; vnmi < 2; vnmi++) {
         if (vnmi && !vmx_ctl_can_set(VMX_CTL_PIN, PIN_VIRTUAL_NMIS)) {
-            note("virtual NMIs not offered (%s[37]=0): that half not run", vmx_ctl_name(VMX_CTL_PIN));
+            note("virtual NMIs not offered (%s[37]=0): that half not run",
+                 vmx_ctl_name(VMX_CTL_PIN));
             break;
         }
         struct vmx_vcpu *v = ipi_vcpu(ICR_ASSERT | ICR_NMI);
@@ -280,12 +269,16 @@ PROBE(vmx_intercept_nmi_exiting, "vmx.intercept.nmi_exiting", "VMX",
                   v->idt_info);
             struct fault f;
             int vec = catch_fault(send_self_nmi, NULL, &f);
-            check(vec == NO_FAULT, "%s: a host self-NMI after the NMI exit was delivered (%s): "
-                  "NMIs not blocked after the VM exit", what, fault_str(&f));
+            check(vec == NO_FAULT,
+                  "%s: a host self-NMI after the NMI exit was delivered (%s): "
+                  "NMIs not blocked after the VM exit",
+                  what, fault_str(&f));
             if (vec == NO_FAULT) {
                 vec = catch_fault(iret_self, NULL, &f);
-                check(vec == NMI_VECTOR, "%s: the held NMI was not delivered after the host's "
-                      "IRET (got %s)", what, fault_str(&f));
+                check(vec == NMI_VECTOR,
+                      "%s: the held NMI was not delivered after the host's "
+                      "IRET (got %s)",
+                      what, fault_str(&f));
             }
         }
         catch_fault(iret_self, NULL, NULL); /* leave NMIs unblocked */
@@ -295,22 +288,18 @@ PROBE(vmx_intercept_nmi_exiting, "vmx.intercept.nmi_exiting", "VMX",
 
 /* ---- CR8 and the TPR shadow ------------------------------------------------------- */
 
-void vmx_ap_cr8_guest(void);
 extern const char vmx_ap_cr8_load[], vmx_ap_cr8_store[], vmx_ap_cr8_end[];
-__asm__(".pushsection .text\n"
-        ".type vmx_ap_cr8_guest, @function\n"
-        "vmx_ap_cr8_guest:\n"
-        "vmx_ap_cr8_load:\n"
-        "   mov %rax, %cr8\n"
-        "vmx_ap_cr8_store:\n"
-        "   mov %cr8, %rbx\n"
-        "vmx_ap_cr8_end:\n"
-        "   vmcall\n"
-        "   ud2\n"
-        ".popsection\n");
+GUEST(vmx_ap_cr8_guest, "vmx_ap_cr8_load:\n"
+                        "    mov %rax, %cr8\n"
+                        "vmx_ap_cr8_store:\n"
+                        "    mov %cr8, %rbx\n"
+                        "vmx_ap_cr8_end:\n"
+                        "    vmcall\n"
+                        "    ud2");
 
 PROBE(vmx_intercept_cr8, "vmx.intercept.cr8", "VMX",
-      "With CR8-load and CR8-store exiting (TPR shadow off), guest MOV CR8,RAX exits with reason 28, "
+      "With CR8-load and CR8-store exiting (TPR shadow off), guest MOV CR8,RAX exits with reason "
+      "28, "
       "qualification 0x8 (CR8, MOV to CR, RAX), length 4, and MOV RBX,CR8 with qualification "
       "0x318 (CR8, MOV from CR, RBX), length 4; the real CR8 is not changed",
       "Intel SDM Vol. 3C 25.6.2, 26.1.3, 28.2.1")
@@ -427,8 +416,8 @@ PROBE(vmx_entry_tpr_threshold, "vmx.entry.tpr_threshold", "VMX",
     };
     for (unsigned i = 0; i < ARRAY_SIZE(bad); i++) {
         uint64_t old = vmcs_read(bad[i].field);
-        uint64_t val = bad[i].field == VMCS_VIRTUAL_APIC_ADDR ? (uintptr_t)vapic + bad[i].val
-                                                              : bad[i].val;
+        uint64_t val =
+            bad[i].field == VMCS_VIRTUAL_APIC_ADDR ? (uintptr_t)vapic + bad[i].val : bad[i].val;
         vmcs_write(bad[i].field, val);
         v->launched = 0;
         uint32_t r = vmx_run(v);
@@ -442,18 +431,13 @@ PROBE(vmx_entry_tpr_threshold, "vmx.entry.tpr_threshold", "VMX",
 
 /* ---- APIC-access page ------------------------------------------------------------- */
 
-void vmx_ap_access_guest(void);
 extern const char vmx_ap_access_read[], vmx_ap_access_write[];
-__asm__(".pushsection .text\n"
-        ".type vmx_ap_access_guest, @function\n"
-        "vmx_ap_access_guest:\n"
-        "vmx_ap_access_read:\n"
-        "   mov 0x30(%rdi), %eax\n"
-        "vmx_ap_access_write:\n"
-        "   movl %eax, 0x80(%rdi)\n"
-        "   vmcall\n"
-        "   ud2\n"
-        ".popsection\n");
+GUEST(vmx_ap_access_guest, "vmx_ap_access_read:\n"
+                           "    mov 0x30(%rdi), %eax\n"
+                           "vmx_ap_access_write:\n"
+                           "    movl %eax, 0x80(%rdi)\n"
+                           "    vmcall\n"
+                           "    ud2");
 
 PROBE(vmx_misc_apic_access, "vmx.misc.apic_access", "VMX",
       "With virtualize APIC accesses and an APIC-access page A (use TPR shadow off), a guest read "
@@ -482,13 +466,7 @@ PROBE(vmx_misc_apic_access, "vmx.misc.apic_access", "VMX",
 
 /* ---- virtual-interrupt delivery --------------------------------------------------- */
 
-void vmx_ap_loop_guest(void);
-__asm__(".pushsection .text\n"
-        ".type vmx_ap_loop_guest, @function\n"
-        "vmx_ap_loop_guest:\n"
-        "1: vmcall\n"
-        "   jmp 1b\n"
-        ".popsection\n");
+GUEST(vmx_ap_loop_guest, "1: vmcall", "jmp 1b");
 
 #define VID_VECTOR 0x50
 
@@ -498,7 +476,8 @@ static bool vapic_bit(const uint8_t *vapic, unsigned base, unsigned vector)
 }
 
 PROBE(vmx_event_virtual_intr_delivery, "vmx.event.virtual_intr_delivery", "VMX",
-      "Virtual-interrupt delivery (with use TPR shadow and external-interrupt exiting): vector 0x50 "
+      "Virtual-interrupt delivery (with use TPR shadow and external-interrupt exiting): vector "
+      "0x50 "
       "requested in the virtual-APIC page's VIRR and RVI = 0x50 (guest interrupt status 0x0050), "
       "VTPR 0: a guest entered with RFLAGS.IF=0 is not interrupted (it reaches its VMCALL); "
       "entered with IF=1 it receives vector 0x50 through its IDT before its first instruction, "
@@ -529,35 +508,34 @@ PROBE(vmx_event_virtual_intr_delivery, "vmx.event.virtual_intr_delivery", "VMX",
     vmcs_write(VMCS_GUEST_RFLAGS, 0x202);
     if (!vmx_run_expect(v, EXIT_VMCALL, "guest with IF=1 and a pending virtual interrupt"))
         return;
-    if (!check(v->gpr[VMX_GPR_RAX] == VMX_GUEST_EVENT, "no virtual interrupt delivered with "
-               "RFLAGS.IF=1 (VMCALL at %#llx)", (unsigned long long)v->guest_rip))
+    if (!check(v->gpr[VMX_GPR_RAX] == VMX_GUEST_EVENT,
+               "no virtual interrupt delivered with "
+               "RFLAGS.IF=1 (VMCALL at %#llx)",
+               (unsigned long long)v->guest_rip))
         return;
     check_eq("vector delivered", v->gpr[VMX_GPR_RBX], VID_VECTOR);
     check_eq("RIP pushed (before the first instruction)", v->gpr[VMX_GPR_RDX], rip);
     check(vapic_bit(vapic, 0x100, VID_VECTOR), "VISR lacks vector %#x after delivery", VID_VECTOR);
     check(!vapic_bit(vapic, 0x200, VID_VECTOR), "VIRR still has vector %#x after delivery",
           VID_VECTOR);
-    check_eq("guest interrupt status (SVI:RVI)", vmcs_read(VMCS_GUEST_INTR_STATUS), VID_VECTOR << 8);
+    check_eq("guest interrupt status (SVI:RVI)", vmcs_read(VMCS_GUEST_INTR_STATUS),
+             VID_VECTOR << 8);
     check_eq("VPPR (virtual-APIC page offset 0xA0)", *(volatile uint32_t *)(vapic + 0xa0),
              VID_VECTOR);
 }
 
-void vmx_ap_regvirt_guest(void);
 extern const char vmx_ap_regvirt_ccr[];
-__asm__(".pushsection .text\n"
-        ".type vmx_ap_regvirt_guest, @function\n"
-        "vmx_ap_regvirt_guest:\n"
-        "   mov 0x30(%rdi), %eax\n"
-        "   movl $0x40, 0x80(%rdi)\n"
-        "   mov 0x80(%rdi), %ebx\n"
-        "vmx_ap_regvirt_ccr:\n"
-        "   mov 0x390(%rdi), %ecx\n"
-        "   vmcall\n"
-        "   ud2\n"
-        ".popsection\n");
+GUEST(vmx_ap_regvirt_guest, "    mov 0x30(%rdi), %eax\n"
+                            "    movl $0x40, 0x80(%rdi)\n"
+                            "    mov 0x80(%rdi), %ebx\n"
+                            "vmx_ap_regvirt_ccr:\n"
+                            "    mov 0x390(%rdi), %ecx\n"
+                            "    vmcall\n"
+                            "    ud2");
 
 PROBE(vmx_misc_apic_reg_virt, "vmx.misc.apic_reg_virt", "VMX",
-      "With virtualize APIC accesses, use TPR shadow and APIC-register virtualization: a guest read "
+      "With virtualize APIC accesses, use TPR shadow and APIC-register virtualization: a guest "
+      "read "
       "of APIC-access page + 0x30 (version) returns the virtual-APIC page's value at 0x30 without "
       "exit; a write of 0x40 to + 0x80 (TPR) sets VTPR to 0x40 without exit and reads back 0x40; "
       "a read of + 0x390 (timer current count, not virtualized) exits with reason 44, "

@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: MIT
+/* SPDX-License-Identifier: MIT */
 /*
  * VM entry: the checks on controls (VMfailValid 7), host state (VMfailValid
  * 8) and guest state (VM-entry failure, exit reason 33), and MSR loading
@@ -7,13 +7,7 @@
 #include "vmx.h"
 
 /* guest: VMCALL forever */
-void vmx_en_loop_guest(void);
-__asm__(".pushsection .text\n"
-        ".type vmx_en_loop_guest, @function\n"
-        "vmx_en_loop_guest:\n"
-        "1: vmcall\n"
-        "   jmp 1b\n"
-        ".popsection\n");
+GUEST(vmx_en_loop_guest, "1: vmcall", "jmp 1b");
 
 /* Writes field=val, runs, expects outcome, restores the field. */
 static void expect_vmfail(struct vmx_vcpu *v, uint64_t field, uint64_t val, uint32_t err,
@@ -128,7 +122,8 @@ PROBE(vmx_entry_guest_state, "vmx.entry.guest_state", "VMX",
 {
     vmx_on();
     struct vmx_vcpu *v = vmx_vcpu_new(vmx_en_loop_guest);
-    expect_entry_fail(v, VMCS_GUEST_RFLAGS, 0, EXIT_INVALID_GUEST, 0, "guest RFLAGS=0 (bit 1 clear)");
+    expect_entry_fail(v, VMCS_GUEST_RFLAGS, 0, EXIT_INVALID_GUEST, 0,
+                      "guest RFLAGS=0 (bit 1 clear)");
     expect_entry_fail(v, VMCS_GUEST_RFLAGS, 0x8002, EXIT_INVALID_GUEST, 0,
                       "guest RFLAGS=0x8002 (reserved bit 15 set)");
     expect_entry_fail(v, VMCS_LINK_PTR, 0x1001, EXIT_INVALID_GUEST, ENTRY_FAIL_QUAL_LINK_PTR,
@@ -167,8 +162,7 @@ static void real_mode_guest(struct vmx_vcpu *v, uint64_t code, uint64_t stack)
         vmcs_write(VMCS_GUEST_ES_SEL + off, 0);
         vmcs_write(VMCS_GUEST_ES_BASE + off, i == 1 ? code : i == 2 ? stack : 0);
         vmcs_write(VMCS_GUEST_ES_LIMIT + off, 0xffff);
-        vmcs_write(VMCS_GUEST_ES_AR + off,
-                   VMX_AR_TYPE(i == 1 ? 11 : 3) | VMX_AR_S | VMX_AR_P);
+        vmcs_write(VMCS_GUEST_ES_AR + off, VMX_AR_TYPE(i == 1 ? 11 : 3) | VMX_AR_S | VMX_AR_P);
     }
     vmcs_write(VMCS_GUEST_RIP, 0);
     vmcs_write(VMCS_GUEST_RSP, 0x1000);
@@ -261,10 +255,12 @@ static void expect_guest_fail_watched(struct vmx_vcpu *v, const struct field_val
 #define INJ(type, vec) (INTR_INFO_VALID | ((uint32_t)(type) << 8) | (vec))
 
 PROBE(vmx_entry_interruptibility, "vmx.entry.interruptibility", "VMX",
-      "Guest-state checks on the interruptibility state and RFLAGS.IF, each a VM-entry failure with "
+      "Guest-state checks on the interruptibility state and RFLAGS.IF, each a VM-entry failure "
+      "with "
       "exit reason 0x80000021 and qualification 0: reserved bit 5 set; blocking by STI and by MOV "
       "SS together; blocking by STI with RFLAGS.IF=0; blocking by SMI outside SMM; injecting an "
-      "external interrupt with RFLAGS.IF=0, or with blocking by STI; injecting an NMI with blocking "
+      "external interrupt with RFLAGS.IF=0, or with blocking by STI; injecting an NMI with "
+      "blocking "
       "by MOV SS. The unmodified VMCS then launches",
       "Intel SDM Vol. 3C 27.3.1.4, 27.3.1.5")
 {
@@ -279,15 +275,19 @@ PROBE(vmx_entry_interruptibility, "vmx.entry.interruptibility", "VMX",
         const char *what;
     } cases[] = {
         {{{IS, 1u << 5}}, 1, "interruptibility reserved bit 5"},
-        {{{RF, 0x202}, {IS, INTERRUPTIBILITY_STI | INTERRUPTIBILITY_MOVSS}}, 2,
+        {{{RF, 0x202}, {IS, INTERRUPTIBILITY_STI | INTERRUPTIBILITY_MOVSS}},
+         2,
          "blocking by STI and by MOV SS"},
         {{{RF, 0x2}, {IS, INTERRUPTIBILITY_STI}}, 2, "blocking by STI with RFLAGS.IF=0"},
         {{{IS, INTERRUPTIBILITY_SMI}}, 1, "blocking by SMI outside SMM"},
-        {{{RF, 0x2}, {II, INJ(INTR_TYPE_EXT_INTR, 0x40)}}, 2,
+        {{{RF, 0x2}, {II, INJ(INTR_TYPE_EXT_INTR, 0x40)}},
+         2,
          "injecting an external interrupt with RFLAGS.IF=0"},
-        {{{RF, 0x202}, {IS, INTERRUPTIBILITY_STI}, {II, INJ(INTR_TYPE_EXT_INTR, 0x40)}}, 3,
+        {{{RF, 0x202}, {IS, INTERRUPTIBILITY_STI}, {II, INJ(INTR_TYPE_EXT_INTR, 0x40)}},
+         3,
          "injecting an external interrupt with blocking by STI"},
-        {{{IS, INTERRUPTIBILITY_MOVSS}, {II, INJ(INTR_TYPE_NMI, NMI_VECTOR)}}, 2,
+        {{{IS, INTERRUPTIBILITY_MOVSS}, {II, INJ(INTR_TYPE_NMI, NMI_VECTOR)}},
+         2,
          "injecting an NMI with blocking by MOV SS"},
     };
     for (unsigned i = 0; i < ARRAY_SIZE(cases); i++)
@@ -321,7 +321,9 @@ PROBE(vmx_entry_activity_state, "vmx.entry.activity_state", "VMX",
         expect_guest_fail(v, fv, 1, what);
     }
     if (misc & VMX_MISC_ACT_HLT) {
-        const struct field_val sti[] = {{RF, 0x202}, {IS, INTERRUPTIBILITY_STI}, {AS, ACTIVITY_HLT}};
+        const struct field_val sti[] = {{RF, 0x202},
+                                        {IS, INTERRUPTIBILITY_STI},
+                                        {AS, ACTIVITY_HLT}};
         expect_guest_fail_watched(v, sti, 3, "HLT with blocking by STI");
     }
     if (misc & VMX_MISC_ACT_WAIT_SIPI) {
@@ -374,7 +376,8 @@ PROBE(vmx_entry_vnmi_blocking_inject, "vmx.entry.vnmi_blocking_inject", "VMX",
       "0x80000021, qualification 0; without the blocking bit the NMI is delivered",
       "Intel SDM Vol. 3C 27.3.1.5 (interruptibility state)")
 {
-    vmx_require_ctl(VMX_CTL_PIN, PIN_NMI_EXITING | PIN_VIRTUAL_NMIS, "NMI exiting and virtual NMIs");
+    vmx_require_ctl(VMX_CTL_PIN, PIN_NMI_EXITING | PIN_VIRTUAL_NMIS,
+                    "NMI exiting and virtual NMIs");
     vmx_on();
     struct vmx_vcpu *v = vmx_vcpu_new(vmx_en_loop_guest);
     vmx_guest_idt(v);

@@ -1,24 +1,19 @@
-// SPDX-License-Identifier: MIT
+/* SPDX-License-Identifier: MIT */
 /*
  * EPT: violations, misconfigurations, INVEPT, and the VM-entry checks on
  * the EPTP.
  */
 #include "vmx.h"
 
-void vmx_ep_guest(void);
 extern const char vmx_ep_read[], vmx_ep_write[], vmx_ep_fetch[];
-__asm__(".pushsection .text\n"
-        ".type vmx_ep_guest, @function\n"
-        "vmx_ep_guest:\n"
-        "vmx_ep_read:\n"
-        "   mov (%rdi), %rax\n"
-        "   vmcall\n"
-        "vmx_ep_write:\n"
-        "   mov %rax, (%rdi)\n"
-        "   vmcall\n"
-        "vmx_ep_fetch:\n"
-        "   jmp *%rdi\n"
-        ".popsection\n");
+GUEST(vmx_ep_guest, "vmx_ep_read:\n"
+                    "    mov (%rdi), %rax\n"
+                    "    vmcall\n"
+                    "vmx_ep_write:\n"
+                    "    mov %rax, (%rdi)\n"
+                    "    vmcall\n"
+                    "vmx_ep_fetch:\n"
+                    "    jmp *%rdi");
 
 /* bits 11:9 are defined only with advanced EPT violation information */
 static uint64_t qual_mask(void)
@@ -122,7 +117,8 @@ PROBE(vmx_ept_misconfig, "vmx.ept.misconfig", "EPT",
 PROBE(vmx_ept_invept, "vmx.ept.invept", "EPT",
       "With a current VMCS: INVEPT with type 0 and type 3 gives VMfailValid(28); each type "
       "IA32_VMX_EPT_VPID_CAP reports (single-context bit 25, all-context bit 26) gives VMsucceed "
-      "with a valid EPTP, an unsupported one VMfailValid(28); single-context INVEPT with an EPTP of "
+      "with a valid EPTP, an unsupported one VMfailValid(28); single-context INVEPT with an EPTP "
+      "of "
       "memory type 2 gives VMfailValid(28)",
       "Intel SDM Vol. 3C 31.3 (INVEPT), A.10")
 {
@@ -250,23 +246,14 @@ PROBE(vmx_ept_exec_only, "vmx.ept.exec_only", "EPT",
     check_eq("guest-physical address", v->gpa, pa);
     /* bit 6 is defined only with mode-based execute control; bits 11:9 only with
      * advanced EPT violation information */
-    uint64_t mask = qual_mask() & ~0x40ull, want = EPT_VQ_READ | EPT_VQ_EXECUTABLE |
-                                                   EPT_VQ_GLA_VALID | EPT_VQ_TRANSLATED;
+    uint64_t mask = qual_mask() & ~0x40ull,
+             want = EPT_VQ_READ | EPT_VQ_EXECUTABLE | EPT_VQ_GLA_VALID | EPT_VQ_TRANSLATED;
     check(((v->exit_qual ^ want) & mask) == 0, "exit qualification %#llx, want %#llx",
           (unsigned long long)v->exit_qual, (unsigned long long)want);
 }
 
 /* guest: reads (%rdi) into RAX, VMCALL, then writes RSI to (%rdi), VMCALL */
-void vmx_ep_alias_guest(void);
-__asm__(".pushsection .text\n"
-        ".type vmx_ep_alias_guest, @function\n"
-        "vmx_ep_alias_guest:\n"
-        "   mov (%rdi), %rax\n"
-        "   vmcall\n"
-        "   mov %rsi, (%rdi)\n"
-        "   vmcall\n"
-        "   ud2\n"
-        ".popsection\n");
+GUEST(vmx_ep_alias_guest, "mov (%rdi), %rax", "vmcall", "mov %rsi, (%rdi)", "vmcall", "ud2");
 
 #define ALIAS_GPA 0x80000000ull /* 2 GiB: no RAM there on the reference models */
 
@@ -278,13 +265,16 @@ static void alias_check(struct vmx_vcpu *v, volatile uint64_t *data, const char 
     vmcs_write(VMCS_GUEST_RIP, (uintptr_t)vmx_ep_alias_guest);
     if (!vmx_run_expect(v, EXIT_VMCALL, what))
         return;
-    check(v->gpr[VMX_GPR_RAX] == 0x5555aaaa12345678ull, "%s: guest read %#llx through the alias, "
-          "want the data page's %#llx", what, (unsigned long long)v->gpr[VMX_GPR_RAX],
-          0x5555aaaa12345678ull);
+    check(v->gpr[VMX_GPR_RAX] == 0x5555aaaa12345678ull,
+          "%s: guest read %#llx through the alias, "
+          "want the data page's %#llx",
+          what, (unsigned long long)v->gpr[VMX_GPR_RAX], 0x5555aaaa12345678ull);
     vmx_skip_insn(v);
     if (vmx_run_expect(v, EXIT_VMCALL, what))
-        check(*data == 0x0badc0de0badc0deull, "%s: the guest's write through the alias did not "
-              "reach the data page (%#llx)", what, (unsigned long long)*data);
+        check(*data == 0x0badc0de0badc0deull,
+              "%s: the guest's write through the alias did not "
+              "reach the data page (%#llx)",
+              what, (unsigned long long)*data);
 }
 
 PROBE(vmx_ept_large_pages, "vmx.ept.large_pages", "EPT",
@@ -303,8 +293,7 @@ PROBE(vmx_ept_large_pages, "vmx.ept.large_pages", "EPT",
     uint64_t *pml4 = (uint64_t *)(uintptr_t)(eptp & EPT_ADDR_MASK);
     uint64_t *pdpt = (uint64_t *)(uintptr_t)(pml4[0] & EPT_ADDR_MASK);
     uint64_t *pd = (uint64_t *)(uintptr_t)(pdpt[ALIAS_GPA >> 30] & EPT_ADDR_MASK);
-    pd[(ALIAS_GPA >> 21) & 511] =
-        ((uintptr_t)data & ~0x1fffffull) | EPT_PS | EPT_MT(mt) | EPT_RWX;
+    pd[(ALIAS_GPA >> 21) & 511] = ((uintptr_t)data & ~0x1fffffull) | EPT_PS | EPT_MT(mt) | EPT_RWX;
     vmx_ept_flush(eptp);
     alias_check(v, data, "access through a 2 MiB EPT alias");
     if (!(vmx_caps()->ept_vpid & VMX_EPT_1G)) {
@@ -335,7 +324,8 @@ PROBE(vmx_ept_large_pages, "vmx.ept.large_pages", "EPT",
 }
 
 PROBE(vmx_ept_invept_flush, "vmx.ept.invept_flush", "EPT",
-      "A guest reads guest-physical page G through a 4 KiB EPT entry mapping it to page A; the host "
+      "A guest reads guest-physical page G through a 4 KiB EPT entry mapping it to page A; the "
+      "host "
       "points the entry at page B and executes single-context INVEPT (where "
       "IA32_VMX_EPT_VPID_CAP[25]) for the EPTP: the guest's next read of G returns B's data; the "
       "entry back at A and an all-contexts INVEPT (where bit 26): the guest reads A's data again",
@@ -378,9 +368,10 @@ PROBE(vmx_ept_invept_flush, "vmx.ept.invept_flush", "EPT",
         vmcs_write(VMCS_GUEST_RIP, (uintptr_t)vmx_ep_read);
         if (!vmx_run_expect(v, EXIT_VMCALL, "guest read of G after the EPT change and INVEPT"))
             return;
-        check(v->gpr[VMX_GPR_RAX] == want, "after %s the guest reads %#llx (want %#llx): stale "
-              "EPT translation", what, (unsigned long long)v->gpr[VMX_GPR_RAX],
-              (unsigned long long)want);
+        check(v->gpr[VMX_GPR_RAX] == want,
+              "after %s the guest reads %#llx (want %#llx): stale "
+              "EPT translation",
+              what, (unsigned long long)v->gpr[VMX_GPR_RAX], (unsigned long long)want);
         to_b = !to_b;
     }
     *pte = orig;
@@ -418,7 +409,8 @@ PROBE(vmx_ept_misconfig_reserved, "vmx.ept.misconfig_reserved", "EPT",
         {&pt2[0], maxpa < 52 ? 1ull << maxpa : 0,
          "read through a 4 KiB EPT entry with address bit MAXPHYADDR"},
         {&pd2[0], 1ull << 3, "read through a non-leaf EPT PDE with reserved bit 3"},
-        {&pdpt[ALIAS_GPA >> 30], 1ull << 3, "read through a non-leaf EPT PDPTE with reserved bit 3"},
+        {&pdpt[ALIAS_GPA >> 30], 1ull << 3,
+         "read through a non-leaf EPT PDPTE with reserved bit 3"},
     };
     for (unsigned i = 0; i < ARRAY_SIZE(cases); i++) {
         if (!cases[i].bit) {
@@ -449,7 +441,8 @@ PROBE(vmx_ept_misconfig_reserved, "vmx.ept.misconfig_reserved", "EPT",
 #define WALK_LINEAR 0x8000000000ull /* 512 GiB: PML4 slot 1, unused by the kernel */
 
 PROBE(vmx_ept_violation_walk, "vmx.ept.violation_walk", "EPT",
-      "A guest with its own page tables reads linear L (PML4 slot 1) whose guest PTE lies in a page "
+      "A guest with its own page tables reads linear L (PML4 slot 1) whose guest PTE lies in a "
+      "page "
       "T whose EPT entry is not present: EPT violation (reason 48) on the walk's read of the PTE, "
       "GPA = T + 8 * PT index of L, guest-linear address = L, qualification 0x81 (read, linear "
       "address valid, bit 8 clear: an access to a guest paging-structure entry); with T mapped "

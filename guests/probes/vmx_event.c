@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: MIT
+/* SPDX-License-Identifier: MIT */
 /*
  * VMX event injection (VM-entry interruption information) and the
  * IDT-vectoring information of exits during event delivery.
@@ -6,13 +6,7 @@
 #include "vmx.h"
 
 /* guest: VMCALL forever (the injected event's handler runs first) */
-void vmx_ev_loop_guest(void);
-__asm__(".pushsection .text\n"
-        ".type vmx_ev_loop_guest, @function\n"
-        "vmx_ev_loop_guest:\n"
-        "1: vmcall\n"
-        "   jmp 1b\n"
-        ".popsection\n");
+GUEST(vmx_ev_loop_guest, "1: vmcall", "jmp 1b");
 
 static struct vmx_vcpu *event_vcpu(void)
 {
@@ -84,15 +78,19 @@ PROBE(vmx_event_inject_nmi, "vmx.event.inject_nmi", "VMX",
     if (!expect_handler(v, NMI_VECTOR, VMX_NO_ERRCODE, rip, "injected NMI"))
         return;
     uint64_t is = vmcs_read(VMCS_GUEST_INTERRUPTIBILITY);
-    check(is & INTERRUPTIBILITY_NMI, "interruptibility state %#llx in the NMI handler lacks "
-          "blocking by NMI", (unsigned long long)is);
+    check(is & INTERRUPTIBILITY_NMI,
+          "interruptibility state %#llx in the NMI handler lacks "
+          "blocking by NMI",
+          (unsigned long long)is);
     vmx_skip_insn(v);
     if (!vmx_run_expect(v, EXIT_VMCALL, "VMRESUME into the NMI handler's IRET"))
         return;
     check_eq("guest RIP after IRET", v->guest_rip, rip);
     is = vmcs_read(VMCS_GUEST_INTERRUPTIBILITY);
-    check(!(is & INTERRUPTIBILITY_NMI), "interruptibility state %#llx after IRET still has "
-          "blocking by NMI", (unsigned long long)is);
+    check(!(is & INTERRUPTIBILITY_NMI),
+          "interruptibility state %#llx after IRET still has "
+          "blocking by NMI",
+          (unsigned long long)is);
 }
 
 PROBE(vmx_event_idt_vectoring, "vmx.event.idt_vectoring", "VMX",
@@ -109,8 +107,8 @@ PROBE(vmx_event_idt_vectoring, "vmx.event.idt_vectoring", "VMX",
     vmcs_write(VMCS_ENTRY_INSN_LEN, 2);
     if (!vmx_run_expect(v, EXIT_EXCEPTION_NMI, "INT 0x80 beyond the IDT limit"))
         return;
-    check_eq("VM-exit interruption information",
-             v->exit_intr_info, INTR_INFO_VALID | INTR_INFO_ERRCODE | (INTR_TYPE_HW_EXC << 8) | GP_VECTOR);
+    check_eq("VM-exit interruption information", v->exit_intr_info,
+             INTR_INFO_VALID | INTR_INFO_ERRCODE | (INTR_TYPE_HW_EXC << 8) | GP_VECTOR);
     check_eq("#GP error code", v->exit_intr_err, 0x402);
     check_eq("IDT-vectoring information", v->idt_info,
              INTR_INFO_VALID | (INTR_TYPE_SW_INTR << 8) | 0x80);
@@ -164,7 +162,8 @@ PROBE(vmx_entry_event_injection, "vmx.entry.event_injection", "VMX",
 /* ---- more injected event types ---------------------------------------------------- */
 
 PROBE(vmx_event_inject_extint, "vmx.event.inject_extint", "VMX",
-      "VM entry injecting an external interrupt (type 0, vector 0x40) into a guest with RFLAGS.IF=1 "
+      "VM entry injecting an external interrupt (type 0, vector 0x40) into a guest with "
+      "RFLAGS.IF=1 "
       "delivers vector 0x40 through the guest IDT without error code, pushed RIP = guest RIP, and "
       "without touching the local APIC (nothing in service)",
       "Intel SDM Vol. 3C 25.8.3, 27.6.1")
@@ -196,7 +195,8 @@ PROBE(vmx_event_inject_exception_noerr, "vmx.event.inject_exception_noerr", "VMX
 }
 
 PROBE(vmx_event_inject_soft_exception, "vmx.event.inject_soft_exception", "VMX",
-      "VM entry injecting software exceptions (type 6) #BP (vector 3, as INT3) and #OF (vector 4, as "
+      "VM entry injecting software exceptions (type 6) #BP (vector 3, as INT3) and #OF (vector 4, "
+      "as "
       "INTO), each with VM-entry instruction length 1, delivers the vector without error code and "
       "pushes RIP = guest RIP + 1 (a trap past the instruction)",
       "Intel SDM Vol. 3C 25.8.3, 27.6.1.1")
@@ -217,7 +217,8 @@ PROBE(vmx_event_inject_soft_exception, "vmx.event.inject_soft_exception", "VMX",
 
 PROBE(vmx_event_inject_priv_soft_exception, "vmx.event.inject_priv_soft_exception", "VMX",
       "VM entry injecting a privileged software exception (type 5, vector 1, as ICEBP/INT1) with "
-      "VM-entry instruction length 1 delivers #DB without error code and pushes RIP = guest RIP + 1",
+      "VM-entry instruction length 1 delivers #DB without error code and pushes RIP = guest RIP + "
+      "1",
       "Intel SDM Vol. 3C 25.8.3, 27.6.1.1")
 {
     struct vmx_vcpu *v = event_vcpu();
@@ -234,7 +235,8 @@ PROBE(vmx_event_virtual_nmi, "vmx.event.virtual_nmi", "VMX",
       "VM exit (reason 8) follows at the instruction after the IRET (the interrupted guest RIP)",
       "Intel SDM Vol. 3C 25.6.1, 25.6.2, 26.3 (IRET), 26.7.2 (NMI-window exiting), 27.6.1")
 {
-    vmx_require_ctl(VMX_CTL_PIN, PIN_NMI_EXITING | PIN_VIRTUAL_NMIS, "NMI exiting and virtual NMIs");
+    vmx_require_ctl(VMX_CTL_PIN, PIN_NMI_EXITING | PIN_VIRTUAL_NMIS,
+                    "NMI exiting and virtual NMIs");
     vmx_require_ctl(VMX_CTL_PROC, PROC_NMI_WINDOW, "NMI-window exiting");
     struct vmx_vcpu *v = event_vcpu();
     uint64_t rip = vmcs_read(VMCS_GUEST_RIP);
@@ -243,16 +245,21 @@ PROBE(vmx_event_virtual_nmi, "vmx.event.virtual_nmi", "VMX",
     if (!expect_handler(v, NMI_VECTOR, VMX_NO_ERRCODE, rip, "injected virtual NMI"))
         return;
     uint64_t is = vmcs_read(VMCS_GUEST_INTERRUPTIBILITY);
-    check(is & INTERRUPTIBILITY_NMI, "interruptibility state %#llx in the NMI handler lacks "
-          "virtual-NMI blocking", (unsigned long long)is);
+    check(is & INTERRUPTIBILITY_NMI,
+          "interruptibility state %#llx in the NMI handler lacks "
+          "virtual-NMI blocking",
+          (unsigned long long)is);
     vmcs_set_bits(VMCS_PROC_CTLS, PROC_NMI_WINDOW);
     vmx_skip_insn(v);
-    if (!vmx_run_expect(v, EXIT_NMI_WINDOW, "VMRESUME into the handler's IRET with NMI-window exiting"))
+    if (!vmx_run_expect(v, EXIT_NMI_WINDOW,
+                        "VMRESUME into the handler's IRET with NMI-window exiting"))
         return;
     check_eq("guest RIP at the NMI-window exit (after the IRET)", v->guest_rip, rip);
     is = vmcs_read(VMCS_GUEST_INTERRUPTIBILITY);
-    check(!(is & INTERRUPTIBILITY_NMI), "interruptibility state %#llx after IRET still has "
-          "virtual-NMI blocking", (unsigned long long)is);
+    check(!(is & INTERRUPTIBILITY_NMI),
+          "interruptibility state %#llx after IRET still has "
+          "virtual-NMI blocking",
+          (unsigned long long)is);
 }
 
 /* ---- activity state HLT ----------------------------------------------------------- */
@@ -287,7 +294,8 @@ PROBE(vmx_event_activity_hlt, "vmx.event.activity_hlt", "VMX",
 
 PROBE(vmx_event_idt_vectoring_reinject, "vmx.event.idt_vectoring_reinject", "EPT",
       "VM entry injects #GP with error code 0x1234 while the guest stack page is read-only in EPT: "
-      "the delivery's push causes an EPT violation (reason 48, write) with IDT-vectoring information "
+      "the delivery's push causes an EPT violation (reason 48, write) with IDT-vectoring "
+      "information "
       "0x80000b0d (valid, hardware exception with error code, vector 13) and IDT-vectoring error "
       "code 0x1234; with the page writable again and the IDT-vectoring fields copied into the "
       "VM-entry interruption fields, VMRESUME delivers #GP(0x1234) to the guest handler",

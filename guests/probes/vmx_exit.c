@@ -1,28 +1,23 @@
-// SPDX-License-Identifier: MIT
+/* SPDX-License-Identifier: MIT */
 /*
  * VM exits: the guest state they save and the host state they load.
  */
 #include "vmx.h"
 
-void vmx_ex_guest(void);
-__asm__(".pushsection .text\n"
-        ".type vmx_ex_guest, @function\n"
-        "vmx_ex_guest:\n"
-        "   mov $0x500, %eax\n"
-        "   mov %rax, %dr7\n"
-        "   mov $0xc0000100, %ecx\n"
-        "   mov $0x12345000, %eax\n"
-        "   xor %edx, %edx\n"
-        "   wrmsr\n"
-        "   mov $0x174, %ecx\n"
-        "   mov $0x1234, %eax\n"
-        "   wrmsr\n"
-        "   pushq $0x55\n"
-        "   stc\n"
-        "   std\n"
-        "   vmcall\n"
-        "   ud2\n"
-        ".popsection\n");
+GUEST(vmx_ex_guest, "    mov $0x500, %eax\n"
+                    "    mov %rax, %dr7\n"
+                    "    mov $0xc0000100, %ecx\n"
+                    "    mov $0x12345000, %eax\n"
+                    "    xor %edx, %edx\n"
+                    "    wrmsr\n"
+                    "    mov $0x174, %ecx\n"
+                    "    mov $0x1234, %eax\n"
+                    "    wrmsr\n"
+                    "    pushq $0x55\n"
+                    "    stc\n"
+                    "    std\n"
+                    "    vmcall\n"
+                    "    ud2");
 
 struct dtr {
     uint16_t limit;
@@ -80,7 +75,8 @@ PROBE(vmx_exit_guest_state, "vmx.exit.guest_state", "VMX",
         return;
     uint64_t rf = v->guest_rflags;
     check((rf & 0x401) == 0x401, "guest RFLAGS %#llx: CF or DF not saved", (unsigned long long)rf);
-    check(!(rf & (1u << 16)), "guest RFLAGS %#llx: RF set for a VMCALL exit", (unsigned long long)rf);
+    check(!(rf & (1u << 16)), "guest RFLAGS %#llx: RF set for a VMCALL exit",
+          (unsigned long long)rf);
     check_eq("guest RSP", v->guest_rsp, rsp0 - 8);
     check_eq("guest IA32_FS_BASE", vmcs_read(VMCS_GUEST_FS_BASE), 0x12345000);
     check_eq("guest IA32_SYSENTER_CS", vmcs_read(VMCS_GUEST_SYSENTER_CS), 0x1234);
@@ -89,25 +85,21 @@ PROBE(vmx_exit_guest_state, "vmx.exit.guest_state", "VMX",
 }
 
 /* guest: PAT <- RBX (EDX:EAX), EFER <- EFER | NXE, VMCALL */
-void vmx_ex_pat_guest(void);
-__asm__(".pushsection .text\n"
-        ".type vmx_ex_pat_guest, @function\n"
-        "vmx_ex_pat_guest:\n"
-        "   mov $0x277, %ecx\n"
-        "   mov %rbx, %rax\n"
-        "   mov %rbx, %rdx\n"
-        "   shr $32, %rdx\n"
-        "   wrmsr\n"
-        "   mov $0xc0000080, %ecx\n"
-        "   rdmsr\n"
-        "   xor $0x800, %eax\n"
-        "   wrmsr\n"
-        "   vmcall\n"
-        "   ud2\n"
-        ".popsection\n");
+GUEST(vmx_ex_pat_guest, "    mov $0x277, %ecx\n"
+                        "    mov %rbx, %rax\n"
+                        "    mov %rbx, %rdx\n"
+                        "    shr $32, %rdx\n"
+                        "    wrmsr\n"
+                        "    mov $0xc0000080, %ecx\n"
+                        "    rdmsr\n"
+                        "    xor $0x800, %eax\n"
+                        "    wrmsr\n"
+                        "    vmcall\n"
+                        "    ud2");
 
 PROBE(vmx_exit_pat_efer, "vmx.exit.pat_efer", "VMX",
-      "With save/load IA32_PAT and save/load IA32_EFER (exit controls 18-21) and a zero MSR bitmap, "
+      "With save/load IA32_PAT and save/load IA32_EFER (exit controls 18-21) and a zero MSR "
+      "bitmap, "
       "a guest that writes IA32_PAT = 0x0007040600070406 and toggles EFER.NXE exits with VMCALL: "
       "the guest PAT and EFER fields hold the guest's values, and the host runs with its own PAT "
       "and EFER again (the host-state fields)",
@@ -129,21 +121,13 @@ PROBE(vmx_exit_pat_efer, "vmx.exit.pat_efer", "VMX",
     if (!vmx_run_expect(v, EXIT_VMCALL, "guest writing PAT and EFER.NXE"))
         return;
     check_eq("guest PAT field saved by the exit", vmcs_read(VMCS_GUEST_PAT), guest_pat);
-    check_eq("guest EFER field saved by the exit", vmcs_read(VMCS_GUEST_EFER), host_efer ^ EFER_NXE);
+    check_eq("guest EFER field saved by the exit", vmcs_read(VMCS_GUEST_EFER),
+             host_efer ^ EFER_NXE);
     check_eq("host IA32_PAT after the exit", rdmsr(MSR_IA32_PAT), host_pat);
     check_eq("host IA32_EFER after the exit", rdmsr(MSR_EFER), host_efer);
 }
 
-void vmx_ex_dr7_guest(void);
-__asm__(".pushsection .text\n"
-        ".type vmx_ex_dr7_guest, @function\n"
-        "vmx_ex_dr7_guest:\n"
-        "   mov %dr7, %rbx\n"
-        "   mov $0x1d9, %ecx\n"
-        "   rdmsr\n"
-        "   vmcall\n"
-        "   ud2\n"
-        ".popsection\n");
+GUEST(vmx_ex_dr7_guest, "mov %dr7, %rbx", "mov $0x1d9, %ecx", "rdmsr", "vmcall", "ud2");
 
 PROBE(vmx_entry_load_debug, "vmx.entry.load_debug", "VMX",
       "With load debug controls (entry control 2), MOV-DR exiting off and a zero MSR bitmap, VM "
@@ -175,17 +159,13 @@ PROBE(vmx_entry_load_debug, "vmx.entry.load_debug", "VMX",
 
 /* ---- XMM state: VM entries and exits neither save nor load it ------------ */
 
-void vmx_ex_xmm_guest(void);
 void vmx_ex_set_xmm0(uint64_t), vmx_ex_set_xmm1(uint64_t);
 uint64_t vmx_ex_get_xmm1(void);
+/* RAX = XMM0 (the host's), XMM1 = RBX; VMCALL */
+GUEST(vmx_ex_xmm_guest, "movq %xmm0, %rax", "movq %rbx, %xmm1", "vmcall", "ud2");
+
+/* Host helpers: XMM0/XMM1 without the compiler's help (-mgeneral-regs-only). */
 __asm__(".pushsection .text\n"
-        /* RAX = XMM0 (the host's), XMM1 = RBX; VMCALL */
-        ".type vmx_ex_xmm_guest, @function\n"
-        "vmx_ex_xmm_guest:\n"
-        "   movq %xmm0, %rax\n"
-        "   movq %rbx, %xmm1\n"
-        "   vmcall\n"
-        "   ud2\n"
         "vmx_ex_set_xmm0:\n    movq %rdi, %xmm0\n    ret\n"
         "vmx_ex_set_xmm1:\n    movq %rdi, %xmm1\n    ret\n"
         "vmx_ex_get_xmm1:\n    movq %xmm1, %rax\n    ret\n"
@@ -212,18 +192,22 @@ static bool xmm_round(struct vmx_vcpu *v, uint64_t a, uint64_t b, unsigned round
     v->gpr[VMX_GPR_RBX] = b;
     uint32_t r = vmx_run(v);
     uint64_t got = vmx_ex_get_xmm1();
-    if (!check(r == EXIT_VMCALL, "round %u of %u: want exit reason 18 (VMCALL), got %s", round, rounds,
-               vmx_exit_str(v)))
+    if (!check(r == EXIT_VMCALL, "round %u of %u: want exit reason 18 (VMCALL), got %s", round,
+               rounds, vmx_exit_str(v)))
         return false;
     vmcs_write(VMCS_GUEST_RIP, (uintptr_t)vmx_ex_xmm_guest); /* the next round starts over */
-    return check(v->gpr[VMX_GPR_RAX] == a, "round %u of %u: XMM0 read by the guest: got %#llx, want %#llx (the host's)",
+    return check(v->gpr[VMX_GPR_RAX] == a,
+                 "round %u of %u: XMM0 read by the guest: got %#llx, want %#llx (the host's)",
                  round, rounds, (unsigned long long)v->gpr[VMX_GPR_RAX], (unsigned long long)a) &&
-           check(got == b, "round %u of %u: host XMM1 after the VM exit: got %#llx, want %#llx (the guest's)",
+           check(got == b,
+                 "round %u of %u: host XMM1 after the VM exit: got %#llx, want %#llx (the guest's)",
                  round, rounds, (unsigned long long)got, (unsigned long long)b);
 }
 
 PROBE(vmx_exit_xmm, "vmx.exit.xmm", "VMX",
-      "VM entry and VM exit do not switch XMM state: with host XMM0 = A the guest reads A from XMM0; the guest writes B to XMM1 and the host reads B from XMM1 after the VMCALL exit (needs CPUID 1 EDX.SSE2[26], CR4.OSFXSR set by the probe)",
+      "VM entry and VM exit do not switch XMM state: with host XMM0 = A the guest reads A from "
+      "XMM0; the guest writes B to XMM1 and the host reads B from XMM1 after the VMCALL exit "
+      "(needs CPUID 1 EDX.SSE2[26], CR4.OSFXSR set by the probe)",
       "Intel SDM Vol. 3C 25.4, 25.5 (no XMM state in the guest- or host-state area), 28.3, 28.5")
 {
     struct vmx_vcpu *v = xmm_vcpu();
@@ -235,7 +219,9 @@ PROBE(vmx_exit_xmm, "vmx.exit.xmm", "VMX",
 #define XMM_ROUNDS 1000
 
 PROBE(vmx_exit_xmm_repeat, "vmx.exit.xmm_repeat", "VMX",
-      "The same, 1000 times over with a new A and B each round; the first round that differs is reported with both values (a hypervisor that switches FPU state lazily can get it wrong only when something else ran on the CPU in between)",
+      "The same, 1000 times over with a new A and B each round; the first round that differs is "
+      "reported with both values (a hypervisor that switches FPU state lazily can get it wrong "
+      "only when something else ran on the CPU in between)",
       "Intel SDM Vol. 3C 25.4, 25.5, 28.3, 28.5")
 {
     struct vmx_vcpu *v = xmm_vcpu();

@@ -1,25 +1,20 @@
-// SPDX-License-Identifier: MIT
+/* SPDX-License-Identifier: MIT */
 /*
  * VMX non-root operation: instructions and events that cause VM exits, and
  * the VM-exit information they record.
  */
 #include "vmx.h"
 
-void vmx_ic_vmcall_guest(void);
 extern const char vmx_ic_vmcall_1[], vmx_ic_vmcall_2[];
-__asm__(".pushsection .text\n"
-        ".type vmx_ic_vmcall_guest, @function\n"
-        "vmx_ic_vmcall_guest:\n"
-        "   mov %rdx, %rbx\n"
-        "   not %rbx\n"
-        "   movabs $0x0123456789abcdef, %r15\n"
-        "vmx_ic_vmcall_1:\n"
-        "   vmcall\n"
-        "   add $1, %rbx\n"
-        "vmx_ic_vmcall_2:\n"
-        "   vmcall\n"
-        "   ud2\n"
-        ".popsection\n");
+GUEST(vmx_ic_vmcall_guest, "    mov %rdx, %rbx\n"
+                           "    not %rbx\n"
+                           "    movabs $0x0123456789abcdef, %r15\n"
+                           "vmx_ic_vmcall_1:\n"
+                           "    vmcall\n"
+                           "    add $1, %rbx\n"
+                           "vmx_ic_vmcall_2:\n"
+                           "    vmcall\n"
+                           "    ud2");
 
 PROBE(vmx_intercept_vmcall, "vmx.vmlaunch.vmcall", "VMX",
       "VMLAUNCH of a 64-bit guest that executes VMCALL: exit reason exactly 18 (bit 31 clear), "
@@ -55,20 +50,15 @@ PROBE(vmx_intercept_vmcall, "vmx.vmlaunch.vmcall", "VMX",
     check_eq("guest R15 after VMRESUME", v->gpr[VMX_GPR_R15], 0x0123456789abcdefull);
 }
 
-void vmx_ic_cpuid_guest(void);
 extern const char vmx_ic_cpuid_1[];
-__asm__(".pushsection .text\n"
-        ".type vmx_ic_cpuid_guest, @function\n"
-        "vmx_ic_cpuid_guest:\n"
-        "   xor %eax, %eax\n"
-        "   xor %ecx, %ecx\n"
-        "   mov $0x5a5a, %ebx\n"
-        "   mov $0xa5a5, %edx\n"
-        "vmx_ic_cpuid_1:\n"
-        "   cpuid\n"
-        "   vmcall\n"
-        "   ud2\n"
-        ".popsection\n");
+GUEST(vmx_ic_cpuid_guest, "    xor %eax, %eax\n"
+                          "    xor %ecx, %ecx\n"
+                          "    mov $0x5a5a, %ebx\n"
+                          "    mov $0xa5a5, %edx\n"
+                          "vmx_ic_cpuid_1:\n"
+                          "    cpuid\n"
+                          "    vmcall\n"
+                          "    ud2");
 
 PROBE(vmx_intercept_cpuid, "vmx.intercept.cpuid", "VMX",
       "A guest CPUID (leaf 0) exits unconditionally with exit reason 10 before executing: guest "
@@ -90,16 +80,8 @@ PROBE(vmx_intercept_cpuid, "vmx.intercept.cpuid", "VMX",
     vmx_run_expect(v, EXIT_VMCALL, "VMRESUME after the CPUID exit");
 }
 
-void vmx_ic_hlt_guest(void);
 extern const char vmx_ic_hlt_1[];
-__asm__(".pushsection .text\n"
-        ".type vmx_ic_hlt_guest, @function\n"
-        "vmx_ic_hlt_guest:\n"
-        "vmx_ic_hlt_1:\n"
-        "   hlt\n"
-        "   vmcall\n"
-        "   ud2\n"
-        ".popsection\n");
+GUEST(vmx_ic_hlt_guest, "vmx_ic_hlt_1:", "hlt", "vmcall", "ud2");
 
 PROBE(vmx_intercept_hlt, "vmx.intercept.hlt", "VMX",
       "With HLT exiting=1, a guest HLT exits with reason 12, guest RIP = the HLT, instruction "
@@ -121,21 +103,16 @@ PROBE(vmx_intercept_hlt, "vmx.intercept.hlt", "VMX",
     vmx_run_expect(v, EXIT_VMCALL, "VMRESUME after the HLT exit");
 }
 
-void vmx_ic_exc_guest(void);
 extern const char vmx_ic_exc_ud[], vmx_ic_exc_gp[], vmx_ic_exc_bp[];
-__asm__(".pushsection .text\n"
-        ".type vmx_ic_exc_guest, @function\n"
-        "vmx_ic_exc_guest:\n"
-        "vmx_ic_exc_ud:\n"
-        "   ud2\n"
-        "   movabs $0x8000000000000000, %rax\n"
-        "vmx_ic_exc_gp:\n"
-        "   mov (%rax), %rax\n"
-        "vmx_ic_exc_bp:\n"
-        "   int3\n"
-        "   vmcall\n"
-        "   ud2\n"
-        ".popsection\n");
+GUEST(vmx_ic_exc_guest, "vmx_ic_exc_ud:\n"
+                        "    ud2\n"
+                        "    movabs $0x8000000000000000, %rax\n"
+                        "vmx_ic_exc_gp:\n"
+                        "    mov (%rax), %rax\n"
+                        "vmx_ic_exc_bp:\n"
+                        "    int3\n"
+                        "    vmcall\n"
+                        "    ud2");
 
 PROBE(vmx_intercept_exception_bitmap, "vmx.intercept.exception_bitmap", "VMX",
       "With the exception bitmap all ones, guest UD2 exits with reason 0 and interruption info "
@@ -167,19 +144,14 @@ PROBE(vmx_intercept_exception_bitmap, "vmx.intercept.exception_bitmap", "VMX",
     check_eq("guest RIP at the #BP exit", v->guest_rip, (uintptr_t)vmx_ic_exc_bp);
 }
 
-void vmx_ic_msr_guest(void);
 extern const char vmx_ic_msr_rd[], vmx_ic_msr_wr[];
-__asm__(".pushsection .text\n"
-        ".type vmx_ic_msr_guest, @function\n"
-        "vmx_ic_msr_guest:\n"
-        "vmx_ic_msr_rd:\n"
-        "   rdmsr\n"
-        "   vmcall\n"
-        "vmx_ic_msr_wr:\n"
-        "   wrmsr\n"
-        "   vmcall\n"
-        "   ud2\n"
-        ".popsection\n");
+GUEST(vmx_ic_msr_guest, "vmx_ic_msr_rd:\n"
+                        "    rdmsr\n"
+                        "    vmcall\n"
+                        "vmx_ic_msr_wr:\n"
+                        "    wrmsr\n"
+                        "    vmcall\n"
+                        "    ud2");
 
 /* MSR bitmap bit for msr: read-low 0, read-high 1024, write-low 2048, write-high 3072 */
 static void msr_bitmap_set(uint8_t *bm, uint32_t msr, bool write)
@@ -213,7 +185,8 @@ PROBE(vmx_intercept_msr, "vmx.intercept.msr", "VMX",
         check_eq("VM-exit instruction length of WRMSR", v->insn_len, 2);
     }
     if (!vmx_ctl_can_set(VMX_CTL_PROC, PROC_MSR_BITMAPS)) {
-        note("IA32_VMX_PROCBASED_CTLS allowed-1 bit 28 (use MSR bitmaps) clear: bitmap part not run");
+        note("IA32_VMX_PROCBASED_CTLS allowed-1 bit 28 (use MSR bitmaps) clear: bitmap part not "
+             "run");
         return;
     }
     uint8_t *bm = alloc_page();
@@ -238,19 +211,14 @@ PROBE(vmx_intercept_msr, "vmx.intercept.msr", "VMX",
     vmx_run_expect(v, EXIT_RDMSR, "RDMSR 0x40000100 (outside the bitmap ranges)");
 }
 
-void vmx_ic_io_guest(void);
 extern const char vmx_ic_io_1[], vmx_ic_io_2[];
-__asm__(".pushsection .text\n"
-        ".type vmx_ic_io_guest, @function\n"
-        "vmx_ic_io_guest:\n"
-        "vmx_ic_io_1:\n"
-        "   outb %al, $0x80\n"
-        "   mov $0x1234, %edx\n"
-        "vmx_ic_io_2:\n"
-        "   inl %dx, %eax\n"
-        "   vmcall\n"
-        "   ud2\n"
-        ".popsection\n");
+GUEST(vmx_ic_io_guest, "vmx_ic_io_1:\n"
+                       "    outb %al, $0x80\n"
+                       "    mov $0x1234, %edx\n"
+                       "vmx_ic_io_2:\n"
+                       "    inl %dx, %eax\n"
+                       "    vmcall\n"
+                       "    ud2");
 
 PROBE(vmx_intercept_io, "vmx.intercept.io", "VMX",
       "With unconditional I/O exiting, guest OUT 0x80,AL exits with reason 30, qualification "
@@ -276,20 +244,15 @@ PROBE(vmx_intercept_io, "vmx.intercept.io", "VMX",
     }
 }
 
-void vmx_ic_mtf_guest(void);
 extern const char vmx_ic_mtf_1[], vmx_ic_mtf_2[], vmx_ic_mtf_3[];
-__asm__(".pushsection .text\n"
-        ".type vmx_ic_mtf_guest, @function\n"
-        "vmx_ic_mtf_guest:\n"
-        "   nop\n"
-        "vmx_ic_mtf_1:\n"
-        "   add $1, %rbx\n"
-        "vmx_ic_mtf_2:\n"
-        "   add $1, %rbx\n"
-        "vmx_ic_mtf_3:\n"
-        "   vmcall\n"
-        "   ud2\n"
-        ".popsection\n");
+GUEST(vmx_ic_mtf_guest, "    nop\n"
+                        "vmx_ic_mtf_1:\n"
+                        "    add $1, %rbx\n"
+                        "vmx_ic_mtf_2:\n"
+                        "    add $1, %rbx\n"
+                        "vmx_ic_mtf_3:\n"
+                        "    vmcall\n"
+                        "    ud2");
 
 PROBE(vmx_intercept_mtf, "vmx.intercept.mtf", "MTF",
       "With monitor trap flag=1, each VM entry executes one guest instruction and exits with "
@@ -313,16 +276,8 @@ PROBE(vmx_intercept_mtf, "vmx.intercept.mtf", "MTF",
     vmx_run_expect(v, EXIT_VMCALL, "guest with MTF cleared");
 }
 
-void vmx_ic_rdtsc_guest(void);
 extern const char vmx_ic_rdtsc_1[];
-__asm__(".pushsection .text\n"
-        ".type vmx_ic_rdtsc_guest, @function\n"
-        "vmx_ic_rdtsc_guest:\n"
-        "vmx_ic_rdtsc_1:\n"
-        "   rdtsc\n"
-        "   vmcall\n"
-        "   ud2\n"
-        ".popsection\n");
+GUEST(vmx_ic_rdtsc_guest, "vmx_ic_rdtsc_1:", "rdtsc", "vmcall", "ud2");
 
 PROBE(vmx_intercept_rdtsc, "vmx.intercept.rdtsc", "VMX",
       "With RDTSC exiting=1, guest RDTSC exits with reason 16, length 2, guest RIP at the RDTSC; "
@@ -358,21 +313,16 @@ PROBE(vmx_intercept_rdtsc, "vmx.intercept.rdtsc", "VMX",
 
 /* ---- control-register accesses ------------------------------------------------ */
 
-void vmx_ic_cr3_guest(void);
 extern const char vmx_ic_cr3_st[], vmx_ic_cr3_ld[], vmx_ic_cr3_ld2[];
-__asm__(".pushsection .text\n"
-        ".type vmx_ic_cr3_guest, @function\n"
-        "vmx_ic_cr3_guest:\n"
-        "vmx_ic_cr3_st:\n"
-        "   mov %cr3, %rbx\n"
-        "   mov %rbx, %r9\n"
-        "vmx_ic_cr3_ld:\n"
-        "   mov %r9, %cr3\n"
-        "vmx_ic_cr3_ld2:\n"
-        "   mov %r9, %cr3\n"
-        "   vmcall\n"
-        "   ud2\n"
-        ".popsection\n");
+GUEST(vmx_ic_cr3_guest, "vmx_ic_cr3_st:\n"
+                        "    mov %cr3, %rbx\n"
+                        "    mov %rbx, %r9\n"
+                        "vmx_ic_cr3_ld:\n"
+                        "    mov %r9, %cr3\n"
+                        "vmx_ic_cr3_ld2:\n"
+                        "    mov %r9, %cr3\n"
+                        "    vmcall\n"
+                        "    ud2");
 
 PROBE(vmx_intercept_cr3, "vmx.intercept.cr3", "VMX",
       "With CR3-store and CR3-load exiting and CR3-target count 0, guest MOV RBX,CR3 exits with "
@@ -412,26 +362,23 @@ PROBE(vmx_intercept_cr3, "vmx.intercept.cr3", "VMX",
         check_eq("guest RIP at the VMCALL", v->guest_rip, (uintptr_t)vmx_ic_cr3_ld2 + 4);
 }
 
-void vmx_ic_cr0_guest(void);
 extern const char vmx_ic_cr0_clts[], vmx_ic_cr0_mov[];
-__asm__(".pushsection .text\n"
-        ".type vmx_ic_cr0_guest, @function\n"
-        "vmx_ic_cr0_guest:\n"
-        "   mov %cr0, %rax\n"
-        "   mov %rax, %cr0\n"
-        "vmx_ic_cr0_clts:\n"
-        "   clts\n"
-        "   mov %rax, %rcx\n"
-        "   and $~8, %rcx\n"
-        "vmx_ic_cr0_mov:\n"
-        "   mov %rcx, %cr0\n"
-        "   vmcall\n"
-        "   ud2\n"
-        ".popsection\n");
+GUEST(vmx_ic_cr0_guest, "    mov %cr0, %rax\n"
+                        "    mov %rax, %cr0\n"
+                        "vmx_ic_cr0_clts:\n"
+                        "    clts\n"
+                        "    mov %rax, %rcx\n"
+                        "    and $~8, %rcx\n"
+                        "vmx_ic_cr0_mov:\n"
+                        "    mov %rcx, %cr0\n"
+                        "    vmcall\n"
+                        "    ud2");
 
 PROBE(vmx_intercept_cr0_shadow, "vmx.intercept.cr0_shadow", "VMX",
-      "With CR0 guest/host mask = TS and read shadow TS=1 (real guest CR0.TS=0): guest MOV from CR0 "
-      "reads TS=1 without exit; MOV to CR0 of that value (TS equal to the shadow) does not exit and "
+      "With CR0 guest/host mask = TS and read shadow TS=1 (real guest CR0.TS=0): guest MOV from "
+      "CR0 "
+      "reads TS=1 without exit; MOV to CR0 of that value (TS equal to the shadow) does not exit "
+      "and "
       "leaves the real TS 0; CLTS exits with reason 28, qualification 0x20 (CLTS), length 2; "
       "MOV CR0,RCX with TS=0 exits with qualification 0x100 (CR0, MOV to CR, RCX), length 3",
       "Intel SDM Vol. 3C 25.6.6, 26.1.3, 26.3, 28.2.1")
@@ -465,7 +412,7 @@ PROBE(vmx_intercept_cr0_shadow, "vmx.intercept.cr0_shadow", "VMX",
 
 struct insn_exit {
     void (*guest)(void);
-    enum vmx_ctl ctl;   /* control to set, VMX_CTL_N for an unconditional exit */
+    enum vmx_ctl ctl; /* control to set, VMX_CTL_N for an unconditional exit */
     uint32_t bit;
     const char *ctl_name;
     unsigned reason;
@@ -499,23 +446,24 @@ static void insn_exit(const struct insn_exit *e, const char *insn)
     vmx_run_expect(v, EXIT_VMCALL, what);
 }
 
-#define GUEST_INSN(name, text)                                                        \
-    void name(void);                                                                  \
-    __asm__(".pushsection .text\n.type " #name ", @function\n" #name ":\n" text "\n" \
-            "   vmcall\n   ud2\n.popsection\n")
-
-GUEST_INSN(vmx_ic_invlpg_guest, "invlpg 0x123456");
+GUEST(vmx_ic_invlpg_guest, "invlpg 0x123456", "vmcall", "ud2");
 PROBE(vmx_intercept_invlpg, "vmx.intercept.invlpg", "VMX",
       "With INVLPG exiting, guest INVLPG [0x123456] exits with reason 14, qualification 0x123456 "
       "(the linear address), length 8, RIP = the INVLPG",
       "Intel SDM Vol. 3C 25.6.2, 26.1.3, 28.2.1")
 {
-    static const struct insn_exit e = {vmx_ic_invlpg_guest, VMX_CTL_PROC, PROC_INVLPG_EXITING,
-                                       "INVLPG exiting", EXIT_INVLPG, 8, true, 0x123456};
+    static const struct insn_exit e = {vmx_ic_invlpg_guest,
+                                       VMX_CTL_PROC,
+                                       PROC_INVLPG_EXITING,
+                                       "INVLPG exiting",
+                                       EXIT_INVLPG,
+                                       8,
+                                       true,
+                                       0x123456};
     insn_exit(&e, "INVLPG");
 }
 
-GUEST_INSN(vmx_ic_rdpmc_guest, "xor %ecx, %ecx\n rdpmc");
+GUEST(vmx_ic_rdpmc_guest, "xor %ecx, %ecx", "rdpmc", "vmcall", "ud2");
 PROBE(vmx_intercept_rdpmc, "vmx.intercept.rdpmc", "VMX",
       "With RDPMC exiting, guest RDPMC (ECX=0) exits with reason 15, length 2, qualification 0",
       "Intel SDM Vol. 3C 25.6.2, 26.1.3")
@@ -532,37 +480,50 @@ PROBE(vmx_intercept_rdpmc, "vmx.intercept.rdpmc", "VMX",
     check_eq("exit qualification", v->exit_qual, 0);
 }
 
-GUEST_INSN(vmx_ic_pause_guest, "pause");
+GUEST(vmx_ic_pause_guest, "pause", "vmcall", "ud2");
 PROBE(vmx_intercept_pause, "vmx.intercept.pause", "VMX",
       "With PAUSE exiting, guest PAUSE exits with reason 40, length 2, qualification 0",
       "Intel SDM Vol. 3C 25.6.2, 26.1.3")
 {
-    static const struct insn_exit e = {vmx_ic_pause_guest, VMX_CTL_PROC, PROC_PAUSE_EXITING,
-                                       "PAUSE exiting", EXIT_PAUSE, 2, true, 0};
+    static const struct insn_exit e = {vmx_ic_pause_guest,
+                                       VMX_CTL_PROC,
+                                       PROC_PAUSE_EXITING,
+                                       "PAUSE exiting",
+                                       EXIT_PAUSE,
+                                       2,
+                                       true,
+                                       0};
     insn_exit(&e, "PAUSE");
 }
 
-GUEST_INSN(vmx_ic_invd_guest, "invd");
+GUEST(vmx_ic_invd_guest, "invd", "vmcall", "ud2");
 PROBE(vmx_intercept_invd, "vmx.intercept.invd", "VMX",
       "Guest INVD exits unconditionally with reason 13, length 2, qualification 0",
       "Intel SDM Vol. 3C 26.1.2")
 {
-    static const struct insn_exit e = {vmx_ic_invd_guest, VMX_CTL_N, 0, NULL, EXIT_INVD, 2, true, 0};
+    static const struct insn_exit e = {vmx_ic_invd_guest, VMX_CTL_N, 0,    NULL,
+                                       EXIT_INVD,         2,         true, 0};
     insn_exit(&e, "INVD");
 }
 
-GUEST_INSN(vmx_ic_wbinvd_guest, "wbinvd");
+GUEST(vmx_ic_wbinvd_guest, "wbinvd", "vmcall", "ud2");
 PROBE(vmx_intercept_wbinvd, "vmx.intercept.wbinvd", "VMX",
       "With WBINVD exiting (secondary control), guest WBINVD exits with reason 54, length 2, "
       "qualification 0",
       "Intel SDM Vol. 3C 25.6.2, 26.1.3")
 {
-    static const struct insn_exit e = {vmx_ic_wbinvd_guest, VMX_CTL_PROC2, PROC2_WBINVD_EXITING,
-                                       "WBINVD exiting", EXIT_WBINVD, 2, true, 0};
+    static const struct insn_exit e = {vmx_ic_wbinvd_guest,
+                                       VMX_CTL_PROC2,
+                                       PROC2_WBINVD_EXITING,
+                                       "WBINVD exiting",
+                                       EXIT_WBINVD,
+                                       2,
+                                       true,
+                                       0};
     insn_exit(&e, "WBINVD");
 }
 
-GUEST_INSN(vmx_ic_rdrand_guest, "rdrand %rax");
+GUEST(vmx_ic_rdrand_guest, "rdrand %rax", "vmcall", "ud2");
 PROBE(vmx_intercept_rdrand, "vmx.intercept.rdrand", "VMX",
       "With RDRAND exiting (secondary control), guest RDRAND RAX exits with reason 57, length 4",
       "Intel SDM Vol. 3C 25.6.2, 26.1.3")
@@ -570,12 +531,18 @@ PROBE(vmx_intercept_rdrand, "vmx.intercept.rdrand", "VMX",
     vmx_caps();
     if (!(cpuid(1, 0).c & (1u << 30)))
         skip("CPUID.1:ECX.RDRAND[bit 30]=0");
-    static const struct insn_exit e = {vmx_ic_rdrand_guest, VMX_CTL_PROC2, PROC2_RDRAND_EXITING,
-                                       "RDRAND exiting", EXIT_RDRAND, 4, false, 0};
+    static const struct insn_exit e = {vmx_ic_rdrand_guest,
+                                       VMX_CTL_PROC2,
+                                       PROC2_RDRAND_EXITING,
+                                       "RDRAND exiting",
+                                       EXIT_RDRAND,
+                                       4,
+                                       false,
+                                       0};
     insn_exit(&e, "RDRAND");
 }
 
-GUEST_INSN(vmx_ic_rdseed_guest, "rdseed %rax");
+GUEST(vmx_ic_rdseed_guest, "rdseed %rax", "vmcall", "ud2");
 PROBE(vmx_intercept_rdseed, "vmx.intercept.rdseed", "VMX",
       "With RDSEED exiting (secondary control), guest RDSEED RAX exits with reason 61, length 4",
       "Intel SDM Vol. 3C 25.6.2, 26.1.3")
@@ -583,14 +550,21 @@ PROBE(vmx_intercept_rdseed, "vmx.intercept.rdseed", "VMX",
     vmx_caps();
     if (!(cpuid(7, 0).b & (1u << 18)))
         skip("CPUID.(EAX=7,ECX=0):EBX.RDSEED[bit 18]=0");
-    static const struct insn_exit e = {vmx_ic_rdseed_guest, VMX_CTL_PROC2, PROC2_RDSEED_EXITING,
-                                       "RDSEED exiting", EXIT_RDSEED, 4, false, 0};
+    static const struct insn_exit e = {vmx_ic_rdseed_guest,
+                                       VMX_CTL_PROC2,
+                                       PROC2_RDSEED_EXITING,
+                                       "RDSEED exiting",
+                                       EXIT_RDSEED,
+                                       4,
+                                       false,
+                                       0};
     insn_exit(&e, "RDSEED");
 }
 
-GUEST_INSN(vmx_ic_vmread_guest, "mov $0x681e, %eax\n vmread %rax, %rbx");
+GUEST(vmx_ic_vmread_guest, "mov $0x681e, %eax", "vmread %rax, %rbx", "vmcall", "ud2");
 PROBE(vmx_intercept_vmx_insn, "vmx.intercept.vmx_insn", "VMX",
-      "A guest VMREAD (0F 78, register operands) exits unconditionally with reason 23 and length 3; "
+      "A guest VMREAD (0F 78, register operands) exits unconditionally with reason 23 and length "
+      "3; "
       "the guest's RAX (the field encoding) is preserved",
       "Intel SDM Vol. 3C 26.1.2, 28.2.5")
 {
@@ -626,14 +600,7 @@ PROBE(vmx_intercept_mtf_inject, "vmx.intercept.mtf_inject", "MTF",
 
 /* ---- interrupt and NMI windows ---------------------------------------------------- */
 
-void vmx_ic_win_guest(void);
-__asm__(".pushsection .text\n"
-        ".type vmx_ic_win_guest, @function\n"
-        "vmx_ic_win_guest:\n"
-        "   nop\n"
-        "   vmcall\n"
-        "   ud2\n"
-        ".popsection\n");
+GUEST(vmx_ic_win_guest, "nop", "vmcall", "ud2");
 
 PROBE(vmx_intercept_intr_window, "vmx.intercept.intr_window", "VMX",
       "With interrupt-window exiting (and external-interrupt exiting): a guest entered with "
@@ -667,7 +634,8 @@ PROBE(vmx_intercept_nmi_window, "vmx.intercept.nmi_window", "VMX",
       "blocking (interruptibility bit 3), it runs to its VMCALL",
       "Intel SDM Vol. 3C 25.6.1, 25.6.2, 27.7.6, 27.2.1.1")
 {
-    vmx_require_ctl(VMX_CTL_PIN, PIN_NMI_EXITING | PIN_VIRTUAL_NMIS, "NMI exiting and virtual NMIs");
+    vmx_require_ctl(VMX_CTL_PIN, PIN_NMI_EXITING | PIN_VIRTUAL_NMIS,
+                    "NMI exiting and virtual NMIs");
     vmx_require_ctl(VMX_CTL_PROC, PROC_NMI_WINDOW, "NMI-window exiting");
     vmx_on();
     struct vmx_vcpu *v = vmx_vcpu_new(vmx_ic_win_guest);
@@ -680,7 +648,7 @@ PROBE(vmx_intercept_nmi_window, "vmx.intercept.nmi_window", "VMX",
     vmx_run_expect(v, EXIT_VMCALL, "entry with virtual-NMI blocking");
 }
 
-GUEST_INSN(vmx_ic_tf_guest, "ud2");
+GUEST(vmx_ic_tf_guest, "ud2", "vmcall", "ud2");
 PROBE(vmx_intercept_triple_fault, "vmx.intercept.triple_fault", "VMX",
       "With an exception bitmap of 0 and a guest IDT limit of 0, a guest UD2 escalates (#UD, #GP "
       "on delivery, #DF) to a triple fault, which exits with reason 2 and guest RIP at the UD2",
@@ -696,16 +664,8 @@ PROBE(vmx_intercept_triple_fault, "vmx.intercept.triple_fault", "VMX",
 
 /* ---- #PF and the error-code mask/match -------------------------------------------- */
 
-void vmx_ic_pf_guest(void);
 extern const char vmx_ic_pf_1[];
-__asm__(".pushsection .text\n"
-        ".type vmx_ic_pf_guest, @function\n"
-        "vmx_ic_pf_guest:\n"
-        "vmx_ic_pf_1:\n"
-        "   mov (%rdi), %rax\n"
-        "   vmcall\n"
-        "   ud2\n"
-        ".popsection\n");
+GUEST(vmx_ic_pf_guest, "vmx_ic_pf_1:", "mov (%rdi), %rax", "vmcall", "ud2");
 
 #define PF_ADDR 0x100000000ull /* 4 GiB: not mapped by the kernel's page tables */
 
@@ -768,18 +728,13 @@ PROBE(vmx_intercept_pf_mask, "vmx.intercept.pf_mask", "VMX",
 
 /* ---- MOV DR --------------------------------------------------------------------------- */
 
-void vmx_ic_dr_guest(void);
 extern const char vmx_ic_dr_wr[], vmx_ic_dr_rd[];
-__asm__(".pushsection .text\n"
-        ".type vmx_ic_dr_guest, @function\n"
-        "vmx_ic_dr_guest:\n"
-        "vmx_ic_dr_wr:\n"
-        "   mov %rdx, %dr7\n"
-        "vmx_ic_dr_rd:\n"
-        "   mov %dr0, %rsi\n"
-        "   vmcall\n"
-        "   ud2\n"
-        ".popsection\n");
+GUEST(vmx_ic_dr_guest, "vmx_ic_dr_wr:\n"
+                       "    mov %rdx, %dr7\n"
+                       "vmx_ic_dr_rd:\n"
+                       "    mov %dr0, %rsi\n"
+                       "    vmcall\n"
+                       "    ud2");
 
 PROBE(vmx_intercept_mov_dr, "vmx.intercept.mov_dr", "VMX",
       "With MOV-DR exiting, guest MOV DR7,RDX exits with reason 29, qualification 0x207 (DR7, "
@@ -807,28 +762,24 @@ PROBE(vmx_intercept_mov_dr, "vmx.intercept.mov_dr", "VMX",
 
 /* ---- I/O bitmaps ------------------------------------------------------------------------ */
 
-void vmx_ic_iobm_guest(void);
 extern const char vmx_ic_iobm_in[], vmx_ic_iobm_b[], vmx_ic_iobm_wrap[];
-__asm__(".pushsection .text\n"
-        ".type vmx_ic_iobm_guest, @function\n"
-        "vmx_ic_iobm_guest:\n"
-        "   outb %al, $0x80\n"
-        "   mov $0x1234, %edx\n"
-        "vmx_ic_iobm_in:\n"
-        "   inb %dx, %al\n"
-        "   mov $0xa000, %edx\n"
-        "vmx_ic_iobm_b:\n"
-        "   inb %dx, %al\n"
-        "   mov $0xffff, %edx\n"
-        "vmx_ic_iobm_wrap:\n"
-        "   inw %dx, %ax\n"
-        "   vmcall\n"
-        "   ud2\n"
-        ".popsection\n");
+GUEST(vmx_ic_iobm_guest, "    outb %al, $0x80\n"
+                         "    mov $0x1234, %edx\n"
+                         "vmx_ic_iobm_in:\n"
+                         "    inb %dx, %al\n"
+                         "    mov $0xa000, %edx\n"
+                         "vmx_ic_iobm_b:\n"
+                         "    inb %dx, %al\n"
+                         "    mov $0xffff, %edx\n"
+                         "vmx_ic_iobm_wrap:\n"
+                         "    inw %dx, %ax\n"
+                         "    vmcall\n"
+                         "    ud2");
 
 PROBE(vmx_intercept_io_bitmap, "vmx.intercept.io_bitmap", "VMX",
       "With I/O bitmaps: OUT 0x80 (bit clear in bitmap A) executes without exit; IN AL,DX with "
-      "DX=0x1234 (bit set in A) exits with reason 30; IN AL,DX with DX=0xa000 (bit set in B) exits; "
+      "DX=0x1234 (bit set in A) exits with reason 30; IN AL,DX with DX=0xa000 (bit set in B) "
+      "exits; "
       "IN AX,DX with DX=0xffff, whose access wraps past port 0xffff, exits although bits 0xffff "
       "and 0 are clear",
       "Intel SDM Vol. 3C 25.6.4, 26.1.3")
@@ -860,18 +811,13 @@ PROBE(vmx_intercept_io_bitmap, "vmx.intercept.io_bitmap", "VMX",
 
 /* ---- descriptor-table exiting --------------------------------------------------------- */
 
-void vmx_ic_dt_guest(void);
 extern const char vmx_ic_dt_sgdt[], vmx_ic_dt_str[];
-__asm__(".pushsection .text\n"
-        ".type vmx_ic_dt_guest, @function\n"
-        "vmx_ic_dt_guest:\n"
-        "vmx_ic_dt_sgdt:\n"
-        "   sgdt (%rdi)\n"
-        "vmx_ic_dt_str:\n"
-        "   str %eax\n"
-        "   vmcall\n"
-        "   ud2\n"
-        ".popsection\n");
+GUEST(vmx_ic_dt_guest, "vmx_ic_dt_sgdt:\n"
+                       "    sgdt (%rdi)\n"
+                       "vmx_ic_dt_str:\n"
+                       "    str %eax\n"
+                       "    vmcall\n"
+                       "    ud2");
 
 PROBE(vmx_intercept_desc_table, "vmx.intercept.desc_table", "VMX",
       "With descriptor-table exiting (secondary control), guest SGDT [RDI] exits with reason 46 "
@@ -897,7 +843,7 @@ PROBE(vmx_intercept_desc_table, "vmx.intercept.desc_table", "VMX",
 
 /* ---- RDTSCP, MONITOR/MWAIT, XSETBV -------------------------------------------------------- */
 
-GUEST_INSN(vmx_ic_rdtscp_guest, "rdtscp");
+GUEST(vmx_ic_rdtscp_guest, "rdtscp", "vmcall", "ud2");
 PROBE(vmx_intercept_rdtscp, "vmx.intercept.rdtscp", "VMX",
       "With enable RDTSCP=0, guest RDTSCP raises #UD (exit 0, vector 6 under the all-ones "
       "exception bitmap); with enable RDTSCP=1 and RDTSC exiting=1 it exits with reason 51, "
@@ -922,22 +868,17 @@ PROBE(vmx_intercept_rdtscp, "vmx.intercept.rdtscp", "VMX",
     }
 }
 
-void vmx_ic_mon_guest(void);
 extern const char vmx_ic_mon_1[], vmx_ic_mon_2[];
-__asm__(".pushsection .text\n"
-        ".type vmx_ic_mon_guest, @function\n"
-        "vmx_ic_mon_guest:\n"
-        "   mov %rdi, %rax\n"
-        "   xor %ecx, %ecx\n"
-        "   xor %edx, %edx\n"
-        "vmx_ic_mon_1:\n"
-        "   monitor\n"
-        "   xor %eax, %eax\n"
-        "vmx_ic_mon_2:\n"
-        "   mwait\n"
-        "   vmcall\n"
-        "   ud2\n"
-        ".popsection\n");
+GUEST(vmx_ic_mon_guest, "    mov %rdi, %rax\n"
+                        "    xor %ecx, %ecx\n"
+                        "    xor %edx, %edx\n"
+                        "vmx_ic_mon_1:\n"
+                        "    monitor\n"
+                        "    xor %eax, %eax\n"
+                        "vmx_ic_mon_2:\n"
+                        "    mwait\n"
+                        "    vmcall\n"
+                        "    ud2");
 
 PROBE(vmx_intercept_monitor_mwait, "vmx.intercept.monitor_mwait", "VMX",
       "With MONITOR exiting and MWAIT exiting, guest MONITOR exits with reason 39 and MWAIT with "
@@ -964,14 +905,7 @@ PROBE(vmx_intercept_monitor_mwait, "vmx.intercept.monitor_mwait", "VMX",
     }
 }
 
-void vmx_ic_xsetbv_guest(void);
-__asm__(".pushsection .text\n"
-        ".type vmx_ic_xsetbv_guest, @function\n"
-        "vmx_ic_xsetbv_guest:\n"
-        "   xsetbv\n"
-        "   vmcall\n"
-        "   ud2\n"
-        ".popsection\n");
+GUEST(vmx_ic_xsetbv_guest, "xsetbv", "vmcall", "ud2");
 
 PROBE(vmx_intercept_xsetbv, "vmx.intercept.xsetbv", "VMX",
       "With guest CR4.OSXSAVE=1, guest XSETBV (ECX=0, EDX:EAX=1) exits unconditionally with "

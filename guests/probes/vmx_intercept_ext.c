@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: MIT
+/* SPDX-License-Identifier: MIT */
 /*
  * More VMX non-root exits: CR4 guest/host mask and read shadow, INVPCID,
  * PAUSE-loop exiting, GETSEC, the high MSR ranges of the MSR bitmap and
@@ -6,23 +6,18 @@
  */
 #include "vmx.h"
 
-#define CR4_TSD BIT(2)
+#define CR4_TSD  BIT(2)
 #define CR4_SMXE BIT(14)
 
-void vmx_ix_cr4_guest(void);
 extern const char vmx_ix_cr4_mov[];
-__asm__(".pushsection .text\n"
-        ".type vmx_ix_cr4_guest, @function\n"
-        "vmx_ix_cr4_guest:\n"
-        "   mov %cr4, %rax\n"
-        "   mov %rax, %cr4\n"
-        "   mov %rax, %rcx\n"
-        "   and $~4, %rcx\n"
-        "vmx_ix_cr4_mov:\n"
-        "   mov %rcx, %cr4\n"
-        "   vmcall\n"
-        "   ud2\n"
-        ".popsection\n");
+GUEST(vmx_ix_cr4_guest, "    mov %cr4, %rax\n"
+                        "    mov %rax, %cr4\n"
+                        "    mov %rax, %rcx\n"
+                        "    and $~4, %rcx\n"
+                        "vmx_ix_cr4_mov:\n"
+                        "    mov %rcx, %cr4\n"
+                        "    vmcall\n"
+                        "    ud2");
 
 PROBE(vmx_intercept_cr4_shadow, "vmx.intercept.cr4_shadow", "VMX",
       "With CR4 guest/host mask = TSD and read shadow TSD=1 (real guest CR4.TSD=0): guest MOV from "
@@ -52,14 +47,7 @@ PROBE(vmx_intercept_cr4_shadow, "vmx.intercept.cr4_shadow", "VMX",
 
 /* ---- INVPCID ---------------------------------------------------------------------- */
 
-void vmx_ix_invpcid_guest(void);
-__asm__(".pushsection .text\n"
-        ".type vmx_ix_invpcid_guest, @function\n"
-        "vmx_ix_invpcid_guest:\n"
-        "   invpcid (%rdi), %rax\n"
-        "   vmcall\n"
-        "   ud2\n"
-        ".popsection\n");
+GUEST(vmx_ix_invpcid_guest, "invpcid (%rdi), %rax", "vmcall", "ud2");
 
 /* instruction information of INVPCID (%rdi), %rax: 64-bit address size, DS,
  * no index, base RDI, reg2 RAX; bits 6:2 and 14:10 are undefined */
@@ -67,7 +55,8 @@ __asm__(".pushsection .text\n"
 #define INVPCID_INFO_WANT ((2u << 7) | (3u << 15) | (1u << 22) | (7u << 23))
 
 PROBE(vmx_intercept_invpcid, "vmx.intercept.invpcid", "VMX",
-      "Guest INVPCID (type 2, all contexts): with enable INVPCID=0 it raises #UD (exit 0, vector 6); "
+      "Guest INVPCID (type 2, all contexts): with enable INVPCID=0 it raises #UD (exit 0, vector "
+      "6); "
       "with enable INVPCID=1 and INVLPG exiting=1 it exits with reason 58, length 5, qualification "
       "0 (no displacement) and instruction information 0x3c18100 (64-bit, DS, base RDI, reg2 RAX); "
       "with INVLPG exiting=0 it executes without exit",
@@ -96,8 +85,8 @@ PROBE(vmx_intercept_invpcid, "vmx.intercept.invpcid", "VMX",
         check_eq("guest RIP", v->guest_rip, (uintptr_t)vmx_ix_invpcid_guest);
         check_eq("VM-exit instruction length", v->insn_len, 5);
         check_eq("exit qualification (displacement)", v->exit_qual, 0);
-        check_eq("VM-exit instruction information (defined bits)",
-                 v->insn_info & INVPCID_INFO_MASK, INVPCID_INFO_WANT);
+        check_eq("VM-exit instruction information (defined bits)", v->insn_info & INVPCID_INFO_MASK,
+                 INVPCID_INFO_WANT);
     }
     if (!vmx_ctl_can_clear(VMX_CTL_PROC, PROC_INVLPG_EXITING))
         return;
@@ -108,16 +97,8 @@ PROBE(vmx_intercept_invpcid, "vmx.intercept.invpcid", "VMX",
 
 /* ---- PAUSE-loop exiting ----------------------------------------------------------- */
 
-void vmx_ix_ple_guest(void);
 extern const char vmx_ix_ple_pause[];
-__asm__(".pushsection .text\n"
-        ".type vmx_ix_ple_guest, @function\n"
-        "vmx_ix_ple_guest:\n"
-        "vmx_ix_ple_pause:\n"
-        "   pause\n"
-        "   add $1, %rbx\n"
-        "   jmp vmx_ix_ple_pause\n"
-        ".popsection\n");
+GUEST(vmx_ix_ple_guest, "vmx_ix_ple_pause:", "pause", "add $1, %rbx", "jmp vmx_ix_ple_pause");
 
 /* A CPL-0 guest spinning on PAUSE with PAUSE-loop exiting, PLE_Gap = gap,
  * PLE_Window = 4096: it must loop before the exit (reason 40 at a PAUSE). */
@@ -143,8 +124,10 @@ static void ple_run(uint32_t gap, const char *what)
          (unsigned long long)v->gpr[VMX_GPR_RBX]);
     check_eq("guest RIP (the PAUSE)", v->guest_rip, (uintptr_t)vmx_ix_ple_pause);
     check_eq("VM-exit instruction length", v->insn_len, 2);
-    check(v->gpr[VMX_GPR_RBX] > 0, "PLE_Gap %u: PAUSE-loop exit on the first PAUSE after VM entry "
-          "(that PAUSE starts a loop: no exit before PLE_Window has passed)", gap);
+    check(v->gpr[VMX_GPR_RBX] > 0,
+          "PLE_Gap %u: PAUSE-loop exit on the first PAUSE after VM entry "
+          "(that PAUSE starts a loop: no exit before PLE_Window has passed)",
+          gap);
 }
 
 PROBE(vmx_intercept_ple, "vmx.intercept.ple", "VMX",
@@ -167,17 +150,12 @@ PROBE(vmx_intercept_ple_first_pause, "vmx.intercept.ple_first_pause", "VMX",
 
 /* ---- GETSEC ----------------------------------------------------------------------- */
 
-void vmx_ix_getsec_guest(void);
-__asm__(".pushsection .text\n"
-        ".type vmx_ix_getsec_guest, @function\n"
-        "vmx_ix_getsec_guest:\n"
-        "   xor %eax, %eax\n"
-        "   xor %ebx, %ebx\n"
-        "vmx_ix_getsec:\n"
-        "   getsec\n"
-        "   vmcall\n"
-        "   ud2\n"
-        ".popsection\n");
+GUEST(vmx_ix_getsec_guest, "    xor %eax, %eax\n"
+                           "    xor %ebx, %ebx\n"
+                           "vmx_ix_getsec:\n"
+                           "    getsec\n"
+                           "    vmcall\n"
+                           "    ud2");
 extern const char vmx_ix_getsec[];
 
 PROBE(vmx_intercept_getsec, "vmx.intercept.getsec", "VMX",
@@ -198,7 +176,8 @@ PROBE(vmx_intercept_getsec, "vmx.intercept.getsec", "VMX",
     }
     if (!(cpuid(1, 0).c & CPUID_1_ECX_SMX) || !(vmx_caps()->cr4_fixed1 & CR4_SMXE)) {
         note("SMX not offered (CPUID.1:ECX.SMX[bit 6]=%u, IA32_VMX_CR4_FIXED1[14]=%u): GETSEC exit "
-             "part not run", (cpuid(1, 0).c & CPUID_1_ECX_SMX) ? 1 : 0,
+             "part not run",
+             (cpuid(1, 0).c & CPUID_1_ECX_SMX) ? 1 : 0,
              (vmx_caps()->cr4_fixed1 & CR4_SMXE) ? 1 : 0);
         return;
     }
@@ -212,24 +191,19 @@ PROBE(vmx_intercept_getsec, "vmx.intercept.getsec", "VMX",
 
 /* ---- MSR bitmap: high range, write-only bits -------------------------------------- */
 
-void vmx_ix_msrhi_guest(void);
 extern const char vmx_ix_msrhi_rd[], vmx_ix_msrhi_wr[], vmx_ix_msrlo_rd[], vmx_ix_msrlo_wr[];
-__asm__(".pushsection .text\n"
-        ".type vmx_ix_msrhi_guest, @function\n"
-        "vmx_ix_msrhi_guest:\n"
-        "   mov $0xc0000102, %ecx\n"
-        "vmx_ix_msrhi_rd:\n"
-        "   rdmsr\n"
-        "vmx_ix_msrhi_wr:\n"
-        "   wrmsr\n"
-        "   mov $0x174, %ecx\n"
-        "vmx_ix_msrlo_rd:\n"
-        "   rdmsr\n"
-        "vmx_ix_msrlo_wr:\n"
-        "   wrmsr\n"
-        "   vmcall\n"
-        "   ud2\n"
-        ".popsection\n");
+GUEST(vmx_ix_msrhi_guest, "    mov $0xc0000102, %ecx\n"
+                          "vmx_ix_msrhi_rd:\n"
+                          "    rdmsr\n"
+                          "vmx_ix_msrhi_wr:\n"
+                          "    wrmsr\n"
+                          "    mov $0x174, %ecx\n"
+                          "vmx_ix_msrlo_rd:\n"
+                          "    rdmsr\n"
+                          "vmx_ix_msrlo_wr:\n"
+                          "    wrmsr\n"
+                          "    vmcall\n"
+                          "    ud2");
 
 static void bm_set(uint8_t *bm, uint32_t msr, bool write)
 {
@@ -268,8 +242,8 @@ PROBE(vmx_intercept_msr_bitmap_high, "vmx.intercept.msr_bitmap_high", "VMX",
     check_eq("guest RIP (WRMSR 0xC0000102 and RDMSR 0x174 ran)", v->guest_rip,
              (uintptr_t)vmx_ix_msrlo_wr);
     check_eq("guest RCX", v->gpr[VMX_GPR_RCX], MSR_IA32_SYSENTER_CS);
-    check_eq("IA32_KERNEL_GS_BASE after the guest's WRMSR of its own value", rdmsr(MSR_KERNEL_GS_BASE),
-             kgs);
+    check_eq("IA32_KERNEL_GS_BASE after the guest's WRMSR of its own value",
+             rdmsr(MSR_KERNEL_GS_BASE), kgs);
     memset(bm, 0, 4096);
     bm_set(bm, MSR_KERNEL_GS_BASE, true);
     vmcs_write(VMCS_GUEST_RIP, (uintptr_t)vmx_ix_msrhi_guest);
@@ -284,17 +258,8 @@ PROBE(vmx_intercept_msr_bitmap_high, "vmx.intercept.msr_bitmap_high", "VMX",
 
 /* ---- string I/O ----------------------------------------------------------------------- */
 
-void vmx_ix_ios_guest(void);
 extern const char vmx_ix_ios_in[];
-__asm__(".pushsection .text\n"
-        ".type vmx_ix_ios_guest, @function\n"
-        "vmx_ix_ios_guest:\n"
-        "   rep outsb\n"
-        "vmx_ix_ios_in:\n"
-        "   rep insb\n"
-        "   vmcall\n"
-        "   ud2\n"
-        ".popsection\n");
+GUEST(vmx_ix_ios_guest, "rep outsb", "vmx_ix_ios_in:", "rep insb", "vmcall", "ud2");
 
 PROBE(vmx_intercept_io_string, "vmx.intercept.io_string", "VMX",
       "With unconditional I/O exiting, guest REP OUTSB (DX=0x80, RCX=2, RSI=buffer) exits with "

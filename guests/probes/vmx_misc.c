@@ -1,27 +1,24 @@
-// SPDX-License-Identifier: MIT
+/* SPDX-License-Identifier: MIT */
 /*
  * Miscellaneous VMX features: VMCS shadowing.
  */
 #include "vmx.h"
 
-void vmx_mi_shadow_guest(void);
 extern const char vmx_mi_shadow_rd[];
-__asm__(".pushsection .text\n"
-        ".type vmx_mi_shadow_guest, @function\n"
-        "vmx_mi_shadow_guest:\n"
-        "   mov $0x681e, %eax\n"
-        "   mov $0x5678, %ecx\n"
-        "vmx_mi_shadow_rd:\n"
-        "   vmread %rax, %rbx\n"
-        "   vmwrite %rcx, %rax\n"
-        "   vmcall\n"
-        "   ud2\n"
-        ".popsection\n");
+GUEST(vmx_mi_shadow_guest, "    mov $0x681e, %eax\n"
+                           "    mov $0x5678, %ecx\n"
+                           "vmx_mi_shadow_rd:\n"
+                           "    vmread %rax, %rbx\n"
+                           "    vmwrite %rcx, %rax\n"
+                           "    vmcall\n"
+                           "    ud2");
 
 PROBE(vmx_misc_vmcs_shadowing, "vmx.misc.vmcs_shadowing", "VMCS shadowing",
       "With VMCS shadowing, a shadow VMCS (revision | bit 31) as VMCS link pointer and zeroed "
-      "VMREAD/VMWRITE bitmaps, guest VMREAD of GUEST_RIP (0x681e) returns the shadow's value 0xabcd "
-      "and guest VMWRITE of 0x5678 lands in the shadow, both without exit; with the field's bit set "
+      "VMREAD/VMWRITE bitmaps, guest VMREAD of GUEST_RIP (0x681e) returns the shadow's value "
+      "0xabcd "
+      "and guest VMWRITE of 0x5678 lands in the shadow, both without exit; with the field's bit "
+      "set "
       "in the VMREAD bitmap, guest VMREAD exits with reason 23",
       "Intel SDM Vol. 3C 25.6.15, 25.10, 26.1.3, 31.3 (VMREAD, VMWRITE)")
 {
@@ -70,20 +67,16 @@ PROBE(vmx_misc_vmcs_shadowing, "vmx.misc.vmcs_shadowing", "VMCS shadowing",
         check_eq("guest RIP at the VMREAD exit", v->guest_rip, (uintptr_t)vmx_mi_shadow_rd);
 }
 
-void vmx_mi_msr_guest(void);
-__asm__(".pushsection .text\n"
-        ".type vmx_mi_msr_guest, @function\n"
-        "vmx_mi_msr_guest:\n"
-        "   mov $0xc0000102, %ecx\n" /* IA32_KERNEL_GS_BASE */
-        "   rdmsr\n"
-        "   mov %rax, %rbx\n"
-        "   mov %rdx, %rsi\n"
-        "   mov $0x1111000, %eax\n"
-        "   xor %edx, %edx\n"
-        "   wrmsr\n"
-        "   vmcall\n"
-        "   ud2\n"
-        ".popsection\n");
+/* IA32_KERNEL_GS_BASE */
+GUEST(vmx_mi_msr_guest, "    mov $0xc0000102, %ecx\n"
+                        "    rdmsr\n"
+                        "    mov %rax, %rbx\n"
+                        "    mov %rdx, %rsi\n"
+                        "    mov $0x1111000, %eax\n"
+                        "    xor %edx, %edx\n"
+                        "    wrmsr\n"
+                        "    vmcall\n"
+                        "    ud2");
 
 struct msr_entry {
     uint32_t index, reserved;
@@ -125,14 +118,7 @@ PROBE(vmx_misc_msr_lists, "vmx.misc.msr_lists", "VMX",
     check_eq("host IA32_KERNEL_GS_BASE after the exit (VM-exit MSR-load)", after, 0x3333000);
 }
 
-void vmx_mi_tsc_guest(void);
-__asm__(".pushsection .text\n"
-        ".type vmx_mi_tsc_guest, @function\n"
-        "vmx_mi_tsc_guest:\n"
-        "   rdtsc\n"
-        "   vmcall\n"
-        "   ud2\n"
-        ".popsection\n");
+GUEST(vmx_mi_tsc_guest, "rdtsc", "vmcall", "ud2");
 
 PROBE(vmx_misc_tsc_scaling, "vmx.misc.tsc_scaling", "VMX",
       "With TSC offsetting (offset 2^40) and TSC scaling (multiplier 2.0 = 2 << 48), a guest RDTSC "
@@ -158,16 +144,7 @@ PROBE(vmx_misc_tsc_scaling, "vmx.misc.tsc_scaling", "VMX",
           (unsigned long long)before, (unsigned long long)after);
 }
 
-void vmx_mi_rw_guest(void);
-__asm__(".pushsection .text\n"
-        ".type vmx_mi_rw_guest, @function\n"
-        "vmx_mi_rw_guest:\n"
-        "   mov (%rdi), %rax\n"
-        "   vmcall\n"
-        "   mov %rax, (%rdi)\n"
-        "   vmcall\n"
-        "   ud2\n"
-        ".popsection\n");
+GUEST(vmx_mi_rw_guest, "mov (%rdi), %rax", "vmcall", "mov %rax, (%rdi)", "vmcall", "ud2");
 
 PROBE(vmx_misc_pml, "vmx.misc.pml", "EPT",
       "With EPT A/D flags and page-modification logging (PML index 511), a guest read of P logs "
@@ -202,7 +179,8 @@ PROBE(vmx_misc_pml, "vmx.misc.pml", "EPT",
     uint64_t idx2 = vmcs_read(VMCS_GUEST_PML_INDEX);
     note("PML index 511 -> %llu (read) -> %llu (write)", (unsigned long long)idx,
          (unsigned long long)idx2);
-    if (!check(idx2 < idx && idx2 < 511, "PML index %llu did not decrease after the write (was %llu)",
+    if (!check(idx2 < idx && idx2 < 511,
+               "PML index %llu did not decrease after the write (was %llu)",
                (unsigned long long)idx2, (unsigned long long)idx))
         return;
     bool found = false;
@@ -215,23 +193,18 @@ PROBE(vmx_misc_pml, "vmx.misc.pml", "EPT",
           (unsigned long long)idx2 + 1, (unsigned long long)idx);
 }
 
-void vmx_mi_vmfunc_guest(void);
 extern const char vmx_mi_vmfunc_1[];
-__asm__(".pushsection .text\n"
-        ".type vmx_mi_vmfunc_guest, @function\n"
-        "vmx_mi_vmfunc_guest:\n"
-        "   mov (%rdi), %rbx\n"
-        "   xor %eax, %eax\n"
-        "   mov $1, %ecx\n"
-        "   vmfunc\n"
-        "   mov (%rdi), %rsi\n"
-        "   vmcall\n"
-        "   xor %eax, %eax\n"
-        "   mov $512, %ecx\n"
-        "vmx_mi_vmfunc_1:\n"
-        "   vmfunc\n"
-        "   ud2\n"
-        ".popsection\n");
+GUEST(vmx_mi_vmfunc_guest, "    mov (%rdi), %rbx\n"
+                           "    xor %eax, %eax\n"
+                           "    mov $1, %ecx\n"
+                           "    vmfunc\n"
+                           "    mov (%rdi), %rsi\n"
+                           "    vmcall\n"
+                           "    xor %eax, %eax\n"
+                           "    mov $512, %ecx\n"
+                           "vmx_mi_vmfunc_1:\n"
+                           "    vmfunc\n"
+                           "    ud2");
 
 PROBE(vmx_misc_vmfunc_eptp, "vmx.misc.vmfunc_eptp", "EPT",
       "With VM functions and EPTP switching (VM-function control bit 0) and an EPTP list {A, B} "

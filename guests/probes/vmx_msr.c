@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: MIT
+/* SPDX-License-Identifier: MIT */
 /*
  * VMX discovery: CPUID, IA32_FEATURE_CONTROL and the VMX capability MSRs.
  */
@@ -34,8 +34,8 @@ PROBE(vmx_cpuid_exposed, "vmx.cpuid.exposed", "VMX",
     if (cpuid(0x80000000, 0).a >= 0x80000001 && (cpuid(0x80000001, 0).d & (1u << 29)))
         check(!(b & VMX_BASIC_ADDR32),
               "IA32_VMX_BASIC bit 48 (32-bit VMX addresses) set on an Intel 64 CPU");
-    check(mt == VMX_MEMTYPE_UC || mt == VMX_MEMTYPE_WB, "VMCS memory type %u is neither UC(0) nor WB(6)",
-          mt);
+    check(mt == VMX_MEMTYPE_UC || mt == VMX_MEMTYPE_WB,
+          "VMCS memory type %u is neither UC(0) nor WB(6)", mt);
 }
 
 struct wr_arg {
@@ -50,7 +50,8 @@ static void do_wrmsr(void *p)
 }
 
 PROBE(vmx_msr_feature_control, "vmx.feature_control", "VMX",
-      "IA32_FEATURE_CONTROL (0x3A) reads without fault; if unlocked, WRMSR of lock|VMXON-outside-SMX "
+      "IA32_FEATURE_CONTROL (0x3A) reads without fault; if unlocked, WRMSR of "
+      "lock|VMXON-outside-SMX "
       "succeeds and reads back; once locked (VMXON outside SMX must be enabled, else SKIP), WRMSR "
       "raises #GP(0) and the value is unchanged",
       "Intel SDM Vol. 3C 24.7")
@@ -64,7 +65,8 @@ PROBE(vmx_msr_feature_control, "vmx.feature_control", "VMX",
     if (!(fc & FEATURE_CONTROL_LOCK)) {
         uint64_t want = fc | FEATURE_CONTROL_LOCK | FEATURE_CONTROL_VMX_OUTSIDE_SMX;
         vec = wrmsr_safe(MSR_IA32_FEATURE_CONTROL, want);
-        if (!check(vec == NO_FAULT, "WRMSR IA32_FEATURE_CONTROL=%#llx while unlocked raised vector %d",
+        if (!check(vec == NO_FAULT,
+                   "WRMSR IA32_FEATURE_CONTROL=%#llx while unlocked raised vector %d",
                    (unsigned long long)want, vec))
             return;
         uint64_t got = 0;
@@ -96,16 +98,16 @@ PROBE(vmx_msr_feature_control, "vmx.feature_control", "VMX",
 
 /* default1 classes, SDM Vol. 3C A.2-A.5 */
 static const uint32_t default1[VMX_CTL_N] = {
-    [VMX_CTL_PIN] = 0x16,           /* bits 1, 2, 4 */
-    [VMX_CTL_PROC] = 0x0401e172,    /* bits 1, 4-6, 8, 13-16, 26 */
+    [VMX_CTL_PIN] = 0x16,        /* bits 1, 2, 4 */
+    [VMX_CTL_PROC] = 0x0401e172, /* bits 1, 4-6, 8, 13-16, 26 */
     [VMX_CTL_PROC2] = 0,
-    [VMX_CTL_EXIT] = 0x00036dff,    /* bits 0-8, 10, 11, 13, 14, 16, 17 */
-    [VMX_CTL_ENTRY] = 0x000011ff,   /* bits 0-8, 12 */
+    [VMX_CTL_EXIT] = 0x00036dff,  /* bits 0-8, 10, 11, 13, 14, 16, 17 */
+    [VMX_CTL_ENTRY] = 0x000011ff, /* bits 0-8, 12 */
 };
 
 static const char *const ctl_label[VMX_CTL_N] = {"pin-based", "primary processor-based",
-                                                  "secondary processor-based", "VM-exit",
-                                                  "VM-entry"};
+                                                 "secondary processor-based", "VM-exit",
+                                                 "VM-entry"};
 
 PROBE(vmx_msr_capabilities, "vmx.msr.capabilities", "VMX",
       "The VMX capability MSRs are consistent: in every control MSR the allowed-0 bits are a "
@@ -115,8 +117,8 @@ PROBE(vmx_msr_capabilities, "vmx.msr.capabilities", "VMX",
       "Intel SDM Vol. 3C A.2-A.8, 24.8")
 {
     const struct vmx_caps *c = vmx_caps();
-    note("basic=%#llx misc=%#llx ept_vpid=%#llx vmfunc=%#llx enum=%#llx", (unsigned long long)c->basic,
-         (unsigned long long)c->misc, (unsigned long long)c->ept_vpid,
+    note("basic=%#llx misc=%#llx ept_vpid=%#llx vmfunc=%#llx enum=%#llx",
+         (unsigned long long)c->basic, (unsigned long long)c->misc, (unsigned long long)c->ept_vpid,
          (unsigned long long)c->vmfunc, (unsigned long long)c->vmcs_enum);
     note("cr0 fixed0=%#llx fixed1=%#llx cr4 fixed0=%#llx fixed1=%#llx",
          (unsigned long long)c->cr0_fixed0, (unsigned long long)c->cr0_fixed1,
@@ -129,8 +131,8 @@ PROBE(vmx_msr_capabilities, "vmx.msr.capabilities", "VMX",
         check(!(l->must1 & ~l->may1), "%s controls (MSR %#x): allowed-0 bits %#x not allowed-1",
               ctl_label[i], l->msr, l->must1 & ~l->may1);
         check((l->must1 & default1[i]) == default1[i],
-              "%s controls (MSR %#x): default1 bits %#x reported as allowed-0", ctl_label[i], l->msr,
-              default1[i] & ~l->must1);
+              "%s controls (MSR %#x): default1 bits %#x reported as allowed-0", ctl_label[i],
+              l->msr, default1[i] & ~l->must1);
         if (!c->has_true || i == VMX_CTL_PROC2)
             continue;
         check(!(t->must1 & ~t->may1), "%s controls (MSR %#x): allowed-0 bits %#x not allowed-1",
@@ -138,23 +140,26 @@ PROBE(vmx_msr_capabilities, "vmx.msr.capabilities", "VMX",
         check((t->must1 & ~default1[i]) == (l->must1 & ~default1[i]),
               "%s controls: allowed-0 outside default1 differ: TRUE %#x, MSR %#x %#x", ctl_label[i],
               t->must1 & ~default1[i], l->msr, l->must1 & ~default1[i]);
-        check(!(t->must1 & ~l->must1), "%s controls: TRUE MSR requires bits %#x the MSR %#x allows 0",
-              ctl_label[i], t->must1 & ~l->must1, l->msr);
+        check(!(t->must1 & ~l->must1),
+              "%s controls: TRUE MSR requires bits %#x the MSR %#x allows 0", ctl_label[i],
+              t->must1 & ~l->must1, l->msr);
         check(t->may1 == l->may1, "%s controls: allowed-1 differ: TRUE %#x, MSR %#x %#x",
               ctl_label[i], t->may1, l->msr, l->may1);
     }
-    check(!(c->cr0_fixed0 & ~c->cr0_fixed1), "CR0 bits %#llx fixed to 1 (FIXED0) but not allowed 1 (FIXED1)",
+    check(!(c->cr0_fixed0 & ~c->cr0_fixed1),
+          "CR0 bits %#llx fixed to 1 (FIXED0) but not allowed 1 (FIXED1)",
           (unsigned long long)(c->cr0_fixed0 & ~c->cr0_fixed1));
-    check(!(c->cr4_fixed0 & ~c->cr4_fixed1), "CR4 bits %#llx fixed to 1 (FIXED0) but not allowed 1 (FIXED1)",
+    check(!(c->cr4_fixed0 & ~c->cr4_fixed1),
+          "CR4 bits %#llx fixed to 1 (FIXED0) but not allowed 1 (FIXED1)",
           (unsigned long long)(c->cr4_fixed0 & ~c->cr4_fixed1));
     check(c->cr4_fixed0 & CR4_VMXE, "IA32_VMX_CR4_FIXED0=%#llx lacks VMXE (bit 13)",
           (unsigned long long)c->cr4_fixed0);
 }
 
 static const uint32_t cap_msrs[] = {
-    MSR_IA32_VMX_BASIC, MSR_IA32_VMX_PINBASED_CTLS, MSR_IA32_VMX_PROCBASED_CTLS,
-    MSR_IA32_VMX_EXIT_CTLS, MSR_IA32_VMX_ENTRY_CTLS, MSR_IA32_VMX_MISC,
-    MSR_IA32_VMX_CR0_FIXED0, MSR_IA32_VMX_CR0_FIXED1, MSR_IA32_VMX_CR4_FIXED0,
+    MSR_IA32_VMX_BASIC,      MSR_IA32_VMX_PINBASED_CTLS, MSR_IA32_VMX_PROCBASED_CTLS,
+    MSR_IA32_VMX_EXIT_CTLS,  MSR_IA32_VMX_ENTRY_CTLS,    MSR_IA32_VMX_MISC,
+    MSR_IA32_VMX_CR0_FIXED0, MSR_IA32_VMX_CR0_FIXED1,    MSR_IA32_VMX_CR4_FIXED0,
     MSR_IA32_VMX_CR4_FIXED1, MSR_IA32_VMX_VMCS_ENUM,
 };
 
@@ -185,8 +190,8 @@ PROBE(vmx_msr_read_only, "vmx.msr.read_only", "VMX",
         struct fault f;
         struct wr_arg a = {list[i], before};
         int vec = catch_fault(do_wrmsr, &a, &f);
-        check(vec == GP_VECTOR && f.error_code == 0, "WRMSR %#x=%#llx: got %s, want #GP(0)", list[i],
-              (unsigned long long)before, fault_str(&f));
+        check(vec == GP_VECTOR && f.error_code == 0, "WRMSR %#x=%#llx: got %s, want #GP(0)",
+              list[i], (unsigned long long)before, fault_str(&f));
         rdmsr_safe(list[i], &after);
         check(after == before, "MSR %#x changed from %#llx to %#llx", list[i],
               (unsigned long long)before, (unsigned long long)after);

@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: MIT
+/* SPDX-License-Identifier: MIT */
 /*
  * VMX root operation: VMXON/VMXOFF and the VMCS-maintenance instructions,
  * their VMsucceed/VMfailInvalid/VMfailValid outcomes and error numbers.
@@ -6,7 +6,8 @@
 #include "vmx.h"
 
 /* a VMX instruction that must not fault; returns its outcome */
-static struct vmx_res insn(enum vmx_insn op, uint64_t a, uint64_t b, uint64_t *out, const char *what)
+static struct vmx_res insn(enum vmx_insn op, uint64_t a, uint64_t b, uint64_t *out,
+                           const char *what)
 {
     struct vmx_res r = {VMX_SUCCEED, 0};
     struct fault f;
@@ -329,7 +330,8 @@ PROBE(vmx_root_vmread_unsupported, "vmx.root.vmread_unsupported", "VMX",
 PROBE(vmx_root_vmwrite_read_only, "vmx.root.vmwrite_read_only", "VMX",
       "With a current VMCS, VMWRITE to the read-only data fields exit reason (0x4402), exit "
       "qualification (0x6400), VM-instruction error (0x4400) and guest-physical address (0x2400) "
-      "gives VMfailValid(13) if IA32_VMX_MISC[29]=0; if it is 1, VMsucceed and the value reads back",
+      "gives VMfailValid(13) if IA32_VMX_MISC[29]=0; if it is 1, VMsucceed and the value reads "
+      "back",
       "Intel SDM Vol. 3C 31.3 (VMWRITE), 25.9, A.6")
 {
     uint64_t vpa;
@@ -363,13 +365,7 @@ PROBE(vmx_root_vmwrite_read_only, "vmx.root.vmwrite_read_only", "VMX",
 }
 
 /* guest: VMCALL forever */
-void vmx_root_loop_guest(void);
-__asm__(".pushsection .text\n"
-        ".type vmx_root_loop_guest, @function\n"
-        "vmx_root_loop_guest:\n"
-        "1: vmcall\n"
-        "   jmp 1b\n"
-        ".popsection\n");
+GUEST(vmx_root_loop_guest, "1: vmcall", "jmp 1b");
 
 static bool run_fails(struct vmx_vcpu *v, uint32_t err, const char *what)
 {

@@ -1,4 +1,4 @@
-// SPDX-License-Identifier: MIT
+/* SPDX-License-Identifier: MIT */
 /*
  * The VMX-preemption timer.
  */
@@ -10,13 +10,7 @@
  * deviation D2 (an IF=0 guest from VM entry takes no external-interrupt
  * exit) would never give it control back: the whole level would hang and
  * take the records still in its buffers with it (docs/probes/vmx.md). */
-void vmx_tm_spin_guest(void);
-__asm__(".pushsection .text\n"
-        ".type vmx_tm_spin_guest, @function\n"
-        "vmx_tm_spin_guest:\n"
-        "1: add $1, %rbx\n"
-        "   jmp 1b\n"
-        ".popsection\n");
+GUEST(vmx_tm_spin_guest, "1: add $1, %rbx", "jmp 1b");
 
 static struct vmx_vcpu *vmx_tm_spinner(void)
 {
@@ -62,13 +56,7 @@ PROBE(vmx_timer_expire, "vmx.timer.expire", "preemption timer",
     check_eq("saved VMX-preemption timer value", vmcs_read(VMCS_PREEMPTION_TIMER), 0);
 }
 
-void vmx_tm_call_guest(void);
-__asm__(".pushsection .text\n"
-        ".type vmx_tm_call_guest, @function\n"
-        "vmx_tm_call_guest:\n"
-        "   vmcall\n"
-        "   ud2\n"
-        ".popsection\n");
+GUEST(vmx_tm_call_guest, "vmcall", "ud2");
 
 PROBE(vmx_timer_save, "vmx.timer.save", "preemption timer",
       "With the timer active at value 1000000 and save VMX-preemption timer value=1, a guest that "
@@ -87,7 +75,8 @@ PROBE(vmx_timer_save, "vmx.timer.save", "preemption timer",
         return;
     uint64_t t = vmcs_read(VMCS_PREEMPTION_TIMER);
     note("saved VMX-preemption timer value %llu", (unsigned long long)t);
-    check(t > 0 && t < 1000000, "saved timer value %llu not in (0, 1000000)", (unsigned long long)t);
+    check(t > 0 && t < 1000000, "saved timer value %llu not in (0, 1000000)",
+          (unsigned long long)t);
     if (!vmx_ctl_can_clear(VMX_CTL_EXIT, EXIT_SAVE_TIMER))
         return;
     vmcs_clear_bits(VMCS_EXIT_CTLS, EXIT_SAVE_TIMER);
@@ -116,11 +105,14 @@ PROBE(vmx_timer_rate, "vmx.timer.rate", "preemption timer",
     bool ok = vmx_run_expect(v, EXIT_PREEMPT_TIMER, "spinning guest with timer value 20000");
     uint64_t t1 = rdtsc();
     if (ok) {
-        note("timer value %llu, X=%u: %llu TSC ticks from VMLAUNCH to the exit, %llu loop iterations",
+        note("timer value %llu, X=%u: %llu TSC ticks from VMLAUNCH to the exit, %llu loop "
+             "iterations",
              (unsigned long long)n, x, (unsigned long long)(t1 - t0),
              (unsigned long long)v->gpr[VMX_GPR_RBX]);
-        check(t1 - t0 >= ((n - 1) << x), "timer expired after %llu TSC ticks, before (%llu - 1) << "
-              "%u", (unsigned long long)(t1 - t0), (unsigned long long)n, x);
+        check(t1 - t0 >= ((n - 1) << x),
+              "timer expired after %llu TSC ticks, before (%llu - 1) << "
+              "%u",
+              (unsigned long long)(t1 - t0), (unsigned long long)n, x);
     }
     if (!vmx_ctl_can_set(VMX_CTL_EXIT, EXIT_SAVE_TIMER))
         return;
@@ -135,7 +127,9 @@ PROBE(vmx_timer_rate, "vmx.timer.rate", "preemption timer",
         uint64_t dec = 1000000 - vmcs_read(VMCS_PREEMPTION_TIMER);
         note("timer decreased by %llu over %llu TSC ticks (X=%u)", (unsigned long long)dec,
              (unsigned long long)(t1 - t0), x);
-        check(dec <= ((t1 - t0) >> x) + 1, "timer decreased by %llu in %llu TSC ticks: faster "
-              "than 1 per 2^%u ticks", (unsigned long long)dec, (unsigned long long)(t1 - t0), x);
+        check(dec <= ((t1 - t0) >> x) + 1,
+              "timer decreased by %llu in %llu TSC ticks: faster "
+              "than 1 per 2^%u ticks",
+              (unsigned long long)dec, (unsigned long long)(t1 - t0), x);
     }
 }

@@ -1,16 +1,10 @@
-// SPDX-License-Identifier: MIT
+/* SPDX-License-Identifier: MIT */
 /*
  * VPID: INVVPID and the VM-entry check on the VPID.
  */
 #include "vmx.h"
 
-void vmx_vp_guest(void);
-__asm__(".pushsection .text\n"
-        ".type vmx_vp_guest, @function\n"
-        "vmx_vp_guest:\n"
-        "1: vmcall\n"
-        "   jmp 1b\n"
-        ".popsection\n");
+GUEST(vmx_vp_guest, "1: vmcall", "jmp 1b");
 
 PROBE(vmx_vpid_invvpid, "vmx.vpid.invvpid", "VPID",
       "With a current VMCS: INVVPID type 4 gives VMfailValid(28); each supported type (bits "
@@ -22,7 +16,8 @@ PROBE(vmx_vpid_invvpid, "vmx.vpid.invvpid", "VPID",
     const struct vmx_caps *c = vmx_caps();
     vmx_require_ctl(VMX_CTL_PROC2, PROC2_VPID, "enable VPID");
     if (!(c->ept_vpid & VMX_VPID_INVVPID))
-        skip("IA32_VMX_EPT_VPID_CAP=%#llx: bit 32 (INVVPID) clear", (unsigned long long)c->ept_vpid);
+        skip("IA32_VMX_EPT_VPID_CAP=%#llx: bit 32 (INVVPID) clear",
+             (unsigned long long)c->ept_vpid);
     vmx_on();
     vmx_vcpu_new(vmx_vp_guest);
     struct vmx_res r = invvpid(4, 1, 0);
@@ -80,16 +75,9 @@ PROBE(vmx_entry_vpid_zero, "vmx.entry.vpid_zero", "VPID",
 /* ---- INVVPID invalidates what it names ----------------------------------------------- */
 
 /* guest: RAX = [RDI], VMCALL, again */
-void vmx_vp_read_guest(void);
-__asm__(".pushsection .text\n"
-        ".type vmx_vp_read_guest, @function\n"
-        "vmx_vp_read_guest:\n"
-        "1: mov (%rdi), %rax\n"
-        "   vmcall\n"
-        "   jmp 1b\n"
-        ".popsection\n");
+GUEST(vmx_vp_read_guest, "1: mov (%rdi), %rax", "vmcall", "jmp 1b");
 
-#define VP_LINEAR 0x8000000000ull /* 512 GiB: PML4 slot 1, unused by the kernel */
+#define VP_LINEAR  0x8000000000ull /* 512 GiB: PML4 slot 1, unused by the kernel */
 #define VP_MAGIC_A 0xaaaa0000aaaa0001ull
 #define VP_MAGIC_B 0xbbbb0000bbbb0002ull
 
@@ -104,7 +92,8 @@ static void invvpid_flush(uint64_t type, uint64_t cap_bit, unsigned cap_no, cons
     const struct vmx_caps *c = vmx_caps();
     vmx_require_ctl(VMX_CTL_PROC2, PROC2_VPID, "enable VPID");
     if (!(c->ept_vpid & VMX_VPID_INVVPID))
-        skip("IA32_VMX_EPT_VPID_CAP=%#llx: bit 32 (INVVPID) clear", (unsigned long long)c->ept_vpid);
+        skip("IA32_VMX_EPT_VPID_CAP=%#llx: bit 32 (INVVPID) clear",
+             (unsigned long long)c->ept_vpid);
     if (!(c->ept_vpid & cap_bit))
         skip("IA32_VMX_EPT_VPID_CAP=%#llx: bit %u (%s INVVPID) clear",
              (unsigned long long)c->ept_vpid, cap_no, name);
@@ -139,9 +128,10 @@ static void invvpid_flush(uint64_t type, uint64_t cap_bit, unsigned cap_no, cons
     vmx_skip_insn(v);
     if (!vmx_run_expect(v, EXIT_VMCALL, "guest read after the PTE change and INVVPID"))
         return;
-    check(v->gpr[VMX_GPR_RAX] == VP_MAGIC_B, "after %s the guest still reads %#llx through a "
-          "stale translation (want page B's %#llx)", what, (unsigned long long)v->gpr[VMX_GPR_RAX],
-          VP_MAGIC_B);
+    check(v->gpr[VMX_GPR_RAX] == VP_MAGIC_B,
+          "after %s the guest still reads %#llx through a "
+          "stale translation (want page B's %#llx)",
+          what, (unsigned long long)v->gpr[VMX_GPR_RAX], VP_MAGIC_B);
 }
 
 PROBE(vmx_vpid_flush_addr, "vmx.vpid.flush_addr", "VPID",
@@ -174,5 +164,6 @@ PROBE(vmx_vpid_flush_single_nonglobal, "vmx.vpid.flush_single_nonglobal", "VPID"
       "and a non-global PTE (G=0): VMsucceed, and the guest's next read of L returns B's data",
       "Intel SDM Vol. 3C 29.4.3, 31.3 (INVVPID)")
 {
-    invvpid_flush(INVVPID_SINGLE_NG, VMX_VPID_INV_SINGLE_NG, 43, "single-context-retaining-globals");
+    invvpid_flush(INVVPID_SINGLE_NG, VMX_VPID_INV_SINGLE_NG, 43,
+                  "single-context-retaining-globals");
 }
