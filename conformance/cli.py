@@ -16,7 +16,7 @@ from . import __version__, appliance, host
 from . import compare
 from .backends import BackendUnavailable
 from .catalog import CatalogError, Probe, SelectionError, select, split_globs
-from .expect import Expectations, apply, unmatched
+from .expect import Expectations, apply, known_to_break, unmatched
 from .guest import BuildError, GuestImage, build
 from .outputs import OutputError
 from .outputs import check as check_outputs
@@ -298,7 +298,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         for level in levels:
             progress.say(f"L{level.number - 1} {level.backend.name} {level.backend.version()}: "
                          f"booting the probe kernel at L{level.number}")  # fmt: skip
-            run_level(level, image, selected, options, on_result,
+            run_level(level, image, known_to_break(selected, expectations, level.number), options, on_result,
                       on_boot=lambda n, c, lv=level.number: progress.boot(lv, n, c),
                       on_start=record.levels.append)  # fmt: skip
             save()
