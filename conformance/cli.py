@@ -16,7 +16,7 @@ from . import __version__, appliance, host
 from . import compare
 from .backends import BackendUnavailable
 from .catalog import CatalogError, Probe, SelectionError, select, split_globs
-from .expect import Expectations, apply, unmatched
+from .expect import Expectations, apply, known_to_break, unmatched
 from .guest import BuildError, GuestImage, build
 from .outputs import OutputError
 from .outputs import check as check_outputs
@@ -305,7 +305,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         # The levels side by side; the record ends up as a sequential run's:
         # the levels in order, each level's results in the order they came.
         run_levels(levels, image, selected, options, on_result, on_boot=progress.boot,
-                   on_start=lambda info: (record.levels.append(info), record.levels.sort(key=_level_of)))  # fmt: skip
+                   on_start=lambda info: (record.levels.append(info), record.levels.sort(key=_level_of)),
+                   select_for=lambda n: known_to_break(selected, expectations, n))  # fmt: skip
         record.status = "complete"
     except KeyboardInterrupt:
         record.status = "interrupted"

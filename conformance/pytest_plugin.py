@@ -19,10 +19,10 @@ work too, with the same verdicts, but a chunk may then boot on more than
 one worker.
 
 The profile's `expect:` section decides, as the gate does: PASS passes, an
-expected SKIP skips with the kernel's reason, a known failure is an xfail,
-and everything the gate rejects (FAIL, XPASS, a SKIP where PASS was
-expected, ERROR, TIMEOUT, CRASH) fails with the gate's reason. See
-docs/scaling.md.
+expected SKIP skips with the kernel's reason, a known failure (or a known
+crash or timeout) is an xfail, and everything the gate rejects (FAIL,
+XPASS, a SKIP where PASS was expected, ERROR, TIMEOUT, CRASH) fails with
+the gate's reason. See docs/scaling.md.
 """
 
 from __future__ import annotations
@@ -346,9 +346,9 @@ class ProbeItem(pytest.Item):
             raise ProbeFailed(self._explain(result, assessment))
         if assessment.outcome is Outcome.SKIP:
             pytest.skip(result.detail or "not exposed at this level")
-        if assessment.outcome is Outcome.XFAIL:
+        if assessment.outcome in (Outcome.XFAIL, Outcome.XCRASH, Outcome.XTIMEOUT):
             expected = assessment.expected or {}
-            reason = expected.get("reason") or "a known failure"
+            reason = expected.get("reason") or f"a known {expected.get('verdict', 'fail')}"
             if expected.get("link"):
                 reason += f" [{expected['link']}]"
             pytest.xfail(f"{reason}: {result.detail}" if result.detail else reason)

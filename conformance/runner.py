@@ -204,13 +204,16 @@ def run_levels(
     on_result: Callable[[ProbeResult], None] | None = None,
     on_boot: Callable[[int, int, str], None] | None = None,
     on_start: Callable[[LevelInfo], None] | None = None,
+    select_for: Callable[[int], list[Probe]] | None = None,
 ) -> list[LevelOutcome]:
     """Run `selected` at every level, the levels side by side: each level's
     boots need only the levels below it, which each boot starts for itself,
     so L1's probe boots run while L2's appliance boots. The outcomes come
     back in level order, each as `run_level` alone would give it.
     `on_result` and `on_start` are called under one lock, in whatever order
-    the levels produce them; `on_boot` gets the level number first."""
+    the levels produce them; `on_boot` gets the level number first.
+    `select_for(n)`, if given, is level n's version of `selected` (the
+    probes known to crash there marked isolated)."""
     lock = threading.Lock()
 
     def serial(callback):
@@ -226,14 +229,17 @@ def run_levels(
     report = serial(on_result)
     start = serial(on_start)
     booted = serial(on_boot)
+    def mine(level: Level) -> list[Probe]:
+        return select_for(level.number) if select_for is not None else selected
+
     if len(levels) <= 1:
-        return [run_level(level, image, selected, options, report,
+        return [run_level(level, image, mine(level), options, report,
                           on_boot=(lambda n, c, lv=level.number: booted(lv, n, c)) if booted else None,
                           on_start=start) for level in levels]  # fmt: skip
     live = _Live()
     pool = ThreadPoolExecutor(max_workers=len(levels), thread_name_prefix="nvct-level")
     futures = [
-        pool.submit(run_level, level, image, selected, options, report,
+        pool.submit(run_level, level, image, mine(level), options, report,
                     (lambda n, c, lv=level.number: booted(lv, n, c)) if booted else None, start, None, live)
         for level in levels
     ]  # fmt: skip

@@ -34,7 +34,10 @@ def test_default_run_passes_svm_and_skips_vmx(tcg_run):
     # qemu-tcg's expect: records what TCG does not expose and its known deviations: the gate holds.
     assert record["gate"]["holds"], record["gate"]["failures"]
     assert proc.returncode == 0
-    assert not {r["verdict"] for r in record["results"]} & {"ERROR", "CRASH", "TIMEOUT"}
+    # The one CRASH is the known one (Q11: QEMU 7.2 aborts itself), in a boot of its own.
+    bad = {r["probe"]: (r["verdict"], r["outcome"]) for r in record["results"]
+           if r["verdict"] in ("ERROR", "CRASH", "TIMEOUT")}  # fmt: skip
+    assert bad == {"svm.event.v_tpr_unmask": ("CRASH", "XCRASH")}
 
 
 def test_run_record_has_the_documented_shape(tcg_run):

@@ -11,6 +11,9 @@ from ..runrecord import LevelInfo, RunRecord, labels
 from ..session import ProbeResult
 
 BAD = ("FAIL", "ERROR", "TIMEOUT", "CRASH", "XPASS")
+# Known results that came again (a rule's verdict fail, crash, timeout): they hold the gate.
+KNOWN = ("XFAIL", "XCRASH", "XTIMEOUT")
+NOUN = {"XFAIL": "failure", "XCRASH": "crash", "XTIMEOUT": "timeout"}
 
 # What a record's strings must not carry into a report: C0 and C1 control
 # characters (escape sequences, bells, carriage returns), DEL, the line and
@@ -58,7 +61,7 @@ def nesting_settings(hypervisor: dict) -> str:
 
 
 def outcome(record: RunRecord, result: ProbeResult) -> str:
-    """The result under the gate: PASS, SKIP, XFAIL, XPASS, FAIL, ERROR, TIMEOUT, CRASH."""
+    """The result under the gate: PASS, SKIP, XFAIL, XCRASH, XTIMEOUT, XPASS, FAIL, ERROR, TIMEOUT, CRASH."""
     a = record.assessments.get((result.probe, result.level))
     return a.outcome.value if a is not None else result.verdict.value
 
