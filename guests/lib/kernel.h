@@ -104,6 +104,10 @@ uint32_t crc32(const void *data, size_t n);
 void facts_emit(void);
 uint64_t tsc_calibrate(void); /* Hz, 0 if the PIT could not be used */
 
+/* ---- watchdog (watchdog.c) ---------------------------------------------- */
+
+void watchdog_irq(void); /* trap_dispatch(): WATCHDOG_VECTOR arrived */
+
 /* ---- memory (mm.c) ------------------------------------------------------ */
 
 void mm_init(void);
