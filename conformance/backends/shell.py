@@ -129,6 +129,10 @@ class GuestConsole:
                     self.readline(deadline - time.monotonic())
                 except ConsoleTimeout:
                     break
+            # If the hypervisor exited on its own just before the keys came,
+            # the appliance's command loop has them: end that line, so the
+            # next command starts on a line of its own.
+            self.outer.send("\n")
         return self.exit_status is not None
 
     def tail(self, count: int = 30) -> list[str]:
