@@ -23,14 +23,14 @@ from .core.profile import DEFAULT_PROFILE, MAX_SECONDS, ProfileError, load_profi
 from .core.results import ProbeResult
 from .core.runrecord import RunRecord, RunRecordError, now, read_runs, write_runs
 from .gate import compare
-from .gate.expect import Expectations, apply, unmatched
+from .gate.expect import Expectations, apply, known_to_break, unmatched
 from .reports import html as html_report
 from .reports import junit as junit_report
 from .reports import markdown as markdown_report
 from .reports import tap as tap_report
 from .reports import text as text_report
-from .run.runner import CMDLINE_BUDGET, RunOptions, run_level, selection_map
-from .run.stack import build_stack
+from .run.runner import CMDLINE_BUDGET, RunOptions, run_levels, selection_map
+from .run.stack import build_stack, release_stack
 
 EXIT_OK, EXIT_BAD, EXIT_USAGE = 0, 1, 2
 
@@ -208,6 +208,10 @@ def _sigterm(signum, frame):  # pragma: no cover - exercised by the robustness t
     raise KeyboardInterrupt
 
 
+def _level_of(item) -> int:
+    return item.level
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     path = resolve_profile(args.profile)
     profile = _load(path)
@@ -284,10 +288,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         for level in levels:
             progress.say(f"L{level.number - 1} {level.backend.name} {level.backend.version()}: "
                          f"booting the probe kernel at L{level.number}")  # fmt: skip
-            run_level(level, image, selected, options, on_result,
-                      on_boot=lambda n, c, lv=level.number: progress.boot(lv, n, c),
-                      on_start=record.levels.append)  # fmt: skip
-            save()
+        # The levels side by side; the record ends up as a sequential run's:
+        # the levels in order, each level's results in the order they came.
+        run_levels(levels, image, selected, options, on_result, on_boot=progress.boot,
+                   on_start=lambda info: (record.levels.append(info), record.levels.sort(key=_level_of)),
+                   select_for=lambda n: known_to_break(selected, expectations, n))  # fmt: skip
         record.status = "complete"
     except KeyboardInterrupt:
         record.status = "interrupted"
@@ -299,7 +304,9 @@ def cmd_run(args: argparse.Namespace) -> int:
             if (p.id, level.number) not in done
         ]
     finally:
+        release_stack(levels)
         signal.signal(signal.SIGTERM, previous)
+        record.results.sort(key=_level_of)  # stable: each level's results in the order they came
         record.finished = now()
         save(final=True)
     width = shutil.get_terminal_size().columns if sys.stdout.isatty() else None

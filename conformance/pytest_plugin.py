@@ -19,10 +19,10 @@ work too, with the same verdicts, but a shard may then boot on more than
 one worker.
 
 The profile's `expect:` section decides, as the gate does: PASS passes, an
-expected SKIP skips with the kernel's reason, a known failure is an xfail,
-and everything the gate rejects (FAIL, XPASS, a SKIP where PASS was
-expected, ERROR, TIMEOUT, CRASH) fails with the gate's reason. See
-docs/scaling.md.
+expected SKIP skips with the kernel's reason, a known failure (or a known
+crash or timeout) is an xfail, and everything the gate rejects (FAIL,
+XPASS, a SKIP where PASS was expected, ERROR, TIMEOUT, CRASH) fails with
+the gate's reason. See docs/scaling.md.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ from .core.profile import ProfileError, load_profile, resolve_profile  # the sam
 from .core.results import ProbeResult
 from .gate.expect import Assessment, Expectations, Outcome, evaluate
 from .run.runner import RunOptions, run_level, shard_of
-from .run.stack import Level, build_stack
+from .run.stack import Level, build_stack, release_stack
 
 ROOT_NAME = "nvct"
 
@@ -237,8 +237,11 @@ class NvctRun:
         )
         assert self.image is not None
         part = (shard.index, shard.count) if shard.count > 1 else None
-        outcome = run_level(level, self.image, shard.selected, options,
-                            on_boot=lambda number, cmdline: shard.boots.append(cmdline), shard=part)  # fmt: skip
+        try:
+            outcome = run_level(level, self.image, shard.selected, options,
+                                on_boot=lambda number, cmdline: shard.boots.append(cmdline), shard=part)  # fmt: skip
+        finally:
+            release_stack(self.levels)  # a shard's boots may share an appliance; the next shard boots its own
         shard.info = outcome.info.to_dict()
         return {r.probe: r for r in outcome.results}
 
@@ -342,9 +345,9 @@ class ProbeItem(pytest.Item):
             raise ProbeFailed(self._explain(result, assessment))
         if assessment.outcome is Outcome.SKIP:
             pytest.skip(result.detail or "not exposed at this level")
-        if assessment.outcome is Outcome.XFAIL:
+        if assessment.outcome in (Outcome.XFAIL, Outcome.XCRASH, Outcome.XTIMEOUT):
             expected = assessment.expected or {}
-            reason = expected.get("reason") or "a known failure"
+            reason = expected.get("reason") or f"a known {expected.get('verdict', 'fail')}"
             if expected.get("link"):
                 reason += f" [{expected['link']}]"
             pytest.xfail(f"{reason}: {result.detail}" if result.detail else reason)

@@ -1,5 +1,6 @@
 """Real boots of the probe kernel under QEMU (TCG, and the host's KVM)."""
 
+import json
 import os
 import xml.etree.ElementTree as ET
 
@@ -32,7 +33,10 @@ def test_default_run_passes_svm_and_skips_vmx(tcg_run):
     # qemu-tcg's expect: records what TCG does not expose and its known deviations: the gate holds.
     assert record["gate"]["holds"], record["gate"]["failures"]
     assert proc.returncode == 0
-    assert not {r["verdict"] for r in record["results"]} & {"ERROR", "CRASH", "TIMEOUT"}
+    # The one CRASH is the known one (Q11: QEMU 7.2 aborts itself), in a boot of its own.
+    bad = {r["probe"]: (r["verdict"], r["outcome"]) for r in record["results"]
+           if r["verdict"] in ("ERROR", "CRASH", "TIMEOUT")}  # fmt: skip
+    assert bad == {"svm.event.v_tpr_unmask": ("CRASH", "XCRASH")}
 
 
 def test_run_record_has_the_documented_shape(tcg_run):
@@ -185,3 +189,20 @@ def test_a_kvm_internal_error_ends_the_boot_at_once_with_qemus_words():
     assert re.fullmatch(r"qemu said 'KVM internal error\. Suberror: 1' at RIP=ffffffff8132ae50; nvct killed it .*",
                         console.describe_end())  # fmt: skip
     console.close(grace=0)
+
+
+def test_without_a_timeout_the_level_pace_sets_one(tmp_path):
+    """No `timeouts: probe` and no --timeout: a level that measures in
+    milliseconds gives up on a hang after the pace floor (15 s), not after
+    a fixed minute, and says where the limit came from."""
+    need("qemu-system-x86_64", "qemu-system-x86")
+    prof = tmp_path / "paced.yaml"
+    prof.write_text("name: paced\nstack:\n  - backend: qemu\n    accel: tcg\n    cpu: max\n")
+    out = tmp_path / "r.json"
+    nvct("run", "--profile", str(prof), "--probes", "selftest.pass,selftest.hang", "--json", str(out))
+    got = {r["probe"]: r for r in json.loads(out.read_text())["results"]}
+    assert got["selftest.pass"]["verdict"] == "PASS"
+    assert got["selftest.hang"]["verdict"] == "TIMEOUT"
+    assert got["selftest.hang"]["detail"] == (
+        "selftest.hang ran for 15 s without a result (the limit this level's pace sets: no timeout was given)"
+    )

@@ -9,7 +9,6 @@ bench/fuzz.py runs these with many more examples (NVCT_FUZZ_EXAMPLES)."""
 from __future__ import annotations
 
 import os
-import time
 import tracemalloc
 
 from hypothesis import HealthCheck, given, settings
@@ -25,18 +24,17 @@ def examples(n: int) -> int:
 
 
 SETTINGS = {"deadline": None, "suppress_health_check": [HealthCheck.too_slow, HealthCheck.function_scoped_fixture]}
-MAX_SECONDS = 10.0  # for one load, on a loaded machine
 MAX_PEAK = 256 << 20  # bytes Python allocates at most while loading one profile
 
 
 def load_bounded(path, text: str | bytes) -> None:
-    """The property: ProfileError or success, one printable line, bounded."""
+    """The property: ProfileError or success, one printable line, bounded in
+    memory (time is bench/fuzz.py's to measure, never a test's to assert)."""
     if isinstance(text, bytes):
         path.write_bytes(text)
     else:
         path.write_text(text, encoding="utf-8", errors="surrogatepass")
     tracemalloc.start()
-    started = time.perf_counter()
     try:
         load_profile(path)
     except ProfileError as exc:
@@ -44,10 +42,8 @@ def load_bounded(path, text: str | bytes) -> None:
         assert message.startswith(str(path)), message
         assert message.isprintable(), repr(message)  # one line, nothing for a terminal to act on
     finally:
-        elapsed = time.perf_counter() - started
         _, peak = tracemalloc.get_traced_memory()
         tracemalloc.stop()
-    assert elapsed < MAX_SECONDS, f"{elapsed:.1f} s"
     assert peak < MAX_PEAK, f"{peak >> 20} MiB"
 
 
@@ -198,4 +194,4 @@ def test_non_finite_and_absurd_numbers(tmp_path, where, number):
     except ProfileError:
         return
     for value in (profile.timeouts.boot, profile.timeouts.probe):
-        assert 0 < value <= 86400  # what the watchdog is given is always finite and positive
+        assert value is None or 0 < value <= 86400  # what the watchdog is given is always finite and positive

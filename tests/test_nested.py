@@ -59,3 +59,21 @@ def test_level_without_nesting_skips_with_the_reason(tmp_path):
     assert l2 and {r["verdict"] for r in l2} == {"SKIP"}
     assert "sees neither SVM nor VMX" in l2[0]["detail"]
     assert proc.returncode == 0, proc.stdout
+
+
+def test_a_crash_or_a_hang_at_l2_costs_only_its_guest(tmp_path):
+    """A probe that kills its QEMU (a triple fault) or hangs its guest costs
+    that guest: the next boot starts a new QEMU in the same L1 appliance
+    (the hung one is stopped with C-a x), not a new L1 Linux."""
+    proc, record = run_profile(
+        tmp_path, "tcg-kvm-l2", "--probes", "selftest.pass,selftest.triple_fault,selftest.hang,selftest.fault",
+        "--timeout", "5",
+    )  # fmt: skip
+    l2 = verdicts(record, 2)
+    assert l2 == {"selftest.fault": "FAIL", "selftest.hang": "TIMEOUT", "selftest.pass": "PASS",
+                  "selftest.triple_fault": "CRASH"}, l2  # fmt: skip
+    level = record["levels"][1]
+    assert level["boots"] == 2  # the hang ends the first; the triple fault is the last probe
+    assert level["hypervisor"]["runtime"]["appliance_boot"] == 2  # the second guest of one appliance
+    # The levels ran side by side; the record is in a sequential run's order.
+    assert [r["level"] for r in record["results"]] == [1] * 4 + [2] * 4

@@ -101,6 +101,10 @@ class Backend(ABC):
     def boot_payload(self, payload: Payload, workdir: Path) -> AbstractContextManager[Console]:
         """Start a payload (the probe kernel or an appliance); its console."""
 
+    def release(self) -> None:
+        """Stop whatever this backend keeps running between boots (an
+        appliance kept for the next boot); the run calls it at its end."""
+
 
 def require_binary(name: str, package: str) -> str:
     path = shutil.which(name)

@@ -9,10 +9,14 @@ travels as an extra cpio archive appended to the appliance's initramfs.
 
 from __future__ import annotations
 
+import hashlib
+import shutil
+import tempfile
+import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..appliances import linux as appliance_mod
@@ -65,6 +69,18 @@ _PARAMS = {
 }
 
 
+@dataclass
+class _Host:
+    """A booted appliance of this level with KVM loaded: the command loop on
+    the console of the level below, ready to start one guest after another."""
+
+    key: str  # what the appliance carries (the payload's files, by content)
+    shell: Shell
+    facts: dict[str, object]
+    stack: ExitStack = field(default_factory=ExitStack)  # closing it stops the level below
+    boots: int = 0  # guests started on it
+
+
 class LinuxKvmBackend(Backend):
     name = "linux-kvm"
     Settings = LinuxKvmSettings
@@ -74,6 +90,12 @@ class LinuxKvmBackend(Backend):
         super().__init__(settings, level)
         self.below = below
         self._appliance: appliance_mod.Appliance | None = None
+        # Appliances that came back whole from their last guest, kept for the
+        # next boot of the same payload: a probe that crashes or hangs its own
+        # guest costs that guest, not this level's Linux (docs/nesting.md).
+        self._idle: list[_Host] = []
+        self._lock = threading.Lock()
+        self._digests: dict[tuple[str, int, int, int], str] = {}
 
     def preflight(self) -> None:
         if self.below is None:
@@ -101,47 +123,130 @@ class LinuxKvmBackend(Backend):
     def qemu_argv(self, payload: Payload, kernel: str, initrd: str | None) -> list[str]:
         s = self.settings
         memory = s.memory if payload.probe else s.appliance_memory
+        # The guest's console multiplexed with QEMU's monitor on stdio:
+        # QUIT_KEYS (C-a x) typed into it stop a guest that hangs, and the
+        # appliance lives on.
         argv = ["qemu-system-x86_64", "-accel", "kvm", "-cpu", s.cpu, "-m", str(memory), "-smp", "1",
-                "-nodefaults", "-display", "none", "-no-reboot", "-serial", "stdio",
+                "-nodefaults", "-display", "none", "-no-reboot",
+                "-chardev", "stdio,id=con,mux=on,signal=off", "-serial", "chardev:con", "-mon", "chardev=con",
                 "-kernel", kernel, "-append", payload.append]  # fmt: skip
         if payload.probe:
-            argv += ["-device", "isa-debug-exit,iobase=0xf4,iosize=4"]
+            # A virtio console beside COM1 on the same line: the probe
+            # kernel prints a record in one exit instead of one per byte
+            # (lib/virtcon.c), which is most of a deep level's time.
+            argv += ["-device", "virtio-serial-pci", "-device", "virtconsole,chardev=con",
+                     "-device", "isa-debug-exit,iobase=0xf4,iosize=4"]  # fmt: skip
         if initrd is not None:
             argv += ["-initrd", initrd]
         return argv + list(s.args)
 
     @contextmanager
     def boot_payload(self, payload: Payload, workdir: Path) -> Iterator[Console]:
+        """Start the payload in QEMU/KVM on an appliance of this level: one
+        left idle by an earlier boot of the same payload if there is one,
+        else a new one booted by the level below."""
+        key = self._payload_key(payload)
+        host = self._take(key)
+        if host is None:
+            host = self._start(payload, key, workdir)
+        whole = False
+        try:
+            try:
+                guest = host.shell.launch(
+                    self.qemu_argv(payload, "/nvct/guest/kernel", "/nvct/guest/initrd" if payload.initrds else None),
+                    label=f"qemu in L{self.level}",
+                    muxed=True,
+                )
+            except ShellError as exc:
+                raise BootFailed(str(exc), exc.excerpt) from None
+            host.boots += 1
+            guest.facts.update(host.facts)
+            guest.facts["appliance_boot"] = host.boots  # 1: a fresh appliance; more: one kept from earlier boots
+            try:
+                yield guest  # type: ignore[misc]
+            finally:
+                whole = guest.stop(grace=10.0)
+        finally:
+            if whole:
+                with self._lock:
+                    self._idle.append(host)
+            else:
+                host.stack.close()
+
+    def release(self) -> None:
+        """Stop the appliances kept for later boots."""
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for host in idle:
+            host.stack.close()
+
+    def _take(self, key: str) -> _Host | None:
+        with self._lock:
+            for host in self._idle:
+                if host.key == key:
+                    self._idle.remove(host)
+                    return host
+        return None
+
+    def _payload_key(self, payload: Payload) -> str:
+        """What an appliance booted for `payload` carries: its files by
+        content (the probe kernel, and for a deeper level that level's
+        appliance), so a kept appliance is reused only for the same files."""
+        digest = hashlib.sha256()
+        for path in (payload.kernel, *payload.initrds):
+            digest.update(self._digest(Path(path)).encode())
+        return digest.hexdigest()
+
+    def _digest(self, path: Path) -> str:
+        st = path.stat()
+        stamp = (str(path), st.st_size, st.st_mtime_ns, st.st_ino)
+        with self._lock:
+            known = self._digests.get(stamp)
+        if known is None:
+            h = hashlib.sha256()
+            with open(path, "rb") as f:
+                for block in iter(lambda: f.read(1 << 20), b""):
+                    h.update(block)
+            known = h.hexdigest()
+            with self._lock:
+                self._digests[stamp] = known
+        return known
+
+    def _start(self, payload: Payload, key: str, workdir: Path) -> _Host:
+        """Boot an appliance of this level that carries `payload`, load KVM."""
         assert self.below is not None
         appliance = self.appliance
-        files: dict[str, Path] = {"nvct/guest/kernel": payload.kernel}
-        if payload.initrds:
-            files["nvct/guest/initrd"] = concatenate(payload.initrds, workdir / f"l{self.level + 1}-initrd.cpio")
-        extra = write_cpio(workdir / f"l{self.level}-payload.cpio", files)
-        append = " ".join([APPEND, *self.settings.kernel_args])
-        mine = Payload(kernel=appliance.kernel, append=append, initrds=(appliance.initramfs, extra), probe=False,
-                       bzimage=appliance.bzimage)  # fmt: skip
-        label = f"L{self.level} {self.name}"
-        start = time.monotonic()
-        with self.below.boot_payload(mine, workdir) as console:
+        stack = ExitStack()
+        try:
+            # The appliance outlives the boot that started it: a folder of its own.
+            home = Path(tempfile.mkdtemp(prefix=f"nvct-l{self.level}-appliance-", dir=workdir.parent))
+            stack.callback(shutil.rmtree, home, True)
+            files: dict[str, Path] = {"nvct/guest/kernel": payload.kernel}
+            if payload.initrds:
+                files["nvct/guest/initrd"] = concatenate(payload.initrds, home / f"l{self.level + 1}-initrd.cpio")
+            extra = write_cpio(home / f"l{self.level}-payload.cpio", files)
+            append = " ".join([APPEND, *self.settings.kernel_args])
+            mine = Payload(kernel=appliance.kernel, append=append, initrds=(appliance.initramfs, extra), probe=False,
+                           bzimage=appliance.bzimage)  # fmt: skip
+            label = f"L{self.level} {self.name}"
+            start = time.monotonic()
+            console = stack.enter_context(self.below.boot_payload(mine, home))
             shell = Shell(console, label)
             try:
                 release = shell.wait_ready(self.settings.ready_timeout)
                 ready = time.monotonic()
                 facts = self._load_kvm(shell)
-                facts["kernel"] = release
-                # Where this level's boot went (bench/ reads them): the level
-                # below up to the appliance's READY line, then loading KVM.
-                facts["seconds.appliance_ready"] = round(ready - start, 2)
-                facts["seconds.kvm_loaded"] = round(time.monotonic() - ready, 2)
-                guest = shell.launch(
-                    self.qemu_argv(payload, "/nvct/guest/kernel", "/nvct/guest/initrd" if payload.initrds else None),
-                    label=f"qemu in L{self.level}",
-                )
             except ShellError as exc:
                 raise BootFailed(str(exc), exc.excerpt) from None
-            guest.facts.update(facts)
-            yield guest
+            facts["kernel"] = release
+            # Where this level's boot went (bench/ reads them): the level
+            # below up to the appliance's READY line, then loading KVM.
+            facts["seconds.appliance_ready"] = round(ready - start, 2)
+            facts["seconds.kvm_loaded"] = round(time.monotonic() - ready, 2)
+            return _Host(key, shell, facts, stack)
+        except BaseException:
+            stack.close()
+            raise
 
     def _load_kvm(self, shell: Shell) -> dict[str, object]:
         s = self.settings

@@ -76,7 +76,9 @@ def _dotted(keys: KeyPath) -> str:
 @dataclass(frozen=True)
 class Timeouts:
     boot: float = 60.0  # from start until the kernel's HELLO
-    probe: float = 30.0  # from a probe's START until its RESULT
+    # From one record of a probe to the next; None: the level's pace decides
+    # (runner.Pace: ten times its longest wait between records, 15 s at least).
+    probe: float | None = None
 
 
 @dataclass(frozen=True)
@@ -84,14 +86,14 @@ class _RuleSpec:
     """A rule of `expect:` as written (the keys a profile may use)."""
 
     probes: str  # globs, comma-separated, over probe ids
-    verdict: str  # pass, skip or fail (a known failure)
+    verdict: str  # pass, skip, fail (a known failure), crash or timeout (a known crash or hang)
     level: int | None = None  # the probe kernel's level; None: every level
-    reason: str | None = None  # required for skip and fail
+    reason: str | None = None  # required for all but pass
     link: str | None = None  # a bug, an erratum
 
     def validate(self) -> tuple[str, str] | None:
-        if self.verdict not in ("pass", "skip", "fail"):
-            return "verdict", f"must be pass, skip or fail, not {self.verdict!r}"
+        if self.verdict not in ("pass", "skip", "fail", "crash", "timeout"):
+            return "verdict", f"must be pass, skip, fail, crash or timeout, not {self.verdict!r}"
         if self.verdict != "pass" and not (self.reason or "").strip():
             return "", f"missing key: reason (a rule with verdict {self.verdict} must say why)"
         if self.level is not None and self.level < 1:

@@ -174,7 +174,7 @@ def _objects(data: dict, key: str, where: str) -> list[tuple[str, dict]]:
 
 
 VERDICTS = ("PASS", "SKIP", "FAIL", "ERROR", "TIMEOUT", "CRASH")
-EXPECTED = ("pass", "skip", "fail")
+EXPECTED = ("pass", "skip", "fail", "crash", "timeout")
 
 
 def check_run(data: Any, where: str = "") -> None:

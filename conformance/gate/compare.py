@@ -141,8 +141,10 @@ def _common(texts: list[str]) -> str:
 
 
 def baseline_rules(record: RunRecord) -> tuple[list[dict], list[str]]:
-    """The `expect:` rules this run satisfies, and the results no rule can
-    express (ERROR, TIMEOUT, CRASH: fix them or leave the probe out).
+    """The `expect:` rules this run satisfies, and the results it does not
+    baseline (ERROR, TIMEOUT, CRASH: fix them, leave the probe out, or, for a
+    crash or hang the stack always gives, write a crash or timeout rule with
+    its evidence by hand).
 
     A group of probes (`vmx.*`, `svm.intercept.*`) that all SKIP becomes one
     rule, so that probes added to the catalogue later are expected to SKIP
@@ -214,7 +216,7 @@ def render_baseline(record: RunRecord, source: str) -> str:
         "# Paste into the profile; give each known failure a `link:` to its bug.",
     ]
     for problem in problems:
-        why = "no rule accepts ERROR, TIMEOUT or CRASH; fix it or deselect it"
+        why = "not from one run: fix it or deselect it, or expect a crash or timeout the stack always gives by hand"
         out.append(one_line(f"# NOT BASELINED ({why}): {problem}"))
     body = yaml.safe_dump({"expect": rules}, sort_keys=False, width=1000, allow_unicode=True, default_flow_style=False)
     return "\n".join(out) + "\n" + body

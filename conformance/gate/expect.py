@@ -9,7 +9,13 @@ adds, next to it, the expectation that applied and the outcome:
     PASS       PASS            PASS            XPASS (bad)     PASS
     SKIP       SKIP (bad)      SKIP            SKIP (bad)      SKIP
     FAIL       FAIL (bad)      FAIL (bad)      XFAIL           FAIL (bad)
-    ERROR, TIMEOUT, CRASH: always bad, whatever was expected.
+    ERROR, TIMEOUT, CRASH: always bad, whatever was expected, except:
+
+A rule may also expect `crash` or `timeout` (a model that can only crash
+or hang on a probe). Then CRASH (TIMEOUT) is XCRASH (XTIMEOUT), which holds
+the gate; PASS is XPASS; every other verdict is bad under its own name
+(a FAIL instead of the known crash too: the rule no longer says what
+happens).
 
 Where a profile has an `expect:` section, a probe no rule matches is
 expected to PASS. A run that did not complete fails the gate too.
@@ -18,6 +24,7 @@ See docs/gate.md.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import functools
 import re
@@ -34,11 +41,19 @@ class Outcome(enum.Enum):
     PASS = "PASS"
     SKIP = "SKIP"
     XFAIL = "XFAIL"  # a known failure that failed: fine
-    XPASS = "XPASS"  # a known failure that passed: update the baseline
+    XPASS = "XPASS"  # a known failure (crash, timeout) that passed: update the baseline
+    XCRASH = "XCRASH"  # a known crash that crashed: fine
+    XTIMEOUT = "XTIMEOUT"  # a known timeout that timed out: fine
     FAIL = "FAIL"
     ERROR = "ERROR"
     TIMEOUT = "TIMEOUT"
     CRASH = "CRASH"
+
+
+# The rules' verdicts that expect a bad verdict, what each is called, and the
+# outcome when that verdict comes again.
+KNOWN = {"fail": "failure", "crash": "crash", "timeout": "timeout"}
+_AGAIN = {Verdict.FAIL: Outcome.XFAIL, Verdict.CRASH: Outcome.XCRASH, Verdict.TIMEOUT: Outcome.XTIMEOUT}
 
 
 @dataclass(frozen=True)
@@ -117,6 +132,26 @@ def rule_for(rules: tuple[ExpectRule, ...], probe: str, level: int) -> ExpectRul
     return None
 
 
+def known_to_break(probes: list[Any], expectations: Expectations | None, level: int) -> list[Any]:
+    """The probes (catalogue entries) with those that a rule expects to CRASH
+    or TIME OUT at this level marked isolated: the runner gives each a boot
+    of its own after the shared boots, which then never wait for the crash
+    or the hang, and skips that boot where the level's facts say the feature
+    is not offered (docs/gate.md). They come last, after the probes that are
+    isolated for their own reasons: a crash that takes the levels below with
+    it then costs no appliance that a later boot would have used."""
+    if expectations is None:
+        return probes
+    keep, last = [], []
+    for probe in probes:
+        rule = rule_for(expectations.rules, probe.id, level)
+        if rule is not None and rule.verdict in ("crash", "timeout"):
+            last.append(probe if probe.isolated else dataclasses.replace(probe, isolated=True))
+        else:
+            keep.append(probe)
+    return keep + last
+
+
 def unmatched(rules: tuple[ExpectRule, ...], probe_ids: list[str]) -> list[ExpectRule]:
     """Rules whose globs match no probe of a catalogue (a warning: catalogues grow)."""
     return [r for r in rules if not any(matches(r, p) for p in probe_ids)]
@@ -153,10 +188,13 @@ def _cite(expected: dict[str, Any]) -> str:
 def assess(verdict: Verdict, detail: str, expected: dict[str, Any] | None) -> Assessment:
     """The outcome of one measured verdict under one expectation (None: no expect: section)."""
     said = f": {detail}" if detail else ""
+    if expected and expected["verdict"] in KNOWN and expected["verdict"] == verdict.value.lower():
+        return Assessment(expected, _AGAIN[verdict])  # XFAIL, XCRASH, XTIMEOUT
     if verdict in (Verdict.ERROR, Verdict.TIMEOUT, Verdict.CRASH):
         why = f"{verdict.value}{said}"
-        if expected and expected["verdict"] == "fail":
-            why += f" (a known failure must FAIL, not {verdict.value}; {_cite(expected)})"
+        if expected and expected["verdict"] in KNOWN:
+            want = expected["verdict"]
+            why += f" (a known {KNOWN[want]} must {want.upper()}, not {verdict.value}; {_cite(expected)})"
         return Assessment(expected, Outcome(verdict.value), why)
     if expected is None:
         if verdict is Verdict.FAIL:
@@ -164,19 +202,21 @@ def assess(verdict: Verdict, detail: str, expected: dict[str, Any] | None) -> As
         return Assessment(None, Outcome(verdict.value))
     want = expected["verdict"]
     if verdict is Verdict.PASS:
-        if want == "fail":
-            why = f"XPASS: a known failure now passes; update the baseline ({_cite(expected)})"
+        if want in KNOWN:
+            why = f"XPASS: a known {KNOWN[want]} now passes; update the baseline ({_cite(expected)})"
             return Assessment(expected, Outcome.XPASS, why)
         return Assessment(expected, Outcome.PASS)
     if verdict is Verdict.SKIP:
         if want == "skip":
             return Assessment(expected, Outcome.SKIP)
-        what = "PASS" if want == "pass" else "a known FAIL"
+        what = "PASS" if want == "pass" else f"a known {want.upper()}"
         why = f"SKIP where {what} was expected: the feature disappeared{said} ({_cite(expected)})"
         return Assessment(expected, Outcome.SKIP, why)
-    # FAIL
-    if want == "fail":
-        return Assessment(expected, Outcome.XFAIL)
+    # FAIL (where FAIL was expected: XFAIL, above)
+    if want in ("crash", "timeout"):
+        why = (f"FAIL where {want.upper()} was expected{said}: the known {KNOWN[want]} is gone; "
+               f"update the baseline ({_cite(expected)})")  # fmt: skip
+        return Assessment(expected, Outcome.FAIL, why)
     return Assessment(expected, Outcome.FAIL, f"FAIL where {want.upper()} was expected{said}")
 
 

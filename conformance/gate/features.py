@@ -8,7 +8,7 @@ VMX, EPT, ...). Per feature and level the view says one of
   probe of it SKIPped;
 - exposed and conformant: its probes ran and none failed;
 - exposed with N failures: naming the probes that FAILed, ERRORed, CRASHed
-  or TIMED OUT (known failures, XFAIL under the gate, are marked);
+  or TIMED OUT (known ones, XFAIL, XCRASH or XTIMEOUT under the gate, are marked);
 - exposed, not tested: the facts say it is offered but every probe SKIPped.
 
 Reports read this; it reads only a run record.
@@ -130,7 +130,7 @@ class FeatureStatus:
     probes: list[str] = field(default_factory=list)
     passed: int = 0
     skipped: int = 0
-    failures: list[tuple[str, str, bool]] = field(default_factory=list)  # probe, verdict, known (XFAIL)
+    failures: list[tuple[str, str, bool]] = field(default_factory=list)  # probe, verdict, known (XFAIL, XCRASH, ...)
     reason: str = ""  # for not exposed / untested
 
     def text(self) -> str:
@@ -223,7 +223,7 @@ def feature_view(record: RunRecord) -> list[FeatureStatus]:
                 for r in ran:
                     if r.verdict.is_bad:
                         a = record.assessments.get((r.probe, r.level))
-                        known = a is not None and a.outcome.value == "XFAIL"
+                        known = a is not None and a.outcome.value in ("XFAIL", "XCRASH", "XTIMEOUT")
                         status.failures.append((r.probe, r.verdict.value, known))
                 status.state = "failures" if status.failures else "conformant"
             view.append(status)

@@ -10,6 +10,9 @@ from ..core.runrecord import LevelInfo, RunRecord, labels
 from ..gate.features import _order, feature_order
 
 BAD = ("FAIL", "ERROR", "TIMEOUT", "CRASH", "XPASS")
+# Known results that came again (a rule's verdict fail, crash, timeout): they hold the gate.
+KNOWN = ("XFAIL", "XCRASH", "XTIMEOUT")
+NOUN = {"XFAIL": "failure", "XCRASH": "crash", "XTIMEOUT": "timeout"}
 
 def nesting_settings(hypervisor: dict) -> str:
     """What a hypervisor level reported when it came up (the run record's
@@ -26,7 +29,7 @@ def nesting_settings(hypervisor: dict) -> str:
 
 
 def outcome(record: RunRecord, result: ProbeResult) -> str:
-    """The result under the gate: PASS, SKIP, XFAIL, XPASS, FAIL, ERROR, TIMEOUT, CRASH."""
+    """The result under the gate: PASS, SKIP, XFAIL, XCRASH, XTIMEOUT, XPASS, FAIL, ERROR, TIMEOUT, CRASH."""
     a = record.assessments.get((result.probe, result.level))
     return a.outcome.value if a is not None else result.verdict.value
 

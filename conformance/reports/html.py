@@ -23,7 +23,7 @@ from ..gate.features import exposed, feature_view, from_facts
 from .common import columns, expected_text, groups, lookup, nesting_settings, outcome, why
 from .text import describe_facts
 
-OUTCOMES = ["PASS", "SKIP", "XFAIL", "XPASS", "FAIL", "ERROR", "TIMEOUT", "CRASH"]
+OUTCOMES = ["PASS", "SKIP", "XFAIL", "XCRASH", "XTIMEOUT", "XPASS", "FAIL", "ERROR", "TIMEOUT", "CRASH"]
 STATE_CLASS = {"conformant": "PASS", "not exposed": "SKIP", "untested": "SKIP", "failures": "FAIL"}
 
 CSS = """
@@ -39,7 +39,7 @@ td.probe { font-family: ui-monospace, "SFMono-Regular", Menlo, monospace; white-
 td.cell { white-space: nowrap; font-weight: 600; } td.cell small { display: block; font-weight: 400; white-space: normal;
   max-width: 32em; color: #57606a; }
 .v-PASS { background: var(--pass-bg); color: var(--pass); } .v-SKIP { background: var(--skip-bg); color: var(--skip); }
-.v-XFAIL { background: var(--xfail-bg); color: var(--xfail); }
+.v-XFAIL, .v-XCRASH, .v-XTIMEOUT { background: var(--xfail-bg); color: var(--xfail); }
 .v-XPASS { background: #ffd8b5; color: #953800; outline: 2px solid #bc4c00; outline-offset: -2px; }
 .v-FAIL { background: var(--fail-bg); color: var(--fail); } .v-ERROR { background: var(--error-bg); color: var(--error); }
 .v-TIMEOUT { background: var(--timeout-bg); color: var(--timeout); } .v-CRASH { background: var(--fail); color: #fff; }

@@ -6,8 +6,9 @@ The elements follow the gate, so that a CI engine that reads JUnit fails
 exactly where the gate does:
 
 - PASS: a plain testcase;
-- SKIP (expected, or no expect: section) and XFAIL (a known failure that
-  failed): <skipped>, the message saying which;
+- SKIP (expected, or no expect: section), XFAIL (a known failure that
+  failed), XCRASH and XTIMEOUT (a known crash or timeout that came again):
+  <skipped>, the message saying which;
 - FAIL, XPASS, and a SKIP where PASS was expected: <failure> whose type is
   the outcome;
 - ERROR, TIMEOUT, CRASH: <error> whose type is the verdict.
@@ -29,7 +30,7 @@ import xml.etree.ElementTree as ET
 
 from ..core.runrecord import RunRecord
 from ..gate.features import feature_view
-from .common import columns, expected_text, nesting_settings, outcome, why
+from .common import KNOWN, NOUN, columns, expected_text, nesting_settings, outcome, why
 
 # XML 1.0 allows tab, newline, carriage return and U+0020 up; console lines can
 # hold other control bytes (escape sequences, a crashing guest's garbage), and
@@ -79,9 +80,9 @@ def _testcase(record: RunRecord, result, classname: str) -> ET.Element:
         message = bad or result.detail
         el = ET.SubElement(case, kind, type=shown, message=clean(message))
         el.text = clean(_body(result, expected))
-    elif shown in ("SKIP", "XFAIL"):
-        if shown == "XFAIL":
-            message = f"known failure (XFAIL): {result.detail}" + (f"; {expected}" if expected else "")
+    elif shown == "SKIP" or shown in KNOWN:
+        if shown in KNOWN:
+            message = f"known {NOUN[shown]} ({shown}): {result.detail}" + (f"; {expected}" if expected else "")
         else:
             message = result.detail or "skipped"
         el = ET.SubElement(case, "skipped", message=clean(message))

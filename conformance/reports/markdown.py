@@ -13,12 +13,14 @@ import re
 from ..core.printable import one_line
 from ..core.runrecord import RunRecord
 from ..gate.features import exposed, feature_view, from_facts
-from .common import columns, groups, lookup, nesting_settings, outcome, why
+from .common import KNOWN, columns, groups, lookup, nesting_settings, outcome, why
 
 MARK = {
     "PASS": "✅ PASS",
     "SKIP": "➖ SKIP",
     "XFAIL": "☑️ XFAIL",
+    "XCRASH": "☑️ XCRASH",
+    "XTIMEOUT": "☑️ XTIMEOUT",
     "XPASS": "⚠️ **XPASS**",
     "FAIL": "❌ **FAIL**",
     "ERROR": "❗ **ERROR**",
@@ -99,7 +101,7 @@ def render_runs(runs: list[RunRecord]) -> str:
                 text = MARK[shown]
                 # Details where the gate fails or a known failure failed: a skip's reason
                 # is in the feature view, and a comment must stay short.
-                note = why(c.run, r) or (r.detail if shown == "XFAIL" else "")
+                note = why(c.run, r) or (r.detail if shown in KNOWN else "")
                 if note:
                     text += f" <sub>{cell(note, limit=160)}</sub>"
                 row.append(text)

@@ -5,7 +5,7 @@ harness passes and fails where the gate does:
 
     ok 1 - qemu-tcg L1 svm.vmrun.vmmcall
     ok 2 - qemu-tcg L1 svm.exitinfo.next_rip # SKIP CPUID 0x8000000A EDX.NRIPS[3]=0
-    not ok 3 - qemu-tcg L1 svm.intercept.iopm # TODO known failure: ...   (XFAIL)
+    not ok 3 - qemu-tcg L1 svm.intercept.iopm # TODO known failure: ...   (XFAIL; XCRASH: known crash, ...)
     not ok 4 - qemu-tcg L1 svm.basic.asid_zero                            (FAIL, XPASS, ...)
       ---
       message: ...
@@ -30,7 +30,7 @@ import yaml
 
 from ..core.printable import one_line
 from ..core.runrecord import RunRecord
-from .common import columns, outcome, why
+from .common import KNOWN, NOUN, columns, outcome, why
 
 
 def _one_line(text: object) -> str:
@@ -65,9 +65,9 @@ def render_runs(runs: list[RunRecord]) -> str:
             if not bad and shown == "PASS":
                 lines.append(f"ok {number} - {name}")
                 continue
-            if shown == "XFAIL":
+            if shown in KNOWN:
                 reason = (a.expected or {}).get("reason", "") if a else ""
-                lines.append(f"not ok {number} - {name} # TODO known failure: {_one_line(reason)}")
+                lines.append(f"not ok {number} - {name} # TODO known {NOUN[shown]}: {_one_line(reason)}")
             else:
                 lines.append(f"not ok {number} - {name}")
             data: dict = {"outcome": shown, "verdict": result.verdict.value, "level": result.level}
@@ -79,7 +79,7 @@ def render_runs(runs: list[RunRecord]) -> str:
                 data["notes"] = list(result.notes)
             if result.console:
                 data["console"] = list(result.console)
-            block = {"message": bad or f"XFAIL: {result.detail}", "severity": "todo" if shown == "XFAIL" else "fail",
+            block = {"message": bad or f"{shown}: {result.detail}", "severity": "todo" if shown in KNOWN else "fail",
                      "data": data}  # fmt: skip
             lines += _yaml_block(block)
     out = ["TAP version 13", f"1..{number}"] + lines

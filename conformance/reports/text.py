@@ -19,6 +19,8 @@ _COLOURS = {
     "PASS": "32",  # green
     "SKIP": "36",  # cyan
     "XFAIL": "33",  # yellow
+    "XCRASH": "33",
+    "XTIMEOUT": "33",
     "XPASS": "33;1;7",  # bold yellow, reversed
     "FAIL": "31;1",  # bold red
     "ERROR": "35;1",  # bold magenta
@@ -98,7 +100,10 @@ def summary_line(record: RunRecord, info: LevelInfo) -> str:
         against = sum(not a.ok for a in assessed)
         known = sum(a.outcome.value == "XFAIL" for a in assessed)
         xpass = sum(a.outcome.value == "XPASS" for a in assessed)
-        line += f"; {known} XFAIL, {xpass} XPASS, {against} against the gate"
+        # XCRASH and XTIMEOUT are named only where there are some.
+        more = "".join(f", {n} {o}" for o in ("XCRASH", "XTIMEOUT")
+                       if (n := sum(a.outcome.value == o for a in assessed)))  # fmt: skip
+        line += f"; {known} XFAIL{more}, {xpass} XPASS, {against} against the gate"
     return line
 
 
@@ -126,7 +131,8 @@ def _probe_rows(record: RunRecord, levels: list[int], colour: bool, width: int |
     for result in record.results:
         by_probe.setdefault(result.probe, {})[result.level] = result
     name_width = max([len("PROBE")] + [len(one_line(p)) for p in by_probe])
-    out = ["PROBE".ljust(name_width) + "".join(f"  {'L' + str(lv):<7}" for lv in levels) + "  DETAIL"]
+    w = max([7] + [len(outcome(record, r)) for r in record.results])  # 8 where an XTIMEOUT is shown
+    out = ["PROBE".ljust(name_width) + "".join(f"  {'L' + str(lv):<{w}}" for lv in levels) + "  DETAIL"]
     for feature, family, ids in groups([record]):
         ids = [p for p in ids if p in by_probe]
         if not ids:
@@ -140,17 +146,17 @@ def _probe_rows(record: RunRecord, levels: list[int], colour: bool, width: int |
             for lv in levels:
                 result = row.get(lv)
                 if result is None:
-                    cells.append("  " + "-".ljust(7))
+                    cells.append("  " + "-".ljust(w))
                     continue
                 shown = outcome(record, result)
-                cells.append("  " + paint(shown.ljust(7), shown, colour))
+                cells.append("  " + paint(shown.ljust(w), shown, colour))
                 a = record.assessments.get((result.probe, result.level))
                 text = a.why if a is not None and a.why and shown in ("XPASS", "SKIP") else result.detail
                 if text and shown != "PASS":
                     details.append(one_line(text) if len(levels) == 1 else f"L{lv}: {one_line(text)}")
             detail = "; ".join(details)
             if width is not None:
-                room = max(width - name_width - 9 * len(levels) - 2, 30)
+                room = max(width - name_width - (w + 2) * len(levels) - 2, 30)
                 if len(detail) > room:
                     detail = detail[: room - 3] + "..."
             out.append((one_line(probe).ljust(name_width) + "".join(cells) + "  " + detail).rstrip())

@@ -37,10 +37,43 @@ from .stack import Level
 class RunOptions:
     globs: tuple[str, ...] = ()  # the selection, as given to the kernel
     boot_timeout: float = 60.0
-    probe_timeout: float = 30.0
+    probe_timeout: float | None = 30.0  # None: each level's own pace decides (Pace)
     end_grace: float = 10.0  # after END, how long the hypervisor may take to exit
     workroot: Path | None = None  # where private boot folders go (default: the system's)
     jobs: int = 1  # boots of a level that run side by side, each a shard of the selection
+
+
+class Pace:
+    """How long a level may go without a record when no timeout was given:
+    PACE_FACTOR times the longest wait between two records seen so far at
+    this level, at least PACE_FLOOR and at most PACE_CEILING seconds. A
+    level that measures in milliseconds gives up on a hang in seconds; a
+    slow level (deep nesting, Bochs) earns itself more."""
+
+    def __init__(self, fixed: float | None):
+        self.fixed = fixed
+        self.slowest = 0.0
+        self._lock = threading.Lock()
+
+    def observe(self, seconds: float) -> None:
+        with self._lock:
+            self.slowest = max(self.slowest, seconds)
+
+    def budget(self) -> float:
+        if self.fixed is not None:
+            return self.fixed
+        with self._lock:
+            return float(round(min(PACE_CEILING, max(PACE_FLOOR, PACE_FACTOR * self.slowest))))
+
+    def explain(self) -> str:
+        if self.fixed is not None:
+            return ""
+        return " (the limit this level's pace sets: no timeout was given)"
+
+
+PACE_FACTOR = 10.0
+PACE_FLOOR = 15.0
+PACE_CEILING = 300.0
 
 
 @dataclass
@@ -109,6 +142,7 @@ def run_level(
     on_boot: Callable[[int, str], None] | None = None,
     on_start: Callable[[LevelInfo], None] | None = None,
     shard: tuple[int, int] | None = None,
+    live: _Live | None = None,
 ) -> LevelOutcome:
     """Run `selected` at one level, in as many boots as crashes require.
 
@@ -140,15 +174,16 @@ def run_level(
                 on_boot(number, cmdline)
             return number
 
+    pace = Pace(options.probe_timeout)
     tasks = _plan(selected, options, shard)
     if options.jobs <= 1 or shard is not None or len(tasks) <= 1:
         for task in tasks:
-            _run_task(level, image, task, options, info, lock, deliver, boot_number)
+            _run_task(level, image, task, options, info, lock, deliver, boot_number, live, pace)
         return outcome
-    live = _Live()
+    live = live or _Live()
     pool = ThreadPoolExecutor(max_workers=min(options.jobs, len(tasks)), thread_name_prefix=f"nvct-L{level.number}")
     futures = [
-        pool.submit(_run_task, level, image, task, options, info, lock, deliver, boot_number, live)
+        pool.submit(_run_task, level, image, task, options, info, lock, deliver, boot_number, live, pace)
         for task in tasks
     ]
     try:
@@ -160,6 +195,62 @@ def run_level(
     finally:
         pool.shutdown(wait=True)
     return outcome
+
+
+def run_levels(
+    levels: list[Level],
+    image: GuestImage,
+    selected: list[Probe],
+    options: RunOptions,
+    on_result: Callable[[ProbeResult], None] | None = None,
+    on_boot: Callable[[int, int, str], None] | None = None,
+    on_start: Callable[[LevelInfo], None] | None = None,
+    select_for: Callable[[int], list[Probe]] | None = None,
+) -> list[LevelOutcome]:
+    """Run `selected` at every level, the levels side by side: each level's
+    boots need only the levels below it, which each boot starts for itself,
+    so L1's probe boots run while L2's appliance boots. The outcomes come
+    back in level order, each as `run_level` alone would give it.
+    `on_result` and `on_start` are called under one lock, in whatever order
+    the levels produce them; `on_boot` gets the level number first.
+    `select_for(n)`, if given, is level n's version of `selected` (the
+    probes known to crash there marked isolated)."""
+    lock = threading.Lock()
+
+    def serial(callback):
+        if callback is None:
+            return None
+
+        def call(*args):
+            with lock:
+                callback(*args)
+
+        return call
+
+    report = serial(on_result)
+    start = serial(on_start)
+    booted = serial(on_boot)
+    def mine(level: Level) -> list[Probe]:
+        return select_for(level.number) if select_for is not None else selected
+
+    if len(levels) <= 1:
+        return [run_level(level, image, mine(level), options, report,
+                          on_boot=(lambda n, c, lv=level.number: booted(lv, n, c)) if booted else None,
+                          on_start=start) for level in levels]  # fmt: skip
+    live = _Live()
+    pool = ThreadPoolExecutor(max_workers=len(levels), thread_name_prefix="nvct-level")
+    futures = [
+        pool.submit(run_level, level, image, mine(level), options, report,
+                    (lambda n, c, lv=level.number: booted(lv, n, c)) if booted else None, start, None, live)
+        for level in levels
+    ]  # fmt: skip
+    try:
+        return [future.result() for future in futures]
+    except BaseException:
+        live.stop()  # Ctrl-C, SIGTERM, a harness error: stop every level's boots
+        raise
+    finally:
+        pool.shutdown(wait=True)
 
 
 def shard_of(selected: list[Probe], count: int) -> dict[str, int]:
@@ -210,7 +301,7 @@ def _plan(selected: list[Probe], options: RunOptions, shard: tuple[int, int] | N
 
 def _run_task(level: Level, image: GuestImage, task: Task, options: RunOptions, info: LevelInfo,
               lock: threading.Lock, deliver: Callable[[ProbeResult], None], boot_number: Callable[[str], int],
-              live: _Live | None = None) -> None:  # fmt: skip
+              live: _Live | None = None, pace: Pace | None = None) -> None:  # fmt: skip
     """Run a task's boots; an isolated probe whose feature the level's facts
     (the probe kernel's own CPUID and capability MSR readings from an earlier
     boot of this level) say is not offered is not booted for: SKIP, as its
@@ -229,7 +320,8 @@ def _run_task(level: Level, image: GuestImage, task: Task, options: RunOptions, 
                                 f"not exposed at this level: no {status.feature}{why}, as this level's facts say; "
                                 "the probe's boot of its own was not started"))  # fmt: skip
             return
-    _run_shard(level, image, task.ids, task.globs, options, task.shard, info, lock, deliver, boot_number, live)
+    _run_shard(level, image, task.ids, task.globs, options, task.shard, info, lock, deliver, boot_number, live,
+               pace or Pace(options.probe_timeout))  # fmt: skip
 
 
 class _Live:
@@ -237,24 +329,24 @@ class _Live:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._consoles: set = set()
+        self._consoles: dict[int, object] = {}  # by id(): a console need not be hashable
         self.stopped = False
 
     def add(self, console) -> bool:
         with self._lock:
             if self.stopped:
                 return False
-            self._consoles.add(console)
+            self._consoles[id(console)] = console
             return True
 
     def remove(self, console) -> None:
         with self._lock:
-            self._consoles.discard(console)
+            self._consoles.pop(id(console), None)
 
     def stop(self) -> None:
         with self._lock:
             self.stopped = True
-            consoles = list(self._consoles)
+            consoles = list(self._consoles.values())
         for console in consoles:
             console.kill()
 
@@ -275,7 +367,9 @@ def _run_shard(
     deliver: Callable[[ProbeResult], None],
     boot_number: Callable[[str], int],
     live: _Live | None = None,
+    pace: Pace | None = None,
 ) -> None:
+    pace = pace or Pace(options.probe_timeout)
     after: str | None = None
     while remaining:
         if live is not None and live.stopped:
@@ -284,7 +378,7 @@ def _run_shard(
         number = boot_number(cmdline)
         log = BootLog(level.number, remaining, on_result=deliver, boot=number)
         try:
-            _boot_once(level, image, cmdline, log, options, info, lock, live)
+            _boot_once(level, image, cmdline, log, options, info, lock, live, pace)
         except Interrupted:
             return
         except LevelUnavailable as exc:
@@ -346,7 +440,8 @@ def _unreported(log: BootLog) -> tuple[Verdict, str]:
 
 
 def _boot_once(level: Level, image: GuestImage, cmdline: str, log: BootLog, options: RunOptions,
-               info: LevelInfo, lock: threading.Lock, live: _Live | None = None) -> None:  # fmt: skip
+               info: LevelInfo, lock: threading.Lock, live: _Live | None = None,
+               pace: Pace | None = None) -> None:  # fmt: skip
     try:
         tmp = tempfile.mkdtemp(prefix="nvct-boot-", dir=options.workroot)
     except OSError as exc:
@@ -357,7 +452,7 @@ def _boot_once(level: Level, image: GuestImage, cmdline: str, log: BootLog, opti
             if live is not None and not live.add(console):
                 raise Interrupted()
             try:
-                _watch(console, log, options, info, lock, live)
+                _watch(console, log, options, info, lock, live, pace)
             finally:
                 if live is not None:
                     live.remove(console)
@@ -370,12 +465,12 @@ def _boot_once(level: Level, image: GuestImage, cmdline: str, log: BootLog, opti
 
 
 def _watch(console, log: BootLog, options: RunOptions, info: LevelInfo, lock: threading.Lock,
-           live: _Live | None = None) -> None:  # fmt: skip
+           live: _Live | None = None, pace: Pace | None = None) -> None:  # fmt: skip
     """Read one boot to its end and give the probe in flight its verdict."""
     if console.facts:
         with lock:
             info.hypervisor.setdefault("runtime", {}).update(console.facts)
-    ending, why = _read(console, log, options)
+    ending, why = _read(console, log, options, pace or Pace(options.probe_timeout))
     if live is not None and live.stopped:
         raise Interrupted()  # the harness killed it: the probe in flight was not measured
     console.close(grace=options.end_grace if ending == "end" else 1.0)
@@ -388,21 +483,28 @@ def _watch(console, log: BootLog, options: RunOptions, info: LevelInfo, lock: th
     log.finish(ending, why, tail)
 
 
-def _read(console, log: BootLog, options: RunOptions) -> tuple[str, str]:
+def _read(console, log: BootLog, options: RunOptions, pace: Pace) -> tuple[str, str]:
     seen = -1
     deadline = 0.0
+    since = 0.0  # when the last record (after HELLO) arrived
+    budget = 0.0
     while True:
         if log.progress != seen:
             seen = log.progress
-            budget = options.boot_timeout if log.hello is None else options.probe_timeout
-            deadline = time.monotonic() + budget
+            moment = time.monotonic()
+            if log.hello is not None:
+                if since:
+                    pace.observe(moment - since)
+                since = moment
+            budget = options.boot_timeout if log.hello is None else pace.budget()
+            deadline = moment + budget
         try:
             line = console.readline(deadline - time.monotonic())
         except ConsoleTimeout:
             if log.hello is None:
                 return "timeout", f"no HELLO within {options.boot_timeout:g} s of the start"
             where = f"{log.in_flight} ran" if log.in_flight else "no record arrived"
-            return "timeout", f"{where} for {options.probe_timeout:g} s without a result"
+            return "timeout", f"{where} for {budget:g} s without a result{pace.explain()}"
         if line is None:
             return "eof", "the console ended"
         log.feed(line)

@@ -26,3 +26,10 @@ def build_stack(profile: Profile) -> list[Level]:
             backend = cls(spec.settings, spec.level)
         levels.append(Level(number=spec.level + 1, backend=backend))
     return levels
+
+
+def release_stack(levels: list[Level]) -> None:
+    """Stop what the backends kept running between boots, the top level first
+    (an appliance kept at L2 runs inside one kept at L1)."""
+    for level in reversed(levels):
+        level.backend.release()

@@ -226,6 +226,23 @@ unsigned cpu_phys_addr_bits(void); /* CPUID 0x80000008 EAX[7:0], 36 if absent */
 #define CR4_VMXE       BIT(13)
 #define CR4_OSXSAVE    BIT(18)
 
+/* ---- watchdog (lib/watchdog.c) ------------------------------------------ */
+
+/*
+ * A one-shot local APIC timer interrupt (vector WATCHDOG_VECTOR) ms
+ * milliseconds after watchdog_arm(), for guest runs that could otherwise
+ * never end. svm_run() and vmx_run() arm it themselves for a vCPU whose
+ * ->watchdog is set (include/svm.h, include/vmx.h); a probe rarely calls
+ * these directly. watchdog_arm() returns false (and arms nothing) without a
+ * usable local APIC or while the vector is pending; watchdog_disarm()
+ * stops the timer, takes a pending watchdog interrupt on the host, restores
+ * the APIC and returns whether the interrupt came.
+ */
+#define WATCHDOG_VECTOR 0xef
+#define WATCHDOG_MS     1000
+bool watchdog_arm(unsigned ms);
+bool watchdog_disarm(void);
+
 /* ---- memory ------------------------------------------------------------- */
 
 /* Zeroed, 4 KiB-aligned pages; physical address == virtual address. The

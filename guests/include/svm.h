@@ -532,6 +532,8 @@ struct svm_vcpu {
     uint8_t *stack;       /* guest stack (SVM_GUEST_STACK_PAGES pages) */
     unsigned flags;       /* SVM_RUN_* */
     unsigned runs;        /* VMRUNs performed by svm_run() */
+    /* What the guest run awaits ("the HLT exit"), or NULL: see svm_run(). */
+    const char *watchdog;
 };
 
 #define SVM_GUEST_STACK_PAGES 2
@@ -582,14 +584,24 @@ void svm_vcpu_set_entry(struct svm_vcpu *v, svm_guest_fn fn, uint64_t arg);
                 BIT(20) | BIT(21) | BIT(28) | BIT(30)))
 
 /* VMLOAD, VMRUN, VMSAVE (with CLGI/STGI around) on v->vmcb, swapping the
- * GPRs in v->regs. Returns vmcb->control.exit_code. */
+ * GPRs in v->regs. Returns vmcb->control.exit_code.
+ *
+ * With v->watchdog set (and SVM_RUN_KEEP_GIF0 and the INTR intercept
+ * clear), the run is watched: the INTR intercept and V_INTR_MASKING are set
+ * for it, the host's RFLAGS.IF is 1 at VMRUN (so that physical interrupts
+ * reach the intercept, 15.21.1) and the local APIC timer is armed
+ * (watchdog_arm(WATCHDOG_MS)). A guest that gives no exit of its own then
+ * exits 0x60 (INTR) after about a second; svm_run() records a failed check
+ * naming v->watchdog, the host takes the timer interrupt, and the exit is
+ * returned as usual. Both VMCB bits are cleared again afterwards. */
 uint64_t svm_run(struct svm_vcpu *v);
 
 /* Low level, lib/svm_entry.S: CLGI; [VMSAVE host_save; VMLOAD vmcb;]
  * VMRUN vmcb; [VMSAVE vmcb; VMLOAD host_save;] STGI. host_save == 0 skips
- * the VMLOAD/VMSAVE pairs. */
-void svm_vmrun_asm(uint64_t vmcb_pa, struct svm_gprs *gprs, uint64_t host_save_pa,
-                   uint64_t keep_gif0);
+ * the VMLOAD/VMSAVE pairs; how is a mask of SVM_ASM_*. */
+void svm_vmrun_asm(uint64_t vmcb_pa, struct svm_gprs *gprs, uint64_t host_save_pa, uint64_t how);
+#define SVM_ASM_KEEP_GIF0 1u /* how: no STGI after #VMEXIT */
+#define SVM_ASM_STI       2u /* how: STI right after CLGI (host IF=1 at VMRUN) */
 
 /* Executes a bare VMRUN with RAX = pa (no CLGI/STGI, no GPR swap): for
  * catch_fault() around VMRUN with bad operands. Returns only if VMRUN did

@@ -750,6 +750,8 @@ struct vmx_vcpu {
     uint32_t exit_reason, exit_intr_info, exit_intr_err, idt_info, idt_err;
     uint32_t insn_len, insn_info;
     uint64_t exit_qual, guest_rip, guest_rsp, guest_rflags, gpa;
+    /* What the guest run awaits ("the HLT exit"), or NULL: see vmx_run(). */
+    const char *watchdog;
 };
 
 /* Returned by vmx_run() when VMLAUNCH/VMRESUME itself failed (VMfail):
@@ -774,7 +776,17 @@ void vmx_setup_vmcs(struct vmx_vcpu *v, void (*entry)(void));
 /* VMLAUNCH (v->launched == 0) or VMRESUME of the current VMCS (which must
  * be v's: vmx_run() does not VMPTRLD), with the guest GPRs of v. Returns
  * the full exit reason (exit info in v), or VMX_RUN_VMFAIL. A successful
- * VM entry (no VMfail, exit reason bit 31 clear) sets v->launched. */
+ * VM entry (no VMfail, exit reason bit 31 clear) sets v->launched.
+ *
+ * With v->watchdog set the run is watched, so that a guest that gives no
+ * exit of its own (halted, waiting, spinning) ends after about a second
+ * (WATCHDOG_MS): if the VMCS does not activate the VMX-preemption timer and
+ * IA32_VMX_PINBASED_CTLS allows it, the timer is activated for this entry
+ * with a value worth WATCHDOG_MS of TSC (exit 52); else, if external-
+ * interrupt exiting is allowed, it is set for this entry and the local APIC
+ * timer is armed (exit 1; the host then takes the interrupt). The controls
+ * and the timer field are restored after the exit. A watchdog exit is
+ * recorded as a failed check naming v->watchdog and returned as usual. */
 uint32_t vmx_run(struct vmx_vcpu *v);
 /* The assembly core: returns 0 after a VM exit, 1 after VMfail. */
 int vmx_enter(struct vmx_vcpu *v);

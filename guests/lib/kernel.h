@@ -76,6 +76,9 @@ void console_init(void);
 void console_select(const char *cmdline); /* console=NAME */
 const char *console_name(void);
 void console_write(const char *s, size_t n);
+bool virtcon_detect(void); /* lib/virtcon.c: a virtio console, set up if found */
+void virtcon_write(const uint8_t *s, size_t n);
+void virtcon_putc(uint8_t c);
 void console_drain(void); /* wait until every byte has left */
 
 /* ---- records (record.c) ------------------------------------------------- */
@@ -100,6 +103,10 @@ uint32_t crc32(const void *data, size_t n);
 
 void facts_emit(void);
 uint64_t tsc_calibrate(void); /* Hz, 0 if the PIT could not be used */
+
+/* ---- watchdog (watchdog.c) ---------------------------------------------- */
+
+void watchdog_irq(void); /* trap_dispatch(): WATCHDOG_VECTOR arrived */
 
 /* ---- memory (mm.c) ------------------------------------------------------ */
 

@@ -300,6 +300,7 @@ static void run_one(const struct nvct_probe *p, unsigned index)
     t1 = rdtsc();
     unexpected_hook = NULL;
     catch_reset();
+    watchdog_disarm(); /* a probe that ended inside a watched run */
 
     if (how == UNEXPECTED_FAULT) {
         char msg[DETAIL_MAX];

@@ -241,8 +241,30 @@ uint64_t svm_run(struct svm_vcpu *v)
     if (!(v->flags & SVM_RUN_KEEP_NEXT_RIP))
         vm->control.next_rip = 0;
     uint64_t hs = (v->flags & SVM_RUN_NO_VMLOAD) ? 0 : (uint64_t)(uintptr_t)v->host_save;
-    svm_vmrun_asm((uint64_t)(uintptr_t)vm, &v->regs, hs, (v->flags & SVM_RUN_KEEP_GIF0) != 0);
+    uint64_t how = (v->flags & SVM_RUN_KEEP_GIF0) ? SVM_ASM_KEEP_GIF0 : 0;
+    bool masking = (vm->control.int_ctl & V_INTR_MASKING) != 0;
+    bool watched = v->watchdog && !how && !(vm->control.intercept_misc1 & SVM_INTERCEPT_INTR) &&
+                   watchdog_arm(WATCHDOG_MS);
+    if (watched) {
+        vm->control.intercept_misc1 |= SVM_INTERCEPT_INTR;
+        vm->control.int_ctl |= V_INTR_MASKING;
+        how |= SVM_ASM_STI;
+    }
+    svm_vmrun_asm((uint64_t)(uintptr_t)vm, &v->regs, hs, how);
     v->runs++;
+    if (watched) {
+        /* STGI has let the host take a pending timer interrupt already. */
+        __asm__ volatile("cli" ::: "memory");
+        bool fired = watchdog_disarm();
+        vm->control.intercept_misc1 &= ~(uint32_t)SVM_INTERCEPT_INTR;
+        if (!masking)
+            vm->control.int_ctl &= ~V_INTR_MASKING;
+        if (fired && vm->control.exit_code == SVM_EXIT_INTR)
+            check(false,
+                  "watchdog: no exit within %u ms, awaiting %s; the timer interrupt ended "
+                  "the run: %s",
+                  WATCHDOG_MS, v->watchdog, svm_exit_str(v));
+    }
     return vm->control.exit_code;
 }
 

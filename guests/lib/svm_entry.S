@@ -24,10 +24,12 @@
 
 /*
  * void svm_vmrun_asm(uint64_t vmcb_pa, struct svm_gprs *gprs,
- *                    uint64_t host_save_pa, uint64_t keep_gif0)
+ *                    uint64_t host_save_pa, uint64_t how)
  *
- * CLGI; [VMSAVE host_save; VMLOAD vmcb;] VMRUN vmcb; [VMSAVE vmcb;
- * VMLOAD host_save;] STGI. The guest's RBX..R15 come from *gprs and go back
+ * CLGI; [STI;] [VMSAVE host_save; VMLOAD vmcb;] VMRUN vmcb; [VMSAVE vmcb;
+ * VMLOAD host_save;] [STGI]. how bit 0 (SVM_ASM_KEEP_GIF0): no STGI;
+ * bit 1 (SVM_ASM_STI): STI once GIF is 0, so that VMRUN saves the host's
+ * RFLAGS.IF as 1 (svm_run()'s watchdog). The guest's RBX..R15 come from *gprs and go back
  * there; the host's callee-saved registers are kept on the stack. VMRUN
  * saves the host's RAX (the VMCB address) and RSP and #VMEXIT restores
  * them, so the stack is usable right after VMRUN.
@@ -41,12 +43,16 @@ svm_vmrun_asm:
     push %r13
     push %r14
     push %r15
-    push %rcx                   /* 24(%rsp): keep_gif0 */
+    push %rcx                   /* 24(%rsp): how */
     push %rsi                   /* 16(%rsp): gprs */
     push %rdi                   /*  8(%rsp): vmcb_pa */
     push %rdx                   /*  0(%rsp): host_save_pa */
 
     clgi
+    testq $2, 24(%rsp)
+    jz 0f
+    sti
+0:
     test %rdx, %rdx
     jz 1f
     mov %rdx, %rax
@@ -99,7 +105,7 @@ svm_vmrun_asm:
     mov %rdx, %rax
     vmload %rax
 2:
-    cmpq $0, 24(%rsp)
+    testq $1, 24(%rsp)
     jnz 3f
     stgi
 3:

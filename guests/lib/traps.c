@@ -92,6 +92,10 @@ static noreturn void die(const struct trap_frame *tf, const char *why)
 void trap_dispatch(struct trap_frame *tf);
 void trap_dispatch(struct trap_frame *tf)
 {
+    if (tf->vector == WATCHDOG_VECTOR) {
+        watchdog_irq();
+        return;
+    }
     if (trap_depth++ > 0) {
         /* A fault while handling one: report it without any machinery. */
         raw_print("\r\nnvct: nested exception %lu at rip=%#lx while handling another\r\n",

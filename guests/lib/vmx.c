@@ -2,6 +2,7 @@
 /*
  * nvct: the Intel VMX library (see include/vmx.h).
  */
+#include "kernel.h"
 #include "vmx.h"
 
 _Static_assert(offsetof(struct vmx_vcpu, gpr) == 0, "vmx_vcpu layout");
@@ -638,7 +639,83 @@ struct vmx_vcpu *vmx_vcpu_new(void (*entry)(void))
 
 /* ---- running ------------------------------------------------------------------------ */
 
+static uint32_t vmx_run_unwatched(struct vmx_vcpu *v);
+
+/* ---- the watchdog (vmx_run() with v->watchdog set) ------------------------------- */
+
+enum { WD_OFF, WD_PREEMPT, WD_APIC, WD_APIC_EXTINT };
+
+struct vmx_watch {
+    int how;
+    uint64_t pin, timer;
+};
+
+/* The VMX-preemption timer value worth ms milliseconds. */
+static uint32_t watch_ticks(unsigned ms)
+{
+    static uint64_t tsc_hz;
+    if (!tsc_hz)
+        tsc_hz = tsc_calibrate();
+    if (!tsc_hz)
+        tsc_hz = 1ull << 31; /* the PIT did not answer: guess 2 GHz */
+    uint64_t t = (tsc_hz * ms / 1000) >> VMX_MISC_TIMER_RATIO(vmx_caps()->misc);
+    return t > 0xffffffffu ? 0xffffffffu : t ? (uint32_t)t : 1;
+}
+
+static void watch_begin(struct vmx_watch *w)
+{
+    w->how = WD_OFF;
+    w->pin = vmcs_read(VMCS_PIN_CTLS);
+    if (!(w->pin & PIN_PREEMPTION_TIMER) && vmx_ctl_can_set(VMX_CTL_PIN, PIN_PREEMPTION_TIMER)) {
+        w->timer = vmcs_read(VMCS_PREEMPTION_TIMER);
+        vmcs_write(VMCS_PIN_CTLS, w->pin | PIN_PREEMPTION_TIMER);
+        vmcs_write(VMCS_PREEMPTION_TIMER, watch_ticks(WATCHDOG_MS));
+        w->how = WD_PREEMPT;
+    } else if (w->pin & PIN_EXTINT_EXITING) {
+        if (watchdog_arm(WATCHDOG_MS))
+            w->how = WD_APIC;
+    } else if (vmx_ctl_can_set(VMX_CTL_PIN, PIN_EXTINT_EXITING) && watchdog_arm(WATCHDOG_MS)) {
+        vmcs_write(VMCS_PIN_CTLS, w->pin | PIN_EXTINT_EXITING);
+        w->how = WD_APIC_EXTINT;
+    }
+}
+
+static void watch_end(struct vmx_vcpu *v, const struct vmx_watch *w)
+{
+    bool fired = false;
+    const char *by = "";
+    switch (w->how) {
+    case WD_OFF: return;
+    case WD_PREEMPT:
+        vmcs_write(VMCS_PIN_CTLS, w->pin);
+        vmcs_write(VMCS_PREEMPTION_TIMER, w->timer);
+        fired = v->exit_reason == EXIT_PREEMPT_TIMER;
+        by = "the VMX-preemption timer";
+        break;
+    case WD_APIC:
+    case WD_APIC_EXTINT:
+        if (w->how == WD_APIC_EXTINT)
+            vmcs_write(VMCS_PIN_CTLS, w->pin);
+        fired = watchdog_disarm() && v->exit_reason == EXIT_EXTERNAL_INTR;
+        by = "the local APIC timer's interrupt";
+        break;
+    }
+    if (fired)
+        check(false, "watchdog: no exit within %u ms, awaiting %s; %s ended the run: %s",
+              WATCHDOG_MS, v->watchdog, by, vmx_exit_str(v));
+}
+
 uint32_t vmx_run(struct vmx_vcpu *v)
+{
+    struct vmx_watch w = {WD_OFF, 0, 0};
+    if (v->watchdog)
+        watch_begin(&w);
+    uint32_t r = vmx_run_unwatched(v);
+    watch_end(v, &w);
+    return r;
+}
+
+static uint32_t vmx_run_unwatched(struct vmx_vcpu *v)
 {
     v->tried_launch = !v->launched;
     if (vmx_enter(v)) {

@@ -76,6 +76,8 @@ PROBE(svm_exitinfo_next_rip, "svm.exitinfo.next_rip", "NRIPS",
         v.vmcb->save.rax = 0;
         v.regs.rcx = MSR_KERNEL_GS_BASE;
         v.regs.rbx = i == NR_INVLPG ? (uint64_t)(uintptr_t)v.stack : unmapped;
+        /* An HLT that runs halts with IF=0 for good: watched. */
+        v.watchdog = i == NR_HLT ? "the HLT exit (0x78)" : NULL;
         uint64_t code = svm_run(&v);
         if (!svm_check_exit(&v, code, t[i].exit, t[i].what))
             continue;

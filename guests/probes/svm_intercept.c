@@ -78,8 +78,10 @@ PROBE(svm_intercept_hlt, "svm.intercept.hlt", "SVM",
     struct svm_vcpu v;
     svm_vcpu_init(&v, (svm_guest_fn)(uintptr_t)svm_i_hlt, 0);
     v.vmcb->control.intercept_misc1 |= SVM_INTERCEPT_HLT;
+    v.watchdog = "the HLT exit (0x78)"; /* an HLT that runs halts with IF=0 for good */
     if (!expect_exit(&v, SVM_EXIT_HLT, svm_i_hlt, A(svm_i_hlt) + HLT_LEN, "HLT"))
         return;
+    v.watchdog = NULL;
     v.vmcb->save.rip = A(svm_i_hlt) + HLT_LEN;
     expect_exit(&v, SVM_EXIT_VMMCALL, svm_i_hlt_vmmcall, A(svm_i_hlt_vmmcall) + VMMCALL_LEN,
                 "VMMCALL after the resumed HLT");
@@ -129,6 +131,9 @@ PROBE(svm_intercept_vmmcall_clear, "svm.intercept.vmmcall_clear", "SVM",
     struct svm_vcpu v;
     svm_vcpu_init(&v, (svm_guest_fn)(uintptr_t)guest_vmmcall, 0);
     v.vmcb->control.intercept_misc2 &= ~(uint32_t)SVM_INTERCEPT_VMMCALL;
+    /* An implementation that handles the VMMCALL itself and never returns
+     * to the guest (K3) ends in the watchdog's INTR exit. */
+    v.watchdog = "the #UD exit (0x46) of the unintercepted VMMCALL";
     if (!expect_exit(&v, SVM_EXIT_EXCP(UD_VECTOR), guest_vmmcall, 0, "VMMCALL not intercepted"))
         return;
     check(!(v.vmcb->control.exit_int_info & SVM_EVTINJ_VALID), "EXITINTINFO %#llx has V=1",

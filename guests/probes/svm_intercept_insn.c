@@ -47,7 +47,10 @@ static void insn_intercept(const struct insn_case *t)
     svm_vcpu_init(&v, (svm_guest_fn)(uintptr_t)t->site, 0);
     set_bit(&v, t, true);
     regs_for(&v, page);
+    /* An MWAIT that runs may wait for an interrupt: that run is watched. */
+    v.watchdog = t->exit == SVM_EXIT_MWAIT ? "the MWAIT exit (0x8B)" : NULL;
     uint64_t code = svm_run(&v);
+    v.watchdog = NULL;
     if (!svm_check_exit(&v, code, t->exit, t->what))
         return;
     if (!check(v.vmcb->save.rip == A(t->site), "%s: VMCB RIP %#llx, want the instruction at %#llx",

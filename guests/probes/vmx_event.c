@@ -279,6 +279,9 @@ PROBE(vmx_event_activity_hlt, "vmx.event.activity_hlt", "VMX",
     vmcs_set_bits(VMCS_PIN_CTLS, PIN_PREEMPTION_TIMER);
     vmcs_write(VMCS_PREEMPTION_TIMER, 1000);
     vmcs_write(VMCS_GUEST_ACTIVITY_STATE, ACTIVITY_HLT);
+    /* A guest left in HLT by a timer that does not expire, or by an NMI
+     * that is not delivered, waits for good: both runs are watched. */
+    v->watchdog = "the VMX-preemption timer exit (52) from HLT";
     if (vmx_run_expect(v, EXIT_PREEMPT_TIMER, "VM entry in HLT with the timer at 1000")) {
         check_eq("guest RIP (nothing executed)", v->guest_rip, rip);
         check_eq("guest activity state after the exit", vmcs_read(VMCS_GUEST_ACTIVITY_STATE),
@@ -287,6 +290,7 @@ PROBE(vmx_event_activity_hlt, "vmx.event.activity_hlt", "VMX",
     vmcs_clear_bits(VMCS_PIN_CTLS, PIN_PREEMPTION_TIMER);
     vmcs_write(VMCS_GUEST_ACTIVITY_STATE, ACTIVITY_HLT);
     vmcs_write(VMCS_ENTRY_INTR_INFO, INTR_INFO_VALID | (INTR_TYPE_NMI << 8) | NMI_VECTOR);
+    v->watchdog = "the injected NMI's handler (its VMCALL) from HLT";
     if (expect_handler(v, NMI_VECTOR, VMX_NO_ERRCODE, rip, "VM entry in HLT injecting an NMI"))
         check_eq("guest activity state after the handler's VMCALL",
                  vmcs_read(VMCS_GUEST_ACTIVITY_STATE), ACTIVITY_ACTIVE);

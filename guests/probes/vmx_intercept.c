@@ -93,8 +93,10 @@ PROBE(vmx_intercept_hlt, "vmx.intercept.hlt", "VMX",
     vmx_on();
     struct vmx_vcpu *v = vmx_vcpu_new(vmx_ic_hlt_guest);
     vmcs_set_bits(VMCS_PROC_CTLS, PROC_HLT_EXITING);
+    v->watchdog = "the HLT exit (12)"; /* an HLT that runs halts with IF=0 for good */
     if (!vmx_run_expect(v, EXIT_HLT, "guest HLT with HLT exiting"))
         return;
+    v->watchdog = NULL;
     check_eq("guest RIP at the HLT exit", v->guest_rip, (uintptr_t)vmx_ic_hlt_1);
     check_eq("VM-exit instruction length of HLT", v->insn_len, 1);
     check_eq("exit qualification of HLT", v->exit_qual, 0);
@@ -658,6 +660,9 @@ PROBE(vmx_intercept_triple_fault, "vmx.intercept.triple_fault", "VMX",
     struct vmx_vcpu *v = vmx_vcpu_new(vmx_ic_tf_guest);
     vmcs_write(VMCS_EXCEPTION_BITMAP, 0);
     vmcs_write(VMCS_GUEST_IDTR_LIMIT, 0);
+    /* A triple fault that does not exit leaves the guest in the shutdown
+     * state, which only the preemption timer (or an NMI/INIT) ends. */
+    v->watchdog = "the triple-fault exit (2)";
     if (vmx_run_expect(v, EXIT_TRIPLE_FAULT, "guest UD2 with an empty IDT"))
         check_eq("guest RIP at the triple-fault exit", v->guest_rip, (uintptr_t)vmx_ic_tf_guest);
 }
@@ -894,11 +899,15 @@ PROBE(vmx_intercept_monitor_mwait, "vmx.intercept.monitor_mwait", "VMX",
     struct vmx_vcpu *v = vmx_vcpu_new(vmx_ic_mon_guest);
     vmcs_set_bits(VMCS_PROC_CTLS, PROC_MONITOR_EXITING | PROC_MWAIT_EXITING);
     v->gpr[VMX_GPR_RDI] = (uintptr_t)alloc_page();
+    /* A MONITOR and MWAIT that run wait for a write to the page or an
+     * interrupt: both runs are watched. */
+    v->watchdog = "the MONITOR exit (39)";
     if (vmx_run_expect(v, EXIT_MONITOR, "guest MONITOR")) {
         check_eq("guest RIP", v->guest_rip, (uintptr_t)vmx_ic_mon_1);
         check_eq("VM-exit instruction length", v->insn_len, 3);
     }
     vmx_skip_insn(v);
+    v->watchdog = "the MWAIT exit (36)";
     if (vmx_run_expect(v, EXIT_MWAIT, "guest MWAIT")) {
         check_eq("guest RIP", v->guest_rip, (uintptr_t)vmx_ic_mon_2);
         check_eq("VM-exit instruction length", v->insn_len, 3);

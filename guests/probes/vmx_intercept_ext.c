@@ -117,6 +117,8 @@ static void ple_run(uint32_t gap, const char *what)
     if (vmx_ctl_can_set(VMX_CTL_PIN, PIN_PREEMPTION_TIMER)) {
         vmcs_set_bits(VMCS_PIN_CTLS, PIN_PREEMPTION_TIMER);
         vmcs_write(VMCS_PREEMPTION_TIMER, 200000000u >> VMX_MISC_TIMER_RATIO(vmx_caps()->misc));
+    } else {
+        v->watchdog = "the PAUSE-loop exit (40)"; /* the APIC timer bounds the loop */
     }
     if (!vmx_run_expect(v, EXIT_PAUSE, what))
         return;

@@ -12,10 +12,14 @@
  * take the records still in its buffers with it (docs/probes/vmx.md). */
 GUEST(vmx_tm_spin_guest, "1: add $1, %rbx", "jmp 1b");
 
+/* A timer that never expires leaves the guest spinning: the runs are
+ * watched (vmx_run(): with the preemption timer active, by the local APIC
+ * timer and external-interrupt exiting, which IF=1 also lets through). */
 static struct vmx_vcpu *vmx_tm_spinner(void)
 {
     struct vmx_vcpu *v = vmx_vcpu_new(vmx_tm_spin_guest);
     vmcs_write(VMCS_GUEST_RFLAGS, 0x202);
+    v->watchdog = "the VMX-preemption timer exit (52)";
     return v;
 }
 

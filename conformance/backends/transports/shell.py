@@ -20,6 +20,12 @@ from ...appliances.linux import READY
 from . import Console, ConsoleTimeout
 
 
+# What stops a QEMU whose serial line is `mon:stdio` (the escape C-a, then
+# x); a C-a meant for a guest further in is sent twice, which the mux
+# passes on as one.
+QUIT_KEYS = "\x01x"
+
+
 class ShellError(Exception):
     def __init__(self, message: str, excerpt: list[str]):
         super().__init__(message)
@@ -72,11 +78,12 @@ class Shell:
                 return CommandResult(int(match.group(1)), output)
             output.append(line)
 
-    def launch(self, argv: list[str], label: str) -> GuestConsole:
-        """Start a hypervisor in the appliance; its console is the guest's."""
+    def launch(self, argv: list[str], label: str, muxed: bool = False) -> GuestConsole:
+        """Start a hypervisor in the appliance; its console is the guest's.
+        `muxed`: its serial line is `mon:stdio`, so QUIT_KEYS stop it."""
         marker = f"NVCT-EXIT-{secrets.token_hex(4)}"
         self.console.send(f"{shlex.join(argv)}; echo {marker} $?\n")
-        return GuestConsole(self.console, marker, label)
+        return GuestConsole(self.console, marker, label, muxed=muxed)
 
 
 @dataclass
@@ -87,6 +94,7 @@ class GuestConsole:
     outer: Console
     marker: str
     label: str
+    muxed: bool = False  # the hypervisor's serial line is `mon:stdio` (QUIT_KEYS stop it)
     facts: dict[str, Any] = field(default_factory=dict)
     exit_status: int | None = None
     _ended: bool = False
@@ -107,7 +115,25 @@ class GuestConsole:
         return line
 
     def send(self, text: str) -> None:
-        self.outer.send(text)
+        self.outer.send(text.replace("\x01", "\x01\x01") if self.muxed else text)
+
+    def stop(self, grace: float = 10.0) -> bool:
+        """End the guest's hypervisor (QUIT_KEYS if it still runs) and wait up
+        to `grace` seconds for the appliance's marker. True when the
+        appliance's command loop is back and can start another guest."""
+        if not self._ended and self.muxed:
+            self.outer.send(QUIT_KEYS)
+            deadline = time.monotonic() + grace
+            while not self._ended and time.monotonic() < deadline:
+                try:
+                    self.readline(deadline - time.monotonic())
+                except ConsoleTimeout:
+                    break
+            # If the hypervisor exited on its own just before the keys came,
+            # the appliance's command loop has them: end that line, so the
+            # next command starts on a line of its own.
+            self.outer.send("\n")
+        return self.exit_status is not None
 
     def tail(self, count: int = 30) -> list[str]:
         return self.outer.tail(count)
