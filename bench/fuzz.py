@@ -28,8 +28,8 @@ def main() -> int:
     args = parser.parse_args()
     os.environ["NVCT_FUZZ_EXAMPLES"] = str(args.examples)
     import test_fuzz  # the properties live with the tests; they read the count when imported
-    import test_fuzz_outputs as out  # issue 13: run records, report escaping, output paths
     import test_fuzz_inputs  # hostile profiles: aliases, depth, size, control characters, numbers
+    import test_fuzz_outputs as out  # issue 13: run records, report escaping, output paths
 
     properties = [
         ("parse_line on any text", test_fuzz.test_parse_line_never_raises_anything_else, False),

@@ -2,7 +2,6 @@
 SVM model."""
 
 import pytest
-
 from conftest import need, run_profile, verdicts
 
 pytestmark = pytest.mark.boot

@@ -7,21 +7,21 @@ import xml.etree.ElementTree as ET
 
 import pytest
 import yaml
-
-from conftest import nvct, run_profile
 from conformance.catalog import Probe
 from conformance.expect import Expectations, Outcome, assess, known_to_break
 from conformance.features import feature_view
 from conformance.profile import ExpectRule, ProfileError, load_profile
+from conformance.runner import RunOptions, _plan
+from conformance.runrecord import RunRecord
+from conformance.verdicts import Verdict
+from conftest import nvct, run_profile
+from records import make_run
+
 from conformance.reports import html as html_report
 from conformance.reports import junit as junit_report
 from conformance.reports import markdown as markdown_report
 from conformance.reports import tap as tap_report
 from conformance.reports import text as text_report
-from conformance.runner import RunOptions, _plan
-from conformance.runrecord import RunRecord
-from conformance.verdicts import Verdict
-from records import make_run
 
 STACK = "name: t\nstack:\n  - backend: qemu\n    cpu: max\n"
 RULE = {"probes": "svm.x", "reason": "the model aborts", "link": "docs/probes/svm.md#q11", "file": "p.yaml", "line": 3}

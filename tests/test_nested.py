@@ -5,7 +5,6 @@ import json
 import shutil
 
 import pytest
-
 from conftest import need, nvct, run_profile, verdicts
 
 pytestmark = pytest.mark.boot

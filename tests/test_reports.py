@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from conftest import PROFILES, need, nvct
+from records import make_run
+
 from conformance.reports import html as html_report
 from conformance.reports import junit, markdown, tap, text
-from records import make_run
 
 DATA = Path(__file__).resolve().parent / "data"
 XSD = DATA / "junit-10.xsd"

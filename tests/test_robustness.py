@@ -12,7 +12,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import PROFILES, ROOT, need, run_profile
 
 pytestmark = pytest.mark.boot

@@ -103,7 +103,7 @@ def test_scrub_handles_mixed_forms_and_many_secrets():
     text = (f"p&amp;ss&lt;w>rd&#34;q'uo%20te/b\\\\s+%25;é€ and cookie vmware_soap_session=\"{cookie}\" "
             f"and {urllib.parse.quote(cookie)}")  # fmt: skip
     out = scrub(text, [PASSWORD, cookie, None, ""])
-    assert out == f"*** and cookie vmware_soap_session=\"***\" and ***"
+    assert out == "*** and cookie vmware_soap_session=\"***\" and ***"
 
 
 def test_scrub_leaves_text_without_secrets_alone():
@@ -284,7 +284,7 @@ def hyperv(host: FakeHypervHost, env: dict | None = None, **settings) -> HypervB
     ConnectionError(f"POST https://hv1:5986/wsman?auth={urllib.parse.quote(PASSWORD)} failed"),
     OSError(f"Authorization: Basic {base64.b64encode(f'{HV_USER}:{PASSWORD}'.encode()).decode()}"),
     RuntimeError(json.dumps({"error": PASSWORD, "escaped": xml.sax.saxutils.escape(PASSWORD)})),
-    socket.timeout("timed out"),
+    TimeoutError("timed out"),
 ], ids=lambda e: type(e).__name__)  # fmt: skip
 def test_hyperv_open_errors_are_one_scrubbed_line(error):
     host = FakeHypervHost(password=PASSWORD)

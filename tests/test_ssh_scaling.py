@@ -16,7 +16,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import need
 from test_plugin import PROBES, TCG, chunks, outcomes, pytest_run
 

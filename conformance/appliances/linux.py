@@ -170,16 +170,16 @@ def _modules_dep(deps: list[tuple[str, list[str]]]) -> str:
     for rel, _ in deps:
         order: list[str] = []
 
-        def visit(name: str, chain: tuple[str, ...]) -> None:
+        def visit(name: str, chain: tuple[str, ...]) -> None:  # called within this iteration only
             if name not in by_name:
-                raise ApplianceError(f"{rel} needs {name}, which the appliance does not carry")
+                raise ApplianceError(f"{rel} needs {name}, which the appliance does not carry")  # noqa: B023
             if name in chain:
                 raise ApplianceError(f"module dependency loop: {' -> '.join(chain + (name,))}")
             dep = by_name[name]
             for sub in needs[dep]:
                 visit(sub, chain + (name,))
-            if dep not in order:
-                order.append(dep)
+            if dep not in order:  # noqa: B023
+                order.append(dep)  # noqa: B023
 
         for name in needs[rel]:
             visit(name, (Path(rel).stem.replace("-", "_"),))

@@ -101,7 +101,7 @@ class Backend(ABC):
     def boot_payload(self, payload: Payload, workdir: Path) -> AbstractContextManager[Console]:
         """Start a payload (the probe kernel or an appliance); its console."""
 
-    def release(self) -> None:
+    def release(self) -> None:  # noqa: B027 (a no-op unless a backend keeps something running)
         """Stop whatever this backend keeps running between boots (an
         appliance kept for the next boot); the run calls it at its end."""
 

@@ -19,7 +19,6 @@ from typing import Any
 from ...appliances.linux import READY
 from . import Console, ConsoleTimeout
 
-
 # What stops a QEMU whose serial line is `mon:stdio` (the escape C-a, then
 # x); a C-a meant for a guest further in is sent twice, which the mux
 # passes on as one.
