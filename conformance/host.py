@@ -167,7 +167,7 @@ def check_kvm_nesting(flags: set[str]) -> list[Check]:
             ))  # fmt: skip
         if tdp not in (None, "1", "Y", "y"):
             checks.append(Check(f"kvm.{module}.{paging}", Status.WARN, f"{detail}: nested guests run on shadow paging",
-                                f"load {module} with {paging}=1")) # fmt: skip
+                                f"load {module} with {paging}=1"))  # fmt: skip
     if not checks:
         loaded = sorted(p.name for p in Path("/sys/module").glob("kvm*")) if Path("/sys/module").exists() else []
         if loaded:
@@ -193,14 +193,24 @@ def check_tools() -> list[Check]:
     bochs = shutil.which("bochs")
     grub = shutil.which("grub-mkrescue") and Path("/usr/lib/grub/i386-pc").is_dir()
     if bochs and grub:
-        checks.append(Check("tool.bochs", Status.PASS, f"Bochs {bochs_version(bochs)} and GRUB: the bochs-* stacks run here"))
+        checks.append(
+            Check("tool.bochs", Status.PASS, f"Bochs {bochs_version(bochs)} and GRUB: the bochs-* stacks run here")
+        )
     else:
         missing = [n for n, ok in (("bochs", bochs), ("grub-mkrescue with grub-pc-bin", grub)) if not ok]
-        checks.append(Check("tool.bochs", Status.WARN, f"{' and '.join(missing)} not found: no bochs-* stacks",
-                            "apt-get install bochs bochs-term bochsbios vgabios grub-pc-bin grub-common xorriso mtools"))
+        checks.append(
+            Check(
+                "tool.bochs",
+                Status.WARN,
+                f"{' and '.join(missing)} not found: no bochs-* stacks",
+                "apt-get install bochs bochs-term bochsbios vgabios grub-pc-bin grub-common xorriso mtools",
+            )
+        )
     apt = shutil.which("apt-get") and shutil.which("dpkg-deb")
     if apt:
-        checks.append(Check("tool.appliance", Status.PASS, "apt-get and dpkg-deb found: the Linux/KVM appliance builds"))
+        checks.append(
+            Check("tool.appliance", Status.PASS, "apt-get and dpkg-deb found: the Linux/KVM appliance builds")
+        )
     else:
         checks.append(Check("tool.appliance", Status.WARN, "apt-get or dpkg-deb missing: no multi-level stacks",
                             "the appliance is built from Debian packages"))  # fmt: skip

@@ -372,7 +372,6 @@ class ProbeItem(pytest.Item):
         return self.path, None, f"nvct {self.probe.id} [L{self.level}]"
 
 
-
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Any:
     report = yield

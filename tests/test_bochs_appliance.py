@@ -66,8 +66,10 @@ def test_a_writable_serial_console_carries_both_ways():
         listener.bind(("127.0.0.1", 0))
         listener.listen(1)
         port = listener.getsockname()[1]
-        echo = (f"import socket\ns=socket.create_connection(('127.0.0.1',{port}))\n"
-                "while (d:=s.recv(100)):\n s.sendall(d.upper())\n")
+        echo = (
+            f"import socket\ns=socket.create_connection(('127.0.0.1',{port}))\n"
+            "while (d:=s.recv(100)):\n s.sendall(d.upper())\n"
+        )
         child = pexpect.spawn(sys.executable, ["-c", echo])
         listener.settimeout(20)
         conn, _ = listener.accept()

@@ -130,8 +130,12 @@ def test_crash_and_hang_cost_one_probe_each(tmp_path):
     gets CRASH or TIMEOUT, the others still run, in a second boot."""
     need("qemu-system-x86_64", "qemu-system-x86")
     proc, record = run_profile(
-        tmp_path, "qemu-tcg", "--probes", "selftest.pass,selftest.triple_fault,selftest.hang,selftest.fault",
-        "--timeout", "3",
+        tmp_path,
+        "qemu-tcg",
+        "--probes",
+        "selftest.pass,selftest.triple_fault,selftest.hang,selftest.fault",
+        "--timeout",
+        "3",
     )
     got = {r["probe"]: r for r in record["results"]}
     assert {p: r["verdict"] for p, r in got.items()} == {

@@ -50,8 +50,14 @@ def verdicts(log):
 
 def test_clean_boot():
     k = Kernel()
-    lines = ["SeaBIOS noise", *k.hello(), *k.probe("a.one"), "noise", *k.probe("a.three", "SKIP", "CPUID says no"),
-             *k.probe("a.two", "FAIL", "exit 0x7f")]
+    lines = [
+        "SeaBIOS noise",
+        *k.hello(),
+        *k.probe("a.one"),
+        "noise",
+        *k.probe("a.three", "SKIP", "CPUID says no"),
+        *k.probe("a.two", "FAIL", "exit 0x7f"),
+    ]
     log, seen = feed(lines + k.end())
     assert log.ended and not log.problems
     assert [r.probe for r in seen] == ["a.one", "a.three", "a.two"]  # delivered as they arrive

@@ -341,8 +341,10 @@ def test_secret_never_shown(tmp_path, caplog):
 # ---- live ----------------------------------------------------------------------------------------------
 
 
-@pytest.mark.skipif(not os.environ.get("NVCT_ESXI_URL"),
-                    reason="live test: set NVCT_ESXI_URL (and NVCT_ESXI_USER, NVCT_ESXI_PASSWORD) to a real ESXi host")
+@pytest.mark.skipif(
+    not os.environ.get("NVCT_ESXI_URL"),
+    reason="live test: set NVCT_ESXI_URL (and NVCT_ESXI_USER, NVCT_ESXI_PASSWORD) to a real ESXi host",
+)
 def test_live_esxi(tmp_path):
     """Boots the probe kernel on a real ESXi host: `nvct run` with a profile
     made from the environment (docs/backends/esxi.md)."""

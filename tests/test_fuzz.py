@@ -26,8 +26,12 @@ records = st.builds(
     lambda seq, kind, fields: format_record(seq, kind, fields),
     st.integers(0, 50),
     st.sampled_from(KINDS[:-1]),
-    st.dictionaries(st.sampled_from(["probe", "verdict", "detail", "msg", "run", "selected", "proto", "build",
-                                     "total", "ticks"]) | keys, values, max_size=6),  # fmt: skip
+    st.dictionaries(
+        st.sampled_from(["probe", "verdict", "detail", "msg", "run", "selected", "proto", "build", "total", "ticks"])
+        | keys,
+        values,
+        max_size=6,
+    ),  # fmt: skip
 )
 
 
@@ -95,15 +99,28 @@ profile_shapes = st.fixed_dictionaries(
     optional={
         "name": yaml_values,
         "stack": st.lists(
-            st.fixed_dictionaries({"backend": st.sampled_from(["qemu", "bochs", "linux-kvm", "x"]) | yaml_values},
-                                  optional={"cpu": yaml_values, "memory": yaml_values, "args": yaml_values,
-                                            "module": yaml_values, "cpu_model": yaml_values}),  # fmt: skip
+            st.fixed_dictionaries(
+                {"backend": st.sampled_from(["qemu", "bochs", "linux-kvm", "x"]) | yaml_values},
+                optional={
+                    "cpu": yaml_values,
+                    "memory": yaml_values,
+                    "args": yaml_values,
+                    "module": yaml_values,
+                    "cpu_model": yaml_values,
+                },
+            ),  # fmt: skip
             max_size=3,
-        ) | yaml_values,
+        )
+        | yaml_values,
         "probes": yaml_values,
         "timeouts": yaml_values,
-        "expect": st.lists(st.dictionaries(st.sampled_from(["probes", "verdict", "reason", "level", "link", "x"]),
-                                           yaml_values, max_size=4), max_size=3) | yaml_values,  # fmt: skip
+        "expect": st.lists(
+            st.dictionaries(
+                st.sampled_from(["probes", "verdict", "reason", "level", "link", "x"]), yaml_values, max_size=4
+            ),
+            max_size=3,
+        )
+        | yaml_values,  # fmt: skip
     },
 )
 

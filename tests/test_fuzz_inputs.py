@@ -147,8 +147,25 @@ def yaml_double_quoted(text: str) -> str:
 
 
 @settings(max_examples=examples(150), **SETTINGS)
-@given(st.sampled_from(["name", "description", "probes", "include", "stack.cpu", "stack.args", "stack.binary",
-                        "stack.bios", "stack.options", "key", "expect.reason"]), hostile_text, st.booleans())
+@given(
+    st.sampled_from(
+        [
+            "name",
+            "description",
+            "probes",
+            "include",
+            "stack.cpu",
+            "stack.args",
+            "stack.binary",
+            "stack.bios",
+            "stack.options",
+            "key",
+            "expect.reason",
+        ]
+    ),
+    hostile_text,
+    st.booleans(),
+)
 def test_control_characters_anywhere(tmp_path, where, value, raw):
     quoted = yaml_double_quoted(value)
     if raw and "\n" not in value and "\r" not in value:
@@ -167,9 +184,32 @@ def test_control_characters_anywhere(tmp_path, where, value, raw):
     load_bounded(tmp_path / "fuzz.yaml", text)
 
 
-NUMBERS = st.sampled_from([".nan", ".NaN", ".inf", "-.inf", "+.inf", "0", "-1", "-0.0", "1e-300", "0.5", "86400",
-                           "86401", "1.0e308", "1.0e309", "9007199254740993", "-9007199254740993",
-                           "1" + "0" * 30, "0x7fffffffffffffffffff", "0o777", "1_000", "1" * 5000, "30"])
+NUMBERS = st.sampled_from(
+    [
+        ".nan",
+        ".NaN",
+        ".inf",
+        "-.inf",
+        "+.inf",
+        "0",
+        "-1",
+        "-0.0",
+        "1e-300",
+        "0.5",
+        "86400",
+        "86401",
+        "1.0e308",
+        "1.0e309",
+        "9007199254740993",
+        "-9007199254740993",
+        "1" + "0" * 30,
+        "0x7fffffffffffffffffff",
+        "0o777",
+        "1_000",
+        "1" * 5000,
+        "30",
+    ]
+)
 
 
 @settings(max_examples=examples(150), **SETTINGS)

@@ -43,7 +43,12 @@ def test_profile_without_expect_has_none_and_empty_expect_is_a_section(tmp_path)
     [
         ("  - probes: 'vmx.*'\n    verdict: skip\n", 6, "expect[0]", "missing key: reason"),
         ("  - probes: svm.a\n    verdict: fail\n    reason: ''\n", 6, "expect[0]", "missing key: reason"),
-        ("  - probes: svm.a\n    verdict: flaky\n", 7, "expect[0].verdict", "must be pass, skip, fail, crash or timeout"),
+        (
+            "  - probes: svm.a\n    verdict: flaky\n",
+            7,
+            "expect[0].verdict",
+            "must be pass, skip, fail, crash or timeout",
+        ),
         (
             "  - probes: svm.a\n    verdict: pass\n    level: 2\n",
             8,

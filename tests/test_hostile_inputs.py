@@ -290,7 +290,9 @@ def test_a_backend_number_must_be_finite_and_in_range(tmp_path, key, value):
 
 
 def test_a_nested_backend_timeout_cannot_be_infinite(tmp_path):
-    path = write(tmp_path, "stack:\n  - backend: qemu\n    accel: kvm\n  - backend: linux-kvm\n    ready_timeout: .inf\n")
+    path = write(
+        tmp_path, "stack:\n  - backend: qemu\n    accel: kvm\n  - backend: linux-kvm\n    ready_timeout: .inf\n"
+    )
     one_error_line(nvct("run", "-p", str(path), timeout=30), "p.yaml:5:", "stack[1].ready_timeout", "finite")
 
 

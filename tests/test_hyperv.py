@@ -69,18 +69,22 @@ def test_create_script_cmdlets_and_parameters(generation):
     script = create_script(HypervSettings(host="h", generation=generation))
     assert params_declared(script) == {"Name", "Dir", "Generation", "MemoryMB", "Cpus", "Version", "Iso", "PipePath"}
     assert line_with(script, "New-VM") == (
-        "$null = New-VM -Name $Name -Generation $Generation -MemoryStartupBytes ($MemoryMB * 1MB) -NoVHD -Path $Dir")
+        "$null = New-VM -Name $Name -Generation $Generation -MemoryStartupBytes ($MemoryMB * 1MB) -NoVHD -Path $Dir"
+    )
     assert line_with(script, "Set-VMMemory") == (
-        "Set-VMMemory -VMName $Name -DynamicMemoryEnabled $false -StartupBytes ($MemoryMB * 1MB)")
+        "Set-VMMemory -VMName $Name -DynamicMemoryEnabled $false -StartupBytes ($MemoryMB * 1MB)"
+    )
     assert line_with(script, "Set-VMProcessor") == (
-        "Set-VMProcessor -VMName $Name -Count $Cpus -ExposeVirtualizationExtensions $true")
+        "Set-VMProcessor -VMName $Name -Count $Cpus -ExposeVirtualizationExtensions $true"
+    )
     assert line_with(script, "Set-VMComPort") == "Set-VMComPort -VMName $Name -Number 1 -Path $PipePath"
     assert "-Path $Iso" in line_with(script, "Set-VMDvdDrive")
     assert line_with(script, "Add-VMDvdDrive").endswith("Add-VMDvdDrive -VMName $Name -Path $Iso }")
     assert "-CheckpointType Disabled" in line_with(script, "Set-VM")
     if generation == 2:
         assert line_with(script, "Set-VMFirmware") == (
-            "Set-VMFirmware -VMName $Name -EnableSecureBoot Off -FirstBootDevice $dvd")
+            "Set-VMFirmware -VMName $Name -EnableSecureBoot Off -FirstBootDevice $dvd"
+        )
         assert "Set-VMBios" not in script
     else:
         assert line_with(script, "Set-VMBios").startswith("Set-VMBios -VMName $Name -StartupOrder @('CD',")
@@ -384,8 +388,14 @@ def test_secret_never_shown(tmp_path, caplog):
     with pytest.raises(BootFailed) as err2:
         with b.boot_payload(payload(tmp_path), tmp_path):
             pass
-    shown += [str(err2.value), "".join(traceback.format_exception(err2.value)), caplog.text, *host.log,
-              *(json.dumps(s.parameters) + s.script for s in host.sent), json.dumps(b.describe(), default=str)]
+    shown += [
+        str(err2.value),
+        "".join(traceback.format_exception(err2.value)),
+        caplog.text,
+        *host.log,
+        *(json.dumps(s.parameters) + s.script for s in host.sent),
+        json.dumps(b.describe(), default=str),
+    ]
     for text in shown:
         assert secret not in text
     assert "***" in str(err.value) and "***" in str(err2.value)
@@ -402,8 +412,12 @@ def test_live_hyperv(tmp_path):
     profile made from the environment (docs/backends/hyperv.md)."""
     host = json.dumps(os.environ["NVCT_HYPERV_HOST"])
     lines = ["name: hyperv-live", "stack:", "  - backend: hyperv", f"    host: {host}"]
-    for key, var, kind in (("port", "NVCT_HYPERV_PORT", int), ("auth", "NVCT_HYPERV_AUTH", str),
-                           ("generation", "NVCT_HYPERV_GENERATION", int), ("work_dir", "NVCT_HYPERV_WORK_DIR", str)):
+    for key, var, kind in (
+        ("port", "NVCT_HYPERV_PORT", int),
+        ("auth", "NVCT_HYPERV_AUTH", str),
+        ("generation", "NVCT_HYPERV_GENERATION", int),
+        ("work_dir", "NVCT_HYPERV_WORK_DIR", str),
+    ):
         if os.environ.get(var):
             value = kind(os.environ[var])
             lines.append(f"    {key}: {json.dumps(value)}")
@@ -435,6 +449,7 @@ def test_real_pypsrp_calls(monkeypatch):
     from conformance.backends.secrets import Credentials, Secret
 
     opened, invoked = [], []
+
     def open_pool(self):  # what the server would have said: its protocol version
         self.protocol_version = "2.3"
         opened.append(self)

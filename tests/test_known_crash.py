@@ -85,8 +85,12 @@ def crash_run(**extra):
             ("svm.intercept.shutdown", "PASS"),  # a known crash that passes: XPASS
         ],
         rules=[
-            {"probes": "svm.event.v_tpr_unmask", "verdict": "crash", "reason": "QEMU aborts",
-             "link": "docs/probes/svm.md#q11"},
+            {
+                "probes": "svm.event.v_tpr_unmask",
+                "verdict": "crash",
+                "reason": "QEMU aborts",
+                "link": "docs/probes/svm.md#q11",
+            },
             {"probes": "svm.intercept.vmmcall_clear", "verdict": "timeout", "reason": "KVM hangs"},
             {"probes": "svm.intercept.shutdown", "verdict": "crash", "reason": "the machine resets"},
         ],  # fmt: skip

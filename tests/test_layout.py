@@ -139,5 +139,7 @@ def test_the_xen_appliance_and_the_test_sshd_layer_do_not_import_each_other():
     assert not any("xen_sshd" in module or module.startswith("support") for module in imported)
     for node in ast.walk(ast.parse(layer)):
         if isinstance(node, ast.ImportFrom):
-            assert node.module != "conformance.appliances.xen" and not (node.level and node.module == "xen"), node.module
+            assert node.module != "conformance.appliances.xen" and not (node.level and node.module == "xen"), (
+                node.module
+            )
             assert not any(a.name == "xen" for a in node.names if node.module == "conformance.appliances")

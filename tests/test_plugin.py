@@ -32,8 +32,17 @@ def pytest_run(folder: Path, *args: str, timeout: float = 300) -> subprocess.Com
     (folder / "pytest.ini").write_text("[pytest]\n")  # not this repository's pyproject.toml
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "NVCT_"))}
     return subprocess.run(
-        [sys.executable, "-m", "pytest", f"--config-file={folder / 'pytest.ini'}",
-         "-p", "no:cacheprovider", "-p", "no:hypothesispytest", *args],  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            f"--config-file={folder / 'pytest.ini'}",
+            "-p",
+            "no:cacheprovider",
+            "-p",
+            "no:hypothesispytest",
+            *args,
+        ],  # fmt: skip
         cwd=folder,
         capture_output=True,
         text=True,

@@ -53,7 +53,12 @@ stack:
         (GOOD + "    args: [1, [2]]\n", 5, "stack[0].args[1]", "must be a string, not a list"),
         ("name: t\nstack:\n  - backend: vbox\n", 3, "stack[0].backend", "unknown backend 'vbox' (known: bochs, "),
         ("name: t\nstack:\n  - backend: linux-kvm\n", 3, "stack[0].backend", "runs above another level, not as L0"),
-        (GOOD + "  - backend: linux-kvm\n    module: kvm_arm\n", 6, "stack[1].module", "must be auto, kvm_amd or kvm_intel"),
+        (
+            GOOD + "  - backend: linux-kvm\n    module: kvm_arm\n",
+            6,
+            "stack[1].module",
+            "must be auto, kvm_amd or kvm_intel",
+        ),
         ("name: t\nstack:\n  - cpu: max\n", 3, "stack[0]", "missing key: backend"),
         ("name: t\nstack:\n  - backend: []\n", 3, "stack[0].backend", "must be a backend name, not a list"),
         ("name: t\nstack: []\n", 2, "stack", "must be a non-empty list"),
@@ -65,10 +70,20 @@ stack:
         (GOOD + "name: again\n", 5, "name", "key given twice"),
         ("name: t\nstack:\n  - backend: qemu\n    cpu: [max\n", 5, None, "not valid YAML"),
         ("- just\n- a list\n", 1, None, "a profile is a mapping, not a list"),
-        ("name: !!python/name:os.system x\nstack: []\n", 1, "name", "not a valid value: could not determine a constructor"),
+        (
+            "name: !!python/name:os.system x\nstack: []\n",
+            1,
+            "name",
+            "not a valid value: could not determine a constructor",
+        ),
         ("name: 2001-02-30\nstack: []\n", 1, "name", "not a valid value: day is out of range for month"),
         ("", None, None, "empty profile"),
-        ("name: t\nstack:\n  - backend: bochs\n    cpu_model: 'skylake; rm -rf'\n", 4, "stack[0].cpu_model", "not a Bochs CPU model"),
+        (
+            "name: t\nstack:\n  - backend: bochs\n    cpu_model: 'skylake; rm -rf'\n",
+            4,
+            "stack[0].cpu_model",
+            "not a Bochs CPU model",
+        ),
     ],
 )
 def test_errors_name_file_line_and_key(tmp_path, text, line, key, message):
@@ -107,8 +122,7 @@ def test_include_starts_from_another_profile_and_its_rules_come_first(tmp_path):
         "expect:\n  - probes: 'vmx.*'\n    verdict: skip\n    reason: no VMX\n"
     )
     (tmp_path / "child.yaml").write_text(
-        "include: base.yaml\nname: child\n"
-        "expect:\n  - probes: 'vmx.cpuid.*'\n    verdict: pass\n"
+        "include: base.yaml\nname: child\nexpect:\n  - probes: 'vmx.cpuid.*'\n    verdict: pass\n"
     )
     profile = load_profile(tmp_path / "child.yaml")
     assert profile.name == "child" and profile.description == "the base"

@@ -111,7 +111,9 @@ def test_sigterm_stops_every_hypervisor_and_keeps_a_valid_record(tmp_path, jobs)
     assert record["status"] == "interrupted" and record["finished"]
     measured = [r["probe"] for r in record["results"]]
     assert "selftest.catch" in measured and "selftest.hang" not in measured  # measured before the kill, kept
-    assert {n["probe"] for n in record["not_run"]} == {"selftest.catch", "selftest.hang", "selftest.worst_wins"} - set(measured)
+    assert {n["probe"] for n in record["not_run"]} == {"selftest.catch", "selftest.hang", "selftest.worst_wins"} - set(
+        measured
+    )
     assert record["levels"] and record["levels"][0]["level"] == 1
     assert _processes_in(work) == []
     assert list(work.iterdir()) == []  # every private boot folder removed

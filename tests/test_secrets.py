@@ -103,7 +103,7 @@ def test_scrub_handles_mixed_forms_and_many_secrets():
     text = (f"p&amp;ss&lt;w>rd&#34;q'uo%20te/b\\\\s+%25;é€ and cookie vmware_soap_session=\"{cookie}\" "
             f"and {urllib.parse.quote(cookie)}")  # fmt: skip
     out = scrub(text, [PASSWORD, cookie, None, ""])
-    assert out == "*** and cookie vmware_soap_session=\"***\" and ***"
+    assert out == '*** and cookie vmware_soap_session="***" and ***'
 
 
 def test_scrub_leaves_text_without_secrets_alone():
@@ -113,7 +113,8 @@ def test_scrub_leaves_text_without_secrets_alone():
 
 def test_flatten():
     assert flatten("(vim.fault.NoPermission) {\n   msg = 'x',\r\n\tprivilegeId = 'System.View'\n}") == (
-        "(vim.fault.NoPermission) { msg = 'x', privilegeId = 'System.View' }")
+        "(vim.fault.NoPermission) { msg = 'x', privilegeId = 'System.View' }"
+    )
     assert flatten("red \x1b[31mtext\x07\x00") == "red \\x1b[31mtext\\x07\\x00"
 
 
@@ -402,8 +403,10 @@ def fake_nvct(tmp_path, backend: str, fake: dict, *, env: dict | None = None, se
     return proc, text
 
 
-NO_PERMISSION = {"raise": "vim.fault.NoPermission",
-                 "kwargs": {"msg": "Permission to perform this operation was denied.", "privilegeId": "System.View"}}
+NO_PERMISSION = {
+    "raise": "vim.fault.NoPermission",
+    "kwargs": {"msg": "Permission to perform this operation was denied.", "privilegeId": "System.View"},
+}
 
 
 @pytest.mark.parametrize("backend,fake,expect", [

@@ -151,7 +151,12 @@ def test_payload_files_in_a_folder_of_a_real_host(tmp_path):
     files = payload_files(XenSettings(), "nvct-l1-ab", Payload(kernel=kernel, append="console=xen"), tmp_path, folder)
     assert all(path.startswith("tmp/nvct.k3Xz9/") for path in files)
     assert read_xl(files["tmp/nvct.k3Xz9/domu.cfg"].decode())["kernel"] == f"{folder}/kernel"
-    assert wait_command(XenSettings(), "nvct-l1-ab", folder, domid=7) == ["sh", f"{folder}/pvconsole", "7", "nvct-l1-ab"]
+    assert wait_command(XenSettings(), "nvct-l1-ab", folder, domid=7) == [
+        "sh",
+        f"{folder}/pvconsole",
+        "7",
+        "nvct-l1-ab",
+    ]
     hvm = XenSettings(type="hvm")
     assert wait_command(hvm, "n", folder, f"{folder}/com1", 7) == ["sh", f"{folder}/follow", f"{folder}/com1", "n"]
     assert read_xl(domu_config(hvm, "n", f"{folder}/nvct.iso", "", f"{folder}/com1"))["serial"] == f"file:{folder}/com1"
@@ -478,8 +483,15 @@ def test_a_refused_domain_makes_the_level_unavailable_with_xls_words():
     from conformance.backends.base import LevelUnavailable
 
     shell = FakeShell(
-        {"xl create": (3, ["Parsing config from /nvct/guest/domu.cfg",
-                           "libxl: error: libxl_x86.c:12:f: nested HVM: Operation not supported"])}  # fmt: skip
+        {
+            "xl create": (
+                3,
+                [
+                    "Parsing config from /nvct/guest/domu.cfg",
+                    "libxl: error: libxl_x86.c:12:f: nested HVM: Operation not supported",
+                ],
+            )
+        }  # fmt: skip
     )
     with pytest.raises(LevelUnavailable, match="nested HVM: Operation not supported"):
         backend()._create(shell, "nvct-l2", "/nvct/guest/domu.cfg")
@@ -565,7 +577,7 @@ def test_odd_cmdline_reaches_the_domu_intact(tmp_path, tools, image):
     from conformance.backends.xen import XenBackend
     from conformance.core.protocol import parse_line
 
-    odd = "probes=cpu.cpuid.basic nvct.q=\"a'b\" $(reboot);`id`\\ #h%"
+    odd = 'probes=cpu.cpuid.basic nvct.q="a\'b" $(reboot);`id`\\ #h%'
     below = QemuBackend(QemuSettings(accel="tcg", cpu="max", memory=2048), 0)
     xen = XenBackend(XenSettings(options=("smap=0",)), 1, below=below)
     xen.preflight()

@@ -162,7 +162,9 @@ def test_a_crash_over_ssh_resumes_in_a_fresh_domain_and_cleans_up(xen_host, tmp_
     proc = nvct("run", "--profile", str(profile), "--json", str(out))
     record = json.loads(out.read_text())
     got = verdicts(record, level=1)
-    assert got == {"selftest.alloc": "PASS", "selftest.triple_fault": "CRASH", "selftest.worst_wins": "FAIL"}, proc.stdout
+    assert got == {"selftest.alloc": "PASS", "selftest.triple_fault": "CRASH", "selftest.worst_wins": "FAIL"}, (
+        proc.stdout
+    )
     assert record["levels"][0]["boots"] == 2
     assert _leftovers(xen_host) == ([], "")
 

@@ -107,7 +107,9 @@ def _run(argv: list[str], cwd: Path | None = None) -> str:
     except FileNotFoundError:
         raise ApplianceError(f"{argv[0]} not found") from None
     if proc.returncode != 0:
-        raise ApplianceError(f"{' '.join(argv)} failed ({proc.returncode}): {(proc.stderr or proc.stdout).strip()[-500:]}")
+        raise ApplianceError(
+            f"{' '.join(argv)} failed ({proc.returncode}): {(proc.stderr or proc.stdout).strip()[-500:]}"
+        )
     return proc.stdout
 
 
@@ -301,9 +303,7 @@ def write_base(
     cpio.data(f"lib/modules/{version}/modules.dep", _modules_dep(deps).encode())
 
 
-def take_kernel(
-    extracted: Path, work: Path, packages: dict[str, Path], keep_bzimage: bool = False
-) -> tuple[str, Path]:
+def take_kernel(extracted: Path, work: Path, packages: dict[str, Path], keep_bzimage: bool = False) -> tuple[str, Path]:
     """The kernel of the extracted Debian packages, copied into `work`: its
     release, and the uncompressed vmlinux when the bzImage carries one (it
     boots faster under TCG), else the bzImage itself. With `keep_bzimage`

@@ -211,8 +211,10 @@ class EsxiBackend(RemoteVmBackend):
             si = self.api.connect(s.host, s.port, creds.user, creds.password.reveal(), self._ssl_context())
         except Exception as exc:  # pyVmomi raises vim faults, ssl and socket errors alike
             raise BackendUnavailable(
-                self._say(f"esxi: cannot log in to {s.host}:{s.port} as {creds.user} (password from "
-                          f"{creds.source}): {type(exc).__name__}: {_fault_text(exc)}")  # fmt: skip
+                self._say(
+                    f"esxi: cannot log in to {s.host}:{s.port} as {creds.user} (password from "
+                    f"{creds.source}): {type(exc).__name__}: {_fault_text(exc)}"
+                )  # fmt: skip
             ) from None
         try:
             header = session_cookie(si)
@@ -453,8 +455,9 @@ class _Boot:
         if self.folder_made and self.si is not None and self.place is not None:
             try:
                 self.step = f"deleting {self.ds_path}"
-                task = self.si.content.fileManager.DeleteDatastoreFile_Task(name=self.ds_path,
-                                                                            datacenter=self.place.datacenter)
+                task = self.si.content.fileManager.DeleteDatastoreFile_Task(
+                    name=self.ds_path, datacenter=self.place.datacenter
+                )
                 self._wait(task)
                 self.folder_made = False
             except Exception as exc:

@@ -482,7 +482,9 @@ class _Boot:
         if state != "Running" and not more:
             return PolledChunk(data, True, f"hyperv VM {self.name} is {state or 'gone'}")
         if reader == "Failed" and not more:
-            return PolledChunk(data, True, f"the COM1 pipe reader on the host failed: {reply.get('reader_error') or '?'}")
+            return PolledChunk(
+                data, True, f"the COM1 pipe reader on the host failed: {reply.get('reader_error') or '?'}"
+            )
         if reader in ("Completed", "Stopped", "Missing") and not more:
             return PolledChunk(data, True, f"the COM1 pipe of hyperv VM {self.name} closed (reader {reader})")
         return PolledChunk(data)

@@ -52,7 +52,7 @@ class LinuxKvmSettings:
             if "=" not in param or any(c.isspace() for c in param):
                 return "module_params", f"want KEY=VALUE without spaces, not {param!r}"
         for word in self.kernel_args:
-            if not word or not word.isprintable() or any(c.isspace() or c in '"{};$\\\'' for c in word):
+            if not word or not word.isprintable() or any(c.isspace() or c in "\"{};$\\'" for c in word):
                 return "kernel_args", f"want one word per item (no spaces, quotes, braces, ;, $ or \\), not {word!r}"
         if not 16 <= self.memory <= 65536:
             return "memory", "must be 16 to 65536 (MiB)"
@@ -64,8 +64,16 @@ class LinuxKvmSettings:
 # Module parameters worth recording: they say what the level offers above it.
 _PARAMS = {
     "kvm_amd": ("nested", "npt", "vgif", "nrips", "lbrv", "vls", "tsc_scaling", "pause_filter_count", "avic"),
-    "kvm_intel": ("nested", "ept", "vpid", "unrestricted_guest", "enable_shadow_vmcs", "pml", "preemption_timer",
-                  "enable_apicv"),  # fmt: skip
+    "kvm_intel": (
+        "nested",
+        "ept",
+        "vpid",
+        "unrestricted_guest",
+        "enable_shadow_vmcs",
+        "pml",
+        "preemption_timer",
+        "enable_apicv",
+    ),  # fmt: skip
 }
 
 
@@ -267,7 +275,7 @@ class LinuxKvmBackend(Backend):
             why = "; ".join(line.strip() for line in load.output + dmesg if line.strip())
             raise LevelUnavailable(f"L{self.level}: modprobe {module} failed: {why}")
         values = shell.run(
-            "cd /sys/module/%s/parameters && for p in %s; do [ -r $p ] && echo \"$p=$(cat $p)\"; done"
+            'cd /sys/module/%s/parameters && for p in %s; do [ -r $p ] && echo "$p=$(cat $p)"; done'
             % (module, " ".join(_PARAMS[module])),
             timeout=30,
         )
@@ -280,4 +288,3 @@ class LinuxKvmBackend(Backend):
         if kvm.status != 0:
             raise LevelUnavailable(f"L{self.level}: {module} loaded but /dev/kvm is missing")
         return facts
-

@@ -28,12 +28,15 @@ terminal_input serial
 terminal_output serial
 """
 
-GRUB_CFG = GRUB_HEAD + """\
+GRUB_CFG = (
+    GRUB_HEAD
+    + """\
 menuentry "nvct probe kernel" {{
     multiboot /boot/nvct.elf {cmdline}
     boot
 }}
 """
+)
 
 # The GRUB platforms a hybrid ISO carries, with the Debian package of each.
 GRUB_PLATFORMS = (
@@ -69,14 +72,18 @@ def make_iso(image: GuestImage, cmdline: str, dest: Path) -> Path:
 # GRUB says when it has read everything (LOADED), which splits the time of
 # its reading through the BIOS from the kernel's own (bench/nested.py).
 LOADED = "nvct: GRUB has loaded the files"
-LINUX_GRUB_CFG = GRUB_HEAD + """\
+LINUX_GRUB_CFG = (
+    GRUB_HEAD
+    + """\
 menuentry "nvct appliance" {{
     linux /boot/vmlinuz {cmdline}
     initrd {initrds}
     echo "%s"
     boot
 }}
-""" % LOADED
+"""
+    % LOADED
+)
 
 
 def make_linux_iso(bzimage: Path, cmdline: str, initrds: tuple[Path, ...], dest: Path) -> Path:
@@ -99,14 +106,18 @@ def make_linux_iso(bzimage: Path, cmdline: str, initrds: tuple[Path, ...], dest:
 # would switch to a VBE graphics mode, which Bochs's `term` display cannot
 # show (Bochs exits: "32 bpp graphics mode not supported"): gfxpayload=text
 # after `multiboot2` keeps the text mode (Xen gets no framebuffer).
-MULTIBOOT_GRUB_CFG = GRUB_HEAD + """\
+MULTIBOOT_GRUB_CFG = (
+    GRUB_HEAD
+    + """\
 menuentry "nvct multiboot" {{
     multiboot2 /boot/kernel {cmdline}
 {modules}    set gfxpayload=text
     echo "%s"
     boot
 }}
-""" % LOADED
+"""
+    % LOADED
+)
 
 
 @dataclass(frozen=True)

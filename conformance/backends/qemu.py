@@ -203,4 +203,3 @@ def concatenate(parts: tuple[Path, ...], dest: Path) -> Path:
             with open(part, "rb") as src:
                 shutil.copyfileobj(src, out, 1 << 20)
     return dest
-

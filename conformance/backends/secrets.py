@@ -69,7 +69,10 @@ def env_label(key: str, name: str, default: str, environ: Any = None) -> str:
 
 
 def resolve_credentials(
-    user_env: str, password_env: str, keyring_service: str, environ: dict[str, str] | None = None,
+    user_env: str,
+    password_env: str,
+    keyring_service: str,
+    environ: dict[str, str] | None = None,
     default_password_env: str = "",
 ) -> Credentials:
     """The user from the environment variable `user_env`; the password from

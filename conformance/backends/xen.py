@@ -167,7 +167,10 @@ class XenSettings:
             except SshHostError as exc:
                 return ("ssh_options" if "option" in str(exc) else "dom0"), str(exc)
             if self.options:
-                return "options", "Xen's command line is the host's own: options apply only when nvct boots Xen (no dom0)"
+                return (
+                    "options",
+                    "Xen's command line is the host's own: options apply only when nvct boots Xen (no dom0)",
+                )
         elif self.identity or self.ssh_options or self.sudo:
             return "dom0", "identity, ssh_options and sudo need a real host's dom0 (local or ssh://...)"
         if not 16 <= self.memory <= 65536:
@@ -332,7 +335,11 @@ class XenBackend(Backend):
     @classmethod
     def placement_error(cls, settings: XenSettings, index: int) -> str | None:
         if settings.dom0:  # a real host: Xen is its hypervisor, L0
-            return None if index == 0 else f"with dom0 {settings.dom0!r} is a real host's hypervisor: L0, not level {index}"
+            return (
+                None
+                if index == 0
+                else f"with dom0 {settings.dom0!r} is a real host's hypervisor: L0, not level {index}"
+            )
         return super().placement_error(settings, index)
 
     def preflight(self) -> None:
@@ -344,7 +351,9 @@ class XenBackend(Backend):
         if isinstance(self.below, QemuBackend):
             below = self.below.settings
             if getattr(below, "firmware", "bios") != "bios" or getattr(below, "boot_from", "kernel") != "kernel":
-                raise BackendUnavailable("xen boots with QEMU's -kernel: the level below needs firmware bios, boot kernel")
+                raise BackendUnavailable(
+                    "xen boots with QEMU's -kernel: the level below needs firmware bios, boot kernel"
+                )
         elif not isinstance(self.below, BochsBackend):
             raise BackendUnavailable(
                 f"xen needs QEMU or Bochs below it (they boot Xen with multiboot modules), not {self.below.name}"
@@ -663,4 +672,3 @@ class DomainConsole:
     @property
     def exit_status(self) -> int | None:
         return self.inner.exit_status
-

@@ -124,7 +124,10 @@ class BootLog:
             self._trouble(f"records lost (sequence {lost} missing before {record.kind})", owner)
             self._next_seq = record.seq + 1
         elif record.seq < self._next_seq:
-            self._trouble(f"record out of order or repeated (seq {record.seq}, expected {self._next_seq}): {record.raw[:160]!r}", record.probe)
+            self._trouble(
+                f"record out of order or repeated (seq {record.seq}, expected {self._next_seq}): {record.raw[:160]!r}",
+                record.probe,
+            )
             return
         else:
             self._next_seq += 1

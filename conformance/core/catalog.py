@@ -54,19 +54,19 @@ def read_section(image: Path, name: str) -> bytes:
         raise CatalogError(f"{image}: not a little-endian ELF file")
     is64 = data[4] == 2
     if is64:
-        shoff, = struct.unpack_from("<Q", data, 0x28)
+        (shoff,) = struct.unpack_from("<Q", data, 0x28)
         shentsize, shnum, shstrndx = struct.unpack_from("<HHH", data, 0x3A)
     else:
-        shoff, = struct.unpack_from("<I", data, 0x20)
+        (shoff,) = struct.unpack_from("<I", data, 0x20)
         shentsize, shnum, shstrndx = struct.unpack_from("<HHH", data, 0x2E)
 
     def header(index: int) -> tuple[int, int, int]:
         base = shoff + index * shentsize
         if is64:
-            name_off, = struct.unpack_from("<I", data, base)
+            (name_off,) = struct.unpack_from("<I", data, base)
             offset, size = struct.unpack_from("<QQ", data, base + 0x18)
         else:
-            name_off, = struct.unpack_from("<I", data, base)
+            (name_off,) = struct.unpack_from("<I", data, base)
             offset, size = struct.unpack_from("<II", data, base + 0x10)
         return name_off, offset, size
 

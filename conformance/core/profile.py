@@ -188,7 +188,9 @@ def _read(path: Path) -> str:
     except OSError as exc:
         raise ProfileError(path, None, None, f"cannot read: {exc.strerror or exc}") from None
     if not stat.S_ISREG(info.st_mode):
-        raise ProfileError(path, None, None, f"not a regular file ({_file_kind(info.st_mode)}): a profile is a YAML file")
+        raise ProfileError(
+            path, None, None, f"not a regular file ({_file_kind(info.st_mode)}): a profile is a YAML file"
+        )
     if info.st_size > MAX_BYTES:
         raise ProfileError(path, None, None, f"{info.st_size} bytes: a profile may have at most {MAX_BYTES}")
     try:
@@ -264,7 +266,9 @@ def _compose(path: Path) -> tuple[Any, dict[KeyPath, int]]:
         raise ProfileError(path, exc.line, None, exc.message) from None
     except yaml.reader.ReaderError as exc:  # a character YAML does not allow in a file, as it is written
         line = text.count("\n", 0, exc.position) + 1
-        raise ProfileError(path, line, None, f"not valid YAML: character U+{exc.character:04X} is not allowed") from None
+        raise ProfileError(
+            path, line, None, f"not valid YAML: character U+{exc.character:04X} is not allowed"
+        ) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         problem = " ".join((getattr(exc, "problem", None) or str(exc)).split())  # one line
@@ -319,7 +323,9 @@ def _compose(path: Path) -> tuple[Any, dict[KeyPath, int]]:
             return scalars.construct_object(node, deep=True)
         except (yaml.YAMLError, ValueError, TypeError, OverflowError) as exc:  # an unknown tag, 2001-02-30
             problem = getattr(exc, "problem", None) or str(exc)
-            raise ProfileError(path, node.start_mark.line + 1, _dotted(keys) or None, f"not a valid value: {problem}") from None
+            raise ProfileError(
+                path, node.start_mark.line + 1, _dotted(keys) or None, f"not a valid value: {problem}"
+            ) from None
 
     if node is None:
         raise ProfileError(path, None, None, "empty profile")
@@ -391,7 +397,9 @@ def _check_number(value: float, keys: KeyPath, source: Source) -> float:
 def _kind(value: Any) -> str:
     if value is None:
         return "nothing"
-    return {dict: "a mapping", list: "a list", bool: "a boolean", str: "a string"}.get(type(value), type(value).__name__)
+    return {dict: "a mapping", list: "a list", bool: "a boolean", str: "a string"}.get(
+        type(value), type(value).__name__
+    )
 
 
 def build_dataclass(cls: type, data: Any, keys: KeyPath, source: Source, skip: frozenset[str] = frozenset()) -> Any:
@@ -428,7 +436,6 @@ def build_dataclass(cls: type, data: Any, keys: KeyPath, source: Source, skip: f
 # ---- the profile ----------------------------------------------------------------
 
 TOP_KEYS = {"include", "name", "description", "stack", "probes", "timeouts", "expect"}
-
 
 
 def _load_expect(data: Any, source: Source, levels: list[int]) -> tuple[ExpectRule, ...]:
@@ -533,7 +540,9 @@ def load_profile(path: Path | str, _including: tuple[Path, ...] = ()) -> Profile
         if not isinstance(backend_name, str):
             raise source.error(keys + ("backend",), f"must be a backend name, not {_kind(backend_name)}")
         if backend_name not in BACKENDS:
-            raise source.error(keys + ("backend",), f"unknown backend {backend_name!r} (known: {', '.join(sorted(BACKENDS))})")
+            raise source.error(
+                keys + ("backend",), f"unknown backend {backend_name!r} (known: {', '.join(sorted(BACKENDS))})"
+            )
         backend = BACKENDS[backend_name]
         settings = build_dataclass(backend.Settings, entry, keys, source, skip=frozenset({"backend"}))
         misplaced = backend.placement_error(settings, index)

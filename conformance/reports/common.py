@@ -14,6 +14,7 @@ BAD = ("FAIL", "ERROR", "TIMEOUT", "CRASH", "XPASS")
 KNOWN = ("XFAIL", "XCRASH", "XTIMEOUT")
 NOUN = {"XFAIL": "failure", "XCRASH": "crash", "XTIMEOUT": "timeout"}
 
+
 def nesting_settings(hypervisor: dict) -> str:
     """What a hypervisor level reported when it came up (the run record's
     `hypervisor.runtime`: for KVM the module and its nesting parameters), as

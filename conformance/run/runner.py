@@ -230,6 +230,7 @@ def run_levels(
     report = serial(on_result)
     start = serial(on_start)
     booted = serial(on_boot)
+
     def mine(level: Level) -> list[Probe]:
         return select_for(level.number) if select_for is not None else selected
 
@@ -436,7 +437,9 @@ def _unreported(log: BootLog) -> tuple[Verdict, str]:
     why = log.why
     if log.hello is None:
         return (Verdict.TIMEOUT if log.ending == "timeout" else Verdict.CRASH), f"the probe kernel did not start: {why}"
-    return (Verdict.TIMEOUT if log.ending == "timeout" else Verdict.CRASH), f"the kernel stopped before its first probe: {why}"
+    return (
+        Verdict.TIMEOUT if log.ending == "timeout" else Verdict.CRASH
+    ), f"the kernel stopped before its first probe: {why}"
 
 
 def _boot_once(level: Level, image: GuestImage, cmdline: str, log: BootLog, options: RunOptions,

@@ -239,13 +239,17 @@ class FakeVSphere:
         self.contexts: list[Any] = []
         ds = SimpleNamespace(name="datastore1", summary=SimpleNamespace(freeSpace=50 << 30, accessible=True))
         small = SimpleNamespace(name="small", summary=SimpleNamespace(freeSpace=1 << 30, accessible=True))
-        caps = feature_capability if feature_capability is not None else [
-            ("cpuid.VMX", "cpuid.VMX", "1"), ("cpuid.SSE3", "cpuid.SSE3", "1"), ("misc.hv.capable", "hv", "1")]
+        caps = (
+            feature_capability
+            if feature_capability is not None
+            else [("cpuid.VMX", "cpuid.VMX", "1"), ("cpuid.SSE3", "cpuid.SSE3", "1"), ("misc.hv.capable", "hv", "1")]
+        )
         host = SimpleNamespace(
             name="esx1.example.test",
             capability=SimpleNamespace(nestedHVSupported=nested_supported),
-            config=SimpleNamespace(featureCapability=[SimpleNamespace(key=k, featureName=n, value=v)
-                                                      for k, n, v in caps]),  # fmt: skip
+            config=SimpleNamespace(
+                featureCapability=[SimpleNamespace(key=k, featureName=n, value=v) for k, n, v in caps]
+            ),  # fmt: skip
             hardware=SimpleNamespace(cpuPkg=[SimpleNamespace(vendor="intel", description="Fake Xeon")]),
             datastore=[small, ds],
             parent=SimpleNamespace(resourcePool=SimpleNamespace(name="Resources")),
@@ -296,7 +300,7 @@ class FakeVSphere:
         query = urllib.parse.parse_qs(parsed.query)
         if query.get("dcPath") != [self.datacenter.name] or not parsed.path.startswith("/folder/"):
             return 404, b"no such datacenter"
-        ds_path = f"[{query['dsName'][0]}] {urllib.parse.unquote(parsed.path[len('/folder/'):])}"
+        ds_path = f"[{query['dsName'][0]}] {urllib.parse.unquote(parsed.path[len('/folder/') :])}"
         if method == "PUT":
             if "upload" in self.fail:
                 return 500, self.fail["upload"].encode()
