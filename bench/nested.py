@@ -2,6 +2,7 @@
 """Where the time of a multi-level run goes.
 
     python bench/nested.py [--profiles bochs-kvm-l2] [--out bench/nested.json] [--no-appliance]
+    python bench/nested.py --profiles tcg-kvm-l2,tcg-kvm-kvm-l3 --no-appliance --out bench/nested-tcg.json
 
 For each profile, one `nvct run --progress --json` of its whole selection,
 timed from outside: the time stamp of every progress line on stderr gives
@@ -78,6 +79,8 @@ def run_split(profile: Path, work: Path) -> dict:
         n = lv["level"]
         runtime = lv["hypervisor"].get("runtime") or {}
         entry = {"level": n, "boots": lv.get("boots"), "span_s": round(last.get(n, wall) - booted.get(n, 0.0), 1)}
+        if "appliance_boot" in runtime:  # guests the level's last appliance ran (the rest: appliances booted again)
+            entry["guests_on_last_appliance"] = runtime["appliance_boot"]
         if n in booted and n in first:
             to_first = first[n] - booted[n]
             entry["boot_to_first_result_s"] = round(to_first, 1)
