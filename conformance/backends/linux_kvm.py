@@ -139,11 +139,7 @@ class LinuxKvmBackend(Backend):
                 "-chardev", "stdio,id=con,mux=on,signal=off", "-serial", "chardev:con", "-mon", "chardev=con",
                 "-kernel", kernel, "-append", payload.append]  # fmt: skip
         if payload.probe:
-            # A virtio console beside COM1 on the same line: the probe
-            # kernel prints a record in one exit instead of one per byte
-            # (lib/virtcon.c), which is most of a deep level's time.
-            argv += ["-device", "virtio-serial-pci", "-device", "virtconsole,chardev=con",
-                     "-device", "isa-debug-exit,iobase=0xf4,iosize=4"]  # fmt: skip
+            argv += ["-device", "isa-debug-exit,iobase=0xf4,iosize=4"]
         if initrd is not None:
             argv += ["-initrd", initrd]
         return argv + list(s.args)

@@ -81,11 +81,7 @@ class Shell:
         """Start a hypervisor in the appliance; its console is the guest's.
         `muxed`: its serial line is `mon:stdio`, so QUIT_KEYS stop it."""
         marker = f"NVCT-EXIT-{secrets.token_hex(4)}"
-        # Its input from an open of the console of its own: QEMU makes its
-        # stdin non-blocking, and a stdout that shares stdin's open file
-        # would then drop what a virtio console writes while the line is
-        # busy (QEMU discards console data on EAGAIN); this way it waits.
-        self.console.send(f"{shlex.join(argv)} 0</dev/console; echo {marker} $?\n")
+        self.console.send(f"{shlex.join(argv)}; echo {marker} $?\n")
         return GuestConsole(self.console, marker, label, muxed=muxed)
 
 
