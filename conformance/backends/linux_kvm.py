@@ -256,7 +256,7 @@ class LinuxKvmBackend(Backend):
         s = self.settings
         module = s.module
         if module == "auto":
-            flags = shell.run("grep -m1 -o -w -E 'svm|vmx' /proc/cpuinfo", timeout=30)
+            flags = shell.run("grep -m1 -o -w -E 'svm|vmx' /proc/cpuinfo", timeout=max(30.0, s.ready_timeout / 4))
             found = flags.output[0].strip() if flags.status == 0 and flags.output else ""
             if found not in ("svm", "vmx"):
                 raise LevelUnavailable(
@@ -265,22 +265,26 @@ class LinuxKvmBackend(Backend):
             module = "kvm_amd" if found == "svm" else "kvm_intel"
         paging = "npt" if module == "kvm_amd" else "ept"
         params = [f"nested={int(s.nested)}", f"{paging}={int(s.paging)}", *s.module_params]
-        load = shell.run(["modprobe", module, *params], timeout=120)
+        # As long as the appliance may take to come up: under Bochs, with the
+        # levels side by side, loading KVM in L2's appliance can take minutes.
+        load = shell.run(["modprobe", module, *params], timeout=max(120.0, s.ready_timeout))
         if load.status != 0:
-            dmesg = shell.run("dmesg | grep -i -E 'kvm|svm|vmx' | tail -n 3", timeout=30).output
+            dmesg = shell.run(
+                "dmesg | grep -i -E 'kvm|svm|vmx' | tail -n 3", timeout=max(30.0, s.ready_timeout / 4)
+            ).output
             why = "; ".join(line.strip() for line in load.output + dmesg if line.strip())
             raise LevelUnavailable(f"L{self.level}: modprobe {module} failed: {why}")
         values = shell.run(
             'cd /sys/module/%s/parameters && for p in %s; do [ -r $p ] && echo "$p=$(cat $p)"; done'
             % (module, " ".join(_PARAMS[module])),
-            timeout=30,
+            timeout=max(30.0, s.ready_timeout / 4),
         )
         facts: dict[str, object] = {"module": module}
         for line in values.output:
             key, eq, value = line.strip().partition("=")
             if eq and key in _PARAMS[module]:
                 facts[f"{module}.{key}"] = value
-        kvm = shell.run("ls -l /dev/kvm", timeout=30)
+        kvm = shell.run("ls -l /dev/kvm", timeout=max(30.0, s.ready_timeout / 4))
         if kvm.status != 0:
             raise LevelUnavailable(f"L{self.level}: {module} loaded but /dev/kvm is missing")
         return facts
