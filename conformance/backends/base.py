@@ -59,6 +59,7 @@ class Backend(ABC):
     name: ClassVar[str]
     Settings: ClassVar[type]  # a dataclass: the profile keys of this backend
     nestable: ClassVar[bool] = False  # can run above L0, inside an appliance
+    levels_side_by_side: ClassVar[bool] = True  # as L0: may the levels of a run boot at once
 
     def __init__(self, settings: Any, level: int):
         self.settings = settings

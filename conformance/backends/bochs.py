@@ -72,6 +72,7 @@ def bochs_version(binary: str) -> str:
 class BochsBackend(Backend):
     name = "bochs"
     Settings = BochsSettings
+    levels_side_by_side = False  # each stack is a CPU-bound emulator: one level at a time
 
     def preflight(self) -> None:
         require_binary(self.settings.binary, "bochs")

@@ -234,7 +234,9 @@ def run_levels(
     def mine(level: Level) -> list[Probe]:
         return select_for(level.number) if select_for is not None else selected
 
-    if len(levels) <= 1:
+    # An L0 that is one busy CPU per stack (Bochs) runs its levels one after
+    # another: side by side they starved each other on a 2-core machine.
+    if len(levels) <= 1 or not levels[0].backend.levels_side_by_side:
         return [run_level(level, image, mine(level), options, report,
                           on_boot=(lambda n, c, lv=level.number: booted(lv, n, c)) if booted else None,
                           on_start=start) for level in levels]  # fmt: skip
