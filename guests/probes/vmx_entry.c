@@ -48,7 +48,7 @@ PROBE(vmx_entry_ctl_reserved, "vmx.entry.ctl_reserved", "VMX",
       "Intel SDM Vol. 3C 27.2.1.1, A.3-A.5", "sdm.27.2.1.1.pinbased-reserved",
       "sdm.27.2.1.1.procbased-reserved", "sdm.27.2.1.2.exit-reserved",
       "sdm.27.2.1.3.entry-reserved", "sdm.27.1.control-check-error", "sdm.A.3.1.pinbased",
-      "sdm.A.3.2.procbased", "sdm.A.4.1.exit", "sdm.A.5.entry")
+      "sdm.A.3.2.procbased", "sdm.A.4.1.exit", "sdm.A.5.entry", "sdm.27.2.1.1.cr3-target-count")
 {
     vmx_on();
     struct vmx_vcpu *v = vmx_vcpu_new(vmx_en_loop_guest);

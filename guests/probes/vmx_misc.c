@@ -148,7 +148,7 @@ PROBE(vmx_misc_tsc_scaling, "vmx.misc.tsc_scaling", "VMX",
 
 GUEST(vmx_mi_rw_guest, "mov (%rdi), %rax", "vmcall", "mov %rax, (%rdi)", "vmcall", "ud2");
 
-PROBE(vmx_misc_pml, "vmx.misc.pml", "EPT",
+PROBE(vmx_misc_pml, "vmx.misc.pml", "PML",
       "With EPT A/D flags and page-modification logging (PML index 511), a guest read of P logs "
       "nothing for P; a guest write of P (EPT D 0 -> 1) writes P's 4 KiB-aligned GPA into the "
       "PML buffer between index+1 and 511, and the index decreases by the number of entries "
@@ -209,7 +209,7 @@ GUEST(vmx_mi_vmfunc_guest, "    mov (%rdi), %rbx\n"
                            "    vmfunc\n"
                            "    ud2");
 
-PROBE(vmx_misc_vmfunc_eptp, "vmx.misc.vmfunc_eptp", "EPT",
+PROBE(vmx_misc_vmfunc_eptp, "vmx.misc.vmfunc_eptp", "VMFUNC",
       "With VM functions and EPTP switching (VM-function control bit 0) and an EPTP list {A, B} "
       "where B maps page P to page Q: guest VMFUNC EAX=0 ECX=1 switches to B without exit (a read "
       "of P then returns Q's data) and the EPTP field becomes B; VMFUNC with ECX=512 exits with "
