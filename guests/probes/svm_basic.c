@@ -153,7 +153,7 @@ PROBE(svm_vmrun_vmmcall, "svm.vmrun.vmmcall", "SVM",
       "NRIPS, VMCB RAX and the returned RBX are the guest values, EXITINTINFO.V=0; resuming at "
       "RIP+3 reaches a second VMMCALL with the same checks",
       "AMD APM Vol. 2 15.5, 15.6, 15.7.1, 15.9", "apm.15.6.vmexit-state", "apm.15.6.exitcode",
-      "apm.15.9.svm-insns", "apm.15.7.1.rip-fault-like")
+      "apm.15.9.vmmcall-exit", "apm.15.7.1.rip-fault-like")
 {
     svm_require();
     bool nrips = svm_has(SVM_FEAT_NRIPS);
