@@ -112,7 +112,7 @@ def test_coverage_counts_and_problems(tmp_path):
     tally = cov.by_chapter()["sdm-27"]
     assert (tally.total, tally.probed, tally.untestable, tally.uncovered) == (2, 2, 0, 0)
     assert cov.problems == [
-        "probe vmx.a.two names sdm.27.9.nowhere, not in the requirement map",
+        "probe vmx.a.two names sdm.27.9.nowhere, not in the requirement map (renamed ids: docs/requirements.md)",
         "requirement sdm.27.2.2.host-smm is marked untestable, but a probe names it",
     ]
     cov = coverage(rmap, [])
