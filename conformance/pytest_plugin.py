@@ -103,8 +103,8 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log):
 def pytest_configure(config: pytest.Config) -> None:
     if not _enabled(config):
         return
-    path = resolve_profile(config.getoption("nvct_profile"))
     try:
+        path = resolve_profile(config.getoption("nvct_profile"))
         profile = load_profile(path)
     except ProfileError as exc:
         raise pytest.UsageError(f"--nvct-profile: {exc}") from None
