@@ -486,7 +486,9 @@ def parser() -> argparse.ArgumentParser:
     sub = top.add_subparsers(dest="command", metavar="COMMAND")
 
     p = sub.add_parser("run", help="boot the probe kernel under a profile's stack and report")
-    p.add_argument("--profile", "-p", help=f"a profile file or a name in profiles/ (default: {DEFAULT_PROFILE})")
+    p.add_argument(
+        "--profile", "-p", help=f"a profile file, or a name (`nvct profiles` lists them; default: {DEFAULT_PROFILE})"
+    )
     p.add_argument("--probes", help="probe globs, comma-separated; '-GLOB' excludes (default: the profile's, else all)")
     p.add_argument("--json", type=Path, metavar="FILE", help="write the JSON run record (updated as results arrive)")
     p.add_argument("--junit", type=Path, metavar="FILE", help="write JUnit XML (at the end of the run)")

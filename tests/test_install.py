@@ -101,8 +101,7 @@ class Installed:
         return self.run(str(self.venv / "bin" / "nvct"), *args, timeout=timeout)
 
 
-@pytest.fixture(scope="module")
-def installed(tmp_path_factory) -> Installed:
+def install(tmp_path_factory) -> Installed:
     need("make", "make")
     need("gcc", "gcc")
     pytest.importorskip("build", reason="build is in the test extra: pip install -e '.[test]'")
@@ -139,7 +138,7 @@ def _site(installed: Installed) -> Path:
     return Path(proc.stdout.strip()).parent
 
 
-def test_the_installed_nvct_is_the_wheel_not_the_checkout(installed):
+def check_the_installed_nvct_is_the_wheel_not_the_checkout(installed):
     package = _site(installed)
     assert package.is_relative_to(installed.venv) and not package.is_relative_to(ROOT)
     proc = installed.nvct("build")
@@ -147,7 +146,7 @@ def test_the_installed_nvct_is_the_wheel_not_the_checkout(installed):
     assert proc.stdout.startswith(f"{package / 'shipped' / 'nvct.elf'}: "), proc.stdout
 
 
-def test_nvct_list_from_an_empty_folder(installed, image):
+def check_nvct_list_from_an_empty_folder(installed, image):
     proc = installed.nvct("list")
     assert proc.returncode == 0, proc.stderr
     shown = sum(not p.hidden for p in image.catalog())
@@ -155,7 +154,7 @@ def test_nvct_list_from_an_empty_folder(installed, image):
     assert len(proc.stdout.splitlines()) == shown
 
 
-def test_nvct_profiles_lists_every_shipped_profile(installed):
+def check_nvct_profiles_lists_every_shipped_profile(installed):
     proc = installed.nvct("profiles", "--json")
     assert proc.returncode == 0, proc.stderr
     entries = json.loads(proc.stdout)
@@ -168,8 +167,7 @@ def test_nvct_profiles_lists_every_shipped_profile(installed):
     assert text.returncode == 0 and "qemu-tcg" in text.stdout and "shipped" in text.stdout
 
 
-def test_nvct_run_the_default_profile_gate_holds(installed):
-    need("qemu-system-x86_64", "qemu-system-x86")
+def check_nvct_run_the_default_profile_gate_holds(installed):
     proc = installed.nvct("run", "--json", "r.json", "--junit", "r.xml")
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "gate: holds" in proc.stdout
@@ -179,17 +177,29 @@ def test_nvct_run_the_default_profile_gate_holds(installed):
     assert record["status"] == "complete" and record["results"]
 
 
-def test_nvct_run_bochs_skylake_vmlaunch(installed):
-    need("bochs", "bochs")
+def check_nvct_run_bochs_skylake_vmlaunch(installed):
     proc = installed.nvct("run", "-p", "bochs-skylake", "--probes", "vmx.vmlaunch.*")
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "gate: holds" in proc.stdout and "vmx.vmlaunch." in proc.stdout
 
 
-def test_pytest_plugin_of_the_install(installed):
-    need("qemu-system-x86_64", "qemu-system-x86")
+def check_pytest_plugin_of_the_install(installed):
     proc = installed.run(str(installed.venv / "bin" / "python"), "-m", "pytest", "--nvct-profile", "qemu-tcg", "-q",
                          "-p", "no:cacheprovider")  # fmt: skip
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     last = proc.stdout.strip().splitlines()[-1]
     assert re.search(r"\b\d+ passed", last) and not re.search(r"\b\d+ (failed|errors?|xpassed)\b", last), last
+
+
+def test_the_wheel_installed_outside_the_checkout(tmp_path_factory, image):
+    """One test, not one per command: under `pytest -n 2` each worker would
+    build and install a wheel of its own."""
+    need("qemu-system-x86_64", "qemu-system-x86")
+    need("bochs", "bochs")
+    installed = install(tmp_path_factory)
+    check_the_installed_nvct_is_the_wheel_not_the_checkout(installed)
+    check_nvct_list_from_an_empty_folder(installed, image)
+    check_nvct_profiles_lists_every_shipped_profile(installed)
+    check_nvct_run_the_default_profile_gate_holds(installed)
+    check_nvct_run_bochs_skylake_vmlaunch(installed)
+    check_pytest_plugin_of_the_install(installed)
