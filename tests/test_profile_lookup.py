@@ -6,6 +6,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import subprocess
+import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -141,13 +145,42 @@ def test_a_broken_user_profile_is_named_and_the_others_listed(config):
     _one_error_line(nvct("run", "-p", "fifo", env=_env(config), timeout=120), "fifo.yaml", "a FIFO")
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads a file whatever its mode")
-def test_an_unreadable_user_profile(config):
-    (config / "secret.yaml").write_text("stack: [{backend: qemu}]\n")
-    (config / "secret.yaml").chmod(0)
-    _one_error_line(nvct("run", "-p", "secret", env=_env(config)), "secret.yaml", "Permission denied")
-    rows = nvct("profiles", env=_env(config))
-    assert rows.returncode == 1 and "Permission denied" in rows.stdout
+def _as_a_user(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    """nvct as a user to whom file modes apply: this one, or nobody when
+    the tests run as root (setpriv, util-linux), since root reads any file."""
+    prefix = []
+    if os.geteuid() == 0:
+        if shutil.which("setpriv") is None:
+            pytest.skip("root reads any file, and setpriv (Debian package util-linux) is not there to drop that")
+        prefix = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+    return subprocess.run([*prefix, sys.executable, "-m", "conformance", *args], capture_output=True, text=True,
+                          timeout=600, cwd="/", env={**os.environ, **env})  # fmt: skip
+
+
+def test_an_unreadable_user_profile_and_folder():
+    top = Path(tempfile.mkdtemp(prefix="nvct-modes-"))  # not under pytest's folder: nobody may not enter that
+    try:
+        top.chmod(0o755)
+        folder = top / "nvct" / "profiles"
+        folder.mkdir(parents=True)
+        (folder / "secret.yaml").write_text("stack: [{backend: qemu}]\n")
+        (folder / "secret.yaml").chmod(0)
+        env = {"XDG_CONFIG_HOME": str(top)}
+        _one_error_line(
+            _as_a_user("run", "-p", "secret", env=env), f"{folder / 'secret.yaml'}: cannot read: Permission denied"
+        )
+        rows = _as_a_user("profiles", env=env)
+        assert rows.returncode == 1, rows.stdout + rows.stderr
+        row = next(line.split(None, 2) for line in rows.stdout.splitlines() if line.startswith("secret "))
+        assert row == ["secret", "user", f"error: {folder / 'secret.yaml'}: cannot read: Permission denied"]
+        folder.chmod(0o700)  # the folder itself: it cannot be searched
+        _one_error_line(_as_a_user("run", "-p", "qemu-tcg", env=env),
+                        f"{folder / 'qemu-tcg.yaml'}: cannot look for a profile there: Permission denied")  # fmt: skip
+        rows = _as_a_user("profiles", env=env)
+        assert rows.returncode == 0 and len(rows.stdout.splitlines()) == len(SHIPPED_NAMES)
+        assert f"nvct: warning: {folder}: cannot list the profiles there: Permission denied" in rows.stderr
+    finally:
+        shutil.rmtree(top)
 
 
 def test_a_bad_xdg_config_home(tmp_path):
