@@ -91,14 +91,15 @@ def _clean_env(home: Path, venv: Path) -> dict[str, str]:
 
 
 class Installed:
-    def __init__(self, venv: Path, empty: Path, env: dict[str, str]):
-        self.venv, self.empty, self.env = venv, empty, env
+    def __init__(self, venv: Path, empty: Path, env: dict[str, str], source: Path):
+        self.venv, self.empty, self.env, self.source = venv, empty, env, source
 
-    def run(self, *argv: str, timeout: float = 1800) -> subprocess.CompletedProcess:
-        return subprocess.run(argv, cwd=self.empty, env=self.env, capture_output=True, text=True, timeout=timeout)
+    def run(self, *argv: str, timeout: float = 1800, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+        return subprocess.run(argv, cwd=self.empty, env={**self.env, **(env or {})}, capture_output=True, text=True,
+                              timeout=timeout)  # fmt: skip
 
-    def nvct(self, *args: str, timeout: float = 1800) -> subprocess.CompletedProcess:
-        return self.run(str(self.venv / "bin" / "nvct"), *args, timeout=timeout)
+    def nvct(self, *args: str, timeout: float = 1800, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+        return self.run(str(self.venv / "bin" / "nvct"), *args, timeout=timeout, env=env)
 
 
 def install(tmp_path_factory) -> Installed:
@@ -127,7 +128,7 @@ def install(tmp_path_factory) -> Installed:
     proc = subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--no-index", "--find-links",
                            str(wheels), str(wheel), "pytest"], capture_output=True, text=True, env=env, timeout=1800)  # fmt: skip
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    return Installed(venv, empty, env)
+    return Installed(venv, empty, env, source)
 
 
 def _site(installed: Installed) -> Path:
@@ -144,6 +145,11 @@ def check_the_installed_nvct_is_the_wheel_not_the_checkout(installed):
     proc = installed.nvct("build")
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith(f"{package / 'shipped' / 'nvct.elf'}: "), proc.stdout
+    # NVCT_GUESTS (for people who write probes) still names sources to build, over the shipped image.
+    guests = installed.source / "guests"
+    proc = installed.nvct("build", env={"NVCT_GUESTS": str(guests)})
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith(f"{guests / 'build' / 'nvct.elf'}: "), proc.stdout
 
 
 def check_nvct_list_from_an_empty_folder(installed, image):
