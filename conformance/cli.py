@@ -544,10 +544,11 @@ def parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_appliance)
 
     p = sub.add_parser("profiles", help="list the profiles: shipped, the user's, or the ones named (exit 1: one is broken)",
-                       description="The profiles --profile can name: the shipped ones, then those in "
-                       "$XDG_CONFIG_HOME/nvct/profiles (default ~/.config/nvct/profiles), where a file of a "
-                       "shipped profile's name shadows it. Exit 0, 1 when a profile listed does not load "
-                       "(named, with why), 2 when a profile named is not found.")  # fmt: skip
+                       description="The profiles --profile can name, each with its description and where it "
+                       "comes from: shipped with nvct, or the user's, in $XDG_CONFIG_HOME/nvct/profiles (default "
+                       "~/.config/nvct/profiles), which a name looks in first: a user profile shadows a shipped one "
+                       "of its name. Exit 0; 1 when a profile listed does not load (its error is shown); 2 when a "
+                       "profile named is not found.")  # fmt: skip
     p.add_argument("profiles", nargs="*", metavar="PROFILE", help="names or paths (default: every profile)")
     p.add_argument("--json", action="store_true", help="JSON instead of a table")
     p.set_defaults(func=cmd_profiles)
