@@ -23,11 +23,11 @@ from pathlib import Path
 
 import pytest
 from conftest import PROFILES, ROOT, nvct, verdicts
-from support.vcsim import Player, Simulator, Unavailable
+from support.vcsim import Player, Proxy, Simulator, Unavailable
 
 # Probes from every kind of verdict qemu-tcg-bios-iso gives: PASS, SKIP,
 # known FAIL, and the known CRASH (QEMU aborts), which ends a boot.
-PROBES = "cpu.*,svm.basic.*,vmx.basic.*,svm.event.v_tpr_unmask"
+PROBES = "cpu.*,svm.basic.*,vmx.vmlaunch.*,svm.event.v_tpr_unmask"
 
 
 def start(model: str, **kwargs: object) -> Simulator:
@@ -58,10 +58,13 @@ def player(vpx: Simulator) -> Iterator[Player]:
     assert not p.errors, p.errors
 
 
-def profile(tmp_path: Path, sim: Simulator, name: str = "esxi-vcsim", **settings: object) -> Path:
-    """An esxi profile pointed at the simulator, with qemu-tcg's probes and
-    expectations (the hardware the Player gives a VM is qemu-tcg-bios-iso's)."""
-    keys: dict[str, object] = {"host": sim.host, "port": sim.port, "ca_file": sim.ca_file, "poll_interval": 0.2,
+def profile(tmp_path: Path, sim: Simulator, name: str = "esxi-vcsim", via: Proxy | None = None,
+            **settings: object) -> Path:  # fmt: skip
+    """An esxi profile pointed at the simulator (or at a proxy in front of
+    it), with qemu-tcg's probes and expectations (the hardware the Player
+    gives a VM is qemu-tcg-bios-iso's)."""
+    at = via or sim
+    keys: dict[str, object] = {"host": at.host, "port": at.port, "ca_file": at.ca_file, "poll_interval": 0.2,
                                "memory": 128}  # fmt: skip
     if sim.model == "vpx":
         keys.update(datacenter="DC0", esxi_host="DC0_H0", datastore="LocalDS_0")
@@ -107,7 +110,7 @@ def test_same_verdicts_as_qemu_tcg_bios_iso(vpx, player, tmp_path):
                str(ref_json), timeout=1800)  # fmt: skip
     reference = json.loads(ref_json.read_text())
     got, want = verdicts(record), verdicts(reference)
-    assert len(want) > 20 and set(want.values()) >= {"PASS", "SKIP", "FAIL", "CRASH"}
+    assert len(want) > 15 and set(want.values()) >= {"PASS", "SKIP", "FAIL", "CRASH"}
     assert got == want, {p: (got.get(p), want[p]) for p in want if got.get(p) != want[p]}
     assert (proc.returncode, record["status"]) == (ref.returncode, reference["status"]), proc.stderr
     assert record["gate"] == reference["gate"]
@@ -166,3 +169,188 @@ def test_configspec_accepted_and_read_back(model, vpx, esx, image, tmp_path):
             assert console.facts["esxi.vm_nested_hv_enabled"] is True
             assert console.facts["esxi.vm_firmware"] == firmware
         assert sim.inventory() == before
+
+
+def test_two_boots_side_by_side_keep_apart(vpx, player, tmp_path):
+    """`--jobs 2`: two VMs at once, each with its own folder, ISO and serial
+    file; the same verdicts as one after the other; nothing left."""
+    before = vpx.inventory()
+    proc, record = run(vpx, profile(tmp_path, vpx), tmp_path, "--probes", "cpu.*,svm.basic.*", "--jobs", "2")
+    assert record is not None and record["status"] == "complete", proc.stderr
+    assert proc.returncode == 0, proc.stderr
+    assert set(verdicts(record).values()) >= {"PASS", "FAIL"}
+    vms = [p for p in player.played.values() if "iso" in p]
+    assert len(vms) == 2, player.played
+    folders = {p["iso"].rsplit("/", 1)[0] for p in vms} | {p["com1"].rsplit("/", 1)[0] for p in vms}
+    assert len(folders) == 2  # each VM's ISO and serial file in its own folder
+    assert vpx.inventory() == before
+
+
+# ---- what only a server can say ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "key,value,says",
+    [
+        ("datastore", "NoSuchDS", "no datastore named 'NoSuchDS' (there are: LocalDS_0)"),
+        ("datacenter", "DC9", "no datacenter named 'DC9' (there are: DC0)"),
+        ("esxi_host", "DC0_H9", "no esxi_host named 'DC0_H9'"),
+        ("esxi_host", None, "several of esxi_host"),
+    ],
+)  # fmt: skip
+def test_wrong_name_is_one_clear_line(vpx, tmp_path, key, value, says):
+    before = vpx.inventory()
+    proc, _ = run(vpx, profile(tmp_path, vpx, **{key: value}), tmp_path, "--probes", "cpu.*")
+    assert says in one_line_error(proc, vpx)
+    assert vpx.inventory() == before
+
+
+def test_wrong_password_is_one_clear_line(vpx, tmp_path):
+    wrong = "Wrong-" + vpx.password[::-1]
+    proc, _ = run(vpx, profile(tmp_path, vpx), tmp_path, "--probes", "cpu.*", password=wrong)
+    line = one_line_error(proc, vpx)
+    assert f"cannot log in to {vpx.host}:{vpx.port} as {vpx.user}" in line and "Login failure" in line
+    assert wrong not in proc.stderr + proc.stdout
+
+
+def test_host_that_cannot_nest_skips_without_a_vm(tmp_path):
+    """A host reporting nestedHVSupported false: every probe SKIPs with the
+    reason, and no VM is made."""
+    sim = start("esx", nested_hv=False)
+    try:
+        before = sim.inventory()
+        proc, record = run(sim, profile(tmp_path, sim), tmp_path, "--probes", "cpu.*,svm.basic.cr2")
+        assert record is not None, proc.stderr
+        assert {r["verdict"] for r in record["results"]} == {"SKIP"}
+        assert all("nestedHVSupported=false" in r["detail"] for r in record["results"])
+        assert record["levels"][0]["hypervisor"]["preflight"]["esxi.product"].startswith("VMware ESXi")
+        assert sim.inventory() == before
+    finally:
+        sim.stop()
+
+
+# ---- faults from the server ------------------------------------------------------------------------------
+
+
+def test_task_that_fails_crashes_the_boot_and_cleans_up(tmp_path):
+    """PowerOnVM_Task fails on the server: the simulator makes every
+    PowerOnVM_Task call take 3 s (its DelayConfig), and meanwhile somebody
+    else powers the new VM on (PowerOnMultiVM_Task on the datacenter), so
+    nvct's task ends in error (InvalidPowerState). The boot CRASHes with
+    the task's fault; the VM and its folder go."""
+    sim = start("vpx", delay="PowerOnVM_Task")
+    try:
+        before = sim.inventory()
+        path = profile(tmp_path, sim)
+        child = subprocess.Popen([sys.executable, "-m", "conformance", "run", "--profile", str(path), "--probes",
+                                  "cpu.cpuid.basic", "--json", str(tmp_path / "run.json")], cwd=ROOT,
+                                 env={**os.environ, **sim.env()}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                 text=True)  # fmt: skip
+        powered = False
+        with sim.session() as si:
+            deadline = time.monotonic() + 600
+            while child.poll() is None and not powered:
+                assert time.monotonic() < deadline, "no VM was created"
+                for vm in sim.vms(si):
+                    if vm.name.startswith("nvct-"):
+                        dc = next(d for d in si.content.rootFolder.childEntity if d.name == "DC0")
+                        dc.PowerOnMultiVM_Task([vm])
+                        powered = True
+                time.sleep(0.05)
+        out, err = child.communicate(timeout=600)
+        record = json.loads((tmp_path / "run.json").read_text())
+        results = record["results"]
+        assert powered and results and {r["verdict"] for r in results} == {"CRASH"}, err
+        detail = results[0]["detail"]
+        assert "powering on the VM nvct-" in detail and "InvalidPowerState" in detail, detail
+        assert "Traceback" not in err and sim.password not in out + err + json.dumps(record)
+        assert sim.inventory() == before
+    finally:
+        sim.stop()
+
+
+def test_task_that_never_finishes_is_not_made_by_the_simulator():
+    """The simulator (govmomi 0.24) runs every task to its end before it
+    answers the call that started it: no task is ever seen running, so
+    task_timeout cannot be reached here. test_esxi.py keeps that case on
+    the fake (test_task_timeout_cleans_up)."""
+    source = Path("/usr/share/gocode/src/github.com/vmware/govmomi/simulator/task.go")
+    if not source.is_file():
+        pytest.skip("govmomi's sources are not installed (Debian package golang-github-vmware-govmomi-dev)")
+    text = source.read_text()
+    assert "res, err := t.Execute(t)" in text and "go t.Execute" not in text
+
+
+@pytest.mark.parametrize("fault", ["range ignored", "connections dropped"])
+def test_server_faults_give_the_same_verdicts(vpx, player, tmp_path, fault):
+    """A /folder that ignores Range (200 and the whole file), and a few
+    connections dropped without an answer while the VM runs (two reads of
+    the serial file, one SOAP call): the same verdicts as straight to the
+    simulator, nothing left."""
+    probes = "cpu.*,svm.basic.*"
+    _, direct = run(vpx, profile(tmp_path, vpx, name="direct"), tmp_path, "--probes", probes)
+    before, earlier = vpx.inventory(), set(player.played)
+    with Proxy(vpx) as proxy:
+        if fault == "range ignored":
+            proxy.strip_range = True
+        else:
+            proxy.drop("folder", 2)
+        path = profile(tmp_path, vpx, via=proxy)
+        if fault == "connections dropped":
+            child_env = {**os.environ, **vpx.env()}
+            child = subprocess.Popen([sys.executable, "-m", "conformance", "run", "--profile", str(path), "--probes",
+                                      probes, "--json", str(tmp_path / "esxi-vcsim.json")], cwd=ROOT, env=child_env,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+            deadline = time.monotonic() + 600
+            while not any("argv" in p for n, p in player.played.items() if n not in earlier) and child.poll() is None:
+                assert time.monotonic() < deadline, "no VM was powered on"
+                time.sleep(0.05)
+            proxy.drop("soap", 1)
+            _, err = child.communicate(timeout=1800)
+            assert (tmp_path / "esxi-vcsim.json").exists(), err
+            record = json.loads((tmp_path / "esxi-vcsim.json").read_text())
+            assert len(proxy.dropped) == 3, proxy.dropped
+        else:
+            proc, record = run(vpx, path, tmp_path, "--probes", probes)
+            err = proc.stderr
+    assert record is not None and record["status"] == "complete", err
+    assert verdicts(record) == verdicts(direct)
+    assert "Traceback" not in err
+    assert vpx.inventory() == before
+
+
+def test_serial_file_lost_for_good_ends_the_boot_and_cleans_up(vpx, player, tmp_path):
+    """Every read of the serial file fails (the connection drops each
+    time): after the console's allowance of errors in a row the boot ends,
+    its probes CRASH saying so, and the clean-up (SOAP, which still works)
+    leaves nothing."""
+    before = vpx.inventory()
+    with Proxy(vpx) as proxy:
+        proxy.drop("folder", -1)
+        proc, record = run(vpx, profile(tmp_path, vpx, via=proxy), tmp_path, "--probes", "cpu.cpuid.basic")
+    assert record is not None, proc.stderr
+    results = record["results"]
+    assert results and {r["verdict"] for r in results} == {"CRASH"}, results
+    assert "com1.log" in results[0]["detail"], results[0]["detail"]
+    assert "Traceback" not in proc.stderr and proxy.dropped
+    assert vpx.inventory() == before
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_interrupted_run_leaves_nothing(vpx, player, tmp_path, sig):
+    """Ctrl-C or SIGTERM while a VM runs: nvct stops, powers it off,
+    destroys it, deletes its folder and logs out."""
+    before = vpx.inventory()
+    record = tmp_path / "run.json"
+    child = subprocess.Popen([sys.executable, "-m", "conformance", "run", "--profile", str(profile(tmp_path, vpx)),
+                              "--json", str(record)], cwd=ROOT, env={**os.environ, **vpx.env()},
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    deadline = time.monotonic() + 600
+    while not any("argv" in p for p in player.played.values()) and child.poll() is None:
+        assert time.monotonic() < deadline, "no VM was powered on"
+        time.sleep(0.1)
+    child.send_signal(sig)
+    out, err = child.communicate(timeout=600)
+    assert "Traceback" not in err and vpx.password not in out + err
+    assert json.loads(record.read_text())["status"] == "interrupted", err
+    assert vpx.inventory() == before

@@ -114,9 +114,10 @@ class Simulator:
     host DC0_H0 and a cluster of three, datastore LocalDS_0 on all; each
     model also has its own VMs, which nvct must leave alone)."""
 
-    def __init__(self, model: str = "vpx", nested_hv: bool = True):
+    def __init__(self, model: str = "vpx", nested_hv: bool = True, delay: str = ""):
         self.model = model
         self.nested_hv = nested_hv
+        self.delay = delay  # a method whose calls take 3 s (PowerOnVM_Task)
         self.password = "vcsim-" + secrets.token_urlsafe(12)
         self.user = USER
         self.proc: subprocess.Popen[str] | None = None
@@ -135,7 +136,7 @@ class Simulator:
                         "-days", "2", "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key),
                         "-out", self.ca_file], check=True, capture_output=True, timeout=120)  # fmt: skip
         env = {**os.environ, "VCSIM_USER": self.user, "VCSIM_PASSWORD": self.password, "VCSIM_CERT": self.ca_file,
-               "VCSIM_KEY": str(key), "VCSIM_NESTED_HV": "true" if self.nested_hv else "false"}  # fmt: skip
+               "VCSIM_KEY": str(key), "VCSIM_NESTED_HV": "true" if self.nested_hv else "false", "VCSIM_DELAY": self.delay}  # fmt: skip
         log = open(self.log_path, "w")
         self.proc = subprocess.Popen([str(binary), self.model], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=log, text=True, env=env, start_new_session=True)  # fmt: skip
@@ -292,12 +293,14 @@ class Player:
             self.errors.append(f"{type(exc).__name__}: {exc}")
 
     def _step(self, si: Any) -> None:
-        vim = pyvmomi()
+        pyvmomi()
+        from pyVmomi import vmodl  # type: ignore[import-not-found]
+
         seen = {}
         for vm in self.sim.vms(si):
             try:
                 name, power = vm.name, str(vm.runtime.powerState)
-            except vim.fault.ManagedObjectNotFound:
+            except vmodl.fault.ManagedObjectNotFound:
                 continue  # destroyed meanwhile
             if name.startswith("nvct-"):
                 seen[name] = (vm, power)
@@ -314,7 +317,10 @@ class Player:
                     vm.PowerOffVM_Task()
         for name, (vm, power) in seen.items():
             if power == "poweredOn" and name not in self.played:
-                self._boot(si, name, vm)
+                try:
+                    self._boot(si, name, vm)
+                except vmodl.fault.ManagedObjectNotFound:
+                    self.played.setdefault(name, {})["gone"] = True  # destroyed before it could boot
 
     def _boot(self, si: Any, name: str, vm: Any) -> None:
         vim = pyvmomi()
@@ -336,6 +342,96 @@ class Player:
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                 stderr=open(workdir / "qemu.log", "wb"), cwd=workdir)  # fmt: skip
         self._running[name] = (proc, vm)
+
+
+class Proxy:
+    """An HTTPS proxy in front of a simulator that misbehaves on request,
+    the way a network or a host's file service can: `strip_range` removes
+    the Range header of GETs under /folder (the server then answers 200
+    with the whole file), and `drop(kind, count)` closes the connection
+    without an answer for the next `count` requests of a kind ("folder":
+    GETs under /folder, "soap": the API's calls; count -1: every one from
+    now on). It has its own certificate (`ca_file`)."""
+
+    def __init__(self, sim: Simulator):
+        import http.server
+
+        self.sim = sim
+        self.strip_range = False
+        self.dropping: dict[str, int] = {}
+        self.dropped: list[str] = []
+        self.ca_file = str(sim.dir / "proxy-cert.pem")
+        key = sim.dir / "proxy-key.pem"
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost",
+                        "-days", "2", "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key),
+                        "-out", self.ca_file], check=True, capture_output=True, timeout=120)  # fmt: skip
+        proxy = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                self._forward()
+
+            def do_PUT(self) -> None:
+                self._forward()
+
+            def do_POST(self) -> None:
+                self._forward()
+
+            def _forward(self) -> None:
+                import http.client
+
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                kind = "folder" if self.path.startswith("/folder/") else "soap"
+                if kind == "folder" and self.command != "GET":
+                    kind = "upload"
+                left = proxy.dropping.get(kind, 0)
+                if left:
+                    proxy.dropping[kind] = left - 1 if left > 0 else -1
+                    proxy.dropped.append(f"{self.command} {self.path.split('?')[0]}")
+                    self.close_connection = True
+                    return
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection")}
+                if proxy.strip_range and kind == "folder":
+                    headers = {k: v for k, v in headers.items() if k.lower() != "range"}
+                context = ssl.create_default_context(cafile=proxy.sim.ca_file)
+                conn = http.client.HTTPSConnection(proxy.sim.host, proxy.sim.port, context=context, timeout=120)
+                try:
+                    conn.request(self.command, self.path, body=body or None, headers=headers)
+                    reply = conn.getresponse()
+                    data = reply.read()
+                finally:
+                    conn.close()
+                self.send_response(reply.status)
+                for k, v in reply.getheaders():
+                    if k.lower() not in ("transfer-encoding", "connection", "content-length"):
+                        self.send_header(k, v)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(self.ca_file, key)
+        self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
+        self.host, self.port = "127.0.0.1", self.server.server_address[1]
+        self._thread = threading.Thread(target=self.server.serve_forever, name="vcsim-proxy", daemon=True)
+
+    def drop(self, kind: str, count: int) -> None:
+        self.dropping[kind] = count
+
+    def __enter__(self) -> Proxy:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
 
 
 def main() -> None:
