@@ -333,6 +333,7 @@ class _Boot:
         self.place: Placement | None = None
         self.folder_made = False
         self.vm: Any = None
+        self.vm_asked = False  # CreateVM_Task was started: a VM of this name may exist even if the task failed
 
     @property
     def ds_path(self) -> str:
@@ -383,6 +384,7 @@ class _Boot:
             raise BootFailed(b._say(f"esxi: {self.step}: HTTP {status} {reply[:200].decode('latin-1', 'replace')}"))
         self.step = f"creating the VM {self.name}"
         spec = build_config_spec(vim, b.settings, self.name, place.datastore.name, self.name)
+        self.vm_asked = True
         self.vm = self._wait(place.folder.CreateVM_Task(config=spec, pool=place.pool, host=place.host))
         facts = {"esxi.vm": self.name, **self._vm_facts()}
         self.step = f"powering on the VM {self.name}"
@@ -434,10 +436,27 @@ class _Boot:
             return PolledChunk(data, True, f"esxi VM {self.name} is {power}")
         return PolledChunk(data)
 
+    def _find_vm(self) -> Any:
+        """The VM named as this boot's, if the host made it though its
+        CreateVM_Task failed or did not finish in time."""
+        b = self.b
+        if self.si is None or self.place is None:
+            return None
+        try:
+            for vm in _view(self.si.content, self.place.folder, b.api.vim.VirtualMachine):
+                if vm.name == self.name:
+                    return vm
+        except Exception as exc:
+            log.warning("%s", b._say(f"esxi: looking for the VM {self.name} failed: {_fault_text(exc)}; "
+                                     f"check {b.settings.host} for it"))  # fmt: skip
+        return None
+
     def clean_up(self) -> None:
         """Power off, destroy, delete the folder, log out: each step runs
         whatever the one before did, and says what it had to leave behind."""
         b = self.b
+        if self.vm is None and self.vm_asked:
+            self.vm = self._find_vm()
         if self.vm is not None:
             try:
                 if str(self.vm.runtime.powerState) != "poweredOff":
