@@ -98,15 +98,17 @@ def one_line_error(proc: subprocess.CompletedProcess, sim: Simulator) -> str:
 # ---- real verdicts through the simulator ------------------------------------------------------------
 
 
-def test_same_verdicts_as_qemu_tcg_bios_iso(vpx, player, tmp_path):
+@pytest.mark.parametrize("firmware,reference", [("bios", "qemu-tcg-bios-iso"), ("efi", "qemu-tcg-uefi")])
+def test_same_verdicts_as_qemu_tcg_from_the_iso(vpx, player, tmp_path, firmware, reference):
     """`nvct run` through the esxi backend and the simulator, against the
-    qemu-tcg-bios-iso profile itself: the same verdicts, probe by probe,
-    the same gate; and the simulator as it was before."""
+    profile whose QEMU plays the VM (qemu-tcg-bios-iso, or qemu-tcg-uefi
+    for a VM with EFI firmware): the same verdicts, probe by probe, the same
+    gate; and the simulator as it was before."""
     before = vpx.inventory()
-    proc, record = run(vpx, profile(tmp_path, vpx), tmp_path, "--probes", PROBES)
+    proc, record = run(vpx, profile(tmp_path, vpx, firmware=firmware), tmp_path, "--probes", PROBES)
     assert record is not None, proc.stderr
     ref_json = tmp_path / "ref.json"
-    ref = nvct("run", "--profile", str(PROFILES / "qemu-tcg-bios-iso.yaml"), "--probes", PROBES, "--json",
+    ref = nvct("run", "--profile", str(PROFILES / f"{reference}.yaml"), "--probes", PROBES, "--json",
                str(ref_json), timeout=1800)  # fmt: skip
     reference = json.loads(ref_json.read_text())
     got, want = verdicts(record), verdicts(reference)
@@ -119,7 +121,7 @@ def test_same_verdicts_as_qemu_tcg_bios_iso(vpx, player, tmp_path):
     assert level["hypervisor"]["preflight"]["esxi.product"].startswith("VMware vCenter Server")
     assert level["hypervisor"]["preflight"]["esxi.nested_hv_supported"] is True
     # One VM per boot: the CRASH ended one, the probes after it got another.
-    assert len(player.played) >= 2 and all(p["firmware"] == "bios" for p in player.played.values())
+    assert len(player.played) >= 2 and all(p["firmware"] == firmware for p in player.played.values())
     assert any(p.get("exit") is not None for p in player.played.values())  # the guest ended that VM
     assert vpx.inventory() == before
 
