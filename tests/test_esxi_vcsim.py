@@ -356,3 +356,16 @@ def test_interrupted_run_leaves_nothing(vpx, player, tmp_path, sig):
     assert "Traceback" not in err and vpx.password not in out + err
     assert json.loads(record.read_text())["status"] == "interrupted", err
     assert vpx.inventory() == before
+
+
+def test_without_go_or_govmomi_the_reason_names_the_package(monkeypatch, tmp_path):
+    """What a test that needs the simulator says when it cannot have it."""
+    from support import vcsim
+
+    monkeypatch.setattr(vcsim.shutil, "which", lambda name: None)
+    with pytest.raises(Unavailable, match=r"needs Go \(Debian package golang-go\)"):
+        vcsim.build()
+    monkeypatch.undo()
+    monkeypatch.setattr(vcsim, "GOVMOMI", tmp_path / "no-govmomi")
+    with pytest.raises(Unavailable, match=r"Debian package golang-github-vmware-govmomi-dev"):
+        vcsim.build()

@@ -221,9 +221,12 @@ class Simulator:
                     found.add(f"[{name}] {path.relative_to(root)}")
             return found
 
-    def inventory(self) -> tuple[set[str], set[str]]:
-        """What a run must leave as it found: the VMs' names, the datastores' files."""
-        return self.vm_names(), self.datastore_files()
+    def inventory(self) -> tuple[set[str], set[str], int]:
+        """What a run must leave as it found: the VMs' names, the datastores'
+        files, the number of sessions logged in (besides the one looking)."""
+        with self.session() as si:
+            sessions = len(si.content.sessionManager.sessionList) - 1
+        return self.vm_names(), self.datastore_files(), sessions
 
     def local_path(self, si: Any, ds_path: str) -> Path:
         """The local file of a datastore path `[ds] folder/file`."""
@@ -270,10 +273,12 @@ class Player:
         self.errors: list[str] = []
         self._running: dict[str, tuple[subprocess.Popen[bytes], Any]] = {}
         self._stop = threading.Event()
+        self._ready = threading.Event()  # logged in: the session counts in the inventory from now on
         self._thread = threading.Thread(target=self._loop, name="vcsim-player", daemon=True)
 
     def __enter__(self) -> Player:
         self._thread.start()
+        self._ready.wait(120)
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -286,11 +291,14 @@ class Player:
     def _loop(self) -> None:
         try:
             with self.sim.session() as si:
+                self._ready.set()
                 while not self._stop.is_set():
                     self._step(si)
                     self._stop.wait(self.interval)
         except Exception as exc:  # shown by the test that uses the player
             self.errors.append(f"{type(exc).__name__}: {exc}")
+        finally:
+            self._ready.set()
 
     def _step(self, si: Any) -> None:
         pyvmomi()
