@@ -271,6 +271,23 @@ def test_task_that_fails_crashes_the_boot_and_cleans_up(tmp_path):
         sim.stop()
 
 
+def test_server_that_does_not_answer_in_time_is_one_line(tmp_path):
+    """The simulator takes 3 s to answer Login (its DelayConfig); with
+    task_timeout 1 the pre-flight check gives up after 1 s instead of
+    waiting for ever: one line, exit 2, no VM and no file left. (The
+    server finishes the Login after nvct gave up: that session is left
+    to expire on the server, as on a real host.)"""
+    sim = start("vpx", delay="Login")
+    try:
+        before = sim.inventory()
+        proc, _ = run(sim, profile(tmp_path, sim, task_timeout=1), tmp_path, "--probes", "cpu.*")
+        line = one_line_error(proc, sim)
+        assert f"cannot log in to {sim.host}:{sim.port}" in line and "timed out" in line, line
+        assert sim.inventory()[:2] == before[:2]
+    finally:
+        sim.stop()
+
+
 def test_task_that_never_finishes_is_not_made_by_the_simulator():
     """The simulator (govmomi 0.24) runs every task to its end before it
     answers the call that started it: no task is ever seen running, so

@@ -58,7 +58,7 @@ class EsxiSettings:
     hardware_version: str = ""  # vmx-NN; default: the host's newest
     guest_id: str = "otherGuest64"
     poll_interval: float = 1.0  # seconds between reads of the serial file
-    task_timeout: float = 300.0  # seconds a vSphere task (create, power on/off, destroy) may take
+    task_timeout: float = 300.0  # seconds a vSphere task (create, power on/off, destroy), or a call, may take
 
     def validate(self) -> tuple[str, str] | None:
         if not self.host.strip() or any(c in self.host for c in "/ @?#"):
@@ -93,10 +93,14 @@ class VSphereApi:
                 raise BackendUnavailable(f"the esxi backend needs pyVmomi: {INSTALL}") from None
             self.vim = vim
 
-    def connect(self, host: str, port: int, user: str, password: str, context: ssl.SSLContext) -> Any:
+    def connect(self, host: str, port: int, user: str, password: str, context: ssl.SSLContext,
+                timeout: float | None = None) -> Any:  # fmt: skip
+        """A session whose every call gives up after `timeout` seconds
+        without an answer (pyVmomi's default is to wait for ever)."""
         from pyVim.connect import SmartConnect  # type: ignore[import-not-found]
 
-        return SmartConnect(host=host, port=port, user=user, pwd=password, sslContext=context)
+        return SmartConnect(host=host, port=port, user=user, pwd=password, sslContext=context,
+                            httpConnectionTimeout=timeout)  # fmt: skip
 
     def disconnect(self, si: Any) -> None:
         from pyVim.connect import Disconnect  # type: ignore[import-not-found]
@@ -208,7 +212,8 @@ class EsxiBackend(RemoteVmBackend):
                 raise BackendUnavailable(f"esxi {s.host}: no credentials: {exc}") from None
         creds = self._credentials
         try:
-            si = self.api.connect(s.host, s.port, creds.user, creds.password.reveal(), self._ssl_context())
+            si = self.api.connect(s.host, s.port, creds.user, creds.password.reveal(), self._ssl_context(),
+                                  timeout=s.task_timeout)  # fmt: skip
         except Exception as exc:  # pyVmomi raises vim faults, ssl and socket errors alike
             raise BackendUnavailable(
                 self._say(

@@ -270,7 +270,8 @@ class FakeVSphere:
         if not self.loaded:
             raise BackendUnavailable("the esxi backend needs pyVmomi: pip install nvct[esxi]")
 
-    def connect(self, host: str, port: int, user: str, password: str, context: Any) -> FakeServiceInstance:
+    def connect(self, host: str, port: int, user: str, password: str, context: Any,
+                timeout: float | None = None) -> FakeServiceInstance:  # fmt: skip
         # The password is checked, never logged.
         self.log.append(f"connect {host}:{port} user={user}")
         self.contexts.append(context)
