@@ -283,6 +283,37 @@ def test_failed_step_is_bootfailed_and_cleans_up(tmp_path, step, left_behind):
         assert any(line.startswith("Destroy_Task") for line in api.log)
 
 
+def test_task_timeout_cleans_up(tmp_path):
+    """CreateVM_Task never finishes within task_timeout, but the host made
+    the VM: the boot fails saying so, and the clean-up finds the VM by its
+    name and destroys it (FAKE: the simulator finishes every task before it
+    answers, test_esxi_vcsim.py)."""
+    api = FakeVSphere(guest_output=pieces(probe_kernel_output(PROBES)))
+    b = backend(api, task_timeout=0.2)
+    api.fail["CreateVM-running"] = "yes"
+    with pytest.raises(BootFailed, match=r"creating the VM nvct-\w+: the task did not finish within 0.2 s"):
+        with b.boot_payload(payload(tmp_path), tmp_path):
+            pytest.fail("the boot should not have come up")
+    assert any(line.startswith("Destroy_Task") for line in api.log)
+    assert api.leftovers() == {}
+
+
+def test_question_ends_the_console_and_cleans_up(tmp_path):
+    """A VM stopped on a question (ESXi's answer to a triple fault): the
+    console ends with the question's text; the VM is powered off and goes
+    (FAKE: the simulator never asks a question)."""
+    api = FakeVSphere(guest_output=pieces(probe_kernel_output(PROBES[:1])[:3]))
+    b = backend(api)
+    with b.boot_payload(payload(tmp_path), tmp_path) as console:
+        vm = next(iter(api.vms.values()))
+        vm.question = type("Question", (), {"text": "The CPU has been disabled by the guest operating system."})()
+        while console.readline(2.0) is not None:
+            pass
+        assert "stopped with a question: The CPU has been disabled" in console.describe_end()
+    assert any(line.startswith("PowerOffVM_Task") for line in api.log)
+    assert api.leftovers() == {}
+
+
 def test_failed_destroy_says_what_is_left(tmp_path, caplog):
     api = FakeVSphere(guest_output=pieces(probe_kernel_output(PROBES)))
     b = backend(api)

@@ -58,7 +58,7 @@ class EsxiSettings:
     hardware_version: str = ""  # vmx-NN; default: the host's newest
     guest_id: str = "otherGuest64"
     poll_interval: float = 1.0  # seconds between reads of the serial file
-    task_timeout: float = 300.0  # seconds a vSphere task (create, power on/off, destroy) may take
+    task_timeout: float = 300.0  # seconds a vSphere task (create, power on/off, destroy), or a call, may take
 
     def validate(self) -> tuple[str, str] | None:
         if not self.host.strip() or any(c in self.host for c in "/ @?#"):
@@ -93,10 +93,14 @@ class VSphereApi:
                 raise BackendUnavailable(f"the esxi backend needs pyVmomi: {INSTALL}") from None
             self.vim = vim
 
-    def connect(self, host: str, port: int, user: str, password: str, context: ssl.SSLContext) -> Any:
+    def connect(self, host: str, port: int, user: str, password: str, context: ssl.SSLContext,
+                timeout: float | None = None) -> Any:  # fmt: skip
+        """A session whose every call gives up after `timeout` seconds
+        without an answer (pyVmomi's default is to wait for ever)."""
         from pyVim.connect import SmartConnect  # type: ignore[import-not-found]
 
-        return SmartConnect(host=host, port=port, user=user, pwd=password, sslContext=context)
+        return SmartConnect(host=host, port=port, user=user, pwd=password, sslContext=context,
+                            httpConnectionTimeout=timeout)  # fmt: skip
 
     def disconnect(self, si: Any) -> None:
         from pyVim.connect import Disconnect  # type: ignore[import-not-found]
@@ -208,7 +212,8 @@ class EsxiBackend(RemoteVmBackend):
                 raise BackendUnavailable(f"esxi {s.host}: no credentials: {exc}") from None
         creds = self._credentials
         try:
-            si = self.api.connect(s.host, s.port, creds.user, creds.password.reveal(), self._ssl_context())
+            si = self.api.connect(s.host, s.port, creds.user, creds.password.reveal(), self._ssl_context(),
+                                  timeout=s.task_timeout)  # fmt: skip
         except Exception as exc:  # pyVmomi raises vim faults, ssl and socket errors alike
             raise BackendUnavailable(
                 self._say(
@@ -333,6 +338,7 @@ class _Boot:
         self.place: Placement | None = None
         self.folder_made = False
         self.vm: Any = None
+        self.vm_asked = False  # CreateVM_Task was started: a VM of this name may exist even if the task failed
 
     @property
     def ds_path(self) -> str:
@@ -383,6 +389,7 @@ class _Boot:
             raise BootFailed(b._say(f"esxi: {self.step}: HTTP {status} {reply[:200].decode('latin-1', 'replace')}"))
         self.step = f"creating the VM {self.name}"
         spec = build_config_spec(vim, b.settings, self.name, place.datastore.name, self.name)
+        self.vm_asked = True
         self.vm = self._wait(place.folder.CreateVM_Task(config=spec, pool=place.pool, host=place.host))
         facts = {"esxi.vm": self.name, **self._vm_facts()}
         self.step = f"powering on the VM {self.name}"
@@ -434,10 +441,27 @@ class _Boot:
             return PolledChunk(data, True, f"esxi VM {self.name} is {power}")
         return PolledChunk(data)
 
+    def _find_vm(self) -> Any:
+        """The VM named as this boot's, if the host made it though its
+        CreateVM_Task failed or did not finish in time."""
+        b = self.b
+        if self.si is None or self.place is None:
+            return None
+        try:
+            for vm in _view(self.si.content, self.place.folder, b.api.vim.VirtualMachine):
+                if vm.name == self.name:
+                    return vm
+        except Exception as exc:
+            log.warning("%s", b._say(f"esxi: looking for the VM {self.name} failed: {_fault_text(exc)}; "
+                                     f"check {b.settings.host} for it"))  # fmt: skip
+        return None
+
     def clean_up(self) -> None:
         """Power off, destroy, delete the folder, log out: each step runs
         whatever the one before did, and says what it had to leave behind."""
         b = self.b
+        if self.vm is None and self.vm_asked:
+            self.vm = self._find_vm()
         if self.vm is not None:
             try:
                 if str(self.vm.runtime.powerState) != "poweredOff":

@@ -77,10 +77,10 @@ def failure(api: FakeVSphere, key: str) -> BaseException | None:
 
 
 class FakeTask:
-    """A fake vim.Task, already finished."""
+    """A fake vim.Task, already finished (or, `running`, one that never will)."""
 
-    def __init__(self, result: Any = None, error: str | None = None):
-        state = "error" if error else "success"
+    def __init__(self, result: Any = None, error: str | None = None, running: bool = False):
+        state = "running" if running else "error" if error else "success"
         self.info = SimpleNamespace(state=state, result=result, error=FakeFault(error) if error else None)
 
 
@@ -158,6 +158,8 @@ class FakeFolder:
                       if d.device._type == "vim.vm.device.VirtualSerialPort")  # fmt: skip
         vm = FakeVM(self.api, config, config.name, serial=serial)
         self.api.vms[config.name] = vm
+        if "CreateVM-running" in self.api.fail:  # the VM is made, the task never says so
+            return FakeTask(running=True)
         return FakeTask(result=vm)
 
 
@@ -195,6 +197,8 @@ class FakeViewManager:
             items = [self.api.datacenter]
         elif kind == "vim.HostSystem":
             items = list(self.api.hosts)
+        elif kind == "vim.VirtualMachine":
+            items = list(self.api.vms.values())
         else:
             items = []
         return SimpleNamespace(view=items, Destroy=lambda: None)
@@ -266,7 +270,8 @@ class FakeVSphere:
         if not self.loaded:
             raise BackendUnavailable("the esxi backend needs pyVmomi: pip install nvct[esxi]")
 
-    def connect(self, host: str, port: int, user: str, password: str, context: Any) -> FakeServiceInstance:
+    def connect(self, host: str, port: int, user: str, password: str, context: Any,
+                timeout: float | None = None) -> FakeServiceInstance:  # fmt: skip
         # The password is checked, never logged.
         self.log.append(f"connect {host}:{port} user={user}")
         self.contexts.append(context)
