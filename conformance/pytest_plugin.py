@@ -7,8 +7,12 @@ nothing unless `--nvct-profile` is given. Then:
 
 collects `nvct::<probe>[L<level>]` for every probe the profile selects
 (`--nvct-probes` narrows it as `nvct run --probes` does) at every level of
-its stack, without booting anything. A level's selection is cut into
-shards, the kernel's own `shard=K/N`; the first item of a shard that runs
+its stack, without booting anything (the catalogue is read, and the
+markers registered, in pytest_configure). pytest takes those node ids back: on the command
+line (`pytest --nvct-profile qemu-tcg 'nvct::svm.npt.nx[L1]'` boots for
+that item alone), in --lf and --deselect. The options have ini keys
+(nvct_profile, nvct_probes, nvct_chunks, nvct_timeout, nvct_boot_timeout).
+A level's selection is cut into shards, the kernel's own `shard=K/N`; the first item of a shard that runs
 boots the probe kernel once for the whole shard, and every item of the
 shard reports its verdict from that boot. Without pytest-xdist a level is
 one shard (one boot, as `nvct run`). Under xdist there is one shard per
