@@ -148,7 +148,7 @@ def test_verdicts_junit_and_xdist_agree_with_nvct_run(tmp_path):
 
     for jobs in ("1", "2"):
         record = tmp_path / f"jobs{jobs}.json"
-        done = nvct("run", "--profile", TCG, "--probes", PROBES, "--jobs", jobs, "--json", str(record))
+        done = nvct("run", "--profile", TCG, "--probes", PROBES, "--jobs", jobs, "-o", str(record))
         assert done.returncode == 0, done.stderr
         data = json.loads(record.read_text())
         got = {f"{r['probe']}[L{r['level']}]": r["outcome"] for r in data["results"]}
@@ -158,7 +158,7 @@ def test_verdicts_junit_and_xdist_agree_with_nvct_run(tmp_path):
 @pytest.mark.parametrize("extra", [(), ("-n", "2")], ids=["sequential", "xdist"])
 def test_nvct_json_writes_the_run_record_nvct_run_would(tmp_path, extra):
     """--nvct-json: the run record, from the workers' reports under xdist;
-    its results, outcomes, levels and gate as `nvct run --json` has them,
+    its results, outcomes, levels and gate as `nvct run -o` has them,
     and `nvct report` reads it. The JUnit file stays free of it."""
     need("qemu-system-x86_64", "qemu-system-x86")
     probes = f"{PROBES},svm.vm_cr.*"  # two of them isolated: a boot each
@@ -168,7 +168,7 @@ def test_nvct_json_writes_the_run_record_nvct_run_would(tmp_path, extra):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     data = json.loads(record.read_text())
     reference = tmp_path / "nvct.json"
-    assert nvct("run", "--profile", TCG, "--probes", probes, "--json", str(reference)).returncode == 0
+    assert nvct("run", "--profile", TCG, "--probes", probes, "-o", str(reference)).returncode == 0
     ref = json.loads(reference.read_text())
     assert data["schema"] == ref["schema"] and data["status"] == "complete" and data["not_run"] == []
     got = {(r["probe"], r["level"]): (r["verdict"], r["outcome"]) for r in data["results"]}
