@@ -510,9 +510,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Any:
 class RecordWriter:
     """--nvct-json: the run record, from the reports of the probe items
     (the worker that ran a shard puts each probe's result, and once the
-    level as its boots saw it, in the item's user properties), rewritten
+    level as its boots saw it, on the item's report), rewritten
     after every result and once more at the end of the session, gated by
-    the profile's expectations as `nvct run --json` is."""
+    the profile's expectations as `nvct run -o FILE` is."""
 
     def __init__(self, nvct: NvctRun, path: Path):
         from .core.runrecord import RunRecord
