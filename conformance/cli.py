@@ -513,6 +513,8 @@ EXITS = {
              ("2", "a usage error, an output that cannot be written")],
     "appliance": [("0", "built, or found in the cache"), ("2", "it cannot be built (the line says why)")],
     "build": [("0", "built, or up to date"), ("2", "it cannot be built (the line says why)")],
+    "profiles": [("0", "listed"), ("1", "a profile listed does not load (named, with why)"),
+                 ("2", "a profile named is not found")],
     "nvct": [
         ("0", "success (run, report: the gate holds)"),
         ("1", "the gate fails (run, report), something regressed (diff), a host check failed (host)"),

@@ -167,8 +167,8 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "nvct: an nvct conformance probe at one level (the nvct pytest plugin)")
     if not _enabled(config):
         return
-    path = resolve_profile(_setting(config, "nvct_profile"))
     try:
+        path = resolve_profile(_setting(config, "nvct_profile"))
         profile = load_profile(path)
     except ProfileError as exc:
         raise pytest.UsageError(f"{_where('nvct_profile', config)}: {exc}") from None

@@ -167,8 +167,8 @@ def test_every_help_says_what_the_command_does_and_its_exit_status():
     from conformance.cli import parser
 
     sub = next(a for a in parser()._actions if isinstance(a, argparse._SubParsersAction))
-    assert set(sub.choices) == set(COMMANDS)
-    for name, command in sub.choices.items():
+    assert set(COMMANDS) <= set(sub.choices)
+    for name, command in sub.choices.items():  # every one, also a command added later
         text = command.format_help()
         assert command.description and len(command.description) > 40, name
         status = text[text.index("exit status:") :]
