@@ -166,6 +166,10 @@ def pytest_configure(config: pytest.Config) -> None:
     # come from the catalogue, below.
     config.addinivalue_line("markers", "nvct: an nvct conformance probe at one level (the nvct pytest plugin)")
     if not _enabled(config):
+        named = [arg for arg in config.args if _is_nodeid(config, arg)]
+        if named:  # rather than pytest's "file or directory not found"
+            raise pytest.UsageError(f"{named[0]} is an nvct probe item: give --nvct-profile PROFILE "
+                                    f"(or nvct_profile in the ini file) to collect it")  # fmt: skip
         return
     try:
         path = resolve_profile(_setting(config, "nvct_profile"))

@@ -237,6 +237,11 @@ def test_node_ids_run_back_one_probe_with_lf_and_deselect(tmp_path):
                       "-n", "2", "-q")  # fmt: skip
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "1 passed, 1 xfailed in" in proc.stdout, proc.stdout
+    # Without a profile the id is explained, not a missing file.
+    proc = pytest_run(tmp_path / "bare", "nvct::cpu.cpuid.basic[L1]")
+    assert (
+        proc.returncode == 4 and "nvct::cpu.cpuid.basic[L1] is an nvct probe item: give --nvct-profile" in proc.stderr
+    )
     # One that names nothing is pytest's own usage error, naming it.
     proc = pytest_run(tmp_path / "none", "--nvct-profile", TCG, "--nvct-probes", "cpu.*", "nvct::svm.npt.nx[L1]")
     assert proc.returncode == 4, proc.stdout + proc.stderr
