@@ -60,8 +60,8 @@ ROOT_NAME = "nvct"
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("nvct", "nvct: nested virtualization conformance probes as test items")
     group.addoption("--nvct-profile", metavar="PROFILE", default=None,
-                    help="collect one item per probe and level of this nvct profile (a file, or a name in "
-                         "nvct's profiles/); without it (or the ini option nvct_profile) the plugin does "
+                    help="collect one item per probe and level of this nvct profile (a file, or a name "
+                         "`nvct profiles` lists); without it (or the ini key nvct_profile) the plugin does "
                          "nothing")  # fmt: skip
     group.addoption("--nvct-probes", metavar="GLOBS", default=None,
                     help="probe globs, comma-separated, '-GLOB' excludes (as nvct run --probes; "
@@ -83,7 +83,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 INI = {
-    "nvct_profile": "nvct profile (a file relative to the ini file, or a shipped profile's name): as --nvct-profile",
+    "nvct_profile": "nvct profile (a file relative to the ini file, or a name `nvct profiles` lists): as --nvct-profile",
     "nvct_probes": "nvct probe globs: as --nvct-probes",
     "nvct_chunks": "boots per level: as --nvct-chunks",
     "nvct_timeout": "seconds one probe may run: as --nvct-timeout",
