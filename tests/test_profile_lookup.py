@@ -204,5 +204,8 @@ def test_no_such_profile(config):
     line = _one_error_line(nvct("run", "-p", "nosuch", env=_env(config)), "nosuch: no such profile file")
     assert str(config) in line and "`nvct profiles` lists them" in line
     _one_error_line(nvct("profiles", "nosuch", env=_env(config)), "nosuch: no such profile file")
-    with pytest.raises(ProfileError, match="not a profile name or file"):
-        find_profile("\x1b[31m")
+    for name in ("\x1b[31m", "a\0b", "dir/a\0b"):
+        with pytest.raises(ProfileError, match="not a profile name or file"):
+            find_profile(name)
+    # A path is a path, whatever its bytes (a file name that is not UTF-8).
+    assert find_profile("dir/p\udcff.yaml") == (Path("dir/p\udcff.yaml"), "path")
