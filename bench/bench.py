@@ -16,7 +16,7 @@ runs, wall time from time.perf_counter around a child process):
   ISO and a FIFO) have no bare baseline.
 - where the overhead goes: the fixed costs of a run, each timed alone
   (the interpreter with nvct's imports, the `make` that finds the kernel
-  up to date, `qemu --version`), and `nvct run --json`, which rewrites the
+  up to date, `qemu --version`), and `nvct run -o FILE` (the run record), which rewrites the
   whole run record after every result, next to `nvct run` without it.
 - per profile: the wall time of the profile's whole selection, the number
   of probes, wall time per probe, the sum of the kernel's own per-probe
@@ -134,7 +134,7 @@ def nvct_run(profile: Path, jobs: int, record: Path | None) -> tuple[float, dict
     argv = [sys.executable, "-c", HARNESS, "run", "--profile", str(profile), "--jobs", str(jobs), "--no-progress",
             "--color", "never"]  # fmt: skip
     if record is not None:
-        argv += ["--json", str(record)]
+        argv += ["-o", str(record)]
     wall, proc = timed(argv)
     rss = [line.split() for line in proc.stderr.splitlines() if line.startswith("NVCT_BENCH_RSS")]
     if not rss or (record is not None and not record.exists()):
@@ -183,8 +183,8 @@ def bench_profile(name: str, repeat: int, jobs: list[int], pytest_too: bool, wor
                  "hypervisor": levels[0].backend.describe()}  # fmt: skip
     print(f"{profile.name}: {len(selected)} probes x {len(levels)} level(s), {repeat} runs each", file=sys.stderr)
 
-    # nvct run --jobs N (jobs 1 is also the per-profile figure), without --json;
-    # then --jobs 1 with --json, which rewrites the record after every result.
+    # nvct run --jobs N (jobs 1 is also the per-profile figure), without a record;
+    # then --jobs 1 with -o FILE, which rewrites the record after every result.
     runs: dict[int, list[float]] = {}
     rss_self, rss_child = [], []
     for n in jobs:
@@ -201,7 +201,7 @@ def bench_profile(name: str, repeat: int, jobs: list[int], pytest_too: bool, wor
         with_json.append(wall)
         rss_self.append(mine)
         rss_child.append(child)
-    print(f"  nvct run --jobs {jobs[0]} --json: {median(with_json):.2f} s", file=sys.stderr)
+    print(f"  nvct run --jobs {jobs[0]} -o FILE: {median(with_json):.2f} s", file=sys.stderr)
     base = median(runs[jobs[0]])
     out["scaling"] = [{"jobs": n, "wall_s": round(median(v), 3), "runs_s": [round(x, 3) for x in v],
                        "speedup": round(base / median(v), 2)} for n, v in runs.items()]  # fmt: skip
@@ -274,7 +274,7 @@ def table(report: dict) -> str:
              f"Linux {report['machine']['kernel']} (median of {report['repeat']}; load average "
              f"{report['machine']['loadavg_before'][0]:.2f} before, {report['machine']['loadavg_after'][0]:.2f} after)",
              ""]  # fmt: skip
-    lines.append(f"{'profile':<16} {'probes':>6} {'nvct run':>9} {'--json':>8} {'per probe':>10} {'bare':>7} "
+    lines.append(f"{'profile':<16} {'probes':>6} {'nvct run':>9} {'-o FILE':>8} {'per probe':>10} {'bare':>7} "
                  f"{'ratio':>6} {'run_level':>9} {'harness RSS':>12}")  # fmt: skip
     for p in report["profiles"]:
         o, c = p["overhead"], p["catalogue"]

@@ -4,7 +4,7 @@
     python bench/nested.py [--profiles bochs-kvm-l2] [--out bench/nested.json] [--no-appliance]
     python bench/nested.py --profiles tcg-kvm-l2,tcg-kvm-kvm-l3 --no-appliance --out bench/nested-tcg.json
 
-For each profile, one `nvct run --progress --json` of its whole selection,
+For each profile, one `nvct run --progress -o FILE` of its whole selection,
 timed from outside: the time stamp of every progress line on stderr gives
 each level's span (from "booting the probe kernel at Ln" to its last
 result) and, for a level whose hypervisor is the Linux/KVM appliance, the
@@ -55,7 +55,7 @@ RESULT = re.compile(r"^\[\d+/\d+\] L(\d+) \S+ \S+")
 def run_split(profile: Path, work: Path) -> dict:
     record = work / f"{profile.stem}.json"
     argv = [sys.executable, "-m", "conformance", "run", "--profile", str(profile), "--progress",
-            "--json", str(record), "--color", "never"]  # fmt: skip
+            "-o", str(record), "--color", "never"]  # fmt: skip
     start = time.perf_counter()
     child = subprocess.Popen(argv, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                              stderr=subprocess.PIPE, text=True)  # fmt: skip

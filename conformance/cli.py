@@ -31,7 +31,7 @@ from .core.profile import (
     user_profiles_dir,
 )
 from .core.results import ProbeResult
-from .core.runrecord import RunRecord, RunRecordError, now, read_runs, write_runs
+from .core.runrecord import SET_SCHEMA, RunRecord, RunRecordError, json_text, now, read_runs, write_runs
 from .gate import compare
 from .gate.expect import Expectations, apply, known_to_break, unmatched
 from .reports import html as html_report
@@ -83,8 +83,31 @@ def _write(path: Path, text: str, option: str | None = None) -> None:
         raise UsageError(str(exc)) from None
 
 
+def _format(args: argparse.Namespace, default: str) -> str:
+    """What a command prints: --format, or --json (the same as --format json)."""
+    chosen = getattr(args, "format", None)
+    if getattr(args, "json", False) is True:
+        if chosen not in (None, "json"):
+            raise UsageError(f"--json is --format json; it cannot go with --format {chosen}")
+        return "json"
+    return chosen or default
+
+
+def _json(data: object) -> str:
+    """JSON as every command prints it: indented, UTF-8, a newline at the end."""
+    return json_text(data)
+
+
+def _emit(args: argparse.Namespace, text: str) -> None:
+    """A command's output: to -o/--output FILE when given, else standard output."""
+    if getattr(args, "output", None) is not None:
+        _write(args.output, text, "--output")
+    else:
+        sys.stdout.write(text)
+
+
 def _rescue(record: RunRecord) -> str:
-    """Keep a run record whose --json could not be written: in a new file
+    """Keep a run record whose -o/--output file could not be written: in a new file
     in the temporary folder, else on standard error. Says where it went."""
     import tempfile
 
@@ -148,17 +171,15 @@ def cmd_list(args: argparse.Namespace) -> int:
     except SelectionError as exc:
         raise UsageError(str(exc)) from None
     chosen = select(probes, globs) if globs else [p for p in probes if args.all or not p.hidden]
-    if args.json:
-        json.dump([p.as_dict() for p in chosen], sys.stdout, indent=1)
-        sys.stdout.write("\n")
+    fmt = _format(args, "text")
+    if not chosen:  # the same in every format: nothing on standard output, one line, exit 2
+        raise UsageError(f"no probe matches {','.join(globs)!r} (`nvct list --all` shows every probe id)")
+    if fmt == "json":
+        _emit(args, _json([p.as_dict() for p in chosen]))
         return EXIT_OK
-    if not chosen:
-        print(f"no probe matches {','.join(globs)}", file=sys.stderr)
-        return EXIT_USAGE
     width = max(len(p.id) for p in chosen)
     fwidth = max(len(p.feature) for p in chosen)
-    for p in chosen:
-        print(f"{p.id:<{width}}  {p.feature:<{fwidth}}  {p.description}  [{p.reference}]")
+    _emit(args, "".join(f"{p.id:<{width}}  {p.feature:<{fwidth}}  {p.description}  [{p.reference}]\n" for p in chosen))
     print(f"{len(chosen)} probes", file=sys.stderr)
     return EXIT_OK
 
@@ -177,18 +198,22 @@ def cmd_coverage(args: argparse.Namespace) -> int:
     verdicts = {}
     for run in _runs(args.record or []):
         verdicts[run.label] = req.requirement_verdicts(run.catalog, run.results)
-    if args.json:
+    form = (
+        "markdown" if args.markdown and args.format in (None, "markdown") and not args.json else _format(args, "text")
+    )
+    if args.markdown and form != "markdown":
+        raise UsageError(f"--markdown is --format markdown; it cannot go with --format {form}")
+    if form == "json":
         data = cov.as_dict()
         if verdicts:
             data["runs"] = {
                 label: {f"L{lv}": states for lv, states in levels.items()} for label, levels in verdicts.items()
             }
-        json.dump(data, sys.stdout, indent=1)
-        sys.stdout.write("\n")
-    elif args.markdown:
-        sys.stdout.write(req.render_markdown(cov, verdicts))
+        _emit(args, _json(data))
+    elif form == "markdown":
+        _emit(args, req.render_markdown(cov, verdicts))
     else:
-        sys.stdout.write(req.render_text(cov, verdicts))
+        _emit(args, req.render_text(cov, verdicts))
     for problem in cov.problems:
         print(f"nvct coverage: {problem}", file=sys.stderr)
     return EXIT_BAD if cov.problems else EXIT_OK
@@ -234,9 +259,8 @@ def cmd_profiles(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from None
     for note in notes:
         print(f"nvct: warning: {note}", file=sys.stderr)
-    if args.json:
-        json.dump([e.as_dict() for e in entries], sys.stdout, indent=1)
-        sys.stdout.write("\n")
+    if _format(args, "text") == "json":
+        _emit(args, _json([e.as_dict() for e in entries]))
     else:
         origins = [
             e.origin
@@ -245,9 +269,11 @@ def cmd_profiles(args: argparse.Namespace) -> int:
         ]
         width = max((len(one_line(e.name)) for e in entries), default=0)
         owidth = max((len(o) for o in origins), default=0)
+        lines = []
         for e, origin in zip(entries, origins):
             what = f"error: {e.error}" if e.error else e.description or "(no description)"
-            print(f"{one_line(e.name):<{width}}  {origin:<{owidth}}  {one_line(what)}")
+            lines.append(f"{one_line(e.name):<{width}}  {origin:<{owidth}}  {one_line(what)}\n")
+        _emit(args, "".join(lines))
         if not args.profiles:
             user, _ = user_profiles_dir()
             print(f"shipped: {profiles_dir()}", file=sys.stderr)
@@ -264,7 +290,11 @@ def cmd_profiles(args: argparse.Namespace) -> int:
 def cmd_build(args: argparse.Namespace) -> int:
     image = _image()
     probes = _catalog(image)
-    print(f"{image.elf}: {len(probes)} probes ({sum(p.hidden for p in probes)} hidden)")
+    hidden = sum(p.hidden for p in probes)
+    if _format(args, "text") == "json":
+        _emit(args, _json({"kernel": str(image.elf), "probes": len(probes), "hidden": hidden}))
+    else:
+        _emit(args, f"{image.elf}: {len(probes)} probes ({hidden} hidden)\n")
     return EXIT_OK
 
 
@@ -325,7 +355,29 @@ def _level_of(item) -> int:
     return item.level
 
 
+DEPRECATED_JSON_FILE = (
+    "nvct: warning: `nvct run --json FILE` is deprecated and goes in the next release: "
+    "write the run record with `-o FILE` (`--json` alone prints it on standard output)"
+)
+
+
+def _record_file(args: argparse.Namespace) -> tuple[Path | None, str]:
+    """The run record's file and the option that named it: -o/--output, or
+    the old spelling `--json FILE` (a word after --json can only be a file:
+    `run` takes no positional arguments), which still works, with a warning."""
+    if isinstance(args.json, str):
+        if args.output is not None:
+            raise UsageError(f"--json {args.json} and --output {args.output} both name the run record: "
+                             f"give -o FILE alone")  # fmt: skip
+        print(DEPRECATED_JSON_FILE, file=sys.stderr)
+        name, args.json = args.json, False
+        return Path(name), "--json"
+    return args.output, "--output"
+
+
 def cmd_run(args: argparse.Namespace) -> int:
+    record_path, record_option = _record_file(args)
+    fmt = _format(args, "text")
     path = _resolve(args.profile)
     profile = _load(path)
     expectations = Expectations.of_profile(profile)
@@ -336,10 +388,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from None
     # Every output checked before the first boot: writable, and no two the same file.
     try:
-        targets = check_outputs([(f"--{o}", getattr(args, o)) for o in ("json", *FORMATS) if getattr(args, o)])
+        targets = check_outputs([(record_option, record_path)] * (record_path is not None)
+                                + [(f"--{o}", getattr(args, o)) for o in FORMATS if getattr(args, o)])  # fmt: skip
     except OutputError as exc:
         raise UsageError(str(exc)) from None
-    json_stream = bool(args.json) and targets[0].stream  # written once, at the end
+    json_stream = record_path is not None and targets[0].stream  # written once, at the end
     image = _image()
     catalog = _catalog(image)
     selected = select(catalog, list(globs))
@@ -377,10 +430,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     def save(final: bool = False) -> None:
         apply(record, expectations)
-        if not args.json or (json_stream and not final):
+        if record_path is None or (json_stream and not final):
             return
         try:
-            record.write(args.json, pretty=final, option="--json")
+            record.write(record_path, pretty=final, option=record_option)
             lost.clear()
         except OutputError as exc:
             if not lost and not final:
@@ -422,8 +475,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         record.results.sort(key=_level_of)  # stable: each level's results in the order they came
         record.finished = now()
         save(final=True)
-    width = shutil.get_terminal_size().columns if sys.stdout.isatty() else None
-    sys.stdout.write(text_report.render(record, colour=colour, width=width))
+    if fmt == "text":
+        width = shutil.get_terminal_size().columns if sys.stdout.isatty() else None
+        sys.stdout.write(text_report.render(record, colour=colour, width=width))
+    elif fmt == "json":
+        sys.stdout.write(_json(record.to_dict()))
+    else:
+        sys.stdout.write(FORMATS[fmt]([record]))
     sys.stdout.flush()
     # The summary is out; a report that cannot be written now costs only itself.
     failed = [str(exc) for exc in lost]
@@ -437,8 +495,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     if failed:
         for problem in failed:
             print(f"nvct: error: {problem}", file=sys.stderr)
-        if args.json and not lost:
-            print(f"nvct: the run record {args.json} holds every result; `nvct report` writes the reports from it",
+        if record_path is not None and not lost:
+            print(f"nvct: the run record {record_path} holds every result; `nvct report` writes the reports from it",
                   file=sys.stderr)  # fmt: skip
         else:
             print(_rescue(record), file=sys.stderr)
@@ -452,13 +510,14 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_host(args: argparse.Namespace) -> int:
+    fmt = _format(args, "text")
     checks = host.run_checks()
-    if args.json:
-        json.dump([{"check": c.name, "status": c.status.value, "message": c.message, "hint": c.hint} for c in checks],
-                  sys.stdout, indent=1)  # fmt: skip
-        sys.stdout.write("\n")
+    if fmt == "json":
+        _emit(args, _json([{"check": c.name, "status": c.status.value, "message": c.message, "hint": c.hint}
+                           for c in checks]))  # fmt: skip
     else:
-        sys.stdout.write(host.render(checks, colour=_colour(args.color, sys.stdout)))
+        colour = _colour(args.color, sys.stdout) if args.output is None else args.color == "always"
+        _emit(args, host.render(checks, colour=colour))
     return EXIT_BAD if any(c.status is host.Status.FAIL for c in checks) else EXIT_OK
 
 
@@ -468,8 +527,12 @@ def cmd_appliance(args: argparse.Namespace) -> int:
     except appliance.ApplianceError as exc:
         raise UsageError(f"cannot build the appliance: {exc}") from None
     m = built.manifest
-    print(f"{built.root}: Linux {m['kernel_version']} ({built.kernel.name}, "
-          f"{built.initramfs.stat().st_size // (1 << 20)} MiB initramfs), {m['qemu']}")  # fmt: skip
+    if _format(args, "text") == "json":
+        _emit(args, _json({"root": str(built.root), "kernel": str(built.kernel), "initramfs": str(built.initramfs),
+                           "manifest": m}))  # fmt: skip
+        return EXIT_OK
+    _emit(args, f"{built.root}: Linux {m['kernel_version']} ({built.kernel.name}, "
+          f"{built.initramfs.stat().st_size // (1 << 20)} MiB initramfs), {m['qemu']}\n")  # fmt: skip
     return EXIT_OK
 
 
@@ -483,36 +546,36 @@ def cmd_report(args: argparse.Namespace) -> int:
         expectations = Expectations.of_profile(profile)
         for run in runs:
             apply(run, expectations)
-    if args.format == "text":
+    fmt = _format(args, "text")
+    if fmt == "text":
         out = args.output
         colour = _colour(args.color, sys.stdout) if out is None else args.color == "always"
         width = shutil.get_terminal_size().columns if out is None and sys.stdout.isatty() else None
         text = text_report.render_runs(runs, colour=colour, width=width)
-    elif args.format == "json":
-        text = json.dumps(runs[0].to_dict() if len(runs) == 1 else {"schema": "nvct-runs/1",
-                          "runs": [r.to_dict() for r in runs]}, indent=1) + "\n"  # fmt: skip
+    elif fmt == "json":  # one shape: a set of runs (as `nvct merge` writes), even of one
+        text = _json({"schema": SET_SCHEMA, "runs": [r.to_dict() for r in runs]})
     else:
-        text = FORMATS[args.format](runs)
-    if args.output:
-        _write(args.output, text, "--output")
-    else:
-        sys.stdout.write(text)
+        text = FORMATS[fmt](runs)
+    _emit(args, text)
     return _gate_code(runs)
 
 
 def cmd_diff(args: argparse.Namespace) -> int:
     base, new = _runs([args.base]), _runs([args.new])
+    fmt = _format(args, "text")
     result = compare.diff(base, new)
-    if args.json:
-        json.dump(result.to_dict(), sys.stdout, indent=1)
-        sys.stdout.write("\n")
+    if fmt == "json":
+        _emit(args, _json(result.to_dict()))
     else:
-        sys.stdout.write(compare.render_diff(result, str(args.base), str(args.new)))
+        _emit(args, compare.render_diff(result, str(args.base), str(args.new)))
     return EXIT_BAD if result.regressed else EXIT_OK
 
 
 def cmd_merge(args: argparse.Namespace) -> int:
     runs = _runs(args.records)
+    if args.output is None:
+        sys.stdout.write(_json({"schema": SET_SCHEMA, "runs": [r.to_dict() for r in runs]}))
+        return EXIT_OK
     try:
         write_runs(runs, args.output)
     except OutputError as exc:
@@ -526,110 +589,277 @@ def cmd_baseline(args: argparse.Namespace) -> int:
     runs = _runs([args.record])
     if len(runs) != 1:
         raise UsageError(f"{args.record}: holds {len(runs)} merged runs; a baseline is made from one run")
-    text = compare.render_baseline(runs[0], str(args.record))
-    if args.output:
-        _write(args.output, text, "--output")
+    if _format(args, "yaml") == "json":
+        rules, problems = compare.baseline_rules(runs[0])
+        _emit(args, _json({"expect": rules, "not_baselined": problems}))
     else:
-        sys.stdout.write(text)
+        _emit(args, compare.render_baseline(runs[0], str(args.record)))
     return EXIT_OK
 
 
 # ---- the parser ------------------------------------------------------------------------
 
 
+# Every subcommand's --help ends with its exit status (docs/verdicts.md, docs/gate.md).
+EXITS = {
+    "run": [
+        ("0", "the gate holds (known failures, crashes and timeouts included; without an expect: section: "
+              "no probe FAILed, ERRORed, CRASHed or TIMED OUT)"),
+        ("1", "the gate fails (the report ends with why)"),
+        ("2", "a usage, profile or environment error (nothing run), or a report that could not be written "
+              "(the results are kept and the line says where)"),
+        ("130", "interrupted (Ctrl-C, SIGTERM): the record and the reports hold what was measured"),
+    ],
+    "report": [
+        ("0", "the gate of every run holds"),
+        ("1", "the gate of a run fails"),
+        ("2", "a usage error, an unreadable or malformed run record, a bad --profile, an output that "
+              "cannot be written"),
+    ],
+    "diff": [
+        ("0", "nothing regressed"),
+        ("1", "something regressed"),
+        ("2", "a usage error, an unreadable or malformed run record, an output that cannot be written"),
+    ],
+    "merge": [("0", "merged"), ("2", "a usage error, an unreadable or malformed run record, an output that "
+                                     "cannot be written")],
+    "baseline": [("0", "printed or written"), ("2", "a usage error, an unreadable record, a merged set of "
+                                                    "several runs, an output that cannot be written")],
+    "list": [("0", "probes listed"), ("2", "a bad glob, no probe matches (in every format), the probe kernel "
+                                          "cannot be built, an output that cannot be written")],
+    "host": [("0", "no check FAILed"), ("1", "a check FAILed (the line says what is missing)"),
+             ("2", "a usage error, an output that cannot be written")],
+    "appliance": [("0", "built, or found in the cache"), ("2", "it cannot be built (the line says why)")],
+    "build": [("0", "built, or up to date"), ("2", "it cannot be built (the line says why)")],
+    "coverage": [("0", "counted"), ("1", "a probe names a requirement the map does not have, or one it "
+                                           "calls untestable"),
+                 ("2", "a malformed requirement map, the probe kernel cannot be built, an output that cannot "
+                       "be written")],
+    "docs": [("0", "written, or (--check) up to date"), ("1", "(--check) a page is stale"),
+             ("2", "a malformed requirement map or recorded run, a hand-written part missing")],
+    "profiles": [("0", "listed"), ("1", "a profile listed does not load (named, with why)"),
+                 ("2", "a profile named is not found")],
+    "nvct": [
+        ("0", "success (run, report: the gate holds)"),
+        ("1", "the gate fails (run, report), something regressed (diff), a host check failed (host)"),
+        ("2", "a usage, profile, input or environment error: one line on standard error"),
+    ],
+}  # fmt: skip
+
+
+def _exits(name: str) -> str:
+    import textwrap
+
+    lines = ["exit status:"]
+    for code, what in EXITS[name]:
+        lines += textwrap.wrap(what, 78, initial_indent=f"  {code:<5}", subsequent_indent=" " * 7)
+    return "\n".join(lines)
+
+
+GRAMMAR = (
+    "Every command prints its result on standard output, as text or, with --json (the same as "
+    "--format json), as JSON; -o/--output FILE writes it to FILE instead (for `run`: the JSON run record). "
+    "Errors are one line on standard error."
+)
+
+
+def _command(sub, name: str, summary: str, description: str) -> argparse.ArgumentParser:
+    return sub.add_parser(
+        name,
+        help=summary,
+        description=description,
+        epilog=_exits(name),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+
+
+def _outputs(p: argparse.ArgumentParser, formats: tuple[str, ...], what: str) -> None:
+    """--format, --json and -o/--output, the same on every command that prints a result."""
+    p.add_argument("--format", "-f", choices=formats, default=None, help=f"what is printed (default: {formats[0]})")
+    p.add_argument("--json", action="store_true", help="print JSON instead of text: the same as --format json")
+    p.add_argument("--output", "-o", type=Path, metavar="FILE", help=f"write {what} to FILE instead of standard output")
+
+
+def _wrap(text: str) -> str:
+    import textwrap
+
+    return "\n\n".join(textwrap.fill(part, 78) for part in text.split("\n\n"))
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(
         prog="nvct",
-        description="Conformance tests for nested virtualization: boots probe kernels under a "
-        "hypervisor stack and reports which VMX and SVM features behave as the SDM and APM say.",
+        description=_wrap(
+            "Conformance tests for nested virtualization: boots probe kernels under a hypervisor stack and "
+            "reports which VMX and SVM features behave as the SDM and APM say. Without a command: `nvct run`."
+            "\n\n" + GRAMMAR
+        ),
+        epilog=_exits("nvct") + "\n\n`nvct COMMAND --help` says what each command does and its exit status.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     top.add_argument("--version", action="version", version=f"nvct {__version__}")
     sub = top.add_subparsers(dest="command", metavar="COMMAND")
+    colour = {"choices": ("auto", "always", "never"), "default": "auto", "help": "colour (default: on a terminal)"}
 
-    p = sub.add_parser("run", help="boot the probe kernel under a profile's stack and report")
-    p.add_argument(
-        "--profile", "-p", help=f"a profile file, or a name (`nvct profiles` lists them; default: {DEFAULT_PROFILE})"
-    )
+    p = _command(sub, "run", "boot the probe kernel under a profile's stack and report",
+                 _wrap("Boot the probe kernel at every level of a profile's stack, run the selected probes, "
+                       "judge the verdicts by the profile's expect: section (the gate) and report: the text "
+                       "report on standard output (--format/--json: another), the run record with -o FILE "
+                       "(rewritten as results arrive), the other reports with --junit, --tap, --markdown, "
+                       "--html.\n\nThe old spelling `--json FILE` (before `-o FILE`) still writes the record, "
+                       "with a warning, until the next release: `run` takes no positional arguments, so a "
+                       "word after --json is that file, and `--json` followed by an option (or nothing) is "
+                       "the flag."))  # fmt: skip
+    p.add_argument("--profile", "-p",
+                   help=f"a profile file, or a name (`nvct profiles` lists them; default: {DEFAULT_PROFILE})")  # fmt: skip
     p.add_argument("--probes", help="probe globs, comma-separated; '-GLOB' excludes (default: the profile's, else all)")
-    p.add_argument("--json", type=Path, metavar="FILE", help="write the JSON run record (updated as results arrive)")
+    p.add_argument("--format", "-f", choices=("text", "json", *FORMATS), default=None,
+                   help="what is printed at the end (default: text; json: the run record)")  # fmt: skip
+    p.add_argument("--json", nargs="?", const=True, default=False, metavar="FILE",
+                   help="print the run record (JSON) instead of the text report: the same as --format json "
+                        "(`--json FILE`: deprecated, use -o FILE)")  # fmt: skip
+    p.add_argument("--output", "-o", type=Path, metavar="FILE",
+                   help="write the JSON run record (docs/run-record.md), updated as results arrive")  # fmt: skip
     p.add_argument("--junit", type=Path, metavar="FILE", help="write JUnit XML (at the end of the run)")
     p.add_argument("--tap", type=Path, metavar="FILE", help="write TAP version 13")
     p.add_argument("--markdown", type=Path, metavar="FILE", help="write the compatibility matrix in Markdown")
     p.add_argument("--html", type=Path, metavar="FILE", help="write the HTML report (one self-contained file)")
     p.add_argument("--timeout", type=_seconds, metavar="S", help="seconds a probe may run (default: the profile's)")
     p.add_argument("--boot-timeout", type=_seconds, metavar="S", help="seconds until the kernel says HELLO")
-    p.add_argument("--color", choices=("auto", "always", "never"), default="auto")
+    p.add_argument("--color", **colour)
     p.add_argument("--jobs", "-j", type=_jobs, default=1, metavar="N",
                    help="boots of each level side by side, each running every N-th probe (default 1)")  # fmt: skip
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
                    help="a line per result on stderr (default: when stderr is a terminal)")  # fmt: skip
     p.set_defaults(func=cmd_run)
 
-    p = sub.add_parser("report", help="a report from run records (exit 1 when the gate fails)")
+    p = _command(sub, "report", "a report from run records (exit 1 when the gate fails)",
+                 _wrap("Make any report from run records or merged sets, later: text, JSON (always a set of "
+                       "runs, {\"schema\": \"nvct-runs/1\", \"runs\": [...]}, even of one), JUnit, TAP, "
+                       "Markdown or HTML, gated by the recorded expectations or by --profile's."))  # fmt: skip
     p.add_argument("records", nargs="+", type=Path, metavar="RUN.json", help="run records or merged sets")
-    p.add_argument("--format", "-f", choices=("text", *FORMATS, "json"), default="text")
-    p.add_argument("--output", "-o", type=Path, metavar="FILE", help="write here instead of standard output")
+    _outputs(p, ("text", "json", *FORMATS), "the report")
     p.add_argument("--profile", "-p", help="gate with this profile's expect: section instead of the recorded one")
-    p.add_argument("--color", choices=("auto", "always", "never"), default="auto")
+    p.add_argument("--color", **colour)
     p.set_defaults(func=cmd_report)
 
-    p = sub.add_parser("diff", help="what changed between two runs (exit 1 when something regressed)")
+    p = _command(sub, "diff", "what changed between two runs (exit 1 when something regressed)",
+                 _wrap("Compare the measured verdicts of two runs, level by level: regressions, fixes, other "
+                       "changes, probes and levels only in one of them. Needs no expectations."))  # fmt: skip
     p.add_argument("base", type=Path, metavar="BASE.json")
     p.add_argument("new", type=Path, metavar="NEW.json")
-    p.add_argument("--json", action="store_true", help="JSON instead of text")
+    _outputs(p, ("text", "json"), "the comparison")
     p.set_defaults(func=cmd_diff)
 
-    p = sub.add_parser("merge", help="combine run records (hosts, stacks) into one set")
+    p = _command(sub, "merge", "combine run records (hosts, stacks) into one set",
+                 _wrap("Combine run records and merged sets into one set of runs (JSON, schema nvct-runs/1), "
+                       "which report, diff and baseline read."))  # fmt: skip
     p.add_argument("records", nargs="+", type=Path, metavar="RUN.json")
-    p.add_argument("--output", "-o", type=Path, metavar="ALL.json", required=True)
+    p.add_argument("--output", "-o", type=Path, metavar="FILE",
+                   help="write the set to FILE instead of standard output")  # fmt: skip
     p.set_defaults(func=cmd_merge)
 
-    p = sub.add_parser("baseline", help="the expect: section a run satisfies, to start a gate")
+    p = _command(
+        sub,
+        "baseline",
+        "the expect: section a run satisfies, to start a gate",
+        _wrap(
+            "Print the expect: section (YAML, to paste into the profile) that one run satisfies: "
+            "what SKIPped and what FAILed; --json gives the rules and what was not baselined."
+        ),
+    )
     p.add_argument("record", type=Path, metavar="RUN.json")
-    p.add_argument("--output", "-o", type=Path, metavar="FILE", help="write here instead of standard output")
+    _outputs(p, ("yaml", "json"), "the section")
     p.set_defaults(func=cmd_baseline)
 
-    p = sub.add_parser("list", help="list the probes compiled into the probe kernel")
+    p = _command(
+        sub,
+        "list",
+        "list the probes compiled into the probe kernel",
+        _wrap(
+            "List the probes of the probe kernel's catalogue (built when needed; nothing boots): "
+            "id, feature, description and spec reference, in id order."
+        ),
+    )
     p.add_argument("globs", nargs="*", metavar="GLOB", help="select probes as --probes does")
-    p.add_argument("--json", action="store_true", help="JSON instead of a table")
+    _outputs(p, ("text", "json"), "the list")
     p.add_argument("--all", action="store_true", help="include hidden probes (selftests)")
     p.set_defaults(func=cmd_list)
 
-    p = sub.add_parser("coverage", help="how much of the SDM/APM requirement map the probes cover")
-    form = p.add_mutually_exclusive_group()
-    form.add_argument("--json", action="store_true", help="JSON to standard output")
-    form.add_argument("--markdown", action="store_true", help="Markdown to standard output")
+    p = _command(
+        sub,
+        "coverage",
+        "how much of the SDM/APM requirement map the probes cover",
+        _wrap(
+            "Count, per manual, chapter and feature, the requirements of the map (requirements/) that a "
+            "probe names, that no probe kernel can test, and that no probe covers yet; list the uncovered "
+            "ones. With --record RUN.json also which requirements passed at which level of that run."
+        ),
+    )
+    _outputs(p, ("text", "json", "markdown"), "the coverage")
+    p.add_argument("--markdown", action="store_true", help="the same as --format markdown")
     p.add_argument("--requirements", type=Path, metavar="DIR", help="the requirement map (default: requirements/)")
     p.add_argument("--record", type=Path, action="append", metavar="RUN.json",
                    help="also say which requirements passed at which level of this run (repeatable)")  # fmt: skip
     p.set_defaults(func=cmd_coverage)
 
-    p = sub.add_parser("docs", help="generate docs/probes/svm.md and vmx.md (catalogue, requirements, recorded runs)")
+    p = _command(
+        sub,
+        "docs",
+        "generate docs/probes/svm.md and vmx.md (catalogue, requirements, recorded runs)",
+        _wrap(
+            "Write docs/probes/svm.md and vmx.md from the catalogue, the requirement map and the runs "
+            "recorded in docs/probes/runs/, with the hand-written parts (docs/probes/ARCH/intro.md and "
+            "deviations.md) included. --check writes nothing and says which page is stale."
+        ),
+    )
     p.add_argument("--check", action="store_true", help="write nothing; exit 1 when a page is stale")
     p.add_argument("--docs", type=Path, metavar="DIR", help="the pages' folder (default: docs/probes)")
     p.add_argument("--requirements", type=Path, metavar="DIR", help="the requirement map (default: requirements/)")
     p.set_defaults(func=cmd_docs)
 
-    p = sub.add_parser("host", help="check this machine for nested virtualization (virt-host-validate style)")
-    p.add_argument("--color", choices=("auto", "always", "never"), default="auto")
-    p.add_argument("--json", action="store_true", help="JSON instead of lines")
+    p = _command(
+        sub,
+        "host",
+        "check this machine for nested virtualization (virt-host-validate style)",
+        _wrap(
+            "Check this machine for what nested stacks need: the CPU's VMX or SVM, /dev/kvm, the "
+            "kvm modules' nested= setting, what it is itself a guest of, the hypervisors' binaries."
+        ),
+    )
+    p.add_argument("--color", **colour)
+    _outputs(p, ("text", "json"), "the checks")
     p.set_defaults(func=cmd_host)
 
-    p = sub.add_parser("appliance", help="the Linux/KVM appliance that multi-level stacks boot")
+    p = _command(
+        sub,
+        "appliance",
+        "the Linux/KVM appliance that multi-level stacks boot",
+        _wrap(
+            "Build (from Debian's packages, cached by content) or show the Linux/KVM appliance "
+            "that the levels above L0 of multi-level stacks boot."
+        ),
+    )
     p.add_argument("action", choices=("build", "show"), help="build it (cached by content) or show the cached one")
+    _outputs(p, ("text", "json"), "what was built")
     p.set_defaults(func=cmd_appliance)
 
-    p = sub.add_parser("profiles", help="list the profiles: shipped, the user's, or the ones named (exit 1: one is broken)",
-                       description="The profiles --profile can name, each with its description and where it "
-                       "comes from: shipped with nvct, or the user's, in $XDG_CONFIG_HOME/nvct/profiles (default "
-                       "~/.config/nvct/profiles), which a name looks in first: a user profile shadows a shipped one "
-                       "of its name. Exit 0; 1 when a profile listed does not load (its error is shown); 2 when a "
-                       "profile named is not found.")  # fmt: skip
+    p = _command(sub, "profiles", "list the profiles: shipped, the user's, or the ones named (exit 1: one is broken)",
+                 _wrap("The profiles --profile can name, each with its description and where it comes from: "
+                       "shipped with nvct, or the user's, in $XDG_CONFIG_HOME/nvct/profiles (default "
+                       "~/.config/nvct/profiles), which a name looks in first: a user profile shadows a shipped "
+                       "one of its name."))  # fmt: skip
     p.add_argument("profiles", nargs="*", metavar="PROFILE", help="names or paths (default: every profile)")
-    p.add_argument("--json", action="store_true", help="JSON instead of a table")
+    _outputs(p, ("text", "json"), "the list")
     p.set_defaults(func=cmd_profiles)
 
-    p = sub.add_parser("build", help="build the probe kernel (done by run and list as needed)")
+    p = _command(
+        sub,
+        "build",
+        "build the probe kernel (done by run and list as needed)",
+        _wrap("Build the probe kernel (if its sources changed) and count its catalogue."),
+    )
+    _outputs(p, ("text", "json"), "what was built")
     p.set_defaults(func=cmd_build)
     return top
 

@@ -7,8 +7,12 @@ nothing unless `--nvct-profile` is given. Then:
 
 collects `nvct::<probe>[L<level>]` for every probe the profile selects
 (`--nvct-probes` narrows it as `nvct run --probes` does) at every level of
-its stack, without booting anything. A level's selection is cut into
-shards, the kernel's own `shard=K/N`; the first item of a shard that runs
+its stack, without booting anything (the catalogue is read, and the
+markers registered, in pytest_configure). pytest takes those node ids back: on the command
+line (`pytest --nvct-profile qemu-tcg 'nvct::svm.npt.nx[L1]'` boots for
+that item alone), in --lf and --deselect. The options have ini keys
+(nvct_profile, nvct_probes, nvct_chunks, nvct_timeout, nvct_boot_timeout).
+A level's selection is cut into shards, the kernel's own `shard=K/N`; the first item of a shard that runs
 boots the probe kernel once for the whole shard, and every item of the
 shard reports its verdict from that boot. Without pytest-xdist a level is
 one shard (one boot, as `nvct run`). Under xdist there is one shard per
@@ -27,6 +31,7 @@ the gate's reason. See docs/scaling.md.
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,7 +43,12 @@ import pytest
 from .backends import BackendUnavailable
 from .core.catalog import CatalogError, Probe, SelectionError, select, split_globs
 from .core.kernel import BuildError, GuestImage, build
-from .core.profile import ProfileError, load_profile, resolve_profile  # the same profile names as `nvct run`
+from .core.profile import (
+    MAX_SECONDS,
+    ProfileError,
+    load_profile,
+    resolve_profile,
+)  # the same profile names as `nvct run`
 from .core.results import ProbeResult
 from .gate.expect import Assessment, Expectations, Outcome, evaluate
 from .run.runner import RunOptions, run_level, shard_of
@@ -51,22 +61,72 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("nvct", "nvct: nested virtualization conformance probes as test items")
     group.addoption("--nvct-profile", metavar="PROFILE", default=None,
                     help="collect one item per probe and level of this nvct profile (a file, or a name "
-                         "`nvct profiles` lists); without it the plugin does nothing")  # fmt: skip
+                         "`nvct profiles` lists); without it (or the ini key nvct_profile) the plugin does "
+                         "nothing")  # fmt: skip
     group.addoption("--nvct-probes", metavar="GLOBS", default=None,
                     help="probe globs, comma-separated, '-GLOB' excludes (as nvct run --probes; "
                          "default: the profile's)")  # fmt: skip
-    group.addoption("--nvct-chunks", metavar="N", type=int, default=None,
+    group.addoption("--nvct-chunks", metavar="N", default=None,
                     help="boots per level, each running every N-th probe (default: 1, or the number of "
                          "xdist workers)")  # fmt: skip
-    group.addoption("--nvct-timeout", metavar="S", type=float, default=None,
+    group.addoption("--nvct-timeout", metavar="S", default=None,
                     help="seconds one probe may run (default: the profile's)")  # fmt: skip
+    group.addoption("--nvct-boot-timeout", metavar="S", default=None,
+                    help="seconds until the probe kernel says HELLO (default: the profile's)")  # fmt: skip
     group.addoption("--nvct-json", metavar="FILE", type=Path, default=None,
                     help="write the nvct run record (docs/run-record.md), updated as results arrive; "
                          "nvct report, diff and merge read it")  # fmt: skip
+    # The same settings in an ini file ([pytest] / [tool.pytest.ini_options]);
+    # the command line wins. A relative profile path is relative to the ini file.
+    for name, what in INI.items():
+        parser.addini(name, what, default=None)
+
+
+INI = {
+    "nvct_profile": "nvct profile (a file relative to the ini file, or a name `nvct profiles` lists): as --nvct-profile",
+    "nvct_probes": "nvct probe globs: as --nvct-probes",
+    "nvct_chunks": "boots per level: as --nvct-chunks",
+    "nvct_timeout": "seconds one probe may run: as --nvct-timeout",
+    "nvct_boot_timeout": "seconds until the probe kernel says HELLO: as --nvct-boot-timeout",
+}
+
+
+def _setting(config: pytest.Config, name: str) -> str | None:
+    """A setting from the command line (`--nvct-x`), else from the ini file (`nvct_x`)."""
+    value = config.getoption(name, None)
+    if value is None and name in INI:
+        value = config.getini(name)
+        if name == "nvct_profile" and value and config.inipath is not None:
+            beside = config.inipath.parent / value
+            if not Path(value).is_absolute() and beside.exists():
+                value = str(beside)
+    return value or None
+
+
+def _where(name: str, config: pytest.Config) -> str:
+    """How the user spelled a setting: the option, or the ini key and its file."""
+    if config.getoption(name, None) is not None:
+        return "--" + name.replace("_", "-")
+    return f"{config.inipath or 'ini'}: {name}"
+
+
+def _seconds(config: pytest.Config, name: str) -> float | None:
+    text = _setting(config, name)
+    if text is None:
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise pytest.UsageError(f"{_where(name, config)}: not a number of seconds: {text!r}") from None
+    if not math.isfinite(value) or not 0 < value <= MAX_SECONDS:
+        raise pytest.UsageError(
+            f"{_where(name, config)}: must be more than 0 seconds and at most {MAX_SECONDS:g}, not {text!r}"
+        )
+    return value
 
 
 def _enabled(config: pytest.Config) -> bool:
-    return bool(config.getoption("nvct_profile", None))
+    return bool(_setting(config, "nvct_profile"))
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -101,31 +161,65 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log):
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    # The marker of every probe item, registered whether or not a profile is
+    # given (`pytest --markers` lists it); the families' and groups' markers
+    # come from the catalogue, below.
+    config.addinivalue_line("markers", "nvct: an nvct conformance probe at one level (the nvct pytest plugin)")
     if not _enabled(config):
+        named = [arg for arg in config.args if _is_nodeid(config, arg)]
+        if named:  # rather than pytest's "file or directory not found"
+            raise pytest.UsageError(f"{named[0]} is an nvct probe item: give --nvct-profile PROFILE "
+                                    f"(or nvct_profile in the ini file) to collect it")  # fmt: skip
         return
     try:
-        path = resolve_profile(config.getoption("nvct_profile"))
+        path = resolve_profile(_setting(config, "nvct_profile"))
         profile = load_profile(path)
     except ProfileError as exc:
-        raise pytest.UsageError(f"--nvct-profile: {exc}") from None
-    spec = config.getoption("nvct_probes")
+        raise pytest.UsageError(f"{_where('nvct_profile', config)}: {exc}") from None
+    spec = _setting(config, "nvct_probes")
     try:
         globs = tuple(split_globs(spec)) if spec else profile.probes
     except SelectionError as exc:
-        raise pytest.UsageError(f"--nvct-probes: {exc}") from None
-    shards = config.getoption("nvct_chunks")
-    if shards is not None and shards < 1:
-        raise pytest.UsageError("--nvct-chunks must be at least 1")
-    nvct = NvctRun(config, path, profile, globs, shards)
+        raise pytest.UsageError(f"{_where('nvct_probes', config)}: {exc}") from None
+    chunks = _setting(config, "nvct_chunks")
+    if chunks is not None and (not str(chunks).isdigit() or int(chunks) < 1):
+        raise pytest.UsageError(f"{_where('nvct_chunks', config)}: must be a whole number, at least 1, not {chunks!r}")
+    nvct = NvctRun(config, path, profile, globs, int(chunks) if chunks is not None else None)
+    nvct.probe_timeout = _seconds(config, "nvct_timeout")
+    nvct.boot_timeout = _seconds(config, "nvct_boot_timeout")
+    # Node ids on the command line (`nvct::svm.npt.nx[L1]`, `nvct::svm.npt.nx`,
+    # `nvct`) name probe items, not files: taken out of the paths pytest
+    # collects, and kept to choose the items (xdist's workers parse the same
+    # command line and choose the same).
+    nvct.nodeids = [arg for arg in config.args if _is_nodeid(config, arg)]
+    if nvct.nodeids:
+        config.args = [arg for arg in config.args if arg not in nvct.nodeids]
+    nvct.load()
     config.stash[_KEY] = nvct
+    for name in sorted({p.id.split(".")[0] for p in nvct.selected} | {p.group for p in nvct.selected}):
+        config.addinivalue_line("markers", f"{name}: nvct probes of {name}")
     target = config.getoption("nvct_json")
     if target is not None and not hasattr(config, "workerinput"):  # written where the reports meet
         config.pluginmanager.register(RecordWriter(nvct, target), "nvct-record-writer")
-    config.addinivalue_line("markers", "nvct: an nvct conformance probe (at one level)")
     if config.args_source is not pytest.Config.ArgsSource.ARGS:
         # No paths on the command line: collect the probes only, not the
         # ini file's testpaths or the current folder. Name paths to add them.
         config.args = []
+
+
+def _is_nodeid(config: pytest.Config, arg: str) -> bool:
+    """`nvct` or `nvct::...`, unless a file or folder of that name is there."""
+    if arg != ROOT_NAME and not arg.startswith(ROOT_NAME + "::"):
+        return False
+    return not (config.invocation_params.dir / ROOT_NAME).exists()
+
+
+def _junit_properties(config: pytest.Config) -> bool:
+    """Per-testcase <properties> only where the JUnit family allows them:
+    pytest's default family, xunit2 (Jenkins' junit-10.xsd), has none."""
+    if getattr(config.option, "xmlpath", None) is None:
+        return True  # no JUnit file: other reporters may read the properties
+    return config.getini("junit_family") in ("xunit1", "legacy")
 
 
 _KEY = pytest.StashKey["NvctRun"]()
@@ -183,6 +277,10 @@ class NvctRun:
         self._shard_index: dict[int, dict[str, int]] = {}
         self.levels: list[Level] = []
         self.preflight_error: str | None = None
+        self.probe_timeout: float | None = None  # --nvct-timeout / nvct_timeout
+        self.boot_timeout: float | None = None
+        self.nodeids: list[str] = []  # node ids given on the command line
+        self.wanted: set[tuple[str, int]] | None = None  # (probe, level) they name; None: every one
 
     def shard_count(self, workers: int = 1) -> int:
         """Shards per level: --nvct-chunks, else one per xdist worker; never more than probes."""
@@ -197,8 +295,6 @@ class NvctRun:
         if not nodeid.startswith(ROOT_NAME + "::") or not nodeid.endswith("]"):
             return None
         probe, _, level = nodeid[len(ROOT_NAME) + 2 : -1].rpartition("[L")
-        if not self.selected:
-            self.load()
         count = self.shard_count(workers)
         index = self.shard_index(count).get(probe)
         if index is None or not level.isdigit():
@@ -221,6 +317,34 @@ class NvctRun:
         if not self.selected:
             raise pytest.UsageError(f"nvct: no probe matches {','.join(self.globs)!r}")
         self.levels = build_stack(self.profile)
+        if self.nodeids:
+            self.wanted = self._named(self.nodeids)
+            names = {probe for probe, _ in self.wanted}
+            self.selected = [p for p in self.selected if p.id in names]  # boot only what was named
+            self.globs = tuple(p.id for p in self.selected)  # the kernel's selection, which its shard=K/N cuts
+
+    def _named(self, nodeids: list[str]) -> set[tuple[str, int]]:
+        """The (probe, level) pairs that node ids name; a UsageError, as
+        pytest's own "not found", for one that names no item."""
+        every = {(p.id, level.number) for level in self.levels for p in self.selected}
+        wanted: set[tuple[str, int]] = set()
+        for nodeid in nodeids:
+            name = nodeid[len(ROOT_NAME) + 2 :]
+            if not name:
+                found = every
+            elif name.endswith("]") and "[L" in name:
+                probe, _, level = name[:-1].rpartition("[L")
+                found = {(probe, int(level))} & every if level.isdigit() else set()
+            else:
+                found = {pair for pair in every if pair[0] == name}
+            if not found:
+                raise pytest.UsageError(
+                    f"not found: {nodeid} (no such probe and level in profile {self.profile.name}'s selection "
+                    f"{','.join(self.globs) or '(all)'} at levels "
+                    f"{', '.join(f'L{level.number}' for level in self.levels)}; `nvct list` shows the probe ids)"
+                )
+            wanted |= found
+        return wanted
 
     def boot(self, shard: Shard) -> dict[str, ProbeResult]:
         """Run one shard: the kernel's `shard=K/N` (index K-1, count N) of the level."""
@@ -232,8 +356,8 @@ class NvctRun:
         timeouts = self.profile.timeouts
         options = RunOptions(
             globs=self.globs,
-            boot_timeout=timeouts.boot,
-            probe_timeout=self.config.getoption("nvct_timeout") or timeouts.probe,
+            boot_timeout=self.boot_timeout or timeouts.boot,
+            probe_timeout=self.probe_timeout or timeouts.probe,
         )
         assert self.image is not None
         part = (shard.index, shard.count) if shard.count > 1 else None
@@ -257,19 +381,22 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     nvct = config.stash.get(_KEY, None)
     if nvct is None:
         return
-    nvct.load()
     root = NvctCollector.from_parent(session, name=ROOT_NAME, nodeid=ROOT_NAME)
-    groups = {p.id.split(".")[0] for p in nvct.selected} | {p.group for p in nvct.selected}
-    for name in sorted(groups):
-        config.addinivalue_line("markers", f"{name}: nvct probes of {name}")
+    properties = _junit_properties(config)
     probes: list[pytest.Item] = []
     for level in nvct.levels:
         count = nvct.shard_count(nvct.workers())
         shards = [Shard(nvct, level, nvct.selected, k, count) for k in range(count)]
         index = nvct.shard_index(count)
         for probe in nvct.selected:
+            if nvct.wanted is not None and (probe.id, level.number) not in nvct.wanted:
+                continue
             shard = shards[index[probe.id]]
-            item = ProbeItem.from_parent(root, name=f"{probe.id}[L{level.number}]", probe=probe, shard=shard)
+            name = f"{probe.id}[L{level.number}]"
+            # The node id given whole, so that pytest parses it as it parses
+            # one from the command line or its cache (--lf): probe, [level].
+            item = ProbeItem.from_parent(root, name=name, nodeid=f"{ROOT_NAME}::{name}", probe=probe, shard=shard)
+            item.junit_properties = properties
             item.add_marker(pytest.mark.nvct)
             item.add_marker(getattr(pytest.mark, probe.id.split(".")[0]))
             item.add_marker(getattr(pytest.mark, probe.group))
@@ -313,6 +440,7 @@ class ProbeItem(pytest.Item):
         self.shard = shard
         self.nvct_result: dict[str, Any] | None = None
         self.nvct_level_info: dict[str, Any] | None = None
+        self.junit_properties = True
 
     @property
     def level(self) -> int:
@@ -327,15 +455,16 @@ class ProbeItem(pytest.Item):
         if result is None:  # the runner gives every selected probe a result: a harness bug
             raise ProbeFailed(f"{self.probe.id} at L{self.level}: no result from the boot of {self.shard.group}")
         assessment = self.shard.run.assess(result)
-        self.user_properties += [
-            ("nvct.verdict", result.verdict.value),
-            ("nvct.outcome", assessment.outcome.value),
-            ("nvct.level", str(self.level)),
-            ("nvct.feature", self.probe.feature),
-            ("nvct.reference", self.probe.reference),
-            ("nvct.chunk", self.shard.group),  # the boot that measured it
-            ("nvct.worker", os.environ.get("PYTEST_XDIST_WORKER", "main")),
-        ]
+        if self.junit_properties:
+            self.user_properties += [
+                ("nvct.verdict", result.verdict.value),
+                ("nvct.outcome", assessment.outcome.value),
+                ("nvct.level", str(self.level)),
+                ("nvct.feature", self.probe.feature),
+                ("nvct.reference", self.probe.reference),
+                ("nvct.chunk", self.shard.group),  # the boot that measured it
+                ("nvct.worker", os.environ.get("PYTEST_XDIST_WORKER", "main")),
+            ]
         # For --nvct-json, wherever the report is read (xdist carries a
         # report's attributes to the controller): the result, and once per
         # shard the level as its boots saw it.
@@ -385,9 +514,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Any:
 class RecordWriter:
     """--nvct-json: the run record, from the reports of the probe items
     (the worker that ran a shard puts each probe's result, and once the
-    level as its boots saw it, in the item's user properties), rewritten
+    level as its boots saw it, on the item's report), rewritten
     after every result and once more at the end of the session, gated by
-    the profile's expectations as `nvct run --json` is."""
+    the profile's expectations as `nvct run -o FILE` is."""
 
     def __init__(self, nvct: NvctRun, path: Path):
         from .core.runrecord import RunRecord
@@ -438,15 +567,11 @@ class RecordWriter:
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         from .core.runrecord import now
 
-        if not self.nvct.selected:
-            try:
-                self.nvct.load()
-            except pytest.UsageError:
-                pass
         done = {(r.probe, r.level) for r in self.record.results}
         levels = [level.number for level in self.nvct.levels]
+        wanted = self.nvct.wanted
         self.record.not_run = [{"probe": p.id, "level": n} for n in levels for p in self.nvct.selected
-                               if (p.id, n) not in done]  # fmt: skip
+                               if (p.id, n) not in done and (wanted is None or (p.id, n) in wanted)]  # fmt: skip
         interrupted = exitstatus == pytest.ExitCode.INTERRUPTED or session.shouldstop
         self.record.status = "interrupted" if interrupted or self.record.not_run else "complete"
         self.record.finished = now()

@@ -262,7 +262,7 @@ def test_vmx_at_l3_through_two_kvms_on_bochs(tmp_path):
 
     _need_bochs_and_grub()
     out = tmp_path / "l3.json"
-    proc = nvct("run", "--profile", str(PROFILES / "bochs-kvm-kvm-l3.yaml"), "--json", str(out),
+    proc = nvct("run", "--profile", str(PROFILES / "bochs-kvm-kvm-l3.yaml"), "-o", str(out),
                 "--probes", "cpu.hypervisor.signature,vmx.vmlaunch.vmcall", timeout=1500)  # fmt: skip
     assert out.exists(), proc.stderr[-3000:]
     record = json.loads(out.read_text())

@@ -102,7 +102,7 @@ def test_without_svm_every_svm_probe_skips(tmp_path):
     prof = tmp_path / "nosvm.yaml"
     prof.write_text("name: nosvm\nstack:\n  - backend: qemu\n    cpu: max,-svm\n")
     out = tmp_path / "r.json"
-    proc = nvct("run", "--profile", str(prof), "--probes", "svm.*", "--json", str(out))
+    proc = nvct("run", "--profile", str(prof), "--probes", "svm.*", "-o", str(out))
     import json
 
     record = json.loads(out.read_text())
@@ -156,7 +156,7 @@ def test_hypervisor_that_cannot_start_is_a_crash_with_its_message(tmp_path):
     prof = tmp_path / "badcpu.yaml"
     prof.write_text("name: badcpu\nstack:\n  - backend: qemu\n    cpu: no-such-cpu\n")
     out = tmp_path / "r.json"
-    proc = nvct("run", "--profile", str(prof), "--probes", "cpu.*", "--json", str(out))
+    proc = nvct("run", "--profile", str(prof), "--probes", "cpu.*", "-o", str(out))
     import json
 
     results = json.loads(out.read_text())["results"]
@@ -203,7 +203,7 @@ def test_without_a_timeout_the_level_pace_sets_one(tmp_path):
     prof = tmp_path / "paced.yaml"
     prof.write_text("name: paced\nstack:\n  - backend: qemu\n    accel: tcg\n    cpu: max\n")
     out = tmp_path / "r.json"
-    nvct("run", "--profile", str(prof), "--probes", "selftest.pass,selftest.hang", "--json", str(out))
+    nvct("run", "--profile", str(prof), "--probes", "selftest.pass,selftest.hang", "-o", str(out))
     got = {r["probe"]: r for r in json.loads(out.read_text())["results"]}
     assert got["selftest.pass"]["verdict"] == "PASS"
     assert got["selftest.hang"]["verdict"] == "TIMEOUT"

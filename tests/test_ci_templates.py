@@ -42,6 +42,8 @@ def check_commands(commands):
             args = parser().parse_args(argv)
         except SystemExit:
             pytest.fail(f"nvct rejects: nvct {' '.join(argv)}")
+        # No spelling that is going away: `run --json FILE` is `run -o FILE` now.
+        assert not isinstance(getattr(args, "json", None), str), f"deprecated --json FILE: nvct {' '.join(argv)}"
         assert args.command in ("run", "report", "diff", "merge", "baseline", "list", "build")
 
 
@@ -49,7 +51,7 @@ def written(commands):
     """Files the nvct run commands write."""
     files = set()
     for argv in commands:
-        for option in ("--json", "--junit", "--html", "--markdown", "--tap"):
+        for option in ("-o", "--output", "--junit", "--html", "--markdown", "--tap"):
             if option in argv:
                 files.add(argv[argv.index(option) + 1])
     return files
@@ -97,7 +99,7 @@ def test_gitlab_template():
     commands = nvct_commands(lines)
     check_commands(commands)
     run = next(a for a in commands if a[0] == "run")
-    assert {"--junit", "--html", "--json"} <= set(run)
+    assert {"--junit", "--html", "-o"} <= set(run)
     artifacts = job["artifacts"]
     assert artifacts["when"] == "always"
     assert artifacts["reports"]["junit"] in written(commands)

@@ -133,8 +133,8 @@ def test_real_diff_names_the_probe_that_turned_from_pass_to_fail(tmp_path):
     before.write_text((PROFILES / "qemu-tcg.yaml").read_text().replace("cpu: max", "cpu: max,-rdtscp"))
     base, new = tmp_path / "base.json", tmp_path / "new.json"
     probes = "svm.intercept.rdtsc,svm.vmrun.vmmcall"
-    nvct("run", "--profile", str(before), "--probes", probes, "--json", str(base))
-    nvct("run", "--profile", str(PROFILES / "qemu-tcg.yaml"), "--probes", probes, "--json", str(new))
+    nvct("run", "--profile", str(before), "--probes", probes, "-o", str(base))
+    nvct("run", "--profile", str(PROFILES / "qemu-tcg.yaml"), "--probes", probes, "-o", str(new))
     verdicts = {r["probe"]: r["verdict"] for r in json.loads(base.read_text())["results"]}
     after = {r["probe"]: r["verdict"] for r in json.loads(new.read_text())["results"]}
     if verdicts.get("svm.intercept.rdtsc") != "PASS" or after.get("svm.intercept.rdtsc") != "FAIL":

@@ -231,7 +231,7 @@ def test_known_failure_that_passes_makes_the_gate_exit_1_naming_xpass(tmp_path):
         "  - probes: 'svm.nosuch.*'\n    verdict: skip\n    reason: a glob that matches nothing\n"
     )
     out = tmp_path / "r.json"
-    proc = nvct("run", "--profile", str(profile), "--json", str(out))
+    proc = nvct("run", "--profile", str(profile), "-o", str(out))
     assert proc.returncode == 1, proc.stderr
     row = next(line for line in proc.stdout.splitlines() if line.startswith("svm.vmrun.vmmcall "))
     assert row.split()[1] == "XPASS"

@@ -320,7 +320,7 @@ def test_bochs_boots_from_a_tmpdir_with_a_space_and_a_comma(tmp_path):
     odd = tmp_path / "a b,c"
     odd.mkdir()
     out = tmp_path / "run.json"
-    proc = nvct("run", "-p", str(PROFILES / "bochs-skylake.yaml"), "--probes", "cpu.cpuid.basic", "--json", str(out),
+    proc = nvct("run", "-p", str(PROFILES / "bochs-skylake.yaml"), "--probes", "cpu.cpuid.basic", "-o", str(out),
                 env={"TMPDIR": str(odd)})  # fmt: skip
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert verdicts(json.loads(out.read_text())) == {"cpu.cpuid.basic": "PASS"}

@@ -369,7 +369,7 @@ def test_full_and_read_only_file_systems(tmp_path, record):
         for args in (["report", str(record), "-o", str(mnt / "r.txt")],
                      ["baseline", str(record), "-o", str(mnt / "kept.json")],
                      ["merge", str(record), "-o", str(mnt / "m.json")],
-                     ["run", "--probes", "cpu.cpuid.basic", "--json", str(mnt / "r.json")]):  # fmt: skip
+                     ["run", "--probes", "cpu.cpuid.basic", "-o", str(mnt / "r.json")]):  # fmt: skip
             proc = nvct(*args)
             assert proc.returncode == 2 and "read-only file system" in proc.stderr, (args, proc.stderr)
             assert len(proc.stderr.strip().splitlines()) == 1 and "Traceback" not in proc.stderr
@@ -405,14 +405,14 @@ def test_one_path_for_two_outputs_is_refused_before_the_run(tmp_path):
     same = tmp_path / "x"
     link = tmp_path / "link"
     link.symlink_to("x")
-    for args in (["--json", str(same), "--junit", str(same)],
-                 ["--json", str(same), "--html", str(link)],
+    for args in (["-o", str(same), "--junit", str(same)],
+                 ["-o", str(same), "--html", str(link)],
                  ["--tap", "/dev/null", "--markdown", "/dev/null"]):  # fmt: skip
         proc = run_cli(*args, "--progress", tmp_path=tmp_path)
         assert proc.returncode == 2 and "give each output its own file" in proc.stderr, proc.stderr
         assert "booting" not in proc.stderr and not same.exists()  # refused before the first boot
-    proc = run_cli("--json", str(tmp_path), tmp_path=tmp_path)
-    assert proc.returncode == 2 and f"--json {tmp_path}: is a directory" in proc.stderr
+    proc = run_cli("-o", str(tmp_path), tmp_path=tmp_path)
+    assert proc.returncode == 2 and f"--output {tmp_path}: is a directory" in proc.stderr
 
 
 @pytest.mark.boot
@@ -421,7 +421,7 @@ def test_run_outputs_through_links_and_devices(tmp_path):
     target = tmp_path / "target.xml"
     link = tmp_path / "junit.xml"
     link.symlink_to(target)
-    proc = run_cli("--json", str(tmp_path / "r.json"), "--junit", str(link), "--tap", "/dev/stdout",
+    proc = run_cli("-o", str(tmp_path / "r.json"), "--junit", str(link), "--tap", "/dev/stdout",
                    "--html", "/dev/null", tmp_path=tmp_path)  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert link.is_symlink() and ET.parse(target).getroot().get("tests") == "1"
@@ -441,11 +441,11 @@ def _umask() -> int:
 def test_when_only_the_final_write_fails_the_summary_and_the_data_survive(tmp_path):
     need("qemu-system-x86_64", "qemu-system-x86")
     # The record on /dev/full: a stream, written once at the end, and that write fails.
-    proc = run_cli("--json", "/dev/full", tmp_path=tmp_path)
+    proc = run_cli("-o", "/dev/full", tmp_path=tmp_path)
     assert proc.returncode == 2, proc.stderr
     assert "gate: holds" in proc.stdout and "Traceback" not in proc.stderr
     lines = proc.stderr.strip().splitlines()
-    assert lines[0] == "nvct: error: --json /dev/full: cannot write: No space left on device"
+    assert lines[0] == "nvct: error: --output /dev/full: cannot write: No space left on device"
     rescued = Path(re.search(r"the run record is in (\S+);", lines[1]).group(1))
     assert rescued.parent == tmp_path
     data = json.loads(rescued.read_text())
@@ -453,7 +453,7 @@ def test_when_only_the_final_write_fails_the_summary_and_the_data_survive(tmp_pa
     # A report on a full disk: the record elsewhere holds everything, and says so.
     with small_tmpfs(tmp_path) as mnt:
         fill(mnt)
-        proc = run_cli("--json", str(tmp_path / "r.json"), "--html", str(mnt / "r.html"), tmp_path=tmp_path)
+        proc = run_cli("-o", str(tmp_path / "r.json"), "--html", str(mnt / "r.html"), tmp_path=tmp_path)
         assert proc.returncode == 2 and "gate: holds" in proc.stdout, proc.stderr
         assert f"--html {mnt / 'r.html'}: cannot write: No space left on device" in proc.stderr
         assert f"the run record {tmp_path / 'r.json'} holds every result" in proc.stderr
@@ -465,7 +465,7 @@ def test_a_profile_file_name_that_is_not_utf8_still_gives_an_html_report(tmp_pat
     need("qemu-system-x86_64", "qemu-system-x86")
     odd = os.fsdecode(bytes(tmp_path / "p") + b"\xff\xfe.yaml")
     Path(odd).write_bytes((PROFILES / "qemu-tcg.yaml").read_bytes())
-    proc = run_cli("--profile", odd, "--json", str(tmp_path / "r.json"), "--html", str(tmp_path / "r.html"),
+    proc = run_cli("--profile", odd, "-o", str(tmp_path / "r.json"), "--html", str(tmp_path / "r.html"),
                    "--markdown", str(tmp_path / "r.md"), tmp_path=tmp_path)  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     page = (tmp_path / "r.html").read_text(encoding="utf-8")
@@ -481,7 +481,7 @@ def test_sigkill_before_the_first_result_leaves_a_record(tmp_path):
     out = tmp_path / "r.json"
     child = subprocess.Popen(
         [sys.executable, "-m", "conformance", "run", "--probes", "selftest.hang", "--timeout", "60",
-         "--json", str(out)],
+         "-o", str(out)],
         cwd=ROOT, env={**os.environ, "TMPDIR": str(work)}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:

@@ -429,7 +429,7 @@ def test_live_hyperv(tmp_path):
     profile = tmp_path / "hyperv-live.yaml"
     profile.write_text("\n".join(lines) + "\n")
     record_path = tmp_path / "run.json"
-    proc = nvct("run", "--profile", str(profile), "--probes", "cpu.*,vmx.basic*,svm.basic*", "--json",
+    proc = nvct("run", "--profile", str(profile), "--probes", "cpu.*,vmx.basic*,svm.basic*", "-o",
                 str(record_path), timeout=3600)  # fmt: skip
     assert record_path.exists(), proc.stderr
     record = json.loads(record_path.read_text())

@@ -182,7 +182,7 @@ def check_nvct_coverage_reads_the_shipped_map(installed):
 
 
 def check_nvct_run_the_default_profile_gate_holds(installed):
-    proc = installed.nvct("run", "--json", "r.json", "--junit", "r.xml")
+    proc = installed.nvct("run", "-o", "r.json", "--junit", "r.xml")
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "gate: holds" in proc.stdout
     record = json.loads((installed.empty / "r.json").read_text())

@@ -52,7 +52,7 @@ def test_level_without_nesting_skips_with_the_reason(tmp_path):
         "timeouts: {boot: 300, probe: 60}\n"
     )
     out = tmp_path / "r.json"
-    proc = nvct("run", "--profile", str(prof), "--probes", "cpu.cpuid.*,svm.vmrun.*", "--json", str(out))
+    proc = nvct("run", "--profile", str(prof), "--probes", "cpu.cpuid.*,svm.vmrun.*", "-o", str(out))
     record = json.loads(out.read_text())
     l2 = [r for r in record["results"] if r["level"] == 2]
     assert l2 and {r["verdict"] for r in l2} == {"SKIP"}

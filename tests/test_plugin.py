@@ -26,29 +26,21 @@ TCG = str(PROFILES / "qemu-tcg.yaml")
 PROBES = "svm.npt.*,vmx.vmxon.*,cpu.*"
 
 
-def pytest_run(folder: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    """pytest in a child process, in an empty folder (no ini file, no tests of its own)."""
+def pytest_run(folder: Path, *args: str, timeout: float = 300, ini: str = "", cache: bool = False):
+    """pytest in a child process, in an empty folder (no tests of its own;
+    an ini file of its own, holding `ini`, and without `cache` no cache)."""
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "pytest.ini").write_text("[pytest]\n")  # not this repository's pyproject.toml
+    (folder / "pytest.ini").write_text("[pytest]\n" + ini)  # not this repository's pyproject.toml
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "NVCT_"))}
     return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            f"--config-file={folder / 'pytest.ini'}",
-            "-p",
-            "no:cacheprovider",
-            "-p",
-            "no:hypothesispytest",
-            *args,
-        ],  # fmt: skip
+        [sys.executable, "-m", "pytest", f"--config-file={folder / 'pytest.ini'}",
+         *(() if cache else ("-p", "no:cacheprovider")), "-p", "no:hypothesispytest", *args],
         cwd=folder,
         capture_output=True,
         text=True,
         timeout=timeout,
         env=env,
-    )
+    )  # fmt: skip
 
 
 def collected(proc: subprocess.CompletedProcess) -> list[str]:
@@ -136,8 +128,9 @@ def test_verdicts_junit_and_xdist_agree_with_nvct_run(tmp_path):
     runs = {}
     for name, extra in (("sequential", ()), ("xdist", ("-n", "2"))):
         junit = tmp_path / f"{name}.xml"
+        # xunit1: the family with per-testcase <properties> (the default, xunit2, has none).
         proc = pytest_run(tmp_path / name, "--nvct-profile", TCG, "--nvct-probes", PROBES,
-                          f"--junitxml={junit}", "-rA", *extra)  # fmt: skip
+                          f"--junitxml={junit}", "-o", "junit_family=xunit1", "-rA", *extra)  # fmt: skip
         assert proc.returncode == 0, proc.stdout + proc.stderr
         assert "11 passed, 1 skipped, 2 xfailed in" in proc.stdout, proc.stdout
         runs[name] = outcomes(junit)
@@ -155,7 +148,7 @@ def test_verdicts_junit_and_xdist_agree_with_nvct_run(tmp_path):
 
     for jobs in ("1", "2"):
         record = tmp_path / f"jobs{jobs}.json"
-        done = nvct("run", "--profile", TCG, "--probes", PROBES, "--jobs", jobs, "--json", str(record))
+        done = nvct("run", "--profile", TCG, "--probes", PROBES, "--jobs", jobs, "-o", str(record))
         assert done.returncode == 0, done.stderr
         data = json.loads(record.read_text())
         got = {f"{r['probe']}[L{r['level']}]": r["outcome"] for r in data["results"]}
@@ -165,7 +158,7 @@ def test_verdicts_junit_and_xdist_agree_with_nvct_run(tmp_path):
 @pytest.mark.parametrize("extra", [(), ("-n", "2")], ids=["sequential", "xdist"])
 def test_nvct_json_writes_the_run_record_nvct_run_would(tmp_path, extra):
     """--nvct-json: the run record, from the workers' reports under xdist;
-    its results, outcomes, levels and gate as `nvct run --json` has them,
+    its results, outcomes, levels and gate as `nvct run -o` has them,
     and `nvct report` reads it. The JUnit file stays free of it."""
     need("qemu-system-x86_64", "qemu-system-x86")
     probes = f"{PROBES},svm.vm_cr.*"  # two of them isolated: a boot each
@@ -175,7 +168,7 @@ def test_nvct_json_writes_the_run_record_nvct_run_would(tmp_path, extra):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     data = json.loads(record.read_text())
     reference = tmp_path / "nvct.json"
-    assert nvct("run", "--profile", TCG, "--probes", probes, "--json", str(reference)).returncode == 0
+    assert nvct("run", "--profile", TCG, "--probes", probes, "-o", str(reference)).returncode == 0
     ref = json.loads(reference.read_text())
     assert data["schema"] == ref["schema"] and data["status"] == "complete" and data["not_run"] == []
     got = {(r["probe"], r["level"]): (r["verdict"], r["outcome"]) for r in data["results"]}
@@ -229,3 +222,110 @@ def test_a_bad_profile_or_selection_is_a_usage_error(tmp_path):
     assert proc.returncode == 4 and "--nvct-profile" in proc.stderr, proc.stderr
     proc = pytest_run(tmp_path / "b", "--nvct-profile", TCG, "--nvct-probes", "svm.[")
     assert proc.returncode == 4 and "--nvct-probes" in proc.stderr, proc.stderr
+
+
+def test_node_ids_run_back_one_probe_with_lf_and_deselect(tmp_path):
+    """The node ids pytest prints are ones it takes back: on the command line
+    (one item; under xdist too), in its cache (--lf) and in --deselect."""
+    need("qemu-system-x86_64", "qemu-system-x86")
+    proc = pytest_run(tmp_path / "one", "--nvct-profile", "qemu-tcg", "nvct::cpu.cpuid.basic[L1]", "-v")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert [line.split()[:2] for line in collected(proc)] == [["nvct::cpu.cpuid.basic[L1]", "PASSED"]], proc.stdout
+    assert "1 passed in" in proc.stdout
+    # Without the level: the probe at every level; several ids; under xdist.
+    proc = pytest_run(tmp_path / "two", "--nvct-profile", TCG, "nvct::cpu.cpuid.basic", "nvct::svm.npt.gpat[L1]",
+                      "-n", "2", "-q")  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "1 passed, 1 xfailed in" in proc.stdout, proc.stdout
+    # Without a profile the id is explained, not a missing file.
+    proc = pytest_run(tmp_path / "bare", "nvct::cpu.cpuid.basic[L1]")
+    assert (
+        proc.returncode == 4 and "nvct::cpu.cpuid.basic[L1] is an nvct probe item: give --nvct-profile" in proc.stderr
+    )
+    # One that names nothing is pytest's own usage error, naming it.
+    proc = pytest_run(tmp_path / "none", "--nvct-profile", TCG, "--nvct-probes", "cpu.*", "nvct::svm.npt.nx[L1]")
+    assert proc.returncode == 4, proc.stdout + proc.stderr
+    assert "not found: nvct::svm.npt.nx[L1]" in proc.stderr and "cpu.*" in proc.stderr
+
+    # --lf: a profile that expects svm.npt.nx to fail (it passes: XPASS fails).
+    profile = yaml.safe_load(Path(TCG).read_text())
+    profile["expect"].append({"probes": "svm.npt.nx", "verdict": "fail", "reason": "pretend it is broken"})
+    path = tmp_path / "wrong.yaml"
+    path.write_text(yaml.safe_dump(profile))
+    folder = tmp_path / "lf"
+    args = ("--nvct-profile", str(path), "--nvct-probes", "svm.npt.*", "-q")
+    first = pytest_run(folder, *args, cache=True)
+    assert first.returncode == 1 and "1 failed, 8 passed, 2 xfailed" in first.stdout, first.stdout
+    again = pytest_run(folder, *args, "--lf", cache=True)
+    assert again.returncode == 1 and "1 failed, 10 deselected" in again.stdout, again.stdout
+    proc = pytest_run(folder, *args, "--deselect", "nvct::svm.npt.nx[L1]", cache=True)
+    assert proc.returncode == 0 and "8 passed, 1 deselected, 2 xfailed" in proc.stdout, proc.stdout
+
+
+def test_junit_is_valid_for_the_family_chosen(tmp_path):
+    """pytest's default JUnit family, xunit2, is valid against junit-10.xsd
+    (tests/data; the schema Jenkins' xUnit plugin and pytest's own tests
+    use), which has no per-testcase <properties>: the plugin adds its
+    nvct.* properties only under junit_family=xunit1 (or legacy), where
+    everything else stays valid."""
+    need("qemu-system-x86_64", "qemu-system-x86")
+    xmlschema = pytest.importorskip("xmlschema", reason="xmlschema is in the test extra")
+    schema = xmlschema.XMLSchema(str(Path(__file__).parent / "data" / "junit-10.xsd"))
+    probes = "cpu.*,vmx.vmxon.basic,svm.npt.gpat"  # PASS, SKIP, XFAIL
+    xunit2, xunit1 = tmp_path / "xunit2.xml", tmp_path / "xunit1.xml"
+    proc = pytest_run(tmp_path / "2", "--nvct-profile", TCG, "--nvct-probes", probes, f"--junitxml={xunit2}")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    schema.validate(str(xunit2))
+    tree = ET.parse(xunit2)
+    assert tree.getroot().find("testsuite").get("tests") == "4"
+    assert not [case for case in tree.iter("testcase") if case.find("properties") is not None]
+
+    proc = pytest_run(tmp_path / "1", "--nvct-profile", TCG, "--nvct-probes", probes, f"--junitxml={xunit1}",
+                      "-o", "junit_family=xunit1")  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert outcomes(xunit1) == {
+        "cpu.cpuid.basic[L1]": ("passed", "PASS"),
+        "cpu.hypervisor.signature[L1]": ("passed", "PASS"),
+        "vmx.vmxon.basic[L1]": ("skipped", "SKIP"),
+        "svm.npt.gpat[L1]": ("xfailed", "XFAIL"),
+    }
+    # xunit1 is pytest's legacy family, with no schema of its own: junit-10.xsd
+    # less per-testcase <properties> and pytest's `file` and `line` attributes.
+    tree = ET.parse(xunit1)
+    for case in tree.iter("testcase"):
+        case.remove(case.find("properties"))
+        case.attrib.pop("file", None)
+        case.attrib.pop("line", None)
+    schema.validate(tree)
+
+
+def test_markers_are_registered_and_listed(tmp_path):
+    proc = pytest_run(tmp_path, "--markers")
+    assert proc.returncode == 0 and "@pytest.mark.nvct:" in proc.stdout, proc.stdout
+    proc = pytest_run(tmp_path, "--markers", "--nvct-profile", TCG)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    for marker in ("nvct", "svm", "svm.npt", "vmx.ept", "cpu"):
+        assert f"@pytest.mark.{marker}: " in proc.stdout, marker
+
+
+def test_ini_options_beside_the_command_line(tmp_path, catalog):
+    """nvct_profile (a name, or a path relative to the ini file), nvct_probes,
+    nvct_timeout, nvct_boot_timeout, nvct_chunks; the command line wins."""
+    (tmp_path / "profiles").mkdir()
+    (tmp_path / "profiles" / "mine.yaml").write_text(Path(TCG).read_text())
+    ini = "nvct_profile = profiles/mine.yaml\nnvct_probes = vmx.ept.*\nnvct_timeout = 30\nnvct_boot_timeout = 60\n"
+    proc = pytest_run(tmp_path, "--collect-only", "-q", ini=ini)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert collected(proc) == [f"nvct::{p.id}[L1]" for p in catalog("vmx.ept.*")]
+    assert "nvct: profile qemu-tcg" in pytest_run(tmp_path, "--collect-only", ini=ini).stdout
+    proc = pytest_run(tmp_path, "--collect-only", "-q", "--nvct-probes", "cpu.*", ini=ini)
+    assert collected(proc) == [f"nvct::{p.id}[L1]" for p in catalog("cpu.*")]
+    proc = pytest_run(tmp_path, "--collect-only", "-q", ini="nvct_profile = qemu-tcg\nnvct_probes = cpu.*\n")
+    assert collected(proc) == [f"nvct::{p.id}[L1]" for p in catalog("cpu.*")]
+    for bad, message in (("nvct_timeout = nan", "nvct_timeout: must be more than 0 seconds"),
+                         ("nvct_boot_timeout = soon", "nvct_boot_timeout: not a number of seconds: 'soon'"),
+                         ("nvct_chunks = 0", "nvct_chunks: must be a whole number, at least 1")):  # fmt: skip
+        proc = pytest_run(tmp_path, "--collect-only", ini=f"nvct_profile = qemu-tcg\n{bad}\n")
+        assert proc.returncode == 4 and f"pytest.ini: {message}" in proc.stderr, proc.stderr
+    proc = pytest_run(tmp_path / "cli", "--nvct-profile", TCG, "--nvct-timeout", "inf")
+    assert proc.returncode == 4 and "--nvct-timeout: must be more than 0 seconds" in proc.stderr, proc.stderr

@@ -118,7 +118,7 @@ def test_nvct_profiles_lists_each_with_its_description_and_origin(config):
 def test_nvct_run_takes_a_user_profile_by_name(config, tmp_path):
     (config / "mine.yaml").write_text("include: qemu-tcg.yaml\ndescription: mine\nprobes: cpu.cpuid.basic\n")
     out = tmp_path / "r.json"
-    proc = nvct("run", "-p", "mine", "--json", str(out), env=_env(config))
+    proc = nvct("run", "-p", "mine", "-o", str(out), env=_env(config))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     record = json.loads(out.read_text())
     assert record["profile"]["path"] == str(config / "mine.yaml")
@@ -204,5 +204,8 @@ def test_no_such_profile(config):
     line = _one_error_line(nvct("run", "-p", "nosuch", env=_env(config)), "nosuch: no such profile file")
     assert str(config) in line and "`nvct profiles` lists them" in line
     _one_error_line(nvct("profiles", "nosuch", env=_env(config)), "nosuch: no such profile file")
-    with pytest.raises(ProfileError, match="not a profile name or file"):
-        find_profile("\x1b[31m")
+    for name in ("\x1b[31m", "a\0b", "dir/a\0b"):
+        with pytest.raises(ProfileError, match="not a profile name or file"):
+            find_profile(name)
+    # A path is a path, whatever its bytes (a file name that is not UTF-8).
+    assert find_profile("dir/p\udcff.yaml") == (Path("dir/p\udcff.yaml"), "path")

@@ -285,7 +285,12 @@ def test_report_command_formats_and_errors(tmp_path):
         proc = nvct("report", str(record), "--format", fmt)
         assert proc.returncode == 1, proc.stderr  # the gate fails for this run
         assert proc.stdout
-    assert json.loads(nvct("report", str(record), "-f", "json").stdout)["gate"]["holds"] is False
+    # JSON is one shape, a set of runs (as nvct merge writes it), even of one; --json is -f json.
+    for args in (["-f", "json"], ["--json"]):
+        data = json.loads(nvct("report", str(record), *args).stdout)
+        assert data["schema"] == "nvct-runs/1" and [run["gate"]["holds"] for run in data["runs"]] == [False]
+    both = json.loads(nvct("report", str(record), str(record), "--json").stdout)
+    assert both["schema"] == "nvct-runs/1" and len(both["runs"]) == 2
     out = tmp_path / "r.xml"
     assert nvct("report", str(record), "-f", "junit", "-o", str(out)).returncode == 1
     validate_junit(out)
@@ -307,7 +312,7 @@ def test_run_writes_every_report_and_they_hold_up(tmp_path):
     HTML; the JUnit validates, the HTML renders the matrix in Chromium."""
     need("qemu-system-x86_64", "qemu-system-x86")
     files = {k: tmp_path / f"r.{k}" for k in ("json", "xml", "tap", "md", "html")}
-    proc = nvct("run", "--profile", str(PROFILES / "qemu-tcg.yaml"), "--json", str(files["json"]),
+    proc = nvct("run", "--profile", str(PROFILES / "qemu-tcg.yaml"), "-o", str(files["json"]),
                 "--junit", str(files["xml"]), "--tap", str(files["tap"]), "--markdown", str(files["md"]),
                 "--html", str(files["html"]))  # fmt: skip
     assert proc.returncode in (0, 1), proc.stderr

@@ -92,7 +92,7 @@ def test_sigterm_stops_every_hypervisor_and_keeps_a_valid_record(tmp_path, jobs)
     out = tmp_path / "r.json"
     child = subprocess.Popen(
         [sys.executable, "-m", "conformance", "run", "--profile", str(PROFILES / "qemu-tcg.yaml"),
-         "--probes", "selftest.catch,selftest.hang,selftest.worst_wins", "--timeout", "120", "--json", str(out),
+         "--probes", "selftest.catch,selftest.hang,selftest.worst_wins", "--timeout", "120", "-o", str(out),
          "--jobs", jobs],
         cwd=ROOT, env={**os.environ, "TMPDIR": str(work)}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip

@@ -396,7 +396,7 @@ def fake_nvct(tmp_path, backend: str, fake: dict, *, env: dict | None = None, se
                      "NVCT_FAKE_HOST": json.dumps({"backend": backend, "password": PASSWORD, **fake})})  # fmt: skip
     proc = subprocess.run(
         [sys.executable, str(ROOT / "tests" / "fakes" / "cli.py"), "run", "-p", str(profile),
-         "--probes", "cpu.cpuid.basic", "--json", str(record)],
+         "--probes", "cpu.cpuid.basic", "-o", str(record)],
         cwd=ROOT, capture_output=True, text=True, timeout=300, env=full_env,
     )  # fmt: skip
     text = record.read_text() if record.exists() else ""

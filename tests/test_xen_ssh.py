@@ -141,7 +141,7 @@ def test_nvct_run_over_ssh_puts_the_probe_kernel_at_l1_of_the_xen_host(xen_host,
     from conftest import nvct, verdicts
 
     out = tmp_path / "r.json"
-    proc = nvct("run", "--profile", str(_host_profile(xen_host, tmp_path, "cpu.*,svm.vmrun.*")), "--json", str(out))
+    proc = nvct("run", "--profile", str(_host_profile(xen_host, tmp_path, "cpu.*,svm.vmrun.*")), "-o", str(out))
     assert out.exists(), proc.stderr
     record = json.loads(out.read_text())
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -166,7 +166,7 @@ def test_a_crash_over_ssh_resumes_in_a_fresh_domain_and_cleans_up(xen_host, tmp_
 
     out = tmp_path / "r.json"
     profile = _host_profile(xen_host, tmp_path, "selftest.alloc,selftest.triple_fault,selftest.worst_wins")
-    proc = nvct("run", "--profile", str(profile), "--json", str(out))
+    proc = nvct("run", "--profile", str(profile), "-o", str(out))
     record = json.loads(out.read_text())
     got = verdicts(record, level=1)
     assert got == {"selftest.alloc": "PASS", "selftest.triple_fault": "CRASH", "selftest.worst_wins": "FAIL"}, (
@@ -202,7 +202,7 @@ def test_nvct_run_over_ssh_with_an_hvm_domu(xen_hvm_host, tmp_path):
 
     out = tmp_path / "r.json"
     profile = _host_profile(xen_hvm_host, tmp_path, "cpu.*,svm.vmrun.*", domu_type="hvm")
-    proc = nvct("run", "--profile", str(profile), "--json", str(out))
+    proc = nvct("run", "--profile", str(profile), "-o", str(out))
     assert out.exists(), proc.stderr
     record = json.loads(out.read_text())
     assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -555,11 +555,13 @@ def find_profile(name: str | None) -> tuple[Path, str]:
     the user's folder first, so that a user profile of a shipped profile's
     name shadows it, then among the shipped ones. Raises ProfileError."""
     name = name or DEFAULT_PROFILE
-    if not name.isprintable():
+    if "\0" in name:  # no file has it in its name (os.stat would raise ValueError)
         raise ProfileError(name, None, None, "not a profile name or file")
     path = Path(name)
     if os.sep in name or "/" in name or _present(path):
-        return path, PATH
+        return path, PATH  # a file name may be anything, bytes that are not UTF-8 too
+    if not name.isprintable():
+        raise ProfileError(name, None, None, "not a profile name or file")
     stem = path.stem if path.suffix in SUFFIXES else name
     if stem in ("", ".", ".."):
         raise ProfileError(name, None, None, "not a profile name or file")

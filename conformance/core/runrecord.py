@@ -260,13 +260,18 @@ def write_runs(runs: list[RunRecord], path: Path | str) -> None:
 def write_json(path: Path | str, data: Any, pretty: bool = True, option: str | None = None) -> None:
     """JSON to `path`: atomically for a file, as a stream to a FIFO or device
     (conformance/core/outputs.py); raises OutputError."""
+    write_text(path, json_text(data, pretty), option)
+
+
+def json_text(data: Any, pretty: bool = True) -> str:
+    """The JSON text of a record or set of records, one newline at its end."""
     if pretty:
         text = json.dumps(data, indent=1, ensure_ascii=False)
     else:  # dumps without indent is the one path that takes json's C encoder
         text = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
     # A lone surrogate (a file name that is not UTF-8, a YAML escape) is not
     # text: U+FFFD in its place, so that every reader of the record can use it.
-    write_text(path, _SURROGATE.sub("\ufffd", text) + "\n", option)
+    return _SURROGATE.sub("\ufffd", text) + "\n"
 
 
 def labels(runs: list[RunRecord]) -> list[str]:
