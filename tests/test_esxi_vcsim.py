@@ -80,7 +80,7 @@ def profile(tmp_path: Path, sim: Simulator, name: str = "esxi-vcsim", via: Proxy
 def run(sim: Simulator, path: Path, tmp_path: Path, *extra: str, password: str | None = None,
         timeout: float = 1800) -> tuple[subprocess.CompletedProcess, dict | None]:  # fmt: skip
     record = tmp_path / f"{path.stem}.json"
-    proc = nvct("run", "--profile", str(path), "--json", str(record), *extra, timeout=timeout,
+    proc = nvct("run", "--profile", str(path), "-o", str(record), *extra, timeout=timeout,
                 env=sim.env(password))  # fmt: skip
     return proc, json.loads(record.read_text()) if record.exists() else None
 
@@ -108,7 +108,7 @@ def test_same_verdicts_as_qemu_tcg_from_the_iso(vpx, player, tmp_path, firmware,
     proc, record = run(vpx, profile(tmp_path, vpx, firmware=firmware), tmp_path, "--probes", PROBES)
     assert record is not None, proc.stderr
     ref_json = tmp_path / "ref.json"
-    ref = nvct("run", "--profile", str(PROFILES / f"{reference}.yaml"), "--probes", PROBES, "--json",
+    ref = nvct("run", "--profile", str(PROFILES / f"{reference}.yaml"), "--probes", PROBES, "-o",
                str(ref_json), timeout=1800)  # fmt: skip
     reference = json.loads(ref_json.read_text())
     got, want = verdicts(record), verdicts(reference)
@@ -245,7 +245,7 @@ def test_task_that_fails_crashes_the_boot_and_cleans_up(tmp_path):
         before = sim.inventory()
         path = profile(tmp_path, sim)
         child = subprocess.Popen([sys.executable, "-m", "conformance", "run", "--profile", str(path), "--probes",
-                                  "cpu.cpuid.basic", "--json", str(tmp_path / "run.json")], cwd=ROOT,
+                                  "cpu.cpuid.basic", "-o", str(tmp_path / "run.json")], cwd=ROOT,
                                  env={**os.environ, **sim.env()}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                  text=True)  # fmt: skip
         powered = False
@@ -318,7 +318,7 @@ def test_server_faults_give_the_same_verdicts(vpx, player, tmp_path, fault):
         if fault == "connections dropped":
             child_env = {**os.environ, **vpx.env()}
             child = subprocess.Popen([sys.executable, "-m", "conformance", "run", "--profile", str(path), "--probes",
-                                      probes, "--json", str(tmp_path / "esxi-vcsim.json")], cwd=ROOT, env=child_env,
+                                      probes, "-o", str(tmp_path / "esxi-vcsim.json")], cwd=ROOT, env=child_env,
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
             deadline = time.monotonic() + 600
             while not any("argv" in p for n, p in player.played.items() if n not in earlier) and child.poll() is None:
@@ -362,7 +362,7 @@ def test_interrupted_run_leaves_nothing(vpx, player, tmp_path, sig):
     before = vpx.inventory()
     record = tmp_path / "run.json"
     child = subprocess.Popen([sys.executable, "-m", "conformance", "run", "--profile", str(profile(tmp_path, vpx)),
-                              "--json", str(record)], cwd=ROOT, env={**os.environ, **vpx.env()},
+                              "-o", str(record)], cwd=ROOT, env={**os.environ, **vpx.env()},
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
     deadline = time.monotonic() + 600
     while not any("argv" in p for p in player.played.values()) and child.poll() is None:
