@@ -113,7 +113,7 @@ def render(arch: str, probes: list[Probe], rmap: RequirementMap, runs: list[RunR
     out.append((parts / "intro.md").read_text().strip())
     out += ["", "## Verdicts", ""]
     out.append(f"{len(mine)} probes of `{arch}.*` in the catalogue; the verdict columns are the runs recorded in "
-               f"`docs/probes/runs/` (`nvct run -p PROFILE --json docs/probes/runs/PROFILE.json`, then "
+               f"`docs/probes/runs/` (`nvct run -p PROFILE -o docs/probes/runs/PROFILE.json`, then "
                f"`nvct docs`). A bold verdict links to the deviation that explains it (the `link:` of the "
                f"profile's `expect:` rule); \"not run\": the probe is newer than the recorded run, or the run "
                f"left it out.")  # fmt: skip
