@@ -63,9 +63,16 @@ def test_profile_without_expect_has_none_and_empty_expect_is_a_section(tmp_path)
             "  - probes: svm.a\n    verdict: pass\n    bug: 1\n",
             8,
             "expect[0].bug",
-            "unknown key (known: level, link, probes, reason, verdict)",
+            "unknown key (known: level, link, probes, reason, strict, verdict)",
         ),
         ("  - probes: svm.a\n", 6, "expect[0]", "missing key: verdict"),
+        (
+            "  - probes: svm.a\n    verdict: skip\n    reason: r\n    strict: false\n",
+            9,
+            "expect[0].strict",
+            "false only goes with verdict fail, crash or timeout",
+        ),
+        ("  - probes: svm.a\n    verdict: fail\n    reason: r\n    strict: 'no'\n", 9, "expect[0].strict", "must be"),
         ("  probes: svm.a\n", 5, "expect", "must be a list of rules"),
         ("  - svm.a\n", 6, "expect[0]", "must be a mapping"),
     ],
@@ -111,6 +118,13 @@ def test_outcome_table(verdict, want, outcome, ok):
     assert (a.outcome, a.ok) == (Outcome(outcome), ok)
     if not ok:
         assert a.why
+
+
+@pytest.mark.parametrize("verdict, outcome", [("PASS", "XPASS"), ("FAIL", "XFAIL")])
+def test_a_rule_that_is_not_strict_holds_the_gate_either_way(verdict, outcome):
+    a = assess(Verdict(verdict), "", {**RULE, "verdict": "fail", "strict": False})
+    assert (a.outcome, a.ok) == (Outcome(outcome), True)
+    assert not assess(Verdict.SKIP, "", {**RULE, "verdict": "fail", "strict": False}).ok
 
 
 def test_why_says_what_and_where():

@@ -90,6 +90,9 @@ class _RuleSpec:
     level: int | None = None  # the probe kernel's level; None: every level
     reason: str | None = None  # required for all but pass
     link: str | None = None  # a bug, an erratum
+    # False: a known result that does not always come (pytest's xfail(strict=False)):
+    # a PASS then holds the gate (XPASS, reported); only with fail, crash or timeout.
+    strict: bool = True
 
     def validate(self) -> tuple[str, str] | None:
         if self.verdict not in ("pass", "skip", "fail", "crash", "timeout"):
@@ -98,6 +101,8 @@ class _RuleSpec:
             return "", f"missing key: reason (a rule with verdict {self.verdict} must say why)"
         if self.level is not None and self.level < 1:
             return "level", "must be 1 or more (the level the probe kernel runs at)"
+        if not self.strict and self.verdict not in ("fail", "crash", "timeout"):
+            return "strict", f"false only goes with verdict fail, crash or timeout, not {self.verdict}"
         return None
 
 
@@ -111,6 +116,7 @@ class ExpectRule:
     level: int | None = None
     reason: str | None = None
     link: str | None = None
+    strict: bool = True
     file: str = ""
     line: int | None = None
 
@@ -126,13 +132,15 @@ class ExpectRule:
         for key in ("level", "reason", "link"):
             if getattr(self, key) is not None:
                 out[key] = getattr(self, key)
+        if not self.strict:
+            out["strict"] = False
         out["file"], out["line"] = self.file, self.line
         return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ExpectRule:
         return cls(**{k: data.get(k) for k in ("probes", "verdict", "level", "reason", "link", "line")},
-                   file=data.get("file", ""))  # fmt: skip
+                   strict=data.get("strict", True) is not False, file=data.get("file", ""))  # fmt: skip
 
 
 @dataclass(frozen=True)
