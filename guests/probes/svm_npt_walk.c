@@ -496,3 +496,67 @@ PROBE(svm_nw_gmet, "svm.npt.gmet", "GMET",
     if (svm_check_exit(&f.v, code, SVM_EXIT_VMMCALL, "CPL-0 data read of the GMET user page"))
         check_eq("data read of the GMET user page", f.v.vmcb->save.rax, want);
 }
+
+/* ---- the guest's own page-table accesses -------------------------------------------------- */
+
+/* The default guest with CR3 = a copy of the kernel's PML4 in page G:
+ * returns G; nPTE of G in *pte. */
+static uint64_t *guest_pml4_page(struct far *f, uint64_t **pte)
+{
+    uint64_t *g = alloc_page();
+    memcpy(g, (void *)(uintptr_t)(read_cr3() & ADDR_M), 4096);
+    svm_vcpu_set_entry(&f->v, (svm_guest_fn)(uintptr_t)guest_vmmcall, 0);
+    f->v.vmcb->save.cr3 = A(g);
+    *pte = npt_pte(&f->n, A(g));
+    return g;
+}
+
+static void guest_table_npf(struct far *f, uint64_t *g, uint64_t info1, const char *what)
+{
+    uint64_t code = svm_run(&f->v);
+    if (!svm_check_exit(&f->v, code, SVM_EXIT_NPF, what))
+        return;
+    uint64_t i2 = f->v.vmcb->control.exit_info_2;
+    check_eq("EXITINFO1", f->v.vmcb->control.exit_info_1, info1);
+    check((i2 & ~0xfffull) == A(g), "%s: EXITINFO2 %#llx, not in the guest PML4 page %#llx", what,
+          (unsigned long long)i2, (unsigned long long)A(g));
+    check_eq("VMCB RIP (no instruction completed)", f->v.vmcb->save.rip, A(guest_vmmcall));
+}
+
+PROBE(svm_nw_rsvd_guest_walk, "svm.npt.rsvd_guest_walk", "NPT",
+      "Guest CR3 = a copy of the kernel's PML4 in page G, nested PTE of G with address bit "
+      "MAXPHYADDR set (reserved): the guest's first fetch walks its tables and exits 0x400 with "
+      "EXITINFO1 = bit 33|RSV|US|RW|P (0x20000000F: a guest page-table access, treated as a user "
+      "write) and EXITINFO2 in page G; with the bit clear the guest runs to VMMCALL",
+      "AMD APM Vol. 2 15.25.5, 15.25.6")
+{
+    struct far f;
+    far_init(&f);
+    if (!addr_rsvd())
+        skip("MAXPHYADDR = 52 (CPUID 0x80000008 EAX[7:0]): no reserved address bit");
+    uint64_t *pte, *g = guest_pml4_page(&f, &pte), good = *pte;
+    *pte |= BIT(cpu_phys_addr_bits());
+    guest_table_npf(&f, g, SVM_NPF_GUEST_TABLE | SVM_NPF_RSV | SVM_NPF_US | SVM_NPF_RW | SVM_NPF_P,
+                    "guest walk through a nested PTE with a reserved bit");
+    *pte = good;
+    uint64_t code = svm_run(&f.v);
+    svm_check_exit(&f.v, code, SVM_EXIT_VMMCALL, "guest with its PML4 page mapped again");
+}
+
+PROBE(svm_nw_ro_guest_table, "svm.npt.readonly_guest_table", "NPT",
+      "Guest CR3 = a copy of the kernel's PML4 in page G, nested PTE of G present with R/W=0: "
+      "the guest's first fetch walks its tables, and a guest page-table access is a user write "
+      "for the nested walk: exit 0x400 with EXITINFO1 = bit 33|P|RW|US (0x200000007) and "
+      "EXITINFO2 in page G; with R/W=1 the guest runs to VMMCALL",
+      "AMD APM Vol. 2 15.25.5, 15.25.6")
+{
+    struct far f;
+    far_init(&f);
+    uint64_t *pte, *g = guest_pml4_page(&f, &pte);
+    *pte &= ~NPT_RW;
+    guest_table_npf(&f, g, SVM_NPF_GUEST_TABLE | SVM_NPF_P | SVM_NPF_RW | SVM_NPF_US,
+                    "guest walk through a read-only nested page");
+    *pte |= NPT_RW;
+    uint64_t code = svm_run(&f.v);
+    svm_check_exit(&f.v, code, SVM_EXIT_VMMCALL, "guest with its PML4 page writable again");
+}
