@@ -26,7 +26,7 @@ static struct vmx_vcpu *vmx_tm_spinner(void)
 PROBE(vmx_timer_zero, "vmx.timer.zero", "preemption timer",
       "With activate VMX-preemption timer=1 and a timer value of 0, VM entry exits with reason 52 "
       "before the guest executes any instruction (guest RIP = entry point, RBX unchanged)",
-      "Intel SDM Vol. 3C 25.6.1, 26.5.1")
+      "Intel SDM Vol. 3C 25.6.1, 26.5.1", "sdm.27.7.4.timer-load")
 {
     vmx_require_ctl(VMX_CTL_PIN, PIN_PREEMPTION_TIMER, "VMX-preemption timer");
     vmx_on();
