@@ -100,7 +100,7 @@ static uint64_t above_maxphyaddr(void)
 PROBE(svm_cons_cr0_high_bits, "svm.consistency.cr0_high_bits", "SVM",
       "VMRUN with each of guest CR0 bits 32..63 set in turn (CR0[63:32] MBZ): every one exits "
       "VMEXIT_INVALID (-1), each accepted bit reported; the restored VMCB runs to VMMCALL",
-      "AMD APM Vol. 2 15.5.1")
+      "AMD APM Vol. 2 15.5.1", "apm.15.5.1.cons-cr0-high")
 {
     struct sweep s;
     sweep_begin(&s);
@@ -112,7 +112,7 @@ PROBE(svm_cons_cr3_mbz_bits, "svm.consistency.cr3_mbz_bits", "SVM",
       "VMRUN of a long-mode guest (CR4.PCIDE=0) with each guest CR3 bit from MAXPHYADDR (CPUID "
       "0x80000008 EAX[7:0]) to 63 set in turn (MBZ): every one exits VMEXIT_INVALID (-1), each "
       "accepted bit reported; the restored VMCB runs to VMMCALL",
-      "AMD APM Vol. 2 15.5.1, 3.1.2")
+      "AMD APM Vol. 2 15.5.1, 3.1.2", "apm.15.5.1.cons-cr3-mbz")
 {
     struct sweep s;
     sweep_begin(&s);
@@ -124,7 +124,7 @@ PROBE(svm_cons_cr3_mbz_bits, "svm.consistency.cr3_mbz_bits", "SVM",
 PROBE(svm_cons_cr4_high_bits, "svm.consistency.cr4_high_bits", "SVM",
       "VMRUN with each of guest CR4 bits 32..63 set in turn (reserved, MBZ): every one exits "
       "VMEXIT_INVALID (-1), each accepted bit reported; the restored VMCB runs to VMMCALL",
-      "AMD APM Vol. 2 15.5.1, 3.1.3")
+      "AMD APM Vol. 2 15.5.1, 3.1.3", "apm.15.5.1.cons-cr4-mbz")
 {
     struct sweep s;
     sweep_begin(&s);
@@ -169,7 +169,7 @@ PROBE(svm_cons_cr4_reserved, "svm.consistency.cr4_reserved", "SVM",
       "(reserved in the APM's CR4), and each feature bit whose feature CPUID reports absent "
       "(VMXE, SMXE, FSGSBASE, PCIDE, OSXSAVE, SMEP, SMAP, PKE, CET, UMIP, LA57): every one exits "
       "VMEXIT_INVALID (-1), each accepted bit reported; the restored VMCB runs to VMMCALL",
-      "AMD APM Vol. 2 15.5.1, 3.1.3")
+      "AMD APM Vol. 2 15.5.1, 3.1.3", "apm.15.5.1.cons-cr4-mbz")
 {
     struct sweep s;
     sweep_begin(&s);
@@ -182,7 +182,7 @@ PROBE(svm_cons_cr4_reserved, "svm.consistency.cr4_reserved", "SVM",
 PROBE(svm_cons_dr6_high_bits, "svm.consistency.dr6_high_bits", "SVM",
       "VMRUN with each of guest DR6 bits 32..63 set in turn (DR6[63:32] MBZ): every one exits "
       "VMEXIT_INVALID (-1), each accepted bit reported; the restored VMCB runs to VMMCALL",
-      "AMD APM Vol. 2 15.5.1")
+      "AMD APM Vol. 2 15.5.1", "apm.15.5.1.cons-dr6-high")
 {
     struct sweep s;
     sweep_begin(&s);
@@ -193,7 +193,7 @@ PROBE(svm_cons_dr6_high_bits, "svm.consistency.dr6_high_bits", "SVM",
 PROBE(svm_cons_dr7_high_bits, "svm.consistency.dr7_high_bits", "SVM",
       "VMRUN with each of guest DR7 bits 32..63 set in turn (DR7[63:32] MBZ): every one exits "
       "VMEXIT_INVALID (-1), each accepted bit reported; the restored VMCB runs to VMMCALL",
-      "AMD APM Vol. 2 15.5.1")
+      "AMD APM Vol. 2 15.5.1", "apm.15.5.1.cons-dr7-high")
 {
     struct sweep s;
     sweep_begin(&s);
@@ -204,7 +204,7 @@ PROBE(svm_cons_dr7_high_bits, "svm.consistency.dr7_high_bits", "SVM",
 PROBE(svm_cons_efer_high_bits, "svm.consistency.efer_high_bits", "SVM",
       "VMRUN with each of guest EFER bits 32..63 set in turn (reserved, MBZ): every one exits "
       "VMEXIT_INVALID (-1), each accepted bit reported; the restored VMCB runs to VMMCALL",
-      "AMD APM Vol. 2 15.5.1, 3.1.7")
+      "AMD APM Vol. 2 15.5.1, 3.1.7", "apm.15.5.1.cons-efer-mbz")
 {
     struct sweep s;
     sweep_begin(&s);
@@ -231,7 +231,7 @@ PROBE(svm_cons_efer_reserved, "svm.consistency.efer_reserved", "SVM",
       "the APM's EFER), and NXE, FFXSR, TCE where CPUID 0x80000001 reports the feature absent: "
       "every one exits VMEXIT_INVALID (-1), each accepted bit reported; the restored VMCB runs to "
       "VMMCALL",
-      "AMD APM Vol. 2 15.5.1, 3.1.7")
+      "AMD APM Vol. 2 15.5.1, 3.1.7", "apm.15.5.1.cons-efer-mbz")
 {
     struct sweep s;
     sweep_begin(&s);
@@ -245,7 +245,7 @@ PROBE(svm_cons_eventinj_types, "svm.consistency.eventinj_types", "SVM",
       "VMRUN with EVENTINJ.V=1 and each reserved event type (1, 5, 6, 7; vector 0x20) in turn: "
       "every one exits VMEXIT_INVALID (-1) without delivering it, each accepted type reported; "
       "with EVENTINJ cleared the guest runs to VMMCALL",
-      "AMD APM Vol. 2 15.5.1, 15.20")
+      "AMD APM Vol. 2 15.5.1, 15.20", "apm.15.5.1.cons-eventinj", "apm.15.20.inject-reserved")
 {
     struct sweep s;
     sweep_begin(&s);
@@ -266,7 +266,7 @@ PROBE(svm_cons_iopm_base_high, "svm.consistency.iopm_base_high", "SVM",
       "VMRUN with the IOIO intercept set and IOPM_BASE_PA at or above 2^MAXPHYADDR (bit "
       "MAXPHYADDR, and bit 51 if MAXPHYADDR < 52): each exits VMEXIT_INVALID (-1); restored, the "
       "guest runs to VMMCALL",
-      "AMD APM Vol. 2 15.5.1, 15.10.1")
+      "AMD APM Vol. 2 15.5.1, 15.10.1", "apm.15.5.1.cons-msrpm-iopm")
 {
     struct sweep s;
     sweep_begin(&s);
@@ -284,7 +284,7 @@ PROBE(svm_cons_msrpm_base_high, "svm.consistency.msrpm_base_high", "SVM",
       "VMRUN with the MSR intercept set and MSRPM_BASE_PA at or above 2^MAXPHYADDR (bit "
       "MAXPHYADDR, and bit 51 if MAXPHYADDR < 52): each exits VMEXIT_INVALID (-1); restored, the "
       "guest runs to VMMCALL",
-      "AMD APM Vol. 2 15.5.1, 15.11")
+      "AMD APM Vol. 2 15.5.1, 15.11", "apm.15.5.1.cons-msrpm-iopm")
 {
     struct sweep s;
     sweep_begin(&s);
@@ -303,7 +303,7 @@ PROBE(svm_cons_lme_pg_pae_cs_l_d_32, "svm.consistency.cs_l_and_d_no_lme", "SVM",
       "CR0.PG=0) whose VMCB CS has L=1 and D=1 is not refused by that check (it needs "
       "EFER.LME, CR0.PG and CR4.PAE set as well), while the same CS in a long-mode guest exits "
       "VMEXIT_INVALID (-1)",
-      "AMD APM Vol. 2 15.5.1")
+      "AMD APM Vol. 2 15.5.1", "apm.15.5.1.cons-lme-pg-cs-l-d")
 {
     struct sweep s;
     sweep_begin(&s);
@@ -347,7 +347,7 @@ PROBE(svm_cons_canon_seg_base, "svm.consistency.canon_seg_base", "SVM",
       "set, bits above it clear; CPUID 0x80000008 EAX[15:8]): VMRUN is not refused and "
       "canonicalizes (sign-extends) the loaded bases: after the guest's VMMCALL the VMCB holds "
       "the sign-extended values",
-      "AMD APM Vol. 2 15.5.1 (Canonicalization)")
+      "AMD APM Vol. 2 15.5.1 (Canonicalization)", "apm.15.5.1.cons-canonical")
 {
     svm_require();
     unsigned bits = va_bits();
@@ -371,7 +371,7 @@ PROBE(svm_cons_canon_vmload, "svm.consistency.canon_vmload", "SVM",
       "clear), then VMSAVE to another page: the saved FS and GS bases are the sign-extended "
       "values (VMLOAD canonicalizes the bases it loads); the host's FS/GS are restored with "
       "VMLOAD of their own VMSAVE image",
-      "AMD APM Vol. 2 15.5.1 (Canonicalization), 15.5.2")
+      "AMD APM Vol. 2 15.5.1 (Canonicalization); Vol. 3 VMLOAD", "apm.15.5.1.cons-canonical")
 {
     svm_require();
     unsigned bits = va_bits();

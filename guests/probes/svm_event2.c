@@ -4,7 +4,7 @@
  * (15.21.4: V_IRQ against the guest's IF, V_TPR and V_IGN_TPR; the VINTR
  * intercept), event injection corner cases (15.20: the EV bit, #DF, #PF
  * and CR2) and EXITINTINFO for an exit during the delivery of an injected
- * event (15.7.2), the host's single step over VMRUN (15.5.1, "VMRUN and
+ * event (15.7.2), the host's single step over VMRUN (15.5.2, "VMRUN and
  * TF/RF Bits in EFLAGS"), and the branch records of LBR virtualization as
  * the guest reads them (15.23.1).
  *
@@ -89,7 +89,7 @@ PROBE(svm_e2_v_irq_masked, "svm.event.v_irq_masked", "SVM",
       "V_IRQ=1 (vector 0x50, priority 15, V_TPR=0, V_INTR_MASKING=1) with guest RFLAGS.IF=0: the "
       "virtual interrupt is not taken; the guest runs to its VMMCALL and the VMCB V_IRQ is still "
       "1 after the exit",
-      "AMD APM Vol. 2 15.21.4")
+      "AMD APM Vol. 2 15.21.4", "apm.15.21.4.v-irq")
 {
     svm_require();
     struct svm_vcpu v;
@@ -104,7 +104,7 @@ PROBE(svm_e2_v_irq_prio_equal, "svm.event.v_irq_prio_tpr", "SVM",
       "V_IRQ=1 (vector 0x50) with V_INTR_PRIO = V_TPR = 5, V_IGN_TPR=0, guest IF=1: the priority "
       "is not above V_TPR, so the virtual interrupt is not taken: the guest runs to its VMMCALL, "
       "V_IRQ still 1 after the exit",
-      "AMD APM Vol. 2 15.21.4")
+      "AMD APM Vol. 2 15.21.4", "apm.15.21.4.v-irq-priority")
 {
     svm_require();
     struct svm_vcpu v;
@@ -119,7 +119,7 @@ PROBE(svm_e2_v_ign_tpr, "svm.event.v_ign_tpr", "SVM",
       "V_IRQ=1 (vector 0x50) with V_INTR_PRIO=3 below V_TPR=5 but V_IGN_TPR=1, guest IF=1: the "
       "TPR is ignored and the guest takes vector 0x50 before its first instruction (frame RIP = "
       "the VMCB RIP); V_IRQ is 0 after the exit",
-      "AMD APM Vol. 2 15.21.4")
+      "AMD APM Vol. 2 15.21.4", "apm.15.21.4.v-ign-tpr")
 {
     svm_require();
     struct svm_vcpu v;
@@ -137,7 +137,7 @@ PROBE(svm_e2_vintr_masked, "svm.event.vintr_masked", "SVM",
       "V_IRQ=1 (vector 0x50, priority 15, V_TPR=0) with the VINTR intercept set and guest "
       "RFLAGS.IF=0: no virtual interrupt can be taken, so there is no VINTR exit: the guest runs "
       "to its VMMCALL with V_IRQ still 1",
-      "AMD APM Vol. 2 15.13.5, 15.21.4")
+      "AMD APM Vol. 2 15.13.5, 15.21.4", "apm.15.21.6.vintr-intercept", "apm.15.13.5.vintr")
 {
     svm_require();
     struct svm_vcpu v;
@@ -162,7 +162,7 @@ PROBE(svm_e2_inject_ev0, "svm.event.inject_ev_clear", "SVM",
       "EVENTINJ = #GP (vector 13, type 3) with EV=0 (error code 0x1234 in the field): the guest "
       "takes vector 13 and no error code is pushed: the frame starts with the return RIP (= the "
       "VMCB RIP); EV, not the vector, decides",
-      "AMD APM Vol. 2 15.20")
+      "AMD APM Vol. 2 15.20", "apm.15.20.inject-exception")
 {
     svm_require();
     struct svm_vcpu v;
@@ -178,7 +178,7 @@ PROBE(svm_e2_inject_ev1, "svm.event.inject_ev_set", "SVM",
       "EVENTINJ = #UD (vector 6, type 3) with EV=1 and error code 0x55: the guest takes vector 6 "
       "with the error code 0x55 pushed (EV, not the vector, decides) and the frame's RIP = the "
       "VMCB RIP",
-      "AMD APM Vol. 2 15.20")
+      "AMD APM Vol. 2 15.20", "apm.15.20.inject-exception")
 {
     svm_require();
     struct svm_vcpu v;
@@ -195,7 +195,7 @@ PROBE(svm_e2_inject_df, "svm.event.inject_df", "SVM",
       "EVENTINJ = #DF (vector 8, type 3, EV=1, error code 0), #DF intercepted: the guest takes "
       "vector 8 with error code 0 and the frame's RIP = the VMCB RIP; EVENTINJ.V is 0 after the "
       "exit",
-      "AMD APM Vol. 2 15.20")
+      "AMD APM Vol. 2 15.20", "apm.15.20.inject-exception", "apm.15.20.inject-not-intercepted")
 {
     svm_require();
     struct svm_vcpu v;
@@ -213,7 +213,7 @@ PROBE(svm_e2_inject_pf, "svm.event.inject_pf_cr2", "SVM",
       "EVENTINJ = #PF (vector 14, EV=1, error code 2) with VMCB CR2 = 0x5a5a5000: the guest takes "
       "vector 14 with error code 2, and CR2 is what the VMM put in the VMCB (injection does not "
       "write CR2): the VMCB CR2 after the exit is 0x5a5a5000",
-      "AMD APM Vol. 2 15.20, 15.5.1")
+      "AMD APM Vol. 2 15.20, 15.5.1", "apm.15.20.inject-pf-cr2")
 {
     svm_require();
     struct svm_vcpu v;
@@ -233,7 +233,7 @@ PROBE(svm_e2_exitintinfo_errcode, "svm.event.exitintinfo_errcode", "SVM",
       "gate 17 and #GP intercepted: delivery raises #GP: exit 0x4D at the VMCB RIP with "
       "EXITINTINFO = the injected event with its error code: V|EV|type 3|17 and ERRORCODE "
       "(bits 63:32) = 0x1234 (0x0000123480000B11)",
-      "AMD APM Vol. 2 15.7.2, 15.20")
+      "AMD APM Vol. 2 15.7.2, 15.20", "apm.15.7.2.exitintinfo", "apm.15.20.inject-exitintinfo")
 {
     svm_require();
     struct svm_vcpu v;
@@ -263,7 +263,8 @@ PROBE(svm_e2_exitintinfo_npf, "svm.event.exitintinfo_npf", "NPT",
       "US|bit 32 (0x100000004), EXITINFO2 = the gate's guest-physical address and EXITINTINFO = "
       "the injected event (0x80000306); re-injected from EXITINTINFO with the page present, the "
       "guest takes vector 6",
-      "AMD APM Vol. 2 15.7.2, 15.20, 15.25.6")
+      "AMD APM Vol. 2 15.7.2, 15.20, 15.25.6", "apm.15.7.2.exitintinfo",
+      "apm.15.20.inject-exitintinfo", "apm.15.25.6.npf-not-present")
 {
     svm_require_npt();
     struct svm_vcpu v;
@@ -311,7 +312,7 @@ PROBE(svm_e2_host_tf, "svm.vmrun.host_tf", "SVM",
       "RFLAGS.TF=0, #DB intercepted): the guest runs NOP; NOP; NOP; VMMCALL without a #DB exit, "
       "and the host's single-step #DB trap comes once #VMEXIT has completed, on the host "
       "instruction after VMRUN (trap RIP = that instruction), with DR6.BS=1",
-      "AMD APM Vol. 2 15.5.1 (VMRUN and TF/RF Bits in EFLAGS)")
+      "AMD APM Vol. 2 15.5.2", "apm.15.5.2.host-tf")
 {
     svm_require();
     struct svm_vcpu v;
@@ -340,7 +341,7 @@ PROBE(svm_e2_lbrv_msrs, "svm.features.lbrv_guest_msrs", "LBRV",
       "(0x1DB) and LastBranchToIP (0x1DC) return the JMP and its target (the guest's records are "
       "real), and #VMEXIT saves the same values in VMCB BR_FROM/BR_TO; the host's DEBUGCTL is "
       "unchanged",
-      "AMD APM Vol. 2 15.23.1; 13.1.1")
+      "AMD APM Vol. 2 15.23.1; 13.1.1", "apm.15.23.lbrv-records")
 {
     svm_require();
     if (!svm_has(SVM_FEAT_LBRV))

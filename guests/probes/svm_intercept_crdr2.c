@@ -60,7 +60,7 @@ static void rw_case(const char *name, void (*rd)(void), const char *wr, bool dr,
 PROBE(svm_c2_cr2_icpt, "svm.intercept.cr2", "SVM",
       "Intercept read of CR2 only (intercept_cr bit 2): guest MOV from CR2 exits 0x02 at the MOV; "
       "intercept write of CR2 only (bit 18): guest MOV to CR2 exits 0x12 at the MOV",
-      "AMD APM Vol. 2 15.9 (Table 15-7)")
+      "AMD APM Vol. 2 15.9 (Table 15-7)", "apm.15.9.cr-read-write")
 {
     svm_require();
     rw_case("CR2", svm_c2_cr2_rd, svm_c2_cr2_wr, false, 2, 0x1000);
@@ -70,7 +70,7 @@ PROBE(svm_c2_dr_icpt, "svm.intercept.dr1_dr6", "SVM",
       "For each of DR1, DR2, DR3 and DR6: intercept read only (intercept_dr bit n): guest MOV "
       "from DRn exits 0x20+n at the MOV; intercept write only (bit 16+n): MOV to DRn exits "
       "0x30+n at the MOV",
-      "AMD APM Vol. 2 15.9 (Table 15-7)")
+      "AMD APM Vol. 2 15.9 (Table 15-7)", "apm.15.9.dr-read-write")
 {
     svm_require();
     rw_case("DR1", svm_c2_dr1_rd, svm_c2_dr1_wr, true, 1, 0);
@@ -83,7 +83,7 @@ PROBE(svm_c2_ioio_a32, "svm.intercept.ioio_a32", "SVM",
       "IOIO_PROT set, IOPM bit for port 0x80: REP OUTSB with an address-size prefix (67h: 32-bit "
       "addresses in 64-bit mode) exits 0x7B at the instruction with the address-size field of "
       "EXITINFO1 (bits 9:7) = A32 (bit 8), along with port 0x80, SZ8, REP and STR",
-      "AMD APM Vol. 2 15.10.2 (Figure 15-2)")
+      "AMD APM Vol. 2 15.10.2 (Figure 15-2)", "apm.15.10.2.io-exitinfo1")
 {
     svm_require();
     struct svm_vcpu v;

@@ -46,7 +46,7 @@ static bool expect_excp(struct svm_vcpu *v, unsigned vec, const void *site, cons
 PROBE(svm_x2_nm, "svm.intercept.exception_nm", "SVM",
       "Guest with CR0.TS=1 executes FNOP with #NM intercepted: exit 0x47 at the FNOP, "
       "EXITINTINFO.V=0; with TS=0 the FNOP runs to VMMCALL",
-      "AMD APM Vol. 2 15.12, 15.12.8")
+      "AMD APM Vol. 2 15.12, 15.12.8", "apm.15.12.exception-intercept")
 {
     svm_require();
     host_fpu_on();
@@ -83,7 +83,7 @@ PROBE(svm_x2_np, "svm.intercept.exception_np", "SVM",
       "Guest MOV to DS of a data-segment selector whose descriptor has P=0 (in a GDT of the "
       "guest's own) with #NP intercepted: exit 0x4B at the MOV, EXITINFO1 = the #NP error code "
       "(the selector), DS unchanged",
-      "AMD APM Vol. 2 15.12, 15.12.12")
+      "AMD APM Vol. 2 15.12, 15.12.12", "apm.15.12.exception-intercept")
 {
     svm_require();
     struct svm_vcpu v;
@@ -101,7 +101,7 @@ PROBE(svm_x2_ss, "svm.intercept.exception_ss", "SVM",
       "Guest MOV to SS of a writable data-segment selector whose descriptor has P=0 (in a GDT of "
       "the guest's own) with #SS intercepted: exit 0x4C at the MOV (a not-present stack segment "
       "raises #SS, not #NP), EXITINFO1 = the #SS error code (the selector), SS unchanged",
-      "AMD APM Vol. 2 15.12, 15.12.13")
+      "AMD APM Vol. 2 15.12, 15.12.13", "apm.15.12.exception-intercept")
 {
     svm_require();
     struct svm_vcpu v;
@@ -119,7 +119,7 @@ PROBE(svm_x2_mf, "svm.intercept.exception_mf", "SVM",
       "Guest with CR0.NE=1 divides by zero on the x87 FPU with the zero-divide exception unmasked "
       "(FCW 0x37B), then FWAIT, #MF intercepted: exit 0x50 at the FWAIT (where the pending x87 "
       "exception is reported); the host clears the x87 state after",
-      "AMD APM Vol. 2 15.12, 15.12.11")
+      "AMD APM Vol. 2 15.12, 15.12.11", "apm.15.12.exception-intercept")
 {
     svm_require();
     host_fpu_on();
@@ -137,7 +137,7 @@ PROBE(svm_x2_xf, "svm.intercept.exception_xf", "SVM",
       "With CPUID 1 EDX.SSE[25]=1: guest with CR4.OSFXSR=OSXMMEXCPT=1 executes DIVSS by zero with "
       "MXCSR.ZM=0 (MXCSR 0x1D80), #XF intercepted: exit 0x53 at the DIVSS; the host restores "
       "MXCSR after",
-      "AMD APM Vol. 2 15.12, 15.12.17")
+      "AMD APM Vol. 2 15.12, 15.12.17", "apm.15.12.exception-intercept")
 {
     svm_require();
     if (!(cpuid(1, 0).d & BIT(25)))
@@ -159,7 +159,7 @@ PROBE(svm_x2_df, "svm.intercept.exception_df", "SVM",
       "Guest MOV DS of a selector beyond the GDT limit (#GP) with the guest IDT limit below gate "
       "13, #GP not intercepted and #DF intercepted: the #GP cannot be delivered (a second #GP), "
       "which gives #DF: exit 0x48 at the MOV with EXITINFO1 = 0 (the #DF error code)",
-      "AMD APM Vol. 2 15.12, 15.12.9; 8.2.9")
+      "AMD APM Vol. 2 15.12, 15.12.9; 8.2.9", "apm.15.12.double-fault")
 {
     svm_require();
     struct svm_vcpu v;

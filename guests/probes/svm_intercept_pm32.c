@@ -128,7 +128,7 @@ PROBE(svm_p32_br, "svm.intercept.exception_br", "SVM",
       "32-bit protected-mode guest: BOUND EAX=5 against bounds {0, 1} with #BR intercepted: exit "
       "0x45 at the BOUND (a fault), EXITINTINFO.V=0; with CPUID 0x8000000A EDX.NRIPS[3]=1 "
       "next_rip = the instruction after the BOUND",
-      "AMD APM Vol. 2 15.12, 15.12.6, 15.7.1")
+      "AMD APM Vol. 2 15.12, 15.12.6, 15.7.1", "apm.15.12.exception-intercept", "apm.15.7.1.nrip")
 {
     struct pm32 p;
     pm32_init(&p, svm_p32_bound);
@@ -148,7 +148,7 @@ PROBE(svm_p32_of, "svm.intercept.exception_of", "SVM",
       "0x44 "
       "at the INTO (as for INT3, the reported rIP is that of the instruction); with CPUID "
       "0x8000000A EDX.NRIPS[3]=1 next_rip = the instruction after the INTO",
-      "AMD APM Vol. 2 15.12, 15.12.5, 15.7.1")
+      "AMD APM Vol. 2 15.12, 15.12.5, 15.7.1", "apm.15.12.soft-exceptions", "apm.15.7.1.nrip")
 {
     struct pm32 p;
     pm32_init(&p, svm_p32_into_pre);
@@ -167,7 +167,7 @@ PROBE(svm_p32_ts_jmp, "svm.intercept.task_switch_jmp", "SVM",
       "task-switch intercept (vector 3 bit 29) set: exit 0x7D at the JMP before the switch, "
       "EXITINFO1 = the TSS selector, EXITINFO2 = bit 38 (the switch is due to a JMP; no error "
       "code, not IRET); the guest's TR is unchanged",
-      "AMD APM Vol. 2 15.9 (Table 15-7), 15.14.1, Appendix C")
+      "AMD APM Vol. 2 15.9 (Table 15-7), 15.14.1, Appendix C", "apm.15.14.1.task-switch")
 {
     struct pm32 p;
     pm32_init(&p, svm_p32_jmptss);
@@ -189,7 +189,7 @@ PROBE(svm_p32_ts_iret, "svm.intercept.task_switch_iret", "SVM",
       "TSS's link field, a busy 32-bit TSS) with the task-switch intercept set: exit 0x7D at the "
       "IRET before the switch, EXITINFO1 = the link selector, EXITINFO2 = bit 36 (the switch is "
       "due to an IRET; no error code, not JMP)",
-      "AMD APM Vol. 2 15.9 (Table 15-7), 15.14.1, Appendix C")
+      "AMD APM Vol. 2 15.9 (Table 15-7), 15.14.1, Appendix C", "apm.15.14.1.task-switch")
 {
     struct pm32 p;
     pm32_init(&p, svm_p32_iretnt);

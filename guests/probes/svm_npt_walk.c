@@ -136,19 +136,22 @@ static void not_present(enum level l)
         far_read_ok(&f, "the MOV resumed with the entry present");
 }
 
-#define NP_PROBE(fn_, id_, lvl_, name_)                                                           \
+#define NP_PROBE(fn_, id_, lvl_, name_, ...)                                                      \
     PROBE(fn_, id_, "NPT",                                                                        \
           "Guest read of guest-physical 512 GiB + P with the " name_ " of that address not "      \
           "present: exit 0x400 at the MOV, EXITINFO1 = US|bit 32 (0x100000004), EXITINFO2 = the " \
           "address; with the entry present again the MOV reads P's value",                        \
-          "AMD APM Vol. 2 15.25.5, 15.25.6")                                                      \
+          "AMD APM Vol. 2 15.25.5, 15.25.6", __VA_ARGS__)                                         \
     {                                                                                             \
         not_present(lvl_);                                                                        \
     }
 
-NP_PROBE(svm_nw_np_pml4e, "svm.npt.not_present_pml4e", L_PML4E, "nPML4E")
-NP_PROBE(svm_nw_np_pdpe, "svm.npt.not_present_pdpe", L_PDPE, "nPDPE")
-NP_PROBE(svm_nw_np_pde, "svm.npt.not_present_pde", L_PDE, "nPDE")
+NP_PROBE(svm_nw_np_pml4e, "svm.npt.not_present_pml4e", L_PML4E, "nPML4E",
+         "apm.15.25.6.npf-not-present", "apm.15.25.5.walk-levels")
+NP_PROBE(svm_nw_np_pdpe, "svm.npt.not_present_pdpe", L_PDPE, "nPDPE", "apm.15.25.6.npf-not-present",
+         "apm.15.25.5.walk-levels")
+NP_PROBE(svm_nw_np_pde, "svm.npt.not_present_pde", L_PDE, "nPDE", "apm.15.25.6.npf-not-present",
+         "apm.15.25.5.walk-levels")
 
 /* ---- reserved bits -------------------------------------------------------------------- */
 
@@ -184,7 +187,7 @@ PROBE(svm_nw_rsvd_pml4e, "svm.npt.rsvd_pml4e", "NPT",
       "a PML4E; each address bit from MAXPHYADDR to 51): every guest read exits 0x400 at the MOV "
       "with EXITINFO1 = P|RSV|US|bit 32 (0x10000000D) and EXITINFO2 = the address; restored, "
       "the read returns P's value",
-      "AMD APM Vol. 2 15.25.5, 15.25.6, 5.3.3")
+      "AMD APM Vol. 2 15.25.5, 15.25.6, 5.3.3", "apm.15.25.6.npf-rsvd-pml4")
 {
     struct far f;
     far_init(&f);
@@ -197,7 +200,7 @@ PROBE(svm_nw_rsvd_pdpe, "svm.npt.rsvd_pdpe", "NPT",
       "MAXPHYADDR to 51 set in turn (reserved): every guest read exits 0x400 at the MOV with "
       "EXITINFO1 = P|RSV|US|bit 32 (0x10000000D) and EXITINFO2 = the address; restored, the read "
       "returns P's value",
-      "AMD APM Vol. 2 15.25.5, 15.25.6, 5.3.3")
+      "AMD APM Vol. 2 15.25.5, 15.25.6, 5.3.3", "apm.15.25.6.npf-rsvd-pdpe")
 {
     struct far f;
     far_init(&f);
@@ -212,7 +215,7 @@ PROBE(svm_nw_rsvd_pde, "svm.npt.rsvd_pde", "NPT",
       "MAXPHYADDR to 51 set in turn (reserved): every guest read exits 0x400 at the MOV with "
       "EXITINFO1 = P|RSV|US|bit 32 (0x10000000D) and EXITINFO2 = the address; restored, the read "
       "returns P's value",
-      "AMD APM Vol. 2 15.25.5, 15.25.6, 5.3.3")
+      "AMD APM Vol. 2 15.25.5, 15.25.6, 5.3.3", "apm.15.25.6.npf-rsvd-pde")
 {
     struct far f;
     far_init(&f);
@@ -226,7 +229,7 @@ PROBE(svm_nw_rsvd_pte_far, "svm.npt.rsvd_pte_bits", "NPT",
       "nPTE of guest-physical 512 GiB + P with each address bit from MAXPHYADDR to 51 set in turn "
       "(reserved): every guest read exits 0x400 at the MOV with EXITINFO1 = P|RSV|US|bit 32 "
       "(0x10000000D) and EXITINFO2 = the address; restored, the read returns P's value",
-      "AMD APM Vol. 2 15.25.5, 15.25.6, 5.4.1")
+      "AMD APM Vol. 2 15.25.5, 15.25.6, 5.4.1", "apm.15.25.6.npf-rsvd-pte")
 {
     struct far f;
     far_init(&f);
@@ -249,7 +252,8 @@ PROBE(svm_nw_rsvd_pde_2m, "svm.npt.rsvd_pde_2m", "NPT",
       "each reserved bit set in turn (bits 20:13, and each address bit from MAXPHYADDR to 51): "
       "every guest read exits 0x400 at the MOV with EXITINFO1 = P|RSV|US|bit 32 (0x10000000D) "
       "and EXITINFO2 = the address; restored, the read returns P's value",
-      "AMD APM Vol. 2 15.25.5, 15.25.6, 5.3.4")
+      "AMD APM Vol. 2 15.25.5, 15.25.6, 5.3.4", "apm.15.25.6.npf-rsvd-pde",
+      "apm.15.25.5.large-pages")
 {
     struct far f;
     far_init(&f);
@@ -264,7 +268,8 @@ PROBE(svm_nw_rsvd_pdpe_1g, "svm.npt.rsvd_pdpe_1g", "NPT",
       "each address bit from MAXPHYADDR to 51): every guest read exits 0x400 at the MOV with "
       "EXITINFO1 = P|RSV|US|bit 32 (0x10000000D) and EXITINFO2 = the address; restored, the read "
       "returns P's value",
-      "AMD APM Vol. 2 15.25.5, 15.25.6, 5.3.5")
+      "AMD APM Vol. 2 15.25.5, 15.25.6, 5.3.5", "apm.15.25.6.npf-rsvd-pdpe",
+      "apm.15.25.5.large-pages")
 {
     struct far f;
     far_init(&f);
@@ -280,7 +285,7 @@ PROBE(svm_nw_pdpe_ps_no_1g, "svm.npt.rsvd_pdpe_ps", "NPT",
       "With CPUID 0x80000001 EDX.Page1GB[26]=0: an nPDPE with PS=1 (no 1 GiB pages: bit 7 is "
       "reserved) makes a guest read of 512 GiB + P exit 0x400 at the MOV with EXITINFO1 = "
       "P|RSV|US|bit 32 (0x10000000D), EXITINFO2 = the address",
-      "AMD APM Vol. 2 15.25.6, 5.3.3")
+      "AMD APM Vol. 2 15.25.6, 5.3.3", "apm.15.25.6.npf-rsvd-pdpe")
 {
     struct far f;
     far_init(&f);
@@ -316,20 +321,23 @@ static void rw_level(enum level l)
         check_eq("P[1] after the write", f.page[1], f.v.vmcb->save.rax);
 }
 
-#define RW_PROBE(fn_, id_, lvl_, name_)                                                         \
+#define RW_PROBE(fn_, id_, lvl_, name_, ...)                                                    \
     PROBE(fn_, id_, "NPT",                                                                      \
           "The " name_ " of guest-physical 512 GiB + P with R/W=0 (all other levels R/W=1): a " \
           "guest read of the address succeeds, a guest write to it + 8 exits 0x400 at the MOV " \
           "with EXITINFO1 = P|RW|US|bit 32 (0x100000007), EXITINFO2 = the address + 8, P "      \
           "unchanged; with R/W=1 again the write lands in P",                                   \
-          "AMD APM Vol. 2 15.25.5, 15.25.6, 5.6.1")                                             \
+          "AMD APM Vol. 2 15.25.5, 15.25.6, 5.6.1", __VA_ARGS__)                                \
     {                                                                                           \
         rw_level(lvl_);                                                                         \
     }
 
-RW_PROBE(svm_nw_rw_pml4e, "svm.npt.write_pml4e", L_PML4E, "nPML4E")
-RW_PROBE(svm_nw_rw_pdpe, "svm.npt.write_pdpe", L_PDPE, "nPDPE")
-RW_PROBE(svm_nw_rw_pde, "svm.npt.write_pde", L_PDE, "nPDE")
+RW_PROBE(svm_nw_rw_pml4e, "svm.npt.write_pml4e", L_PML4E, "nPML4E", "apm.15.25.6.npf-write",
+         "apm.15.25.7.attributes")
+RW_PROBE(svm_nw_rw_pdpe, "svm.npt.write_pdpe", L_PDPE, "nPDPE", "apm.15.25.6.npf-write",
+         "apm.15.25.7.attributes")
+RW_PROBE(svm_nw_rw_pde, "svm.npt.write_pde", L_PDE, "nPDE", "apm.15.25.6.npf-write",
+         "apm.15.25.7.attributes")
 
 static void us_level(enum level l)
 {
@@ -346,21 +354,21 @@ static void us_level(enum level l)
         far_read_ok(&f, "the MOV resumed with U/S=1");
 }
 
-#define US_PROBE(fn_, id_, lvl_, name_)                                                           \
+#define US_PROBE(fn_, id_, lvl_, name_, ...)                                                      \
     PROBE(fn_, id_, "NPT",                                                                        \
           "The " name_ " of guest-physical 512 GiB + P with U/S=0: a guest read at CPL 0 exits "  \
           "0x400 at the MOV with EXITINFO1 = P|US|bit 32 (0x100000005), EXITINFO2 = the address " \
           "(nested walks are user accesses, whatever the guest CPL); with U/S=1 again the MOV "   \
           "reads P's value",                                                                      \
-          "AMD APM Vol. 2 15.25.5, 15.25.6")                                                      \
+          "AMD APM Vol. 2 15.25.5, 15.25.6", __VA_ARGS__)                                         \
     {                                                                                             \
         us_level(lvl_);                                                                           \
     }
 
-US_PROBE(svm_nw_us_pml4e, "svm.npt.user_pml4e", L_PML4E, "nPML4E")
-US_PROBE(svm_nw_us_pdpe, "svm.npt.user_pdpe", L_PDPE, "nPDPE")
-US_PROBE(svm_nw_us_pde, "svm.npt.user_pde", L_PDE, "nPDE")
-US_PROBE(svm_nw_us_pte, "svm.npt.user_pte", L_PTE, "nPTE")
+US_PROBE(svm_nw_us_pml4e, "svm.npt.user_pml4e", L_PML4E, "nPML4E", "apm.15.25.6.npf-user")
+US_PROBE(svm_nw_us_pdpe, "svm.npt.user_pdpe", L_PDPE, "nPDPE", "apm.15.25.6.npf-user")
+US_PROBE(svm_nw_us_pde, "svm.npt.user_pde", L_PDE, "nPDE", "apm.15.25.6.npf-user")
+US_PROBE(svm_nw_us_pte, "svm.npt.user_pte", L_PTE, "nPTE", "apm.15.25.6.npf-user")
 
 static const uint8_t vmmcall_ud2[] = {0x0f, 0x01, 0xd9, 0x0f, 0x0b};
 
@@ -397,27 +405,30 @@ static void nx_level(enum level l)
     nx_entry(&f, far_entry(&f, l), level_name[l]);
 }
 
-#define NX_PROBE(fn_, id_, lvl_, name_)                                                        \
+#define NX_PROBE(fn_, id_, lvl_, name_, ...)                                                   \
     PROBE(fn_, id_, "NPT",                                                                     \
           "Host EFER.NXE=1, the " name_ " of guest-physical 512 GiB + P (code: VMMCALL) with " \
           "NX=1: a guest jump there exits 0x400 with RIP = the address, EXITINFO1 = "          \
           "P|ID|US|bit 32 (0x100000015), EXITINFO2 = the address; with NX clear the guest "    \
           "executes the VMMCALL there",                                                        \
-          "AMD APM Vol. 2 15.25.5, 15.25.6, 5.6.3")                                            \
+          "AMD APM Vol. 2 15.25.5, 15.25.6, 5.6.3", __VA_ARGS__)                               \
     {                                                                                          \
         nx_level(lvl_);                                                                        \
     }
 
-NX_PROBE(svm_nw_nx_pml4e, "svm.npt.nx_pml4e", L_PML4E, "nPML4E")
-NX_PROBE(svm_nw_nx_pdpe, "svm.npt.nx_pdpe", L_PDPE, "nPDPE")
-NX_PROBE(svm_nw_nx_pde, "svm.npt.nx_pde", L_PDE, "nPDE")
+NX_PROBE(svm_nw_nx_pml4e, "svm.npt.nx_pml4e", L_PML4E, "nPML4E", "apm.15.25.6.npf-nx",
+         "apm.15.25.7.attributes")
+NX_PROBE(svm_nw_nx_pdpe, "svm.npt.nx_pdpe", L_PDPE, "nPDPE", "apm.15.25.6.npf-nx",
+         "apm.15.25.7.attributes")
+NX_PROBE(svm_nw_nx_pde, "svm.npt.nx_pde", L_PDE, "nPDE", "apm.15.25.6.npf-nx",
+         "apm.15.25.7.attributes")
 
 PROBE(svm_nw_nx_2m, "svm.npt.nx_2m", "NPT",
       "Host EFER.NXE=1, guest-physical 512 GiB + P (code: VMMCALL) mapped by a 2 MiB nested page "
       "with NX=1: a guest jump there exits 0x400 with RIP = the address, EXITINFO1 = "
       "P|ID|US|bit 32 (0x100000015), EXITINFO2 = the address; with NX clear the guest executes "
       "the VMMCALL there",
-      "AMD APM Vol. 2 15.25.6, 5.3.4")
+      "AMD APM Vol. 2 15.25.6, 5.3.4", "apm.15.25.6.npf-nx", "apm.15.25.5.large-pages")
 {
     struct far f;
     far_init(&f);
@@ -430,7 +441,7 @@ PROBE(svm_nw_write_2m_pml4e_ok, "svm.npt.write_1g", "NPT",
       "nested page (nPDPE PS=1, host 0) with R/W=0: a guest read returns P's value, a write to "
       "the address + 8 exits 0x400 at the MOV with EXITINFO1 = P|RW|US|bit 32 (0x100000007), "
       "EXITINFO2 = the address + 8, P unchanged",
-      "AMD APM Vol. 2 15.25.6, 5.3.5")
+      "AMD APM Vol. 2 15.25.6, 5.3.5", "apm.15.25.6.npf-write", "apm.15.25.5.large-pages")
 {
     struct far f;
     far_init(&f);
@@ -448,7 +459,7 @@ PROBE(svm_nw_ad_levels, "svm.npt.ad_levels", "NPT",
       "Nested entries of guest-physical 512 GiB + P with A=0 at every level and D=0 in the nPTE: "
       "after a guest read every level has A=1 and the nPTE D=0; after a guest write the nPTE has "
       "D=1",
-      "AMD APM Vol. 2 15.25.5, 5.4.2")
+      "AMD APM Vol. 2 15.25.5, 5.4.2", "apm.15.25.5.ad-bits")
 {
     struct far f;
     far_init(&f);
@@ -472,7 +483,7 @@ PROBE(svm_nw_gmet, "svm.npt.gmet", "GMET",
       "set: a guest fetch at CPL 0 from guest-physical 512 GiB + P, whose nested entries all have "
       "U/S=1 (a user page for GMET), exits 0x400 with RIP = the address, EXITINFO1 with ID (bit 4) "
       "and bit 32 set, EXITINFO2 = the address; a data read of the same page at CPL 0 succeeds",
-      "AMD APM Vol. 2 15.25.6, 15.25.8 (GMET)")
+      "AMD APM Vol. 2 15.25.6, 15.25.8 (GMET)", "apm.15.25.7.gmet")
 {
     struct far f;
     far_init(&f);
@@ -528,7 +539,7 @@ PROBE(svm_nw_rsvd_guest_walk, "svm.npt.rsvd_guest_walk", "NPT",
       "MAXPHYADDR set (reserved): the guest's first fetch walks its tables and exits 0x400 with "
       "EXITINFO1 = bit 33|RSV|US|RW|P (0x20000000F: a guest page-table access, treated as a user "
       "write) and EXITINFO2 in page G; with the bit clear the guest runs to VMMCALL",
-      "AMD APM Vol. 2 15.25.5, 15.25.6")
+      "AMD APM Vol. 2 15.25.5, 15.25.6", "apm.15.25.6.npf-guest-walk", "apm.15.25.6.npf-rsvd-pte")
 {
     struct far f;
     far_init(&f);
@@ -548,7 +559,7 @@ PROBE(svm_nw_ro_guest_table, "svm.npt.readonly_guest_table", "NPT",
       "the guest's first fetch walks its tables, and a guest page-table access is a user write "
       "for the nested walk: exit 0x400 with EXITINFO1 = bit 33|P|RW|US (0x200000007) and "
       "EXITINFO2 in page G; with R/W=1 the guest runs to VMMCALL",
-      "AMD APM Vol. 2 15.25.5, 15.25.6")
+      "AMD APM Vol. 2 15.25.5, 15.25.6", "apm.15.25.6.npf-guest-walk", "apm.15.25.6.npf-write")
 {
     struct far f;
     far_init(&f);
