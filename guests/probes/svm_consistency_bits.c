@@ -161,13 +161,22 @@ static uint64_t cr4_absent_features(void)
         m |= BIT(11); /* UMIP: CPUID 7 ECX[2] */
     if (!(c7.c & BIT(16)))
         m |= BIT(12); /* LA57: CPUID 7 ECX[16] */
+    if (!(c7.c & BIT(23)))
+        m |= BIT(19); /* KL: CPUID 7 ECX[23] */
+    if (!(c7.c & BIT(31)))
+        m |= BIT(24); /* PKS: CPUID 7 ECX[31] */
+    if (!(c7.d & BIT(5)))
+        m |= BIT(25); /* UINTR: CPUID 7 EDX[5] */
+    if (cpuid(0, 0).a < 7 || !(cpuid(7, 1).a & BIT(26)))
+        m |= BIT(28); /* LAM_SUP: CPUID 7.1 EAX[26] */
     return m;
 }
 
 PROBE(svm_cons_cr4_reserved, "svm.consistency.cr4_reserved", "SVM",
-      "VMRUN with each reserved guest CR4 bit below 32 set in turn: bits 15, 19 and 24..31 "
-      "(reserved in the APM's CR4), and each feature bit whose feature CPUID reports absent "
-      "(VMXE, SMXE, FSGSBASE, PCIDE, OSXSAVE, SMEP, SMAP, PKE, CET, UMIP, LA57): every one exits "
+      "VMRUN with each reserved guest CR4 bit below 32 set in turn: bits 15, 26, 27, 29..31 "
+      "(reserved), and each feature bit whose feature CPUID reports absent (VMXE, SMXE, "
+      "FSGSBASE, PCIDE, OSXSAVE, SMEP, SMAP, PKE, CET, UMIP, LA57, KL, PKS, UINTR, LAM_SUP): every "
+      "one exits "
       "VMEXIT_INVALID (-1), each accepted bit reported; the restored VMCB runs to VMMCALL",
       "AMD APM Vol. 2 15.5.1, 3.1.3", "apm.15.5.1.cons-cr4-mbz")
 {
@@ -175,7 +184,7 @@ PROBE(svm_cons_cr4_reserved, "svm.consistency.cr4_reserved", "SVM",
     sweep_begin(&s);
     uint64_t absent = cr4_absent_features();
     note("CR4 bits of absent features: %#llx", (unsigned long long)absent);
-    sweep_field(&s, "CR4", SAVE_OFF(cr4), BIT(15) | BIT(19) | 0xff000000ull | absent);
+    sweep_field(&s, "CR4", SAVE_OFF(cr4), BIT(15) | BIT(26) | BIT(27) | 0xe0000000ull | absent);
     sweep_end(&s, "CR4 reserved bits below 32");
 }
 
