@@ -363,3 +363,43 @@ PROBE(svm_e2_lbrv_msrs, "svm.features.lbrv_guest_msrs", "LBRV",
     check_eq("VMCB BR_TO", v.vmcb->save.br_to, A(svm_e2_lbr_to));
     check_eq("host DEBUGCTL after the exit", after, host_dbgctl);
 }
+
+/* ---- the host's DR7 after #VMEXIT -------------------------------------------------------- */
+
+static void write_dr(unsigned n, uint64_t v)
+{
+    if (n == 0)
+        __asm__ volatile("mov %0, %%db0" ::"r"(v));
+    else
+        __asm__ volatile("mov %0, %%db7" ::"r"(v));
+}
+
+static uint64_t read_dr7(void)
+{
+    uint64_t v;
+    __asm__ volatile("mov %%db7, %0" : "=r"(v));
+    return v;
+}
+
+/* Never executed: the address of the host's DR0 breakpoint. */
+GUEST(svm_e2_never, "ud2");
+
+PROBE(svm_e2_host_dr7, "svm.vmrun.host_dr7", "SVM",
+      "Host DR7 = 0x401 (L0: an execute breakpoint at DR0 = code that never runs) at VMRUN; the "
+      "guest VMMCALLs: after #VMEXIT the host's DR7 reads 0x400 (#VMEXIT disables the host's "
+      "breakpoints); the probe restores DR7 = 0x400 and DR0 = 0",
+      "AMD APM Vol. 2 15.6", "apm.15.6.vmexit-host-rflags")
+{
+    svm_require();
+    struct svm_vcpu v;
+    svm_vcpu_init(&v, (svm_guest_fn)(uintptr_t)svm_e2_nop, 0);
+    write_dr(0, A(svm_e2_never));
+    write_dr(7, 0x401);
+    uint64_t code = svm_run(&v);
+    uint64_t dr7 = read_dr7();
+    write_dr(7, 0x400);
+    write_dr(0, 0);
+    if (!svm_check_exit(&v, code, SVM_EXIT_VMMCALL, "guest VMMCALL"))
+        return;
+    check_eq("host DR7 after #VMEXIT", dr7, 0x400);
+}

@@ -101,3 +101,28 @@ PROBE(svm_c2_ioio_a32, "svm.intercept.ioio_a32", "SVM",
     check_eq("EXITINFO1 port, size, REP, STR", i1 & 0xffff007cull,
              (0x80ull << SVM_IOIO_PORT_SHIFT) | SVM_IOIO_SZ8 | SVM_IOIO_REP | SVM_IOIO_STR);
 }
+
+GUEST(svm_c2_cr8w, "mov %rax, %cr8", "vmmcall", "ud2");
+
+PROBE(svm_c2_cr8_v_tpr, "svm.intercept.cr8_v_tpr", "SVM",
+      "V_INTR_MASKING=1, V_TPR=5, CR8 write intercept (intercept_cr bit 24) set: guest MOV RAX=2 "
+      "to CR8 exits 0x18 at the MOV and leaves V_TPR at 5 (the intercepted write does not "
+      "execute); the host's CR8 is unchanged",
+      "AMD APM Vol. 2 15.9 (Table 15-7), 15.21.2", "apm.15.21.2.cr8-intercept",
+      "apm.15.9.cr-read-write")
+{
+    svm_require();
+    uint64_t host_cr8 = read_cr8();
+    struct svm_vcpu v;
+    svm_vcpu_init(&v, (svm_guest_fn)(uintptr_t)svm_c2_cr8w, 0);
+    v.vmcb->control.int_ctl = V_INTR_MASKING | 5;
+    v.vmcb->control.intercept_cr = SVM_INTERCEPT_CR_WRITE(8);
+    v.vmcb->save.rax = 2;
+    bool ok = run_at(&v, svm_c2_cr8w, SVM_EXIT_CR_WRITE(8), "MOV to CR8, write intercepted");
+    uint64_t cr8 = read_cr8();
+    if (cr8 != host_cr8)
+        write_cr8(host_cr8);
+    if (ok)
+        check_eq("VMCB V_TPR after the intercepted write", v.vmcb->control.int_ctl & V_TPR_MASK, 5);
+    check_eq("host CR8 after the exit", cr8, host_cr8);
+}

@@ -39,6 +39,7 @@ struct far {
     struct svm_vcpu v;
     struct npt n;
     uint64_t *npdpt, *npd, *npt; /* nested tables behind nPML4[1] */
+    uint64_t *gpd;               /* the guest's PD of FAR..FAR+1 GiB (2 MiB pages) */
     uint64_t *page;              /* host page P */
     uint64_t gpa;                /* FAR + P: guest-linear = guest-physical */
 };
@@ -65,6 +66,7 @@ static void far_init(struct far *f)
     for (unsigned i = 0; i < 512; i++)
         gpd[i] = (FAR + ((uint64_t)i << 21)) | NPT_P | NPT_RW | NPT_PS;
     f->v.vmcb->save.cr3 = A(gpml4);
+    f->gpd = gpd;
 
     /* Nested: identity 0..4 GiB, plus FAR + P -> P through 4 KiB pages. */
     npt_build(&f->n, false);
@@ -570,4 +572,25 @@ PROBE(svm_nw_ro_guest_table, "svm.npt.readonly_guest_table", "NPT",
     *pte |= NPT_RW;
     uint64_t code = svm_run(&f.v);
     svm_check_exit(&f.v, code, SVM_EXIT_VMMCALL, "guest with its PML4 page writable again");
+}
+
+PROBE(svm_nw_fault_order, "svm.npt.fault_order", "NPT",
+      "Guest linear 512 GiB + P not present in the guest's own page tables and its guest-physical "
+      "address not present in the nested tables either, #PF intercepted: a guest read exits 0x4E "
+      "(#PF: the guest fault is detected first), EXITINFO1 = 0 (read, not present), EXITINFO2 = "
+      "the linear address, not 0x400 (#NPF)",
+      "AMD APM Vol. 2 15.25.6", "apm.15.25.6.fault-order")
+{
+    struct far f;
+    far_init(&f);
+    f.gpd[(A(f.page) >> 21) & 511] = 0;
+    *far_entry(&f, L_PTE) = 0;
+    f.v.vmcb->save.rip = A(svm_w_read);
+    uint64_t code = svm_run(&f.v);
+    if (!svm_check_exit(&f.v, code, SVM_EXIT_EXCP(PF_VECTOR),
+                        "read with both the guest and the nested entry not present"))
+        return;
+    check_eq("#PF exit: VMCB RIP (the MOV)", f.v.vmcb->save.rip, A(svm_w_read));
+    check_eq("#PF exit: EXITINFO1 (error code)", f.v.vmcb->control.exit_info_1, 0);
+    check_eq("#PF exit: EXITINFO2 (the linear address)", f.v.vmcb->control.exit_info_2, f.gpa);
 }
