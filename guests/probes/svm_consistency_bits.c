@@ -380,7 +380,7 @@ PROBE(svm_cons_canon_vmload, "svm.consistency.canon_vmload", "SVM",
       "clear), then VMSAVE to another page: the saved FS and GS bases are the sign-extended "
       "values (VMLOAD canonicalizes the bases it loads); the host's FS/GS are restored with "
       "VMLOAD of their own VMSAVE image",
-      "AMD APM Vol. 2 15.5.1 (Canonicalization); Vol. 3 VMLOAD", "apm.15.5.1.cons-canonical")
+      "AMD APM Vol. 2 15.5.1 (Canonicalization), 15.5.2", "apm.15.5.1.cons-canonical")
 {
     svm_require();
     unsigned bits = va_bits();

@@ -4,7 +4,7 @@
  * (15.21.4: V_IRQ against the guest's IF, V_TPR and V_IGN_TPR; the VINTR
  * intercept), event injection corner cases (15.20: the EV bit, #DF, #PF
  * and CR2) and EXITINTINFO for an exit during the delivery of an injected
- * event (15.7.2), the host's single step over VMRUN (15.5.2, "VMRUN and
+ * event (15.7.2), the host's single step over VMRUN (15.5.1, "VMRUN and
  * TF/RF Bits in EFLAGS"), and the branch records of LBR virtualization as
  * the guest reads them (15.23.1).
  *
@@ -312,7 +312,7 @@ PROBE(svm_e2_host_tf, "svm.vmrun.host_tf", "SVM",
       "RFLAGS.TF=0, #DB intercepted): the guest runs NOP; NOP; NOP; VMMCALL without a #DB exit, "
       "and the host's single-step #DB trap comes once #VMEXIT has completed, on the host "
       "instruction after VMRUN (trap RIP = that instruction), with DR6.BS=1",
-      "AMD APM Vol. 2 15.5.2", "apm.15.5.2.host-tf")
+      "AMD APM Vol. 2 15.5.1 (VMRUN and TF/RF Bits in EFLAGS)", "apm.15.5.1.host-tf")
 {
     svm_require();
     struct svm_vcpu v;

@@ -60,7 +60,7 @@ static void rw_case(const char *name, void (*rd)(void), const char *wr, bool dr,
 PROBE(svm_c2_cr2_icpt, "svm.intercept.cr2", "SVM",
       "Intercept read of CR2 only (intercept_cr bit 2): guest MOV from CR2 exits 0x02 at the MOV; "
       "intercept write of CR2 only (bit 18): guest MOV to CR2 exits 0x12 at the MOV",
-      "AMD APM Vol. 2 15.9 (Table 15-7)", "apm.15.9.cr-read-write")
+      "AMD APM Vol. 2 15.9 (Table 15-7)", "apm.15.9.cr2-read-write")
 {
     svm_require();
     rw_case("CR2", svm_c2_cr2_rd, svm_c2_cr2_wr, false, 2, 0x1000);
@@ -70,7 +70,7 @@ PROBE(svm_c2_dr_icpt, "svm.intercept.dr1_dr6", "SVM",
       "For each of DR1, DR2, DR3 and DR6: intercept read only (intercept_dr bit n): guest MOV "
       "from DRn exits 0x20+n at the MOV; intercept write only (bit 16+n): MOV to DRn exits "
       "0x30+n at the MOV",
-      "AMD APM Vol. 2 15.9 (Table 15-7)", "apm.15.9.dr-read-write")
+      "AMD APM Vol. 2 15.9 (Table 15-7)", "apm.15.9.dr0-3-read-write", "apm.15.9.dr6-read-write")
 {
     svm_require();
     rw_case("DR1", svm_c2_dr1_rd, svm_c2_dr1_wr, true, 1, 0);
@@ -109,7 +109,7 @@ PROBE(svm_c2_cr8_v_tpr, "svm.intercept.cr8_v_tpr", "SVM",
       "to CR8 exits 0x18 at the MOV and leaves V_TPR at 5 (the intercepted write does not "
       "execute); the host's CR8 is unchanged",
       "AMD APM Vol. 2 15.9 (Table 15-7), 15.21.2", "apm.15.21.2.cr8-intercept",
-      "apm.15.9.cr-read-write")
+      "apm.15.9.cr8-read-write")
 {
     svm_require();
     uint64_t host_cr8 = read_cr8();

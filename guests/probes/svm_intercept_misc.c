@@ -109,7 +109,7 @@ PROBE(svm_mi_sidt, "svm.intercept.idtr_read", "SVM",
       "Guest SIDT with the IDTR-read intercept (vector 3 bit 6) set: exit 0x66 at the SIDT, "
       "nothing stored; resumed after it the guest reaches VMMCALL; with the intercept clear SIDT "
       "stores the VMCB IDTR (limit, base)",
-      REF, "apm.15.9.descriptor-tables")
+      REF, "apm.15.9.idtr-gdtr-read")
 {
     static const struct mcase t =
         {"SIDT", svm_m_sidt, svm_m_sidt_end, 3, SVM_INTERCEPT_IDTR_READ, SVM_EXIT_IDTR_READ};
@@ -129,7 +129,7 @@ PROBE(svm_mi_sgdt, "svm.intercept.gdtr_read", "SVM",
       "Guest SGDT with the GDTR-read intercept (vector 3 bit 7) set: exit 0x67 at the SGDT, "
       "nothing stored; resumed after it the guest reaches VMMCALL; with the intercept clear SGDT "
       "stores the VMCB GDTR (limit, base)",
-      REF, "apm.15.9.descriptor-tables")
+      REF, "apm.15.9.idtr-gdtr-read")
 {
     static const struct mcase t =
         {"SGDT", svm_m_sgdt, svm_m_sgdt_end, 3, SVM_INTERCEPT_GDTR_READ, SVM_EXIT_GDTR_READ};
@@ -149,7 +149,7 @@ PROBE(svm_mi_sldt, "svm.intercept.ldtr_read", "SVM",
       "Guest SLDT AX (AX = 0x1234) with the LDTR-read intercept (vector 3 bit 8) set: exit 0x68 "
       "at the SLDT, AX unchanged; resumed after it the guest reaches VMMCALL; with the intercept "
       "clear SLDT returns the VMCB LDTR selector",
-      REF, "apm.15.9.descriptor-tables")
+      REF, "apm.15.9.ldtr-tr-read")
 {
     static const struct mcase t =
         {"SLDT", svm_m_sldt, svm_m_sldt_end, 3, SVM_INTERCEPT_LDTR_READ, SVM_EXIT_LDTR_READ};
@@ -169,7 +169,7 @@ PROBE(svm_mi_str, "svm.intercept.tr_read", "SVM",
       "Guest STR AX (AX = 0x1234) with the TR-read intercept (vector 3 bit 9) set: exit 0x69 at "
       "the STR, AX unchanged; resumed after it the guest reaches VMMCALL; with the intercept "
       "clear STR returns the VMCB TR selector",
-      REF, "apm.15.9.descriptor-tables")
+      REF, "apm.15.9.ldtr-tr-read")
 {
     static const struct mcase t =
         {"STR", svm_m_str, svm_m_str_end, 3, SVM_INTERCEPT_TR_READ, SVM_EXIT_TR_READ};
@@ -191,7 +191,7 @@ PROBE(svm_mi_lidt, "svm.intercept.idtr_write", "SVM",
       "Guest LIDT of an image with limit 0 and base 0x1000 with the IDTR-write intercept (vector "
       "3 bit 10) set: exit 0x6A at the LIDT and the VMCB IDTR unchanged (not executed); resumed "
       "after it the guest reaches VMMCALL",
-      REF, "apm.15.9.descriptor-tables")
+      REF, "apm.15.9.idtr-gdtr-write")
 {
     static const struct mcase t =
         {"LIDT", svm_m_lidt, svm_m_lidt_end, 3, SVM_INTERCEPT_IDTR_WRITE, SVM_EXIT_IDTR_WRITE};
@@ -208,7 +208,7 @@ PROBE(svm_mi_lgdt, "svm.intercept.gdtr_write", "SVM",
       "Guest LGDT of an image with limit 0 and base 0x1000 with the GDTR-write intercept (vector "
       "3 bit 11) set: exit 0x6B at the LGDT and the VMCB GDTR unchanged (not executed); resumed "
       "after it the guest reaches VMMCALL",
-      REF, "apm.15.9.descriptor-tables")
+      REF, "apm.15.9.idtr-gdtr-write")
 {
     static const struct mcase t =
         {"LGDT", svm_m_lgdt, svm_m_lgdt_end, 3, SVM_INTERCEPT_GDTR_WRITE, SVM_EXIT_GDTR_WRITE};
@@ -225,7 +225,7 @@ PROBE(svm_mi_lldt, "svm.intercept.ldtr_write", "SVM",
       "Guest LLDT of the null selector with the LDTR-write intercept (vector 3 bit 12) set: exit "
       "0x6C at the LLDT; resumed after it the guest reaches VMMCALL; with the intercept clear "
       "LLDT of the null selector runs in the guest",
-      REF, "apm.15.9.descriptor-tables")
+      REF, "apm.15.9.ldtr-tr-write")
 {
     static const struct mcase t =
         {"LLDT", svm_m_lldt, svm_m_lldt_end, 3, SVM_INTERCEPT_LDTR_WRITE, SVM_EXIT_LDTR_WRITE};
@@ -242,7 +242,7 @@ PROBE(svm_mi_ltr, "svm.intercept.tr_write", "SVM",
       "Guest LTR of the kernel's TSS selector (busy, so an executed LTR would #GP) with the "
       "TR-write intercept (vector 3 bit 13) set: exit 0x6D at the LTR, before the descriptor is "
       "checked; resumed after it the guest reaches VMMCALL",
-      REF, "apm.15.9.descriptor-tables")
+      REF, "apm.15.9.ldtr-tr-write")
 {
     static const struct mcase t =
         {"LTR", svm_m_ltr, svm_m_ltr_end, 3, SVM_INTERCEPT_TR_WRITE, SVM_EXIT_TR_WRITE};
@@ -258,7 +258,7 @@ PROBE(svm_mi_pushf, "svm.intercept.pushf", "SVM",
       "Guest PUSHFQ with the PUSHF intercept (vector 3 bit 16) set: exit 0x70 at the PUSHF with "
       "RSP unchanged; resumed after it the guest reaches VMMCALL; with the intercept clear PUSHF "
       "runs and pushes the guest RFLAGS",
-      REF, "apm.15.9.pushf-popf")
+      REF, "apm.15.9.pushf")
 {
     static const struct mcase t = {"PUSHF", svm_m_pushf,         svm_m_pushf_end,
                                    3,       SVM_INTERCEPT_PUSHF, SVM_EXIT_PUSHF};
@@ -283,7 +283,7 @@ PROBE(svm_mi_pushf, "svm.intercept.pushf", "SVM",
 PROBE(svm_mi_popf, "svm.intercept.popf", "SVM",
       "Guest POPFQ with the POPF intercept (vector 3 bit 17) set: exit 0x71 at the POPF with RSP "
       "and RFLAGS unchanged; resumed after it the guest reaches VMMCALL",
-      REF, "apm.15.9.pushf-popf")
+      REF, "apm.15.9.popf")
 {
     static const struct mcase t = {"POPF", svm_m_popf,         svm_m_popf_end,
                                    3,      SVM_INTERCEPT_POPF, SVM_EXIT_POPF};
@@ -304,7 +304,7 @@ PROBE(svm_mi_popf, "svm.intercept.popf", "SVM",
 PROBE(svm_mi_iret, "svm.intercept.iret", "SVM",
       "Guest IRETQ with the IRET intercept (vector 3 bit 20) set: exit 0x74 at the IRET with RSP "
       "unchanged (nothing popped); resumed after it the guest reaches VMMCALL",
-      REF, "apm.15.9.intr-insns")
+      REF, "apm.15.9.iret")
 {
     static const struct mcase t = {"IRET", svm_m_iret,         svm_m_iret_end,
                                    3,      SVM_INTERCEPT_IRET, SVM_EXIT_IRET};
@@ -324,7 +324,7 @@ PROBE(svm_mi_intn, "svm.intercept.intn", "SVM",
       "guest IDT not used; with CPUID 0x8000000A EDX.DecodeAssists[7]=1 EXITINFO1 = 0x21 (the "
       "vector); with the intercept clear the guest takes vector 0x21 through its IDT with the "
       "frame's RIP after the INT",
-      "AMD APM Vol. 2 15.9 (Table 15-7), 15.8.2, Appendix C", "apm.15.9.intr-insns",
+      "AMD APM Vol. 2 15.9 (Table 15-7), 15.8.2, Appendix C", "apm.15.9.intn",
       "apm.15.8.2.decode-intn")
 {
     static const struct mcase t = {"INT 0x21", svm_m_int,          svm_m_int_end,
@@ -408,7 +408,7 @@ PROBE(svm_mi_mwait_cond, "svm.intercept.mwait_armed", "SVM",
       "MWAIT with only the conditional MWAIT intercept (vector 4 bit 12, 'if the monitor "
       "hardware is armed') set: exit 0x8C at the MWAIT; resumed after it the guest reaches "
       "VMMCALL",
-      REF, "apm.15.9.monitor-mwait")
+      REF, "apm.15.9.mwait-armed")
 {
     svm_require();
     if (!(cpuid(1, 0).c & BIT(3)))
