@@ -195,7 +195,8 @@ PROBE(svm_e2_inject_df, "svm.event.inject_df", "SVM",
       "EVENTINJ = #DF (vector 8, type 3, EV=1, error code 0), #DF intercepted: the guest takes "
       "vector 8 with error code 0 and the frame's RIP = the VMCB RIP; EVENTINJ.V is 0 after the "
       "exit",
-      "AMD APM Vol. 2 15.20", "apm.15.20.inject-exception", "apm.15.20.inject-not-intercepted")
+      "AMD APM Vol. 2 15.20", "apm.15.20.inject-exception", "apm.15.20.inject-not-intercepted",
+      "apm.15.6.vmexit-cleared")
 {
     svm_require();
     struct svm_vcpu v;
@@ -261,10 +262,10 @@ PROBE(svm_e2_exitintinfo_npf, "svm.event.exitintinfo_npf", "NPT",
       "NP enabled, EVENTINJ = #UD (vector 6, type 3) and the nested PTE of the guest IDT page "
       "holding gate 6 not present: delivery exits 0x400 (#NPF) at the VMCB RIP with EXITINFO1 = "
       "US|bit 32 (0x100000004), EXITINFO2 = the gate's guest-physical address and EXITINTINFO = "
-      "the injected event (0x80000306); re-injected from EXITINTINFO with the page present, the "
-      "guest takes vector 6",
+      "the injected event (0x80000306), EVENTINJ.V = 0; re-injected from EXITINTINFO with the "
+      "page present, the guest takes vector 6",
       "AMD APM Vol. 2 15.7.2, 15.20, 15.25.6", "apm.15.7.2.exitintinfo",
-      "apm.15.20.inject-exitintinfo", "apm.15.25.6.npf-not-present")
+      "apm.15.20.inject-exitintinfo", "apm.15.25.6.npf-not-present", "apm.15.6.vmexit-cleared")
 {
     svm_require_npt();
     struct svm_vcpu v;
@@ -292,6 +293,7 @@ PROBE(svm_e2_exitintinfo_npf, "svm.event.exitintinfo_npf", "NPT",
           (unsigned long long)i2, (unsigned long long)gate);
     check_eq("EXITINTINFO (the #UD being delivered)", v.vmcb->control.exit_int_info,
              SVM_EVTINJ_VALID | SVM_EVTINJ_TYPE_EXEPT | UD_VECTOR);
+    check_eq("EVENTINJ.V after the exit", v.vmcb->control.event_inj & SVM_EVTINJ_VALID, 0);
     v.vmcb->control.event_inj = v.vmcb->control.exit_int_info;
     const uint64_t *f = took(&v, svm_run(&v), UD_VECTOR, "#UD re-injected from EXITINTINFO");
     if (f)

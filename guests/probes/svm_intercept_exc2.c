@@ -174,3 +174,21 @@ PROBE(svm_x2_df, "svm.intercept.exception_df", "SVM",
     check_eq("#DF exit: EXITINFO1 (error code)", v.vmcb->control.exit_info_1, 0);
     note("#DF exit: EXITINTINFO %#llx", (unsigned long long)v.vmcb->control.exit_int_info);
 }
+
+PROBE(svm_x2_not_intercepted, "svm.intercept.exception_not_intercepted", "SVM",
+      "Guest UD2 with the #UD intercept clear (the other exceptions intercepted): no #VMEXIT for "
+      "the #UD; the guest takes vector 6 through its own IDT with the frame's RIP = the UD2",
+      "AMD APM Vol. 2 15.12", "apm.15.12.not-intercepted")
+{
+    svm_require();
+    struct svm_vcpu v;
+    svm_vcpu_init(&v, (svm_guest_fn)(uintptr_t)guest_ud2, 0);
+    v.vmcb->control.intercept_exceptions &= ~(uint32_t)BIT(UD_VECTOR);
+    uint64_t code = svm_run(&v);
+    if (!svm_check_exit(&v, code, SVM_EXIT_VMMCALL, "UD2 with #UD not intercepted"))
+        return;
+    if (!check(svm_guest_exc_vector(&v) == UD_VECTOR,
+               "UD2 with #UD not intercepted: %s, want the guest IDT's vector 6", svm_exit_str(&v)))
+        return;
+    check_eq("frame RIP (the UD2)", *(const uint64_t *)(uintptr_t)v.vmcb->save.rsp, A(guest_ud2));
+}
