@@ -137,7 +137,7 @@ PROBE(svm_e2_vintr_masked, "svm.event.vintr_masked", "SVM",
       "V_IRQ=1 (vector 0x50, priority 15, V_TPR=0) with the VINTR intercept set and guest "
       "RFLAGS.IF=0: no virtual interrupt can be taken, so there is no VINTR exit: the guest runs "
       "to its VMMCALL with V_IRQ still 1",
-      "AMD APM Vol. 2 15.13.5, 15.21.4", "apm.15.21.6.vintr-intercept", "apm.15.13.5.vintr")
+      "AMD APM Vol. 2 15.13.5, 15.21.4", "apm.15.13.5.vintr")
 {
     svm_require();
     struct svm_vcpu v;
