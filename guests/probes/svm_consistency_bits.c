@@ -399,3 +399,57 @@ PROBE(svm_cons_canon_vmload, "svm.consistency.canon_vmload", "SVM",
     check_eq("GS base saved after VMLOAD of a non-canonical base", out->save.gs.base,
              want + 0x1000);
 }
+
+/* ---- paged real mode ------------------------------------------------------------------- */
+
+__asm__(".pushsection .text\n"
+        ".code16\n"
+        "svm_cb_prm_guest:\n"
+        "    mov $0x1919, %ax\n"
+        "    mov %cr0, %ebx\n"
+        "svm_cb_prm_site:\n"
+        "    vmmcall\n"
+        "    ud2\n"
+        "svm_cb_prm_end:\n"
+        ".code64\n"
+        ".popsection");
+extern char svm_cb_prm_guest[], svm_cb_prm_site[], svm_cb_prm_end[];
+
+PROBE(svm_cb_paged_real, "svm.consistency.paged_real_mode", "SVM",
+      "VMRUN of a real-mode guest with CR0.PG=1 and CR0.PE=0 (paged real mode; CR4.PSE=1, CR3 = "
+      "a page directory whose only 4 MiB page maps linear 2 GiB + (P mod 4 MiB) to the code page "
+      "P, and CS.base = that linear address): VMRUN accepts the state and the guest's code, "
+      "reachable only through its page tables, runs MOV AX,imm; MOV EBX,CR0; VMMCALL: exit 0x81 "
+      "with AX as set and CR0.PG=1, PE=0 in EBX and in the VMCB",
+      "AMD APM Vol. 2 15.19", "apm.15.19.paged-real-mode")
+{
+    svm_require();
+    if (!(cpuid(1, 0).d & BIT(3)))
+        skip("CPUID 1 EDX.PSE[3]=0");
+    struct svm_vcpu v;
+    svm_vcpu_init(&v, (svm_guest_fn)(uintptr_t)guest_vmmcall, 0);
+    uint8_t *page = alloc_page();
+    memcpy(page, svm_cb_prm_guest, (size_t)(svm_cb_prm_end - svm_cb_prm_guest));
+    uint32_t *pd = alloc_page();
+    uint64_t lin = 0x80000000ull + (A(page) & 0x3fffffull);
+    pd[lin >> 22] = (uint32_t)(A(page) & ~0x3fffffull) | 0x83; /* P, RW, PS */
+    struct vmcb_save *s = &v.vmcb->save;
+    s->cr0 = CR0_PG | CR0_ET;
+    s->cr4 = BIT(4); /* PSE */
+    s->cr3 = A(pd);
+    s->efer = EFER_SVME;
+    struct vmcb_seg code_seg = {.selector = 0, .attrib = 0x9b, .limit = 0xffff, .base = lin};
+    struct vmcb_seg data_seg = {.selector = 0, .attrib = 0x93, .limit = 0xffff, .base = lin};
+    s->cs = code_seg;
+    s->ds = s->es = s->ss = s->fs = s->gs = data_seg;
+    s->rip = 0;
+    s->rsp = 0xff0;
+    s->cpl = 0;
+    uint64_t code = svm_run(&v);
+    if (!svm_check_exit(&v, code, SVM_EXIT_VMMCALL, "VMRUN of a paged real-mode guest"))
+        return;
+    check_eq("guest IP (the VMMCALL)", s->rip, (uint64_t)(svm_cb_prm_site - svm_cb_prm_guest));
+    check_eq("guest AX", s->rax & 0xffff, 0x1919);
+    check_eq("guest CR0.PG and PE (MOV from CR0)", v.regs.rbx & (CR0_PG | CR0_PE), CR0_PG);
+    check_eq("VMCB CR0.PG and PE after the exit", s->cr0 & (CR0_PG | CR0_PE), CR0_PG);
+}

@@ -242,7 +242,7 @@ PROBE(svm_mi_ltr, "svm.intercept.tr_write", "SVM",
       "Guest LTR of the kernel's TSS selector (busy, so an executed LTR would #GP) with the "
       "TR-write intercept (vector 3 bit 13) set: exit 0x6D at the LTR, before the descriptor is "
       "checked; resumed after it the guest reaches VMMCALL",
-      REF, "apm.15.9.ldtr-tr-write")
+      REF, "apm.15.9.ldtr-tr-write", "apm.15.9.intercept-priority")
 {
     static const struct mcase t =
         {"LTR", svm_m_ltr, svm_m_ltr_end, 3, SVM_INTERCEPT_TR_WRITE, SVM_EXIT_TR_WRITE};
@@ -429,4 +429,48 @@ PROBE(svm_mi_mwait_cond, "svm.intercept.mwait_armed", "SVM",
     v.vmcb->save.rip = A(svm_m_mwait_end);
     code = svm_run(&v);
     svm_check_exit(&v, code, SVM_EXIT_VMMCALL, "VMMCALL after resuming past the MWAIT");
+}
+
+/* ---- MSR intercepts before the #GP ---------------------------------------------------------- */
+
+/* RCX = MSR, EDX:EAX = value: RDMSR; VMMCALL; WRMSR; VMMCALL */
+GUEST(svm_m_rdmsr, "rdmsr", "vmmcall", "svm_m_wrmsr:", "wrmsr", "vmmcall", "ud2");
+extern char svm_m_wrmsr[];
+
+static bool msr_exit(struct svm_vcpu *v, const void *site, uint32_t msr, uint64_t info1,
+                     const char *what)
+{
+    v->vmcb->save.rip = A(site);
+    v->regs.rcx = msr;
+    uint64_t code = svm_run(v);
+    if (!svm_check_exit(v, code, SVM_EXIT_MSR, what))
+        return false;
+    check(v->vmcb->save.rip == A(site), "%s: VMCB RIP %#llx, want %#llx", what,
+          (unsigned long long)v->vmcb->save.rip, (unsigned long long)A(site));
+    return check(v->vmcb->control.exit_info_1 == info1, "%s: EXITINFO1 %#llx, want %#llx", what,
+                 (unsigned long long)v->vmcb->control.exit_info_1, (unsigned long long)info1);
+}
+
+PROBE(svm_mi_msr_priority, "svm.intercept.msr_before_gp", "SVM",
+      "MSR_PROT set: guest WRMSR EFER with bit 63 set (a value that raises #GP) with the MSRPM "
+      "write bit of EFER set exits 0x7C with EXITINFO1 = 1 and the guest EFER unchanged; RDMSR of "
+      "MSR 0x1FFF (no such MSR, inside the map's first range) with its read bit set exits 0x7C "
+      "with EXITINFO1 = 0; RDMSR of 0xC0002000 (outside the three ranges the map covers) exits "
+      "0x7C; each at the instruction, before the #GP it would raise (#GP is intercepted: a 0x4D "
+      "exit would show it)",
+      "AMD APM Vol. 2 15.11", "apm.15.11.msr-priority", "apm.15.11.msrpm-outside")
+{
+    svm_require();
+    struct svm_vcpu v;
+    svm_vcpu_init(&v, (svm_guest_fn)(uintptr_t)svm_m_rdmsr, 0);
+    v.vmcb->control.intercept_misc1 |= SVM_INTERCEPT_MSR_PROT;
+    if (!svm_msrpm_set(&v, MSR_EFER, false, true) || !svm_msrpm_set(&v, 0x1fff, true, false))
+        error("svm_msrpm_set failed");
+    uint64_t efer = v.vmcb->save.efer;
+    v.vmcb->save.rax = efer & 0xffffffff;
+    v.regs.rdx = (efer >> 32) | 0x80000000u;
+    if (msr_exit(&v, svm_m_wrmsr, MSR_EFER, 1, "WRMSR EFER with bit 63 set"))
+        check_eq("guest EFER after the intercepted WRMSR", v.vmcb->save.efer, efer);
+    msr_exit(&v, svm_m_rdmsr, 0x1fff, 0, "RDMSR 0x1FFF (no such MSR, read bit set)");
+    msr_exit(&v, svm_m_rdmsr, 0xc0002000, 0, "RDMSR 0xC0002000 (outside the map)");
 }
