@@ -309,7 +309,7 @@ static uint64_t read_dr6(void)
     return v;
 }
 
-PROBE(svm_e2_host_tf, "svm.vmrun.host_tf", "SVM",
+PROBE(svm_e2_host_tf, "svm.basic.host_tf", "SVM",
       "Host single-steps over VMRUN (POPF sets RFLAGS.TF, VMRUN is the next instruction; guest "
       "RFLAGS.TF=0, #DB intercepted): the guest runs NOP; NOP; NOP; VMMCALL without a #DB exit, "
       "and the host's single-step #DB trap comes once #VMEXIT has completed, on the host "
@@ -386,7 +386,7 @@ static uint64_t read_dr7(void)
 /* Never executed: the address of the host's DR0 breakpoint. */
 GUEST(svm_e2_never, "ud2");
 
-PROBE(svm_e2_host_dr7, "svm.vmrun.host_dr7", "SVM",
+PROBE(svm_e2_host_dr7, "svm.basic.host_dr7", "SVM",
       "Host DR7 = 0x401 (L0: an execute breakpoint at DR0 = code that never runs) at VMRUN; the "
       "guest VMMCALLs: after #VMEXIT the host's DR7 reads 0x400 (#VMEXIT disables the host's "
       "breakpoints); the probe restores DR7 = 0x400 and DR0 = 0",
