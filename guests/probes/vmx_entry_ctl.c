@@ -290,7 +290,7 @@ PROBE(vmx_entry_ctl_apic_virt, "vmx.entry.ctl_apic_virt", "VMX",
 
 PROBE(vmx_entry_ctl_eptp_more, "vmx.entry.ctl_eptp_more", "EPT",
       "With enable EPT, VMLAUNCH with an EPTP whose address is at 1 << MAXPHYADDR, whose page-walk "
-      "length is 3 (value 2), whose bits 11:7 are set (bit 7), with a page-walk length of 5 when "
+      "length is 3 (value 2), with reserved bit 8 set, with a page-walk length of 5 when "
       "IA32_VMX_EPT_VPID_CAP[7]=0, or with the A/D enable bit when bit 21 is 0, gives "
       "VMfailValid(7)",
       "Intel SDM Vol. 3C 27.2.1.1, 25.6.11, A.10")
@@ -309,7 +309,7 @@ PROBE(vmx_entry_ctl_eptp_more, "vmx.entry.ctl_eptp_more", "EPT",
          1,
          {F(VMCS_EPTP, (eptp & mask) | vc_beyond_maxphy())}},
         {"EPTP page-walk length 3", VC_CTL, 0, 1, {F(VMCS_EPTP, (eptp & ~(7ull << 3)) | (2 << 3))}},
-        {"EPTP reserved bit 7", VC_CTL, 0, 1, {F(VMCS_EPTP, eptp | (1ull << 7))}},
+        {"EPTP reserved bit 8", VC_CTL, 0, 1, {F(VMCS_EPTP, eptp | (1ull << 8))}},
     };
     unsigned n = 3;
     if (!(cap & VMX_EPT_PWL5))
