@@ -204,3 +204,116 @@ PROBE(vmx_guest32_task_switch, "vmx.intercept.task_switch", "VMX",
     vmcs_write(VMCS_GUEST_RFLAGS, 0x2);
     vmx_run_expect(v, EXIT_VMCALL, "the 32-bit guest's VMCALL after the task switches");
 }
+
+#define F(field, val)  \
+    {                  \
+        (field), (val) \
+    }
+
+PROBE(vmx_guest32_state, "vmx.entry.guest32_state", "VMX",
+      "Guest-state checks of a 32-bit guest (IA-32e mode guest = 0, PAE paging), each a VM-entry "
+      "failure (0x80000021, qualification 0): CR4.PCIDE=1; EFER.LMA=1; EFER.LME=1 with CR0.PG=1; "
+      "RIP bit 32 set; CS base bit 32 set; TR type 9 (available). TR type 3 (16-bit busy TSS, "
+      "allowed outside IA-32e mode) launches",
+      "Intel SDM Vol. 3C 27.3.1.1, 27.3.1.2, 27.3.1.4")
+{
+    struct g32 g;
+    g32_setup(&g);
+    struct vmx_vcpu *v = g.v;
+    vc_baseline(v);
+    uint64_t cr4 = vmcs_read(VMCS_GUEST_CR4), efer = vmcs_read(VMCS_GUEST_EFER);
+    uint64_t rip = vmcs_read(VMCS_GUEST_RIP);
+    const struct vc_case cs[] = {
+        {"CR4.PCIDE=1 outside IA-32e mode", VC_GUEST, 0, 1, {F(VMCS_GUEST_CR4, cr4 | BIT(17))}},
+        {"EFER.LMA=1 with IA-32e mode guest 0",
+         VC_GUEST,
+         0,
+         1,
+         {F(VMCS_GUEST_EFER, efer | EFER_LMA)}},
+        {"EFER.LME=1 with CR0.PG=1, IA-32e mode guest 0",
+         VC_GUEST,
+         0,
+         1,
+         {F(VMCS_GUEST_EFER, efer | EFER_LME)}},
+        {"RIP bit 32", VC_GUEST, 0, 1, {F(VMCS_GUEST_RIP, rip | BIT(32))}},
+        {"CS base bit 32", VC_GUEST, 0, 1, {F(VMCS_GUEST_CS_BASE, BIT(32))}},
+        {"TR type 9 (available TSS)",
+         VC_GUEST,
+         0,
+         1,
+         {F(VMCS_GUEST_TR_AR, VMX_AR_TYPE(9) | VMX_AR_P)}},
+        {"TR type 3 (16-bit busy TSS)",
+         VC_LAUNCH,
+         0,
+         1,
+         {F(VMCS_GUEST_TR_AR, VMX_AR_TYPE(3) | VMX_AR_P)}},
+    };
+    v->watchdog = "the VM-entry failure (0x80000021)";
+    vc_run_all(v, cs, ARRAY_SIZE(cs));
+    v->watchdog = NULL;
+}
+
+#define V86_CS 0x1000 /* CS base 0x10000: a guest page table maps it onto the code */
+#define V86_SS 0x2000
+
+PROBE(vmx_guest32_v8086, "vmx.entry.guest_v8086", "VMX",
+      "A virtual-8086 guest (RFLAGS.VM=1 under a 32-bit protected-mode guest state) whose six "
+      "segments have base = selector << 4, limit 0xffff and access rights 0xf3 enters and exits "
+      "at its CPUID (reason 10, RIP 0); VM entry fails (0x80000021, qualification 0) with CS base "
+      "!= selector << 4, with a DS limit of 0x1ffff, with SS access rights 0x93 (DPL 0), and with "
+      "IA-32e mode guest = 1",
+      "Intel SDM Vol. 3C 27.3.1.2, 27.3.1.4")
+{
+    struct g32 g;
+    g32_setup(&g);
+    struct vmx_vcpu *v = g.v;
+    /* the low 2 MiB of the guest through a page table with U=1; linear 0x10000 -> the code */
+    uint64_t *pd = (uint64_t *)(uintptr_t)(g.pdpt[0] & EPT_ADDR_MASK);
+    uint64_t *pt = alloc_page();
+    for (unsigned i = 0; i < 512; i++)
+        pt[i] = ((uint64_t)i << 12) | 7;
+    pt[V86_CS >> 8] = (uintptr_t)g.code | 7;
+    uint8_t *stack = alloc_page();
+    pt[V86_SS >> 8] = (uintptr_t)stack | 7;
+    pd[0] = (uintptr_t)pt | 7;
+    static const uint8_t code[] = {0x0f, 0xa2, 0x0f, 0x0b}; /* cpuid; ud2 */
+    memcpy(g.code, code, sizeof(code));
+    for (unsigned s = 0; s < 6; s++) {
+        uint32_t off = 2 * s;
+        uint16_t sel = s == 1 ? V86_CS : s == 2 ? V86_SS : 0;
+        vmcs_write(VMCS_GUEST_ES_SEL + off, sel);
+        vmcs_write(VMCS_GUEST_ES_BASE + off, (uint64_t)sel << 4);
+        vmcs_write(VMCS_GUEST_ES_LIMIT + off, 0xffff);
+        vmcs_write(VMCS_GUEST_ES_AR + off, 0xf3);
+    }
+    vmcs_write(VMCS_GUEST_RIP, 0);
+    vmcs_write(VMCS_GUEST_RSP, 0xff0);
+    vmcs_write(VMCS_GUEST_RFLAGS, 0x20002);
+    v->launched = 0;
+    if (vmx_run_expect(v, EXIT_CPUID, "the virtual-8086 guest's CPUID"))
+        check_eq("guest RIP (IP) at the CPUID exit", v->guest_rip, 0);
+    if (v->launched) {
+        vmclear(v->vmcs_pa);
+        vmptrld(v->vmcs_pa);
+        v->launched = 0;
+    }
+    vmcs_write(VMCS_GUEST_RIP, 0);
+    const struct vc_case cs[] = {
+        {"v8086: CS base != selector << 4",
+         VC_GUEST,
+         0,
+         1,
+         {F(VMCS_GUEST_CS_BASE, ((uint64_t)V86_CS << 4) + 0x10)}},
+        {"v8086: DS limit 0x1ffff", VC_GUEST, 0, 1, {F(VMCS_GUEST_DS_LIMIT, 0x1ffff)}},
+        {"v8086: SS access rights 0x93", VC_GUEST, 0, 1, {F(VMCS_GUEST_SS_AR, 0x93)}},
+        {"v8086 with IA-32e mode guest 1",
+         VC_GUEST,
+         0,
+         1,
+         {F(VMCS_ENTRY_CTLS, vmcs_read(VMCS_ENTRY_CTLS) | ENTRY_IA32E_GUEST)}},
+    };
+    unsigned ok = 0;
+    for (unsigned i = 0; i < ARRAY_SIZE(cs); i++)
+        ok += vc_run(v, &cs[i]);
+    note("%u of %u cases as required", ok, (unsigned)ARRAY_SIZE(cs));
+}
