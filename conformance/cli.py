@@ -145,6 +145,67 @@ def cmd_list(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# ---- nvct coverage ----------------------------------------------------------------
+
+
+def cmd_coverage(args: argparse.Namespace) -> int:
+    from .core import requirements as req
+
+    try:
+        rmap = req.load_map(args.requirements)
+    except req.RequirementError as exc:
+        raise UsageError(str(exc)) from None
+    cov = req.coverage(rmap, _catalog(_image()))
+    verdicts = {}
+    for run in _runs(args.record or []):
+        verdicts[run.label] = req.requirement_verdicts(run.catalog, run.results)
+    if args.json:
+        data = cov.as_dict()
+        if verdicts:
+            data["runs"] = {
+                label: {f"L{lv}": states for lv, states in levels.items()} for label, levels in verdicts.items()
+            }
+        json.dump(data, sys.stdout, indent=1)
+        sys.stdout.write("\n")
+    elif args.markdown:
+        sys.stdout.write(req.render_markdown(cov, verdicts))
+    else:
+        sys.stdout.write(req.render_text(cov, verdicts))
+    for problem in cov.problems:
+        print(f"nvct coverage: {problem}", file=sys.stderr)
+    return EXIT_BAD if cov.problems else EXIT_OK
+
+
+# ---- nvct docs -------------------------------------------------------------------------
+
+
+def cmd_docs(args: argparse.Namespace) -> int:
+    from .core import requirements as req
+    from .reports import probedocs
+
+    root = Path(__file__).resolve().parent.parent
+    docs = args.docs or root / "docs" / "probes"
+    try:
+        rmap = req.load_map(args.requirements)
+    except req.RequirementError as exc:
+        raise UsageError(str(exc)) from None
+    runs = _runs(sorted((docs / "runs").glob("*.json")))
+    for arch in probedocs.ARCHES:
+        for part in ("intro.md", "deviations.md"):
+            if not (docs / arch / part).is_file():
+                raise UsageError(f"{docs / arch / part}: missing (the hand-written part of {arch}.md)")
+    pages = probedocs.render_all(_catalog(_image()), rmap, runs, docs)
+    stale = [path for path, text in pages.items() if not path.is_file() or path.read_text() != text]
+    if args.check:
+        for path in stale:
+            print(f"nvct docs: {path} is stale: run `nvct docs` and commit it", file=sys.stderr)
+        return EXIT_BAD if stale else EXIT_OK
+    for path in stale:
+        _write(path, pages[path])
+        print(f"wrote {path}", file=sys.stderr)
+    return EXIT_OK
+
+
 # ---- nvct build -------------------------------------------------------------------
 
 
@@ -479,6 +540,21 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="JSON instead of a table")
     p.add_argument("--all", action="store_true", help="include hidden probes (selftests)")
     p.set_defaults(func=cmd_list)
+
+    p = sub.add_parser("coverage", help="how much of the SDM/APM requirement map the probes cover")
+    form = p.add_mutually_exclusive_group()
+    form.add_argument("--json", action="store_true", help="JSON to standard output")
+    form.add_argument("--markdown", action="store_true", help="Markdown to standard output")
+    p.add_argument("--requirements", type=Path, metavar="DIR", help="the requirement map (default: requirements/)")
+    p.add_argument("--record", type=Path, action="append", metavar="RUN.json",
+                   help="also say which requirements passed at which level of this run (repeatable)")  # fmt: skip
+    p.set_defaults(func=cmd_coverage)
+
+    p = sub.add_parser("docs", help="generate docs/probes/svm.md and vmx.md (catalogue, requirements, recorded runs)")
+    p.add_argument("--check", action="store_true", help="write nothing; exit 1 when a page is stale")
+    p.add_argument("--docs", type=Path, metavar="DIR", help="the pages' folder (default: docs/probes)")
+    p.add_argument("--requirements", type=Path, metavar="DIR", help="the requirement map (default: requirements/)")
+    p.set_defaults(func=cmd_docs)
 
     p = sub.add_parser("host", help="check this machine for nested virtualization (virt-host-validate style)")
     p.add_argument("--color", choices=("auto", "always", "never"), default="auto")

@@ -32,7 +32,7 @@ def test_catalog_is_sorted_by_id_and_keeps_flags(probes):
 
 
 def test_catalog_errors():
-    with pytest.raises(CatalogError, match="line 1: want 5"):
+    with pytest.raises(CatalogError, match="line 1: want 6"):
         parse_catalog("only\tthree\tfields")
     with pytest.raises(CatalogError, match="registered twice: a.b"):
         parse_catalog("a.b\tX\t-\td\tr\na.b\tX\t-\td\tr")

@@ -16,6 +16,10 @@ from pathlib import Path
 
 SECTION = ".nvct_catalog"
 
+# <manual>.<section>.<slug>: manual sdm or apm, the section as the manual
+# numbers it (digits, or a capital appendix letter first), a kebab-case slug.
+REQUIREMENT_ID = re.compile(r"(sdm|apm)\.(?:[0-9]+|[A-Z])(?:\.[0-9]+)*\.[a-z0-9]+(?:-[a-z0-9]+)*")
+
 
 class CatalogError(Exception):
     pass
@@ -29,6 +33,7 @@ class Probe:
     reference: str
     hidden: bool = False
     isolated: bool = False  # the harness runs it in a boot of its own
+    requirements: tuple[str, ...] = ()  # ids of the requirement map (requirements/) it checks
 
     @property
     def group(self) -> str:
@@ -44,6 +49,7 @@ class Probe:
             "reference": self.reference,
             "hidden": self.hidden,
             "isolated": self.isolated,
+            "requirements": list(self.requirements),
         }
 
 
@@ -89,12 +95,21 @@ def parse_catalog(text: str, origin: str = "catalogue") -> list[Probe]:
         if not line:
             continue
         fields = line.split("\t")
-        if len(fields) != 5:
-            raise CatalogError(f"{origin}: line {number}: want 5 tab-separated fields: {line!r}")
-        pid, feature, flags, description, reference = fields
+        if len(fields) == 5:  # a kernel from before requirement ids
+            fields.append("")
+        if len(fields) != 6:
+            raise CatalogError(f"{origin}: line {number}: want 6 tab-separated fields: {line!r}")
+        pid, feature, flags, description, reference, reqs = fields
         flag_set = set(flags.split(","))
+        requirements = tuple(reqs.split())
+        bad = [r for r in requirements if not REQUIREMENT_ID.fullmatch(r)]
+        if bad:
+            raise CatalogError(
+                f"{origin}: line {number}: probe {pid}: bad requirement id {bad[0]!r} "
+                "(want <sdm|apm>.<section>.<slug>, e.g. sdm.27.3.1.1.cr0-fixed-bits)"
+            )
         probes.append(Probe(pid, feature, description, reference, hidden="hidden" in flag_set,
-                            isolated="isolated" in flag_set))  # fmt: skip
+                            isolated="isolated" in flag_set, requirements=requirements))  # fmt: skip
     ids = [p.id for p in probes]
     dupes = sorted({i for i in ids if ids.count(i) > 1})
     if dupes:

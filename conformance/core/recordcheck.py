@@ -194,6 +194,7 @@ def check_run(data: Any, where: str = "") -> None:
     for at, entry in _objects(data, "catalog", where):
         for name in ("id", "group", "feature", "description", "reference"):
             _str(entry, name, at)
+        _strings(entry, "requirements", at)
     for at, level in _objects(data, "levels", where):
         _int(level, "level", at, 0, MAX_LEVEL, required=True)
         _int(level, "boots", at, 0, 2**31)

@@ -18,6 +18,7 @@ import json
 
 from .. import __version__
 from ..core.printable import printable
+from ..core.requirements import requirement_verdicts
 from ..core.runrecord import RunRecord
 from ..gate.features import exposed, feature_view, from_facts
 from .common import columns, expected_text, groups, lookup, nesting_settings, outcome, why
@@ -228,6 +229,19 @@ def render_runs(runs: list[RunRecord], title: str | None = None) -> str:
                        f"{e(join(cells))}</tr>")  # fmt: skip
         out.append("</tbody>")
     out.append("</table>")
+
+    # ---- the requirements the probes name, per level: PASS when every probe naming one passed there
+    req_cols = [(c, requirement_verdicts(c.run.catalog, c.run.results).get(c.level, {})) for c in cols]
+    if any(states for _, states in req_cols):
+        out.append('<h2>Requirements</h2><table id="requirements"><thead><tr><th scope="col">requirements'
+                   f"</th>{e(head)}</tr></thead><tbody>")  # fmt: skip
+        for state in ("PASS", "PARTIAL", "SKIP", "FAIL"):
+            cells = join(Markup(f"<td>{e(sum(v == state for v in states.values()))}</td>") for _, states in req_cols)
+            out.append(f'<tr><th scope="row">{e(state)}</th>{e(cells)}</tr>')
+        out.append(
+            "</tbody></table><p><small>A requirement of the map (requirements/) passes at a level when "
+            "every probe naming it passed there; PARTIAL: some passed, the others skipped.</small></p>"
+        )
 
     # ---- the facts of each level
     out.append('<h2>Stacks and levels</h2><div class="facts" id="facts">')

@@ -45,30 +45,77 @@ struct nvct_probe {
 };
 
 /*
- * PROBE(fn, "id", "FEATURE", "description", "spec reference") { body }
+ * PROBE(fn, "id", "FEATURE", "description", "spec reference"[, "req", ...]) { body }
  *
  * Defines the probe function and registers it twice: a descriptor in the
  * loaded section .probes (what the runner iterates) and a text line in the
  * non-loaded section .nvct_catalog (what `nvct list` reads from the ELF).
- * All four strings must be string literals without tabs, newlines, double
- * quotes or backslashes.
+ * The optional trailing arguments (up to 32) are the ids of the manual's
+ * requirements the probe checks, from the map in requirements/ (id scheme
+ * in docs/adding-a-probe.md), e.g. "sdm.27.3.1.1.cr0-fixed-bits"; they go
+ * to the catalogue line only. All strings must be string literals without
+ * tabs, newlines, double quotes or backslashes; a requirement id also
+ * without spaces.
  */
 /* clang-format off */
-#define NVCT_PROBE_(fn_, id_, feat_, desc_, ref_, flags_, fstr_)                     \
+#define NVCT_PROBE_(fn_, id_, feat_, desc_, ref_, flags_, fstr_, reqs_)              \
     static void fn_(void);                                                          \
     static const struct nvct_probe nvct_probe_##fn_                                 \
         __attribute__((used, section(".probes"), aligned(8))) = {                   \
             id_, feat_, desc_, ref_, fn_, flags_};                                  \
     __asm__(".pushsection .nvct_catalog,\"\",@progbits\n\t.ascii \"" id_ "\\t" feat_ \
-            "\\t" fstr_ "\\t" desc_ "\\t" ref_ "\\n\"\n\t.popsection");             \
+            "\\t" fstr_ "\\t" desc_ "\\t" ref_ "\\t" reqs_ "\\n\"\n\t.popsection");  \
     static void fn_(void)
+
+/* The requirement ids, as one string literal: " a b c" (space-separated). */
+#define NVCT_NARG_(...) NVCT_NARG_I_(_, ##__VA_ARGS__, 32, 31, 30, 29, 28, 27, 26, 25, 24, 23, \
+    22, 21, 20, 19, 18, 17, 16, 15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0)
+#define NVCT_NARG_I_(_0, _1, _2, _3, _4, _5, _6, _7, _8, _9, _10, _11, _12, _13, _14, _15, _16, \
+    _17, _18, _19, _20, _21, _22, _23, _24, _25, _26, _27, _28, _29, _30, _31, _32, n, ...) n
+#define NVCT_CAT_(a, b)  NVCT_CAT2_(a, b)
+#define NVCT_CAT2_(a, b) a##b
+#define NVCT_REQS_(...)  NVCT_CAT_(NVCT_R, NVCT_NARG_(__VA_ARGS__))(__VA_ARGS__)
+#define NVCT_R0()        ""
+#define NVCT_R1(a)       " " a
+#define NVCT_R2(a, ...) " " a NVCT_R1(__VA_ARGS__)
+#define NVCT_R3(a, ...) " " a NVCT_R2(__VA_ARGS__)
+#define NVCT_R4(a, ...) " " a NVCT_R3(__VA_ARGS__)
+#define NVCT_R5(a, ...) " " a NVCT_R4(__VA_ARGS__)
+#define NVCT_R6(a, ...) " " a NVCT_R5(__VA_ARGS__)
+#define NVCT_R7(a, ...) " " a NVCT_R6(__VA_ARGS__)
+#define NVCT_R8(a, ...) " " a NVCT_R7(__VA_ARGS__)
+#define NVCT_R9(a, ...) " " a NVCT_R8(__VA_ARGS__)
+#define NVCT_R10(a, ...) " " a NVCT_R9(__VA_ARGS__)
+#define NVCT_R11(a, ...) " " a NVCT_R10(__VA_ARGS__)
+#define NVCT_R12(a, ...) " " a NVCT_R11(__VA_ARGS__)
+#define NVCT_R13(a, ...) " " a NVCT_R12(__VA_ARGS__)
+#define NVCT_R14(a, ...) " " a NVCT_R13(__VA_ARGS__)
+#define NVCT_R15(a, ...) " " a NVCT_R14(__VA_ARGS__)
+#define NVCT_R16(a, ...) " " a NVCT_R15(__VA_ARGS__)
+#define NVCT_R17(a, ...) " " a NVCT_R16(__VA_ARGS__)
+#define NVCT_R18(a, ...) " " a NVCT_R17(__VA_ARGS__)
+#define NVCT_R19(a, ...) " " a NVCT_R18(__VA_ARGS__)
+#define NVCT_R20(a, ...) " " a NVCT_R19(__VA_ARGS__)
+#define NVCT_R21(a, ...) " " a NVCT_R20(__VA_ARGS__)
+#define NVCT_R22(a, ...) " " a NVCT_R21(__VA_ARGS__)
+#define NVCT_R23(a, ...) " " a NVCT_R22(__VA_ARGS__)
+#define NVCT_R24(a, ...) " " a NVCT_R23(__VA_ARGS__)
+#define NVCT_R25(a, ...) " " a NVCT_R24(__VA_ARGS__)
+#define NVCT_R26(a, ...) " " a NVCT_R25(__VA_ARGS__)
+#define NVCT_R27(a, ...) " " a NVCT_R26(__VA_ARGS__)
+#define NVCT_R28(a, ...) " " a NVCT_R27(__VA_ARGS__)
+#define NVCT_R29(a, ...) " " a NVCT_R28(__VA_ARGS__)
+#define NVCT_R30(a, ...) " " a NVCT_R29(__VA_ARGS__)
+#define NVCT_R31(a, ...) " " a NVCT_R30(__VA_ARGS__)
+#define NVCT_R32(a, ...) " " a NVCT_R31(__VA_ARGS__)
 /* clang-format on */
 
-#define PROBE(fn, id, feat, desc, ref) NVCT_PROBE_(fn, id, feat, desc, ref, 0, "-")
-#define PROBE_HIDDEN_(fn, id, feat, desc, ref) \
-    NVCT_PROBE_(fn, id, feat, desc, ref, PROBE_HIDDEN, "hidden")
-#define PROBE_ISOLATED_(fn, id, feat, desc, ref) \
-    NVCT_PROBE_(fn, id, feat, desc, ref, PROBE_ISOLATED, "isolated")
+#define PROBE(fn, id, feat, desc, ref, ...) \
+    NVCT_PROBE_(fn, id, feat, desc, ref, 0, "-", NVCT_REQS_(__VA_ARGS__))
+#define PROBE_HIDDEN_(fn, id, feat, desc, ref, ...) \
+    NVCT_PROBE_(fn, id, feat, desc, ref, PROBE_HIDDEN, "hidden", NVCT_REQS_(__VA_ARGS__))
+#define PROBE_ISOLATED_(fn, id, feat, desc, ref, ...) \
+    NVCT_PROBE_(fn, id, feat, desc, ref, PROBE_ISOLATED, "isolated", NVCT_REQS_(__VA_ARGS__))
 
 /* ---- reporting, kvm-unit-tests style ----------------------------------- */
 

@@ -42,7 +42,7 @@ static void control_run(struct svm_vcpu *v)
 PROBE(svm_cpuid_exposed, "svm.cpuid.exposed", "SVM",
       "With CPUID 0x80000001 ECX.SVM[2]=1: leaf 0x8000000A is within the extended max leaf, the "
       "SVM revision EAX[7:0] is nonzero and EBX reports at least 2 ASIDs (ASID 0 is the host)",
-      "AMD APM Vol. 2 15.4, 15.5.1")
+      "AMD APM Vol. 2 15.4, 15.5.1", "apm.15.4.cpuid-svm", "apm.15.16.1.asid-range")
 {
     struct cpuid max = cpuid(0x80000000, 0);
     if (max.a < 0x80000001)
@@ -63,7 +63,7 @@ PROBE(svm_cpuid_exposed, "svm.cpuid.exposed", "SVM",
 PROBE(svm_efer_svme, "svm.efer.svme", "SVM",
       "With SVM exposed and VM_CR.SVMDIS=0: VMRUN with EFER.SVME=0 raises #UD; WRMSR EFER.SVME=1 "
       "succeeds and reads back 1; then CLGI and STGI execute without a fault",
-      "AMD APM Vol. 2 15.4, 15.5.1")
+      "AMD APM Vol. 2 15.4, 15.5.1", "apm.15.4.efer-svme")
 {
     svm_require_exposed();
     void *vmcb = alloc_page();
@@ -94,7 +94,7 @@ PROBE(svm_efer_svme, "svm.efer.svme", "SVM",
 PROBE(svm_basic_svme_gating, "svm.basic.svme_gating", "SVM",
       "With EFER.SVME=0: VMRUN, VMLOAD, VMSAVE, CLGI, INVLPGA and VMMCALL each raise #UD; STGI "
       "raises #UD unless CPUID 0x80000001 ECX.SKINIT[12]=1 (then it is allowed)",
-      "AMD APM Vol. 2 15.4")
+      "AMD APM Vol. 2 15.4", "apm.15.4.efer-svme")
 {
     svm_require_exposed();
     if (rdmsr(MSR_EFER) & EFER_SVME)
@@ -152,7 +152,8 @@ PROBE(svm_vmrun_vmmcall, "svm.vmrun.vmmcall", "SVM",
       "VMMCALL: exit code 0x81, VMCB RIP = the VMMCALL (fault-like intercept), next_rip = RIP+3 if "
       "NRIPS, VMCB RAX and the returned RBX are the guest values, EXITINTINFO.V=0; resuming at "
       "RIP+3 reaches a second VMMCALL with the same checks",
-      "AMD APM Vol. 2 15.5, 15.6, 15.7.1, 15.9")
+      "AMD APM Vol. 2 15.5, 15.6, 15.7.1, 15.9", "apm.15.6.vmexit-state", "apm.15.6.exitcode",
+      "apm.15.9.svm-insns", "apm.15.7.1.rip-fault-like")
 {
     svm_require();
     bool nrips = svm_has(SVM_FEAT_NRIPS);
@@ -259,7 +260,7 @@ PROBE(svm_basic_gprs, "svm.basic.gprs", "SVM",
       "VMRUN with distinct values in RAX (VMCB) and RBX..R15 (registers): the guest sees each of "
       "them unchanged; it writes new values to all fourteen and VMMCALLs; after #VMEXIT the host "
       "reads them back unchanged and the VMCB RAX is the guest result",
-      "AMD APM Vol. 2 15.5.1, 15.6")
+      "AMD APM Vol. 2 15.5.1, 15.6", "apm.15.5.1.gprs")
 {
     svm_require();
     struct svm_vcpu v;
@@ -288,7 +289,7 @@ PROBE(svm_basic_gprs, "svm.basic.gprs", "SVM",
 PROBE(svm_basic_asid_zero, "svm.basic.asid_zero", "SVM",
       "VMRUN of a guest that otherwise runs (control run exits with VMMCALL) but with ASID=0 in "
       "the VMCB: exit code VMEXIT_INVALID (-1)",
-      "AMD APM Vol. 2 15.5.1")
+      "AMD APM Vol. 2 15.5.1", "apm.15.5.1.cons-asid-zero")
 {
     svm_require();
     struct svm_vcpu v;
@@ -303,7 +304,7 @@ PROBE(svm_basic_asid_zero, "svm.basic.asid_zero", "SVM",
 PROBE(svm_basic_vmrun_intercept, "svm.basic.vmrun_intercept", "SVM",
       "VMRUN of a guest that otherwise runs (control run exits with VMMCALL) but with the VMRUN "
       "intercept bit (vector 4 bit 0) clear: exit code VMEXIT_INVALID (-1)",
-      "AMD APM Vol. 2 15.5.1")
+      "AMD APM Vol. 2 15.5.1", "apm.15.5.1.cons-vmrun-intercept")
 {
     svm_require();
     struct svm_vcpu v;
@@ -320,7 +321,7 @@ PROBE(svm_basic_vmrun_intercept, "svm.basic.vmrun_intercept", "SVM",
 PROBE(svm_basic_vmcb_addr, "svm.basic.vmcb_addr", "SVM",
       "With EFER.SVME=1: VMRUN, VMLOAD and VMSAVE with rAX not 4 KiB aligned (page+0x800), or at "
       "2^MAXPHYADDR (CPUID 0x80000008 EAX[7:0]), each raise #GP(0)",
-      "AMD APM Vol. 3 VMRUN, VMLOAD, VMSAVE; AMD APM Vol. 2 15.5.1")
+      "AMD APM Vol. 3 VMRUN, VMLOAD, VMSAVE; AMD APM Vol. 2 15.5.1", "apm.15.5.1.vmcb-pa")
 {
     svm_require();
     /* A host VMSAVE image at page A and again at A+0x800, so that a model
@@ -385,7 +386,7 @@ PROBE(svm_basic_vmload_vmsave, "svm.basic.vmload_vmsave", "SVM",
       "SYSENTER_CS/ESP/EIP MSRs; VMLOAD of a VMCB with new values (FS/GS selector, base) makes "
       "RDMSR and MOV from FS/GS return them; VMSAVE then stores the same values back; the host "
       "state is restored with VMLOAD",
-      "AMD APM Vol. 2 15.5.2")
+      "AMD APM Vol. 2 15.5.2", "apm.15.5.2.vmload-vmsave")
 {
     svm_require();
     struct vmcb *orig = alloc_page(), *mod = alloc_page(), *back = alloc_page();
@@ -476,7 +477,7 @@ PROBE(svm_basic_tsc_offset, "svm.basic.tsc_offset", "SVM",
       "A guest RDTSC with TSC_OFFSET=+2^50 and then -2^40 returns host TSC + offset (mod 2^64), "
       "bracketed by host RDTSCs before and after VMRUN; the host TSC read after #VMEXIT carries no "
       "offset",
-      "AMD APM Vol. 2 15.5.1, 15.6")
+      "AMD APM Vol. 2 15.5.1, 15.6", "apm.15.5.1.tsc-offset")
 {
     svm_require();
     struct svm_vcpu v;
@@ -532,7 +533,7 @@ PROBE(svm_basic_guest_pm32, "svm.basic.guest_pm32", "SVM",
       "32-bit CS) that executes MOV EAX,imm; MOV EBX,CR0; MOV ECX,CS; VMMCALL: exit 0x81 at the "
       "VMMCALL with EAX, CR0.PE=1/PG=0 and CS as loaded, VMCB EFER.LMA=0; the host is back in long "
       "mode",
-      "AMD APM Vol. 2 15.5.1, 15.6")
+      "AMD APM Vol. 2 15.5.1, 15.6", "apm.15.5.1.guest-modes")
 {
     svm_require();
     struct svm_vcpu v;
@@ -562,7 +563,7 @@ PROBE(svm_basic_guest_real, "svm.basic.guest_real", "SVM",
       "From a long-mode host, VMRUN a real-mode guest (CR0.PE=0, CS.base from the VMCB, IP=0) that "
       "executes MOV AX,imm; MOV EBX,CR0; VMMCALL: exit 0x81 with VMCB RIP = the VMMCALL offset, AX "
       "as set, CR0.PE=0 and VMCB CPL=0",
-      "AMD APM Vol. 2 15.5.1, 15.6")
+      "AMD APM Vol. 2 15.5.1, 15.6", "apm.15.5.1.guest-modes", "apm.15.5.1.cpl-from-vmcb")
 {
     svm_require();
     struct svm_vcpu v;
@@ -598,7 +599,7 @@ GUEST(svm_t_cr2_guest, "mov %cr2, %rax", "mov %rbx, %cr2", "vmmcall", "ud2");
 PROBE(svm_basic_cr2, "svm.basic.cr2", "SVM",
       "VMRUN with VMCB CR2 = A: the guest reads CR2 = A (VMRUN loads CR2), writes CR2 = B and "
       "VMMCALLs: the VMCB CR2 after #VMEXIT is B (#VMEXIT saves CR2)",
-      "AMD APM Vol. 2 15.5.1, 15.6")
+      "AMD APM Vol. 2 15.5.1, 15.6", "apm.15.5.1.guest-load", "apm.15.7.1.state-saved")
 {
     svm_require();
     struct svm_vcpu v;

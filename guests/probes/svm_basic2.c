@@ -27,7 +27,7 @@ PROBE(svm_basic_rflags, "svm.basic.rflags", "SVM",
       "VMCB RFLAGS = CF|PF|AF|ZF|SF|DF|OF (IF=0): the guest's PUSHF sees exactly that; the guest "
       "then loads RFLAGS = CF|ZF via POPF: the VMCB RFLAGS after #VMEXIT is CF|ZF|bit 1; the "
       "host's RFLAGS after the exit has DF=0 (host flags are not affected by the guest's)",
-      "AMD APM Vol. 2 15.5.1, 15.6")
+      "AMD APM Vol. 2 15.5.1, 15.6", "apm.15.5.1.rflags", "apm.15.6.vmexit-host-rflags")
 {
     svm_require();
     const uint64_t in =
@@ -60,7 +60,7 @@ PROBE(svm_basic_xmm, "svm.basic.xmm", "SVM",
       "VMRUN and #VMEXIT do not switch XMM state: with host XMM0 = A the guest reads A from XMM0; "
       "the guest writes B to XMM1 and the host reads B from XMM1 after the exit (needs CPUID 1 "
       "EDX.SSE2[26], CR4.OSFXSR set by the probe)",
-      "AMD APM Vol. 2 15.5.1, 15.6")
+      "AMD APM Vol. 2 15.5.1, 15.6", "apm.15.5.1.no-fpu-switch")
 {
     xmm_require();
     const uint64_t a = 0x0123456789abcdefull, b = 0xfedcba9876543210ull;
@@ -92,7 +92,7 @@ PROBE(svm_basic_xmm_repeat, "svm.basic.xmm_repeat", "SVM",
       "new value A and XMM1 to 0, runs a guest that copies XMM0 to RAX and RBX (a new B) to XMM1, "
       "and checks RAX = A and host XMM1 = B after the exit; the first round that differs is "
       "reported with both values",
-      "AMD APM Vol. 2 15.5.1, 15.6")
+      "AMD APM Vol. 2 15.5.1, 15.6", "apm.15.5.1.no-fpu-switch")
 {
     xmm_require();
     struct svm_vcpu v;
@@ -127,7 +127,7 @@ PROBE(svm_basic_vm_hsave_pa, "svm.basic.vm_hsave_pa", "SVM",
       "WRMSR VM_HSAVE_PA (0xC0010117) of a new page-aligned address reads back; a VMRUN/#VMEXIT "
       "round trip through it (guest VMMCALL) returns to the host with its RSP, CR3 and EFER "
       "intact; the original value is restored",
-      "AMD APM Vol. 2 15.30.4, 15.5.1")
+      "AMD APM Vol. 2 15.30.4, 15.5.1", "apm.15.30.4.hsave-pa", "apm.15.5.1.host-save")
 {
     svm_require();
     uint64_t orig = rdmsr(MSR_VM_HSAVE_PA);
@@ -160,7 +160,7 @@ PROBE(svm_basic_vm_hsave_pa, "svm.basic.vm_hsave_pa", "SVM",
 PROBE(svm_basic_vm_cr, "svm.basic.vm_cr", "SVM",
       "With SVM exposed: RDMSR VM_CR (0xC0010114) succeeds, SVMDIS[4]=0 (SVM usable) and the "
       "reserved bits 63:5 read 0",
-      "AMD APM Vol. 2 15.4, 15.30.1")
+      "AMD APM Vol. 2 15.4, 15.30.1", "apm.15.30.1.vm-cr")
 {
     svm_require();
     uint64_t vmcr;

@@ -35,7 +35,7 @@ PROBE(svm_decode_crdr, "svm.exitinfo.decode_crdr", "decode assists",
       "With CPUID 0x8000000A EDX.DecodeAssists[7]=1: intercepted MOV RBX->CR0 gives EXITINFO1 = "
       "bit 63 | 3 (MOV CRx, GPR 3); MOV CR3->R13 gives bit 63 | 13; LMSW gives bit 63 clear (no "
       "GPR information); MOV RSI->DR7 gives EXITINFO1 = 6",
-      "AMD APM Vol. 2 15.8.1")
+      "AMD APM Vol. 2 15.8.1", "apm.15.8.1.decode-crdr")
 {
     require_decode();
     struct svm_vcpu v;
@@ -58,7 +58,7 @@ PROBE(svm_decode_crdr, "svm.exitinfo.decode_crdr", "decode assists",
 PROBE(svm_decode_invlpg, "svm.exitinfo.decode_invlpg", "decode assists",
       "With CPUID 0x8000000A EDX.DecodeAssists[7]=1: intercepted INVLPG 0x10(%rbx) gives EXITINFO1 "
       "= the linear address RBX+0x10",
-      "AMD APM Vol. 2 15.8.3")
+      "AMD APM Vol. 2 15.8.3", "apm.15.8.3.decode-invlpg")
 {
     require_decode();
     struct svm_vcpu v;
@@ -75,7 +75,7 @@ PROBE(svm_decode_insn_bytes, "svm.exitinfo.decode_insn_bytes", "decode assists",
       "0x18(RBX), RBX unmapped) records the guest instruction bytes: VMCB byte 0xD0 = 15 (bytes "
       "fetched, no fault while fetching) and bytes 0xD1.. = the 4 bytes of the MOV (48 89 43 18) "
       "followed by the next ones",
-      "AMD APM Vol. 2 15.8.4")
+      "AMD APM Vol. 2 15.8.4", "apm.15.8.4.decode-insn-bytes")
 {
     require_decode();
     struct svm_vcpu v;

@@ -75,7 +75,7 @@ PROBE(svm_event_inject_exception, "svm.event.inject_exception", "SVM",
       "are not subject to intercepts): VMRUN delivers it through the guest IDT before the first "
       "guest instruction: vector 0 taken with the frame's RIP = the VMCB RIP and no error code; "
       "EVENTINJ.V and EXITINTINFO.V are 0 after the exit",
-      "AMD APM Vol. 2 15.20")
+      "AMD APM Vol. 2 15.20", "apm.15.20.inject-exception", "apm.15.20.inject-not-intercepted")
 {
     svm_require();
     struct svm_vcpu v;
@@ -93,7 +93,7 @@ PROBE(svm_event_inject_exception_errcode, "svm.event.inject_exception_errcode", 
       "EVENTINJ = #GP (vector 13, type 3, EV=1, error code 0x1234), #GP intercepted: no exit, the "
       "guest takes vector 13 with error code 0x1234 on the stack and the frame's RIP = the VMCB "
       "RIP; EVENTINJ.V and EXITINTINFO.V are 0 after the exit",
-      "AMD APM Vol. 2 15.20")
+      "AMD APM Vol. 2 15.20", "apm.15.20.inject-exception", "apm.15.20.inject-not-intercepted")
 {
     svm_require();
     struct svm_vcpu v;
@@ -110,7 +110,7 @@ PROBE(svm_event_inject_exception_errcode, "svm.event.inject_exception_errcode", 
 PROBE(svm_event_inject_nmi, "svm.event.inject_nmi", "SVM",
       "EVENTINJ = NMI (type 2, vector 2): the guest takes vector 2 through its IDT with the "
       "frame's RIP = the VMCB RIP; EVENTINJ.V is 0 after the exit",
-      "AMD APM Vol. 2 15.20")
+      "AMD APM Vol. 2 15.20", "apm.15.20.inject-nmi")
 {
     svm_require();
     struct svm_vcpu v;
@@ -127,7 +127,7 @@ PROBE(svm_event_inject_intr, "svm.event.inject_intr", "SVM",
       "EVENTINJ = external interrupt (type 0, vector 0x40) with guest RFLAGS.IF=0: injection "
       "ignores IF; the guest takes vector 0x40 with the frame's RIP = the VMCB RIP and no error "
       "code; EVENTINJ.V is 0 after the exit",
-      "AMD APM Vol. 2 15.20")
+      "AMD APM Vol. 2 15.20", "apm.15.20.inject-intr")
 {
     svm_require();
     struct svm_vcpu v;
@@ -145,7 +145,7 @@ PROBE(svm_event_inject_soft_int, "svm.event.inject_soft_int", "SVM",
       "With CPUID 0x8000000A EDX.NRIPS[3]=1: EVENTINJ = software interrupt (type 4, vector 0x80), "
       "VMCB next_rip = RIP+2 (as after an INT 0x80): the guest takes vector 0x80 and the frame's "
       "return RIP is next_rip (without NextRIP software interrupts cannot be properly injected)",
-      "AMD APM Vol. 2 15.20, 15.7.1")
+      "AMD APM Vol. 2 15.20, 15.7.1", "apm.15.20.inject-soft-int")
 {
     svm_require();
     if (!svm_has(SVM_FEAT_NRIPS))
@@ -168,7 +168,7 @@ PROBE(svm_event_exitintinfo, "svm.event.exitintinfo", "SVM",
       "intercepted: delivery raises #GP with a selector error code for IDT vector 6: exit 0x4D "
       "with EXITINFO1[15:1] = 0x32 >> 1 (index 6, IDT=1; EXT, bit 0, not compared), RIP = the VMCB "
       "RIP, and EXITINTINFO = the injected event with V=1 (0x80000306)",
-      "AMD APM Vol. 2 15.7.2, 15.20")
+      "AMD APM Vol. 2 15.7.2, 15.20", "apm.15.7.2.exitintinfo", "apm.15.20.inject-exitintinfo")
 {
     svm_require();
     struct svm_vcpu v;
@@ -205,7 +205,7 @@ PROBE(svm_event_v_irq, "svm.event.v_irq", "SVM",
       "VINTR not intercepted: the guest takes vector 0x50 through its IDT before its first "
       "instruction (frame RIP = the VMCB RIP); after the exit the VMCB V_IRQ is 0 (the virtual "
       "interrupt was taken)",
-      "AMD APM Vol. 2 15.21.4")
+      "AMD APM Vol. 2 15.21.4", "apm.15.21.4.v-irq")
 {
     svm_require();
     struct svm_vcpu v;
@@ -223,7 +223,7 @@ PROBE(svm_event_vintr, "svm.event.vintr_intercept", "SVM",
       "The same pending virtual interrupt (V_IRQ=1, vector 0x50, guest IF=1) with the VINTR "
       "intercept set: exit 0x64 before delivery, RIP = the first guest instruction, VMCB V_IRQ "
       "still 1",
-      "AMD APM Vol. 2 15.13.5, 15.21.6")
+      "AMD APM Vol. 2 15.13.5, 15.21.6", "apm.15.13.5.vintr", "apm.15.21.6.vintr-intercept")
 {
     svm_require();
     struct svm_vcpu v;
@@ -241,7 +241,7 @@ PROBE(svm_event_v_tpr, "svm.event.v_tpr", "SVM",
       "V_INTR_MASKING=1, V_TPR=5, no virtual interrupt pending: guest MOV from CR8 reads 5 "
       "(V_TPR), its MOV to CR8 of 2 writes V_TPR: VMCB V_TPR = 2 after the exit; the host's CR8 "
       "(the physical TPR) is unchanged",
-      "AMD APM Vol. 2 15.21.2")
+      "AMD APM Vol. 2 15.21.2", "apm.15.21.2.v-tpr")
 {
     svm_require();
     uint64_t host_cr8 = read_cr8();
@@ -266,7 +266,7 @@ PROBE(svm_event_v_tpr_unmask, "svm.event.v_tpr_unmask", "SVM",
       "delivered at VMRUN (priority <= V_TPR); the guest's MOV to CR8 of 0 lowers V_TPR and the "
       "interrupt is then taken right after that MOV (frame RIP = the next instruction); VMCB V_TPR "
       "= 0 after the exit; the host's CR8 is unchanged",
-      "AMD APM Vol. 2 15.21.2, 15.21.4")
+      "AMD APM Vol. 2 15.21.2, 15.21.4", "apm.15.21.4.v-irq-priority")
 {
     svm_require();
     uint64_t host_cr8 = read_cr8();
@@ -291,7 +291,7 @@ PROBE(svm_event_v_irq_sti, "svm.event.v_irq_sti", "SVM",
       "V_IRQ pending (vector 0x50, priority 15, V_TPR=0, V_INTR_MASKING=1) with guest RFLAGS.IF=0: "
       "not taken at VMRUN; the guest executes STI; NOP and takes vector 0x50 after the NOP (the "
       "STI shadow), frame RIP = the instruction after the NOP",
-      "AMD APM Vol. 2 15.21.4, 15.21.5")
+      "AMD APM Vol. 2 15.21.4, 15.21.5", "apm.15.21.4.v-irq")
 {
     svm_require();
     struct svm_vcpu v;
@@ -308,7 +308,7 @@ PROBE(svm_event_int_shadow_saved, "svm.event.int_shadow_saved", "SVM",
       "Guest STI; CPUID with CPUID intercepted: at the exit (RIP = the CPUID, which is in the STI "
       "shadow) VMCB INTERRUPT_SHADOW (offset 0x68 bit 0) = 1; guest STI; NOP; CPUID: at the exit "
       "it is 0",
-      "AMD APM Vol. 2 15.21.5")
+      "AMD APM Vol. 2 15.21.5", "apm.15.21.5.shadow-saved")
 {
     svm_require();
     struct svm_vcpu v;
@@ -336,7 +336,7 @@ PROBE(svm_event_int_shadow_loaded, "svm.event.int_shadow_loaded", "SVM",
       "VMRUN with VMCB INTERRUPT_SHADOW=1, guest IF=1 and a virtual interrupt pending (V_IRQ, "
       "vector 0x50, priority 15): the first guest instruction (NOP) runs in the shadow and the "
       "interrupt is taken after it (frame RIP = the instruction after the NOP)",
-      "AMD APM Vol. 2 15.21.5, 15.21.4")
+      "AMD APM Vol. 2 15.21.5, 15.21.4", "apm.15.21.5.shadow-loaded")
 {
     svm_require();
     struct svm_vcpu v;

@@ -28,7 +28,7 @@ PROBE(svm_exitinfo_next_rip, "svm.exitinfo.next_rip", "NRIPS",
       "With CPUID 0x8000000A EDX.NRIPS[3]=1, next_rip (VMCB 0xC8) after each exit: CPUID, HLT, "
       "VMMCALL, RDMSR, WRMSR, OUT imm8, IN imm8, RDTSC, PAUSE, WBINVD, INVLPG (m) and INT3 #BP "
       "give the address after the instruction; #UD from UD2 and #PF from a MOV give 0",
-      "AMD APM Vol. 2 15.7.1")
+      "AMD APM Vol. 2 15.7.1", "apm.15.7.1.nrip")
 {
     svm_require();
     if (!svm_has(SVM_FEAT_NRIPS))

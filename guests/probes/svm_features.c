@@ -28,7 +28,7 @@ PROBE(svm_features_vgif, "svm.features.vgif", "vGIF",
       "With CPUID 0x8000000A EDX.vGIF[16]=1, V_GIF_ENABLE=1 and V_GIF=1, CLGI/STGI not "
       "intercepted: guest CLGI runs without an exit and clears V_GIF (VMCB int_ctl bit 9 = 0 at "
       "the next VMMCALL); guest STGI sets it again",
-      "AMD APM Vol. 2 15.33")
+      "AMD APM Vol. 2 15.33", "apm.15.33.2.vgif")
 {
     svm_require();
     if (!svm_has(SVM_FEAT_VGIF))
@@ -53,7 +53,7 @@ PROBE(svm_features_pause_filter, "svm.features.pause_filter", "pause filter",
       "(threshold 0): the guest loops over PAUSE; VMRUN loads the counter, each PAUSE decrements "
       "it and the intercept occurs when it goes below zero: the exit is at the 4th PAUSE (RIP at "
       "it, RBX=4)",
-      "AMD APM Vol. 2 15.9 (Table 15-7, PAUSE), 15.14.4")
+      "AMD APM Vol. 2 15.9 (Table 15-7, PAUSE), 15.14.4", "apm.15.14.4.pause-filter")
 {
     svm_require();
     if (!svm_has(SVM_FEAT_PAUSE_FILTER))
@@ -75,7 +75,7 @@ PROBE(svm_features_lbrv, "svm.features.lbrv", "LBRV",
       "With CPUID 0x8000000A EDX.LbrVirt[1]=1, VMCB LBR_VIRTUALIZATION_ENABLE=1 and guest DBGCTL=1 "
       "(LBR): the guest executes a taken JMP then VMMCALL: VMCB BR_FROM = the JMP, BR_TO = its "
       "target; the host's DEBUGCTL is unchanged by the world switch",
-      "AMD APM Vol. 2 15.23.1")
+      "AMD APM Vol. 2 15.23.1", "apm.15.23.lbrv-swap", "apm.15.23.lbrv-records")
 {
     svm_require();
     if (!svm_has(SVM_FEAT_LBRV))
@@ -133,7 +133,7 @@ PROBE(svm_features_flush_by_asid, "svm.features.flush_by_asid", "flush by ASID",
       "to page P1; the host remaps the guest PTE to P2; VMRUN with TLB_CONTROL=3 (flush this "
       "guest's ASID) reads P2; with TLB_CONTROL=7 (flush this ASID's non-global entries) after a "
       "remap to P3 it reads P3",
-      "AMD APM Vol. 2 15.16.1")
+      "AMD APM Vol. 2 15.16.1", "apm.15.16.1.tlb-control")
 {
     svm_require();
     if (!svm_has(SVM_FEAT_FLUSH_BY_ASID))
@@ -161,7 +161,7 @@ PROBE(svm_basic_invlpga, "svm.basic.invlpga", "SVM",
       "Guest (ASID 1, own page tables) reads VA mapped to page P1; the host remaps the guest PTE "
       "to P2 and runs the guest with TLB_CONTROL=0 (a stale entry is allowed: noted); after host "
       "INVLPGA (RAX=VA, ECX=1) the guest must read P2",
-      "AMD APM Vol. 2 15.16.2; Vol. 3 INVLPGA")
+      "AMD APM Vol. 2 15.16.2; Vol. 3 INVLPGA", "apm.15.16.2.invlpga")
 {
     svm_require();
     uint64_t va = svm_unmapped_address();
@@ -187,7 +187,7 @@ PROBE(svm_features_vmcb_clean, "svm.features.vmcb_clean", "VMCB clean",
       "With CPUID 0x8000000A EDX.VmcbClean[5]=1: after a VMRUN of the VMCB, the CPUID intercept is "
       "set and VMCB clean = all ones except bit 0 (I: intercepts): the next VMRUN must honour the "
       "new intercept (exit 0x72); a clean bit cleared always forces a reload",
-      "AMD APM Vol. 2 15.15.1")
+      "AMD APM Vol. 2 15.15.1", "apm.15.15.clean-bits")
 {
     svm_require();
     if (!svm_has(SVM_FEAT_VMCB_CLEAN))

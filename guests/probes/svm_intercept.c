@@ -37,7 +37,7 @@ PROBE(svm_intercept_cpuid, "svm.intercept.cpuid", "SVM",
       "Guest CPUID with the CPUID intercept set: exit 0x72 with RIP at the CPUID, RBX/RDX "
       "unchanged (not executed); resuming at RIP+2 reaches the next VMMCALL. With the intercept "
       "clear the guest executes CPUID leaf 0 and sees the same EAX/EBX as the host",
-      "AMD APM Vol. 2 15.9")
+      "AMD APM Vol. 2 15.9", "apm.15.9.cpuid", "apm.15.7.1.rip-fault-like")
 {
     svm_require();
     struct svm_vcpu v;
@@ -72,7 +72,7 @@ PROBE(svm_intercept_cpuid, "svm.intercept.cpuid", "SVM",
 PROBE(svm_intercept_hlt, "svm.intercept.hlt", "SVM",
       "Guest HLT (RFLAGS.IF=0) with the HLT intercept set: exit 0x78 with RIP at the HLT; resuming "
       "at RIP+1 reaches the next VMMCALL",
-      "AMD APM Vol. 2 15.9")
+      "AMD APM Vol. 2 15.9", "apm.15.9.invd-hlt")
 {
     svm_require();
     struct svm_vcpu v;
@@ -91,7 +91,7 @@ PROBE(svm_intercept_rdtsc, "svm.intercept.rdtsc", "SVM",
       "Guest RDTSC with only the RDTSC intercept set: exit 0x6E at the RDTSC. If CPUID 0x80000001 "
       "EDX.RDTSCP[27]: guest RDTSCP with only the RDTSC intercept set runs without an exit; with "
       "only the RDTSCP intercept set: exit 0x87 at the RDTSCP",
-      "AMD APM Vol. 2 15.9")
+      "AMD APM Vol. 2 15.9", "apm.15.9.rdtsc-rdtscp")
 {
     svm_require();
     struct svm_vcpu v;
@@ -125,7 +125,7 @@ PROBE(svm_intercept_rdtsc, "svm.intercept.rdtsc", "SVM",
 PROBE(svm_intercept_vmmcall_clear, "svm.intercept.vmmcall_clear", "SVM",
       "Guest VMMCALL with the VMMCALL intercept clear raises #UD in the guest: with #UD "
       "intercepted, exit 0x46 with RIP at the VMMCALL and EXITINTINFO.V=0",
-      "AMD APM Vol. 2 15.9, 15.12.7")
+      "AMD APM Vol. 2 15.9, 15.12.7", "apm.15.18.vmmcall")
 {
     svm_require();
     struct svm_vcpu v;
@@ -144,7 +144,7 @@ PROBE(svm_intercept_vmmcall_clear, "svm.intercept.vmmcall_clear", "SVM",
 
 PROBE(svm_intercept_exception_ud, "svm.intercept.exception_ud", "SVM",
       "Guest UD2 with #UD intercepted: exit 0x46 with RIP at the UD2 (fault-like), EXITINTINFO.V=0",
-      "AMD APM Vol. 2 15.12, 15.12.7")
+      "AMD APM Vol. 2 15.12, 15.12.7", "apm.15.12.exception-intercept")
 {
     svm_require();
     struct svm_vcpu v;
@@ -158,7 +158,7 @@ PROBE(svm_intercept_exception_ud, "svm.intercept.exception_ud", "SVM",
 PROBE(svm_intercept_exception_bp, "svm.intercept.exception_bp", "SVM",
       "Guest INT3 with #BP intercepted: exit 0x43 with RIP = the INT3 (not the next instruction); "
       "resuming at RIP+1 reaches the next VMMCALL",
-      "AMD APM Vol. 2 15.12, 15.12.4")
+      "AMD APM Vol. 2 15.12, 15.12.4", "apm.15.12.exception-intercept", "apm.15.12.soft-exceptions")
 {
     svm_require();
     struct svm_vcpu v;
@@ -189,7 +189,7 @@ PROBE(svm_intercept_exception_pf, "svm.intercept.exception_pf", "SVM",
       "at the faulting MOV, EXITINFO1 = the #PF error code (0 for the read, W=2 for the write), "
       "EXITINFO2 = the address, VMCB CR2 not the faulting address (the intercept precedes the CR2 "
       "write)",
-      "AMD APM Vol. 2 15.12.15")
+      "AMD APM Vol. 2 15.12.15", "apm.15.12.pf-exitinfo")
 {
     svm_require();
     uint64_t addr = svm_unmapped_address();
@@ -220,7 +220,7 @@ PROBE(svm_intercept_msrpm, "svm.intercept.msrpm", "SVM",
       "EXITINFO1=0, WRMSR with EXITINFO1=1, RIP at the instruction; with the bits clear both "
       "execute in the guest (RDMSR returns the VMLOADed value); RDMSR of MSR 0x40000000 (outside "
       "the map) exits 0x7C",
-      "AMD APM Vol. 2 15.11")
+      "AMD APM Vol. 2 15.11", "apm.15.11.msrpm")
 {
     svm_require();
     struct svm_vcpu v;
@@ -270,7 +270,8 @@ PROBE(svm_intercept_iopm, "svm.intercept.iopm", "SVM",
       "(covers 0x7F-0x80) each exit 0x7B with RIP at the instruction and EXITINFO1 = port<<16 | "
       "size (SZ8/SZ16) | A64 | TYPE (1 for IN), EXITINFO2 = the next RIP; with the bit clear OUT "
       "0x80 runs in the guest",
-      "AMD APM Vol. 2 15.10.1, 15.10.2")
+      "AMD APM Vol. 2 15.10.1, 15.10.2", "apm.15.10.1.iopm", "apm.15.10.2.io-exitinfo1",
+      "apm.15.10.2.io-exitinfo2")
 {
     svm_require();
     struct svm_vcpu v;
@@ -312,7 +313,7 @@ PROBE(svm_intercept_shutdown, "svm.intercept.shutdown", "SVM",
       "Guest with no exception intercepts and IDTR.limit=0 executes UD2: #UD, #GP and #DF cannot "
       "be delivered, the resulting shutdown is intercepted: exit 0x7F (the saved guest state is "
       "undefined and not checked)",
-      "AMD APM Vol. 2 15.14.3, 15.12")
+      "AMD APM Vol. 2 15.14.3, 15.12", "apm.15.14.3.shutdown")
 {
     svm_require();
     struct svm_vcpu v;

@@ -99,13 +99,13 @@ static void access_case(const char *name, void (*rd)(void), char *rd_end, char *
     run_expect(&v, wr, wr_exit, what);
 }
 
-#define CRCASE(fn_, id_, name_, stub_, dr_, n_, ref_)                                             \
+#define CRCASE(fn_, id_, name_, stub_, dr_, n_, ref_, ...)                                        \
     PROBE(fn_, id_, "SVM",                                                                        \
           "Intercept read of " name_ " only: guest MOV from " name_                               \
           " exits with the read code at the MOV, MOV to " name_                                   \
           " (same value) runs; intercept write only: MOV from runs, MOV to exits with the write " \
           "code at the MOV",                                                                      \
-          ref_)                                                                                   \
+          ref_, __VA_ARGS__)                                                                      \
     {                                                                                             \
         svm_require();                                                                            \
         access_case(name_, stub_##_rd, stub_##_rd_end, stub_##_wr, stub_##_wr_end, dr_, n_,       \
@@ -128,23 +128,24 @@ static uint64_t init_value(bool dr, unsigned n)
 }
 
 CRCASE(svm_icpt_cr0, "svm.intercept.cr0", "CR0", svm_c_cr0, false, 0,
-       "AMD APM Vol. 2 15.9 (Table 15-7)")
+       "AMD APM Vol. 2 15.9 (Table 15-7)", "apm.15.9.cr-read-write")
 CRCASE(svm_icpt_cr3, "svm.intercept.cr3", "CR3", svm_c_cr3, false, 3,
-       "AMD APM Vol. 2 15.9 (Table 15-7)")
+       "AMD APM Vol. 2 15.9 (Table 15-7)", "apm.15.9.cr-read-write")
 CRCASE(svm_icpt_cr4, "svm.intercept.cr4", "CR4", svm_c_cr4, false, 4,
-       "AMD APM Vol. 2 15.9 (Table 15-7)")
+       "AMD APM Vol. 2 15.9 (Table 15-7)", "apm.15.9.cr-read-write")
 CRCASE(svm_icpt_cr8, "svm.intercept.cr8", "CR8", svm_c_cr8, false, 8,
-       "AMD APM Vol. 2 15.9 (Table 15-7), 15.21.2")
+       "AMD APM Vol. 2 15.9 (Table 15-7), 15.21.2", "apm.15.9.cr-read-write",
+       "apm.15.21.2.cr8-intercept")
 CRCASE(svm_icpt_dr0, "svm.intercept.dr0", "DR0", svm_c_dr0, true, 0,
-       "AMD APM Vol. 2 15.9 (Table 15-7)")
+       "AMD APM Vol. 2 15.9 (Table 15-7)", "apm.15.9.dr-read-write")
 CRCASE(svm_icpt_dr7, "svm.intercept.dr7", "DR7", svm_c_dr7, true, 7,
-       "AMD APM Vol. 2 15.9 (Table 15-7)")
+       "AMD APM Vol. 2 15.9 (Table 15-7)", "apm.15.9.dr-read-write")
 
 PROBE(svm_icpt_cr0_selective, "svm.intercept.cr0_selective", "SVM",
       "Selective CR0 write intercept only (vector 3 bit 5): guest MOV to CR0 changing only TS runs "
       "(VMCB CR0 shows it); MOV to CR0 changing WP exits 0x65 at the MOV with CR0 unchanged; CLTS "
       "runs (it never checks this intercept)",
-      "AMD APM Vol. 2 15.9 (Table 15-7)")
+      "AMD APM Vol. 2 15.9 (Table 15-7)", "apm.15.9.cr0-selective")
 {
     svm_require();
     struct svm_vcpu v;
@@ -172,7 +173,7 @@ PROBE(svm_icpt_cr0_selective_lmsw, "svm.intercept.cr0_selective_lmsw", "SVM",
       "Selective CR0 write intercept only: guest LMSW writing the unchanged MSW exits 0x65 at the "
       "LMSW with CR0 unchanged (LMSW treats the selective intercept as non-selective, intercepting "
       "regardless of the value); LMSW changing EM exits 0x65 as well",
-      "AMD APM Vol. 2 15.9 (Table 15-7)")
+      "AMD APM Vol. 2 15.9 (Table 15-7)", "apm.15.9.cr0-selective")
 {
     svm_require();
     struct svm_vcpu v;
@@ -194,7 +195,7 @@ PROBE(svm_icpt_cr0_clts_lmsw, "svm.intercept.clts_lmsw", "SVM",
       "LMSW exits 0x10 at the LMSW (both are CR0 writes); with the selective CR0 write intercept "
       "also set, MOV to CR0 changing WP exits 0x10, not 0x65 (the non-selective intercept takes "
       "priority)",
-      "AMD APM Vol. 2 15.9 (Table 15-7)")
+      "AMD APM Vol. 2 15.9 (Table 15-7)", "apm.15.9.cr-read-write", "apm.15.9.cr0-selective")
 {
     svm_require();
     struct svm_vcpu v;

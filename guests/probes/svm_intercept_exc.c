@@ -16,7 +16,7 @@ extern char svm_e_div_end[], svm_e_nop_end[], svm_e_gp_end[];
 PROBE(svm_icpt_exception_de, "svm.intercept.exception_de", "SVM",
       "Guest DIV by zero (EDX:EAX=0, ECX=0) with #DE intercepted: exit 0x40 with RIP at the DIV "
       "(fault), EXITINTINFO.V=0",
-      "AMD APM Vol. 2 15.12, 15.12.1")
+      "AMD APM Vol. 2 15.12, 15.12.1", "apm.15.12.exception-intercept")
 {
     svm_require();
     struct svm_vcpu v;
@@ -36,7 +36,8 @@ PROBE(svm_icpt_exception_db, "svm.intercept.exception_db", "SVM",
       "VMRUN and the first instruction; the single-step trap after the NOP exits 0x41 with RIP = "
       "the instruction after the NOP and VMCB DR6.BS (bit 14) = 1 (DR6 is written before the "
       "intercept)",
-      "AMD APM Vol. 2 15.5.1 (TF), 15.12.2")
+      "AMD APM Vol. 2 15.5.1 (TF), 15.12.2", "apm.15.12.exception-intercept", "apm.15.5.1.guest-tf",
+      "apm.15.12.db-state")
 {
     svm_require();
     struct svm_vcpu v;
@@ -54,7 +55,7 @@ PROBE(svm_icpt_exception_db, "svm.intercept.exception_db", "SVM",
 PROBE(svm_icpt_exception_gp, "svm.intercept.exception_gp", "SVM",
       "Guest MOV to DS of selector 0xFFF8 (beyond the GDT limit) with #GP intercepted: exit 0x4D "
       "with RIP at the MOV, EXITINFO1 = the #GP error code 0xFFF8, DS unchanged",
-      "AMD APM Vol. 2 15.12, 15.12.14")
+      "AMD APM Vol. 2 15.12, 15.12.14", "apm.15.12.exception-intercept")
 {
     svm_require();
     struct svm_vcpu v;

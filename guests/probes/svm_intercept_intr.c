@@ -86,7 +86,8 @@ PROBE(svm_icpt_intr, "svm.intercept.intr", "SVM",
       "runs to VMMCALL without an exit; with V_INTR_MASKING=0 (guest IF masks them) it exits 0x60 "
       "(INTR) and the interrupt stays pending; with the intercept clear the guest takes vector "
       "0x60 through its IDT; the host then EOIs",
-      "AMD APM Vol. 2 15.13.1, 15.21.1")
+      "AMD APM Vol. 2 15.13.1, 15.21.1", "apm.15.13.1.intr", "apm.15.21.1.v-intr-masking",
+      "apm.15.21.1.no-v-intr-masking")
 {
     svm_require();
     struct apic a;
@@ -149,7 +150,8 @@ PROBE(svm_icpt_nmi, "svm.intercept.nmi", "SVM",
       "the guest) with the NMI intercept set exits 0x61 (NMI) with the NMI still pending; VMRUN "
       "again with the intercept clear: the guest takes vector 2 through its IDT; host STGI then "
       "sees no NMI",
-      "AMD APM Vol. 2 15.13.2, 15.17 (Table 15-10), 15.21.9")
+      "AMD APM Vol. 2 15.13.2, 15.17 (Table 15-10), 15.21.9", "apm.15.13.2.nmi",
+      "apm.15.17.gif-nmi", "apm.15.21.9.nmi-blocking")
 {
     svm_require();
     struct apic a;

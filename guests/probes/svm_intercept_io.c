@@ -44,7 +44,7 @@ PROBE(svm_icpt_msrpm_ranges, "svm.intercept.msrpm_ranges", "SVM",
       "-> RDMSR runs and WRMSR (of the value read) exits 0x7C with EXITINFO1=1; both bits set for "
       "MSR m -> RDMSR of m+1 runs (ranges 0, 1); RDMSR of 0x2000, 0xC0002000 and 0xC0012000 "
       "(outside the map) exits 0x7C",
-      "AMD APM Vol. 2 15.11")
+      "AMD APM Vol. 2 15.11", "apm.15.11.msrpm")
 {
     svm_require();
     static const struct {
@@ -117,7 +117,7 @@ PROBE(svm_icpt_ioio_sizes, "svm.intercept.ioio_sizes", "SVM",
       "DX=0x82,AX (0x82-0x83) exits 0x7B with EXITINFO1 = 0x82<<16|SZ16; OUT DX=0x80,EAX "
       "(0x80-0x83) exits with 0x80<<16|SZ32; IN EAX,DX=0x80 exits with 0x80<<16|SZ32|TYPE; "
       "EXITINFO2 = the next RIP (address-size bits masked)",
-      "AMD APM Vol. 2 15.10.1, 15.10.2")
+      "AMD APM Vol. 2 15.10.1, 15.10.2", "apm.15.10.1.iopm", "apm.15.10.2.io-exitinfo1")
 {
     svm_require();
     struct svm_vcpu v;
@@ -147,7 +147,7 @@ PROBE(svm_icpt_ioio_string, "svm.intercept.ioio_string", "SVM",
       "0x80<<16|SZ8|REP|STR; REP INSW (DX=0x7F, RCX=2) with TYPE|SZ16|REP|STR; EXITINFO2 = the "
       "next RIP (address-size bits 9:7 and segment bits 12:10 masked: svm.intercept.iopm and "
       "svm.intercept.ioio_string_seg check those)",
-      "AMD APM Vol. 2 15.10.2, 15.10.3")
+      "AMD APM Vol. 2 15.10.2, 15.10.3", "apm.15.10.2.io-exitinfo1", "apm.15.10.2.io-exitinfo2")
 {
     svm_require();
     struct svm_vcpu v;
@@ -186,7 +186,7 @@ PROBE(svm_icpt_ioio_wrap, "svm.intercept.ioio_wrap", "SVM",
       "4 KiB): OUT DX=0xFFFF,AL runs; OUT DX=0xFFFF,AX (0xFFFF and the bit above it) exits 0x7B "
       "with EXITINFO1 = 0xFFFF<<16|SZ16; with only the bit for port 0 set OUT DX=0xFFFF,AX runs "
       "(the access does not wrap to port 0 in the map)",
-      "AMD APM Vol. 2 15.10.1")
+      "AMD APM Vol. 2 15.10.1", "apm.15.10.1.iopm-wrap")
 {
     svm_require();
     struct svm_vcpu v;
@@ -209,7 +209,7 @@ PROBE(svm_icpt_ioio_string_seg, "svm.intercept.ioio_string_seg", "SVM",
       "IOIO_PROT set, IOPM bit for port 0x80: the EXITINFO1 SEG field (bits 12:10) of an "
       "intercepted string I/O instruction is its effective segment: REP OUTSB (default segment DS) "
       "gives 3, REP INSW (always ES) gives 0",
-      "AMD APM Vol. 2 15.10.2 (Figure 15-2), 15.10.3")
+      "AMD APM Vol. 2 15.10.2 (Figure 15-2), 15.10.3", "apm.15.10.2.io-exitinfo1")
 {
     svm_require();
     struct svm_vcpu v;

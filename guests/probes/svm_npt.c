@@ -58,7 +58,8 @@ PROBE(svm_npt_basic, "svm.npt.basic", "NPT",
       "NP enabled, nested map identity except guest-physical page P1 -> host page P2: the guest "
       "reads P1 and gets P2's value, its write to P1+8 lands in P2; with NP disabled the same read "
       "returns P1's value",
-      "AMD APM Vol. 2 15.25.1, 15.25.3, 15.25.4")
+      "AMD APM Vol. 2 15.25.1, 15.25.3, 15.25.4", "apm.15.25.3.np-enable",
+      "apm.15.25.4.guest-cr3-gpa")
 {
     svm_require_npt();
     uint64_t *p1 = alloc_page(), *p2 = alloc_page();
@@ -89,7 +90,7 @@ PROBE(svm_npt_not_present, "svm.npt.not_present", "NPT",
       "Nested PTE of page P not present: guest read of P+0x18 exits 0x400 (#NPF) at the MOV with "
       "EXITINFO1 = US|bit 32 (0x100000004) and EXITINFO2 = P+0x18; with the entry present again "
       "the resumed MOV completes and reaches VMMCALL",
-      "AMD APM Vol. 2 15.25.6")
+      "AMD APM Vol. 2 15.25.6", "apm.15.25.6.npf-not-present")
 {
     svm_require_npt();
     uint64_t *p = alloc_page();
@@ -109,7 +110,7 @@ PROBE(svm_npt_write, "svm.npt.write", "NPT",
       "Nested PTE of page P present, RW=0: the guest's read of P succeeds, its write to P+8 exits "
       "0x400 at the MOV with EXITINFO1 = P|RW|US|bit 32 (0x100000007), EXITINFO2 = P+8; P is not "
       "modified",
-      "AMD APM Vol. 2 15.25.6")
+      "AMD APM Vol. 2 15.25.6", "apm.15.25.6.npf-write")
 {
     svm_require_npt();
     uint64_t *p = alloc_page();
@@ -129,7 +130,7 @@ PROBE(svm_npt_nx, "svm.npt.nx", "NPT",
       "Host EFER.NXE=1, nested PTE of a code page P with NX=1: a guest jump to P (VMMCALL there) "
       "exits 0x400 with RIP = P, EXITINFO1 = P|ID|US|bit 32 (0x100000015), EXITINFO2 = P; with NX "
       "clear the guest executes the VMMCALL at P",
-      "AMD APM Vol. 2 15.25.6, 15.25.7")
+      "AMD APM Vol. 2 15.25.6, 15.25.7", "apm.15.25.6.npf-nx", "apm.15.25.7.attributes")
 {
     svm_require_npt();
     if (!(cpuid(0x80000001, 0).d & BIT(20)))
@@ -155,7 +156,7 @@ PROBE(svm_npt_nx, "svm.npt.nx", "NPT",
 PROBE(svm_npt_rsvd, "svm.npt.rsvd", "NPT",
       "Nested PTE of page P with bit MAXPHYADDR set (reserved, MAXPHYADDR < 52): guest read of P "
       "exits 0x400 with EXITINFO1 = P|RSV|US|bit 32 (0x10000000D), EXITINFO2 = P",
-      "AMD APM Vol. 2 15.25.6")
+      "AMD APM Vol. 2 15.25.6", "apm.15.25.6.npf-rsvd-pte")
 {
     svm_require_npt();
     unsigned bits = cpu_phys_addr_bits();
@@ -173,7 +174,7 @@ PROBE(svm_npt_rsvd, "svm.npt.rsvd", "NPT",
 PROBE(svm_npt_ad_bits, "svm.npt.ad_bits", "NPT",
       "Nested PTE of page P with A=0, D=0: after a guest read of P the entry has A=1, D=0; after a "
       "guest write to P it has D=1",
-      "AMD APM Vol. 2 15.25.5, 15.25.6")
+      "AMD APM Vol. 2 15.25.5, 15.25.6", "apm.15.25.5.ad-bits")
 {
     svm_require_npt();
     uint64_t *p = alloc_page();
@@ -206,7 +207,7 @@ PROBE(svm_npt_page_2m, "svm.npt.page_2m", "NPT",
       "region of page P): the guest reads 3 GiB + P and gets P's value; with that PDE RW=0 its "
       "write to 3 GiB + P + 8 exits 0x400 with EXITINFO1 = P|RW|US|bit 32 (0x100000007), EXITINFO2 "
       "= 3 GiB + P + 8",
-      "AMD APM Vol. 2 15.25.6, 5.3.4")
+      "AMD APM Vol. 2 15.25.6, 5.3.4", "apm.15.25.5.large-pages")
 {
     svm_require_npt();
     uint64_t *p = alloc_page();
@@ -231,7 +232,7 @@ PROBE(svm_npt_page_1g, "svm.npt.page_1g", "NPT",
       "for guest-physical 3 GiB mapping host 0: the guest reads 3 GiB + P and gets P's value; with "
       "that PDPTE RW=0 its write to 3 GiB + P + 8 exits 0x400 with EXITINFO1 = P|RW|US|bit 32 "
       "(0x100000007), EXITINFO2 = 3 GiB + P + 8",
-      "AMD APM Vol. 2 15.25.6, 5.3.5")
+      "AMD APM Vol. 2 15.25.6, 5.3.5", "apm.15.25.5.large-pages")
 {
     svm_require_npt();
     if (!(cpuid(0x80000001, 0).d & BIT(26)))
@@ -267,7 +268,7 @@ PROBE(svm_npt_guest_walk, "svm.npt.guest_walk", "NPT",
       "(0x200000006: a guest page-table access, treated as a user data write) and EXITINFO2 in "
       "page G (the PML4 entry); with G present the guest runs to VMMCALL and G's nested PTE then "
       "has A=1 and D=1",
-      "AMD APM Vol. 2 15.25.5, 15.25.6")
+      "AMD APM Vol. 2 15.25.5, 15.25.6", "apm.15.25.6.npf-guest-walk")
 {
     svm_require_npt();
     uint64_t *g = guest_pml4_copy();
@@ -308,7 +309,7 @@ PROBE(svm_npt_gpat, "svm.npt.gpat", "NPT",
       "NP enabled, VMCB G_PAT = 0x0007010600070106: guest RDMSR PAT returns G_PAT; the guest's "
       "WRMSR PAT of 0x0001040500010405 is in VMCB G_PAT after #VMEXIT and the host PAT is "
       "unchanged",
-      "AMD APM Vol. 2 15.25.4, 15.25.8")
+      "AMD APM Vol. 2 15.25.4, 15.25.8", "apm.15.25.4.gpat")
 {
     svm_require_npt();
     const uint64_t gpat = 0x0007010600070106ull, newpat = 0x0001040500010405ull;
@@ -331,7 +332,7 @@ PROBE(svm_npt_tlb_flush, "svm.npt.tlb_flush", "NPT",
       "Guest reads gPA P1 mapped to host P2; the host remaps P1 to P3 in the nested PTE: with "
       "TLB_CONTROL=0 the guest may see either page (noted); with TLB_CONTROL=1 (flush all) it must "
       "read P3's value",
-      "AMD APM Vol. 2 15.16.1")
+      "AMD APM Vol. 2 15.16.1", "apm.15.16.1.tlb-control")
 {
     svm_require_npt();
     uint64_t *p1 = alloc_page(), *p2 = alloc_page(), *p3 = alloc_page();

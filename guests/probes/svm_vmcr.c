@@ -35,7 +35,8 @@ PROBE_ISOLATED_(svm_vm_cr_svmdis, "svm.vm_cr.svmdis", "SVM",
                 "reads back 1; WRMSR EFER with SVME=1 then raises #GP and EFER.SVME stays 0; WRMSR "
                 "VM_CR clearing SVMDIS (LOCK still 0) succeeds and reads back 0, after which WRMSR "
                 "EFER with SVME=1 is accepted",
-                "AMD APM Vol. 2 15.4 (Enabling SVM), 15.30.1 (VM_CR MSR)")
+                "AMD APM Vol. 2 15.4 (Enabling SVM), 15.30.1 (VM_CR MSR)", "apm.15.4.svmdis",
+                "apm.15.30.1.vm-cr")
 {
     uint64_t vmcr = vm_cr_unlocked();
     int v;
@@ -80,7 +81,8 @@ PROBE_ISOLATED_(svm_vm_cr_svmdis_svme, "svm.vm_cr.svmdis_svme", "SVM",
                 "With VM_CR.LOCK[3]=0 and EFER.SVME=1: WRMSR VM_CR setting SVMDIS[4] raises #GP "
                 "and has no effect (VM_CR reads back unchanged); EFER.SVME is still 1",
                 "AMD APM Vol. 2 15.30.1 (VM_CR MSR: setting SVMDIS while EFER.SVME is 1 generates "
-                "a #GP fault)")
+                "a #GP fault)",
+                "apm.15.30.1.svmdis-svme")
 {
     uint64_t vmcr = vm_cr_unlocked();
     int v;

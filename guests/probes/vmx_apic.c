@@ -114,7 +114,8 @@ PROBE(vmx_intercept_extint, "vmx.intercept.extint", "VMX",
       "instruction boundary after the ICR write, exit qualification 0, VM-exit interruption "
       "information invalid (bit 31 clear), the vector still requested in the APIC IRR and not in "
       "service",
-      "Intel SDM Vol. 3C 25.6.1, 25.7.1, 26.2, 28.1, 28.2.2")
+      "Intel SDM Vol. 3C 25.6.1, 25.7.1, 26.2, 28.1, 28.2.2", "sdm.25.6.1.extint-exiting",
+      "sdm.28.1.extint-not-acked", "sdm.C.reason-1-external-interrupt")
 {
     vmx_require_ctl(VMX_CTL_PIN, PIN_EXTINT_EXITING, "external-interrupt exiting");
     if (!vmx_ctl_can_clear(VMX_CTL_EXIT, EXIT_ACK_INTR))
@@ -150,7 +151,8 @@ PROBE(vmx_intercept_extint_ack, "vmx.intercept.extint_ack", "VMX",
       "(fixed, vector 0x40) exits with reason 1 and VM-exit interruption information 0x80000040 "
       "(valid, external interrupt, vector 0x40); the interrupt was acknowledged: the vector is in "
       "service (ISR) and no longer requested (IRR) until the host's EOI",
-      "Intel SDM Vol. 3C 25.7.1, 26.2, 28.1, 28.2.2")
+      "Intel SDM Vol. 3C 25.7.1, 26.2, 28.1, 28.2.2", "sdm.28.1.extint-not-acked",
+      "sdm.28.2.2.intr-info")
 {
     vmx_require_ctl(VMX_CTL_PIN, PIN_EXTINT_EXITING, "external-interrupt exiting");
     vmx_require_ctl(VMX_CTL_EXIT, EXIT_ACK_INTR, "acknowledge interrupt on exit");
@@ -184,7 +186,8 @@ PROBE(vmx_intercept_extint_if0, "vmx.intercept.extint_if0", "VMX",
       "block external interrupts: a guest entered with IF=1 that executes CLI and then sends "
       "itself "
       "a fixed IPI exits with reason 1; so does a guest entered with IF=0",
-      "Intel SDM Vol. 3C 25.6.1 (Table 25-5, external-interrupt exiting), 26.2")
+      "Intel SDM Vol. 3C 25.6.1 (Table 25-5, external-interrupt exiting), 26.2", "sdm.26.2.extint",
+      "sdm.26.4.1.extint-blocking")
 {
     vmx_require_ctl(VMX_CTL_PIN, PIN_EXTINT_EXITING, "external-interrupt exiting");
     apic_setup();
@@ -244,7 +247,8 @@ PROBE(vmx_intercept_nmi_exiting, "vmx.intercept.nmi_exiting", "VMX",
       "VM-exit interruption information 0x80000202 (valid, NMI, vector 2) after the ICR write; "
       "after the exit NMIs are blocked in the host: a second self-NMI is held until the host "
       "executes IRET, then delivered",
-      "Intel SDM Vol. 3C 25.6.1, 26.2, 28.1, 28.2.2; Vol. 3A 6.7.1")
+      "Intel SDM Vol. 3C 25.6.1, 26.2, 28.1, 28.2.2; Vol. 3A 6.7.1", "sdm.25.6.1.nmi-exiting",
+      "sdm.26.2.nmi", "sdm.28.2.2.intr-info")
 {
     vmx_require_ctl(VMX_CTL_PIN, PIN_NMI_EXITING, "NMI exiting");
     apic_setup();
@@ -302,7 +306,7 @@ PROBE(vmx_intercept_cr8, "vmx.intercept.cr8", "VMX",
       "28, "
       "qualification 0x8 (CR8, MOV to CR, RAX), length 4, and MOV RBX,CR8 with qualification "
       "0x318 (CR8, MOV from CR, RBX), length 4; the real CR8 is not changed",
-      "Intel SDM Vol. 3C 25.6.2, 26.1.3, 28.2.1")
+      "Intel SDM Vol. 3C 25.6.2, 26.1.3, 28.2.1", "sdm.26.1.3.mov-cr8", "sdm.28.2.1.qual-cr-access")
 {
     vmx_require_ctl(VMX_CTL_PROC, PROC_CR8_LOAD_EXITING | PROC_CR8_STORE_EXITING,
                     "CR8-load and CR8-store exiting");
@@ -350,7 +354,8 @@ PROBE(vmx_intercept_tpr_shadow, "vmx.intercept.tpr_shadow", "VMX",
       "With use TPR shadow (virtual-APIC page VTPR = 0x30, TPR threshold 0) and CR8 exiting off, "
       "guest MOV RBX,CR8 reads 3 (VTPR[7:4]) and MOV CR8,RAX with RAX=5 writes VTPR = 0x50 (bits "
       "3:0 and 31:8 cleared), both without a VM exit; the real CR8 stays 0",
-      "Intel SDM Vol. 3C 25.6.2, 25.6.8, 30.3 (Virtualizing CR8-Based TPR Accesses)")
+      "Intel SDM Vol. 3C 25.6.2, 25.6.8, 30.3 (Virtualizing CR8-Based TPR Accesses)",
+      "sdm.30.3.cr8-read", "sdm.30.3.cr8-write")
 {
     require_tpr_shadow();
     vmx_on();
@@ -376,7 +381,8 @@ PROBE(vmx_intercept_tpr_threshold, "vmx.intercept.tpr_threshold", "VMX",
       "MOV CR8 of 2 (VTPR[7:4] drops below the threshold) exits with reason 43 (TPR below "
       "threshold) after the instruction (trap-like: guest RIP = the next instruction), "
       "qualification 0, VTPR = 0x20",
-      "Intel SDM Vol. 3C 25.6.8, 30.1.2 (TPR Virtualization), 28.2.1")
+      "Intel SDM Vol. 3C 25.6.8, 30.1.2 (TPR Virtualization), 28.2.1", "sdm.30.1.2.tpr-threshold",
+      "sdm.C.reason-43-tpr-below-threshold")
 {
     require_tpr_shadow();
     vmx_on();
@@ -399,7 +405,8 @@ PROBE(vmx_entry_tpr_threshold, "vmx.entry.tpr_threshold", "VMX",
       "With use TPR shadow (no virtual-interrupt delivery, no APIC-access virtualization), "
       "VMLAUNCH with TPR threshold 6 above VTPR[7:4] = 5, with threshold bit 4 set, or with a "
       "virtual-APIC address not 4 KiB aligned gives VMfailValid(7); threshold 5 launches",
-      "Intel SDM Vol. 3C 27.2.1.1")
+      "Intel SDM Vol. 3C 27.2.1.1", "sdm.27.2.1.1.tpr-threshold-vtpr",
+      "sdm.27.2.1.1.tpr-threshold-reserved", "sdm.27.2.1.1.virtual-apic-addr")
 {
     require_tpr_shadow();
     vmx_on();
@@ -443,7 +450,9 @@ PROBE(vmx_misc_apic_access, "vmx.misc.apic_access", "VMX",
       "With virtualize APIC accesses and an APIC-access page A (use TPR shadow off), a guest read "
       "of A+0x30 exits with reason 44, qualification 0x030 (offset 0x30, linear read), guest RIP "
       "= the read; a write to A+0x80 exits with qualification 0x1080 (offset 0x80, linear write)",
-      "Intel SDM Vol. 3C 25.6.2, 30.4 (Virtualizing Memory-Mapped APIC Accesses), 28.2.1")
+      "Intel SDM Vol. 3C 25.6.2, 30.4 (Virtualizing Memory-Mapped APIC Accesses), 28.2.1",
+      "sdm.30.4.2.read-exit", "sdm.30.4.3.write-exit", "sdm.28.2.1.qual-apic-access",
+      "sdm.C.reason-44-apic-access")
 {
     vmx_require_ctl(VMX_CTL_PROC2, PROC2_VIRT_APIC_ACCESS, "virtualize APIC accesses");
     vmx_on();
@@ -484,7 +493,8 @@ PROBE(vmx_event_virtual_intr_delivery, "vmx.event.virtual_intr_delivery", "VMX",
       "after which VISR has 0x50, VIRR no longer does, the guest interrupt status is 0x5000 "
       "(SVI 0x50, RVI 0) and VPPR = 0x50",
       "Intel SDM Vol. 3C 25.4.2, 25.6.8, 27.2.1.1, 30.2 (Evaluation and Delivery of Virtual "
-      "Interrupts)")
+      "Interrupts)",
+      "sdm.27.7.5.vid-evaluation", "sdm.30.2.1.evaluation", "sdm.30.2.2.delivery")
 {
     vmx_require_ctl(VMX_CTL_PROC2, PROC2_VIRT_INTR_DELIVERY, "virtual-interrupt delivery");
     vmx_require_ctl(VMX_CTL_PIN, PIN_EXTINT_EXITING, "external-interrupt exiting");
@@ -540,7 +550,8 @@ PROBE(vmx_misc_apic_reg_virt, "vmx.misc.apic_reg_virt", "VMX",
       "exit; a write of 0x40 to + 0x80 (TPR) sets VTPR to 0x40 without exit and reads back 0x40; "
       "a read of + 0x390 (timer current count, not virtualized) exits with reason 44, "
       "qualification 0x390 (linear read)",
-      "Intel SDM Vol. 3C 25.6.2, 30.4.1, 30.4.2, 30.4.3")
+      "Intel SDM Vol. 3C 25.6.2, 30.4.1, 30.4.2, 30.4.3", "sdm.30.4.2.read-virtualized",
+      "sdm.30.4.3.write-virtualized")
 {
     vmx_require_ctl(VMX_CTL_PROC2, PROC2_VIRT_APIC_ACCESS | PROC2_APIC_REG_VIRT,
                     "virtualize APIC accesses and APIC-register virtualization");

@@ -45,7 +45,10 @@ PROBE(vmx_entry_ctl_reserved, "vmx.entry.ctl_reserved", "VMX",
       "the lowest must-be-1 bit cleared, or the lowest must-be-0 bit set, per the (TRUE) "
       "capability MSR, gives VMfailValid(7); a CR3-target count above IA32_VMX_MISC[24:16] gives "
       "VMfailValid(7); the unmodified VMCS then launches",
-      "Intel SDM Vol. 3C 27.2.1.1, A.3-A.5")
+      "Intel SDM Vol. 3C 27.2.1.1, A.3-A.5", "sdm.27.2.1.1.pinbased-reserved",
+      "sdm.27.2.1.1.procbased-reserved", "sdm.27.2.1.2.exit-reserved",
+      "sdm.27.2.1.3.entry-reserved", "sdm.27.1.control-check-error", "sdm.A.3.1.pinbased",
+      "sdm.A.3.2.procbased", "sdm.A.4.1.exit", "sdm.A.5.entry", "sdm.27.2.1.1.cr3-target-count")
 {
     vmx_on();
     struct vmx_vcpu *v = vmx_vcpu_new(vmx_en_loop_guest);
@@ -83,7 +86,9 @@ PROBE(vmx_entry_ctl_reserved, "vmx.entry.ctl_reserved", "VMX",
 PROBE(vmx_entry_host_state, "vmx.entry.host_state", "VMX",
       "VMLAUNCH with host CR4.VMXE=0, with host CS selector 0, with host TR selector 0, or with "
       "a host SS selector whose RPL is 3, gives VMfailValid(8); the unmodified VMCS then launches",
-      "Intel SDM Vol. 3C 27.2.2, 27.2.3, 31.4")
+      "Intel SDM Vol. 3C 27.2.2, 27.2.3, 31.4", "sdm.27.2.2.host-cr4-fixed",
+      "sdm.27.2.3.host-cs-nonzero", "sdm.27.2.3.host-tr-nonzero", "sdm.27.2.3.host-selector-rpl-ti",
+      "sdm.27.1.host-check-error")
 {
     vmx_on();
     struct vmx_vcpu *v = vmx_vcpu_new(vmx_en_loop_guest);
@@ -118,7 +123,9 @@ PROBE(vmx_entry_guest_state, "vmx.entry.guest_state", "VMX",
       "unaligned VMCS link pointer (0x1001) fails after the control and host checks: exit reason "
       "0x80000021 (bit 31 | 33), exit qualification 0, 0 and 4 (invalid VMCS link pointer), the "
       "VMCS stays clear; the unmodified VMCS then launches",
-      "Intel SDM Vol. 3C 27.3.1.4, 27.3.1.5, 27.8")
+      "Intel SDM Vol. 3C 27.3.1.4, 27.3.1.5, 27.8", "sdm.27.3.1.4.rflags-reserved",
+      "sdm.27.3.1.5.link-pointer", "sdm.27.8.invalid-guest-state",
+      "sdm.27.8.failed-entry-qualification")
 {
     vmx_on();
     struct vmx_vcpu *v = vmx_vcpu_new(vmx_en_loop_guest);
@@ -135,7 +142,8 @@ PROBE(vmx_entry_msr_load_fail, "vmx.entry.msr_load_fail", "VMX",
       "A VM-entry MSR-load list whose second entry names IA32_FS_BASE (not loadable from the "
       "list) makes VMLAUNCH fail with exit reason 0x80000022 (bit 31 | 34) and exit "
       "qualification 2 (the 1-based index of the failing entry); the VMCS stays clear",
-      "Intel SDM Vol. 3C 27.4, 27.8")
+      "Intel SDM Vol. 3C 27.4, 27.8", "sdm.27.4.msr-load-fs-gs-base", "sdm.27.8.msr-load-failure",
+      "sdm.C.reason-34-msr-loading")
 {
     vmx_on();
     struct vmx_vcpu *v = vmx_vcpu_new(vmx_en_loop_guest);
@@ -174,7 +182,8 @@ PROBE(vmx_entry_unrestricted_guest, "vmx.entry.unrestricted_guest", "unrestricte
       "without unrestricted guest VMLAUNCH fails with exit reason 0x80000021 (CR0 violates "
       "FIXED0); with unrestricted guest and EPT it exits with reason 18 at IP 3, length 3, "
       "AX=0x1234 (16-bit operand size)",
-      "Intel SDM Vol. 3C 25.6.2, 27.3.1.1, 27.8")
+      "Intel SDM Vol. 3C 25.6.2, 27.3.1.1, 27.8", "sdm.27.3.1.1.cr0-fixed-bits",
+      "sdm.26.6.unrestricted-real-mode", "sdm.C.reason-33-invalid-guest-state")
 {
     vmx_require_ctl(VMX_CTL_PROC2, PROC2_UNRESTRICTED | PROC2_EPT, "unrestricted guest and EPT");
     vmx_require_ctl(VMX_CTL_ENTRY, ENTRY_LOAD_EFER, "load IA32_EFER");
@@ -258,7 +267,8 @@ PROBE(vmx_entry_interruptibility, "vmx.entry.interruptibility", "VMX",
       "external interrupt with RFLAGS.IF=0, or with blocking by STI; injecting an NMI with "
       "blocking "
       "by MOV SS. The unmodified VMCS then launches",
-      "Intel SDM Vol. 3C 27.3.1.4, 27.3.1.5")
+      "Intel SDM Vol. 3C 27.3.1.4, 27.3.1.5", "sdm.27.3.1.5.intr-reserved",
+      "sdm.27.3.1.5.intr-sti-movss", "sdm.27.3.1.5.intr-sti-if", "sdm.27.8.invalid-guest-state")
 {
     vmx_on();
     struct vmx_vcpu *v = vmx_vcpu_new(vmx_en_loop_guest);
@@ -296,7 +306,8 @@ PROBE(vmx_entry_activity_state, "vmx.entry.activity_state", "VMX",
       "0x80000021 and qualification 0: activity state 4 (undefined); an activity state that "
       "IA32_VMX_MISC[8:6] does not offer (if any); HLT with blocking by STI; wait-for-SIPI while "
       "injecting an NMI. The unmodified VMCS then launches",
-      "Intel SDM Vol. 3C 27.3.1.5, A.6")
+      "Intel SDM Vol. 3C 27.3.1.5, A.6", "sdm.27.3.1.5.activity-valid",
+      "sdm.27.8.invalid-guest-state")
 {
     vmx_on();
     struct vmx_vcpu *v = vmx_vcpu_new(vmx_en_loop_guest);
@@ -336,7 +347,8 @@ PROBE(vmx_entry_unrestricted_cr0, "vmx.entry.unrestricted_cr0", "unrestricted gu
       "0x80000021, qualification 0), both for the 64-bit guest with PE cleared and for a real-mode "
       "guest state with PG set; the real-mode guest (PE=PG=0, IA-32e mode guest=0) launches and "
       "reaches its VMCALL",
-      "Intel SDM Vol. 3C 25.6.2, 27.2.1.1, 27.3.1.1")
+      "Intel SDM Vol. 3C 25.6.2, 27.2.1.1, 27.3.1.1", "sdm.27.2.1.1.unrestricted-ept",
+      "sdm.27.3.1.1.cr0-pg-pe")
 {
     vmx_require_ctl(VMX_CTL_PROC2, PROC2_UNRESTRICTED | PROC2_EPT, "unrestricted guest and EPT");
     vmx_require_ctl(VMX_CTL_ENTRY, ENTRY_LOAD_EFER, "load IA32_EFER");
@@ -370,7 +382,8 @@ PROBE(vmx_entry_vnmi_blocking_inject, "vmx.entry.vnmi_blocking_inject", "VMX",
       "With NMI exiting and virtual NMIs, VMLAUNCH injecting an NMI while the guest "
       "interruptibility state has blocking by NMI (bit 3) is a VM-entry failure: exit reason "
       "0x80000021, qualification 0; without the blocking bit the NMI is delivered",
-      "Intel SDM Vol. 3C 27.3.1.5 (interruptibility state)")
+      "Intel SDM Vol. 3C 27.3.1.5 (interruptibility state)", "sdm.27.3.1.5.intr-inject-nmi",
+      "sdm.27.8.invalid-guest-state")
 {
     vmx_require_ctl(VMX_CTL_PIN, PIN_NMI_EXITING | PIN_VIRTUAL_NMIS,
                     "NMI exiting and virtual NMIs");
@@ -391,7 +404,8 @@ PROBE(vmx_entry_activity_hlt_inject, "vmx.entry.activity_hlt_inject", "VMX",
       "VMLAUNCH with activity state HLT injecting a hardware exception #UD (only external "
       "interrupts, NMIs, #DB, #MC and pending MTF may be injected in HLT) is a VM-entry failure: "
       "exit reason 0x80000021, qualification 0; injecting #UD in the active state is delivered",
-      "Intel SDM Vol. 3C 27.3.1.5 (activity state), A.6")
+      "Intel SDM Vol. 3C 27.3.1.5 (activity state), A.6", "sdm.27.3.1.5.activity-hlt-inject",
+      "sdm.27.8.invalid-guest-state")
 {
     if (!(vmx_caps()->misc & VMX_MISC_ACT_HLT))
         skip("IA32_VMX_MISC[6]=0: activity state HLT not supported");

@@ -39,7 +39,9 @@ PROBE(vmx_ept_violation, "vmx.ept.violation", "EPT",
       "GPA = linear address = P; with the entry R+X, a write gives 0x1aa (write, readable, "
       "executable); with the entry R+W, a jump to P gives 0x19c (fetch, readable, writable); "
       "after the entry is made RWX and INVEPT, each access completes",
-      "Intel SDM Vol. 3C 29.3.3.2, 28.2.1, 31.3 (INVEPT)")
+      "Intel SDM Vol. 3C 29.3.3.2, 28.2.1, 31.3 (INVEPT)", "sdm.29.3.3.2.not-present",
+      "sdm.28.2.1.qual-ept-violation", "sdm.28.2.1.guest-physical-address",
+      "sdm.C.reason-48-ept-violation")
 {
     vmx_on();
     uint64_t eptp = vmx_ept_identity();
@@ -90,7 +92,8 @@ PROBE(vmx_ept_misconfig, "vmx.ept.misconfig", "EPT",
       "A guest read of a page whose 4 KiB EPT entry is write-only (R=0, W=1) exits with reason 49 "
       "(EPT misconfiguration), GPA = the page, RIP = the load; so does a read-write entry with the "
       "reserved memory type 2",
-      "Intel SDM Vol. 3C 29.3.3.1, 28.2.1")
+      "Intel SDM Vol. 3C 29.3.3.1, 28.2.1", "sdm.29.3.3.1.write-no-read", "sdm.29.3.3.1.memtype",
+      "sdm.29.3.3.1.misconfig-gpa", "sdm.C.reason-49-ept-misconfig")
 {
     vmx_on();
     uint64_t eptp = vmx_ept_identity();
@@ -120,7 +123,7 @@ PROBE(vmx_ept_invept, "vmx.ept.invept", "EPT",
       "with a valid EPTP, an unsupported one VMfailValid(28); single-context INVEPT with an EPTP "
       "of "
       "memory type 2 gives VMfailValid(28)",
-      "Intel SDM Vol. 3C 31.3 (INVEPT), A.10")
+      "Intel SDM Vol. 3C 31.3 (INVEPT), A.10", "sdm.31.3.invept-types")
 {
     const struct vmx_caps *c = vmx_caps();
     vmx_require_ctl(VMX_CTL_PROC2, PROC2_EPT, "enable EPT");
@@ -159,7 +162,8 @@ PROBE(vmx_ept_invept, "vmx.ept.invept", "EPT",
 PROBE(vmx_entry_eptp, "vmx.entry.eptp", "EPT",
       "VMLAUNCH with enable EPT and an EPTP of memory type 2 (reserved), of page-walk length 1, "
       "or with reserved bit 11 set gives VMfailValid(7); the valid EPTP then launches",
-      "Intel SDM Vol. 3C 27.2.1.1, 25.6.11")
+      "Intel SDM Vol. 3C 27.2.1.1, 25.6.11", "sdm.27.2.1.1.eptp-memtype",
+      "sdm.27.2.1.1.eptp-walk-length", "sdm.27.2.1.1.eptp-reserved")
 {
     vmx_on();
     uint64_t eptp = vmx_ept_identity();
@@ -192,7 +196,8 @@ PROBE(vmx_ept_ad, "vmx.ept.ad", "EPT",
       "With EPT accessed/dirty flags enabled (EPTP bit 6) and A=D=0 in the 4 KiB EPT entry of a "
       "data page P, a guest read of P sets A (bit 8) and leaves D (bit 9) clear; a guest write "
       "then sets D",
-      "Intel SDM Vol. 3C 29.3.4 (Accessed and Dirty Flags for EPT), 25.6.11, A.10")
+      "Intel SDM Vol. 3C 29.3.4 (Accessed and Dirty Flags for EPT), 25.6.11, A.10",
+      "sdm.29.3.4.ad-accessed", "sdm.29.3.4.ad-dirty")
 {
     vmx_caps();
     if (!(vmx_caps()->ept_vpid & VMX_EPT_AD))
@@ -221,7 +226,8 @@ PROBE(vmx_ept_exec_only, "vmx.ept.exec_only", "EPT",
       "R=W=0 for a page P holding VMCALL is no misconfiguration: a guest jump to P executes the "
       "VMCALL (exit 18 at RIP = P); a guest read of P exits with reason 48, qualification 0x1a1 "
       "(read, executable, linear address valid, translated access), GPA = P",
-      "Intel SDM Vol. 3C 29.3.2, 29.3.3.1, 29.3.3.2, A.10")
+      "Intel SDM Vol. 3C 29.3.2, 29.3.3.1, 29.3.3.2, A.10", "sdm.29.3.2.ept-execute-only",
+      "sdm.29.3.3.1.execute-only-unsupported")
 {
     vmx_on();
     uint64_t eptp = vmx_ept_identity();
@@ -282,7 +288,7 @@ PROBE(vmx_ept_large_pages, "vmx.ept.large_pages", "EPT",
       "MiB frame of a data page D makes a guest read at 2 GiB + (D mod 2 MiB) return D's contents "
       "and a guest write there change D; where IA32_VMX_EPT_VPID_CAP[17] offers 1 GiB pages, an "
       "EPT built of 1 GiB PDPTEs (identity, with guest-physical 2 GiB mapped onto 0) does the same",
-      "Intel SDM Vol. 3C 29.3.2 (Tables 29-4, 29-5), A.10")
+      "Intel SDM Vol. 3C 29.3.2 (Tables 29-4, 29-5), A.10", "sdm.29.3.2.ept-large-pages")
 {
     vmx_on();
     uint64_t eptp = vmx_ept_identity();
@@ -329,7 +335,8 @@ PROBE(vmx_ept_invept_flush, "vmx.ept.invept_flush", "EPT",
       "points the entry at page B and executes single-context INVEPT (where "
       "IA32_VMX_EPT_VPID_CAP[25]) for the EPTP: the guest's next read of G returns B's data; the "
       "entry back at A and an all-contexts INVEPT (where bit 26): the guest reads A's data again",
-      "Intel SDM Vol. 3C 29.4.3.1, 31.3 (INVEPT), A.10")
+      "Intel SDM Vol. 3C 29.4.3.1, 31.3 (INVEPT), A.10", "sdm.29.4.3.invept-single",
+      "sdm.29.4.3.invept-global")
 {
     vmx_on();
     uint64_t eptp = vmx_ept_identity();
@@ -384,7 +391,8 @@ PROBE(vmx_ept_misconfig_reserved, "vmx.ept.misconfig_reserved", "EPT",
       "= the load: the 4 KiB EPT entry with address bit MAXPHYADDR set; the non-leaf PDE with "
       "reserved bit 3 set; the non-leaf PDPTE with reserved bit 3 set; with the bits cleared and "
       "INVEPT the read completes and returns the page's data",
-      "Intel SDM Vol. 3C 29.3.2 (Tables 29-1 to 29-6), 29.3.3.1, 28.2.1")
+      "Intel SDM Vol. 3C 29.3.2 (Tables 29-1 to 29-6), 29.3.3.1, 28.2.1", "sdm.29.3.3.1.rsvd-pte",
+      "sdm.29.3.3.1.rsvd-pde", "sdm.29.3.3.1.rsvd-pdpte", "sdm.29.3.3.1.rsvd-pml4e")
 {
     vmx_on();
     uint64_t eptp = vmx_ept_identity();
@@ -447,7 +455,8 @@ PROBE(vmx_ept_violation_walk, "vmx.ept.violation_walk", "EPT",
       "GPA = T + 8 * PT index of L, guest-linear address = L, qualification 0x81 (read, linear "
       "address valid, bit 8 clear: an access to a guest paging-structure entry); with T mapped "
       "again the read completes",
-      "Intel SDM Vol. 3C 28.2.1 (Table 28-7, bits 7 and 8), 29.3.3.2")
+      "Intel SDM Vol. 3C 28.2.1 (Table 28-7, bits 7 and 8), 29.3.3.2",
+      "sdm.29.3.3.2.guest-paging-access", "sdm.28.2.1.qual-ept-violation")
 {
     vmx_on();
     uint64_t eptp = vmx_ept_identity();

@@ -40,7 +40,8 @@ PROBE(vmx_event_inject_exception, "vmx.event.inject_exception", "VMX",
       "guest IDT (the exception bitmap, all ones, is not consulted): the handler sees vector 13, "
       "error code 0x1234, pushed RIP = guest RIP; the VM exit clears the valid bit of the VM-entry "
       "interruption information; after IRET the guest resumes at its entry point",
-      "Intel SDM Vol. 3C 25.8.3, 27.6.1, 28.2.1")
+      "Intel SDM Vol. 3C 25.8.3, 27.6.1, 28.2.1", "sdm.27.6.1.1.inject-hw-exception",
+      "sdm.27.6.1.inject-delivery")
 {
     struct vmx_vcpu *v = event_vcpu();
     uint64_t rip = vmcs_read(VMCS_GUEST_RIP);
@@ -57,7 +58,7 @@ PROBE(vmx_event_inject_exception, "vmx.event.inject_exception", "VMX",
 PROBE(vmx_event_inject_soft_int, "vmx.event.inject_soft_int", "VMX",
       "VM entry injecting a software interrupt (type 4) INT 0x80 with VM-entry instruction length "
       "2 delivers vector 0x80 without error code and pushes RIP = guest RIP + 2",
-      "Intel SDM Vol. 3C 25.8.3, 27.6.1.1")
+      "Intel SDM Vol. 3C 25.8.3, 27.6.1.1", "sdm.27.6.1.1.inject-soft-int")
 {
     struct vmx_vcpu *v = event_vcpu();
     uint64_t rip = vmcs_read(VMCS_GUEST_RIP);
@@ -70,7 +71,7 @@ PROBE(vmx_event_inject_nmi, "vmx.event.inject_nmi", "VMX",
       "VM entry injecting an NMI (type 2, vector 2) delivers vector 2 through the guest IDT; in "
       "the handler the guest interruptibility state has blocking by NMI (bit 3) set; after the "
       "handler's IRET it is clear",
-      "Intel SDM Vol. 3C 25.4.2, 25.8.3, 27.6.1, 28.3.4")
+      "Intel SDM Vol. 3C 25.4.2, 25.8.3, 27.6.1, 28.3.4", "sdm.27.6.1.1.inject-nmi")
 {
     struct vmx_vcpu *v = event_vcpu();
     uint64_t rip = vmcs_read(VMCS_GUEST_RIP);
@@ -98,7 +99,8 @@ PROBE(vmx_event_idt_vectoring, "vmx.event.idt_vectoring", "VMX",
       "raises #GP during delivery: exit reason 0 with vector 13, error code 0x402 (IDT, index "
       "0x80), IDT-vectoring information 0x80000480 (valid, software interrupt, 0x80), "
       "instruction length 2, guest RIP unchanged",
-      "Intel SDM Vol. 3C 27.6.1.1, 28.2.2, 28.2.4, 28.2.5")
+      "Intel SDM Vol. 3C 27.6.1.1, 28.2.2, 28.2.4, 28.2.5", "sdm.28.2.3.idt-vectoring-injected",
+      "sdm.27.6.1.2.inject-vmexit", "sdm.28.2.2.intr-info", "sdm.28.2.2.intr-error-code")
 {
     struct vmx_vcpu *v = event_vcpu();
     uint64_t rip = vmcs_read(VMCS_GUEST_RIP);
@@ -121,7 +123,9 @@ PROBE(vmx_entry_event_injection, "vmx.entry.event_injection", "VMX",
       "VMfailValid(7); a hardware exception with vector 32 gives VMfailValid(7); reserved bit 30 "
       "set gives VMfailValid(7); #UD with deliver-error-code=1 gives VMfailValid(7) if "
       "IA32_VMX_BASIC[56]=0 and is delivered if it is 1",
-      "Intel SDM Vol. 3C 27.2.1.3, A.1")
+      "Intel SDM Vol. 3C 27.2.1.3, A.1", "sdm.27.2.1.3.inject-type-reserved",
+      "sdm.27.2.1.3.inject-vector", "sdm.27.2.1.3.inject-reserved-bits",
+      "sdm.27.2.1.3.inject-error-code-valid")
 {
     struct vmx_vcpu *v = event_vcpu();
     static const struct {
@@ -166,7 +170,7 @@ PROBE(vmx_event_inject_extint, "vmx.event.inject_extint", "VMX",
       "RFLAGS.IF=1 "
       "delivers vector 0x40 through the guest IDT without error code, pushed RIP = guest RIP, and "
       "without touching the local APIC (nothing in service)",
-      "Intel SDM Vol. 3C 25.8.3, 27.6.1")
+      "Intel SDM Vol. 3C 25.8.3, 27.6.1", "sdm.27.6.1.1.inject-extint")
 {
     struct vmx_vcpu *v = event_vcpu();
     uint64_t rip = vmcs_read(VMCS_GUEST_RIP);
@@ -179,7 +183,7 @@ PROBE(vmx_event_inject_exception_noerr, "vmx.event.inject_exception_noerr", "VMX
       "VM entry injecting hardware exceptions without error code (#UD, then #DE; type 3, "
       "deliver-error-code=0) delivers each through the guest IDT with no error code pushed and "
       "pushed RIP = guest RIP (a fault: the RIP of the instruction not executed)",
-      "Intel SDM Vol. 3C 25.8.3, 27.6.1.1, 27.6.1.2")
+      "Intel SDM Vol. 3C 25.8.3, 27.6.1.1, 27.6.1.2", "sdm.27.6.1.1.inject-hw-exception")
 {
     struct vmx_vcpu *v = event_vcpu();
     uint64_t rip = vmcs_read(VMCS_GUEST_RIP);
@@ -199,7 +203,7 @@ PROBE(vmx_event_inject_soft_exception, "vmx.event.inject_soft_exception", "VMX",
       "as "
       "INTO), each with VM-entry instruction length 1, delivers the vector without error code and "
       "pushes RIP = guest RIP + 1 (a trap past the instruction)",
-      "Intel SDM Vol. 3C 25.8.3, 27.6.1.1")
+      "Intel SDM Vol. 3C 25.8.3, 27.6.1.1", "sdm.27.6.1.1.inject-soft-int")
 {
     struct vmx_vcpu *v = event_vcpu();
     uint64_t rip = vmcs_read(VMCS_GUEST_RIP);
@@ -219,7 +223,7 @@ PROBE(vmx_event_inject_priv_soft_exception, "vmx.event.inject_priv_soft_exceptio
       "VM entry injecting a privileged software exception (type 5, vector 1, as ICEBP/INT1) with "
       "VM-entry instruction length 1 delivers #DB without error code and pushes RIP = guest RIP + "
       "1",
-      "Intel SDM Vol. 3C 25.8.3, 27.6.1.1")
+      "Intel SDM Vol. 3C 25.8.3, 27.6.1.1", "sdm.27.6.1.1.inject-priv-sw-exception")
 {
     struct vmx_vcpu *v = event_vcpu();
     uint64_t rip = vmcs_read(VMCS_GUEST_RIP);
@@ -233,7 +237,8 @@ PROBE(vmx_event_virtual_nmi, "vmx.event.virtual_nmi", "VMX",
       "virtual-NMI blocking (interruptibility bit 3) in the handler; with NMI-window exiting then "
       "set, VMRESUME runs the handler's IRET, which ends virtual-NMI blocking, and the NMI-window "
       "VM exit (reason 8) follows at the instruction after the IRET (the interrupted guest RIP)",
-      "Intel SDM Vol. 3C 25.6.1, 25.6.2, 26.3 (IRET), 26.7.2 (NMI-window exiting), 27.6.1")
+      "Intel SDM Vol. 3C 25.6.1, 25.6.2, 26.3 (IRET), 26.7.2 (NMI-window exiting), 27.6.1",
+      "sdm.25.6.1.virtual-nmis", "sdm.26.3.iret-nmi", "sdm.27.7.6.nmi-window")
 {
     vmx_require_ctl(VMX_CTL_PIN, PIN_NMI_EXITING | PIN_VIRTUAL_NMIS,
                     "NMI exiting and virtual NMIs");
@@ -269,7 +274,8 @@ PROBE(vmx_event_activity_hlt, "vmx.event.activity_hlt", "VMX",
       "1000: the guest executes nothing and exits with reason 52, guest RIP unchanged, activity "
       "state still HLT; VM entry in HLT injecting an NMI delivers it (the handler runs) and the "
       "activity state becomes active",
-      "Intel SDM Vol. 3C 25.4.2, 27.7.4 (activity state), 27.6.1, 28.3.4, A.6")
+      "Intel SDM Vol. 3C 25.4.2, 27.7.4 (activity state), 27.6.1, 28.3.4, A.6",
+      "sdm.27.7.2.activity-hlt", "sdm.26.5.1.timer-hlt", "sdm.28.3.4.activity-state")
 {
     if (!(vmx_caps()->misc & VMX_MISC_ACT_HLT))
         skip("IA32_VMX_MISC[6]=0: activity state HLT not supported");
@@ -303,7 +309,8 @@ PROBE(vmx_event_idt_vectoring_reinject, "vmx.event.idt_vectoring_reinject", "EPT
       "0x80000b0d (valid, hardware exception with error code, vector 13) and IDT-vectoring error "
       "code 0x1234; with the page writable again and the IDT-vectoring fields copied into the "
       "VM-entry interruption fields, VMRESUME delivers #GP(0x1234) to the guest handler",
-      "Intel SDM Vol. 3C 27.6.1, 28.2.4, 29.3.3.2")
+      "Intel SDM Vol. 3C 27.6.1, 28.2.4, 29.3.3.2", "sdm.28.2.3.idt-vectoring",
+      "sdm.27.6.1.2.inject-vmexit")
 {
     struct vmx_vcpu *v = event_vcpu();
     uint64_t eptp = vmx_ept_identity();

@@ -40,7 +40,8 @@ PROBE(vmx_exit_host_state, "vmx.exit.host_state", "VMX",
       "bitmap all zero), CF and DF, exits with VMCALL: host RFLAGS = 0x2, DR7 = 0x400, "
       "IA32_FS_BASE and IA32_SYSENTER_CS = the host-state fields, GDTR and IDTR limits = 0xffff "
       "with the host-state bases",
-      "Intel SDM Vol. 3C 28.5.1, 28.5.2")
+      "Intel SDM Vol. 3C 28.5.1, 28.5.2", "sdm.28.5.1.dr7-debugctl", "sdm.28.5.1.sysenter-fs-gs",
+      "sdm.28.5.3.rip-rsp-rflags")
 {
     struct vmx_vcpu *v = exit_vcpu();
     if (!vmx_run_expect(v, EXIT_VMCALL, "guest changing DR7, FS base, SYSENTER_CS, CF and DF"))
@@ -64,7 +65,8 @@ PROBE(vmx_exit_guest_state, "vmx.exit.guest_state", "VMX",
       "The VMCALL exit of that guest saves RFLAGS with CF and DF set and RF clear, RSP = entry RSP "
       "- 8, IA32_FS_BASE = 0x12345000, IA32_SYSENTER_CS = 0x1234, and DR7 = 0x500 when the save "
       "debug controls exit control is 1",
-      "Intel SDM Vol. 3C 28.3.1, 28.3.2, 28.3.3, 25.7.1")
+      "Intel SDM Vol. 3C 28.3.1, 28.3.2, 28.3.3, 25.7.1", "sdm.28.3.1.cr-save",
+      "sdm.28.3.1.msr-save", "sdm.28.3.3.rip-rsp-rflags")
 {
     struct vmx_vcpu *v = exit_vcpu();
     bool save_dbg = vmx_ctl_can_set(VMX_CTL_EXIT, EXIT_SAVE_DEBUG);
@@ -103,7 +105,8 @@ PROBE(vmx_exit_pat_efer, "vmx.exit.pat_efer", "VMX",
       "a guest that writes IA32_PAT = 0x0007040600070406 and toggles EFER.NXE exits with VMCALL: "
       "the guest PAT and EFER fields hold the guest's values, and the host runs with its own PAT "
       "and EFER again (the host-state fields)",
-      "Intel SDM Vol. 3C 25.7.1, 28.3.3, 28.5.1")
+      "Intel SDM Vol. 3C 25.7.1, 28.3.3, 28.5.1", "sdm.28.3.1.msr-save", "sdm.28.5.1.pat",
+      "sdm.28.5.1.efer")
 {
     vmx_require_ctl(VMX_CTL_EXIT, EXIT_SAVE_PAT | EXIT_LOAD_PAT | EXIT_SAVE_EFER | EXIT_LOAD_EFER,
                     "save/load IA32_PAT and IA32_EFER");
@@ -134,7 +137,8 @@ PROBE(vmx_entry_load_debug, "vmx.entry.load_debug", "VMX",
       "entry loads DR7 = 0x700 (LE and GE set, no breakpoint enabled) and IA32_DEBUGCTL = 0 "
       "from the guest-state fields: the guest reads them back; after the exit the host's DR7 is "
       "0x400 (SDM 28.5.1)",
-      "Intel SDM Vol. 3C 25.8.1, 27.3.2.1, 28.5.1")
+      "Intel SDM Vol. 3C 25.8.1, 27.3.2.1, 28.5.1", "sdm.27.3.2.1.cr-dr-load",
+      "sdm.27.3.2.1.msr-load")
 {
     vmx_require_ctl(VMX_CTL_ENTRY, ENTRY_LOAD_DEBUG, "load debug controls");
     vmx_require_ctl(VMX_CTL_PROC, PROC_MSR_BITMAPS, "use MSR bitmaps");
@@ -208,7 +212,8 @@ PROBE(vmx_exit_xmm, "vmx.exit.xmm", "VMX",
       "VM entry and VM exit do not switch XMM state: with host XMM0 = A the guest reads A from "
       "XMM0; the guest writes B to XMM1 and the host reads B from XMM1 after the VMCALL exit "
       "(needs CPUID 1 EDX.SSE2[26], CR4.OSFXSR set by the probe)",
-      "Intel SDM Vol. 3C 25.4, 25.5 (no XMM state in the guest- or host-state area), 28.3, 28.5")
+      "Intel SDM Vol. 3C 25.4, 25.5 (no XMM state in the guest- or host-state area), 28.3, 28.5",
+      "sdm.25.4.1.guest-register-fields")
 {
     struct vmx_vcpu *v = xmm_vcpu();
     xmm_round(v, 0x0123456789abcdefull, 0xfedcba9876543210ull, 1, 1);
@@ -222,7 +227,7 @@ PROBE(vmx_exit_xmm_repeat, "vmx.exit.xmm_repeat", "VMX",
       "The same, 1000 times over with a new A and B each round; the first round that differs is "
       "reported with both values (a hypervisor that switches FPU state lazily can get it wrong "
       "only when something else ran on the CPU in between)",
-      "Intel SDM Vol. 3C 25.4, 25.5, 28.3, 28.5")
+      "Intel SDM Vol. 3C 25.4, 25.5, 28.3, 28.5", "sdm.25.4.1.guest-register-fields")
 {
     struct vmx_vcpu *v = xmm_vcpu();
     for (unsigned round = 1; round <= XMM_ROUNDS; round++) {

@@ -21,7 +21,9 @@ PROBE(vmx_intercept_vmcall, "vmx.vmlaunch.vmcall", "VMX",
       "guest RIP = the VMCALL, instruction length 3, exit qualification 0, IDT-vectoring info "
       "invalid, guest GPRs and RSP saved; after RIP += 3, VMRESUME reaches a second VMCALL with "
       "the guest's registers intact",
-      "Intel SDM Vol. 3C 26.1.2, 28.2.1, 28.2.4, 28.2.5, 31.3 (VMLAUNCH/VMRESUME)")
+      "Intel SDM Vol. 3C 26.1.2, 28.2.1, 28.2.4, 28.2.5, 31.3 (VMLAUNCH/VMRESUME)",
+      "sdm.C.reason-18-vmcall", "sdm.28.2.1.exit-reason-format", "sdm.28.2.4.insn-length",
+      "sdm.28.2.3.idt-vectoring")
 {
     vmx_on();
     struct vmx_vcpu *v = vmx_vcpu_new(vmx_ic_vmcall_guest);
@@ -63,7 +65,9 @@ GUEST(vmx_ic_cpuid_guest, "    xor %eax, %eax\n"
 PROBE(vmx_intercept_cpuid, "vmx.intercept.cpuid", "VMX",
       "A guest CPUID (leaf 0) exits unconditionally with exit reason 10 before executing: guest "
       "RIP = the CPUID, instruction length 2, exit qualification 0, RAX/RBX/RCX/RDX unchanged",
-      "Intel SDM Vol. 3C 26.1.2, 28.2.1, 28.2.5")
+      "Intel SDM Vol. 3C 26.1.2, 28.2.1, 28.2.5", "sdm.26.1.2.unconditional",
+      "sdm.C.reason-10-cpuid", "sdm.28.2.1.qual-zero", "sdm.28.2.4.insn-length",
+      "sdm.28.1.fault-like-instruction")
 {
     vmx_on();
     struct vmx_vcpu *v = vmx_vcpu_new(vmx_ic_cpuid_guest);
@@ -87,7 +91,8 @@ PROBE(vmx_intercept_hlt, "vmx.intercept.hlt", "VMX",
       "With HLT exiting=1, a guest HLT exits with reason 12, guest RIP = the HLT, instruction "
       "length 1, exit qualification 0, activity state active; VMRESUME after RIP += 1 reaches the "
       "following VMCALL",
-      "Intel SDM Vol. 3C 25.6.2, 26.1.3, 28.2.1")
+      "Intel SDM Vol. 3C 25.6.2, 26.1.3, 28.2.1", "sdm.26.1.3.hlt-mwait-monitor",
+      "sdm.C.reason-12-hlt")
 {
     vmx_require_ctl(VMX_CTL_PROC, PROC_HLT_EXITING, "HLT exiting");
     vmx_on();
@@ -121,7 +126,9 @@ PROBE(vmx_intercept_exception_bitmap, "vmx.intercept.exception_bitmap", "VMX",
       "valid/hardware exception/vector 6/no error code; a non-canonical load exits with vector 13, "
       "error code valid and 0; INT3 exits with vector 3, type software exception, instruction "
       "length 1; guest RIP is the faulting instruction each time",
-      "Intel SDM Vol. 3C 25.6.3, 26.2, 28.2.2")
+      "Intel SDM Vol. 3C 25.6.3, 26.2, 28.2.2", "sdm.25.6.3.exception-bitmap",
+      "sdm.26.2.exceptions", "sdm.28.2.2.intr-info", "sdm.28.2.2.intr-error-code",
+      "sdm.C.reason-0-exception-nmi")
 {
     vmx_on();
     struct vmx_vcpu *v = vmx_vcpu_new(vmx_ic_exc_guest);
@@ -168,7 +175,8 @@ PROBE(vmx_intercept_msr, "vmx.intercept.msr", "VMX",
       "(length 2, RCX preserved). With a zeroed MSR bitmap they execute without exit; with the "
       "read bit (and then write bit) of 0x174 set they exit again; RDMSR of 0x40000100, outside "
       "both bitmap ranges, exits even with bitmaps",
-      "Intel SDM Vol. 3C 25.6.9, 26.1.3")
+      "Intel SDM Vol. 3C 25.6.9, 26.1.3", "sdm.26.1.3.msr", "sdm.C.reason-31-rdmsr",
+      "sdm.C.reason-32-wrmsr")
 {
     vmx_on();
     struct vmx_vcpu *v = vmx_vcpu_new(vmx_ic_msr_guest);
@@ -226,7 +234,8 @@ PROBE(vmx_intercept_io, "vmx.intercept.io", "VMX",
       "With unconditional I/O exiting, guest OUT 0x80,AL exits with reason 30, qualification "
       "0x800040 (size 1, OUT, immediate operand, port 0x80), length 2; IN EAX,DX with DX=0x1234 "
       "exits with qualification 0x1234000b (size 4, IN, DX operand), length 1",
-      "Intel SDM Vol. 3C 25.6.4, 26.1.3, 28.2.1")
+      "Intel SDM Vol. 3C 25.6.4, 26.1.3, 28.2.1", "sdm.26.1.3.io", "sdm.28.2.1.qual-io",
+      "sdm.C.reason-30-io")
 {
     vmx_require_ctl(VMX_CTL_PROC, PROC_UNCOND_IO_EXITING, "unconditional I/O exiting");
     vmx_on();
@@ -260,7 +269,8 @@ PROBE(vmx_intercept_mtf, "vmx.intercept.mtf", "MTF",
       "With monitor trap flag=1, each VM entry executes one guest instruction and exits with "
       "reason 37, qualification 0, guest RIP at the next instruction (NOP, then ADD, then ADD); "
       "with MTF cleared the guest runs to its VMCALL",
-      "Intel SDM Vol. 3C 25.6.2, 26.5.2, 28.2.1")
+      "Intel SDM Vol. 3C 25.6.2, 26.5.2, 28.2.1", "sdm.26.5.2.mtf-instruction",
+      "sdm.C.reason-37-mtf")
 {
     vmx_require_ctl(VMX_CTL_PROC, PROC_MTF, "monitor trap flag");
     vmx_on();
@@ -285,7 +295,8 @@ PROBE(vmx_intercept_rdtsc, "vmx.intercept.rdtsc", "VMX",
       "With RDTSC exiting=1, guest RDTSC exits with reason 16, length 2, guest RIP at the RDTSC; "
       "with RDTSC exiting=0 and TSC offsetting with offset 2^40, the guest's RDTSC returns a value "
       "at least host TSC + 2^40 and no exit occurs before the VMCALL",
-      "Intel SDM Vol. 3C 25.6.2, 25.6.5, 26.1.3, 26.3")
+      "Intel SDM Vol. 3C 25.6.2, 25.6.5, 26.1.3, 26.3", "sdm.26.1.3.rdtsc-rdpmc",
+      "sdm.25.6.5.tsc-offset", "sdm.C.reason-16-rdtsc")
 {
     vmx_require_ctl(VMX_CTL_PROC, PROC_RDTSC_EXITING, "RDTSC exiting");
     vmx_on();
@@ -331,7 +342,8 @@ PROBE(vmx_intercept_cr3, "vmx.intercept.cr3", "VMX",
       "reason 28, qualification 0x313 (CR3, MOV from CR, RBX), length 3, and MOV CR3,R9 exits with "
       "qualification 0x903 (CR3, MOV to CR, R9), length 4; with CR3-target count 1 and target 0 = "
       "the value loaded, MOV CR3,R9 does not exit",
-      "Intel SDM Vol. 3C 25.6.7, 26.1.3, 28.2.1")
+      "Intel SDM Vol. 3C 25.6.7, 26.1.3, 28.2.1", "sdm.26.1.3.mov-cr3", "sdm.28.2.1.qual-cr-access",
+      "sdm.C.reason-28-cr-access")
 {
     vmx_require_ctl(VMX_CTL_PROC, PROC_CR3_LOAD_EXITING | PROC_CR3_STORE_EXITING,
                     "CR3-load/CR3-store exiting");
@@ -383,7 +395,8 @@ PROBE(vmx_intercept_cr0_shadow, "vmx.intercept.cr0_shadow", "VMX",
       "and "
       "leaves the real TS 0; CLTS exits with reason 28, qualification 0x20 (CLTS), length 2; "
       "MOV CR0,RCX with TS=0 exits with qualification 0x100 (CR0, MOV to CR, RCX), length 3",
-      "Intel SDM Vol. 3C 25.6.6, 26.1.3, 26.3, 28.2.1")
+      "Intel SDM Vol. 3C 25.6.6, 26.1.3, 26.3, 28.2.1", "sdm.25.6.6.cr-read-shadow",
+      "sdm.25.6.6.cr-write-exit", "sdm.26.3.cr-reads", "sdm.26.3.cr-writes")
 {
     vmx_on();
     struct vmx_vcpu *v = vmx_vcpu_new(vmx_ic_cr0_guest);
@@ -452,7 +465,8 @@ GUEST(vmx_ic_invlpg_guest, "invlpg 0x123456", "vmcall", "ud2");
 PROBE(vmx_intercept_invlpg, "vmx.intercept.invlpg", "VMX",
       "With INVLPG exiting, guest INVLPG [0x123456] exits with reason 14, qualification 0x123456 "
       "(the linear address), length 8, RIP = the INVLPG",
-      "Intel SDM Vol. 3C 25.6.2, 26.1.3, 28.2.1")
+      "Intel SDM Vol. 3C 25.6.2, 26.1.3, 28.2.1", "sdm.26.1.3.invlpg-invpcid",
+      "sdm.28.2.1.qual-invlpg", "sdm.C.reason-14-invlpg")
 {
     static const struct insn_exit e = {vmx_ic_invlpg_guest,
                                        VMX_CTL_PROC,
@@ -468,7 +482,7 @@ PROBE(vmx_intercept_invlpg, "vmx.intercept.invlpg", "VMX",
 GUEST(vmx_ic_rdpmc_guest, "xor %ecx, %ecx", "rdpmc", "vmcall", "ud2");
 PROBE(vmx_intercept_rdpmc, "vmx.intercept.rdpmc", "VMX",
       "With RDPMC exiting, guest RDPMC (ECX=0) exits with reason 15, length 2, qualification 0",
-      "Intel SDM Vol. 3C 25.6.2, 26.1.3")
+      "Intel SDM Vol. 3C 25.6.2, 26.1.3", "sdm.26.1.3.rdtsc-rdpmc", "sdm.C.reason-15-rdpmc")
 {
     /* the guest starts with XOR ECX,ECX (2 bytes) */
     vmx_require_ctl(VMX_CTL_PROC, PROC_RDPMC_EXITING, "RDPMC exiting");
@@ -485,7 +499,7 @@ PROBE(vmx_intercept_rdpmc, "vmx.intercept.rdpmc", "VMX",
 GUEST(vmx_ic_pause_guest, "pause", "vmcall", "ud2");
 PROBE(vmx_intercept_pause, "vmx.intercept.pause", "VMX",
       "With PAUSE exiting, guest PAUSE exits with reason 40, length 2, qualification 0",
-      "Intel SDM Vol. 3C 25.6.2, 26.1.3")
+      "Intel SDM Vol. 3C 25.6.2, 26.1.3", "sdm.26.1.3.pause-ple", "sdm.C.reason-40-pause")
 {
     static const struct insn_exit e = {vmx_ic_pause_guest,
                                        VMX_CTL_PROC,
@@ -501,7 +515,7 @@ PROBE(vmx_intercept_pause, "vmx.intercept.pause", "VMX",
 GUEST(vmx_ic_invd_guest, "invd", "vmcall", "ud2");
 PROBE(vmx_intercept_invd, "vmx.intercept.invd", "VMX",
       "Guest INVD exits unconditionally with reason 13, length 2, qualification 0",
-      "Intel SDM Vol. 3C 26.1.2")
+      "Intel SDM Vol. 3C 26.1.2", "sdm.C.reason-13-invd")
 {
     static const struct insn_exit e = {vmx_ic_invd_guest, VMX_CTL_N, 0,    NULL,
                                        EXIT_INVD,         2,         true, 0};
@@ -512,7 +526,7 @@ GUEST(vmx_ic_wbinvd_guest, "wbinvd", "vmcall", "ud2");
 PROBE(vmx_intercept_wbinvd, "vmx.intercept.wbinvd", "VMX",
       "With WBINVD exiting (secondary control), guest WBINVD exits with reason 54, length 2, "
       "qualification 0",
-      "Intel SDM Vol. 3C 25.6.2, 26.1.3")
+      "Intel SDM Vol. 3C 25.6.2, 26.1.3", "sdm.26.1.3.wbinvd", "sdm.C.reason-54-wbinvd")
 {
     static const struct insn_exit e = {vmx_ic_wbinvd_guest,
                                        VMX_CTL_PROC2,
@@ -528,7 +542,7 @@ PROBE(vmx_intercept_wbinvd, "vmx.intercept.wbinvd", "VMX",
 GUEST(vmx_ic_rdrand_guest, "rdrand %rax", "vmcall", "ud2");
 PROBE(vmx_intercept_rdrand, "vmx.intercept.rdrand", "VMX",
       "With RDRAND exiting (secondary control), guest RDRAND RAX exits with reason 57, length 4",
-      "Intel SDM Vol. 3C 25.6.2, 26.1.3")
+      "Intel SDM Vol. 3C 25.6.2, 26.1.3", "sdm.26.1.3.rdrand-rdseed", "sdm.C.reason-57-rdrand")
 {
     vmx_caps();
     if (!(cpuid(1, 0).c & (1u << 30)))
@@ -547,7 +561,7 @@ PROBE(vmx_intercept_rdrand, "vmx.intercept.rdrand", "VMX",
 GUEST(vmx_ic_rdseed_guest, "rdseed %rax", "vmcall", "ud2");
 PROBE(vmx_intercept_rdseed, "vmx.intercept.rdseed", "VMX",
       "With RDSEED exiting (secondary control), guest RDSEED RAX exits with reason 61, length 4",
-      "Intel SDM Vol. 3C 25.6.2, 26.1.3")
+      "Intel SDM Vol. 3C 25.6.2, 26.1.3", "sdm.26.1.3.rdrand-rdseed", "sdm.C.reason-61-rdseed")
 {
     vmx_caps();
     if (!(cpuid(7, 0).b & (1u << 18)))
@@ -568,7 +582,7 @@ PROBE(vmx_intercept_vmx_insn, "vmx.intercept.vmx_insn", "VMX",
       "A guest VMREAD (0F 78, register operands) exits unconditionally with reason 23 and length "
       "3; "
       "the guest's RAX (the field encoding) is preserved",
-      "Intel SDM Vol. 3C 26.1.2, 28.2.5")
+      "Intel SDM Vol. 3C 26.1.2, 28.2.5", "sdm.C.reason-23-vmread")
 {
     vmx_on();
     struct vmx_vcpu *v = vmx_vcpu_new(vmx_ic_vmread_guest);
@@ -585,7 +599,7 @@ PROBE(vmx_intercept_mtf_inject, "vmx.intercept.mtf_inject", "MTF",
       "With monitor trap flag=1 and VM entry injecting #UD through a guest IDT, an MTF VM exit "
       "(reason 37) occurs before the handler's first instruction: guest RIP = the #UD handler, "
       "qualification 0",
-      "Intel SDM Vol. 3C 26.5.2, 27.6.1")
+      "Intel SDM Vol. 3C 26.5.2, 27.6.1", "sdm.26.5.2.mtf-injection", "sdm.27.7.8.mtf-after-entry")
 {
     vmx_require_ctl(VMX_CTL_PROC, PROC_MTF, "monitor trap flag");
     vmx_on();
@@ -609,7 +623,8 @@ PROBE(vmx_intercept_intr_window, "vmx.intercept.intr_window", "VMX",
       "RFLAGS.IF=1 exits with reason 7 before its first instruction; entered with IF=1 and "
       "blocking by STI, after one instruction (RIP = entry + 1); entered with IF=0, not at all "
       "(it reaches VMCALL)",
-      "Intel SDM Vol. 3C 25.6.2, 27.7.5, 25.4.2")
+      "Intel SDM Vol. 3C 25.6.2, 27.7.5, 25.4.2", "sdm.27.7.5.intr-window",
+      "sdm.C.reason-7-interrupt-window")
 {
     vmx_require_ctl(VMX_CTL_PROC, PROC_INTR_WINDOW, "interrupt-window exiting");
     vmx_require_ctl(VMX_CTL_PIN, PIN_EXTINT_EXITING, "external-interrupt exiting");
@@ -634,7 +649,8 @@ PROBE(vmx_intercept_nmi_window, "vmx.intercept.nmi_window", "VMX",
       "With NMI exiting, virtual NMIs and NMI-window exiting: a guest entered without virtual-NMI "
       "blocking exits with reason 8 before its first instruction; entered with virtual-NMI "
       "blocking (interruptibility bit 3), it runs to its VMCALL",
-      "Intel SDM Vol. 3C 25.6.1, 25.6.2, 27.7.6, 27.2.1.1")
+      "Intel SDM Vol. 3C 25.6.1, 25.6.2, 27.7.6, 27.2.1.1", "sdm.27.7.6.nmi-window",
+      "sdm.C.reason-8-nmi-window")
 {
     vmx_require_ctl(VMX_CTL_PIN, PIN_NMI_EXITING | PIN_VIRTUAL_NMIS,
                     "NMI exiting and virtual NMIs");
@@ -654,7 +670,7 @@ GUEST(vmx_ic_tf_guest, "ud2", "vmcall", "ud2");
 PROBE(vmx_intercept_triple_fault, "vmx.intercept.triple_fault", "VMX",
       "With an exception bitmap of 0 and a guest IDT limit of 0, a guest UD2 escalates (#UD, #GP "
       "on delivery, #DF) to a triple fault, which exits with reason 2 and guest RIP at the UD2",
-      "Intel SDM Vol. 3C 26.2, 28.2.1")
+      "Intel SDM Vol. 3C 26.2, 28.2.1", "sdm.26.2.triple-fault", "sdm.C.reason-2-triple-fault")
 {
     vmx_on();
     struct vmx_vcpu *v = vmx_vcpu_new(vmx_ic_tf_guest);
@@ -680,7 +696,8 @@ PROBE(vmx_intercept_pf_mask, "vmx.intercept.pf_mask", "VMX",
       "unchanged) iff PFEC & mask == match (mask 0/match 0: exit; mask 1/match 1: no exit, #PF "
       "delivered through the guest IDT); with bit 14 = 0 the sense inverts (mask 1/match 1: exit; "
       "mask 0/match 0: delivered)",
-      "Intel SDM Vol. 3C 25.6.3, 26.2, 28.1, 28.2.1")
+      "Intel SDM Vol. 3C 25.6.3, 26.2, 28.1, 28.2.1", "sdm.25.6.3.pf-mask-match",
+      "sdm.28.2.1.qual-page-fault", "sdm.28.1.exception-no-side-effects")
 {
     vmx_on();
     struct vmx_vcpu *v = vmx_vcpu_new(vmx_ic_pf_guest);
@@ -745,7 +762,8 @@ PROBE(vmx_intercept_mov_dr, "vmx.intercept.mov_dr", "VMX",
       "With MOV-DR exiting, guest MOV DR7,RDX exits with reason 29, qualification 0x207 (DR7, "
       "MOV to DR, RDX), length 3; MOV RSI,DR0 exits with qualification 0x610 (DR0, MOV from DR, "
       "RSI), length 3",
-      "Intel SDM Vol. 3C 25.6.2, 26.1.3, 28.2.1")
+      "Intel SDM Vol. 3C 25.6.2, 26.1.3, 28.2.1", "sdm.26.1.3.mov-dr", "sdm.28.2.1.qual-mov-dr",
+      "sdm.C.reason-29-mov-dr")
 {
     vmx_require_ctl(VMX_CTL_PROC, PROC_MOV_DR_EXITING, "MOV-DR exiting");
     vmx_on();
@@ -787,7 +805,7 @@ PROBE(vmx_intercept_io_bitmap, "vmx.intercept.io_bitmap", "VMX",
       "exits; "
       "IN AX,DX with DX=0xffff, whose access wraps past port 0xffff, exits although bits 0xffff "
       "and 0 are clear",
-      "Intel SDM Vol. 3C 25.6.4, 26.1.3")
+      "Intel SDM Vol. 3C 25.6.4, 26.1.3", "sdm.25.6.4.io-bitmaps")
 {
     vmx_require_ctl(VMX_CTL_PROC, PROC_IO_BITMAPS, "use I/O bitmaps");
     vmx_on();
@@ -827,7 +845,8 @@ GUEST(vmx_ic_dt_guest, "vmx_ic_dt_sgdt:\n"
 PROBE(vmx_intercept_desc_table, "vmx.intercept.desc_table", "VMX",
       "With descriptor-table exiting (secondary control), guest SGDT [RDI] exits with reason 46 "
       "(GDTR/IDTR access), length 3, and STR EAX with reason 47 (LDTR/TR access), length 3",
-      "Intel SDM Vol. 3C 25.6.2, 26.1.3, 28.2.5")
+      "Intel SDM Vol. 3C 25.6.2, 26.1.3, 28.2.5", "sdm.26.1.3.descriptor-tables",
+      "sdm.C.reason-46-gdtr-idtr", "sdm.C.reason-47-ldtr-tr")
 {
     vmx_require_ctl(VMX_CTL_PROC2, PROC2_DESC_TABLE_EXITING, "descriptor-table exiting");
     vmx_on();
@@ -853,7 +872,7 @@ PROBE(vmx_intercept_rdtscp, "vmx.intercept.rdtscp", "VMX",
       "With enable RDTSCP=0, guest RDTSCP raises #UD (exit 0, vector 6 under the all-ones "
       "exception bitmap); with enable RDTSCP=1 and RDTSC exiting=1 it exits with reason 51, "
       "length 3",
-      "Intel SDM Vol. 3C 25.6.2, 26.1.3, 26.3")
+      "Intel SDM Vol. 3C 25.6.2, 26.1.3, 26.3", "sdm.26.3.rdtscp-ud", "sdm.C.reason-51-rdtscp")
 {
     vmx_caps();
     if (!(cpuid(0x80000001, 0).d & (1u << 27)))
@@ -888,7 +907,8 @@ GUEST(vmx_ic_mon_guest, "    mov %rdi, %rax\n"
 PROBE(vmx_intercept_monitor_mwait, "vmx.intercept.monitor_mwait", "VMX",
       "With MONITOR exiting and MWAIT exiting, guest MONITOR exits with reason 39 and MWAIT with "
       "reason 36, each with length 3 and guest RIP at the instruction",
-      "Intel SDM Vol. 3C 25.6.2, 26.1.3")
+      "Intel SDM Vol. 3C 25.6.2, 26.1.3", "sdm.26.1.3.hlt-mwait-monitor", "sdm.C.reason-36-mwait",
+      "sdm.C.reason-39-monitor")
 {
     vmx_caps();
     if (!(cpuid(1, 0).c & (1u << 3)))
@@ -919,7 +939,7 @@ GUEST(vmx_ic_xsetbv_guest, "xsetbv", "vmcall", "ud2");
 PROBE(vmx_intercept_xsetbv, "vmx.intercept.xsetbv", "VMX",
       "With guest CR4.OSXSAVE=1, guest XSETBV (ECX=0, EDX:EAX=1) exits unconditionally with "
       "reason 55, length 3, and the guest's RCX/RAX preserved",
-      "Intel SDM Vol. 3C 26.1.2")
+      "Intel SDM Vol. 3C 26.1.2", "sdm.C.reason-55-xsetbv")
 {
     vmx_caps();
     if (!(cpuid(1, 0).c & (1u << 26)))
@@ -941,7 +961,8 @@ PROBE(vmx_intercept_mtf_pending, "vmx.intercept.mtf_pending", "MTF",
       "VM entry with the VM-entry interruption information = other event (type 7), vector 0 (a "
       "pending MTF VM exit), MTF control 0: an MTF VM exit (reason 37, qualification 0) occurs "
       "before the guest's first instruction (guest RIP = entry point, RBX unchanged)",
-      "Intel SDM Vol. 3C 25.8.3, 27.2.1.3, 27.6.2 (Injection of Pending MTF VM Exits)")
+      "Intel SDM Vol. 3C 25.8.3, 27.2.1.3, 27.6.2 (Injection of Pending MTF VM Exits)",
+      "sdm.27.6.2.inject-mtf")
 {
     vmx_require_ctl(VMX_CTL_PROC, PROC_MTF, "monitor trap flag (needed for interruption type 7)");
     vmx_on();

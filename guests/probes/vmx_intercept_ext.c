@@ -24,7 +24,8 @@ PROBE(vmx_intercept_cr4_shadow, "vmx.intercept.cr4_shadow", "VMX",
       "CR4 reads TSD=1 without exit; MOV to CR4 of that value does not exit and leaves the real "
       "TSD 0; MOV CR4,RCX with TSD=0 (differing from the shadow) exits with reason 28, "
       "qualification 0x104 (CR4, MOV to CR, RCX), length 3",
-      "Intel SDM Vol. 3C 25.6.6, 26.1.3, 26.3, 28.2.1")
+      "Intel SDM Vol. 3C 25.6.6, 26.1.3, 26.3, 28.2.1", "sdm.25.6.6.cr-read-shadow",
+      "sdm.25.6.6.cr-write-exit")
 {
     vmx_on();
     struct vmx_vcpu *v = vmx_vcpu_new(vmx_ix_cr4_guest);
@@ -60,7 +61,8 @@ PROBE(vmx_intercept_invpcid, "vmx.intercept.invpcid", "VMX",
       "with enable INVPCID=1 and INVLPG exiting=1 it exits with reason 58, length 5, qualification "
       "0 (no displacement) and instruction information 0x3c18100 (64-bit, DS, base RDI, reg2 RAX); "
       "with INVLPG exiting=0 it executes without exit",
-      "Intel SDM Vol. 3C 25.6.2, 26.1.3, 26.3, 28.2.1, 28.2.5")
+      "Intel SDM Vol. 3C 25.6.2, 26.1.3, 26.3, 28.2.1, 28.2.5", "sdm.26.3.invpcid-ud",
+      "sdm.26.1.3.invlpg-invpcid", "sdm.C.reason-58-invpcid")
 {
     vmx_require_ctl(VMX_CTL_PROC2, PROC2_INVPCID, "enable INVPCID");
     vmx_require_ctl(VMX_CTL_PROC, PROC_INVLPG_EXITING, "INVLPG exiting");
@@ -136,7 +138,7 @@ PROBE(vmx_intercept_ple, "vmx.intercept.ple", "VMX",
       "With PAUSE-loop exiting (PAUSE exiting off), PLE_Gap = 128 and PLE_Window = 4096, a CPL-0 "
       "guest spinning on PAUSE loops and then exits with reason 40 at a PAUSE, length 2; the "
       "VMX-preemption timer (where offered) bounds the wait",
-      "Intel SDM Vol. 3C 25.6.13, 26.1.3")
+      "Intel SDM Vol. 3C 25.6.13, 26.1.3", "sdm.25.6.13.ple-fields", "sdm.26.1.3.pause-ple")
 {
     ple_run(128, "guest PAUSE loop, PLE_Gap 128");
 }
@@ -145,7 +147,7 @@ PROBE(vmx_intercept_ple_first_pause, "vmx.intercept.ple_first_pause", "VMX",
       "PAUSE-loop exiting with PLE_Gap = 0x7fffffff and PLE_Window = 4096: the first PAUSE at "
       "CPL 0 after VM entry is the first of a loop whatever the gap, so the guest loops for "
       "PLE_Window before the exit with reason 40 at a PAUSE",
-      "Intel SDM Vol. 3C 26.1.3 (PAUSE-loop exiting)")
+      "Intel SDM Vol. 3C 26.1.3 (PAUSE-loop exiting)", "sdm.26.1.3.pause-ple")
 {
     ple_run(0x7fffffffu, "guest PAUSE loop, PLE_Gap 0x7fffffff");
 }
@@ -165,7 +167,8 @@ PROBE(vmx_intercept_getsec, "vmx.intercept.getsec", "VMX",
       "GETSEC): the #UD has priority over the unconditional VM exit; where SMX is offered "
       "(CPUID.1:ECX.SMX and IA32_VMX_CR4_FIXED1 bit 14), with guest CR4.SMXE=1 it exits with "
       "reason 11, length 2",
-      "Intel SDM Vol. 3C 26.1.1, 26.1.2, 28.2.1")
+      "Intel SDM Vol. 3C 26.1.1, 26.1.2, 28.2.1", "sdm.26.1.1.fault-priority",
+      "sdm.C.reason-11-getsec")
 {
     vmx_on();
     struct vmx_vcpu *v = vmx_vcpu_new(vmx_ix_getsec_guest);
@@ -220,7 +223,7 @@ PROBE(vmx_intercept_msr_bitmap_high, "vmx.intercept.msr_bitmap_high", "VMX",
       "(write-high bit clear) does not; with the write-low bit of IA32_SYSENTER_CS set, its RDMSR "
       "does not exit and its WRMSR exits with reason 32; with only the write-high bit (byte "
       "3072+0x20) set, RDMSR 0xC0000102 runs and WRMSR exits with RCX = 0xC0000102",
-      "Intel SDM Vol. 3C 25.6.9, 26.1.3")
+      "Intel SDM Vol. 3C 25.6.9, 26.1.3", "sdm.25.6.9.msr-bitmaps")
 {
     vmx_require_ctl(VMX_CTL_PROC, PROC_MSR_BITMAPS, "use MSR bitmaps");
     vmx_on();
@@ -269,7 +272,8 @@ PROBE(vmx_intercept_io_string, "vmx.intercept.io_string", "VMX",
       "guest-linear address = RSI, length 2, RCX still 2, and where IA32_VMX_BASIC[54] is set "
       "instruction information with address size 64-bit and segment DS; REP INSB exits with "
       "qualification 0x800038 and guest-linear address = RDI",
-      "Intel SDM Vol. 3C 25.6.4, 28.2.1 (Table 28-5), 28.2.5 (Table 28-8), A.1")
+      "Intel SDM Vol. 3C 25.6.4, 28.2.1 (Table 28-5), 28.2.5 (Table 28-8), A.1",
+      "sdm.28.2.1.qual-io", "sdm.28.2.1.guest-linear-address", "sdm.28.2.4.insn-info-ins-outs")
 {
     vmx_on();
     struct vmx_vcpu *v = vmx_vcpu_new(vmx_ix_ios_guest);

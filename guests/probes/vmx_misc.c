@@ -20,7 +20,8 @@ PROBE(vmx_misc_vmcs_shadowing, "vmx.misc.vmcs_shadowing", "VMCS shadowing",
       "and guest VMWRITE of 0x5678 lands in the shadow, both without exit; with the field's bit "
       "set "
       "in the VMREAD bitmap, guest VMREAD exits with reason 23",
-      "Intel SDM Vol. 3C 25.6.15, 25.10, 26.1.3, 31.3 (VMREAD, VMWRITE)")
+      "Intel SDM Vol. 3C 25.6.15, 25.10, 26.1.3, 31.3 (VMREAD, VMWRITE)",
+      "sdm.25.6.15.shadow-bitmaps", "sdm.26.1.3.vmread-vmwrite")
 {
     vmx_require_ctl(VMX_CTL_PROC2, PROC2_VMCS_SHADOWING, "VMCS shadowing");
     vmx_on();
@@ -88,7 +89,8 @@ PROBE(vmx_misc_msr_lists, "vmx.misc.msr_lists", "VMX",
       "guest writes 0x1111000 (MSR bitmap zero); VM-exit MSR-store list {IA32_KERNEL_GS_BASE} "
       "receives 0x1111000; VM-exit MSR-load list {IA32_KERNEL_GS_BASE=0x3333000}: the host reads "
       "0x3333000 after the exit",
-      "Intel SDM Vol. 3C 25.7.2, 25.8.2, 27.4, 28.4, 28.6")
+      "Intel SDM Vol. 3C 25.7.2, 25.8.2, 27.4, 28.4, 28.6", "sdm.27.4.msr-load-order",
+      "sdm.28.4.msr-store", "sdm.28.6.msr-load")
 {
     vmx_require_ctl(VMX_CTL_PROC, PROC_MSR_BITMAPS, "use MSR bitmaps");
     vmx_on();
@@ -123,7 +125,7 @@ GUEST(vmx_mi_tsc_guest, "rdtsc", "vmcall", "ud2");
 PROBE(vmx_misc_tsc_scaling, "vmx.misc.tsc_scaling", "VMX",
       "With TSC offsetting (offset 2^40) and TSC scaling (multiplier 2.0 = 2 << 48), a guest RDTSC "
       "returns a value in [2 * host TSC before, 2 * host TSC after] + 2^40",
-      "Intel SDM Vol. 3C 25.6.5, 26.3, 27.2.1.1")
+      "Intel SDM Vol. 3C 25.6.5, 26.3, 27.2.1.1", "sdm.25.6.5.tsc-multiplier")
 {
     vmx_require_ctl(VMX_CTL_PROC, PROC_TSC_OFFSETTING, "use TSC offsetting");
     vmx_require_ctl(VMX_CTL_PROC2, PROC2_TSC_SCALING, "use TSC scaling");
@@ -146,12 +148,13 @@ PROBE(vmx_misc_tsc_scaling, "vmx.misc.tsc_scaling", "VMX",
 
 GUEST(vmx_mi_rw_guest, "mov (%rdi), %rax", "vmcall", "mov %rax, (%rdi)", "vmcall", "ud2");
 
-PROBE(vmx_misc_pml, "vmx.misc.pml", "EPT",
+PROBE(vmx_misc_pml, "vmx.misc.pml", "PML",
       "With EPT A/D flags and page-modification logging (PML index 511), a guest read of P logs "
       "nothing for P; a guest write of P (EPT D 0 -> 1) writes P's 4 KiB-aligned GPA into the "
       "PML buffer between index+1 and 511, and the index decreases by the number of entries "
       "logged",
-      "Intel SDM Vol. 3C 29.3.6 (Page-Modification Logging), 29.3.4")
+      "Intel SDM Vol. 3C 29.3.6 (Page-Modification Logging), 29.3.4", "sdm.29.3.6.pml-log",
+      "sdm.29.3.6.pml-no-log")
 {
     vmx_require_ctl(VMX_CTL_PROC2, PROC2_PML, "enable PML");
     if (!(vmx_caps()->ept_vpid & VMX_EPT_AD))
@@ -206,12 +209,13 @@ GUEST(vmx_mi_vmfunc_guest, "    mov (%rdi), %rbx\n"
                            "    vmfunc\n"
                            "    ud2");
 
-PROBE(vmx_misc_vmfunc_eptp, "vmx.misc.vmfunc_eptp", "EPT",
+PROBE(vmx_misc_vmfunc_eptp, "vmx.misc.vmfunc_eptp", "VMFUNC",
       "With VM functions and EPTP switching (VM-function control bit 0) and an EPTP list {A, B} "
       "where B maps page P to page Q: guest VMFUNC EAX=0 ECX=1 switches to B without exit (a read "
       "of P then returns Q's data) and the EPTP field becomes B; VMFUNC with ECX=512 exits with "
       "reason 59, length 3",
-      "Intel SDM Vol. 3C 26.5.5.3 (EPTP Switching), 25.6.14, 28.2.1")
+      "Intel SDM Vol. 3C 26.5.5.3 (EPTP Switching), 25.6.14, 28.2.1", "sdm.26.5.5.3.eptp-switch",
+      "sdm.26.5.5.3.eptp-switch-invalid", "sdm.C.reason-59-vmfunc")
 {
     vmx_require_ctl(VMX_CTL_PROC2, PROC2_VMFUNC | PROC2_EPT, "enable VM functions and EPT");
     if (!(vmx_caps()->vmfunc & 1))
@@ -249,7 +253,8 @@ PROBE(vmx_misc_vmcs_shadowing_vmwrite, "vmx.misc.vmcs_shadowing_vmwrite", "VMCS 
       "the VMWRITE bitmap only, guest VMREAD of it runs without exit (RBX = the shadow's 0xabcd) "
       "and guest VMWRITE exits with reason 25, length 3, RIP = the VMWRITE; the shadow's field "
       "keeps 0xabcd",
-      "Intel SDM Vol. 3C 25.6.15, 25.10, 26.1.3, 31.3 (VMWRITE)")
+      "Intel SDM Vol. 3C 25.6.15, 25.10, 26.1.3, 31.3 (VMWRITE)", "sdm.25.6.15.shadow-bitmaps",
+      "sdm.26.1.3.vmread-vmwrite", "sdm.C.reason-25-vmwrite")
 {
     vmx_require_ctl(VMX_CTL_PROC2, PROC2_VMCS_SHADOWING, "VMCS shadowing");
     vmx_on();

@@ -14,7 +14,7 @@ PROBE(vmx_cpuid_exposed, "vmx.cpuid.exposed", "VMX",
       "CPUID.1:ECX.VMX=1 and RDMSR IA32_VMX_BASIC (0x480) succeeds: revision id nonzero, bit 31 "
       "and bits 47:45 clear, VMCS region size 1..4096, bit 48 clear on an Intel 64 CPU, memory "
       "type UC (0) or WB (6)",
-      "Intel SDM Vol. 3C 24.6, A.1")
+      "Intel SDM Vol. 3C 24.6, A.1", "sdm.24.6.cpuid-vmx", "sdm.A.1.basic")
 {
     need_vmx();
     uint64_t b;
@@ -54,7 +54,7 @@ PROBE(vmx_msr_feature_control, "vmx.feature_control", "VMX",
       "lock|VMXON-outside-SMX "
       "succeeds and reads back; once locked (VMXON outside SMX must be enabled, else SKIP), WRMSR "
       "raises #GP(0) and the value is unchanged",
-      "Intel SDM Vol. 3C 24.7")
+      "Intel SDM Vol. 3C 24.7", "sdm.24.7.feature-control")
 {
     need_vmx();
     uint64_t fc;
@@ -114,7 +114,8 @@ PROBE(vmx_msr_capabilities, "vmx.msr.capabilities", "VMX",
       "subset of the allowed-1 bits; the non-TRUE MSRs report every default1 control as must-be-1; "
       "with IA32_VMX_BASIC[55] the TRUE MSRs differ from them only in the default1 allowed-0 bits; "
       "CR0/CR4 FIXED0 is a subset of FIXED1; CR4_FIXED0 has VMXE",
-      "Intel SDM Vol. 3C A.2-A.8, 24.8")
+      "Intel SDM Vol. 3C A.2-A.8, 24.8", "sdm.A.2.true-controls", "sdm.A.7.cr0-fixed",
+      "sdm.A.8.cr4-fixed")
 {
     const struct vmx_caps *c = vmx_caps();
     note("basic=%#llx misc=%#llx ept_vpid=%#llx vmfunc=%#llx enum=%#llx",
@@ -167,7 +168,7 @@ PROBE(vmx_msr_read_only, "vmx.msr.read_only", "VMX",
       "WRMSR of its own value to each VMX capability MSR the CPU reports (0x480-0x48A, and "
       "PROCBASED_CTLS2, EPT_VPID_CAP, TRUE_*, VMFUNC where they exist) raises #GP(0) and leaves it "
       "unchanged",
-      "Intel SDM Vol. 3C A.1, Vol. 4 Table 2-2")
+      "Intel SDM Vol. 3C A.1, Vol. 4 Table 2-2", "sdm.A.read-only")
 {
     const struct vmx_caps *c = vmx_caps();
     uint32_t list[ARRAY_SIZE(cap_msrs) + 8];

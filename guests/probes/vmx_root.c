@@ -23,7 +23,8 @@ PROBE(vmx_root_vmxon, "vmx.vmxon.basic", "VMX",
       "VMfailInvalid (no current VMCS) and, after VMPTRLD of a VMCS, VMfailValid(15); clearing "
       "CR4.VMXE in VMX operation raises #GP(0); VMXOFF gives VMsucceed, after which CR4.VMXE can "
       "be cleared and VMXOFF raises #UD",
-      "Intel SDM Vol. 3C 31.3 (VMXON, VMXOFF), 24.8")
+      "Intel SDM Vol. 3C 31.3 (VMXON, VMXOFF), 24.8", "sdm.31.3.vmxon-in-root",
+      "sdm.24.7.vmxe-clear", "sdm.24.7.vmxoff-leaves")
 {
     uint64_t pa = vmx_prepare();
     struct vmx_res r = insn(VMX_INSN_VMXON, pa, 0, NULL, "VMXON");
@@ -62,7 +63,7 @@ PROBE(vmx_root_vmxon, "vmx.vmxon.basic", "VMX",
 
 PROBE(vmx_root_vmxon_vmxe_clear, "vmx.root.vmxon_vmxe_clear", "VMX",
       "VMXON with a valid region but CR4.VMXE=0 raises #UD; VMXON succeeds once VMXE is set",
-      "Intel SDM Vol. 3C 31.3 (VMXON)")
+      "Intel SDM Vol. 3C 31.3 (VMXON)", "sdm.24.7.cr4-vmxe")
 {
     uint64_t pa = vmx_prepare();
     uint64_t cr4 = read_cr4();
@@ -81,7 +82,7 @@ PROBE(vmx_root_vmxon_bad_region, "vmx.root.vmxon_bad_region", "VMX",
       "VMXON gives VMfailInvalid (and stays outside VMX operation) with a region whose revision "
       "id is wrong, whose bit 31 is set, with a pointer not 4 KiB aligned, and with a pointer "
       "beyond MAXPHYADDR; VMXON with the correct region then succeeds",
-      "Intel SDM Vol. 3C 31.3 (VMXON), 25.2")
+      "Intel SDM Vol. 3C 31.3 (VMXON), 25.2", "sdm.31.3.vmxon-pointer", "sdm.25.2.revision-id")
 {
     uint64_t pa = vmx_prepare();
     uint32_t *region = (uint32_t *)(uintptr_t)pa;
@@ -116,7 +117,7 @@ PROBE(vmx_root_vmxon_bad_region, "vmx.root.vmxon_bad_region", "VMX",
 PROBE(vmx_root_vmxon_cr0_fixed, "vmx.root.vmxon_cr0_fixed", "VMX",
       "With CR0.NE=0 while IA32_VMX_CR0_FIXED0 requires NE=1, VMXON raises #GP(0); with CR0.NE=1 "
       "it succeeds",
-      "Intel SDM Vol. 3C 31.3 (VMXON), 24.8, A.7")
+      "Intel SDM Vol. 3C 31.3 (VMXON), 24.8, A.7", "sdm.24.8.vmxon-fixed")
 {
     const struct vmx_caps *c = vmx_caps();
     if (!(c->cr0_fixed0 & CR0_NE))
@@ -146,7 +147,7 @@ static void do_vmlaunch(void *p)
 PROBE(vmx_root_outside_vmx_ud, "vmx.root.outside_vmx_ud", "VMX",
       "With CR4.VMXE=1 but before VMXON, VMXOFF, VMCLEAR, VMPTRLD, VMPTRST, VMREAD, VMWRITE, "
       "VMLAUNCH, INVEPT and INVVPID each raise #UD",
-      "Intel SDM Vol. 3C 31.3")
+      "Intel SDM Vol. 3C 31.3", "sdm.31.3.ud-outside-vmx")
 {
     uint64_t pa = vmx_prepare();
     void *vmcs = vmx_alloc_vmcs();
@@ -181,7 +182,8 @@ PROBE(vmx_root_current_vmcs, "vmx.root.current_vmcs", "VMX",
       "VMPTRST gives FFFFFFFF_FFFFFFFF after VMXON, the VMCS address after VMPTRLD, and "
       "FFFFFFFF_FFFFFFFF again after VMCLEAR of the current VMCS; VMREAD and VMWRITE without a "
       "current VMCS give VMfailInvalid",
-      "Intel SDM Vol. 3C 31.3 (VMXON, VMPTRLD, VMPTRST, VMCLEAR, VMREAD, VMWRITE)")
+      "Intel SDM Vol. 3C 31.3 (VMXON, VMPTRLD, VMPTRST, VMCLEAR, VMREAD, VMWRITE)",
+      "sdm.31.3.vmptrst", "sdm.31.3.vmread-no-vmcs", "sdm.31.3.vmclear-state")
 {
     vmx_on();
     uint64_t cur = 0;
@@ -247,7 +249,7 @@ PROBE(vmx_root_vmclear_errors, "vmx.root.vmclear_errors", "VMX",
       "With a current VMCS, VMCLEAR of an unaligned pointer or one beyond MAXPHYADDR gives "
       "VMfailValid(2), VMCLEAR of the VMXON pointer VMfailValid(3), and the current VMCS stays "
       "current; without one, VMCLEAR of the VMXON pointer gives VMfailInvalid",
-      "Intel SDM Vol. 3C 31.3 (VMCLEAR), 31.4")
+      "Intel SDM Vol. 3C 31.3 (VMCLEAR), 31.4", "sdm.31.3.vmclear-errors")
 {
     uint64_t vpa;
     uint64_t pa = on_with_vmcs(&vpa);
@@ -271,7 +273,7 @@ PROBE(vmx_root_vmptrld_errors, "vmx.root.vmptrld_errors", "VMX",
       "VMfailValid(9), of the VMXON pointer VMfailValid(10), of a region with a wrong revision id "
       "VMfailValid(11), and of a region with bit 31 set VMfailValid(11) unless VMCS shadowing is "
       "supported (then VMsucceed); the current VMCS stays current after each failure",
-      "Intel SDM Vol. 3C 31.3 (VMPTRLD), 31.4, 25.10")
+      "Intel SDM Vol. 3C 31.3 (VMPTRLD), 31.4, 25.10", "sdm.31.3.vmptrld-errors")
 {
     uint64_t vpa;
     uint64_t pa = on_with_vmcs(&vpa);
@@ -308,7 +310,8 @@ PROBE(vmx_root_vmread_unsupported, "vmx.root.vmread_unsupported", "VMX",
       "With a current VMCS, VMREAD and VMWRITE of encodings that name no field (0x0001: high "
       "access to a 16-bit field; 0x1000: reserved bit 12 set; GUEST_RIP with bit 32 set) give "
       "VMfailValid(12) and VMREAD leaves its destination unchanged",
-      "Intel SDM Vol. 3C 31.3 (VMREAD, VMWRITE), 25.11.2, Appendix B")
+      "Intel SDM Vol. 3C 31.3 (VMREAD, VMWRITE), 25.11.2, Appendix B",
+      "sdm.31.3.vmread-unsupported", "sdm.25.11.2.field-encoding")
 {
     uint64_t vpa;
     on_with_vmcs(&vpa);
@@ -332,7 +335,8 @@ PROBE(vmx_root_vmwrite_read_only, "vmx.root.vmwrite_read_only", "VMX",
       "qualification (0x6400), VM-instruction error (0x4400) and guest-physical address (0x2400) "
       "gives VMfailValid(13) if IA32_VMX_MISC[29]=0; if it is 1, VMsucceed and the value reads "
       "back",
-      "Intel SDM Vol. 3C 31.3 (VMWRITE), 25.9, A.6")
+      "Intel SDM Vol. 3C 31.3 (VMWRITE), 25.9, A.6", "sdm.31.3.vmwrite-read-only",
+      "sdm.25.9.exit-info-read-only")
 {
     uint64_t vpa;
     on_with_vmcs(&vpa);
@@ -379,7 +383,8 @@ PROBE(vmx_root_launch_state, "vmx.root.launch_state", "VMX",
       "VMRESUME of a clear VMCS gives VMfailValid(5); VMLAUNCH of it exits (VMCALL); VMLAUNCH of "
       "the now launched VMCS gives VMfailValid(4) and VMRESUME exits again; after VMCLEAR and "
       "VMPTRLD, VMRESUME gives VMfailValid(5) and VMLAUNCH exits",
-      "Intel SDM Vol. 3C 31.3 (VMLAUNCH/VMRESUME, VMCLEAR), 25.11.3, 31.4")
+      "Intel SDM Vol. 3C 31.3 (VMLAUNCH/VMRESUME, VMCLEAR), 25.11.3, 31.4",
+      "sdm.27.1.vmresume-clear", "sdm.27.1.vmlaunch-launched", "sdm.25.11.3.vmclear-init")
 {
     vmx_on();
     struct vmx_vcpu *v = vmx_vcpu_new(vmx_root_loop_guest);
@@ -412,7 +417,8 @@ PROBE(vmx_root_vmcs_field_width, "vmx.root.vmcs_field_width", "VMX",
       "and a natural-width field (CR0 guest/host mask); VMREAD of the TSC offset's high access "
       "(0x2011) returns bits 63:32, VMWRITE through it changes only bits 63:32; the values "
       "survive VMCLEAR and VMPTRLD",
-      "Intel SDM Vol. 3C 25.11.2, 31.3 (VMREAD, VMWRITE), 25.11.1, Appendix B")
+      "Intel SDM Vol. 3C 25.11.2, 31.3 (VMREAD, VMWRITE), 25.11.1, Appendix B",
+      "sdm.31.3.vmread-widths")
 {
     uint64_t vpa;
     on_with_vmcs(&vpa);

@@ -26,7 +26,7 @@ static struct vmx_vcpu *vmx_tm_spinner(void)
 PROBE(vmx_timer_zero, "vmx.timer.zero", "preemption timer",
       "With activate VMX-preemption timer=1 and a timer value of 0, VM entry exits with reason 52 "
       "before the guest executes any instruction (guest RIP = entry point, RBX unchanged)",
-      "Intel SDM Vol. 3C 25.6.1, 26.5.1")
+      "Intel SDM Vol. 3C 25.6.1, 26.5.1", "sdm.27.7.4.timer-load", "sdm.26.5.1.timer-zero")
 {
     vmx_require_ctl(VMX_CTL_PIN, PIN_PREEMPTION_TIMER, "VMX-preemption timer");
     vmx_on();
@@ -43,7 +43,8 @@ PROBE(vmx_timer_zero, "vmx.timer.zero", "preemption timer",
 PROBE(vmx_timer_expire, "vmx.timer.expire", "preemption timer",
       "With a timer value of 1000 and save VMX-preemption timer value=1, a spinning guest exits "
       "with reason 52 after executing instructions, and the saved timer value is 0",
-      "Intel SDM Vol. 3C 25.6.1, 25.7.1, 26.5.1, 28.3")
+      "Intel SDM Vol. 3C 25.6.1, 25.7.1, 26.5.1, 28.3", "sdm.25.6.1.timer-control",
+      "sdm.28.3.4.timer-save", "sdm.C.reason-52-preemption-timer")
 {
     vmx_require_ctl(VMX_CTL_PIN, PIN_PREEMPTION_TIMER, "VMX-preemption timer");
     vmx_require_ctl(VMX_CTL_EXIT, EXIT_SAVE_TIMER, "save VMX-preemption timer value");
@@ -66,7 +67,7 @@ PROBE(vmx_timer_save, "vmx.timer.save", "preemption timer",
       "With the timer active at value 1000000 and save VMX-preemption timer value=1, a guest that "
       "exits at once with VMCALL leaves a saved timer value below 1000000 and above 0; with save=0 "
       "the field keeps the value written",
-      "Intel SDM Vol. 3C 25.7.1, 26.5.1, 28.3.4")
+      "Intel SDM Vol. 3C 25.7.1, 26.5.1, 28.3.4", "sdm.28.3.4.timer-save")
 {
     vmx_require_ctl(VMX_CTL_PIN, PIN_PREEMPTION_TIMER, "VMX-preemption timer");
     vmx_require_ctl(VMX_CTL_EXIT, EXIT_SAVE_TIMER, "save VMX-preemption timer value");
@@ -96,7 +97,7 @@ PROBE(vmx_timer_rate, "vmx.timer.rate", "preemption timer",
       "than (20000 - 1) << X TSC ticks after VM entry, measured from the host around VMLAUNCH; a "
       "guest that VMCALLs at once, with save VMX-preemption timer value, leaves a value decreased "
       "by at most (elapsed TSC >> X) + 1",
-      "Intel SDM Vol. 3C 26.5.1, A.6")
+      "Intel SDM Vol. 3C 26.5.1, A.6", "sdm.26.5.1.timer-rate")
 {
     vmx_require_ctl(VMX_CTL_PIN, PIN_PREEMPTION_TIMER, "VMX-preemption timer");
     unsigned x = VMX_MISC_TIMER_RATIO(vmx_caps()->misc);

@@ -11,7 +11,7 @@ PROBE(vmx_vpid_invvpid, "vmx.vpid.invvpid", "VPID",
       "40-43 of IA32_VMX_EPT_VPID_CAP) with VPID 1 and a canonical address gives VMsucceed; "
       "individual-address with a non-canonical address, and individual-address / single-context "
       "with VPID 0, give VMfailValid(28); an unsupported type gives VMfailValid(28)",
-      "Intel SDM Vol. 3C 31.3 (INVVPID), A.10")
+      "Intel SDM Vol. 3C 31.3 (INVVPID), A.10", "sdm.31.3.invvpid-types")
 {
     const struct vmx_caps *c = vmx_caps();
     vmx_require_ctl(VMX_CTL_PROC2, PROC2_VPID, "enable VPID");
@@ -56,7 +56,7 @@ PROBE(vmx_vpid_invvpid, "vmx.vpid.invvpid", "VPID",
 
 PROBE(vmx_entry_vpid_zero, "vmx.entry.vpid_zero", "VPID",
       "VMLAUNCH with enable VPID=1 and VPID 0 gives VMfailValid(7); with VPID 1 it launches",
-      "Intel SDM Vol. 3C 27.2.1.1")
+      "Intel SDM Vol. 3C 27.2.1.1", "sdm.27.2.1.1.vpid-nonzero")
 {
     vmx_require_ctl(VMX_CTL_PROC2, PROC2_VPID, "enable VPID");
     vmx_on();
@@ -138,7 +138,8 @@ PROBE(vmx_vpid_flush_addr, "vmx.vpid.flush_addr", "VPID",
       "A guest with VPID 1 reads a linear address L through its own 4 KiB PTE (page A); the host "
       "points the PTE at page B and executes individual-address INVVPID (type 0) for VPID 1 and "
       "L: VMsucceed, and the guest's next read of L returns B's data",
-      "Intel SDM Vol. 3C 29.4.3 (Guidelines for Use of the INVVPID Instruction), 31.3 (INVVPID)")
+      "Intel SDM Vol. 3C 29.4.3 (Guidelines for Use of the INVVPID Instruction), 31.3 (INVVPID)",
+      "sdm.29.4.3.invvpid-address", "sdm.29.1.vpid-kept")
 {
     invvpid_flush(INVVPID_ADDR, VMX_VPID_INV_ADDR, 40, "individual-address");
 }
@@ -146,7 +147,7 @@ PROBE(vmx_vpid_flush_addr, "vmx.vpid.flush_addr", "VPID",
 PROBE(vmx_vpid_flush_single, "vmx.vpid.flush_single", "VPID",
       "As vmx.vpid.flush_addr with single-context INVVPID (type 1) for VPID 1: VMsucceed, and the "
       "guest's next read of L returns B's data",
-      "Intel SDM Vol. 3C 29.4.3, 31.3 (INVVPID)")
+      "Intel SDM Vol. 3C 29.4.3, 31.3 (INVVPID)", "sdm.29.4.3.invvpid-single")
 {
     invvpid_flush(INVVPID_SINGLE, VMX_VPID_INV_SINGLE, 41, "single-context");
 }
@@ -154,7 +155,7 @@ PROBE(vmx_vpid_flush_single, "vmx.vpid.flush_single", "VPID",
 PROBE(vmx_vpid_flush_all, "vmx.vpid.flush_all", "VPID",
       "As vmx.vpid.flush_addr with all-contexts INVVPID (type 2): VMsucceed, and the guest's next "
       "read of L returns B's data",
-      "Intel SDM Vol. 3C 29.4.3, 31.3 (INVVPID)")
+      "Intel SDM Vol. 3C 29.4.3, 31.3 (INVVPID)", "sdm.29.4.3.invvpid-all")
 {
     invvpid_flush(INVVPID_ALL, VMX_VPID_INV_ALL, 42, "all-contexts");
 }
@@ -162,7 +163,7 @@ PROBE(vmx_vpid_flush_all, "vmx.vpid.flush_all", "VPID",
 PROBE(vmx_vpid_flush_single_nonglobal, "vmx.vpid.flush_single_nonglobal", "VPID",
       "As vmx.vpid.flush_addr with single-context-retaining-globals INVVPID (type 3) for VPID 1 "
       "and a non-global PTE (G=0): VMsucceed, and the guest's next read of L returns B's data",
-      "Intel SDM Vol. 3C 29.4.3, 31.3 (INVVPID)")
+      "Intel SDM Vol. 3C 29.4.3, 31.3 (INVVPID)", "sdm.29.4.3.invvpid-single-nonglobal")
 {
     invvpid_flush(INVVPID_SINGLE_NG, VMX_VPID_INV_SINGLE_NG, 43,
                   "single-context-retaining-globals");
