@@ -32,7 +32,8 @@ PROBE(vmx_entry_ctl_proc2_reserved, "vmx.entry.ctl_proc2_reserved", "VMX",
       "With activate secondary controls = 1, VMLAUNCH with the lowest secondary control that "
       "IA32_VMX_PROCBASED_CTLS2 does not allow set gives VMfailValid(7); with activate secondary "
       "controls = 0 the same secondary-controls field is ignored and the guest runs to its VMCALL",
-      "Intel SDM Vol. 3C 27.2.1.1, 25.6.2, A.3.3")
+      "Intel SDM Vol. 3C 27.2.1.1, 25.6.2, A.3.3", "sdm.27.2.1.1.procbased2-reserved",
+      "sdm.27.1.control-check-error")
 {
     vmx_require_ctl(VMX_CTL_PROC, PROC_SECONDARY_CTLS, "activate secondary controls");
     uint32_t may1 = vmx_caps()->ctl[VMX_CTL_PROC2].may1;
@@ -61,7 +62,7 @@ PROBE(vmx_entry_ctl_io_bitmap_addr, "vmx.entry.ctl_io_bitmap_addr", "VMX",
       "With use I/O bitmaps = 1, VMLAUNCH with I/O-bitmap address A or B not 4 KiB aligned "
       "(+0x800) or at 1 << MAXPHYADDR gives VMfailValid(7); with use I/O bitmaps = 0 the same "
       "addresses are ignored and the guest runs",
-      "Intel SDM Vol. 3C 27.2.1.1, 25.6.4")
+      "Intel SDM Vol. 3C 27.2.1.1, 25.6.4", "sdm.27.2.1.1.io-bitmap-addr")
 {
     vmx_require_ctl(VMX_CTL_PROC, PROC_IO_BITMAPS, "use I/O bitmaps");
     struct vmx_vcpu *v = ec_vcpu();
@@ -104,7 +105,7 @@ PROBE(vmx_entry_ctl_msr_bitmap_addr, "vmx.entry.ctl_msr_bitmap_addr", "VMX",
       "With use MSR bitmaps = 1, VMLAUNCH with the MSR-bitmap address not 4 KiB aligned (+0x10) "
       "or at 1 << MAXPHYADDR gives VMfailValid(7); with use MSR bitmaps = 0 the unaligned address "
       "is ignored and the guest runs",
-      "Intel SDM Vol. 3C 27.2.1.1, 25.6.9")
+      "Intel SDM Vol. 3C 27.2.1.1, 25.6.9", "sdm.27.2.1.1.msr-bitmap-addr")
 {
     vmx_require_ctl(VMX_CTL_PROC, PROC_MSR_BITMAPS, "use MSR bitmaps");
     struct vmx_vcpu *v = ec_vcpu();
@@ -136,7 +137,8 @@ PROBE(vmx_entry_ctl_nmi_controls, "vmx.entry.ctl_nmi_controls", "VMX",
       "VMLAUNCH with virtual NMIs = 1 but NMI exiting = 0 gives VMfailValid(7); with NMI-window "
       "exiting = 1 but virtual NMIs = 0 gives VMfailValid(7); NMI exiting and virtual NMIs "
       "together launch",
-      "Intel SDM Vol. 3C 27.2.1.1, 25.6.1, 25.6.2")
+      "Intel SDM Vol. 3C 27.2.1.1, 25.6.1, 25.6.2", "sdm.27.2.1.1.nmi-exiting-virtual-nmis",
+      "sdm.27.2.1.1.virtual-nmis-nmi-window")
 {
     vmx_require_ctl(VMX_CTL_PIN, PIN_NMI_EXITING | PIN_VIRTUAL_NMIS,
                     "NMI exiting and virtual NMIs");
@@ -171,7 +173,7 @@ PROBE(vmx_entry_ctl_virtual_apic_addr, "vmx.entry.ctl_virtual_apic_addr", "VMX",
       "With use TPR shadow = 1, VMLAUNCH with the virtual-APIC address at 1 << MAXPHYADDR gives "
       "VMfailValid(7); with use TPR shadow = 0 an unaligned virtual-APIC address is ignored and "
       "the guest runs",
-      "Intel SDM Vol. 3C 27.2.1.1, 25.6.8")
+      "Intel SDM Vol. 3C 27.2.1.1, 25.6.8", "sdm.27.2.1.1.virtual-apic-addr")
 {
     vmx_require_ctl(VMX_CTL_PROC, PROC_TPR_SHADOW, "use TPR shadow");
     struct vmx_vcpu *v = ec_vcpu();
@@ -199,7 +201,7 @@ PROBE(vmx_entry_ctl_apic_virt_tpr, "vmx.entry.ctl_apic_virt_tpr", "VMX",
       "With use TPR shadow = 0, VMLAUNCH with virtualize x2APIC mode, with APIC-register "
       "virtualization, or with virtual-interrupt delivery (each where allowed, the last with "
       "external-interrupt exiting) gives VMfailValid(7)",
-      "Intel SDM Vol. 3C 27.2.1.1, 25.6.2")
+      "Intel SDM Vol. 3C 27.2.1.1, 25.6.2", "sdm.27.2.1.1.tpr-shadow-dependents")
 {
     vmx_require_ctl(VMX_CTL_PROC, PROC_SECONDARY_CTLS, "activate secondary controls");
     struct vmx_vcpu *v = ec_vcpu();
@@ -238,7 +240,8 @@ PROBE(vmx_entry_ctl_apic_virt, "vmx.entry.ctl_apic_virt", "VMX",
       "together, with virtual-interrupt delivery but external-interrupt exiting = 0, with an "
       "APIC-access address +0x10 or at 1 << MAXPHYADDR (virtualize APIC accesses = 1) each gives "
       "VMfailValid(7); virtualize APIC accesses with a valid page launches",
-      "Intel SDM Vol. 3C 27.2.1.1, 25.6.8")
+      "Intel SDM Vol. 3C 27.2.1.1, 25.6.8", "sdm.27.2.1.1.apic-access-addr",
+      "sdm.27.2.1.1.x2apic-apic-access", "sdm.27.2.1.1.vid-extint-exiting")
 {
     vmx_require_ctl(VMX_CTL_PROC, PROC_TPR_SHADOW | PROC_SECONDARY_CTLS,
                     "use TPR shadow and activate secondary controls");
@@ -293,7 +296,8 @@ PROBE(vmx_entry_ctl_eptp_more, "vmx.entry.ctl_eptp_more", "EPT",
       "length is 3 (value 2), with reserved bit 8 set, with a page-walk length of 5 when "
       "IA32_VMX_EPT_VPID_CAP[7]=0, or with the A/D enable bit when bit 21 is 0, gives "
       "VMfailValid(7)",
-      "Intel SDM Vol. 3C 27.2.1.1, 25.6.11, A.10")
+      "Intel SDM Vol. 3C 27.2.1.1, 25.6.11, A.10", "sdm.27.2.1.1.eptp-walk-length",
+      "sdm.27.2.1.1.eptp-ad-enable", "sdm.27.2.1.1.eptp-reserved")
 {
     vmx_on();
     uint64_t eptp = vmx_ept_identity();
@@ -330,7 +334,7 @@ PROBE(vmx_entry_ctl_eptp_more, "vmx.entry.ctl_eptp_more", "EPT",
 PROBE(vmx_entry_ctl_pml, "vmx.entry.ctl_pml", "EPT",
       "With enable PML: VMLAUNCH without enable EPT, or with the PML address +0x800 or at "
       "1 << MAXPHYADDR, gives VMfailValid(7); with EPT and a valid PML page it launches",
-      "Intel SDM Vol. 3C 27.2.1.1, 25.6.18")
+      "Intel SDM Vol. 3C 27.2.1.1, 25.6.18", "sdm.27.2.1.1.pml-ept")
 {
     vmx_require_ctl(VMX_CTL_PROC2, PROC2_PML | PROC2_EPT, "enable PML and EPT");
     vmx_on();
@@ -363,7 +367,8 @@ PROBE(vmx_entry_ctl_vmfunc, "vmx.entry.ctl_vmfunc", "EPT",
       "With enable VM functions: VMLAUNCH with a VM-function control bit that IA32_VMX_VMFUNC does "
       "not allow, with EPTP switching but enable EPT = 0, or with the EPTP-list address +0x800 or "
       "at 1 << MAXPHYADDR, gives VMfailValid(7); EPTP switching with a valid list launches",
-      "Intel SDM Vol. 3C 27.2.1.1, 25.6.14, A.11")
+      "Intel SDM Vol. 3C 27.2.1.1, 25.6.14, A.11", "sdm.27.2.1.1.vmfunc-reserved",
+      "sdm.27.2.1.1.eptp-switching")
 {
     vmx_require_ctl(VMX_CTL_PROC2, PROC2_VMFUNC | PROC2_EPT, "enable VM functions and EPT");
     uint64_t caps = vmx_caps()->vmfunc;
@@ -416,7 +421,7 @@ PROBE(vmx_entry_ctl_vmfunc, "vmx.entry.ctl_vmfunc", "EPT",
 PROBE(vmx_entry_ctl_shadow_bitmaps, "vmx.entry.ctl_shadow_bitmaps", "VMCS shadowing",
       "With VMCS shadowing = 1: VMLAUNCH with the VMREAD-bitmap or VMWRITE-bitmap address +0x800 "
       "or at 1 << MAXPHYADDR gives VMfailValid(7); valid bitmaps launch",
-      "Intel SDM Vol. 3C 27.2.1.1, 25.6.15")
+      "Intel SDM Vol. 3C 27.2.1.1, 25.6.15", "sdm.27.2.1.1.vmcs-shadowing-bitmaps")
 {
     vmx_require_ctl(VMX_CTL_PROC2, PROC2_VMCS_SHADOWING, "VMCS shadowing");
     struct vmx_vcpu *v = ec_vcpu();
@@ -458,7 +463,7 @@ PROBE(vmx_entry_ctl_ve_info, "vmx.entry.ctl_ve_info", "EPT",
       "With EPT-violation #VE = 1 (and EPT): VMLAUNCH with the virtualization-exception "
       "information address +0x800 or at 1 << MAXPHYADDR gives VMfailValid(7); a valid page "
       "launches",
-      "Intel SDM Vol. 3C 27.2.1.1, 25.6.16")
+      "Intel SDM Vol. 3C 27.2.1.1, 25.6.16", "sdm.27.2.1.1.ve-info-addr")
 {
     vmx_require_ctl(VMX_CTL_PROC2, PROC2_EPT_VE | PROC2_EPT, "EPT-violation #VE and EPT");
     vmx_on();
@@ -489,7 +494,7 @@ PROBE(vmx_entry_ctl_timer_save, "vmx.entry.ctl_timer_save", "VMX preemption time
       "VMLAUNCH with the save VMX-preemption timer value exit control = 1 but activate "
       "VMX-preemption timer = 0 gives VMfailValid(7); with both (and a large timer value) it "
       "launches",
-      "Intel SDM Vol. 3C 27.2.1.2, 25.7.1")
+      "Intel SDM Vol. 3C 27.2.1.2, 25.7.1", "sdm.27.2.1.2.timer-save")
 {
     vmx_require_ctl(VMX_CTL_EXIT, EXIT_SAVE_TIMER, "save VMX-preemption timer value");
     vmx_require_ctl(VMX_CTL_PIN, PIN_PREEMPTION_TIMER, "activate VMX-preemption timer");
@@ -516,7 +521,8 @@ PROBE(vmx_entry_ctl_msr_list_addr, "vmx.entry.ctl_msr_list_addr", "VMX",
       "With a count of 1, VMLAUNCH with the VM-exit MSR-store, VM-exit MSR-load or VM-entry "
       "MSR-load address +8 (bits 3:0 must be 0) or with the list ending beyond MAXPHYADDR gives "
       "VMfailValid(7); with counts of 0 the unaligned addresses are ignored and the guest runs",
-      "Intel SDM Vol. 3C 27.2.1.2, 27.2.1.3, 25.7.2, 25.8.2")
+      "Intel SDM Vol. 3C 27.2.1.2, 27.2.1.3, 25.7.2, 25.8.2", "sdm.27.2.1.2.msr-store-addr",
+      "sdm.27.2.1.2.msr-load-addr", "sdm.27.2.1.3.msr-load-addr")
 {
     struct vmx_vcpu *v = ec_vcpu();
     uint32_t *list = alloc_page();
@@ -560,7 +566,7 @@ PROBE(vmx_entry_ctl_entry_smm, "vmx.entry.ctl_entry_smm", "VMX",
       "Outside SMM, VMLAUNCH with the entry to SMM VM-entry control = 1, or with deactivate "
       "dual-monitor treatment = 1 (each where IA32_VMX_ENTRY_CTLS allows it), gives "
       "VMfailValid(7)",
-      "Intel SDM Vol. 3C 27.2.1.3, 25.8.1")
+      "Intel SDM Vol. 3C 27.2.1.3, 25.8.1", "sdm.27.2.1.3.smm-controls")
 {
     struct vmx_vcpu *v = ec_vcpu();
     uint32_t e = (uint32_t)vmcs_read(VMCS_ENTRY_CTLS);
@@ -591,7 +597,8 @@ PROBE(vmx_entry_ctl_event_type_vector, "vmx.entry.ctl_event_type_vector", "VMX",
       "and type 7 (other event) with vector 1 when the monitor trap flag control is supported, "
       "each give VMfailValid(7); an NMI with "
       "vector 2 is delivered (guest IDT handler's VMCALL)",
-      "Intel SDM Vol. 3C 27.2.1.3, 25.8.3")
+      "Intel SDM Vol. 3C 27.2.1.3, 25.8.3", "sdm.27.2.1.3.inject-vector",
+      "sdm.27.2.1.3.inject-type-reserved")
 {
     struct vmx_vcpu *v = ec_vcpu();
     vmx_guest_idt(v);
@@ -620,7 +627,8 @@ PROBE(vmx_entry_ctl_event_errcode, "vmx.entry.ctl_event_errcode", "VMX",
       "code bit 16 set gives VMfailValid(7); a software interrupt (type 4) or an NMI with "
       "deliver-error-code = 1 gives VMfailValid(7); #GP with error code 0x8 is delivered with that "
       "error code",
-      "Intel SDM Vol. 3C 27.2.1.3, 25.8.3")
+      "Intel SDM Vol. 3C 27.2.1.3, 25.8.3", "sdm.27.2.1.3.inject-error-code-reserved",
+      "sdm.27.2.1.3.inject-error-code-valid")
 {
     struct vmx_vcpu *v = ec_vcpu();
     vmx_guest_idt(v);
@@ -655,7 +663,7 @@ PROBE(vmx_entry_ctl_event_insn_len, "vmx.entry.ctl_event_insn_len", "VMX",
       "privileged software exception or a software exception with length 16 gives "
       "VMfailValid(7), with length 0 too unless IA32_VMX_MISC[30]=1; INT 0x40 with length 2 is "
       "delivered",
-      "Intel SDM Vol. 3C 27.2.1.3, 25.8.3, A.6")
+      "Intel SDM Vol. 3C 27.2.1.3, 25.8.3, A.6", "sdm.27.2.1.3.inject-insn-length")
 {
     struct vmx_vcpu *v = ec_vcpu();
     vmx_guest_idt(v);
@@ -703,7 +711,8 @@ PROBE(vmx_entry_ctl_event_insn_len, "vmx.entry.ctl_event_insn_len", "VMX",
 PROBE(vmx_entry_ctl_host_addr_space, "vmx.entry.ctl_host_addr_space", "VMX",
       "In IA-32e mode (IA32_EFER.LMA=1), VMLAUNCH with the host address-space size exit control "
       "= 0 gives VMfailValid(8) (a host-state check), whether or not IA-32e mode guest is 1",
-      "Intel SDM Vol. 3C 27.2.4, 25.7.1")
+      "Intel SDM Vol. 3C 27.2.4, 25.7.1", "sdm.27.2.4.host-size-in-ia32e",
+      "sdm.27.1.host-check-error")
 {
     struct vmx_vcpu *v = ec_vcpu();
     uint32_t ex = (uint32_t)vmcs_read(VMCS_EXIT_CTLS) & ~EXIT_HOST_ADDR_64;

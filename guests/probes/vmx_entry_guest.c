@@ -50,7 +50,8 @@ PROBE(vmx_entry_guest_cr0_cr4, "vmx.entry.guest_cr0_cr4", "VMX",
       "VM entry fails (exit reason 0x80000021, qualification 0) with guest CR0.NE=0 or CR4.VMXE=0 "
       "(fixed to 1 by IA32_VMX_CR0_FIXED0 / CR4_FIXED0), with a guest CR0 or CR4 bit set that "
       "CR0_FIXED1 / CR4_FIXED1 does not allow, and with CR4.PAE=0 in an IA-32e mode guest",
-      "Intel SDM Vol. 3C 27.3.1.1, A.7, A.8")
+      "Intel SDM Vol. 3C 27.3.1.1, A.7, A.8", "sdm.27.3.1.1.cr0-fixed-bits",
+      "sdm.27.3.1.1.cr4-fixed-bits", "sdm.27.3.1.1.ia32e-pg-pae", "sdm.27.8.invalid-guest-state")
 {
     struct vmx_vcpu *v = eg_vcpu();
     const struct vmx_caps *c = vmx_caps();
@@ -84,7 +85,7 @@ PROBE(vmx_entry_guest_cr0_cr4, "vmx.entry.guest_cr0_cr4", "VMX",
 PROBE(vmx_entry_guest_cr3, "vmx.entry.guest_cr3", "VMX",
       "VM entry with a guest CR3 with bit MAXPHYADDR set fails: exit reason 0x80000021, "
       "qualification 0",
-      "Intel SDM Vol. 3C 27.3.1.1")
+      "Intel SDM Vol. 3C 27.3.1.1", "sdm.27.3.1.1.cr3-width")
 {
     struct vmx_vcpu *v = eg_vcpu();
     const struct vc_case cs[] = {
@@ -101,7 +102,7 @@ PROBE(vmx_entry_guest_debug, "vmx.entry.guest_debug", "VMX",
       "With load debug controls = 1, VM entry with guest DR7 bit 32 set, or with reserved bit 2 "
       "or bit 63 of the guest IA32_DEBUGCTL field set, fails: exit reason 0x80000021, "
       "qualification 0; DR7 = 0x400 and DEBUGCTL = 0 launch",
-      "Intel SDM Vol. 3C 27.3.1.1")
+      "Intel SDM Vol. 3C 27.3.1.1", "sdm.27.3.1.1.dr7-high", "sdm.27.3.1.1.debugctl-reserved")
 {
     vmx_require_ctl(VMX_CTL_ENTRY, ENTRY_LOAD_DEBUG, "load debug controls");
     struct vmx_vcpu *v = eg_vcpu();
@@ -134,7 +135,7 @@ PROBE(vmx_entry_guest_debug, "vmx.entry.guest_debug", "VMX",
 PROBE(vmx_entry_guest_sysenter, "vmx.entry.guest_sysenter", "VMX",
       "VM entry with a non-canonical guest IA32_SYSENTER_ESP or IA32_SYSENTER_EIP field "
       "(0x0000800000000000) fails: exit reason 0x80000021, qualification 0",
-      "Intel SDM Vol. 3C 27.3.1.1")
+      "Intel SDM Vol. 3C 27.3.1.1", "sdm.27.3.1.1.sysenter-canonical")
 {
     struct vmx_vcpu *v = eg_vcpu();
     const struct vc_case cs[] = {
@@ -155,7 +156,7 @@ PROBE(vmx_entry_guest_sysenter, "vmx.entry.guest_sysenter", "VMX",
 PROBE(vmx_entry_guest_pat, "vmx.entry.guest_pat", "VMX",
       "With load IA32_PAT on VM entry, a guest PAT field with memory type 2, 3 or 8 in one entry "
       "makes VM entry fail: exit reason 0x80000021, qualification 0; types 0, 1, 4-7 launch",
-      "Intel SDM Vol. 3C 27.3.1.1")
+      "Intel SDM Vol. 3C 27.3.1.1", "sdm.27.3.1.1.pat")
 {
     vmx_require_ctl(VMX_CTL_ENTRY, ENTRY_LOAD_PAT, "load IA32_PAT (entry)");
     struct vmx_vcpu *v = eg_vcpu();
@@ -183,7 +184,7 @@ PROBE(vmx_entry_guest_efer, "vmx.entry.guest_efer", "VMX",
       "With load IA32_EFER on VM entry and an IA-32e mode guest with CR0.PG=1, VM entry with a "
       "guest EFER that sets reserved bit 2, clears LMA, or clears LME fails: exit reason "
       "0x80000021, qualification 0",
-      "Intel SDM Vol. 3C 27.3.1.1")
+      "Intel SDM Vol. 3C 27.3.1.1", "sdm.27.3.1.1.efer-reserved", "sdm.27.3.1.1.efer-lma")
 {
     vmx_require_ctl(VMX_CTL_ENTRY, ENTRY_LOAD_EFER, "load IA32_EFER (entry)");
     struct vmx_vcpu *v = eg_vcpu();
@@ -210,7 +211,7 @@ PROBE(vmx_entry_guest_perf_global, "vmx.entry.guest_perf_global", "VMX",
       "With load IA32_PERF_GLOBAL_CTRL on VM entry, a guest IA32_PERF_GLOBAL_CTRL field with "
       "reserved bit 63 set makes VM entry fail: exit reason 0x80000021, qualification 0; 0 "
       "launches",
-      "Intel SDM Vol. 3C 27.3.1.1")
+      "Intel SDM Vol. 3C 27.3.1.1", "sdm.27.3.1.1.perf-global-ctrl")
 {
     vmx_require_ctl(VMX_CTL_ENTRY, ENTRY_LOAD_PERF_GLOBAL, "load IA32_PERF_GLOBAL_CTRL (entry)");
     struct vmx_vcpu *v = eg_vcpu();
@@ -234,7 +235,7 @@ PROBE(vmx_entry_guest_bndcfgs, "vmx.entry.guest_bndcfgs", "VMX",
       "With load IA32_BNDCFGS on VM entry, a guest IA32_BNDCFGS field with reserved bit 2 set, or "
       "with a non-canonical base (bits 63:12), makes VM entry fail: exit reason 0x80000021, "
       "qualification 0; 0 launches",
-      "Intel SDM Vol. 3C 27.3.1.1")
+      "Intel SDM Vol. 3C 27.3.1.1", "sdm.27.3.1.1.bndcfgs")
 {
     vmx_require_ctl(VMX_CTL_ENTRY, ENTRY_LOAD_BNDCFGS, "load IA32_BNDCFGS");
     struct vmx_vcpu *v = eg_vcpu();
@@ -262,7 +263,7 @@ PROBE(vmx_entry_guest_bndcfgs, "vmx.entry.guest_bndcfgs", "VMX",
 PROBE(vmx_entry_guest_rflags, "vmx.entry.guest_rflags", "VMX",
       "VM entry with guest RFLAGS reserved bit 3, 5, 22 or 63 set, or with RFLAGS.VM=1 in an "
       "IA-32e mode guest, fails: exit reason 0x80000021, qualification 0",
-      "Intel SDM Vol. 3C 27.3.1.4")
+      "Intel SDM Vol. 3C 27.3.1.4", "sdm.27.3.1.4.rflags-reserved", "sdm.27.3.1.4.rflags-vm")
 {
     struct vmx_vcpu *v = eg_vcpu();
     const uint64_t RF = VMCS_GUEST_RFLAGS;
@@ -280,7 +281,7 @@ PROBE(vmx_entry_guest_rip, "vmx.entry.guest_rip", "VMX",
       "VM entry of an IA-32e mode guest in compatibility mode (CS.L=0, D=1) with guest RIP bit 32 "
       "set fails (exit reason 0x80000021, qualification 0); with CS.L=1 a non-canonical RIP "
       "(0x0000800000000000, 48-bit linear addresses) fails too",
-      "Intel SDM Vol. 3C 27.3.1.4")
+      "Intel SDM Vol. 3C 27.3.1.4", "sdm.27.3.1.4.rip-high", "sdm.27.3.1.4.rip-canonical")
 {
     struct vmx_vcpu *v = eg_vcpu();
     uint64_t rip = vmcs_read(VMCS_GUEST_RIP);
@@ -304,7 +305,9 @@ PROBE(vmx_entry_guest_cs, "vmx.entry.guest_cs", "VMX",
       "10 (code not accessed); S=0; P=0; access-rights bits 11:8 set; L=1 with "
       "D=1; DPL 3 for non-conforming code while SS.DPL=0; G=1 with limit bits 11:0 not all 1; "
       "G=0 with a limit above 0xfffff",
-      "Intel SDM Vol. 3C 27.3.1.2")
+      "Intel SDM Vol. 3C 27.3.1.2", "sdm.27.3.1.2.cs-type", "sdm.27.3.1.2.s-bit",
+      "sdm.27.3.1.2.present", "sdm.27.3.1.2.ar-reserved", "sdm.27.3.1.2.cs-l-db",
+      "sdm.27.3.1.2.cs-dpl", "sdm.27.3.1.2.granularity")
 {
     struct vmx_vcpu *v = eg_vcpu();
     const uint64_t A = AR(S_CS), L = LIMIT(S_CS);
@@ -327,7 +330,8 @@ PROBE(vmx_entry_guest_ss, "vmx.entry.guest_ss", "VMX",
       "Guest SS checks, each a VM-entry failure (0x80000021, qualification 0): SS selector RPL 1 "
       "while CS.RPL=0; SS type 11 (code); SS DPL 3 with RPL 0; SS usable with P=0. An unusable SS "
       "(selector 0) in a 64-bit guest launches",
-      "Intel SDM Vol. 3C 27.3.1.2")
+      "Intel SDM Vol. 3C 27.3.1.2", "sdm.27.3.1.2.ss-rpl-cs-rpl", "sdm.27.3.1.2.ss-type",
+      "sdm.27.3.1.2.ss-dpl", "sdm.27.3.1.2.present")
 {
     struct vmx_vcpu *v = eg_vcpu();
     const uint64_t A = AR(S_SS);
@@ -346,7 +350,9 @@ PROBE(vmx_entry_guest_data_segs, "vmx.entry.guest_data_segs", "VMX",
       "usable segment: DS type 2 (not accessed); DS type 8 (execute-only code); DS S=0; DS P=0; "
       "DS DPL 0 below its selector's RPL 3; ES access-rights bit 17 set; GS G=1 with limit "
       "0xffff0000. An unusable ES with type 0 and an FS of readable code (type 11) launch",
-      "Intel SDM Vol. 3C 27.3.1.2")
+      "Intel SDM Vol. 3C 27.3.1.2", "sdm.27.3.1.2.data-type", "sdm.27.3.1.2.s-bit",
+      "sdm.27.3.1.2.present", "sdm.27.3.1.2.data-dpl", "sdm.27.3.1.2.ar-reserved",
+      "sdm.27.3.1.2.granularity")
 {
     struct vmx_vcpu *v = eg_vcpu();
     const uint64_t A = AR(S_DS);
@@ -381,7 +387,7 @@ PROBE(vmx_entry_guest_seg_bases, "vmx.entry.guest_seg_bases", "VMX",
       "Guest segment bases, each a VM-entry failure (0x80000021, qualification 0): FS or GS base "
       "non-canonical; CS base bit 32; usable SS base bit 32; usable DS base bit 40. An unusable "
       "ES with base bit 40 launches",
-      "Intel SDM Vol. 3C 27.3.1.2")
+      "Intel SDM Vol. 3C 27.3.1.2", "sdm.27.3.1.2.base-canonical", "sdm.27.3.1.2.base-high-zero")
 {
     struct vmx_vcpu *v = eg_vcpu();
     const struct vc_case cs[] = {
@@ -404,7 +410,8 @@ PROBE(vmx_entry_guest_tr, "vmx.entry.guest_tr", "VMX",
       "selector TI=1; type 9 (available 64-bit TSS); type 3 (16-bit busy TSS) in an IA-32e mode "
       "guest; S=1; P=0; access-rights bit 8; base non-canonical; G=1 with limit bits 11:0 not "
       "all 1",
-      "Intel SDM Vol. 3C 27.3.1.2")
+      "Intel SDM Vol. 3C 27.3.1.2", "sdm.27.3.1.2.tr-ti", "sdm.27.3.1.2.tr-type",
+      "sdm.27.3.1.2.tr-ar", "sdm.27.3.1.2.base-canonical")
 {
     struct vmx_vcpu *v = eg_vcpu();
     uint32_t ar = (uint32_t)vmcs_read(AR(S_TR));
@@ -434,7 +441,8 @@ PROBE(vmx_entry_guest_ldtr, "vmx.entry.guest_ldtr", "VMX",
       "Guest LDTR checks for a usable LDTR, each a VM-entry failure (0x80000021, qualification "
       "0): type 3; selector TI=1; S=1; P=0; base non-canonical. A usable LDT (type 2, P=1, "
       "selector 0x20, limit 0xfff) launches",
-      "Intel SDM Vol. 3C 27.3.1.2")
+      "Intel SDM Vol. 3C 27.3.1.2", "sdm.27.3.1.2.ldtr-ti", "sdm.27.3.1.2.ldtr-ar",
+      "sdm.27.3.1.2.base-canonical")
 {
     struct vmx_vcpu *v = eg_vcpu();
     const uint64_t S = SEL(S_LDTR), A = AR(S_LDTR), L = LIMIT(S_LDTR), B = BASE(S_LDTR);
@@ -469,7 +477,7 @@ PROBE(vmx_entry_guest_ldtr, "vmx.entry.guest_ldtr", "VMX",
 PROBE(vmx_entry_guest_gdtr_idtr, "vmx.entry.guest_gdtr_idtr", "VMX",
       "VM entry with a non-canonical guest GDTR or IDTR base, or with a GDTR or IDTR limit of "
       "0x10000 (bits 31:16 must be 0), fails: exit reason 0x80000021, qualification 0",
-      "Intel SDM Vol. 3C 27.3.1.3")
+      "Intel SDM Vol. 3C 27.3.1.3", "sdm.27.3.1.3.base-canonical", "sdm.27.3.1.3.limit-high")
 {
     struct vmx_vcpu *v = eg_vcpu();
     const struct vc_case cs[] = {
@@ -484,7 +492,7 @@ PROBE(vmx_entry_guest_gdtr_idtr, "vmx.entry.guest_gdtr_idtr", "VMX",
 PROBE(vmx_entry_guest_pending_dbg, "vmx.entry.guest_pending_dbg", "VMX",
       "VM entry with reserved bit 4 or bit 40 set in the guest pending debug exceptions field "
       "fails: exit reason 0x80000021, qualification 0; B0 (bit 0) alone launches",
-      "Intel SDM Vol. 3C 27.3.1.5")
+      "Intel SDM Vol. 3C 27.3.1.5", "sdm.27.3.1.5.pending-dbg-reserved")
 {
     struct vmx_vcpu *v = eg_vcpu();
     vmx_guest_idt(v); /* a #DB delivered from the pending B0 ends in a VMCALL */
@@ -502,7 +510,7 @@ PROBE(vmx_entry_guest_pending_dbg_bs, "vmx.entry.guest_pending_dbg_bs", "VMX",
       "With blocking by STI (RFLAGS.IF=1) and IA32_DEBUGCTL.BTF=0: RFLAGS.TF=1 with the BS bit "
       "(14) of the pending debug exceptions clear, or RFLAGS.TF=0 with BS set, makes VM entry "
       "fail: exit reason 0x80000021, qualification 0",
-      "Intel SDM Vol. 3C 27.3.1.5")
+      "Intel SDM Vol. 3C 27.3.1.5", "sdm.27.3.1.5.pending-dbg-bs")
 {
     struct vmx_vcpu *v = eg_vcpu();
     vmx_guest_idt(v); /* a #DB delivered by mistake ends in a VMCALL */
@@ -534,7 +542,8 @@ PROBE(vmx_entry_guest_link_ptr, "vmx.entry.guest_link_ptr", "VMX",
       "qualification 4; with VMCS shadowing = 1, a link pointer to a region whose revision id is "
       "wrong, or whose shadow-VMCS indicator (bit 31) is clear, fails the same way; a shadow VMCS "
       "(revision id | bit 31) launches",
-      "Intel SDM Vol. 3C 27.3.1.5, 27.8, 25.10")
+      "Intel SDM Vol. 3C 27.3.1.5, 27.8, 25.10", "sdm.27.3.1.5.link-pointer",
+      "sdm.27.8.failed-entry-qualification")
 {
     struct vmx_vcpu *v = eg_vcpu();
     const uint64_t LP = VMCS_LINK_PTR;
@@ -587,7 +596,9 @@ PROBE(vmx_entry_guest_msr_load, "vmx.entry.guest_msr_load", "VMX",
       "an x2APIC MSR (0x808); IA32_SMM_MONITOR_CTL (0x9b); IA32_GS_BASE; a non-canonical "
       "IA32_KERNEL_GS_BASE (WRMSR would #GP); MSR 0x2ff0 where WRMSR of it faults; each as entry 2 "
       "after a valid IA32_SYSENTER_CS entry",
-      "Intel SDM Vol. 3C 27.4, 27.8")
+      "Intel SDM Vol. 3C 27.4, 27.8", "sdm.27.4.msr-load-fs-gs-base", "sdm.27.4.msr-load-x2apic",
+      "sdm.27.4.msr-load-smm-monitor", "sdm.27.4.msr-load-reserved", "sdm.27.4.msr-load-gp",
+      "sdm.27.8.msr-load-failure")
 {
     struct vmx_vcpu *v = eg_vcpu();
     static const struct {

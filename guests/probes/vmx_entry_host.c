@@ -28,7 +28,8 @@ PROBE(vmx_entry_host_cr0_cr4, "vmx.entry.host_cr0_cr4", "VMX",
       "VMLAUNCH with a host CR0 that lacks a bit IA32_VMX_CR0_FIXED0 requires (PE, and NE), with a "
       "host CR0 or CR4 bit set that IA32_VMX_CR0_FIXED1 / CR4_FIXED1 does not allow, or with host "
       "CR4.PAE=0 while the host address-space size is 1, gives VMfailValid(8)",
-      "Intel SDM Vol. 3C 27.2.2, 27.2.4, A.7, A.8")
+      "Intel SDM Vol. 3C 27.2.2, 27.2.4, A.7, A.8", "sdm.27.2.2.host-cr0-fixed",
+      "sdm.27.2.2.host-cr4-fixed", "sdm.27.2.4.host-size-1")
 {
     struct vmx_vcpu *v = eh_vcpu();
     const struct vmx_caps *c = vmx_caps();
@@ -63,7 +64,7 @@ PROBE(vmx_entry_host_cr0_cr4, "vmx.entry.host_cr0_cr4", "VMX",
 
 PROBE(vmx_entry_host_cr3, "vmx.entry.host_cr3", "VMX",
       "VMLAUNCH with a host CR3 with bit MAXPHYADDR set gives VMfailValid(8)",
-      "Intel SDM Vol. 3C 27.2.2")
+      "Intel SDM Vol. 3C 27.2.2", "sdm.27.2.2.host-cr3-width")
 {
     struct vmx_vcpu *v = eh_vcpu();
     const struct vc_case cs[] = {
@@ -80,7 +81,7 @@ PROBE(vmx_entry_host_selectors, "vmx.entry.host_selectors", "VMX",
       "VMLAUNCH with the RPL or TI bit set in a host selector field (ES TI, CS RPL 1, DS RPL 2, FS "
       "RPL 1, GS TI, TR RPL 1) gives VMfailValid(8); host SS selector 0 with host address-space "
       "size 1 is allowed and launches",
-      "Intel SDM Vol. 3C 27.2.3")
+      "Intel SDM Vol. 3C 27.2.3", "sdm.27.2.3.host-selector-rpl-ti", "sdm.27.2.3.host-ss-nonzero")
 {
     struct vmx_vcpu *v = eh_vcpu();
     uint64_t cs_sel = vmcs_read(VMCS_HOST_CS_SEL), ss = vmcs_read(VMCS_HOST_SS_SEL),
@@ -101,7 +102,8 @@ PROBE(vmx_entry_host_canonical, "vmx.entry.host_canonical", "VMX",
       "VMLAUNCH with a non-canonical address (0x0000800000000000) in the host FS base, GS base, "
       "TR base, GDTR base, IDTR base, IA32_SYSENTER_ESP, IA32_SYSENTER_EIP or RIP field gives "
       "VMfailValid(8)",
-      "Intel SDM Vol. 3C 27.2.2, 27.2.3, 27.2.4")
+      "Intel SDM Vol. 3C 27.2.2, 27.2.3, 27.2.4", "sdm.27.2.3.host-base-canonical",
+      "sdm.27.2.2.host-sysenter-canonical")
 {
     struct vmx_vcpu *v = eh_vcpu();
     const uint64_t nc = VC_NONCANON;
@@ -133,7 +135,7 @@ static uint64_t eh_launch_rflags(void)
 PROBE(vmx_entry_host_rip, "vmx.entry.host_rip", "VMX",
       "VMLAUNCH with a non-canonical host RIP (0x0000800000000000, host address-space size 1) "
       "gives VMfailValid(8) (ZF=1, error field 8) and falls through to the next instruction",
-      "Intel SDM Vol. 3C 27.2.4")
+      "Intel SDM Vol. 3C 27.2.4", "sdm.27.2.4.host-size-1", "sdm.27.1.host-check-error")
 {
     vmx_on();
     (void)vmx_vcpu_new(vmx_eh_loop_guest);
@@ -148,7 +150,7 @@ PROBE(vmx_entry_host_rip, "vmx.entry.host_rip", "VMX",
 PROBE(vmx_entry_host_pat, "vmx.entry.host_pat", "VMX",
       "With load IA32_PAT on VM exit, VMLAUNCH with a host PAT field holding memory type 2, 3 or "
       "8 in one entry gives VMfailValid(8); types 0, 1, 4, 5, 6, 7 launch",
-      "Intel SDM Vol. 3C 27.2.2")
+      "Intel SDM Vol. 3C 27.2.2", "sdm.27.2.2.host-pat")
 {
     vmx_require_ctl(VMX_CTL_EXIT, EXIT_LOAD_PAT, "load IA32_PAT (exit)");
     struct vmx_vcpu *v = eh_vcpu();
@@ -175,7 +177,7 @@ PROBE(vmx_entry_host_pat, "vmx.entry.host_pat", "VMX",
 PROBE(vmx_entry_host_efer, "vmx.entry.host_efer", "VMX",
       "With load IA32_EFER on VM exit and host address-space size 1, VMLAUNCH with a host EFER "
       "that sets reserved bit 2, or clears LMA, or clears LME, gives VMfailValid(8)",
-      "Intel SDM Vol. 3C 27.2.2")
+      "Intel SDM Vol. 3C 27.2.2", "sdm.27.2.2.host-efer")
 {
     vmx_require_ctl(VMX_CTL_EXIT, EXIT_LOAD_EFER, "load IA32_EFER (exit)");
     struct vmx_vcpu *v = eh_vcpu();
@@ -194,7 +196,7 @@ PROBE(vmx_entry_host_efer, "vmx.entry.host_efer", "VMX",
 PROBE(vmx_entry_host_perf_global, "vmx.entry.host_perf_global", "VMX",
       "With load IA32_PERF_GLOBAL_CTRL on VM exit, VMLAUNCH with bit 63 (reserved) set in the "
       "host IA32_PERF_GLOBAL_CTRL field gives VMfailValid(8); 0 launches",
-      "Intel SDM Vol. 3C 27.2.2")
+      "Intel SDM Vol. 3C 27.2.2", "sdm.27.2.2.host-perf-global-ctrl")
 {
     vmx_require_ctl(VMX_CTL_EXIT, EXIT_LOAD_PERF_GLOBAL, "load IA32_PERF_GLOBAL_CTRL (exit)");
     struct vmx_vcpu *v = eh_vcpu();

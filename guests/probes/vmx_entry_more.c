@@ -18,7 +18,9 @@ PROBE(vmx_entry_ctl_reserved_every_bit, "vmx.entry.ctl_reserved_every_bit", "VMX
       "controls active), VM-exit and VM-entry controls that the (TRUE) capability MSR fixes: "
       "VMLAUNCH with that one bit flipped (a must-be-1 bit cleared, a must-be-0 bit set) gives "
       "VMfailValid(7); the unmodified VMCS then launches",
-      "Intel SDM Vol. 3C 27.2.1.1, 27.2.1.2, 27.2.1.3, A.3-A.5")
+      "Intel SDM Vol. 3C 27.2.1.1, 27.2.1.2, 27.2.1.3, A.3-A.5", "sdm.27.2.1.1.pinbased-reserved",
+      "sdm.27.2.1.1.procbased-reserved", "sdm.27.2.1.1.procbased2-reserved",
+      "sdm.27.2.1.2.exit-reserved", "sdm.27.2.1.3.entry-reserved")
 {
     vmx_on();
     struct vmx_vcpu *v = vmx_vcpu_new(vmx_em_loop_guest);
@@ -69,7 +71,7 @@ PROBE(vmx_entry_ctl_spp, "vmx.entry.ctl_spp", "EPT",
       "With sub-page write permissions (secondary control 23): VMLAUNCH without enable EPT, or "
       "with the SPPTP bits 11:0 not 0 (+0x800) or at 1 << MAXPHYADDR, gives VMfailValid(7); with "
       "EPT and a valid SPPTP it launches",
-      "Intel SDM Vol. 3C 27.2.1.1, 25.6.21")
+      "Intel SDM Vol. 3C 27.2.1.1, 25.6.21", "sdm.27.2.1.1.spp")
 {
     vmx_require_ctl(VMX_CTL_PROC2, PROC2_SPP | PROC2_EPT, "sub-page write permissions and EPT");
     vmx_on();
@@ -100,7 +102,7 @@ PROBE(vmx_entry_guest_activity_cpl3, "vmx.entry.guest_activity_cpl3", "VMX",
       "A consistent CPL-3 guest state (CS, SS, DS, ES with DPL 3 and selectors with RPL 3) in "
       "activity state HLT is a VM-entry failure (exit reason 0x80000021, qualification 0): HLT "
       "requires SS.DPL = 0; the same state in the active state enters the guest (some VM exit)",
-      "Intel SDM Vol. 3C 27.3.1.5 (activity state), A.6")
+      "Intel SDM Vol. 3C 27.3.1.5 (activity state), A.6", "sdm.27.3.1.5.activity-hlt-dpl")
 {
     if (!(vmx_caps()->misc & VMX_MISC_ACT_HLT))
         skip("IA32_VMX_MISC[6]=0: activity state HLT not supported");
@@ -142,7 +144,8 @@ PROBE(vmx_entry_guest_activity_shutdown, "vmx.entry.guest_activity_shutdown", "V
       "VM entry in activity state shutdown injecting a hardware exception #UD (only NMI and "
       "machine check may be injected there) fails: exit reason 0x80000021, qualification 0; so "
       "does shutdown with blocking by STI",
-      "Intel SDM Vol. 3C 27.3.1.5 (activity state), A.6")
+      "Intel SDM Vol. 3C 27.3.1.5 (activity state), A.6", "sdm.27.3.1.5.activity-shutdown-inject",
+      "sdm.27.3.1.5.activity-blocking")
 {
     if (!(vmx_caps()->misc & VMX_MISC_ACT_SHUTDOWN))
         skip("IA32_VMX_MISC[7]=0: activity state shutdown not supported");

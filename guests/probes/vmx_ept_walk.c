@@ -147,7 +147,8 @@ PROBE(vmx_ept_rsvd_pml4e, "vmx.ept.rsvd_pml4e", "EPT",
       "with reserved bit 7, with address bit MAXPHYADDR set, or write-only (R=0, W=1): a guest "
       "read of X exits with reason 49 (EPT misconfiguration), GPA = X, RIP = the load; restored, "
       "the read returns D's data",
-      "Intel SDM Vol. 3C 29.3.2 (Table 29-1), 29.3.3.1, 28.2.1")
+      "Intel SDM Vol. 3C 29.3.2 (Table 29-1), 29.3.3.1, 28.2.1", "sdm.29.3.3.1.rsvd-pml4e",
+      "sdm.29.3.3.1.write-no-read", "sdm.29.3.3.1.misconfig-gpa", "sdm.C.reason-49-ept-misconfig")
 {
     struct ew w;
     ew_setup(&w, EW_4K);
@@ -164,7 +165,8 @@ PROBE(vmx_ept_rsvd_pdpte, "vmx.ept.rsvd_pdpte", "EPT",
       "Non-leaf EPT PDPTE on the path to X with reserved bit 5, reserved bit 6, address bit "
       "MAXPHYADDR, or write-only: a guest read of X exits with reason 49, GPA = X, RIP = the "
       "load; restored, the read returns D's data",
-      "Intel SDM Vol. 3C 29.3.2 (Table 29-3), 29.3.3.1")
+      "Intel SDM Vol. 3C 29.3.2 (Table 29-3), 29.3.3.1", "sdm.29.3.3.1.rsvd-pdpte",
+      "sdm.29.3.3.1.write-no-read", "sdm.29.3.3.1.misconfig-gpa")
 {
     struct ew w;
     ew_setup(&w, EW_4K);
@@ -181,7 +183,8 @@ PROBE(vmx_ept_rsvd_pde, "vmx.ept.rsvd_pde", "EPT",
       "Non-leaf EPT PDE on the path to X with reserved bit 4, reserved bit 6, address bit "
       "MAXPHYADDR, or write-only: a guest read of X exits with reason 49, GPA = X, RIP = the "
       "load; restored, the read returns D's data",
-      "Intel SDM Vol. 3C 29.3.2 (Table 29-5), 29.3.3.1")
+      "Intel SDM Vol. 3C 29.3.2 (Table 29-5), 29.3.3.1", "sdm.29.3.3.1.rsvd-pde",
+      "sdm.29.3.3.1.write-no-read", "sdm.29.3.3.1.misconfig-gpa")
 {
     struct ew w;
     ew_setup(&w, EW_4K);
@@ -198,7 +201,8 @@ PROBE(vmx_ept_rsvd_pte, "vmx.ept.rsvd_pte", "EPT",
       "EPT PTE (4 KiB leaf) mapping X with memory type 3 or 7 (reserved), or write+execute without "
       "read: a guest read of X exits with reason 49, GPA = X, RIP = the load; restored, the read "
       "returns D's data",
-      "Intel SDM Vol. 3C 29.3.2 (Table 29-6), 29.3.3.1, 29.3.7")
+      "Intel SDM Vol. 3C 29.3.2 (Table 29-6), 29.3.3.1, 29.3.7", "sdm.29.3.3.1.memtype",
+      "sdm.29.3.3.1.write-no-read", "sdm.29.3.3.1.misconfig-gpa")
 {
     struct ew w;
     ew_setup(&w, EW_4K);
@@ -213,7 +217,8 @@ PROBE(vmx_ept_rsvd_pde_2m, "vmx.ept.rsvd_pde_2m", "EPT",
       "EPT PDE mapping a 2 MiB page (bit 7) at X with reserved bit 12 or bit 20 of the address "
       "field set, with memory type 2, or write-only: a guest read of X exits with reason 49, GPA "
       "= X, RIP = the load; restored, the read returns D's data",
-      "Intel SDM Vol. 3C 29.3.2 (Table 29-4), 29.3.3.1")
+      "Intel SDM Vol. 3C 29.3.2 (Table 29-4), 29.3.3.1", "sdm.29.3.3.1.rsvd-pde",
+      "sdm.29.3.3.1.memtype", "sdm.29.3.3.1.write-no-read", "sdm.29.3.2.ept-large-pages")
 {
     struct ew w;
     ew_setup(&w, EW_2M);
@@ -230,7 +235,8 @@ PROBE(vmx_ept_rsvd_pdpte_1g, "vmx.ept.rsvd_pdpte_1g", "EPT",
       "bit 12 or bit 29 of the address field set, with memory type 3, or write-only: a guest "
       "read of X exits with reason 49, GPA = X, RIP = the load; restored, the read returns D's "
       "data",
-      "Intel SDM Vol. 3C 29.3.2 (Table 29-2), 29.3.3.1, A.10")
+      "Intel SDM Vol. 3C 29.3.2 (Table 29-2), 29.3.3.1, A.10", "sdm.29.3.3.1.rsvd-pdpte",
+      "sdm.29.3.3.1.memtype", "sdm.29.3.3.1.write-no-read", "sdm.29.3.2.ept-large-pages")
 {
     struct ew w;
     ew_setup(&w, EW_1G);
@@ -248,7 +254,8 @@ PROBE(vmx_ept_not_present_levels, "vmx.ept.not_present_levels", "EPT",
       "(and bit MAXPHYADDR) set as well, give an EPT violation (exit 48, not 49) for a guest "
       "read of X: GPA = X, qualification 0x181 (read, linear address valid, translated access; "
       "bits 5:3 clear)",
-      "Intel SDM Vol. 3C 29.3.2, 29.3.3.1, 29.3.3.2, 28.2.1 (Table 28-7)")
+      "Intel SDM Vol. 3C 29.3.2, 29.3.3.1, 29.3.3.2, 28.2.1 (Table 28-7)",
+      "sdm.29.3.3.2.not-present", "sdm.28.2.1.qual-ept-violation", "sdm.C.reason-48-ept-violation")
 {
     struct ew w;
     ew_setup(&w, EW_4K);
@@ -271,7 +278,8 @@ PROBE(vmx_ept_exec_levels, "vmx.ept.exec_levels", "EPT",
       "the PDE or the PTE (R and W set everywhere) a guest jump to linear 512 GiB (guest-physical "
       "X) exits with reason 48 at RIP = X, qualification 0x19c (fetch, readable, writable, linear "
       "address valid, translated); with X everywhere the VMCALL runs",
-      "Intel SDM Vol. 3C 29.3.2, 29.3.3.2, 28.2.1 (Table 28-7)")
+      "Intel SDM Vol. 3C 29.3.2, 29.3.3.2, 28.2.1 (Table 28-7)", "sdm.29.3.3.2.fetch",
+      "sdm.29.3.2.ept-permissions", "sdm.28.2.1.qual-ept-violation")
 {
     struct ew w;
     ew_setup(&w, EW_4K);
@@ -298,7 +306,8 @@ PROBE(vmx_ept_write_levels, "vmx.ept.write_levels", "EPT",
       "Write permission at every level: with W clear in the PML4E, the PDPTE, the PDE or the PTE "
       "on the path to X (R and X set), a guest write to linear 512 GiB exits with reason 48, GPA "
       "= X, qualification 0x1aa (write, readable, executable, linear address valid, translated)",
-      "Intel SDM Vol. 3C 29.3.2, 29.3.3.2, 28.2.1 (Table 28-7)")
+      "Intel SDM Vol. 3C 29.3.2, 29.3.3.2, 28.2.1 (Table 28-7)", "sdm.29.3.3.2.write",
+      "sdm.29.3.2.ept-permissions", "sdm.28.2.1.qual-ept-violation")
 {
     struct ew w;
     ew_setup(&w, EW_4K);

@@ -26,7 +26,8 @@ PROBE(vmx_exit_lmsw, "vmx.intercept.lmsw", "VMX",
       "reason 28, qualification (AX << 16) | 0x30 (LMSW, register operand), length 3; LMSW (RDI) "
       "exits with qualification (source << 16) | 0x70 (memory operand), guest-linear address = "
       "RDI",
-      "Intel SDM Vol. 3C 26.1.3, 28.2.1 (Table 28-3), 28.2.2")
+      "Intel SDM Vol. 3C 26.1.3, 28.2.1 (Table 28-3), 28.2.2", "sdm.26.1.3.clts-lmsw",
+      "sdm.28.2.1.qual-cr-access", "sdm.28.2.1.guest-linear-address", "sdm.C.reason-28-cr-access")
 {
     vmx_on();
     struct vmx_vcpu *v = vmx_vcpu_new(vmx_xm_lmsw_guest);
@@ -76,7 +77,8 @@ PROBE(vmx_exit_cr_regs, "vmx.intercept.cr_qual_regs", "VMX",
       "shadow = CR4, MOV CR4,R13 (PGE flipped) exits with qualification 0xd04, length 4; with "
       "CR8-load and CR8-store exiting (no TPR shadow), MOV CR8,R15 exits with 0xf08 and "
       "MOV R12,CR8 with 0xc18 (MOV from CR), each length 4",
-      "Intel SDM Vol. 3C 25.6.6, 26.1.3, 28.2.1 (Table 28-3)")
+      "Intel SDM Vol. 3C 25.6.6, 26.1.3, 28.2.1 (Table 28-3)", "sdm.28.2.1.qual-cr-access",
+      "sdm.26.1.3.mov-cr8")
 {
     vmx_require_ctl(VMX_CTL_PROC, PROC_CR8_LOAD_EXITING | PROC_CR8_STORE_EXITING,
                     "CR8-load and CR8-store exiting");
@@ -124,7 +126,8 @@ PROBE(vmx_exit_xsaves, "vmx.intercept.xsaves", "VMX",
       "With enable XSAVES/XRSTORS = 0, a guest XSAVES raises #UD (exit 0, vector 6, at the "
       "XSAVES); with the control = 1 and an XSS-exiting bitmap of 0, XSAVES of x87 state (EDX:EAX "
       "= 1) runs without exit to the guest's VMCALL",
-      "Intel SDM Vol. 3C 25.6.2, 25.6.20, 26.1.3, 26.3")
+      "Intel SDM Vol. 3C 25.6.2, 25.6.20, 26.1.3, 26.3", "sdm.26.3.xsaves-ud",
+      "sdm.26.1.3.xsaves-xrstors")
 {
     if (!(cpuid(0xd, 1).a & BIT(3)))
         skip("CPUID.(EAX=0DH,ECX=1):EAX.XSAVES[3]=0");
@@ -175,7 +178,8 @@ PROBE(vmx_exit_debugctl, "vmx.exit.debugctl", "VMX",
       "the guest DEBUGCTL and DR7 fields hold the value read back (2 where BTF exists) and 0x401, "
       "and the host runs with IA32_DEBUGCTL = 0 and DR7 = 0x400 "
       "(a VM exit clears both)",
-      "Intel SDM Vol. 3C 25.7.1, 28.3.1, 28.3.3, 28.5.1")
+      "Intel SDM Vol. 3C 25.7.1, 28.3.1, 28.3.3, 28.5.1", "sdm.28.5.1.dr7-debugctl",
+      "sdm.28.3.1.cr-save")
 {
     vmx_require_ctl(VMX_CTL_EXIT, EXIT_SAVE_DEBUG, "save debug controls");
     vmx_require_ctl(VMX_CTL_PROC, PROC_MSR_BITMAPS, "use MSR bitmaps");
@@ -274,7 +278,8 @@ PROBE(vmx_exit_host_tf, "vmx.exit.host_tf", "VMX",
       "the single-step #DB right after it (DR6.BS=1); a VMLAUNCH that enters the guest delivers "
       "no single-step trap in the guest (its VMCALL exits, reason 18) and the VM exit lands at "
       "host RIP with RFLAGS = 2 and no #DB in the host",
-      "Intel SDM Vol. 3C 27.1, 28.5.3, Vol. 3B 17.3.1.4")
+      "Intel SDM Vol. 3C 27.1, 28.5.3, Vol. 3B 17.3.1.4", "sdm.27.1.host-tf",
+      "sdm.28.5.3.rip-rsp-rflags")
 {
     vmx_on();
     (void)vmx_vcpu_new(vmx_xm_tf_guest);

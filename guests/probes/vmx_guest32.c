@@ -99,7 +99,8 @@ PROBE(vmx_guest32_pdpte, "vmx.entry.guest_pdpte", "VMX",
       "fields of the VMCS are checked instead: reserved bit 1 in GUEST_PDPTE0 fails with "
       "qualification 2 while the PDPTEs in memory are valid, and valid fields launch while the "
       "PDPTE in memory is bad",
-      "Intel SDM Vol. 3C 27.3.1.6, 27.8, Vol. 3A 4.4.1")
+      "Intel SDM Vol. 3C 27.3.1.6, 27.8, Vol. 3A 4.4.1", "sdm.27.3.1.6.pdpte-ept",
+      "sdm.27.3.1.6.pdpte-cr3", "sdm.27.3.2.4.pdptr-load", "sdm.27.8.failed-entry-qualification")
 {
     struct g32 g;
     g32_setup(&g);
@@ -156,7 +157,9 @@ PROBE(vmx_guest32_task_switch, "vmx.intercept.task_switch", "VMX",
       "length 7), CALL FAR to it (source 0, length 7), IRET with RFLAGS.NT=1 to the busy TSS in "
       "the back link (source 1, length 1), INT 0x80 through a task gate (source 3, IDT-vectoring "
       "information valid: software interrupt 0x80)",
-      "Intel SDM Vol. 3C 26.4.2, 28.2.1 (Table 28-2), 28.2.4")
+      "Intel SDM Vol. 3C 26.4.2, 28.2.1 (Table 28-2), 28.2.4", "sdm.C.reason-9-task-switch",
+      "sdm.26.2.task-switch", "sdm.26.4.2.task-switch", "sdm.28.2.1.qual-task-switch",
+      "sdm.28.2.3.idt-vectoring")
 {
     struct g32 g;
     g32_setup(&g);
@@ -215,7 +218,9 @@ PROBE(vmx_guest32_state, "vmx.entry.guest32_state", "VMX",
       "failure (0x80000021, qualification 0): CR4.PCIDE=1; EFER.LMA=1; EFER.LME=1 with CR0.PG=1; "
       "RIP bit 32 set; CS base bit 32 set; TR type 9 (available). TR type 3 (16-bit busy TSS, "
       "allowed outside IA-32e mode) launches",
-      "Intel SDM Vol. 3C 27.3.1.1, 27.3.1.2, 27.3.1.4")
+      "Intel SDM Vol. 3C 27.3.1.1, 27.3.1.2, 27.3.1.4", "sdm.27.3.1.1.non-ia32e-pcide",
+      "sdm.27.3.1.1.efer-lma", "sdm.27.3.1.4.rip-high", "sdm.27.3.1.2.base-high-zero",
+      "sdm.27.3.1.2.tr-type")
 {
     struct g32 g;
     g32_setup(&g);
@@ -262,7 +267,8 @@ PROBE(vmx_guest32_v8086, "vmx.entry.guest_v8086", "VMX",
       "at its CPUID (reason 10, RIP 0); VM entry fails (0x80000021, qualification 0) with CS base "
       "!= selector << 4, with a DS limit of 0x1ffff, with SS access rights 0x93 (DPL 0), and with "
       "IA-32e mode guest = 1",
-      "Intel SDM Vol. 3C 27.3.1.2, 27.3.1.4")
+      "Intel SDM Vol. 3C 27.3.1.2, 27.3.1.4", "sdm.27.3.1.2.v86-base", "sdm.27.3.1.2.v86-limit",
+      "sdm.27.3.1.2.v86-ar", "sdm.27.3.1.4.rflags-vm")
 {
     struct g32 g;
     g32_setup(&g);

@@ -74,7 +74,13 @@ PROBE(vmx_insn_info_vmx, "vmx.intercept.vmx_insn_info", "VMX",
       "qualification = the displacement and the defined bits of the VM-exit instruction "
       "information (scaling, address size 64, segment DS, index and base registers, or the "
       "register operands); VMLAUNCH (20), VMRESUME (24), VMXOFF (26)",
-      "Intel SDM Vol. 3C 26.1.2, 28.2.1, 28.2.5 (Tables 28-11, 28-13, 28-14, 28-15)")
+      "Intel SDM Vol. 3C 26.1.2, 28.2.1, 28.2.5 (Tables 28-11, 28-13, 28-14, 28-15)",
+      "sdm.C.reason-19-vmclear", "sdm.C.reason-20-vmlaunch", "sdm.C.reason-21-vmptrld",
+      "sdm.C.reason-22-vmptrst", "sdm.C.reason-23-vmread", "sdm.C.reason-24-vmresume",
+      "sdm.C.reason-25-vmwrite", "sdm.C.reason-26-vmxoff", "sdm.C.reason-27-vmxon",
+      "sdm.C.reason-50-invept", "sdm.C.reason-53-invvpid", "sdm.26.1.2.unconditional",
+      "sdm.28.2.4.insn-info-vmx", "sdm.28.2.4.insn-info-inv", "sdm.28.2.1.qual-insn-displacement",
+      "sdm.28.2.4.insn-length")
 {
     vmx_on();
     struct vmx_vcpu *v = vmx_vcpu_new(vmx_ii_guest);
