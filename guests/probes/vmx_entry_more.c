@@ -171,3 +171,179 @@ PROBE(vmx_entry_guest_activity_shutdown, "vmx.entry.guest_activity_shutdown", "V
     vc_run_all(v, cs, ARRAY_SIZE(cs));
     v->watchdog = NULL;
 }
+
+/* ---- the basic checks of VMLAUNCH (SDM Vol. 3C 27.1) --------------------------------- */
+
+/*
+ * int vmx_em_launch(int movss): VMLAUNCH right after MOV SS (movss != 0)
+ * or plain, with HOST_RSP/HOST_RIP set to its own frame; returns the RFLAGS
+ * after a VMLAUNCH that fell through (VMfail), or ~0 after a VM exit.
+ */
+uint64_t vmx_em_launch(int movss);
+__asm__(".pushsection .text\n"
+        ".type vmx_em_launch, @function\n"
+        "vmx_em_launch:\n"
+        "    push %rbp\n"
+        "    push %rbx\n"
+        "    push %r12\n"
+        "    push %r13\n"
+        "    push %r14\n"
+        "    push %r15\n"
+        "    mov $0x6c14, %eax\n" /* HOST_RSP */
+        "    vmwrite %rsp, %rax\n"
+        "    lea 1f(%rip), %rdx\n"
+        "    mov $0x6c16, %eax\n" /* HOST_RIP */
+        "    vmwrite %rdx, %rax\n"
+        "    mov %ss, %ax\n"
+        "    test %edi, %edi\n"
+        "    jz 3f\n"
+        "    mov %ax, %ss\n"
+        "3:  vmlaunch\n"
+        "    pushfq\n"
+        "    pop %rax\n"
+        "    jmp 2f\n"
+        "1:  mov $-1, %rax\n"
+        "2:  pop %r15\n"
+        "    pop %r14\n"
+        "    pop %r13\n"
+        "    pop %r12\n"
+        "    pop %rbx\n"
+        "    pop %rbp\n"
+        "    ret\n"
+        ".size vmx_em_launch, . - vmx_em_launch\n"
+        ".popsection");
+
+static const char *rflags_outcome(uint64_t rf)
+{
+    if (rf == ~0ull)
+        return "a VM entry (and exit)";
+    if (rf & 1)
+        return "VMfailInvalid";
+    if (rf & 0x40)
+        return "VMfailValid";
+    return "VMsucceed without an entry";
+}
+
+PROBE(vmx_entry_basic_checks, "vmx.entry.basic_checks", "VMX",
+      "The basic VM-entry checks: VMLAUNCH right after MOV SS (events blocked by MOV SS) gives "
+      "VMfailValid(26); VMLAUNCH with no current VMCS (after VMCLEAR of it) gives VMfailInvalid; "
+      "where VMCS shadowing exists, VMLAUNCH with a shadow VMCS (revision id | bit 31) as the "
+      "current VMCS gives VMfailInvalid",
+      "Intel SDM Vol. 3C 27.1, 31.3 (VMLAUNCH/VMRESUME), 31.4", "sdm.27.1.mov-ss-blocking",
+      "sdm.27.1.no-current-vmcs", "sdm.27.1.shadow-vmcs-current")
+{
+    vmx_on();
+    struct vmx_vcpu *v = vmx_vcpu_new(vmx_em_loop_guest);
+    uint64_t rf = vmx_em_launch(1);
+    if (check((rf & 0x41) == 0x40 && rf != ~0ull,
+              "VMLAUNCH after MOV SS: want VMfailValid(26), got %s", rflags_outcome(rf)))
+        check_eq("VM-instruction error after MOV SS", vmcs_read(VMCS_INSN_ERROR),
+                 VMXERR_ENTRY_MOVSS_BLOCKING);
+    vmclear(v->vmcs_pa);
+    rf = vmx_em_launch(0);
+    check(rf != ~0ull && (rf & 0x41) == 0x01,
+          "VMLAUNCH with no current VMCS: want VMfailInvalid, got %s", rflags_outcome(rf));
+    if (!vmx_ctl_can_set(VMX_CTL_PROC2, PROC2_VMCS_SHADOWING)) {
+        note("VMCS shadowing not allowed: the shadow-VMCS case not tried");
+        return;
+    }
+    uint32_t *shadow = vmx_alloc_vmcs();
+    shadow[0] |= 0x80000000u;
+    struct vmx_res r = vmclear((uintptr_t)shadow);
+    if (!vmx_ok(r))
+        fail("VMCLEAR of the shadow VMCS: %s", vmx_res_str(r));
+    r = vmptrld((uintptr_t)shadow);
+    if (!check_vmx("VMPTRLD of a shadow VMCS", r, VMX_SUCCEED, 0))
+        return;
+    rf = vmx_em_launch(0);
+    check(rf != ~0ull && (rf & 0x41) == 0x01,
+          "VMLAUNCH with a shadow VMCS current: want VMfailInvalid, got %s", rflags_outcome(rf));
+}
+
+PROBE(vmx_entry_failed_entry_state, "vmx.entry.failed_entry_state", "VMX",
+      "After a VM entry that fails a guest-state check (guest RFLAGS bit 1 clear; exit reason "
+      "0x80000021) the host runs at host RIP with the host state loaded as by a VM exit: RFLAGS = "
+      "2, DR7 = 0x400; the VMCS stays clear: VMRESUME gives VMfailValid(5) and, with the field "
+      "fixed, VMLAUNCH enters the guest",
+      "Intel SDM Vol. 3C 27.8, 28.5", "sdm.27.8.failed-entry-state", "sdm.27.8.invalid-guest-state",
+      "sdm.C.reason-33-invalid-guest-state")
+{
+    vmx_on();
+    struct vmx_vcpu *v = vmx_vcpu_new(vmx_em_loop_guest);
+    vmcs_write(VMCS_GUEST_RFLAGS, 0);
+    __asm__ volatile("mov %0, %%dr7" ::"r"(0x401ull));
+    uint32_t r = vmx_run(v);
+    uint64_t dr7;
+    __asm__ volatile("mov %%dr7, %0" : "=r"(dr7));
+    __asm__ volatile("mov %0, %%dr7" ::"r"(0x400ull));
+    if (!check(r == (EXIT_REASON_ENTRY_FAIL | EXIT_INVALID_GUEST),
+               "guest RFLAGS 0: want VM-entry failure 0x80000021, got %s", vmx_exit_str(v)))
+        return;
+    check_eq("host RFLAGS after the failed entry", v->exit_rflags, 0x2);
+    check_eq("host DR7 after the failed entry", dr7, 0x400);
+    v->launched = 1; /* VMRESUME */
+    vmx_run(v);
+    check(v->exit_reason == VMX_RUN_VMFAIL &&
+              vmx_res_is(v->entry, VMX_FAIL_VALID, VMXERR_VMRESUME_NOT_LAUNCHED),
+          "VMRESUME after the failed VMLAUNCH: want VMfailValid(5), got %s", vmx_exit_str(v));
+    vmcs_write(VMCS_GUEST_RFLAGS, 0x2);
+    v->launched = 0;
+    vmx_run_expect(v, EXIT_VMCALL, "VMLAUNCH with guest RFLAGS fixed");
+}
+
+/* guest: report RFLAGS, DS, ES, RSP and EFER (MSR bitmap all zero), then VMCALL */
+GUEST(vmx_em_state_guest, "    pushfq\n"
+                          "    pop %rax\n"
+                          "    mov %ds, %ebx\n"
+                          "    mov %es, %esi\n"
+                          "    mov %rsp, %rdi\n"
+                          "    mov $0xc0000080, %ecx\n"
+                          "    push %rax\n"
+                          "    rdmsr\n"
+                          "    shl $32, %rdx\n"
+                          "    or %rax, %rdx\n"
+                          "    pop %rax\n"
+                          "    mov %rdx, %r8\n"
+                          "    cld\n"
+                          "    vmcall\n"
+                          "    ud2");
+
+PROBE(vmx_entry_state_load, "vmx.entry.state_load", "VMX",
+      "VM entry loads the guest state from the VMCS: a guest entered with RFLAGS = 0x8d7 (CF, PF, "
+      "AF, ZF, SF, OF), DS selector 0x10 and ES selector 0x18 (usable flat data segments), and "
+      "RSP = its stack top - 64 reads back exactly those; with load IA32_EFER = 0 and a guest "
+      "EFER field holding garbage (NXE flipped, bit 2 set), the guest's EFER is the host's with "
+      "LMA = LME = 1 (from IA-32e mode guest)",
+      "Intel SDM Vol. 3C 27.3.2.1, 27.3.2.2, 27.3.2.3", "sdm.27.3.2.2.segment-load",
+      "sdm.27.3.2.3.rip-rsp-rflags", "sdm.27.3.2.1.efer-no-load")
+{
+    vmx_require_ctl(VMX_CTL_PROC, PROC_MSR_BITMAPS, "use MSR bitmaps");
+    if (!vmx_ctl_can_clear(VMX_CTL_ENTRY, ENTRY_LOAD_EFER))
+        skip("load IA32_EFER (entry) cannot be 0");
+    vmx_on();
+    struct vmx_vcpu *v = vmx_vcpu_new(vmx_em_state_guest);
+    vmcs_write(VMCS_MSR_BITMAP, (uintptr_t)alloc_page());
+    vmcs_set_bits(VMCS_PROC_CTLS, PROC_MSR_BITMAPS);
+    static const unsigned segs[] = {0, 3};
+    static const uint16_t sels[] = {0x18, 0x10};
+    for (unsigned i = 0; i < 2; i++) {
+        vmcs_write(VMCS_GUEST_ES_SEL + 2 * segs[i], sels[i]);
+        vmcs_write(VMCS_GUEST_ES_BASE + 2 * segs[i], 0);
+        vmcs_write(VMCS_GUEST_ES_LIMIT + 2 * segs[i], 0xffffffffu);
+        vmcs_write(VMCS_GUEST_ES_AR + 2 * segs[i],
+                   VMX_AR_TYPE(3) | VMX_AR_S | VMX_AR_P | VMX_AR_DB | VMX_AR_G);
+    }
+    uint64_t rsp = vmcs_read(VMCS_GUEST_RSP) - 64;
+    vmcs_write(VMCS_GUEST_RSP, rsp);
+    vmcs_write(VMCS_GUEST_RFLAGS, 0x8d7);
+    uint64_t efer = rdmsr(MSR_EFER);
+    vmcs_clear_bits(VMCS_ENTRY_CTLS, ENTRY_LOAD_EFER);
+    vmcs_write(VMCS_GUEST_EFER, (efer ^ EFER_NXE) | BIT(2));
+    if (!vmx_run_expect(v, EXIT_VMCALL, "guest reporting its state"))
+        return;
+    check_eq("guest RFLAGS", v->gpr[VMX_GPR_RAX], 0x8d7);
+    check_eq("guest DS selector", v->gpr[VMX_GPR_RBX] & 0xffff, 0x10);
+    check_eq("guest ES selector", v->gpr[VMX_GPR_RSI] & 0xffff, 0x18);
+    check_eq("guest RSP", v->gpr[VMX_GPR_RDI], rsp);
+    check_eq("guest EFER (load IA32_EFER = 0)", v->gpr[VMX_GPR_R8], efer | EFER_LMA | EFER_LME);
+}
