@@ -311,3 +311,199 @@ PROBE(vmx_exit_host_tf, "vmx.exit.host_tf", "VMX",
         check_eq("host RFLAGS at the VM exit", t.exit_rflags, 0x2);
     }
 }
+
+/* ---- what a VM exit saves ------------------------------------------------------------------- */
+
+GUEST(vmx_xm_seg_guest, "    xor %eax, %eax\n"
+                        "    mov %ax, %es\n"
+                        "    mov %ax, %ds\n"
+                        "    sub $16, %rsp\n"
+                        "    sidt (%rsp)\n"
+                        "    movw $0x123, (%rsp)\n"
+                        "    lidt (%rsp)\n"
+                        "    add $16, %rsp\n"
+                        "    vmcall\n"
+                        "    ud2");
+
+PROBE(vmx_exit_segment_save, "vmx.exit.segment_save", "VMX",
+      "A guest that loads the null selector into ES and DS (usable flat segments at entry) and "
+      "its IDTR with limit 0x123 exits with VMCALL: the guest ES and DS selector fields are 0 "
+      "with the unusable bit (16) set in their access rights, the IDTR limit field is 0x123 and "
+      "its base unchanged",
+      "Intel SDM Vol. 3C 28.3.2", "sdm.28.3.2.segment-save")
+{
+    vmx_on();
+    struct vmx_vcpu *v = vmx_vcpu_new(vmx_xm_seg_guest);
+    for (unsigned s = 0; s < 4; s += 3) {
+        vmcs_write(VMCS_GUEST_ES_SEL + 2 * s, 0x10);
+        vmcs_write(VMCS_GUEST_ES_BASE + 2 * s, 0);
+        vmcs_write(VMCS_GUEST_ES_LIMIT + 2 * s, 0xffffffffu);
+        vmcs_write(VMCS_GUEST_ES_AR + 2 * s,
+                   VMX_AR_TYPE(3) | VMX_AR_S | VMX_AR_P | VMX_AR_DB | VMX_AR_G);
+    }
+    uint64_t idt_base = vmcs_read(VMCS_GUEST_IDTR_BASE);
+    if (!vmx_run_expect(v, EXIT_VMCALL, "guest loading null ES, DS and a new IDTR limit"))
+        return;
+    check_eq("guest ES selector", vmcs_read(VMCS_GUEST_ES_SEL), 0);
+    check_eq("guest DS selector", vmcs_read(VMCS_GUEST_DS_SEL), 0);
+    check(vmcs_read(VMCS_GUEST_ES_AR) & VMX_AR_UNUSABLE,
+          "guest ES access rights %#llx: not unusable",
+          (unsigned long long)vmcs_read(VMCS_GUEST_ES_AR));
+    check(vmcs_read(VMCS_GUEST_DS_AR) & VMX_AR_UNUSABLE,
+          "guest DS access rights %#llx: not unusable",
+          (unsigned long long)vmcs_read(VMCS_GUEST_DS_AR));
+    check_eq("guest IDTR limit", vmcs_read(VMCS_GUEST_IDTR_LIMIT), 0x123);
+    check_eq("guest IDTR base", vmcs_read(VMCS_GUEST_IDTR_BASE), idt_base);
+}
+
+extern const char vmx_xm_sti_call[], vmx_xm_movss_call[];
+GUEST(vmx_xm_block_guest, "    sti\n"
+                          "vmx_xm_sti_call:\n"
+                          "    vmcall\n"
+                          "    cli\n"
+                          "    mov %ss, %ax\n"
+                          "    mov %ax, %ss\n"
+                          "vmx_xm_movss_call:\n"
+                          "    vmcall\n"
+                          "    vmcall\n"
+                          "    ud2");
+
+PROBE(vmx_exit_interruptibility_save, "vmx.exit.interruptibility_save", "VMX",
+      "A VMCALL right after STI (IF was 0) exits with blocking by STI (bit 0) in the saved "
+      "interruptibility state and RFLAGS.IF = 1; a VMCALL right after MOV SS exits with blocking "
+      "by "
+      "MOV SS (bit 1); a later VMCALL with neither",
+      "Intel SDM Vol. 3C 28.3.4", "sdm.28.3.4.interruptibility")
+{
+    vmx_on();
+    struct vmx_vcpu *v = vmx_vcpu_new(vmx_xm_block_guest);
+    if (!vmx_run_expect(v, EXIT_VMCALL, "VMCALL after STI"))
+        return;
+    check_eq("guest RIP", v->guest_rip, (uintptr_t)vmx_xm_sti_call);
+    check_eq("interruptibility after STI; VMCALL", vmcs_read(VMCS_GUEST_INTERRUPTIBILITY) & 3,
+             INTERRUPTIBILITY_STI);
+    check(v->guest_rflags & BIT(9), "guest RFLAGS %#llx: IF clear after STI",
+          (unsigned long long)v->guest_rflags);
+    vmx_skip_insn(v);
+    /* the STI blocking ends with the VMCALL; entering with it would need IF=1 */
+    vmcs_write(VMCS_GUEST_INTERRUPTIBILITY, 0);
+    if (!vmx_run_expect(v, EXIT_VMCALL, "VMCALL after MOV SS"))
+        return;
+    check_eq("guest RIP", v->guest_rip, (uintptr_t)vmx_xm_movss_call);
+    check_eq("interruptibility after MOV SS; VMCALL", vmcs_read(VMCS_GUEST_INTERRUPTIBILITY) & 3,
+             INTERRUPTIBILITY_MOVSS);
+    vmx_skip_insn(v);
+    vmcs_write(VMCS_GUEST_INTERRUPTIBILITY, 0);
+    if (vmx_run_expect(v, EXIT_VMCALL, "a later VMCALL"))
+        check_eq("interruptibility", vmcs_read(VMCS_GUEST_INTERRUPTIBILITY) & 3, 0);
+}
+
+extern const char vmx_xm_ud[];
+GUEST(vmx_xm_inj_guest, "vmx_xm_ud:\n"
+                        "    vmcall\n"
+                        "    ud2");
+
+PROBE(vmx_exit_entry_intr_cleared, "vmx.exit.entry_intr_cleared", "VMX",
+      "VM entry injecting #UD (delivered through a guest IDT, whose handler VMCALLs): at the "
+      "VMCALL exit the valid bit of the VM-entry interruption-information field is clear; a "
+      "VMRESUME then injects nothing",
+      "Intel SDM Vol. 3C 27.6.1, 28.2.5", "sdm.28.2.5.entry-intr-cleared",
+      "sdm.27.6.1.interrupt-info-cleared")
+{
+    vmx_on();
+    struct vmx_vcpu *v = vmx_vcpu_new(vmx_xm_inj_guest);
+    vmx_guest_idt(v);
+    vmcs_write(VMCS_ENTRY_INTR_INFO, INTR_INFO_VALID | (INTR_TYPE_HW_EXC << 8) | UD_VECTOR);
+    if (!vmx_run_expect(v, EXIT_VMCALL, "the injected #UD's handler"))
+        return;
+    check_eq("vector delivered", v->gpr[VMX_GPR_RBX], UD_VECTOR);
+    check_eq("VM-entry interruption information after the exit",
+             vmcs_read(VMCS_ENTRY_INTR_INFO) & INTR_INFO_VALID, 0);
+}
+
+extern const char vmx_xm_int3[], vmx_xm_int1[], vmx_xm_after[];
+GUEST(vmx_xm_swexc_guest, "vmx_xm_int3:\n"
+                          "    int3\n"
+                          "vmx_xm_int1:\n"
+                          "    .byte 0xf1\n"
+                          "vmx_xm_after:\n"
+                          "    vmcall\n"
+                          "    ud2");
+
+PROBE(vmx_exit_sw_exception_type, "vmx.intercept.sw_exception_type", "VMX",
+      "With #BP and #DB in the exception bitmap: guest INT3 exits with reason 0, interruption "
+      "type 6 (software exception), vector 3, length 1, RIP = the INT3; INT1 (ICEBP, 0xF1) exits "
+      "with type 5 (privileged software exception), vector 1, length 1",
+      "Intel SDM Vol. 3C 28.2.2, 28.2.4", "sdm.28.2.2.sw-exception-type",
+      "sdm.C.reason-0-exception-nmi", "sdm.26.2.exceptions")
+{
+    vmx_on();
+    struct vmx_vcpu *v = vmx_vcpu_new(vmx_xm_swexc_guest);
+    if (vmx_run_expect(v, EXIT_EXCEPTION_NMI, "guest INT3")) {
+        check_eq("INT3: vector", INTR_INFO_VECTOR(v->exit_intr_info), BP_VECTOR);
+        check_eq("INT3: interruption type", INTR_INFO_TYPE(v->exit_intr_info), INTR_TYPE_SW_EXC);
+        check_eq("INT3: instruction length", v->insn_len, 1);
+        check_eq("INT3: guest RIP", v->guest_rip, (uintptr_t)vmx_xm_int3);
+    }
+    vmcs_write(VMCS_GUEST_RIP, (uintptr_t)vmx_xm_int1);
+    if (vmx_run_expect(v, EXIT_EXCEPTION_NMI, "guest INT1")) {
+        check_eq("INT1: vector", INTR_INFO_VECTOR(v->exit_intr_info), DB_VECTOR);
+        check_eq("INT1: interruption type", INTR_INFO_TYPE(v->exit_intr_info),
+                 INTR_TYPE_PRIV_SW_EXC);
+        check_eq("INT1: instruction length", v->insn_len, 1);
+        check_eq("INT1: guest RIP", v->guest_rip, (uintptr_t)vmx_xm_int1);
+    }
+}
+
+extern const char vmx_xm_ss_nop[], vmx_xm_ss_next[], vmx_xm_bp_at[];
+GUEST(vmx_xm_dbq_guest, "    pushfq\n"
+                        "    orq $0x100, (%rsp)\n"
+                        "    popfq\n"
+                        "vmx_xm_ss_nop:\n"
+                        "    nop\n"
+                        "vmx_xm_ss_next:\n"
+                        "    nop\n"
+                        "    vmcall\n"
+                        "vmx_xm_bp_at:\n"
+                        "    nop\n"
+                        "    vmcall\n"
+                        "    ud2");
+
+PROBE(vmx_exit_db_qual, "vmx.intercept.db_qual", "VMX",
+      "With #DB in the exception bitmap: a guest single-step trap (TF set by POPF, after the NOP "
+      "that follows) exits with reason 0, vector 1, RIP after the NOP and exit qualification BS "
+      "(0x4000); an instruction breakpoint (guest DR0 = an address, DR7 L0 with R/W0 = 00) exits "
+      "before that instruction with qualification B0 (0x1)",
+      "Intel SDM Vol. 3C 28.2.1 (Table 28-1), 28.1", "sdm.28.2.1.qual-debug",
+      "sdm.28.1.exception-no-side-effects")
+{
+    vmx_on();
+    struct vmx_vcpu *v = vmx_vcpu_new(vmx_xm_dbq_guest);
+    vmcs_clear_bits(VMCS_PROC_CTLS, PROC_MOV_DR_EXITING);
+    if (vmx_run_expect(v, EXIT_EXCEPTION_NMI, "single-step trap")) {
+        check_eq("single step: vector", INTR_INFO_VECTOR(v->exit_intr_info), DB_VECTOR);
+        check_eq("single step: guest RIP (after the traced NOP)", v->guest_rip,
+                 (uintptr_t)vmx_xm_ss_next);
+        check_eq("single step: exit qualification", v->exit_qual & 0x600f, 0x4000);
+    }
+    vmcs_write(VMCS_GUEST_RFLAGS, 0x2);
+    vmcs_write(VMCS_GUEST_PENDING_DBG, 0);
+    vmcs_write(VMCS_GUEST_RIP, (uintptr_t)vmx_xm_ss_next);
+    if (!vmx_ctl_can_set(VMX_CTL_ENTRY, ENTRY_LOAD_DEBUG)) {
+        note("load debug controls not allowed: the breakpoint part not run");
+        return;
+    }
+    vmcs_set_bits(VMCS_ENTRY_CTLS, ENTRY_LOAD_DEBUG);
+    vmcs_write(VMCS_GUEST_DEBUGCTL, 0);
+    vmcs_write(VMCS_GUEST_DR7, 0x401);
+    __asm__ volatile("mov %0, %%dr0" ::"r"((uint64_t)(uintptr_t)vmx_xm_bp_at));
+    if (vmx_run_expect(v, EXIT_VMCALL, "the VMCALL before the breakpoint")) {
+        vmx_skip_insn(v);
+        if (vmx_run_expect(v, EXIT_EXCEPTION_NMI, "instruction breakpoint")) {
+            check_eq("breakpoint: vector", INTR_INFO_VECTOR(v->exit_intr_info), DB_VECTOR);
+            check_eq("breakpoint: guest RIP", v->guest_rip, (uintptr_t)vmx_xm_bp_at);
+            check_eq("breakpoint: exit qualification", v->exit_qual & 0x600f, 0x1);
+        }
+    }
+    __asm__ volatile("mov %0, %%dr0" ::"r"(0ull));
+}
