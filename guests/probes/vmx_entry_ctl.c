@@ -331,7 +331,7 @@ PROBE(vmx_entry_ctl_eptp_more, "vmx.entry.ctl_eptp_more", "EPT",
     vc_run_all(v, cs, n);
 }
 
-PROBE(vmx_entry_ctl_pml, "vmx.entry.ctl_pml", "EPT",
+PROBE(vmx_entry_ctl_pml, "vmx.entry.ctl_pml", "PML",
       "With enable PML: VMLAUNCH without enable EPT, or with the PML address +0x800 or at "
       "1 << MAXPHYADDR, gives VMfailValid(7); with EPT and a valid PML page it launches",
       "Intel SDM Vol. 3C 27.2.1.1, 25.6.18", "sdm.27.2.1.1.pml-ept")
@@ -363,7 +363,7 @@ PROBE(vmx_entry_ctl_pml, "vmx.entry.ctl_pml", "EPT",
     vc_run_all(v, cs, ARRAY_SIZE(cs));
 }
 
-PROBE(vmx_entry_ctl_vmfunc, "vmx.entry.ctl_vmfunc", "EPT",
+PROBE(vmx_entry_ctl_vmfunc, "vmx.entry.ctl_vmfunc", "VMFUNC",
       "With enable VM functions: VMLAUNCH with a VM-function control bit that IA32_VMX_VMFUNC does "
       "not allow, with EPTP switching but enable EPT = 0, or with the EPTP-list address +0x800 or "
       "at 1 << MAXPHYADDR, gives VMfailValid(7); EPTP switching with a valid list launches",
@@ -490,7 +490,7 @@ PROBE(vmx_entry_ctl_ve_info, "vmx.entry.ctl_ve_info", "EPT",
     vc_run_all(v, cs, ARRAY_SIZE(cs));
 }
 
-PROBE(vmx_entry_ctl_timer_save, "vmx.entry.ctl_timer_save", "VMX preemption timer",
+PROBE(vmx_entry_ctl_timer_save, "vmx.entry.ctl_timer_save", "preemption timer",
       "VMLAUNCH with the save VMX-preemption timer value exit control = 1 but activate "
       "VMX-preemption timer = 0 gives VMfailValid(7); with both (and a large timer value) it "
       "launches",

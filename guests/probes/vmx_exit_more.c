@@ -507,3 +507,85 @@ PROBE(vmx_exit_db_qual, "vmx.intercept.db_qual", "VMX",
     }
     __asm__ volatile("mov %0, %%dr0" ::"r"(0ull));
 }
+
+/* ---- secondary controls off, VMFUNC without its control ------------------------------------ */
+
+extern const char vmx_xm_rdtscp[], vmx_xm_vmfunc[];
+GUEST(vmx_xm_sec_guest, "vmx_xm_rdtscp:\n"
+                        "    rdtscp\n"
+                        "    vmcall\n"
+                        "vmx_xm_vmfunc:\n"
+                        "    xor %eax, %eax\n"
+                        "    xor %ecx, %ecx\n"
+                        "    vmfunc\n"
+                        "    vmcall\n"
+                        "    ud2");
+
+PROBE(vmx_exit_secondary_off, "vmx.intercept.secondary_off", "VMX",
+      "With enable RDTSCP and enable VM functions set in the secondary controls but activate "
+      "secondary controls = 0, every secondary control counts as 0: guest RDTSCP raises #UD (exit "
+      "0, vector 6, at the RDTSCP) and VMFUNC raises #UD; with the secondary controls active "
+      "RDTSCP runs to the VMCALL",
+      "Intel SDM Vol. 3C 25.6.2, 26.3, 26.5.5.1", "sdm.25.6.2.secondary-off", "sdm.26.3.rdtscp-ud",
+      "sdm.26.5.5.1.vmfunc-ud")
+{
+    vmx_require_ctl(VMX_CTL_PROC2, PROC2_RDTSCP, "enable RDTSCP");
+    if (!(cpuid(0x80000001, 0).d & BIT(27)))
+        skip("CPUID 0x80000001 EDX.RDTSCP[27]=0");
+    vmx_on();
+    struct vmx_vcpu *v = vmx_vcpu_new(vmx_xm_sec_guest);
+    uint32_t p2 = PROC2_RDTSCP;
+    if (vmx_ctl_can_set(VMX_CTL_PROC2, PROC2_VMFUNC))
+        p2 |= PROC2_VMFUNC;
+    vmcs_write(VMCS_PROC_CTLS2, vmcs_read(VMCS_PROC_CTLS2) | p2);
+    vmcs_clear_bits(VMCS_PROC_CTLS, PROC_SECONDARY_CTLS);
+    if (vmx_run_expect(v, EXIT_EXCEPTION_NMI, "RDTSCP with the secondary controls off")) {
+        check_eq("RDTSCP: vector", INTR_INFO_VECTOR(v->exit_intr_info), UD_VECTOR);
+        check_eq("RDTSCP: guest RIP", v->guest_rip, (uintptr_t)vmx_xm_rdtscp);
+    }
+    if (p2 & PROC2_VMFUNC) {
+        vmcs_write(VMCS_GUEST_RIP, (uintptr_t)vmx_xm_vmfunc);
+        if (vmx_run_expect(v, EXIT_EXCEPTION_NMI, "VMFUNC with the secondary controls off")) {
+            check_eq("VMFUNC: vector", INTR_INFO_VECTOR(v->exit_intr_info), UD_VECTOR);
+            check_eq("VMFUNC: guest RIP", v->guest_rip, (uintptr_t)vmx_xm_vmfunc + 4);
+        }
+    } else {
+        note("enable VM functions not allowed: the VMFUNC case not run");
+    }
+    vmcs_set_bits(VMCS_PROC_CTLS, PROC_SECONDARY_CTLS);
+    vmcs_write(VMCS_GUEST_RIP, (uintptr_t)vmx_xm_rdtscp);
+    vmx_run_expect(v, EXIT_VMCALL, "RDTSCP with the secondary controls active");
+}
+
+extern const char vmx_xm_after_hlt[];
+GUEST(vmx_xm_hlt_guest, "    hlt\n"
+                        "vmx_xm_after_hlt:\n"
+                        "    vmcall\n"
+                        "    ud2");
+
+PROBE(vmx_exit_hlt_activity, "vmx.exit.hlt_activity", "VMX",
+      "With HLT exiting = 0 and RFLAGS.IF = 0, a guest HLT halts the guest; the VMX-preemption "
+      "timer (value 20000) ends it with exit 52 that saves activity state HLT (1) and RIP after "
+      "the HLT; a VMRESUME with the activity state set back to active runs the VMCALL",
+      "Intel SDM Vol. 3C 26.3, 26.5.1, 28.3.4", "sdm.26.3.hlt-activity",
+      "sdm.28.3.4.activity-state", "sdm.26.5.1.timer-hlt")
+{
+    vmx_require_ctl(VMX_CTL_PIN, PIN_PREEMPTION_TIMER, "activate VMX-preemption timer");
+    if (!vmx_ctl_can_clear(VMX_CTL_PROC, PROC_HLT_EXITING))
+        skip("HLT exiting cannot be 0");
+    vmx_on();
+    struct vmx_vcpu *v = vmx_vcpu_new(vmx_xm_hlt_guest);
+    vmcs_clear_bits(VMCS_PROC_CTLS, PROC_HLT_EXITING);
+    vmcs_set_bits(VMCS_PIN_CTLS, PIN_PREEMPTION_TIMER);
+    vmcs_write(VMCS_PREEMPTION_TIMER, 20000);
+    v->watchdog = "the VMX-preemption timer exit (52) from HLT";
+    bool ok = vmx_run_expect(v, EXIT_PREEMPT_TIMER, "guest HLT, then the timer");
+    v->watchdog = NULL;
+    if (!ok)
+        return;
+    check_eq("saved activity state", vmcs_read(VMCS_GUEST_ACTIVITY_STATE), ACTIVITY_HLT);
+    check_eq("guest RIP (after the HLT)", v->guest_rip, (uintptr_t)vmx_xm_after_hlt);
+    vmcs_clear_bits(VMCS_PIN_CTLS, PIN_PREEMPTION_TIMER);
+    vmcs_write(VMCS_GUEST_ACTIVITY_STATE, ACTIVITY_ACTIVE);
+    vmx_run_expect(v, EXIT_VMCALL, "VMRESUME in the active state");
+}
