@@ -125,14 +125,15 @@ GUEST(vmx_xm_xsaves_guest, "    mov $1, %eax\n"
 PROBE(vmx_exit_xsaves, "vmx.intercept.xsaves", "VMX",
       "With enable XSAVES/XRSTORS = 0, a guest XSAVES raises #UD (exit 0, vector 6, at the "
       "XSAVES); with the control = 1 and an XSS-exiting bitmap of 0, XSAVES of x87 state (EDX:EAX "
-      "= 1) runs without exit to the guest's VMCALL",
+      "= 1, CR4.OSXSAVE set) runs without exit to the guest's VMCALL",
       "Intel SDM Vol. 3C 25.6.2, 25.6.20, 26.1.3, 26.3", "sdm.26.3.xsaves-ud",
       "sdm.26.1.3.xsaves-xrstors")
 {
     if (!(cpuid(0xd, 1).a & BIT(3)))
         skip("CPUID.(EAX=0DH,ECX=1):EAX.XSAVES[3]=0");
-    if (!(read_cr4() & CR4_OSXSAVE))
-        skip("CR4.OSXSAVE=0 in the probe kernel: XSAVES raises #UD anyway");
+    if (!(cpuid(1, 0).c & BIT(26)))
+        skip("CPUID.1:ECX.XSAVE[26]=0");
+    write_cr4(read_cr4() | CR4_OSXSAVE); /* the runner restores CR4; XCR0 stays x87 */
     vmx_on();
     struct vmx_vcpu *v = vmx_vcpu_new(vmx_xm_xsaves_guest);
     v->gpr[VMX_GPR_RDI] = (uintptr_t)alloc_pages(4);
