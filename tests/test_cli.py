@@ -24,7 +24,17 @@ def test_list_json_and_globs():
     assert proc.returncode == 0, proc.stderr
     probes = json.loads(proc.stdout)
     assert probes and all(p["id"].startswith("svm.") and not p["id"].startswith("svm.basic.") for p in probes)
-    assert set(probes[0]) == {"id", "group", "feature", "description", "reference", "hidden", "isolated"}
+    assert set(probes[0]) == {
+        "id",
+        "group",
+        "feature",
+        "description",
+        "reference",
+        "hidden",
+        "isolated",
+        "requirements",
+    }
+    assert all(p["requirements"] and all(r.startswith("apm.15.") for r in p["requirements"]) for p in probes)
     hidden = json.loads(nvct("list", "--json", "selftest.*").stdout)
     assert {p["id"] for p in hidden} >= {"selftest.pass", "selftest.fault"}
 

@@ -112,7 +112,7 @@ def test_coverage_counts_and_problems(tmp_path):
     tally = cov.by_chapter()["sdm-27"]
     assert (tally.total, tally.probed, tally.untestable, tally.uncovered) == (2, 2, 0, 0)
     assert cov.problems == [
-        "probe vmx.a.two names sdm.27.9.nowhere, not in the requirement map",
+        "probe vmx.a.two names sdm.27.9.nowhere, not in the requirement map (renamed ids: docs/requirements.md)",
         "requirement sdm.27.2.2.host-smm is marked untestable, but a probe names it",
     ]
     cov = coverage(rmap, [])
@@ -149,3 +149,15 @@ def test_nvct_coverage_with_a_bad_map_exits_2(tmp_path):
     proc = nvct("coverage", "--requirements", str(tmp_path))
     assert proc.returncode == 2
     assert proc.stderr.count("\n") == 1 and "manual: want sdm or apm" in proc.stderr
+
+
+def test_the_html_report_shows_the_requirements_a_recorded_run_passed():
+    from conformance.core.runrecord import read_runs
+    from conformance.reports import html
+
+    runs = read_runs(Path(__file__).resolve().parent.parent / "docs" / "probes" / "runs" / "bochs-skylake.json")
+    page = html.render_runs(runs)
+    assert '<table id="requirements">' in page
+    states = requirement_verdicts(runs[0].catalog, runs[0].results)[1]
+    passed = sum(v == "PASS" for v in states.values())
+    assert passed > 100 and f"<td>{passed}</td>" in page

@@ -272,6 +272,8 @@ class BootLog:
         problems = current.problems
         current.problems = []
         detail = why + (f"; also: {'; '.join(problems)}" if problems else "")
+        if current.notes:  # where the probe got to: what it said last
+            detail += f"; its last note: {current.notes[-1]}"
         self._close_current(verdict, detail)
 
     def recent(self) -> list[str]:

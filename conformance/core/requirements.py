@@ -282,7 +282,10 @@ class Coverage:
 
     @property
     def problems(self) -> list[str]:
-        out = [f"probe {pid} names {', '.join(ids)}, not in the requirement map" for pid, ids in self.unknown.items()]
+        out = [
+            f"probe {pid} names {', '.join(ids)}, not in the requirement map (renamed ids: docs/requirements.md)"
+            for pid, ids in self.unknown.items()
+        ]
         return out + [f"requirement {rid} is marked untestable, but a probe names it" for rid in self.contradictions]
 
     def as_dict(self) -> dict[str, object]:

@@ -128,7 +128,8 @@ def render(arch: str, probes: list[Probe], rmap: RequirementMap, runs: list[RunR
     head += "".join(f" {_title(run, level)} |" for run, level in cols)
     rule = "|---" * (5 + len(cols)) + "|"
     for group, members in groups.items():
-        out += [f"### `{group}.*`", "", head, rule]
+        heading = f"`{group}.*`" if group != arch else f"Other `{arch}.*` probes"
+        out += [f"### {heading}", "", head, rule]
         for p in members:
             reqs = ", ".join(f"`{r}`" for r in p.requirements) or "none"
             cells = [f"`{p.id}`", _cell(p.feature), _cell(p.description), _cell(p.reference), reqs]

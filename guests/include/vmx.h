@@ -782,11 +782,14 @@ void vmx_setup_vmcs(struct vmx_vcpu *v, void (*entry)(void));
  * exit of its own (halted, waiting, spinning) ends after about a second
  * (WATCHDOG_MS): if the VMCS does not activate the VMX-preemption timer and
  * IA32_VMX_PINBASED_CTLS allows it, the timer is activated for this entry
- * with a value worth WATCHDOG_MS of TSC (exit 52); else, if external-
- * interrupt exiting is allowed, it is set for this entry and the local APIC
- * timer is armed (exit 1; the host then takes the interrupt). The controls
- * and the timer field are restored after the exit. A watchdog exit is
- * recorded as a failed check naming v->watchdog and returned as usual. */
+ * with a value worth WATCHDOG_MS of TSC (exit 52); and if external-
+ * interrupt exiting is on or allowed, it is set for this entry and the
+ * local APIC timer is armed (exit 1; the host then takes the interrupt),
+ * a second after the preemption timer where that was added, so that a
+ * hypervisor that loses the timer's expiry does not hang the level. The
+ * controls and the timer field are restored after the exit. A watchdog
+ * exit is recorded as a failed check naming v->watchdog and what ended
+ * the run, and returned as usual. */
 uint32_t vmx_run(struct vmx_vcpu *v);
 /* The assembly core: returns 0 after a VM exit, 1 after VMfail. */
 int vmx_enter(struct vmx_vcpu *v);

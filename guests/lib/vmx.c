@@ -643,10 +643,10 @@ static uint32_t vmx_run_unwatched(struct vmx_vcpu *v);
 
 /* ---- the watchdog (vmx_run() with v->watchdog set) ------------------------------- */
 
-enum { WD_OFF, WD_PREEMPT, WD_APIC, WD_APIC_EXTINT };
-
+/* What watch_begin() added for one run, and what it must undo. */
 struct vmx_watch {
-    int how;
+    bool preempt; /* the VMX-preemption timer was activated */
+    bool apic;    /* the local APIC timer was armed */
     uint64_t pin, timer;
 };
 
@@ -662,52 +662,55 @@ static uint32_t watch_ticks(unsigned ms)
     return t > 0xffffffffu ? 0xffffffffu : t ? (uint32_t)t : 1;
 }
 
+/* The preemption timer where the run does not use it already; the local
+ * APIC timer with external-interrupt exiting as well (or instead, where
+ * there is no preemption timer to add), a second after the preemption
+ * timer: a hypervisor that loses the timer's expiry while its guest is
+ * halted must not leave the whole level hanging. */
 static void watch_begin(struct vmx_watch *w)
 {
-    w->how = WD_OFF;
+    w->preempt = w->apic = false;
     w->pin = vmcs_read(VMCS_PIN_CTLS);
-    if (!(w->pin & PIN_PREEMPTION_TIMER) && vmx_ctl_can_set(VMX_CTL_PIN, PIN_PREEMPTION_TIMER)) {
+    uint64_t pin = w->pin;
+    if (!(pin & PIN_PREEMPTION_TIMER) && vmx_ctl_can_set(VMX_CTL_PIN, PIN_PREEMPTION_TIMER)) {
         w->timer = vmcs_read(VMCS_PREEMPTION_TIMER);
-        vmcs_write(VMCS_PIN_CTLS, w->pin | PIN_PREEMPTION_TIMER);
         vmcs_write(VMCS_PREEMPTION_TIMER, watch_ticks(WATCHDOG_MS));
-        w->how = WD_PREEMPT;
-    } else if (w->pin & PIN_EXTINT_EXITING) {
-        if (watchdog_arm(WATCHDOG_MS))
-            w->how = WD_APIC;
-    } else if (vmx_ctl_can_set(VMX_CTL_PIN, PIN_EXTINT_EXITING) && watchdog_arm(WATCHDOG_MS)) {
-        vmcs_write(VMCS_PIN_CTLS, w->pin | PIN_EXTINT_EXITING);
-        w->how = WD_APIC_EXTINT;
+        pin |= PIN_PREEMPTION_TIMER;
+        w->preempt = true;
     }
+    if (((pin & PIN_EXTINT_EXITING) || vmx_ctl_can_set(VMX_CTL_PIN, PIN_EXTINT_EXITING)) &&
+        watchdog_arm(w->preempt ? 2 * WATCHDOG_MS : WATCHDOG_MS)) {
+        pin |= PIN_EXTINT_EXITING;
+        w->apic = true;
+    }
+    if (pin != w->pin)
+        vmcs_write(VMCS_PIN_CTLS, pin);
 }
 
 static void watch_end(struct vmx_vcpu *v, const struct vmx_watch *w)
 {
-    bool fired = false;
-    const char *by = "";
-    switch (w->how) {
-    case WD_OFF: return;
-    case WD_PREEMPT:
-        vmcs_write(VMCS_PIN_CTLS, w->pin);
+    if (!w->preempt && !w->apic)
+        return;
+    vmcs_write(VMCS_PIN_CTLS, w->pin);
+    if (w->preempt)
         vmcs_write(VMCS_PREEMPTION_TIMER, w->timer);
-        fired = v->exit_reason == EXIT_PREEMPT_TIMER;
+    bool apic_fired = w->apic && watchdog_disarm() && v->exit_reason == EXIT_EXTERNAL_INTR;
+    const char *by = NULL;
+    if (w->preempt && v->exit_reason == EXIT_PREEMPT_TIMER)
         by = "the VMX-preemption timer";
-        break;
-    case WD_APIC:
-    case WD_APIC_EXTINT:
-        if (w->how == WD_APIC_EXTINT)
-            vmcs_write(VMCS_PIN_CTLS, w->pin);
-        fired = watchdog_disarm() && v->exit_reason == EXIT_EXTERNAL_INTR;
+    else if (apic_fired && w->preempt)
+        by = "the local APIC timer's interrupt (the VMX-preemption timer, due a second "
+             "earlier, caused no exit)";
+    else if (apic_fired)
         by = "the local APIC timer's interrupt";
-        break;
-    }
-    if (fired)
+    if (by)
         check(false, "watchdog: no exit within %u ms, awaiting %s; %s ended the run: %s",
               WATCHDOG_MS, v->watchdog, by, vmx_exit_str(v));
 }
 
 uint32_t vmx_run(struct vmx_vcpu *v)
 {
-    struct vmx_watch w = {WD_OFF, 0, 0};
+    struct vmx_watch w = {false, false, 0, 0};
     if (v->watchdog)
         watch_begin(&w);
     uint32_t r = vmx_run_unwatched(v);

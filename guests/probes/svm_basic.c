@@ -153,7 +153,7 @@ PROBE(svm_vmrun_vmmcall, "svm.vmrun.vmmcall", "SVM",
       "NRIPS, VMCB RAX and the returned RBX are the guest values, EXITINTINFO.V=0; resuming at "
       "RIP+3 reaches a second VMMCALL with the same checks",
       "AMD APM Vol. 2 15.5, 15.6, 15.7.1, 15.9", "apm.15.6.vmexit-state", "apm.15.6.exitcode",
-      "apm.15.9.svm-insns", "apm.15.7.1.rip-fault-like")
+      "apm.15.9.vmmcall-exit", "apm.15.7.1.rip-fault-like")
 {
     svm_require();
     bool nrips = svm_has(SVM_FEAT_NRIPS);
@@ -321,7 +321,8 @@ PROBE(svm_basic_vmrun_intercept, "svm.basic.vmrun_intercept", "SVM",
 PROBE(svm_basic_vmcb_addr, "svm.basic.vmcb_addr", "SVM",
       "With EFER.SVME=1: VMRUN, VMLOAD and VMSAVE with rAX not 4 KiB aligned (page+0x800), or at "
       "2^MAXPHYADDR (CPUID 0x80000008 EAX[7:0]), each raise #GP(0)",
-      "AMD APM Vol. 3 VMRUN, VMLOAD, VMSAVE; AMD APM Vol. 2 15.5.1", "apm.15.5.1.vmcb-pa")
+      "AMD APM Vol. 3 VMRUN, VMLOAD, VMSAVE; AMD APM Vol. 2 15.5.1", "apm.15.5.1.vmcb-pa",
+      "apm.15.5.1.vmcb-addr-check")
 {
     svm_require();
     /* A host VMSAVE image at page A and again at A+0x800, so that a model

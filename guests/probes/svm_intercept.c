@@ -72,7 +72,7 @@ PROBE(svm_intercept_cpuid, "svm.intercept.cpuid", "SVM",
 PROBE(svm_intercept_hlt, "svm.intercept.hlt", "SVM",
       "Guest HLT (RFLAGS.IF=0) with the HLT intercept set: exit 0x78 with RIP at the HLT; resuming "
       "at RIP+1 reaches the next VMMCALL",
-      "AMD APM Vol. 2 15.9", "apm.15.9.invd-hlt")
+      "AMD APM Vol. 2 15.9", "apm.15.9.hlt")
 {
     svm_require();
     struct svm_vcpu v;
@@ -91,7 +91,7 @@ PROBE(svm_intercept_rdtsc, "svm.intercept.rdtsc", "SVM",
       "Guest RDTSC with only the RDTSC intercept set: exit 0x6E at the RDTSC. If CPUID 0x80000001 "
       "EDX.RDTSCP[27]: guest RDTSCP with only the RDTSC intercept set runs without an exit; with "
       "only the RDTSCP intercept set: exit 0x87 at the RDTSCP",
-      "AMD APM Vol. 2 15.9", "apm.15.9.rdtsc-rdtscp")
+      "AMD APM Vol. 2 15.9", "apm.15.9.rdtsc", "apm.15.9.rdtscp")
 {
     svm_require();
     struct svm_vcpu v;

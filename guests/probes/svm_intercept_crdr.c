@@ -128,18 +128,18 @@ static uint64_t init_value(bool dr, unsigned n)
 }
 
 CRCASE(svm_icpt_cr0, "svm.intercept.cr0", "CR0", svm_c_cr0, false, 0,
-       "AMD APM Vol. 2 15.9 (Table 15-7)", "apm.15.9.cr-read-write")
+       "AMD APM Vol. 2 15.9 (Table 15-7)", "apm.15.9.cr0-read-write")
 CRCASE(svm_icpt_cr3, "svm.intercept.cr3", "CR3", svm_c_cr3, false, 3,
-       "AMD APM Vol. 2 15.9 (Table 15-7)", "apm.15.9.cr-read-write")
+       "AMD APM Vol. 2 15.9 (Table 15-7)", "apm.15.9.cr3-read-write")
 CRCASE(svm_icpt_cr4, "svm.intercept.cr4", "CR4", svm_c_cr4, false, 4,
-       "AMD APM Vol. 2 15.9 (Table 15-7)", "apm.15.9.cr-read-write")
+       "AMD APM Vol. 2 15.9 (Table 15-7)", "apm.15.9.cr4-read-write")
 CRCASE(svm_icpt_cr8, "svm.intercept.cr8", "CR8", svm_c_cr8, false, 8,
-       "AMD APM Vol. 2 15.9 (Table 15-7), 15.21.2", "apm.15.9.cr-read-write",
+       "AMD APM Vol. 2 15.9 (Table 15-7), 15.21.2", "apm.15.9.cr8-read-write",
        "apm.15.21.2.cr8-intercept")
 CRCASE(svm_icpt_dr0, "svm.intercept.dr0", "DR0", svm_c_dr0, true, 0,
-       "AMD APM Vol. 2 15.9 (Table 15-7)", "apm.15.9.dr-read-write")
+       "AMD APM Vol. 2 15.9 (Table 15-7)", "apm.15.9.dr0-3-read-write")
 CRCASE(svm_icpt_dr7, "svm.intercept.dr7", "DR7", svm_c_dr7, true, 7,
-       "AMD APM Vol. 2 15.9 (Table 15-7)", "apm.15.9.dr-read-write")
+       "AMD APM Vol. 2 15.9 (Table 15-7)", "apm.15.9.dr7-read-write")
 
 PROBE(svm_icpt_cr0_selective, "svm.intercept.cr0_selective", "SVM",
       "Selective CR0 write intercept only (vector 3 bit 5): guest MOV to CR0 changing only TS runs "
@@ -195,7 +195,7 @@ PROBE(svm_icpt_cr0_clts_lmsw, "svm.intercept.clts_lmsw", "SVM",
       "LMSW exits 0x10 at the LMSW (both are CR0 writes); with the selective CR0 write intercept "
       "also set, MOV to CR0 changing WP exits 0x10, not 0x65 (the non-selective intercept takes "
       "priority)",
-      "AMD APM Vol. 2 15.9 (Table 15-7)", "apm.15.9.cr-read-write", "apm.15.9.cr0-selective")
+      "AMD APM Vol. 2 15.9 (Table 15-7)", "apm.15.9.cr0-read-write", "apm.15.9.cr0-selective")
 {
     svm_require();
     struct svm_vcpu v;

@@ -55,7 +55,8 @@ PROBE(svm_icpt_exception_db, "svm.intercept.exception_db", "SVM",
 PROBE(svm_icpt_exception_gp, "svm.intercept.exception_gp", "SVM",
       "Guest MOV to DS of selector 0xFFF8 (beyond the GDT limit) with #GP intercepted: exit 0x4D "
       "with RIP at the MOV, EXITINFO1 = the #GP error code 0xFFF8, DS unchanged",
-      "AMD APM Vol. 2 15.12, 15.12.14", "apm.15.12.exception-intercept")
+      "AMD APM Vol. 2 15.12, 15.12.14", "apm.15.12.exception-intercept",
+      "apm.15.12.errcode-exitinfo1")
 {
     svm_require();
     struct svm_vcpu v;

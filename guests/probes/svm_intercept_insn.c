@@ -91,7 +91,7 @@ ICASE(svm_icpt_rdpmc, "svm.intercept.rdpmc",
 ICASE(svm_icpt_invd, "svm.intercept.invd",
       "Guest INVD with the INVD intercept set: exit 0x76 with RIP at the INVD; resuming past it "
       "reaches the next VMMCALL",
-      "INVD", svm_x_invd, 3, SVM_INTERCEPT_INVD, SVM_EXIT_INVD, false, "apm.15.9.invd-hlt")
+      "INVD", svm_x_invd, 3, SVM_INTERCEPT_INVD, SVM_EXIT_INVD, false, "apm.15.9.invd")
 
 ICASE(svm_icpt_wbinvd, "svm.intercept.wbinvd",
       "Guest WBINVD with the WBINVD intercept set: exit 0x89 with RIP at the WBINVD; resuming past "
@@ -102,43 +102,42 @@ ICASE(svm_icpt_invlpg, "svm.intercept.invlpg",
       "Guest INVLPG of a mapped address with the INVLPG intercept set: exit 0x79 with RIP at the "
       "INVLPG; resuming past it reaches the next VMMCALL; with the intercept clear INVLPG runs in "
       "the guest",
-      "INVLPG", svm_x_invlpg, 3, SVM_INTERCEPT_INVLPG, SVM_EXIT_INVLPG, true,
-      "apm.15.9.invlpg-invlpga")
+      "INVLPG", svm_x_invlpg, 3, SVM_INTERCEPT_INVLPG, SVM_EXIT_INVLPG, true, "apm.15.9.invlpg")
 
 ICASE(svm_icpt_invlpga, "svm.intercept.invlpga",
       "Guest INVLPGA (RAX = an address, ECX = ASID 0) with the INVLPGA intercept set: exit 0x7A "
       "with RIP at the INVLPGA; resuming past it reaches the next VMMCALL; with the intercept "
       "clear INVLPGA runs in the guest (guest EFER.SVME=1)",
       "INVLPGA", svm_x_invlpga, 3, SVM_INTERCEPT_INVLPGA, SVM_EXIT_INVLPGA, true,
-      "apm.15.9.invlpg-invlpga")
+      "apm.15.9.invlpga")
 
 ICASE(svm_icpt_vmrun, "svm.intercept.vmrun",
       "Guest VMRUN (RAX = a page) with the VMRUN intercept set (it must be): exit 0x80 with RIP at "
       "the VMRUN; resuming past it reaches the next VMMCALL",
-      "guest VMRUN", svm_x_vmrun, 4, SVM_INTERCEPT_VMRUN, SVM_EXIT_VMRUN, false,
-      "apm.15.9.svm-insns", "apm.15.5.1.vmrun-intercepted")
+      "guest VMRUN", svm_x_vmrun, 4, SVM_INTERCEPT_VMRUN, SVM_EXIT_VMRUN, false, "apm.15.9.vmrun",
+      "apm.15.5.1.vmrun-intercepted")
 
 ICASE(svm_icpt_vmload, "svm.intercept.vmload",
       "Guest VMLOAD (RAX = a zeroed page) with the VMLOAD intercept set: exit 0x82 with RIP at the "
       "VMLOAD; resuming past it reaches the next VMMCALL",
       "guest VMLOAD", svm_x_vmload, 4, SVM_INTERCEPT_VMLOAD, SVM_EXIT_VMLOAD, false,
-      "apm.15.9.svm-insns")
+      "apm.15.9.vmload")
 
 ICASE(svm_icpt_vmsave, "svm.intercept.vmsave",
       "Guest VMSAVE (RAX = a page) with the VMSAVE intercept set: exit 0x83 with RIP at the "
       "VMSAVE; resuming past it reaches the next VMMCALL",
       "guest VMSAVE", svm_x_vmsave, 4, SVM_INTERCEPT_VMSAVE, SVM_EXIT_VMSAVE, false,
-      "apm.15.9.svm-insns")
+      "apm.15.9.vmsave")
 
 ICASE(svm_icpt_stgi, "svm.intercept.stgi",
       "Guest STGI with the STGI intercept set: exit 0x84 with RIP at the STGI; resuming past it "
       "reaches the next VMMCALL",
-      "guest STGI", svm_x_stgi, 4, SVM_INTERCEPT_STGI, SVM_EXIT_STGI, false, "apm.15.9.svm-insns")
+      "guest STGI", svm_x_stgi, 4, SVM_INTERCEPT_STGI, SVM_EXIT_STGI, false, "apm.15.9.stgi")
 
 ICASE(svm_icpt_clgi, "svm.intercept.clgi",
       "Guest CLGI with the CLGI intercept set: exit 0x85 with RIP at the CLGI; resuming past it "
       "reaches the next VMMCALL",
-      "guest CLGI", svm_x_clgi, 4, SVM_INTERCEPT_CLGI, SVM_EXIT_CLGI, false, "apm.15.9.svm-insns")
+      "guest CLGI", svm_x_clgi, 4, SVM_INTERCEPT_CLGI, SVM_EXIT_CLGI, false, "apm.15.9.clgi")
 
 PROBE(svm_icpt_pause, "svm.intercept.pause", "SVM",
       "Guest PAUSE with the PAUSE intercept set and PAUSE_FILTER_COUNT=0: exit 0x77 with RIP at "
@@ -157,7 +156,7 @@ PROBE(svm_icpt_monitor_mwait, "svm.intercept.monitor_mwait", "SVM",
       "With CPUID 1 ECX.MONITOR[3]=1: guest MONITOR (RAX = a page) with the MONITOR intercept set "
       "exits 0x8A at the MONITOR; guest MWAIT with the unconditional MWAIT intercept set exits "
       "0x8B at the MWAIT; each resumed past reaches the next VMMCALL",
-      "AMD APM Vol. 2 15.9", "apm.15.9.monitor-mwait")
+      "AMD APM Vol. 2 15.9", "apm.15.9.monitor", "apm.15.9.mwait")
 {
     svm_require();
     if (!(cpuid(1, 0).c & BIT(3)))

@@ -90,7 +90,7 @@ PROBE(svm_npt_not_present, "svm.npt.not_present", "NPT",
       "Nested PTE of page P not present: guest read of P+0x18 exits 0x400 (#NPF) at the MOV with "
       "EXITINFO1 = US|bit 32 (0x100000004) and EXITINFO2 = P+0x18; with the entry present again "
       "the resumed MOV completes and reaches VMMCALL",
-      "AMD APM Vol. 2 15.25.6", "apm.15.25.6.npf-not-present")
+      "AMD APM Vol. 2 15.25.6", "apm.15.25.6.npf-not-present", "apm.15.25.6.npf-exitinfo2")
 {
     svm_require_npt();
     uint64_t *p = alloc_page();
@@ -268,7 +268,8 @@ PROBE(svm_npt_guest_walk, "svm.npt.guest_walk", "NPT",
       "(0x200000006: a guest page-table access, treated as a user data write) and EXITINFO2 in "
       "page G (the PML4 entry); with G present the guest runs to VMMCALL and G's nested PTE then "
       "has A=1 and D=1",
-      "AMD APM Vol. 2 15.25.5, 15.25.6", "apm.15.25.6.npf-guest-walk")
+      "AMD APM Vol. 2 15.25.5, 15.25.6", "apm.15.25.6.npf-guest-walk",
+      "apm.15.25.6.npf-guest-ad-write")
 {
     svm_require_npt();
     uint64_t *g = guest_pml4_copy();

@@ -253,6 +253,7 @@ static void expect_guest_fail_watched(struct vmx_vcpu *v, const struct field_val
                                       const char *what)
 {
     v->watchdog = "the VM-entry failure (0x80000021)";
+    note("watched entry: %s", what); /* names the case if the level hangs after all */
     expect_guest_fail(v, fv, n, what);
     v->watchdog = NULL;
 }

@@ -66,7 +66,7 @@ PROBE(vmx_exit_guest_state, "vmx.exit.guest_state", "VMX",
       "- 8, IA32_FS_BASE = 0x12345000, IA32_SYSENTER_CS = 0x1234, and DR7 = 0x500 when the save "
       "debug controls exit control is 1",
       "Intel SDM Vol. 3C 28.3.1, 28.3.2, 28.3.3, 25.7.1", "sdm.28.3.1.cr-save",
-      "sdm.28.3.1.msr-save", "sdm.28.3.3.rip-rsp-rflags")
+      "sdm.28.3.1.sysenter-save", "sdm.28.3.1.debugctl-save", "sdm.28.3.3.rip-rsp-rflags")
 {
     struct vmx_vcpu *v = exit_vcpu();
     bool save_dbg = vmx_ctl_can_set(VMX_CTL_EXIT, EXIT_SAVE_DEBUG);
@@ -105,8 +105,8 @@ PROBE(vmx_exit_pat_efer, "vmx.exit.pat_efer", "VMX",
       "a guest that writes IA32_PAT = 0x0007040600070406 and toggles EFER.NXE exits with VMCALL: "
       "the guest PAT and EFER fields hold the guest's values, and the host runs with its own PAT "
       "and EFER again (the host-state fields)",
-      "Intel SDM Vol. 3C 25.7.1, 28.3.3, 28.5.1", "sdm.28.3.1.msr-save", "sdm.28.5.1.pat",
-      "sdm.28.5.1.efer")
+      "Intel SDM Vol. 3C 25.7.1, 28.3.3, 28.5.1", "sdm.28.3.1.pat-save", "sdm.28.3.1.efer-save",
+      "sdm.28.5.1.pat", "sdm.28.5.1.efer")
 {
     vmx_require_ctl(VMX_CTL_EXIT, EXIT_SAVE_PAT | EXIT_LOAD_PAT | EXIT_SAVE_EFER | EXIT_LOAD_EFER,
                     "save/load IA32_PAT and IA32_EFER");
@@ -138,7 +138,7 @@ PROBE(vmx_entry_load_debug, "vmx.entry.load_debug", "VMX",
       "from the guest-state fields: the guest reads them back; after the exit the host's DR7 is "
       "0x400 (SDM 28.5.1)",
       "Intel SDM Vol. 3C 25.8.1, 27.3.2.1, 28.5.1", "sdm.27.3.2.1.cr-dr-load",
-      "sdm.27.3.2.1.msr-load")
+      "sdm.27.3.2.1.debugctl-load", "sdm.28.5.1.dr7-debugctl")
 {
     vmx_require_ctl(VMX_CTL_ENTRY, ENTRY_LOAD_DEBUG, "load debug controls");
     vmx_require_ctl(VMX_CTL_PROC, PROC_MSR_BITMAPS, "use MSR bitmaps");
