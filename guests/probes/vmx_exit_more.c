@@ -280,7 +280,7 @@ PROBE(vmx_exit_host_tf, "vmx.exit.host_tf", "VMX",
       "no single-step trap in the guest (its VMCALL exits, reason 18) and the VM exit lands at "
       "host RIP with RFLAGS = 2 and no #DB in the host",
       "Intel SDM Vol. 3C 27.1, 28.5.3, Vol. 3B 17.3.1.4", "sdm.27.1.host-tf",
-      "sdm.28.5.3.rip-rsp-rflags")
+      "sdm.28.5.3.rip-rsp-rflags", "sdm.28.5.3.host-tf")
 {
     vmx_on();
     (void)vmx_vcpu_new(vmx_xm_tf_guest);
