@@ -491,8 +491,10 @@ PROBE(vmx_entry_guest_gdtr_idtr, "vmx.entry.guest_gdtr_idtr", "VMX",
 
 PROBE(vmx_entry_guest_pending_dbg, "vmx.entry.guest_pending_dbg", "VMX",
       "VM entry with reserved bit 4 or bit 40 set in the guest pending debug exceptions field "
-      "fails: exit reason 0x80000021, qualification 0; B0 (bit 0) alone launches",
-      "Intel SDM Vol. 3C 27.3.1.5", "sdm.27.3.1.5.pending-dbg-reserved")
+      "fails: exit reason 0x80000021, qualification 0; B0 (bit 0) alone launches; B0 with enabled "
+      "breakpoint (bit 12) is delivered to the guest as #DB (vector 1 through its IDT)",
+      "Intel SDM Vol. 3C 27.3.1.5, 27.7.3", "sdm.27.3.1.5.pending-dbg-reserved",
+      "sdm.27.7.3.pending-dbg")
 {
     struct vmx_vcpu *v = eg_vcpu();
     vmx_guest_idt(v); /* a #DB delivered from the pending B0 ends in a VMCALL */
@@ -504,6 +506,15 @@ PROBE(vmx_entry_guest_pending_dbg, "vmx.entry.guest_pending_dbg", "VMX",
         {"pending debug exceptions B0", VC_LAUNCH, 0, 1, {F(PD, BIT(0))}},
     };
     vc_run_all(v, cs, ARRAY_SIZE(cs));
+    /* B0 with enabled breakpoint (bit 12): a #DB is pending and is delivered through the
+     * guest IDT right after the entry */
+    vmcs_write(PD, BIT(12) | BIT(0));
+    v->launched = 0;
+    if (vmx_run_expect(v, EXIT_VMCALL, "VM entry with pending B0 and enabled breakpoint")) {
+        check_eq("guest handler's VMCALL: RAX (an event)", v->gpr[VMX_GPR_RAX], VMX_GUEST_EVENT);
+        check_eq("vector delivered for the pending debug exception", v->gpr[VMX_GPR_RBX],
+                 DB_VECTOR);
+    }
 }
 
 PROBE(vmx_entry_guest_pending_dbg_bs, "vmx.entry.guest_pending_dbg_bs", "VMX",
