@@ -19,7 +19,17 @@ from .core.catalog import CatalogError, Probe, SelectionError, select, split_glo
 from .core.kernel import BuildError, GuestImage, build
 from .core.outputs import OutputError, write_text
 from .core.outputs import check as check_outputs
-from .core.profile import DEFAULT_PROFILE, MAX_SECONDS, ProfileError, load_profile, resolve_profile
+from .core.printable import one_line
+from .core.profile import (
+    DEFAULT_PROFILE,
+    MAX_SECONDS,
+    ProfileError,
+    list_profiles,
+    load_profile,
+    profiles_dir,
+    resolve_profile,
+    user_profiles_dir,
+)
 from .core.results import ProbeResult
 from .core.runrecord import RunRecord, RunRecordError, now, read_runs, write_runs
 from .gate import compare
@@ -42,6 +52,14 @@ class UsageError(Exception):
 def _load(path: Path | str):
     try:
         return load_profile(path)
+    except ProfileError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def _resolve(name: str | None) -> Path:
+    """A profile name or path (--profile) as a file: shipped, user's, or the path."""
+    try:
+        return resolve_profile(name)
     except ProfileError as exc:
         raise UsageError(str(exc)) from None
 
@@ -206,6 +224,40 @@ def cmd_docs(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# ---- nvct profiles ------------------------------------------------------------------
+
+
+def cmd_profiles(args: argparse.Namespace) -> int:
+    try:
+        entries, notes = list_profiles(args.profiles)
+    except ProfileError as exc:
+        raise UsageError(str(exc)) from None
+    for note in notes:
+        print(f"nvct: warning: {note}", file=sys.stderr)
+    if args.json:
+        json.dump([e.as_dict() for e in entries], sys.stdout, indent=1)
+        sys.stdout.write("\n")
+    else:
+        origins = [
+            e.origin
+            + (" (shadowed by the user's)" if e.shadowed_by else " (shadows the shipped one)" if e.shadows else "")
+            for e in entries
+        ]
+        width = max((len(one_line(e.name)) for e in entries), default=0)
+        owidth = max((len(o) for o in origins), default=0)
+        for e, origin in zip(entries, origins):
+            what = f"error: {e.error}" if e.error else e.description or "(no description)"
+            print(f"{one_line(e.name):<{width}}  {origin:<{owidth}}  {one_line(what)}")
+        if not args.profiles:
+            user, _ = user_profiles_dir()
+            print(f"shipped: {profiles_dir()}", file=sys.stderr)
+            print(f"user:    {user if user else '(no home folder)'}", file=sys.stderr)
+    for e in entries:
+        if e.error:
+            print(f"nvct: error: {one_line(e.error)}", file=sys.stderr)
+    return EXIT_BAD if any(e.error for e in entries) else EXIT_OK
+
+
 # ---- nvct build -------------------------------------------------------------------
 
 
@@ -274,7 +326,7 @@ def _level_of(item) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    path = resolve_profile(args.profile)
+    path = _resolve(args.profile)
     profile = _load(path)
     expectations = Expectations.of_profile(profile)
     try:
@@ -427,7 +479,7 @@ def cmd_appliance(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     runs = _runs(args.records)
     if args.profile:
-        profile = _load(resolve_profile(args.profile))
+        profile = _load(_resolve(args.profile))
         expectations = Expectations.of_profile(profile)
         for run in runs:
             apply(run, expectations)
@@ -495,7 +547,9 @@ def parser() -> argparse.ArgumentParser:
     sub = top.add_subparsers(dest="command", metavar="COMMAND")
 
     p = sub.add_parser("run", help="boot the probe kernel under a profile's stack and report")
-    p.add_argument("--profile", "-p", help=f"a profile file or a name in profiles/ (default: {DEFAULT_PROFILE})")
+    p.add_argument(
+        "--profile", "-p", help=f"a profile file, or a name (`nvct profiles` lists them; default: {DEFAULT_PROFILE})"
+    )
     p.add_argument("--probes", help="probe globs, comma-separated; '-GLOB' excludes (default: the profile's, else all)")
     p.add_argument("--json", type=Path, metavar="FILE", help="write the JSON run record (updated as results arrive)")
     p.add_argument("--junit", type=Path, metavar="FILE", help="write JUnit XML (at the end of the run)")
@@ -564,6 +618,16 @@ def parser() -> argparse.ArgumentParser:
     p = sub.add_parser("appliance", help="the Linux/KVM appliance that multi-level stacks boot")
     p.add_argument("action", choices=("build", "show"), help="build it (cached by content) or show the cached one")
     p.set_defaults(func=cmd_appliance)
+
+    p = sub.add_parser("profiles", help="list the profiles: shipped, the user's, or the ones named (exit 1: one is broken)",
+                       description="The profiles --profile can name, each with its description and where it "
+                       "comes from: shipped with nvct, or the user's, in $XDG_CONFIG_HOME/nvct/profiles (default "
+                       "~/.config/nvct/profiles), which a name looks in first: a user profile shadows a shipped one "
+                       "of its name. Exit 0; 1 when a profile listed does not load (its error is shown); 2 when a "
+                       "profile named is not found.")  # fmt: skip
+    p.add_argument("profiles", nargs="*", metavar="PROFILE", help="names or paths (default: every profile)")
+    p.add_argument("--json", action="store_true", help="JSON instead of a table")
+    p.set_defaults(func=cmd_profiles)
 
     p = sub.add_parser("build", help="build the probe kernel (done by run and list as needed)")
     p.set_defaults(func=cmd_build)

@@ -50,8 +50,8 @@ ROOT_NAME = "nvct"
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("nvct", "nvct: nested virtualization conformance probes as test items")
     group.addoption("--nvct-profile", metavar="PROFILE", default=None,
-                    help="collect one item per probe and level of this nvct profile (a file, or a name in "
-                         "nvct's profiles/); without it the plugin does nothing")  # fmt: skip
+                    help="collect one item per probe and level of this nvct profile (a file, or a name "
+                         "`nvct profiles` lists); without it the plugin does nothing")  # fmt: skip
     group.addoption("--nvct-probes", metavar="GLOBS", default=None,
                     help="probe globs, comma-separated, '-GLOB' excludes (as nvct run --probes; "
                          "default: the profile's)")  # fmt: skip
@@ -103,8 +103,8 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log):
 def pytest_configure(config: pytest.Config) -> None:
     if not _enabled(config):
         return
-    path = resolve_profile(config.getoption("nvct_profile"))
     try:
+        path = resolve_profile(config.getoption("nvct_profile"))
         profile = load_profile(path)
     except ProfileError as exc:
         raise pytest.UsageError(f"--nvct-profile: {exc}") from None

@@ -16,6 +16,20 @@ ROOT = Path(__file__).resolve().parent.parent
 PROFILES = ROOT / "profiles"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _no_user_profiles(tmp_path_factory):
+    """Profile names mean the shipped profiles in every test (and in every
+    nvct a test starts), whatever the user running them keeps in
+    ~/.config/nvct/profiles."""
+    saved = os.environ.get("XDG_CONFIG_HOME")
+    os.environ["XDG_CONFIG_HOME"] = str(tmp_path_factory.mktemp("xdg-config"))
+    yield
+    if saved is None:
+        os.environ.pop("XDG_CONFIG_HOME", None)
+    else:
+        os.environ["XDG_CONFIG_HOME"] = saved
+
+
 @pytest.fixture(scope="session")
 def image():
     from conformance.core.kernel import build

@@ -1,5 +1,8 @@
 """The CI templates in ci/: they parse, every nvct command they run is one
-the CLI accepts, and they publish the reports that command writes."""
+the CLI accepts, they run on Debian 12 (GitHub Actions and Jenkins in a
+debian:12 container, as root: no sudo anywhere), install nvct as a vendor
+would (a clone and ./setup, or the wheel), publish JUnit and the HTML report
+that command writes even when it fails, and fail the job on exit 1 and 2."""
 
 import os
 import re
@@ -15,10 +18,15 @@ ROOT = Path(__file__).resolve().parent.parent
 CI = ROOT / "ci"
 
 
+def shell_lines(blocks):
+    """The command lines of shell blocks (a YAML `run: |` holds several)."""
+    return [line.strip() for block in blocks for line in block.splitlines() if line.strip()]
+
+
 def nvct_commands(lines):
     """The nvct invocations among shell command lines, as argv lists without the program."""
     found = []
-    for line in lines:
+    for line in shell_lines(lines):
         for command in re.split(r"&&|\|\||;", line):
             words = shlex.split(command.replace('"$NVCT_PROFILE"', "qemu-tcg").replace("$NVCT_PROFILE", "qemu-tcg"),
                                 comments=True)  # fmt: skip
@@ -51,11 +59,41 @@ def test_setup_the_templates_call_exists():
     assert os.access(ROOT / "setup", os.X_OK)
 
 
+def check_fails_on_exit_1_and_2(lines):
+    """Nothing swallows nvct run's status: a shell step fails on it."""
+    for line in shell_lines(lines):
+        if re.search(r"(^|/)nvct run\b", line):
+            assert not re.search(r"\|\||;\s*(true|:|exit 0)\b|set \+e", line), line
+
+
+def check_no_sudo(lines):
+    for line in shell_lines(lines):
+        assert not re.search(r"\bsudo\b", line), f"the container runs as root, no sudo: {line}"
+
+
+def check_installs(lines):
+    """Either a clone and ./setup (nvct from .venv), or the wheel built
+    with `python -m build` and pip-installed into a virtualenv of its own."""
+    lines = shell_lines(lines)
+    runs = [line for line in lines if re.search(r"(^|/)nvct run\b", line)]
+    assert runs and "./setup" in lines
+    if all(line.startswith(".venv/bin/nvct ") for line in runs):
+        return
+    assert any(re.search(r"python -m build --wheel\b.* --outdir dist", line) for line in lines)
+    venv = re.search(r"python3 -m venv (\S+)", " ".join(lines)).group(1)
+    assert f"{venv}/bin/pip install dist/nvct-*.whl" in lines
+    assert all(line.startswith(f"{venv}/bin/nvct ") for line in runs)
+
+
 def test_gitlab_template():
     data = yaml.safe_load((CI / "gitlab-ci.yml").read_text())
     job = data["nvct"]
     lines = job["before_script"] + job["script"]
-    assert "./setup" in lines
+    assert job["image"] == "debian:12"
+    check_installs(lines)
+    check_fails_on_exit_1_and_2(lines)
+    check_no_sudo(lines)
+    assert not job.get("allow_failure")
     commands = nvct_commands(lines)
     check_commands(commands)
     run = next(a for a in commands if a[0] == "run")
@@ -71,16 +109,22 @@ def test_github_actions_template():
     data = yaml.safe_load((CI / "github-actions.yml").read_text())
     assert "on" in data or True in data  # YAML 1.1 reads the key `on` as true
     (job,) = data["jobs"].values()
+    container = job["container"]
+    assert (container if isinstance(container, str) else container["image"]) == "debian:12"
     steps = job["steps"]
     assert all(("run" in s) != ("uses" in s) for s in steps)
     lines = [s["run"] for s in steps if "run" in s]
-    assert "./setup" in lines
+    check_no_sudo(lines)
+    check_installs(lines)
+    check_fails_on_exit_1_and_2(lines)
     commands = nvct_commands(lines)
     check_commands(commands)
+    run_step = next(s for s in steps if "run" in s and nvct_commands([s["run"]]))
+    assert "if" not in run_step and not run_step.get("continue-on-error") and "shell" not in run_step
     upload = next(s for s in steps if s.get("uses", "").startswith("actions/upload-artifact@"))
     assert upload["if"] == "always()"
     assert written(commands) <= set(upload["with"]["path"].split())
-    assert "nvct-junit.xml" in written(commands)
+    assert {"nvct-junit.xml", "nvct.html"} <= written(commands)
 
 
 def _strip_groovy_strings(text):
@@ -100,12 +144,18 @@ def test_jenkinsfile_template():
     assert bare.lstrip().startswith("pipeline {")
     for section in ("agent", "stages", "post", "always"):
         assert re.search(rf"\b{section}\b", bare)
+    assert re.search(r"agent\s*\{\s*docker\s*\{\s*image\s+'debian:12'\s+args\s+'-u root(:root)?'\s*\}\s*\}", text)
     scripts = re.findall(r"""(?:sh\s+|script:\s*)'([^']*)'""", text)
-    assert "./setup" in scripts
+    check_no_sudo(scripts)
+    check_installs(scripts)
     commands = nvct_commands(scripts)
     check_commands(commands)
     junit = re.search(r"junit testResults: '([^']+)'", text).group(1)
     archived = re.search(r"archiveArtifacts artifacts: '([^']+)'", text).group(1)
     assert junit in written(commands)
     assert written(commands) <= {f.strip() for f in archived.split(",")}
-    assert "returnStatus: true" in text and "currentBuild.result = 'FAILURE'" in text
+    assert junit in written(commands) and "nvct.html" in written(commands)
+    # The status is kept (returnStatus) so the reports are published, then 1 and anything else but 0 fail the build.
+    assert "returnStatus: true" in text
+    assert re.search(r"if \(env\.NVCT_STATUS == '1'\) \{\s*currentBuild\.result = 'FAILURE'", text)
+    assert re.search(r"else if \(env\.NVCT_STATUS != '0'\) \{\s*currentBuild\.result = 'FAILURE'", text)

@@ -42,7 +42,7 @@ def test_list_json_and_globs():
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["run", "--profile", "no-such-profile"], "no-such-profile.yaml: no such profile file"),
+        (["run", "--profile", "no-such-profile"], "no-such-profile: no such profile file"),
         (["run", "--probes", "svm.*,"], "bad probe selection 'svm.*,': an empty glob"),
         (["run", "--probes", "nothing.here"], "no probe matches 'nothing.here'"),
         (["run", "--timeout", "-1"], "must be more than 0 seconds"),

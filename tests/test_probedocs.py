@@ -54,3 +54,15 @@ def test_every_link_the_profiles_give_points_at_an_anchor_of_the_page():
     assert links
     missing = [link for link in sorted(links) if link.split("#")[1] not in anchors[link.split("#")[0]]]
     assert missing == []
+
+
+def test_a_damaged_recorded_run_or_a_missing_part_is_one_line_and_exit_2(tmp_path):
+    docs = tmp_path / "probes"
+    shutil.copytree(DOCS, docs)
+    (docs / "runs" / "qemu-tcg.json").write_text('{"schema": "nvct-run/1", "profile": ')
+    proc = nvct("docs", "--check", "--docs", str(docs))
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "qemu-tcg.json" in proc.stderr, proc.stderr
+    shutil.copy(DOCS / "runs" / "qemu-tcg.json", docs / "runs" / "qemu-tcg.json")
+    (docs / "vmx" / "deviations.md").unlink()
+    proc = nvct("docs", "--docs", str(docs))
+    assert proc.returncode == 2 and "deviations.md: missing" in proc.stderr, proc.stderr

@@ -161,3 +161,5 @@ def test_the_html_report_shows_the_requirements_a_recorded_run_passed():
     states = requirement_verdicts(runs[0].catalog, runs[0].results)[1]
     passed = sum(v == "PASS" for v in states.values())
     assert passed > 100 and f"<td>{passed}</td>" in page
+    failed = sorted(r for r, v in states.items() if v == "FAIL")
+    assert failed and all(f"<li><code>{r}</code></li>" in page for r in failed)

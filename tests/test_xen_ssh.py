@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from conftest import need
+from support import xen_sshd
 from support.xen_sshd import SSHD_READY
 
 from conformance.backends.xen import XenSettings, domu_config, parse_xl_info
@@ -19,14 +20,20 @@ from conformance.core.protocol import parse_line
 pytestmark = pytest.mark.boot
 
 
-@pytest.fixture(scope="module")
-def xen_host(tmp_path_factory):
+def need_the_host_tools():
+    """What the emulated Xen host needs of this machine, OpenSSH's server
+    (copied into dom0) among them: without one, its tests skip and say so."""
     need("qemu-system-x86_64", "qemu-system-x86")
     for tool, package in (("ssh", "openssh-client"), ("scp", "openssh-client"), ("ssh-keygen", "openssh-client"),
                           ("apt-get", "apt"), ("dpkg-deb", "dpkg")):  # fmt: skip
         need(tool, package)
-    if not os.access("/usr/sbin/sshd", os.X_OK):
-        pytest.skip("/usr/sbin/sshd not installed (Debian package openssh-server)")
+    if not os.access(xen_sshd.SSHD, os.X_OK):
+        pytest.skip(f"{xen_sshd.SSHD} not installed (Debian package openssh-server; ./setup --test-tools installs it)")
+
+
+@pytest.fixture(scope="module")
+def xen_host(tmp_path_factory):
+    need_the_host_tools()
     from support.xen_host import emulated_xen_host
 
     with emulated_xen_host(tmp_path_factory.mktemp("xen-host")) as host:
@@ -172,6 +179,7 @@ def test_a_crash_over_ssh_resumes_in_a_fresh_domain_and_cleans_up(xen_host, tmp_
 @pytest.fixture(scope="module")
 def xen_hvm_host(tmp_path_factory):
     """The emulated Xen host whose dom0 has the device model as well."""
+    need_the_host_tools()
     from support.xen_host import emulated_xen_host
 
     from conformance.backends.media import check_iso_tools

@@ -23,6 +23,12 @@ def guests_dir() -> Path:
     return Path(env) if env else Path(__file__).resolve().parents[2] / "guests"
 
 
+def shipped_image() -> Path:
+    """Where an install from the wheel keeps the probe kernel it was built
+    with (setup.py puts it there; a checkout has none)."""
+    return Path(__file__).resolve().parents[1] / "shipped" / "nvct.elf"
+
+
 @dataclass(frozen=True)
 class GuestImage:
     elf: Path  # a Multiboot 1 ELF32 with a PVH note
@@ -32,14 +38,22 @@ class GuestImage:
 
 
 def build(source: Path | None = None) -> GuestImage:
-    """Run `make` in the guests folder (it rebuilds only what is stale).
+    """The probe kernel: the image shipped in the wheel when nvct was
+    installed from one (and neither `source` nor $NVCT_GUESTS names
+    sources), else `make` in the guests folder (it rebuilds only what is
+    stale).
 
     Concurrent harnesses (pytest-xdist workers, parallel CI jobs) share the
     build folder, so the build holds a lock.
     """
+    if source is None and not os.environ.get("NVCT_GUESTS") and shipped_image().is_file():
+        return GuestImage(shipped_image())  # installed from the wheel: the image built with it
     source = source or guests_dir()
     if not (source / "Makefile").is_file():
-        raise BuildError(f"{source}: no Makefile (set NVCT_GUESTS to the probe kernel's sources)")
+        raise BuildError(
+            f"{source}: no Makefile, and no probe kernel shipped in {shipped_image().parent} "
+            f"(set NVCT_GUESTS to the probe kernel's sources, or install nvct from its wheel)"
+        )
     for tool, package in (("make", "make"), ("gcc", "gcc"), ("ld", "binutils"), ("objcopy", "binutils")):
         if shutil.which(tool) is None:
             raise BuildError(f"building the probe kernel needs {tool} (Debian package {package})")

@@ -474,6 +474,11 @@ def _include(data: dict, source: Source, chain: tuple[Path, ...]) -> Profile | N
         path = (source.path.parent / target).resolve()
     except (OSError, RuntimeError) as exc:  # a loop of symbolic links, a name too long
         raise source.error(("include",), f"cannot follow {target!r}: {getattr(exc, 'strerror', None) or exc}") from None
+    # A bare file name not beside the profile, or naming the profile itself
+    # (a user's qemu-tcg.yaml that extends the shipped one), is a shipped profile.
+    bare = os.sep not in target and "/" not in target
+    if bare and (not path.exists() or path == chain[-1]) and (profiles_dir() / target).is_file():
+        path = (profiles_dir() / target).resolve()
     if path in chain:
         names = " -> ".join(p.name for p in (*chain, path))
         raise source.error(("include",), f"profiles include each other in a loop: {names}")
@@ -487,20 +492,164 @@ def _include(data: dict, source: Source, chain: tuple[Path, ...]) -> Profile | N
 
 DEFAULT_PROFILE = "qemu-tcg"  # what `nvct run` and the pytest plugin run without a profile
 
+# Where a profile came from (`nvct profiles`): one of the profiles that come
+# with nvct, one in the user's folder, or a file named by its path.
+SHIPPED, USER, PATH = "shipped", "user", "path"
+SUFFIXES = (".yaml", ".yml")
+
 
 def profiles_dir() -> Path:
-    """The profiles that come with nvct: profiles/ of this checkout."""
-    return Path(__file__).resolve().parents[2] / "profiles"
+    """The profiles that come with nvct: inside the package when it was
+    installed from the wheel (the build puts them in conformance/shipped/),
+    else profiles/ of this checkout (a clone, an editable install)."""
+    package = Path(__file__).resolve().parents[1]
+    shipped = package / "shipped" / "profiles"
+    return shipped if shipped.is_dir() else package.parent / "profiles"
+
+
+def user_profiles_dir() -> tuple[Path | None, str | None]:
+    """The user's profiles: $XDG_CONFIG_HOME/nvct/profiles, by default
+    ~/.config/nvct/profiles, and a note when $XDG_CONFIG_HOME was ignored
+    (the XDG Base Directory specification: a relative path is invalid and
+    is ignored). (None, note) when there is no home folder either."""
+    note = None
+    config = os.environ.get("XDG_CONFIG_HOME", "")
+    if config and not os.path.isabs(config):
+        shown = config if config.isprintable() else repr(config)
+        note = f"XDG_CONFIG_HOME={shown} is not an absolute path: ignored, as the XDG Base Directory specification says"
+        config = ""
+    if not config:
+        try:
+            home = Path.home()
+        except (RuntimeError, KeyError):  # no HOME and no passwd entry
+            return None, note
+        if not home.is_absolute():
+            return None, note
+        config = str(home / ".config")
+    return Path(config) / "nvct" / "profiles", note
+
+
+def _present(path: Path) -> bool:
+    """Whether a profile file is there; a folder on the way that cannot be
+    searched (not a folder, no permission) is an error naming the file."""
+    try:
+        os.stat(path)
+    except FileNotFoundError:
+        return False
+    except OSError as exc:
+        raise ProfileError(path, None, None, f"cannot look for a profile there: {exc.strerror or exc}") from None
+    return True
+
+
+def _named(folder: Path, name: str) -> Path | None:
+    for suffix in SUFFIXES:
+        if _present(folder / f"{name}{suffix}"):
+            return folder / f"{name}{suffix}"
+    return None
+
+
+def find_profile(name: str | None) -> tuple[Path, str]:
+    """A profile as `nvct run --profile` and `pytest --nvct-profile` take it:
+    (its file, SHIPPED, USER or PATH). A path (it has a '/', or is a file
+    here) is used as it is; a name (with or without .yaml) is looked up in
+    the user's folder first, so that a user profile of a shipped profile's
+    name shadows it, then among the shipped ones. Raises ProfileError."""
+    name = name or DEFAULT_PROFILE
+    if not name.isprintable():
+        raise ProfileError(name, None, None, "not a profile name or file")
+    path = Path(name)
+    if os.sep in name or "/" in name or _present(path):
+        return path, PATH
+    stem = path.stem if path.suffix in SUFFIXES else name
+    if stem in ("", ".", ".."):
+        raise ProfileError(name, None, None, "not a profile name or file")
+    user, note = user_profiles_dir()
+    found = _named(user, stem) if user else None
+    if found:
+        return found, USER
+    found = _named(profiles_dir(), stem)
+    if found:
+        return found, SHIPPED
+    where = f" or in {user}" if user else ""
+    why = f" ({note})" if note else ""
+    raise ProfileError(name, None, None, f"no such profile file, and no profile of that name shipped{where}{why} "
+                                         f"(`nvct profiles` lists them)")  # fmt: skip
 
 
 def resolve_profile(name: str | None) -> Path:
-    """A path, or the name of a profile in profiles/ (with or without .yaml):
-    how `nvct run --profile` and `pytest --nvct-profile` read a profile name."""
-    name = name or DEFAULT_PROFILE
-    path = Path(name)
-    if path.exists() or path.suffix in (".yaml", ".yml") or os.sep in name:
-        return path
-    return profiles_dir() / f"{name}.yaml"
+    """The file of a profile name or path (find_profile without where it came from)."""
+    return find_profile(name)[0]
+
+
+def _listing(folder: Path) -> list[Path]:
+    """The profile files of a folder (none when it does not exist); raises
+    ProfileError naming the folder when it cannot be read."""
+    try:
+        names = os.listdir(folder)
+    except FileNotFoundError:
+        return []
+    except OSError as exc:
+        raise ProfileError(folder, None, None, f"cannot list the profiles there: {exc.strerror or exc}") from None
+    return sorted((folder / n for n in names if Path(n).suffix in SUFFIXES and not n.startswith(".")),
+                  key=lambda p: (p.stem, p.suffix))  # fmt: skip
+
+
+@dataclass(frozen=True)
+class ProfileEntry:
+    """One line of `nvct profiles`."""
+
+    name: str  # what --profile takes
+    origin: str  # SHIPPED, USER or PATH
+    path: Path
+    description: str | None  # None when the profile does not load
+    error: str | None = None  # why it does not load
+    shadowed_by: Path | None = None  # a shipped profile a user profile of the same name hides
+    shadows: Path | None = None  # the shipped profile this user profile hides
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "origin": self.origin,
+            "path": str(self.path),
+            "description": self.description,
+            "error": self.error,
+            "shadowed_by": str(self.shadowed_by) if self.shadowed_by else None,
+            "shadows": str(self.shadows) if self.shadows else None,
+        }
+
+
+def _entry(path: Path, origin: str, **extra: Any) -> ProfileEntry:
+    try:
+        description: str | None = load_profile(path).description
+        error = None
+    except ProfileError as exc:
+        description, error = None, str(exc)
+    return ProfileEntry(path.stem, origin, path, description, error, **extra)
+
+
+def list_profiles(names: list[str] | None = None) -> tuple[list[ProfileEntry], list[str]]:
+    """Every shipped and user profile (or the ones named), each loaded to
+    get its description or the error that stops it, and notes on folders
+    that could not be read. A broken profile is an entry, not an exception;
+    a name that is not found raises ProfileError."""
+    if names:
+        return [_entry(*find_profile(name)) for name in names], []
+    notes: list[str] = []
+    user, note = user_profiles_dir()
+    if note:
+        notes.append(note)
+    users: list[Path] = []
+    if user is not None:
+        try:
+            users = _listing(user)
+        except ProfileError as exc:
+            notes.append(str(exc))
+    shipped = _listing(profiles_dir())
+    by_name = {p.stem: p for p in users}
+    shipped_names = {p.stem: p for p in shipped}
+    entries = [_entry(p, SHIPPED, shadowed_by=by_name.get(p.stem)) for p in shipped]
+    entries += [_entry(p, USER, shadows=shipped_names.get(p.stem)) for p in users]
+    return entries, notes
 
 
 def load_profile(path: Path | str, _including: tuple[Path, ...] = ()) -> Profile:

@@ -32,7 +32,12 @@ class RequirementError(Exception):
 
 
 def default_dir() -> Path:
-    return Path(__file__).resolve().parents[2] / "requirements"
+    """The map that comes with nvct: inside the package when it was installed
+    from the wheel (conformance/shipped/requirements), else requirements/ of
+    this checkout."""
+    package = Path(__file__).resolve().parents[1]
+    shipped = package / "shipped" / "requirements"
+    return shipped if shipped.is_dir() else package.parent / "requirements"
 
 
 @dataclass(frozen=True)

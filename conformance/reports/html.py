@@ -242,6 +242,12 @@ def render_runs(runs: list[RunRecord], title: str | None = None) -> str:
             "</tbody></table><p><small>A requirement of the map (requirements/) passes at a level when "
             "every probe naming it passed there; PARTIAL: some passed, the others skipped.</small></p>"
         )
+        for c, states in req_cols:
+            failed = sorted(rid for rid, state in states.items() if state == "FAIL")
+            if failed:
+                items = join(Markup(f"<li><code>{e(rid)}</code></li>") for rid in failed)
+                out.append(f'<details class="req-fail"><summary>{e(c.title)}: {e(len(failed))} requirements '
+                           f"not met</summary><ul>{e(items)}</ul></details>")  # fmt: skip
 
     # ---- the facts of each level
     out.append('<h2>Stacks and levels</h2><div class="facts" id="facts">')

@@ -223,7 +223,7 @@ PROBE(svm_event_vintr, "svm.event.vintr_intercept", "SVM",
       "The same pending virtual interrupt (V_IRQ=1, vector 0x50, guest IF=1) with the VINTR "
       "intercept set: exit 0x64 before delivery, RIP = the first guest instruction, VMCB V_IRQ "
       "still 1",
-      "AMD APM Vol. 2 15.13.5, 15.21.6", "apm.15.13.5.vintr", "apm.15.21.6.vintr-intercept")
+      "AMD APM Vol. 2 15.13.5, 15.21.6", "apm.15.13.5.vintr")
 {
     svm_require();
     struct svm_vcpu v;

@@ -114,8 +114,7 @@ ICASE(svm_icpt_invlpga, "svm.intercept.invlpga",
 ICASE(svm_icpt_vmrun, "svm.intercept.vmrun",
       "Guest VMRUN (RAX = a page) with the VMRUN intercept set (it must be): exit 0x80 with RIP at "
       "the VMRUN; resuming past it reaches the next VMMCALL",
-      "guest VMRUN", svm_x_vmrun, 4, SVM_INTERCEPT_VMRUN, SVM_EXIT_VMRUN, false, "apm.15.9.vmrun",
-      "apm.15.5.1.vmrun-intercepted")
+      "guest VMRUN", svm_x_vmrun, 4, SVM_INTERCEPT_VMRUN, SVM_EXIT_VMRUN, false, "apm.15.9.vmrun")
 
 ICASE(svm_icpt_vmload, "svm.intercept.vmload",
       "Guest VMLOAD (RAX = a zeroed page) with the VMLOAD intercept set: exit 0x82 with RIP at the "

@@ -158,8 +158,7 @@ PROBE(vmx_guest32_task_switch, "vmx.intercept.task_switch", "VMX",
       "the back link (source 1, length 1), INT 0x80 through a task gate (source 3, IDT-vectoring "
       "information valid: software interrupt 0x80)",
       "Intel SDM Vol. 3C 26.4.2, 28.2.1 (Table 28-2), 28.2.4", "sdm.C.reason-9-task-switch",
-      "sdm.26.2.task-switch", "sdm.26.4.2.task-switch", "sdm.28.2.1.qual-task-switch",
-      "sdm.28.2.3.idt-vectoring")
+      "sdm.26.4.2.task-switch", "sdm.28.2.1.qual-task-switch", "sdm.28.2.3.idt-vectoring")
 {
     struct g32 g;
     g32_setup(&g);

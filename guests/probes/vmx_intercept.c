@@ -670,7 +670,7 @@ GUEST(vmx_ic_tf_guest, "ud2", "vmcall", "ud2");
 PROBE(vmx_intercept_triple_fault, "vmx.intercept.triple_fault", "VMX",
       "With an exception bitmap of 0 and a guest IDT limit of 0, a guest UD2 escalates (#UD, #GP "
       "on delivery, #DF) to a triple fault, which exits with reason 2 and guest RIP at the UD2",
-      "Intel SDM Vol. 3C 26.2, 28.2.1", "sdm.26.2.triple-fault", "sdm.C.reason-2-triple-fault")
+      "Intel SDM Vol. 3C 26.2, 28.2.1", "sdm.C.reason-2-triple-fault")
 {
     vmx_on();
     struct vmx_vcpu *v = vmx_vcpu_new(vmx_ic_tf_guest);
