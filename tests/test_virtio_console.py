@@ -14,8 +14,10 @@ import pytest
 from conftest import PROFILES, need, nvct, run_profile, verdicts
 
 from conformance.backends.base import Payload
+from conformance.backends.linux_kvm import LinuxKvmBackend, LinuxKvmSettings
 from conformance.backends.qemu import QemuBackend, QemuSettings
 from conformance.core.kernel import GuestImage
+from conformance.core.profile import ProfileError, load_profile
 from conformance.core.protocol import parse_line
 
 pytestmark = pytest.mark.boot
@@ -129,3 +131,34 @@ def test_a_slow_line_loses_no_record():
     assert records[-1].kind == "END"
     starts = sum(r.kind == "START" for r in records)
     assert starts == sum(r.kind == "RESULT" for r in records) == int(records[-1].fields["run"]) > 40
+
+
+@pytest.mark.parametrize("backend", ["qemu", "linux-kvm"])
+def test_a_bad_console_setting_is_named(tmp_path, backend):
+    text = "name: t\nstack:\n  - backend: qemu\n"
+    line = 4
+    if backend == "linux-kvm":
+        text += "  - backend: linux-kvm\n"
+        line = 5
+    path = tmp_path / "p.yaml"
+    path.write_text(text + "    console: hvc\n")
+    with pytest.raises(ProfileError) as exc:
+        load_profile(path)
+    index = 0 if backend == "qemu" else 1
+    assert (exc.value.line, exc.value.key) == (line, f"stack[{index}].console")
+    assert "not 'hvc'" in exc.value.message
+
+
+def test_the_port_is_offered_where_it_is_asked_for():
+    probe = Payload.probe_kernel(GuestImage(Path("/k.elf")), "probes=a.*")
+    serial = QemuBackend(QemuSettings(), 0).argv(probe)
+    assert "-serial" in serial and serial[serial.index("-serial") + 1] == "stdio"
+    assert not any("virtserialport" in a for a in serial)
+    virtio = QemuBackend(QemuSettings(console="virtio"), 0).argv(probe)
+    assert "virtserialport,chardev=con,nr=1" in virtio and "chardev:con" in virtio
+    kvm = LinuxKvmBackend(LinuxKvmSettings(), 1)
+    assert "virtserialport,chardev=con,nr=1" in kvm.qemu_argv(probe, "/k", None)
+    appliance = Payload(kernel=Path("/vmlinux"), append="console=ttyS0", initrds=(), probe=False)
+    assert not any("virtserialport" in a for a in kvm.qemu_argv(appliance, "/vmlinux", None))
+    plain = LinuxKvmBackend(LinuxKvmSettings(console="serial"), 1)
+    assert not any("virtserialport" in a for a in plain.qemu_argv(probe, "/k", None))
