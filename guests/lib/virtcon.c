@@ -67,9 +67,12 @@
 #define CONTROL_BUFS    8
 #define CONTROL_LEN     64
 #define LINE_MAX        2048
-/* How long the handshake may take before the 16550 is used instead (pause
- * loops; the device answers within microseconds when it answers at all). */
-#define HANDSHAKE_SPINS 50000000u
+/* How long a step of the handshake may take before the 16550 is used
+ * instead: TSC ticks (the TSC is not measured yet; 2^32 is 1 to 4 s at the
+ * rates met here). The device answers within microseconds when it answers
+ * at all. Not a count of PAUSE loops: under TCG a PAUSE leaves the
+ * translated code, and 50 million took more than a minute. */
+#define HANDSHAKE_TICKS (1ull << 32)
 
 struct vring_desc {
     uint64_t addr;
@@ -169,12 +172,14 @@ static void queue_notify(uint16_t base, struct queue *q)
     outw(base + VP_QUEUE_NOTIFY, q->index);
 }
 
-/* Until the device has used every buffer offered on `q`; `spins` bounds
+/* Until the device has used every buffer offered on `q`; `ticks` bounds
  * the wait (0: none). False if it ran out. */
-static bool queue_wait(struct queue *q, unsigned spins)
+static bool queue_wait(struct queue *q, uint64_t ticks)
 {
-    for (unsigned i = 0; *q->used_idx != q->next_avail; i++) {
-        if (spins && i > spins)
+    uint64_t start = rdtsc();
+
+    while (*q->used_idx != q->next_avail) {
+        if (ticks && rdtsc() - start > ticks)
             return false;
         __asm__ volatile("pause");
     }
@@ -187,7 +192,7 @@ static bool control_send(uint16_t base, uint32_t id, uint16_t event, uint16_t va
     control_out = (struct control){id, event, value};
     queue_post(&control_tx, 0, &control_out, sizeof(control_out), 0);
     queue_notify(base, &control_tx);
-    return queue_wait(&control_tx, HANDSHAKE_SPINS);
+    return queue_wait(&control_tx, HANDSHAKE_TICKS);
 }
 
 /*
@@ -197,8 +202,10 @@ static bool control_send(uint16_t base, uint32_t id, uint16_t event, uint16_t va
 static bool control_receive(uint16_t base, struct control *msg)
 {
     struct queue *q = &control_rx;
-    for (unsigned i = 0; *q->used_idx == q->last_used; i++) {
-        if (i > HANDSHAKE_SPINS)
+    uint64_t start = rdtsc();
+
+    while (*q->used_idx == q->last_used) {
+        if (rdtsc() - start > HANDSHAKE_TICKS)
             return false;
         __asm__ volatile("pause");
     }
