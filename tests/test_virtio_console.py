@@ -156,9 +156,9 @@ def test_the_port_is_offered_where_it_is_asked_for():
     assert not any("virtserialport" in a for a in serial)
     virtio = QemuBackend(QemuSettings(console="virtio"), 0).argv(probe)
     assert "virtserialport,chardev=con,nr=1" in virtio and "chardev:con" in virtio
-    kvm = LinuxKvmBackend(LinuxKvmSettings(), 1)
+    kvm = LinuxKvmBackend(LinuxKvmSettings(console="virtio"), 1)
     assert "virtserialport,chardev=con,nr=1" in kvm.qemu_argv(probe, "/k", None)
     appliance = Payload(kernel=Path("/vmlinux"), append="console=ttyS0", initrds=(), probe=False)
     assert not any("virtserialport" in a for a in kvm.qemu_argv(appliance, "/vmlinux", None))
-    plain = LinuxKvmBackend(LinuxKvmSettings(console="serial"), 1)
+    plain = LinuxKvmBackend(LinuxKvmSettings(), 1)  # the default: COM1 only
     assert not any("virtserialport" in a for a in plain.qemu_argv(probe, "/k", None))
