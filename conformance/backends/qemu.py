@@ -33,6 +33,14 @@ from .transports.pty import PtyConsole
 OVMF_CODE = "/usr/share/OVMF/OVMF_CODE_4M.fd"
 OVMF_VARS = "/usr/share/OVMF/OVMF_VARS_4M.fd"
 
+# Where the probe kernel may print (QemuSettings.console).
+CONSOLES = ("serial", "virtio")
+
+# A virtio serial port at port 1 on the chardev `con` (guests/lib/virtcon.c).
+# A port, not a `virtconsole`: QEMU drops what a console port's chardev
+# cannot take at once, and throttles a serial port's queue instead.
+VIRTIO_PORT = ("-device", "virtio-serial-pci,max_ports=2", "-device", "virtserialport,chardev=con,nr=1")
+
 
 @dataclass(frozen=True)
 class QemuSettings:
@@ -46,6 +54,10 @@ class QemuSettings:
     boot: str = ""  # kernel (-kernel) or iso (the hybrid GRUB ISO on a CD-ROM); "": kernel under bios, iso under efi
     ovmf_code: str = OVMF_CODE  # firmware: efi only
     ovmf_vars: str = OVMF_VARS  # the template of the variable store, copied for each boot
+    # Where the probe kernel prints: `serial` (COM1: under TCG a port write
+    # is cheap) or `virtio`, a virtio serial port beside COM1 on the same
+    # line (guests/lib/virtcon.c; what linux-kvm offers at deeper levels).
+    console: str = "serial"
 
     def validate(self) -> tuple[str, str] | None:
         if self.accel not in ("tcg", "kvm"):
@@ -56,6 +68,8 @@ class QemuSettings:
             return "boot", f"must be kernel or iso, not {self.boot!r}"
         if self.firmware == "efi" and self.boot == "kernel":
             return "boot", "firmware efi boots the probe kernel from the ISO (boot: iso): OVMF has no multiboot loader"
+        if self.console not in CONSOLES:
+            return "console", f"must be serial or virtio, not {self.console!r}"
         if not 16 <= self.memory <= 65536:
             return "memory", "must be 16 to 65536 (MiB)"
         if not 1 <= self.smp <= 64:
@@ -123,8 +137,12 @@ class QemuBackend(Backend):
             "-nodefaults",
             "-display", "none",
             "-no-reboot",  # a triple fault ends the boot instead of looping
-            "-serial", "stdio",
         ]  # fmt: skip
+        if payload.probe and s.console == "virtio":
+            # COM1 and the port on one line (a mux without the monitor).
+            argv += ["-chardev", "stdio,id=con,mux=on,signal=off", "-serial", "chardev:con", *VIRTIO_PORT]
+        else:
+            argv += ["-serial", "stdio"]
         if ovmf_vars is not None:
             argv += [
                 "-drive", f"if=pflash,format=raw,unit=0,readonly=on,file={_opt(s.ovmf_code)}",

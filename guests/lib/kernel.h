@@ -76,7 +76,10 @@ void console_init(void);
 void console_select(const char *cmdline); /* console=NAME */
 const char *console_name(void);
 void console_write(const char *s, size_t n);
-void console_drain(void); /* wait until every byte has left */
+void console_drain(void);  /* wait until every byte has left */
+bool virtcon_detect(void); /* lib/virtcon.c: a virtio serial port, set up if found */
+void virtcon_write(const uint8_t *s, size_t n);
+void virtcon_putc(uint8_t c);
 
 /* ---- records (record.c) ------------------------------------------------- */
 
