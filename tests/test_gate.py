@@ -125,6 +125,9 @@ def test_a_rule_that_is_not_strict_holds_the_gate_either_way(verdict, outcome):
     a = assess(Verdict(verdict), "", {**RULE, "verdict": "fail", "strict": False})
     assert (a.outcome, a.ok) == (Outcome(outcome), True)
     assert not assess(Verdict.SKIP, "", {**RULE, "verdict": "fail", "strict": False}).ok
+    caught = assess(Verdict.FAIL, "watchdog: ...", {**RULE, "verdict": "timeout", "strict": False})
+    assert (caught.outcome, caught.ok) == (Outcome.XFAIL, True)
+    assert not assess(Verdict.FAIL, "", {**RULE, "verdict": "timeout"}).ok
 
 
 def test_why_says_what_and_where():
