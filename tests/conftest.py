@@ -54,9 +54,11 @@ def nvct(*args: str, timeout: float = 600, env: dict | None = None) -> subproces
     )
 
 
-def run_profile(tmp_path: Path, profile: str, *extra: str) -> tuple[subprocess.CompletedProcess, dict]:
+def run_profile(
+    tmp_path: Path, profile: str, *extra: str, timeout: float = 600
+) -> tuple[subprocess.CompletedProcess, dict]:
     out = tmp_path / f"{profile}.json"
-    proc = nvct("run", "--profile", str(PROFILES / f"{profile}.yaml"), "-o", str(out), *extra)
+    proc = nvct("run", "--profile", str(PROFILES / f"{profile}.yaml"), "-o", str(out), *extra, timeout=timeout)
     assert out.exists(), f"no run record; stderr:\n{proc.stderr}\nstdout:\n{proc.stdout}"
     return proc, json.loads(out.read_text())
 

@@ -270,7 +270,7 @@ def test_node_ids_run_back_one_probe_with_lf_and_deselect(tmp_path):
     path = tmp_path / "wrong.yaml"
     path.write_text(yaml.safe_dump(profile))
     folder = tmp_path / "lf"
-    args = ("--nvct-profile", str(path), "--nvct-probes", "svm.npt.*", "-q")
+    args = ("--nvct-profile", str(path), "--nvct-probes", NPT, "-q")  # the 11 named NPT probes
     first = pytest_run(folder, *args, cache=True)
     assert first.returncode == 1 and "1 failed, 8 passed, 2 xfailed" in first.stdout, first.stdout
     again = pytest_run(folder, *args, "--lf", cache=True)

@@ -115,7 +115,16 @@ def test_chunks_spread_over_ssh_gateways_give_the_local_verdicts(tmp_path, sshd)
     tx = []
     for n in range(2):
         tx += ["--tx", f"ssh={HOST}//ssh_config={client}//python={sys.executable}//chdir={tmp_path / f'remote{n}'}"]
-    proc = pytest_run(tmp_path / "pool", f"--nvct-profile={TCG}", "--nvct-probes", PROBES, *tx, f"--junitxml={junit}")
+    proc = pytest_run(
+        tmp_path / "pool",
+        f"--nvct-profile={TCG}",
+        "--nvct-probes",
+        PROBES,
+        *tx,
+        f"--junitxml={junit}",
+        "-o",
+        "junit_family=xunit1",
+    )  # the nvct.* properties (docs/scaling.md)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "11 passed, 1 skipped, 2 xfailed in" in proc.stdout, proc.stdout
     # Two workers came in over ssh (after the fixture's check), and each
@@ -125,6 +134,15 @@ def test_chunks_spread_over_ssh_gateways_give_the_local_verdicts(tmp_path, sshd)
     assert {w for workers in chunks(junit).values() for w in workers} == {"gw0", "gw1"}
 
     local = tmp_path / "local.xml"
-    proc = pytest_run(tmp_path / "local", "--nvct-profile", TCG, "--nvct-probes", PROBES, f"--junitxml={local}")
+    proc = pytest_run(
+        tmp_path / "local",
+        "--nvct-profile",
+        TCG,
+        "--nvct-probes",
+        PROBES,
+        f"--junitxml={local}",
+        "-o",
+        "junit_family=xunit1",
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert outcomes(junit) == outcomes(local)
