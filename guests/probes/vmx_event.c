@@ -288,6 +288,7 @@ PROBE(vmx_event_activity_hlt, "vmx.event.activity_hlt", "VMX",
     /* A guest left in HLT by a timer that does not expire, or by an NMI
      * that is not delivered, waits for good: both runs are watched. */
     v->watchdog = "the VMX-preemption timer exit (52) from HLT";
+    note("watched run: entry in HLT, the timer at 1000"); /* names the run if the level hangs */
     if (vmx_run_expect(v, EXIT_PREEMPT_TIMER, "VM entry in HLT with the timer at 1000")) {
         check_eq("guest RIP (nothing executed)", v->guest_rip, rip);
         check_eq("guest activity state after the exit", vmcs_read(VMCS_GUEST_ACTIVITY_STATE),
@@ -297,6 +298,7 @@ PROBE(vmx_event_activity_hlt, "vmx.event.activity_hlt", "VMX",
     vmcs_write(VMCS_GUEST_ACTIVITY_STATE, ACTIVITY_HLT);
     vmcs_write(VMCS_ENTRY_INTR_INFO, INTR_INFO_VALID | (INTR_TYPE_NMI << 8) | NMI_VECTOR);
     v->watchdog = "the injected NMI's handler (its VMCALL) from HLT";
+    note("watched run: entry in HLT injecting an NMI");
     if (expect_handler(v, NMI_VECTOR, VMX_NO_ERRCODE, rip, "VM entry in HLT injecting an NMI"))
         check_eq("guest activity state after the handler's VMCALL",
                  vmcs_read(VMCS_GUEST_ACTIVITY_STATE), ACTIVITY_ACTIVE);

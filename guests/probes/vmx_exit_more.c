@@ -580,6 +580,7 @@ PROBE(vmx_exit_hlt_activity, "vmx.exit.hlt_activity", "VMX",
     vmcs_set_bits(VMCS_PIN_CTLS, PIN_PREEMPTION_TIMER);
     vmcs_write(VMCS_PREEMPTION_TIMER, 20000);
     v->watchdog = "the VMX-preemption timer exit (52) from HLT";
+    note("watched run: guest HLT, the timer at 20000"); /* names the run if the level hangs */
     bool ok = vmx_run_expect(v, EXIT_PREEMPT_TIMER, "guest HLT, then the timer");
     v->watchdog = NULL;
     if (!ok)
