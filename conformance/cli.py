@@ -10,6 +10,8 @@ import shutil
 import signal
 import sys
 import tempfile
+import threading
+from collections import deque
 from pathlib import Path
 
 from . import __version__, host
@@ -39,6 +41,7 @@ from .reports import junit as junit_report
 from .reports import markdown as markdown_report
 from .reports import tap as tap_report
 from .reports import text as text_report
+from .run.coalesce import Coalescer
 from .run.runner import CMDLINE_BUDGET, RunOptions, run_levels, selection_map
 from .run.stack import build_stack, release_stack
 
@@ -440,15 +443,35 @@ def cmd_run(args: argparse.Namespace) -> int:
                 print(f"nvct: warning: {exc}; the results are kept and written at the end", file=sys.stderr)
             lost[:] = [exc]
 
+    # The console readers hand their results over and go on reading; the
+    # record is judged and rewritten on a thread of its own (run/coalesce.py).
+    pending: deque[ProbeResult] = deque()
+    state = threading.Lock()  # the record, between the writer and the levels' threads
+
+    def take_pending() -> None:
+        while pending:
+            record.results.append(pending.popleft())
+
+    def flush() -> None:
+        with state:
+            take_pending()
+            save()
+
     def on_result(result: ProbeResult) -> None:
-        record.results.append(result)
+        pending.append(result)
         progress.result(result)
-        save()
+        writer.kick()
+
+    def on_start(info) -> None:
+        with state:
+            record.levels.append(info)
+            record.levels.sort(key=_level_of)
 
     progress.say(f"nvct {__version__}: profile {profile.name} ({path}), {len(selected)} probes")
     save()  # the record exists (status running) before the first boot: a SIGKILL leaves it
     if lost:
         raise UsageError(str(lost[0]))
+    writer = Coalescer(flush, name="nvct-record")
     previous = signal.signal(signal.SIGTERM, _sigterm)
     try:
         for level in levels:
@@ -457,10 +480,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         # The levels side by side; the record ends up as a sequential run's:
         # the levels in order, each level's results in the order they came.
         run_levels(levels, image, selected, options, on_result, on_boot=progress.boot,
-                   on_start=lambda info: (record.levels.append(info), record.levels.sort(key=_level_of)),
+                   on_start=on_start,
                    select_for=lambda n: known_to_break(selected, expectations, n))  # fmt: skip
         record.status = "complete"
     except KeyboardInterrupt:
+        writer.close()
+        take_pending()
         record.status = "interrupted"
         done = {(r.probe, r.level) for r in record.results}
         record.not_run = [
@@ -472,6 +497,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     finally:
         release_stack(levels)
         signal.signal(signal.SIGTERM, previous)
+        writer.close()
+        take_pending()
         record.results.sort(key=_level_of)  # stable: each level's results in the order they came
         record.finished = now()
         save(final=True)
