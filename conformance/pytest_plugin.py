@@ -528,6 +528,26 @@ class RecordWriter:
             selection=list(nvct.globs),
         )
         self.levels: dict[int, Any] = {}
+        # (probe, level) of the items left after -k, -m and --deselect: what
+        # did not run among them was not measured; the others were not asked for.
+        self.collected: set[tuple[str, int]] | None = None
+
+    def _collected(self, nodeids: list[str]) -> None:
+        pairs = set()
+        for nodeid in nodeids:
+            if not nodeid.startswith(ROOT_NAME + "::") or not nodeid.endswith("]") or "[L" not in nodeid:
+                continue
+            probe, _, level = nodeid[len(ROOT_NAME) + 2 : -1].rpartition("[L")
+            if level.isdigit():
+                pairs.add((probe, int(level)))
+        self.collected = (self.collected or set()) | pairs
+
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        self._collected([item.nodeid for item in session.items])
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_xdist_node_collection_finished(self, node: Any, ids: list[str]) -> None:
+        self._collected(list(ids))  # under xdist the workers collect, and deselect
 
     def _level(self, data: dict[str, Any]) -> None:
         """Shards of one level are boots of the same level: one entry, their
@@ -569,7 +589,7 @@ class RecordWriter:
 
         done = {(r.probe, r.level) for r in self.record.results}
         levels = [level.number for level in self.nvct.levels]
-        wanted = self.nvct.wanted
+        wanted = self.nvct.wanted if self.collected is None else self.collected
         self.record.not_run = [{"probe": p.id, "level": n} for n in levels for p in self.nvct.selected
                                if (p.id, n) not in done and (wanted is None or (p.id, n) in wanted)]  # fmt: skip
         interrupted = exitstatus == pytest.ExitCode.INTERRUPTED or session.shouldstop

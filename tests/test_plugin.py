@@ -198,6 +198,20 @@ def test_nvct_json_writes_the_run_record_nvct_run_would(tmp_path, extra):
     assert "nvct_result" not in junit.read_text() and "HELLO" not in junit.read_text()
 
 
+@pytest.mark.parametrize("extra", [(), ("-n", "2")], ids=["sequential", "xdist"])
+def test_nvct_json_after_k_is_complete_with_what_k_chose(tmp_path, extra):
+    """-k (like -m and --deselect) narrows what is asked for: the record is
+    complete, with the chosen results and nothing in not_run."""
+    need("qemu-system-x86_64", "qemu-system-x86")
+    record = tmp_path / "plugin.json"
+    proc = pytest_run(tmp_path / "run", "--nvct-profile", TCG, "--nvct-probes", NPT, "-k", "gpat",
+                      "--nvct-json", str(record), *extra)  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    data = json.loads(record.read_text())
+    assert data["status"] == "complete" and data["not_run"] == []
+    assert {r["probe"] for r in data["results"]} == {"svm.npt.gpat"}
+
+
 def test_failures_say_why_and_x_stops_at_the_first(tmp_path):
     """A profile whose expectations are wrong: a known failure that passes
     (XPASS, strict) and PASS expected of the two probes that fail."""
