@@ -129,6 +129,7 @@ PROBE(vmx_exit_xsaves, "vmx.intercept.xsaves", "VMX",
       "Intel SDM Vol. 3C 25.6.2, 25.6.20, 26.1.3, 26.3", "sdm.26.3.xsaves-ud",
       "sdm.26.1.3.xsaves-xrstors")
 {
+    (void)vmx_caps(); /* no VMX is the reason to name first */
     if (!(cpuid(0xd, 1).a & BIT(3)))
         skip("CPUID.(EAX=0DH,ECX=1):EAX.XSAVES[3]=0");
     if (!(cpuid(1, 0).c & BIT(26)))
