@@ -23,6 +23,7 @@ import contextlib
 import fcntl
 import hashlib
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -31,6 +32,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -83,6 +85,7 @@ def build() -> Path:
     with open(base / ".lock", "w") as lock:  # pytest-xdist's workers build it once between them
         fcntl.flock(lock, fcntl.LOCK_EX)
         if binary.is_file():
+            os.utime(binary.parent)  # in use: not pruned by another build
             return binary
         work = Path(tempfile.mkdtemp(prefix="build-", dir=base))
         try:
@@ -97,7 +100,21 @@ def build() -> Path:
             os.replace(work / "vcsim", binary)
         finally:
             shutil.rmtree(work, ignore_errors=True)
+        prune(base, keep=key)
     return binary
+
+
+def prune(base: Path, keep: str, idle: float = 3600.0) -> None:
+    """Remove the binaries of other main.go or Go versions (25 MB each) not
+    used for `idle` seconds: each change to main.go builds a new one."""
+    for old in base.iterdir():
+        if old.name == keep or not re.fullmatch(r"[0-9a-f]{16}", old.name):
+            continue
+        try:
+            if time.time() - old.stat().st_mtime > idle:
+                shutil.rmtree(old, ignore_errors=True)
+        except OSError:
+            pass
 
 
 def pyvmomi() -> Any:
