@@ -386,3 +386,19 @@ def test_without_go_or_govmomi_the_reason_names_the_package(monkeypatch, tmp_pat
     monkeypatch.setattr(vcsim, "GOVMOMI", tmp_path / "no-govmomi")
     with pytest.raises(Unavailable, match=r"Debian package golang-github-vmware-govmomi-dev"):
         vcsim.build()
+
+
+def test_old_simulator_binaries_are_pruned_and_the_current_one_kept(tmp_path):
+    """Each change to main.go builds a new 25 MB binary: the ones of other
+    versions go once unused for an hour; the current one and a fresh one stay."""
+    from support.vcsim import prune
+
+    for name in ("0123456789abcdef", "fedcba9876543210", "aaaaaaaaaaaaaaaa"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "vcsim").write_bytes(b"x")
+    (tmp_path / "gocache").mkdir()
+    old = time.time() - 7200
+    for name in ("0123456789abcdef", "fedcba9876543210"):
+        os.utime(tmp_path / name, (old, old))
+    prune(tmp_path, keep="0123456789abcdef")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["0123456789abcdef", "aaaaaaaaaaaaaaaa", "gocache"]
