@@ -13,6 +13,7 @@ import tempfile
 import threading
 from collections import deque
 from pathlib import Path
+from typing import NoReturn
 
 from . import __version__, host
 from .appliances import linux as appliance
@@ -261,7 +262,7 @@ def cmd_profiles(args: argparse.Namespace) -> int:
     except ProfileError as exc:
         raise UsageError(str(exc)) from None
     for note in notes:
-        print(f"nvct: warning: {note}", file=sys.stderr)
+        print(f"nvct: warning: {one_line(note)}", file=sys.stderr)
     if _format(args, "text") == "json":
         _emit(args, _json([e.as_dict() for e in entries]))
     else:
@@ -404,7 +405,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if len("sel=" + selection_map(catalog, [])) > CMDLINE_BUDGET:  # how a long selection reaches the kernel
         raise UsageError(f"{image.elf}: {len(catalog)} probes are more than a boot's command line can select")
     for rule in unmatched(profile.expect or (), [p.id for p in catalog]):
-        print(f"nvct: warning: {rule.where()}: expect: {rule.probes!r} matches no probe of the catalogue",
+        print(f"nvct: warning: {one_line(rule.where())}: expect: {rule.probes!r} matches no probe of the catalogue",
               file=sys.stderr)  # fmt: skip
     levels = build_stack(profile)
     for level in levels:
@@ -440,7 +441,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             lost.clear()
         except OutputError as exc:
             if not lost and not final:
-                print(f"nvct: warning: {exc}; the results are kept and written at the end", file=sys.stderr)
+                print(f"nvct: warning: {one_line(exc)}; the results are kept and written at the end", file=sys.stderr)
             lost[:] = [exc]
 
     # The console readers hand their results over and go on reading; the
@@ -521,7 +522,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                 failed.append(str(exc))
     if failed:
         for problem in failed:
-            print(f"nvct: error: {problem}", file=sys.stderr)
+            print(f"nvct: error: {one_line(problem)}", file=sys.stderr)
         if record_path is not None and not lost:
             print(f"nvct: the run record {record_path} holds every result; `nvct report` writes the reports from it",
                   file=sys.stderr)  # fmt: skip
@@ -713,8 +714,16 @@ def _wrap(text: str) -> str:
     return "\n\n".join(textwrap.fill(part, 78) for part in text.split("\n\n"))
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with what the user typed shown safely in its error line
+    (an argument may hold escape sequences)."""
+
+    def error(self, message: str) -> NoReturn:
+        super().error(one_line(message))
+
+
 def parser() -> argparse.ArgumentParser:
-    top = argparse.ArgumentParser(
+    top = _Parser(
         prog="nvct",
         description=_wrap(
             "Conformance tests for nested virtualization: boots probe kernels under a hypervisor stack and "
@@ -918,7 +927,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.flush()
         return code
     except (UsageError, OutputError) as exc:
-        print(f"nvct: error: {exc}", file=sys.stderr)
+        print(f"nvct: error: {one_line(exc)}", file=sys.stderr)
         return EXIT_USAGE
     except BrokenPipeError:
         _drop_stdout()
@@ -926,7 +935,7 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:  # what is left: standard output failed (a full disk, a closed terminal)
         _drop_stdout()
         where = exc.filename if exc.filename is not None else "standard output"
-        print(f"nvct: error: cannot write {where}: {exc.strerror or exc}", file=sys.stderr)
+        print(f"nvct: error: cannot write {one_line(where)}: {one_line(exc.strerror or exc)}", file=sys.stderr)
         return EXIT_USAGE
 
 

@@ -57,6 +57,14 @@ from .run.stack import Level, build_stack, release_stack
 ROOT_NAME = "nvct"
 
 
+def _usage(message: str) -> pytest.UsageError:
+    """pytest's usage error, with what the user gave shown safely (a value
+    may hold escape sequences)."""
+    from .core.printable import one_line
+
+    return pytest.UsageError(one_line(message))
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("nvct", "nvct: nested virtualization conformance probes as test items")
     group.addoption("--nvct-profile", metavar="PROFILE", default=None,
@@ -117,11 +125,9 @@ def _seconds(config: pytest.Config, name: str) -> float | None:
     try:
         value = float(text)
     except ValueError:
-        raise pytest.UsageError(f"{_where(name, config)}: not a number of seconds: {text!r}") from None
+        raise _usage(f"{_where(name, config)}: not a number of seconds: {text!r}") from None
     if not math.isfinite(value) or not 0 < value <= MAX_SECONDS:
-        raise pytest.UsageError(
-            f"{_where(name, config)}: must be more than 0 seconds and at most {MAX_SECONDS:g}, not {text!r}"
-        )
+        raise _usage(f"{_where(name, config)}: must be more than 0 seconds and at most {MAX_SECONDS:g}, not {text!r}")
     return value
 
 
@@ -168,22 +174,22 @@ def pytest_configure(config: pytest.Config) -> None:
     if not _enabled(config):
         named = [arg for arg in config.args if _is_nodeid(config, arg)]
         if named:  # rather than pytest's "file or directory not found"
-            raise pytest.UsageError(f"{named[0]} is an nvct probe item: give --nvct-profile PROFILE "
+            raise _usage(f"{named[0]} is an nvct probe item: give --nvct-profile PROFILE "
                                     f"(or nvct_profile in the ini file) to collect it")  # fmt: skip
         return
     try:
         path = resolve_profile(_setting(config, "nvct_profile"))
         profile = load_profile(path)
     except ProfileError as exc:
-        raise pytest.UsageError(f"{_where('nvct_profile', config)}: {exc}") from None
+        raise _usage(f"{_where('nvct_profile', config)}: {exc}") from None
     spec = _setting(config, "nvct_probes")
     try:
         globs = tuple(split_globs(spec)) if spec else profile.probes
     except SelectionError as exc:
-        raise pytest.UsageError(f"{_where('nvct_probes', config)}: {exc}") from None
+        raise _usage(f"{_where('nvct_probes', config)}: {exc}") from None
     chunks = _setting(config, "nvct_chunks")
     if chunks is not None and (not str(chunks).isdigit() or int(chunks) < 1):
-        raise pytest.UsageError(f"{_where('nvct_chunks', config)}: must be a whole number, at least 1, not {chunks!r}")
+        raise _usage(f"{_where('nvct_chunks', config)}: must be a whole number, at least 1, not {chunks!r}")
     nvct = NvctRun(config, path, profile, globs, int(chunks) if chunks is not None else None)
     nvct.probe_timeout = _seconds(config, "nvct_timeout")
     nvct.boot_timeout = _seconds(config, "nvct_boot_timeout")
@@ -312,10 +318,10 @@ class NvctRun:
             self.image = build()
             catalog = self.image.catalog()
         except (BuildError, CatalogError) as exc:
-            raise pytest.UsageError(f"nvct: cannot build the probe kernel: {exc}") from None
+            raise _usage(f"nvct: cannot build the probe kernel: {exc}") from None
         self.selected = select(catalog, list(self.globs))
         if not self.selected:
-            raise pytest.UsageError(f"nvct: no probe matches {','.join(self.globs)!r}")
+            raise _usage(f"nvct: no probe matches {','.join(self.globs)!r}")
         self.levels = build_stack(self.profile)
         if self.nodeids:
             self.wanted = self._named(self.nodeids)
@@ -338,7 +344,7 @@ class NvctRun:
             else:
                 found = {pair for pair in every if pair[0] == name}
             if not found:
-                raise pytest.UsageError(
+                raise _usage(
                     f"not found: {nodeid} (no such probe and level in profile {self.profile.name}'s selection "
                     f"{','.join(self.globs) or '(all)'} at levels "
                     f"{', '.join(f'L{level.number}' for level in self.levels)}; `nvct list` shows the probe ids)"

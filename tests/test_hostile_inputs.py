@@ -357,3 +357,22 @@ def test_a_full_tmpdir_is_one_line_and_leaves_nothing(full_tmpfs):
 def test_a_missing_tmpdir_is_one_line(tmp_path):
     proc = nvct("run", "--probes", "cpu.cpuid.basic", env={"TMPDIR": str(tmp_path / "nowhere")}, timeout=60)
     one_error_line(proc, "TMPDIR", "nowhere")
+
+
+@pytest.mark.parametrize(
+    "args, env",
+    [
+        (["run", "\x1b[31mX"], {}),  # argparse's own error line
+        (["run", "-p", "nosuch"], {"XDG_CONFIG_HOME": "/tmp/\x1b]0;owned\x07"}),  # a path from the environment
+        (["list", "\x1b[2J*"], {}),  # a probe glob
+    ],
+    ids=["argument", "environment", "glob"],
+)
+def test_an_error_line_shows_control_characters_escaped(args, env):
+    """What the user or the environment gave is shown, never obeyed: no
+    escape sequence reaches the terminal from an error line."""
+    proc = nvct(*args, env=env)
+    assert proc.returncode == 2, proc.stderr
+    assert "\x1b" not in proc.stderr and "\x07" not in proc.stderr, proc.stderr
+    assert "\\x1b" in proc.stderr, proc.stderr
+    assert proc.stderr.count("\n") <= 3 and "Traceback" not in proc.stderr
