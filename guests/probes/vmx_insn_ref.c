@@ -652,3 +652,261 @@ PROBE(vmx_insn_invvpid_ud, "vmx.root.invvpid_ud", "VPID",
     int vec = catch_fault(do_invvpid, NULL, &f);
     check(vec == UD_VECTOR, "INVVPID without enable VPID: got %s, want #UD", fault_str(&f));
 }
+
+/* ---- the capability MSRs against what the instructions do (Appendix A) ------------------- */
+
+PROBE(vmx_insn_vmcs_enum, "vmx.msr.vmcs_enum", "VMX",
+      "With a current VMCS, VMREAD of every full encoding (4 widths x 4 types) with an index up "
+      "to IA32_VMX_VMCS_ENUM[9:1] + 8 and of the high access of every 64-bit one gives VMsucceed "
+      "or VMfailValid(12); none with an index above the reported highest succeeds, some with that "
+      "index does, bits 0 and 63:10 of the MSR are 0, and a 64-bit field's high access exists "
+      "exactly when its full access does",
+      "Intel SDM Vol. 3C A.9, 25.11.2, 31.3 (VMREAD)", "sdm.A.9.vmcs-enum")
+{
+    const struct vmx_caps *c = vmx_caps();
+    unsigned max = VMX_VMCS_ENUM_MAX_INDEX(c->vmcs_enum);
+    note("IA32_VMX_VMCS_ENUM=%#llx: highest index %u", (unsigned long long)c->vmcs_enum, max);
+    check(!(c->vmcs_enum & ~0x3feull), "IA32_VMX_VMCS_ENUM bits 0, 63:10 (reserved) = %#llx",
+          (unsigned long long)(c->vmcs_enum & ~0x3feull));
+    vmx_on();
+    uint64_t vpa = (uint64_t)(uintptr_t)vmx_alloc_vmcs();
+    if (!check_vmx("VMCLEAR", vmclear(vpa), VMX_SUCCEED, 0) ||
+        !check_vmx("VMPTRLD", vmptrld(vpa), VMX_SUCCEED, 0))
+        return;
+    unsigned at_max = 0, supported = 0, bad = 0, top = 0;
+    for (unsigned w = 0; w < 4; w++)
+        for (unsigned t = 0; t < 4; t++)
+            for (unsigned idx = 0; idx <= max + 8 && idx < 512; idx++) {
+                uint64_t enc = (w << 13) | (t << 10) | (idx << 1), out = 0;
+                struct vmx_res r = vmread(enc, &out);
+                bool ok = vmx_ok(r);
+                if (!ok && !vmx_res_is(r, VMX_FAIL_VALID, VMXERR_UNSUPPORTED_FIELD) && bad++ < 8)
+                    check(false, "VMREAD of %#llx: got %s, want VMsucceed or VMfailValid(12)",
+                          (unsigned long long)enc, vmx_res_str(r));
+                if (ok && idx > max && bad++ < 8)
+                    check(false, "VMREAD of %#llx (index %u) succeeds, above the highest index %u",
+                          (unsigned long long)enc, idx, max);
+                supported += ok;
+                if (ok && idx > top)
+                    top = idx;
+                at_max += ok && idx == max;
+                if (w != VMCS_WIDTH_64)
+                    continue;
+                struct vmx_res rh = vmread(enc | 1, &out);
+                if (vmx_ok(rh) != ok && bad++ < 8)
+                    check(false, "VMREAD of %#llx gives %s but of its high access %#llx %s",
+                          (unsigned long long)enc, vmx_res_str(r), (unsigned long long)enc | 1,
+                          vmx_res_str(rh));
+            }
+    note("%u supported full encodings, %u with index %u; the highest index in use %u", supported,
+         at_max, max, top);
+    check(at_max > 0, "no VMCS field has the index %u that IA32_VMX_VMCS_ENUM reports", max);
+    check(bad == 0, "%u inconsistent encodings (the first 8 reported)", bad);
+}
+
+/* guest: HLT, then VMCALL (the interrupt handler VMCALLs first) */
+GUEST(vmx_ir_hlt_guest, "hlt", "vmcall", "ud2");
+
+PROBE(vmx_insn_misc, "vmx.msr.misc", "VMX",
+      "IA32_VMX_MISC against VM entry: the CR3-target count it reports (24:16) launches, and if "
+      "it is 4 a count of 5 gives VMfailValid(7); each activity state it does not report "
+      "(HLT 6, shutdown 7, wait-for-SIPI 8) fails VM entry with exit reason 33; if HLT is "
+      "reported, entry in the HLT state with an external interrupt injected runs the guest's "
+      "handler",
+      "Intel SDM Vol. 3C A.6, 27.2.1.1, 27.3.1.5, 27.6.5", "sdm.A.6.misc")
+{
+    const struct vmx_caps *c = vmx_caps();
+    unsigned n3 = VMX_MISC_CR3_TARGETS(c->misc);
+    note("IA32_VMX_MISC=%#llx: timer ratio %u, LMA storing %d, activity HLT/shutdown/SIPI "
+         "%d/%d/%d, CR3 targets %u, MSR lists %u, VMWRITE any %d, zero-length injection %d",
+         (unsigned long long)c->misc, VMX_MISC_TIMER_RATIO(c->misc),
+         !!(c->misc & VMX_MISC_EXIT_SAVES_LMA), !!(c->misc & VMX_MISC_ACT_HLT),
+         !!(c->misc & VMX_MISC_ACT_SHUTDOWN), !!(c->misc & VMX_MISC_ACT_WAIT_SIPI), n3,
+         VMX_MISC_MSR_LIST_MAX(c->misc), !!(c->misc & VMX_MISC_VMWRITE_ANY),
+         !!(c->misc & VMX_MISC_INJECT_ZERO_LEN));
+    vmx_on();
+    struct vmx_vcpu *v = vmx_vcpu_new(vmx_ir_loop_guest);
+    struct vc_case cs[5];
+    unsigned n = 0;
+    cs[n++] = (struct vc_case){"CR3-target count as IA32_VMX_MISC reports",
+                               VC_LAUNCH,
+                               0,
+                               1,
+                               {{VMCS_CR3_TARGET_COUNT, n3}}};
+    if (n3 == 4)
+        cs[n++] =
+            (struct vc_case){"CR3-target count 5", VC_CTL, 0, 1, {{VMCS_CR3_TARGET_COUNT, 5}}};
+    static const struct {
+        uint64_t bit;
+        unsigned state;
+        const char *what;
+    } act[] = {{VMX_MISC_ACT_HLT, ACTIVITY_HLT, "activity state HLT, not reported"},
+               {VMX_MISC_ACT_SHUTDOWN, ACTIVITY_SHUTDOWN, "activity state shutdown, not reported"},
+               {VMX_MISC_ACT_WAIT_SIPI, ACTIVITY_WAIT_SIPI,
+                "activity state wait-for-SIPI, not reported"}};
+    for (unsigned i = 0; i < ARRAY_SIZE(act); i++)
+        if (!(c->misc & act[i].bit))
+            cs[n++] = (struct vc_case){act[i].what,
+                                       VC_GUEST,
+                                       0,
+                                       1,
+                                       {{VMCS_GUEST_ACTIVITY_STATE, act[i].state}}};
+    v->watchdog = "the VMCALL or VM-entry failure";
+    vc_run_all(v, cs, n);
+    v->watchdog = NULL;
+    if (!(c->misc & VMX_MISC_ACT_HLT))
+        return;
+    vmx_setup_vmcs(v, vmx_ir_hlt_guest);
+    vmx_guest_idt(v);
+    vmcs_write(VMCS_GUEST_ACTIVITY_STATE, ACTIVITY_HLT);
+    vmcs_write(VMCS_GUEST_RFLAGS, 0x202);
+    vmcs_write(VMCS_ENTRY_INTR_INFO, INTR_INFO_VALID | (INTR_TYPE_EXT_INTR << 8) | 0x30);
+    v->launched = 0;
+    v->watchdog = "the handler's VMCALL for the injected interrupt";
+    if (vmx_run_expect(v, EXIT_VMCALL, "VM entry in the HLT state with an interrupt injected")) {
+        check_eq("guest RAX (the handler's VMCALL)", v->gpr[VMX_GPR_RAX], VMX_GUEST_EVENT);
+        check_eq("vector the handler saw", v->gpr[VMX_GPR_RBX], 0x30);
+    }
+    v->watchdog = NULL;
+}
+
+PROBE(vmx_insn_procbased2, "vmx.msr.procbased2", "VMX",
+      "IA32_VMX_PROCBASED_CTLS2 (present as activate secondary controls may be 1) reports no "
+      "allowed-0 bit (bits 31:0 are 0); with activate secondary controls, VMLAUNCH with each "
+      "secondary control whose allowed-1 bit is 0 gives VMfailValid(7), and with none set it "
+      "exits",
+      "Intel SDM Vol. 3C A.3.3, 27.2.1.1", "sdm.A.3.3.procbased2")
+{
+    const struct vmx_caps *c = vmx_caps();
+    if (!c->has_proc2)
+        skip("%s bit 63 (activate secondary controls may be 1) clear: no "
+             "IA32_VMX_PROCBASED_CTLS2",
+             vmx_ctl_name(VMX_CTL_PROC));
+    uint64_t raw = 0;
+    if (!check(rdmsr_safe(MSR_IA32_VMX_PROCBASED_CTLS2, &raw) == NO_FAULT,
+               "RDMSR IA32_VMX_PROCBASED_CTLS2 faulted"))
+        return;
+    note("IA32_VMX_PROCBASED_CTLS2=%#llx", (unsigned long long)raw);
+    check((uint32_t)raw == 0, "IA32_VMX_PROCBASED_CTLS2 allowed-0 bits (31:0) = %#x, want 0",
+          (uint32_t)raw);
+    vmx_on();
+    struct vmx_vcpu *v = vmx_vcpu_new(vmx_ir_loop_guest);
+    vmcs_set_bits(VMCS_PROC_CTLS, PROC_SECONDARY_CTLS);
+    vmcs_write(VMCS_PROC_CTLS2, 0);
+    struct vc_case cs[32];
+    unsigned n = 0;
+    static const char *const names[32] = {"bit 0",  "bit 1",  "bit 2",  "bit 3",  "bit 4",
+                                          "bit 5",  "bit 6",  "bit 7",  "bit 8",  "bit 9",
+                                          "bit 10", "bit 11", "bit 12", "bit 13", "bit 14",
+                                          "bit 15", "bit 16", "bit 17", "bit 18", "bit 19",
+                                          "bit 20", "bit 21", "bit 22", "bit 23", "bit 24",
+                                          "bit 25", "bit 26", "bit 27", "bit 28", "bit 29",
+                                          "bit 30", "bit 31"};
+    for (unsigned b = 0; b < 32; b++)
+        if (!((raw >> 32) & (1ull << b)))
+            cs[n++] = (struct vc_case){names[b], VC_CTL, 0, 1, {{VMCS_PROC_CTLS2, 1ull << b}}};
+    note("%u secondary controls not allowed", n);
+    vc_run_all(v, cs, n);
+}
+
+PROBE(vmx_insn_vmfunc_msr, "vmx.msr.vmfunc", "VMFUNC",
+      "With enable VM functions, IA32_VMX_VMFUNC reads without fault; VMLAUNCH with VM-function "
+      "controls 0 exits, with each VM-function control bit the MSR does not report gives "
+      "VMfailValid(7), and with EPTP switching (bit 0) where reported, EPT and a valid EPTP list "
+      "exits",
+      "Intel SDM Vol. 3C A.11, 25.6.14, 27.2.1.1", "sdm.A.11.vmfunc")
+{
+    vmx_require_ctl(VMX_CTL_PROC2, PROC2_VMFUNC, "enable VM functions");
+    uint64_t raw = 0;
+    if (!check(rdmsr_safe(MSR_IA32_VMX_VMFUNC, &raw) == NO_FAULT,
+               "RDMSR IA32_VMX_VMFUNC faulted with enable VM functions allowed"))
+        return;
+    note("IA32_VMX_VMFUNC=%#llx", (unsigned long long)raw);
+    vmx_on();
+    struct vmx_vcpu *v = vmx_vcpu_new(vmx_ir_loop_guest);
+    vmcs_set_bits(VMCS_PROC_CTLS, PROC_SECONDARY_CTLS);
+    vmcs_set_bits(VMCS_PROC_CTLS2, PROC2_VMFUNC);
+    vmcs_write(VMCS_VMFUNC_CTRL, 0);
+    static const char *const names[8] = {"VM-function control bit 1",
+                                         "bit 2",
+                                         "bit 3",
+                                         "bit 7",
+                                         "bit 15",
+                                         "bit 31",
+                                         "bit 32",
+                                         "bit 63"};
+    static const unsigned bits[8] = {1, 2, 3, 7, 15, 31, 32, 63};
+    struct vc_case cs[8];
+    unsigned n = 0;
+    for (unsigned i = 0; i < 8; i++)
+        if (!(raw & (1ull << bits[i])))
+            cs[n++] =
+                (struct vc_case){names[i], VC_CTL, 0, 1, {{VMCS_VMFUNC_CTRL, 1ull << bits[i]}}};
+    vc_run_all(v, cs, n);
+    if (!(raw & 1) || !vmx_ctl_can_set(VMX_CTL_PROC2, PROC2_EPT))
+        return;
+    uint64_t eptp = vmx_ept_identity();
+    uint64_t *list = alloc_page();
+    list[0] = eptp;
+    vmx_use_ept(v, eptp);
+    vmcs_write(VMCS_EPTP_LIST_ADDR, (uintptr_t)list);
+    struct vc_case ok = {"EPTP switching with EPT and an EPTP list",
+                         VC_LAUNCH,
+                         0,
+                         1,
+                         {{VMCS_VMFUNC_CTRL, 1}}};
+    vc_run(v, &ok);
+}
+
+PROBE(vmx_insn_ept_vpid_cap, "vmx.msr.ept_vpid_cap", "EPT",
+      "IA32_VMX_EPT_VPID_CAP against VM entry with enable EPT: an EPTP with memory type UC (bit "
+      "8) or WB (bit 14) launches exactly when reported, else VMfailValid(7); a 5-level walk not "
+      "reported (bit 7) gives VMfailValid(7); memory types 1, 2, 3, 4, 5, 7 and walk lengths 1, 2, "
+      "3 "
+      "give VMfailValid(7); EPTP bit 6 (A/D flags) launches exactly when bit 21 is reported",
+      "Intel SDM Vol. 3C A.10, 25.6.11, 27.2.1.1", "sdm.A.10.ept-vpid-cap")
+{
+    vmx_require_ctl(VMX_CTL_PROC2, PROC2_EPT, "enable EPT");
+    const struct vmx_caps *c = vmx_caps();
+    uint64_t cap = c->ept_vpid;
+    note("IA32_VMX_EPT_VPID_CAP=%#llx", (unsigned long long)cap);
+    vmx_on();
+    uint64_t eptp = vmx_ept_identity();
+    uint64_t base = eptp & ~0xfffull;
+    unsigned mt = (cap & VMX_EPT_MT_WB) ? VMX_MEMTYPE_WB : VMX_MEMTYPE_UC;
+    unsigned pwl = (cap & VMX_EPT_PWL4) ? 4 : 5;
+    struct vmx_vcpu *v = vmx_vcpu_new(vmx_ir_loop_guest);
+    vmx_use_ept(v, eptp);
+#define EPTP_CASE(what, want, val)      \
+    (struct vc_case)                    \
+    {                                   \
+        what, want, 0, 1,               \
+        {                               \
+            {                           \
+                VMCS_EPTP, base | (val) \
+            }                           \
+        }                               \
+    }
+    struct vc_case cs[16];
+    unsigned n = 0;
+    cs[n++] = EPTP_CASE("EPTP memory type UC", (cap & VMX_EPT_MT_UC) ? VC_LAUNCH : VC_CTL,
+                        EPTP_MT(0) | EPTP_PWL(pwl));
+    cs[n++] = EPTP_CASE("EPTP memory type WB", (cap & VMX_EPT_MT_WB) ? VC_LAUNCH : VC_CTL,
+                        EPTP_MT(6) | EPTP_PWL(pwl));
+    static const unsigned badmt[] = {1, 2, 3, 4, 5, 7};
+    static const char *const badmt_name[] = {"EPTP memory type 1", "EPTP memory type 2",
+                                             "EPTP memory type 3", "EPTP memory type 4",
+                                             "EPTP memory type 5", "EPTP memory type 7"};
+    for (unsigned i = 0; i < ARRAY_SIZE(badmt); i++)
+        cs[n++] = EPTP_CASE(badmt_name[i], VC_CTL, EPTP_MT(badmt[i]) | EPTP_PWL(pwl));
+    /* a 5-level walk of these 4-level tables would not run the guest: only the failure */
+    if (pwl == 4 && !(cap & VMX_EPT_PWL5))
+        cs[n++] = EPTP_CASE("EPTP 5-level walk, not reported", VC_CTL, EPTP_MT(mt) | EPTP_PWL(5));
+    cs[n++] = EPTP_CASE("EPTP walk length 1", VC_CTL, EPTP_MT(mt) | EPTP_PWL(1));
+    cs[n++] = EPTP_CASE("EPTP walk length 2", VC_CTL, EPTP_MT(mt) | EPTP_PWL(2));
+    cs[n++] = EPTP_CASE("EPTP walk length 3", VC_CTL, EPTP_MT(mt) | EPTP_PWL(3));
+    cs[n++] = EPTP_CASE("EPTP with A/D flags (bit 6)", (cap & VMX_EPT_AD) ? VC_LAUNCH : VC_CTL,
+                        EPTP_MT(mt) | EPTP_PWL(pwl) | EPTP_AD);
+#undef EPTP_CASE
+    vc_run_all(v, cs, n);
+}
