@@ -770,11 +770,24 @@ PROBE(vmx_insn_misc, "vmx.msr.misc", "VMX",
     v->watchdog = NULL;
 }
 
+static const char *const proc2_bit_name[32] =
+    {"secondary control bit 0",  "secondary control bit 1",  "secondary control bit 2",
+     "secondary control bit 3",  "secondary control bit 4",  "secondary control bit 5",
+     "secondary control bit 6",  "secondary control bit 7",  "secondary control bit 8",
+     "secondary control bit 9",  "secondary control bit 10", "secondary control bit 11",
+     "secondary control bit 12", "secondary control bit 13", "secondary control bit 14",
+     "secondary control bit 15", "secondary control bit 16", "secondary control bit 17",
+     "secondary control bit 18", "secondary control bit 19", "secondary control bit 20",
+     "secondary control bit 21", "secondary control bit 22", "secondary control bit 23",
+     "secondary control bit 24", "secondary control bit 25", "secondary control bit 26",
+     "secondary control bit 27", "secondary control bit 28", "secondary control bit 29",
+     "secondary control bit 30", "secondary control bit 31"};
+
 PROBE(vmx_insn_procbased2, "vmx.msr.procbased2", "VMX",
-      "IA32_VMX_PROCBASED_CTLS2 (present as activate secondary controls may be 1) reports no "
-      "allowed-0 bit (bits 31:0 are 0); with activate secondary controls, VMLAUNCH with each "
-      "secondary control whose allowed-1 bit is 0 gives VMfailValid(7), and with none set it "
-      "exits",
+      "IA32_VMX_PROCBASED_CTLS2 (present as activate secondary controls may be 1) reads without "
+      "fault; with activate secondary controls and the secondary controls at its allowed-0 "
+      "setting (bits 31:0) VMLAUNCH exits; with each secondary control whose allowed-1 bit "
+      "(63:32) is 0 set, or each one bits 31:0 require cleared, it gives VMfailValid(7)",
       "Intel SDM Vol. 3C A.3.3, 27.2.1.1", "sdm.A.3.3.procbased2")
 {
     const struct vmx_caps *c = vmx_caps();
@@ -786,26 +799,26 @@ PROBE(vmx_insn_procbased2, "vmx.msr.procbased2", "VMX",
     if (!check(rdmsr_safe(MSR_IA32_VMX_PROCBASED_CTLS2, &raw) == NO_FAULT,
                "RDMSR IA32_VMX_PROCBASED_CTLS2 faulted"))
         return;
+    uint32_t must1 = (uint32_t)raw, may1 = (uint32_t)(raw >> 32);
     note("IA32_VMX_PROCBASED_CTLS2=%#llx", (unsigned long long)raw);
-    check((uint32_t)raw == 0, "IA32_VMX_PROCBASED_CTLS2 allowed-0 bits (31:0) = %#x, want 0",
-          (uint32_t)raw);
     vmx_on();
     struct vmx_vcpu *v = vmx_vcpu_new(vmx_ir_loop_guest);
     vmcs_set_bits(VMCS_PROC_CTLS, PROC_SECONDARY_CTLS);
-    vmcs_write(VMCS_PROC_CTLS2, 0);
+    vmcs_write(VMCS_PROC_CTLS2, must1);
     struct vc_case cs[32];
-    unsigned n = 0;
-    static const char *const names[32] = {"bit 0",  "bit 1",  "bit 2",  "bit 3",  "bit 4",
-                                          "bit 5",  "bit 6",  "bit 7",  "bit 8",  "bit 9",
-                                          "bit 10", "bit 11", "bit 12", "bit 13", "bit 14",
-                                          "bit 15", "bit 16", "bit 17", "bit 18", "bit 19",
-                                          "bit 20", "bit 21", "bit 22", "bit 23", "bit 24",
-                                          "bit 25", "bit 26", "bit 27", "bit 28", "bit 29",
-                                          "bit 30", "bit 31"};
-    for (unsigned b = 0; b < 32; b++)
-        if (!((raw >> 32) & (1ull << b)))
-            cs[n++] = (struct vc_case){names[b], VC_CTL, 0, 1, {{VMCS_PROC_CTLS2, 1ull << b}}};
-    note("%u secondary controls not allowed", n);
+    unsigned n = 0, n0 = 0;
+    for (unsigned b = 0; b < 32; b++) {
+        uint32_t m = 1u << b;
+        if (!(may1 & m)) {
+            cs[n++] =
+                (struct vc_case){proc2_bit_name[b], VC_CTL, 0, 1, {{VMCS_PROC_CTLS2, must1 | m}}};
+        } else if (must1 & m) {
+            cs[n++] =
+                (struct vc_case){proc2_bit_name[b], VC_CTL, 0, 1, {{VMCS_PROC_CTLS2, must1 & ~m}}};
+            n0++;
+        }
+    }
+    note("%u secondary controls not allowed 1, %u not allowed 0", n - n0, n0);
     vc_run_all(v, cs, n);
 }
 
@@ -827,14 +840,10 @@ PROBE(vmx_insn_vmfunc_msr, "vmx.msr.vmfunc", "VMFUNC",
     vmcs_set_bits(VMCS_PROC_CTLS, PROC_SECONDARY_CTLS);
     vmcs_set_bits(VMCS_PROC_CTLS2, PROC2_VMFUNC);
     vmcs_write(VMCS_VMFUNC_CTRL, 0);
-    static const char *const names[8] = {"VM-function control bit 1",
-                                         "bit 2",
-                                         "bit 3",
-                                         "bit 7",
-                                         "bit 15",
-                                         "bit 31",
-                                         "bit 32",
-                                         "bit 63"};
+    static const char *const names[8] =
+        {"VM-function control bit 1",  "VM-function control bit 2",  "VM-function control bit 3",
+         "VM-function control bit 7",  "VM-function control bit 15", "VM-function control bit 31",
+         "VM-function control bit 32", "VM-function control bit 63"};
     static const unsigned bits[8] = {1, 2, 3, 7, 15, 31, 32, 63};
     struct vc_case cs[8];
     unsigned n = 0;
