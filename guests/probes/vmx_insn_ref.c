@@ -569,8 +569,9 @@ static uint64_t movss_vmlaunch(void)
 }
 
 PROBE(vmx_insn_vmlaunch_errors, "vmx.root.vmlaunch_errors", "VMX",
-      "With a pin-based control IA32_VMX_PINBASED_CTLS does not allow set: VMLAUNCH of the "
-      "launched VMCS gives VMfailValid(4), VMRESUME of it after VMCLEAR VMfailValid(5), VMLAUNCH "
+      "With a pin-based control set that the pin-based capability MSR does not allow to be 1: "
+      "VMLAUNCH of the launched VMCS gives VMfailValid(4), VMRESUME of it after VMCLEAR "
+      "VMfailValid(5), VMLAUNCH "
       "VMfailValid(7), and VMLAUNCH right after MOV SS VMfailValid(26) (the basic checks come "
       "first); with valid controls and a non-canonical host GDTR base, VMfailValid(8); restored, "
       "VMLAUNCH exits",
