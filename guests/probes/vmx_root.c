@@ -82,7 +82,8 @@ PROBE(vmx_root_vmxon_bad_region, "vmx.root.vmxon_bad_region", "VMX",
       "VMXON gives VMfailInvalid (and stays outside VMX operation) with a region whose revision "
       "id is wrong, whose bit 31 is set, with a pointer not 4 KiB aligned, and with a pointer "
       "beyond MAXPHYADDR; VMXON with the correct region then succeeds",
-      "Intel SDM Vol. 3C 31.3 (VMXON), 25.2", "sdm.31.3.vmxon-pointer", "sdm.25.2.revision-id")
+      "Intel SDM Vol. 3C 31.3 (VMXON), 25.2", "sdm.31.3.vmxon-pointer", "sdm.25.2.revision-id",
+      "sdm.24.7.vmxon-region")
 {
     uint64_t pa = vmx_prepare();
     uint32_t *region = (uint32_t *)(uintptr_t)pa;
@@ -273,7 +274,8 @@ PROBE(vmx_root_vmptrld_errors, "vmx.root.vmptrld_errors", "VMX",
       "VMfailValid(9), of the VMXON pointer VMfailValid(10), of a region with a wrong revision id "
       "VMfailValid(11), and of a region with bit 31 set VMfailValid(11) unless VMCS shadowing is "
       "supported (then VMsucceed); the current VMCS stays current after each failure",
-      "Intel SDM Vol. 3C 31.3 (VMPTRLD), 31.4, 25.10", "sdm.31.3.vmptrld-errors")
+      "Intel SDM Vol. 3C 31.3 (VMPTRLD), 31.4, 25.10", "sdm.31.3.vmptrld-errors",
+      "sdm.31.3.vmptrld-shadow")
 {
     uint64_t vpa;
     uint64_t pa = on_with_vmcs(&vpa);
