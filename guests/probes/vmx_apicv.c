@@ -272,6 +272,93 @@ PROBE(vmx_apic_tpr_threshold_entry, "vmx.apic.tpr_threshold_entry", "VMX",
     vmx_run_expect(v, EXIT_VMCALL, "VM entry with TPR threshold 5");
 }
 
+/* ---- APIC-access page: priority, and accesses that are not linear ----------------- */
+
+#define AV_L 0x8000000000ull /* 512 GiB: PML4 slot 1, unused by the kernel */
+
+/* A copy of the kernel's PML4 whose slot 1 maps linear AV_L to `page`
+ * (4 KiB, present, writable, accessed, dirty); *pte gets the PTE. Loaded
+ * as the guest's CR3. */
+static void guest_tables(uint64_t page, uint64_t **pte)
+{
+    uint64_t *pml4 = alloc_page(), *pdpt = alloc_page(), *pd = alloc_page(), *pt = alloc_page();
+    memcpy(pml4, (void *)(uintptr_t)(kernel_cr3() & 0x000ffffffffff000ull), 4096);
+    if (pml4[1] & 1)
+        error("the kernel maps PML4 slot 1; pick another linear address");
+    pml4[1] = (uintptr_t)pdpt | 0x23;
+    pdpt[0] = (uintptr_t)pd | 0x23;
+    pd[0] = (uintptr_t)pt | 0x23;
+    pt[0] = page | 0x63;
+    *pte = &pt[0];
+    vmcs_write(VMCS_GUEST_CR3, (uintptr_t)pml4 | (read_cr3() & 0xfff));
+}
+
+extern const char vmx_av_store[];
+GUEST(vmx_av_store_guest, "vmx_av_store:", "movl $0, (%rdi)", "vmcall", "ud2");
+
+PROBE(vmx_apic_access_priority, "vmx.apic.access_priority", "VMX",
+      "With virtualize APIC accesses, the guest's own page tables mapping linear 512 GiB to the "
+      "APIC-access page through a read-only PTE and CR0.WP=1: a guest write there takes the page "
+      "fault (exit 0, vector 14, error code 3, qualification = the linear address), not an "
+      "APIC-access VM exit; with the PTE writable the write exits with reason 44, qualification "
+      "0x1000 (linear write, offset 0)",
+      "Intel SDM Vol. 3C 30.4.1 (Priority of APIC-Access VM Exits), 28.2.1",
+      "sdm.30.4.1.access-priority")
+{
+    vmx_require_ctl(VMX_CTL_PROC2, PROC2_VIRT_APIC_ACCESS, "virtualize APIC accesses");
+    vmx_on();
+    struct vmx_vcpu *v = vmx_vcpu_new(vmx_av_store_guest);
+    uint8_t *page = alloc_page();
+    vmcs_set_bits(VMCS_PROC_CTLS, PROC_SECONDARY_CTLS);
+    vmcs_set_bits(VMCS_PROC_CTLS2, PROC2_VIRT_APIC_ACCESS);
+    vmcs_write(VMCS_APIC_ACCESS_ADDR, (uintptr_t)page);
+    vmcs_write(VMCS_GUEST_CR0, vmcs_read(VMCS_GUEST_CR0) | CR0_WP);
+    uint64_t *pte;
+    guest_tables((uintptr_t)page, &pte);
+    *pte &= ~2ull;
+    v->gpr[VMX_GPR_RDI] = AV_L;
+    if (vmx_run_expect(v, EXIT_EXCEPTION_NMI, "guest write through a read-only PTE")) {
+        check_eq("VM-exit interruption information", v->exit_intr_info,
+                 INTR_INFO_VALID | INTR_INFO_ERRCODE | (INTR_TYPE_HW_EXC << 8) | 14);
+        check_eq("page-fault error code", v->exit_intr_err, 3);
+        check_eq("exit qualification (the faulting linear address)", v->exit_qual, AV_L);
+    }
+    *pte |= 2;
+    vmcs_write(VMCS_GUEST_RIP, (uintptr_t)vmx_av_store);
+    if (vmx_run_expect(v, EXIT_APIC_ACCESS, "guest write through a writable PTE")) {
+        check_eq("guest RIP (the write)", v->guest_rip, (uintptr_t)vmx_av_store);
+        check_eq("exit qualification (linear write, offset 0)", v->exit_qual, 0x1000);
+    }
+}
+
+GUEST(vmx_av_read_guest, "mov (%rdi), %rax", "vmcall", "ud2");
+
+PROBE(vmx_apic_gpa_access, "vmx.apic.gpa_access", "VMX",
+      "With EPT and virtualize APIC accesses, the APIC-access page is the guest's own PT page T "
+      "(its PTE for linear 512 GiB at T + 0): a guest read of linear 512 GiB makes the page walk "
+      "read T, a guest-physical access: it exits with reason 44, access type 15 (qualification "
+      "bits 15:12; guest-physical access during instruction execution), guest RIP = the read",
+      "Intel SDM Vol. 3C 30.4.6.1, 28.2.1 (Table 28-6)", "sdm.30.4.6.gpa-access")
+{
+    vmx_require_ctl(VMX_CTL_PROC2, PROC2_VIRT_APIC_ACCESS | PROC2_EPT,
+                    "virtualize APIC accesses and enable EPT");
+    vmx_on();
+    uint64_t eptp = vmx_ept_identity();
+    struct vmx_vcpu *v = vmx_vcpu_new(vmx_av_read_guest);
+    vmx_use_ept(v, eptp);
+    uint64_t *pte;
+    guest_tables((uintptr_t)alloc_page(), &pte);
+    vmcs_set_bits(VMCS_PROC_CTLS2, PROC2_VIRT_APIC_ACCESS);
+    vmcs_write(VMCS_APIC_ACCESS_ADDR, (uintptr_t)pte & ~0xfffull);
+    v->gpr[VMX_GPR_RDI] = AV_L;
+    if (!vmx_run_expect(v, EXIT_APIC_ACCESS, "guest read whose PTE is in the APIC-access page"))
+        return;
+    check_eq("guest RIP (the read)", v->guest_rip, (uintptr_t)vmx_av_read_guest);
+    check(((v->exit_qual >> 12) & 0xf) == 15,
+          "access type (exit qualification bits 15:12) %llu, want 15 (qualification %#llx)",
+          (unsigned long long)((v->exit_qual >> 12) & 0xf), (unsigned long long)v->exit_qual);
+}
+
 /* ---- virtualize x2APIC mode --------------------------------------------------------- */
 
 GUEST(vmx_av_rdmsr_guest, "mov %esi, %ecx", "rdmsr", "vmcall", "ud2");

@@ -351,6 +351,48 @@ PROBE(vmx_ept_priority, "vmx.ept.priority", "EPT",
     vmx_ept_flush(eptp);
 }
 
+/* ---- EPT A/D flags: guest paging-structure accesses are writes ------------------------ */
+
+PROBE(vmx_ept_ad_paging_write, "vmx.ept.ad_paging_write", "EPT",
+      "With EPT accessed/dirty flags on (EPTP bit 6), the guest's PT page T mapped read+execute "
+      "(W=0) by EPT: a guest read of linear 512 GiB (whose PTE is in T, its A and D already set) "
+      "exits with reason 48, GPA = the PTE's address, qualification bit 1 (write) set, bit 7 "
+      "(linear address valid) set and bit 8 clear; with EPTP bit 6 clear the same read "
+      "completes",
+      "Intel SDM Vol. 3C 29.3.3.2, 29.3.4, 28.2.1 (Table 28-7)", "sdm.29.3.3.2.ad-write")
+{
+    if (!(vmx_caps()->ept_vpid & VMX_EPT_AD))
+        skip("IA32_VMX_EPT_VPID_CAP=%#llx: bit 21 (EPT accessed and dirty flags) clear",
+             (unsigned long long)vmx_caps()->ept_vpid);
+    need_slot1_gpa();
+    vmx_on();
+    uint64_t eptp = vmx_ept_identity();
+    struct vmx_vcpu *v = vmx_vcpu_new(vmx_em_read_guest);
+    vmx_use_ept(v, eptp | EPTP_AD);
+    uint64_t *d = alloc_page(), *pte;
+    *d = EM_MAGIC;
+    vmcs_write(VMCS_GUEST_CR3, guest_cr3(guest_tables((uintptr_t)d, &pte)));
+    uint64_t *ept_t = vmx_ept_pte(eptp, (uintptr_t)pte & ~0xfffull);
+    const uint64_t t0 = *ept_t;
+    *ept_t = t0 & ~EPT_W;
+    vmx_ept_flush(eptp | EPTP_AD);
+    v->gpr[VMX_GPR_RDI] = EM_L;
+    if (vmx_run_expect(v, EXIT_EPT_VIOLATION, "guest read, its PT page read-only in EPT, A/D on")) {
+        check_eq("GPA (the guest PTE)", v->gpa, (uintptr_t)pte);
+        uint64_t m = EPT_VQ_WRITE | EPT_VQ_GLA_VALID | EPT_VQ_TRANSLATED;
+        check(((v->exit_qual ^ (EPT_VQ_WRITE | EPT_VQ_GLA_VALID)) & m) == 0,
+              "exit qualification %#llx: want bit 1 (write) and bit 7 set, bit 8 clear",
+              (unsigned long long)v->exit_qual);
+    }
+    vmcs_write(VMCS_EPTP, eptp);
+    vmx_ept_flush(eptp);
+    vmcs_write(VMCS_GUEST_RIP, (uintptr_t)vmx_em_read_guest);
+    if (vmx_run_expect(v, EXIT_VMCALL, "the same read with A/D off"))
+        check_eq("guest read with A/D off", v->gpr[VMX_GPR_RAX], EM_MAGIC);
+    *ept_t = t0;
+    vmx_ept_flush(eptp);
+}
+
 /* ---- 1 GiB EPT pages where they are not supported ----------------------------------- */
 
 PROBE(vmx_ept_1g_unsupported, "vmx.ept.1g_unsupported", "EPT",
