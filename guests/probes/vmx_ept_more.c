@@ -175,7 +175,7 @@ PROBE(vmx_ept_ignored_bits, "vmx.ept.ignored_bits", "EPT",
       "Ignored bits of EPT entries change nothing: on the path to X = 512 GiB + D (own EPT "
       "PDPT, PD, PT) the PML4E, PDPTE and PDE with bits 9, 11 and 52-62 set and the 4 KiB PTE "
       "with bits 7, 11, 52-56 and 62 set (A/D flags off): a guest read of X + 0x7F8 returns D's "
-      "data at offset 0x7F8 (the page offset is kept) and a write there reaches D",
+      "data at offset 0x7F8 (the page offset is kept)",
       "Intel SDM Vol. 3C 29.3.2 (Tables 29-1, 29-3, 29-5, 29-6)", "sdm.29.3.2.ignored-bits")
 {
     need_slot1_gpa();
