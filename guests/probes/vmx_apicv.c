@@ -179,8 +179,9 @@ PROBE(vmx_apic_write_exit, "vmx.apic.write_exit", "VMX",
       "write of 0x12345 to APIC-access page + 0x380 (timer initial count) is written to the "
       "virtual-APIC page at 0x380 and exits with reason 56 (APIC write) after the write (guest RIP "
       "= the next instruction), qualification 0x380",
-      "Intel SDM Vol. 3C 30.4.3.1, 30.4.3.2, 30.4.3.3, 28.2.1 (Table 28-1)",
-      "sdm.30.4.3.apic-write-exit", "sdm.C.reason-56-apic-write", "sdm.28.2.1.qual-apic-write")
+      "Intel SDM Vol. 3C 30.4.3.1, 30.4.3.2, 30.4.3.3, 28.1, 28.2.1 (Table 28-1)",
+      "sdm.30.4.3.apic-write-exit", "sdm.C.reason-56-apic-write", "sdm.28.2.1.qual-apic-write",
+      "sdm.28.1.trap-like")
 {
     vmx_require_ctl(VMX_CTL_PROC2, PROC2_VIRT_APIC_ACCESS | PROC2_APIC_REG_VIRT,
                     "virtualize APIC accesses and APIC-register virtualization");

@@ -484,7 +484,8 @@ PROBE(vmx_vpid_tagging, "vmx.vpid.tagging", "VPID",
       "2 (single-context, else all-contexts), a guest with VPID 1 reads linear 512 GiB through "
       "its own 4 KiB PTE (page A); the host points the PTE at page B without INVVPID and sets the "
       "VPID field to 2: the guest's next read returns B's data",
-      "Intel SDM Vol. 3C 29.1 (Virtual Processor Identifiers), 29.4.1", "sdm.29.1.vpid-tagging")
+      "Intel SDM Vol. 3C 29.1 (Virtual Processor Identifiers), 29.4.1, 25.6.12",
+      "sdm.29.1.vpid-tagging", "sdm.25.6.12.vpid-field")
 {
     const struct vmx_caps *c = vmx_caps();
     vmx_require_ctl(VMX_CTL_PROC2, PROC2_VPID, "enable VPID");
