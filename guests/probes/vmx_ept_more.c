@@ -449,9 +449,26 @@ static uint64_t *vpid_guest(struct vmx_vcpu *v, uint16_t vpid, volatile uint64_t
     return pte;
 }
 
+/* Empties VPID vpid of what earlier probes left (they use VPID 1 and linear
+ * 512 GiB too): single-context INVVPID, else all-contexts; false (with a
+ * note) where neither exists. */
+static bool vpid_empty(uint16_t vpid)
+{
+    uint64_t cap = vmx_caps()->ept_vpid;
+    if (!(cap & VMX_VPID_INVVPID) || !(cap & (VMX_VPID_INV_SINGLE | VMX_VPID_INV_ALL))) {
+        note("no single-context or all-contexts INVVPID: VPID %u not emptied first", vpid);
+        return false;
+    }
+    uint64_t type = (cap & VMX_VPID_INV_SINGLE) ? INVVPID_SINGLE : INVVPID_ALL;
+    char what[48];
+    snprintf(what, sizeof(what), "INVVPID of VPID %u", vpid);
+    return check_vmx(what, invvpid(type, vpid, 0), VMX_SUCCEED, 0);
+}
+
 PROBE(vmx_vpid_mov_cr3_flush, "vmx.vpid.mov_cr3_flush", "VPID",
-      "A guest with VPID 1 (CR3-load exiting clear, CR4.PCIDE as the host's, CR3[63] clear) reads "
-      "linear 512 GiB through its own non-global 4 KiB PTE (page A); the host points the PTE at "
+      "After an INVVPID that empties VPID 1 (where offered), a guest with VPID 1 (CR3-load "
+      "exiting clear, CR4.PCIDE as the host's, CR3[63] clear) reads linear 512 GiB through its own "
+      "non-global 4 KiB PTE (page A); the host points the PTE at "
       "page B without INVVPID; the guest executes MOV CR3 with its own CR3 and reads again: it "
       "gets B's data",
       "Intel SDM Vol. 3C 29.4.3.1 (Operations that Invalidate Cached Mappings); Vol. 3A 4.10.4.1",
@@ -466,6 +483,7 @@ PROBE(vmx_vpid_mov_cr3_flush, "vmx.vpid.mov_cr3_flush", "VPID",
     vmcs_clear_bits(VMCS_PROC_CTLS, PROC_CR3_LOAD_EXITING | PROC_CR3_STORE_EXITING);
     volatile uint64_t *a, *b;
     uint64_t *pte = vpid_guest(v, 1, &a, &b);
+    vpid_empty(1);
     if (!vmx_run_expect(v, EXIT_VMCALL, "guest read through page A"))
         return;
     check_eq("guest read through A", v->gpr[VMX_GPR_RAX], *a);
@@ -480,8 +498,9 @@ PROBE(vmx_vpid_mov_cr3_flush, "vmx.vpid.mov_cr3_flush", "VPID",
 }
 
 PROBE(vmx_vpid_tagging, "vmx.vpid.tagging", "VPID",
-      "Translations cached for VPID 1 are not used for VPID 2: after an INVVPID that empties VPID "
-      "2 (single-context, else all-contexts), a guest with VPID 1 reads linear 512 GiB through "
+      "Translations cached for VPID 1 are not used for VPID 2: after INVVPIDs that empty VPIDs "
+      "1 and 2 (single-context, else all-contexts), a guest with VPID 1 reads linear 512 GiB "
+      "through "
       "its own 4 KiB PTE (page A); the host points the PTE at page B without INVVPID and sets the "
       "VPID field to 2: the guest's next read returns B's data",
       "Intel SDM Vol. 3C 29.1 (Virtual Processor Identifiers), 29.4.1, 25.6.12",
@@ -499,8 +518,7 @@ PROBE(vmx_vpid_tagging, "vmx.vpid.tagging", "VPID",
     struct vmx_vcpu *v = vmx_vcpu_new(vmx_em_read_guest);
     volatile uint64_t *a, *b;
     uint64_t *pte = vpid_guest(v, 1, &a, &b);
-    uint64_t type = (c->ept_vpid & VMX_VPID_INV_SINGLE) ? INVVPID_SINGLE : INVVPID_ALL;
-    if (!check_vmx("INVVPID of VPID 2", invvpid(type, 2, 0), VMX_SUCCEED, 0))
+    if (!vpid_empty(1) || !vpid_empty(2))
         return;
     if (!vmx_run_expect(v, EXIT_VMCALL, "VPID 1: guest read through page A"))
         return;
