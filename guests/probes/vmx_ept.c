@@ -335,8 +335,8 @@ PROBE(vmx_ept_invept_flush, "vmx.ept.invept_flush", "EPT",
       "points the entry at page B and executes single-context INVEPT (where "
       "IA32_VMX_EPT_VPID_CAP[25]) for the EPTP: the guest's next read of G returns B's data; the "
       "entry back at A and an all-contexts INVEPT (where bit 26): the guest reads A's data again",
-      "Intel SDM Vol. 3C 29.4.3.1, 31.3 (INVEPT), A.10", "sdm.29.4.3.invept-single",
-      "sdm.29.4.3.invept-global")
+      "Intel SDM Vol. 3C 29.4.2, 29.4.3.1, 31.3 (INVEPT), A.10", "sdm.29.4.3.invept-single",
+      "sdm.29.4.3.invept-global", "sdm.29.4.2.stale")
 {
     vmx_on();
     uint64_t eptp = vmx_ept_identity();
