@@ -265,11 +265,12 @@ PROBE(vmx_entry_interruptibility, "vmx.entry.interruptibility", "VMX",
       "with "
       "exit reason 0x80000021 and qualification 0: reserved bit 5 set; blocking by STI and by MOV "
       "SS together; blocking by STI with RFLAGS.IF=0; blocking by SMI outside SMM; injecting an "
-      "external interrupt with RFLAGS.IF=0, or with blocking by STI; injecting an NMI with "
-      "blocking "
-      "by MOV SS. The unmodified VMCS then launches",
+      "external interrupt with RFLAGS.IF=0, with blocking by STI, or with blocking by MOV SS; "
+      "injecting an NMI with blocking by MOV SS. The unmodified VMCS then launches",
       "Intel SDM Vol. 3C 27.3.1.4, 27.3.1.5", "sdm.27.3.1.5.intr-reserved",
-      "sdm.27.3.1.5.intr-sti-movss", "sdm.27.3.1.5.intr-sti-if", "sdm.27.8.invalid-guest-state")
+      "sdm.27.3.1.5.intr-sti-movss", "sdm.27.3.1.5.intr-sti-if", "sdm.27.8.invalid-guest-state",
+      "sdm.27.3.1.4.rflags-if-extint", "sdm.27.3.1.5.intr-smi-blocking",
+      "sdm.27.3.1.5.intr-inject-extint")
 {
     vmx_on();
     struct vmx_vcpu *v = vmx_vcpu_new(vmx_en_loop_guest);
@@ -293,6 +294,9 @@ PROBE(vmx_entry_interruptibility, "vmx.entry.interruptibility", "VMX",
         {{{RF, 0x202}, {IS, INTERRUPTIBILITY_STI}, {II, INJ(INTR_TYPE_EXT_INTR, 0x40)}},
          3,
          "injecting an external interrupt with blocking by STI"},
+        {{{RF, 0x202}, {IS, INTERRUPTIBILITY_MOVSS}, {II, INJ(INTR_TYPE_EXT_INTR, 0x40)}},
+         3,
+         "injecting an external interrupt with blocking by MOV SS"},
         {{{IS, INTERRUPTIBILITY_MOVSS}, {II, INJ(INTR_TYPE_NMI, NMI_VECTOR)}},
          2,
          "injecting an NMI with blocking by MOV SS"},

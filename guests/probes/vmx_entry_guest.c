@@ -491,10 +491,11 @@ PROBE(vmx_entry_guest_gdtr_idtr, "vmx.entry.guest_gdtr_idtr", "VMX",
 
 PROBE(vmx_entry_guest_pending_dbg, "vmx.entry.guest_pending_dbg", "VMX",
       "VM entry with reserved bit 4 or bit 40 set in the guest pending debug exceptions field "
-      "fails: exit reason 0x80000021, qualification 0; B0 (bit 0) alone launches; B0 with enabled "
-      "breakpoint (bit 12) is delivered to the guest as #DB (vector 1 through its IDT)",
+      "fails: exit reason 0x80000021, qualification 0; so does the RTM bit (16) without enabled "
+      "breakpoint (bit 12), or with bits 12 and 0 (B0); B0 (bit 0) alone launches; B0 with "
+      "enabled breakpoint (bit 12) is delivered to the guest as #DB (vector 1 through its IDT)",
       "Intel SDM Vol. 3C 27.3.1.5, 27.7.3", "sdm.27.3.1.5.pending-dbg-reserved",
-      "sdm.27.7.3.pending-dbg")
+      "sdm.27.7.3.pending-dbg", "sdm.27.3.1.5.pending-dbg-rtm")
 {
     struct vmx_vcpu *v = eg_vcpu();
     vmx_guest_idt(v); /* a #DB delivered from the pending B0 ends in a VMCALL */
@@ -503,6 +504,13 @@ PROBE(vmx_entry_guest_pending_dbg, "vmx.entry.guest_pending_dbg", "VMX",
     const struct vc_case cs[] = {
         {"pending debug exceptions bit 4", VC_GUEST, 0, 1, {F(PD, BIT(4))}},
         {"pending debug exceptions bit 40", VC_GUEST, 0, 1, {F(PD, BIT(40))}},
+        /* RTM (bit 16) needs bit 12 set and bits 11:0 clear, whether or not RTM exists */
+        {"pending debug exceptions RTM without bit 12", VC_GUEST, 0, 1, {F(PD, BIT(16))}},
+        {"pending debug exceptions RTM with bits 12 and 0",
+         VC_GUEST,
+         0,
+         1,
+         {F(PD, BIT(16) | BIT(12) | BIT(0))}},
         {"pending debug exceptions B0", VC_LAUNCH, 0, 1, {F(PD, BIT(0))}},
     };
     vc_run_all(v, cs, ARRAY_SIZE(cs));

@@ -594,12 +594,15 @@ PROBE(vmx_intercept_vmx_insn, "vmx.intercept.vmx_insn", "VMX",
 }
 
 extern const char vmx_guest_vectors[];
+GUEST(vmx_ic_mtf_ud_guest, "ud2", "vmcall", "ud2");
 
 PROBE(vmx_intercept_mtf_inject, "vmx.intercept.mtf_inject", "MTF",
       "With monitor trap flag=1 and VM entry injecting #UD through a guest IDT, an MTF VM exit "
       "(reason 37) occurs before the handler's first instruction: guest RIP = the #UD handler, "
-      "qualification 0",
-      "Intel SDM Vol. 3C 26.5.2, 27.6.1", "sdm.26.5.2.mtf-injection", "sdm.27.7.8.mtf-after-entry")
+      "qualification 0; likewise a guest UD2 whose #UD is delivered through the guest IDT "
+      "(exception bitmap bit 6 = 0) is followed by an MTF exit at the #UD handler",
+      "Intel SDM Vol. 3C 26.5.2, 27.6.1", "sdm.26.5.2.mtf-injection", "sdm.27.7.8.mtf-after-entry",
+      "sdm.26.5.2.mtf-fault")
 {
     vmx_require_ctl(VMX_CTL_PROC, PROC_MTF, "monitor trap flag");
     vmx_on();
@@ -607,11 +610,21 @@ PROBE(vmx_intercept_mtf_inject, "vmx.intercept.mtf_inject", "MTF",
     vmx_guest_idt(v);
     vmcs_set_bits(VMCS_PROC_CTLS, PROC_MTF);
     vmcs_write(VMCS_ENTRY_INTR_INFO, INTR_INFO_VALID | (INTR_TYPE_HW_EXC << 8) | UD_VECTOR);
-    if (!vmx_run_expect(v, EXIT_MTF, "VM entry injecting #UD with MTF"))
+    if (vmx_run_expect(v, EXIT_MTF, "VM entry injecting #UD with MTF")) {
+        check_eq("guest RIP at the MTF exit (the #UD handler)", v->guest_rip,
+                 (uintptr_t)vmx_guest_vectors + 16 * UD_VECTOR);
+        check_eq("exit qualification of MTF", v->exit_qual, 0);
+    }
+    /* a fault of the guest's own instruction, delivered through its IDT */
+    struct vmx_vcpu *w = vmx_vcpu_new(vmx_ic_mtf_ud_guest);
+    vmx_guest_idt(w);
+    vmcs_clear_bits(VMCS_EXCEPTION_BITMAP, BIT(UD_VECTOR));
+    vmcs_set_bits(VMCS_PROC_CTLS, PROC_MTF);
+    if (!vmx_run_expect(w, EXIT_MTF, "guest UD2 (#UD delivered) with MTF"))
         return;
-    check_eq("guest RIP at the MTF exit (the #UD handler)", v->guest_rip,
+    check_eq("guest RIP at the MTF exit after the UD2 (the #UD handler)", w->guest_rip,
              (uintptr_t)vmx_guest_vectors + 16 * UD_VECTOR);
-    check_eq("exit qualification of MTF", v->exit_qual, 0);
+    check_eq("exit qualification of MTF after the UD2", w->exit_qual, 0);
 }
 
 /* ---- interrupt and NMI windows ---------------------------------------------------- */
