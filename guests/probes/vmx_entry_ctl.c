@@ -239,9 +239,14 @@ PROBE(vmx_entry_ctl_apic_virt, "vmx.entry.ctl_apic_virt", "VMX",
       "With use TPR shadow: VMLAUNCH with virtualize x2APIC mode and virtualize APIC accesses "
       "together, with virtual-interrupt delivery but external-interrupt exiting = 0, with an "
       "APIC-access address +0x10 or at 1 << MAXPHYADDR (virtualize APIC accesses = 1) each gives "
-      "VMfailValid(7); virtualize APIC accesses with a valid page launches",
+      "VMfailValid(7); virtualize APIC accesses with a valid page launches. Where process posted "
+      "interrupts is offered: with virtual-interrupt delivery, external-interrupt exiting, "
+      "acknowledge interrupt on exit, notification vector 0xf2 and a page-aligned descriptor it "
+      "launches; without virtual-interrupt delivery, without acknowledge interrupt on exit, with "
+      "notification vector 0x1f2 or with the descriptor address + 0x20 it gives VMfailValid(7)",
       "Intel SDM Vol. 3C 27.2.1.1, 25.6.8", "sdm.27.2.1.1.apic-access-addr",
-      "sdm.27.2.1.1.x2apic-apic-access", "sdm.27.2.1.1.vid-extint-exiting")
+      "sdm.27.2.1.1.x2apic-apic-access", "sdm.27.2.1.1.vid-extint-exiting",
+      "sdm.27.2.1.1.posted-intr")
 {
     vmx_require_ctl(VMX_CTL_PROC, PROC_TPR_SHADOW | PROC_SECONDARY_CTLS,
                     "use TPR shadow and activate secondary controls");
@@ -253,7 +258,7 @@ PROBE(vmx_entry_ctl_apic_virt, "vmx.entry.ctl_apic_virt", "VMX",
     vmcs_write(VMCS_TPR_THRESHOLD, 0);
     uint32_t p = proc_with(PROC_TPR_SHADOW | PROC_SECONDARY_CTLS);
     uint32_t p2 = proc2_with(PROC2_VIRT_APIC_ACCESS);
-    struct vc_case cs[5] = {
+    struct vc_case cs[10] = {
         {"virtualize APIC accesses with a valid APIC-access page",
          VC_LAUNCH,
          0,
@@ -288,6 +293,53 @@ PROBE(vmx_entry_ctl_apic_virt, "vmx.entry.ctl_apic_virt", "VMX",
                                    {F(VMCS_PROC_CTLS, p),
                                     F(VMCS_PROC_CTLS2, p2 | PROC2_VIRT_INTR_DELIVERY),
                                     F(VMCS_PIN_CTLS, pin_with(0) & ~PIN_EXTINT_EXITING)}};
+    if (vmx_ctl_can_set(VMX_CTL_PIN, PIN_POSTED_INTR | PIN_EXTINT_EXITING) &&
+        vmx_ctl_can_set(VMX_CTL_PROC2, PROC2_VIRT_INTR_DELIVERY) &&
+        vmx_ctl_can_set(VMX_CTL_EXIT, EXIT_ACK_INTR)) {
+        /* the cases set at most 4 fields: the primary controls stay p for all of them */
+        uint64_t desc = (uintptr_t)alloc_page();
+        vmcs_write(VMCS_PROC_CTLS, p);
+        vmcs_write(VMCS_POSTED_INTR_NV, 0xf2);
+        vmcs_write(VMCS_POSTED_INTR_DESC, desc);
+        uint32_t pin = pin_with(PIN_EXTINT_EXITING | PIN_POSTED_INTR),
+                 vid = p2 | PROC2_VIRT_INTR_DELIVERY,
+                 ex = (uint32_t)vmcs_read(VMCS_EXIT_CTLS) | EXIT_ACK_INTR;
+        cs[n++] = (struct vc_case){"process posted interrupts with valid settings",
+                                   VC_LAUNCH,
+                                   0,
+                                   3,
+                                   {F(VMCS_PIN_CTLS, pin), F(VMCS_PROC_CTLS2, vid),
+                                    F(VMCS_EXIT_CTLS, ex)}};
+        cs[n++] = (struct vc_case){"process posted interrupts without virtual-interrupt delivery",
+                                   VC_CTL,
+                                   0,
+                                   3,
+                                   {F(VMCS_PIN_CTLS, pin), F(VMCS_PROC_CTLS2, p2),
+                                    F(VMCS_EXIT_CTLS, ex)}};
+        if (vmx_ctl_can_clear(VMX_CTL_EXIT, EXIT_ACK_INTR))
+            cs[n++] = (struct vc_case){"process posted interrupts without acknowledge interrupt "
+                                       "on exit",
+                                       VC_CTL,
+                                       0,
+                                       3,
+                                       {F(VMCS_PIN_CTLS, pin), F(VMCS_PROC_CTLS2, vid),
+                                        F(VMCS_EXIT_CTLS, ex & ~EXIT_ACK_INTR)}};
+        cs[n++] = (struct vc_case){"posted-interrupt notification vector 0x1f2",
+                                   VC_CTL,
+                                   0,
+                                   4,
+                                   {F(VMCS_PIN_CTLS, pin), F(VMCS_PROC_CTLS2, vid),
+                                    F(VMCS_EXIT_CTLS, ex), F(VMCS_POSTED_INTR_NV, 0x1f2)}};
+        cs[n++] = (struct vc_case){"posted-interrupt descriptor address + 0x20",
+                                   VC_CTL,
+                                   0,
+                                   4,
+                                   {F(VMCS_PIN_CTLS, pin), F(VMCS_PROC_CTLS2, vid),
+                                    F(VMCS_EXIT_CTLS, ex), F(VMCS_POSTED_INTR_DESC, desc + 0x20)}};
+    } else {
+        note("process posted interrupts (with virtual-interrupt delivery and acknowledge "
+             "interrupt on exit) not offered");
+    }
     vc_run_all(v, cs, n);
 }
 
