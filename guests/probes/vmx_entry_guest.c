@@ -44,20 +44,26 @@ static struct vmx_vcpu *eg_vcpu(void)
     return v;
 }
 
+#ifndef CR4_CET
+#define CR4_CET BIT(23) /* control-flow enforcement */
+#endif
+
 static uint64_t low_bit(uint64_t m) { return m & -m; }
 
 PROBE(vmx_entry_guest_cr0_cr4, "vmx.entry.guest_cr0_cr4", "VMX",
       "VM entry fails (exit reason 0x80000021, qualification 0) with guest CR0.NE=0 or CR4.VMXE=0 "
       "(fixed to 1 by IA32_VMX_CR0_FIXED0 / CR4_FIXED0), with a guest CR0 or CR4 bit set that "
-      "CR0_FIXED1 / CR4_FIXED1 does not allow, and with CR4.PAE=0 in an IA-32e mode guest",
+      "CR0_FIXED1 / CR4_FIXED1 does not allow, with CR4.PAE=0 in an IA-32e mode guest, and (where "
+      "CR4_FIXED1 allows CET) with CR4.CET=1 but CR0.WP=0",
       "Intel SDM Vol. 3C 27.3.1.1, A.7, A.8", "sdm.27.3.1.1.cr0-fixed-bits",
-      "sdm.27.3.1.1.cr4-fixed-bits", "sdm.27.3.1.1.ia32e-pg-pae", "sdm.27.8.invalid-guest-state")
+      "sdm.27.3.1.1.cr4-fixed-bits", "sdm.27.3.1.1.ia32e-pg-pae", "sdm.27.8.invalid-guest-state",
+      "sdm.27.3.1.1.cr4-cet-wp")
 {
     struct vmx_vcpu *v = eg_vcpu();
     const struct vmx_caps *c = vmx_caps();
     uint64_t cr0 = vmcs_read(VMCS_GUEST_CR0), cr4 = vmcs_read(VMCS_GUEST_CR4);
     uint64_t cr0_bad1 = low_bit(~c->cr0_fixed1), cr4_bad1 = low_bit(~c->cr4_fixed1);
-    struct vc_case cs[5] = {
+    struct vc_case cs[6] = {
         {"guest CR0.NE=0", VC_GUEST, 0, 1, {F(VMCS_GUEST_CR0, cr0 & ~CR0_NE)}},
         {"guest CR4.VMXE=0", VC_GUEST, 0, 1, {F(VMCS_GUEST_CR4, cr4 & ~CR4_VMXE)}},
         {"guest CR4.PAE=0 in an IA-32e mode guest",
@@ -73,6 +79,16 @@ PROBE(vmx_entry_guest_cr0_cr4, "vmx.entry.guest_cr0_cr4", "VMX",
                                    0,
                                    1,
                                    {F(VMCS_GUEST_CR0, cr0 | cr0_bad1)}};
+    if ((c->cr4_fixed1 & CR4_CET) && !(c->cr0_fixed0 & CR0_WP))
+        cs[n++] =
+            (struct vc_case){"guest CR4.CET=1 with CR0.WP=0",
+                             VC_GUEST,
+                             0,
+                             2,
+                             {F(VMCS_GUEST_CR0, cr0 & ~CR0_WP), F(VMCS_GUEST_CR4, cr4 | CR4_CET)}};
+    else
+        note("CR4.CET=1 with CR0.WP=0 not tried: CR4_FIXED1 %#llx, CR0_FIXED0 %#llx",
+             (unsigned long long)c->cr4_fixed1, (unsigned long long)c->cr0_fixed0);
     if (cr4_bad1)
         cs[n++] = (struct vc_case){"guest CR4 with a FIXED1-zero bit",
                                    VC_GUEST,
