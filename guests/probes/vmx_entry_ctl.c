@@ -347,9 +347,10 @@ PROBE(vmx_entry_ctl_eptp_more, "vmx.entry.ctl_eptp_more", "EPT",
       "With enable EPT, VMLAUNCH with an EPTP whose address is at 1 << MAXPHYADDR, whose page-walk "
       "length is 3 (value 2), with reserved bit 8 set, with a page-walk length of 5 when "
       "IA32_VMX_EPT_VPID_CAP[7]=0, or with the A/D enable bit when bit 21 is 0, gives "
-      "VMfailValid(7)",
+      "VMfailValid(7); so does mode-based execute control for EPT (where offered) with enable "
+      "EPT = 0, while with enable EPT = 1 it launches",
       "Intel SDM Vol. 3C 27.2.1.1, 25.6.11, A.10", "sdm.27.2.1.1.eptp-walk-length",
-      "sdm.27.2.1.1.eptp-ad-enable", "sdm.27.2.1.1.eptp-reserved")
+      "sdm.27.2.1.1.eptp-ad-enable", "sdm.27.2.1.1.eptp-reserved", "sdm.27.2.1.1.mbec-ept")
 {
     vmx_on();
     uint64_t eptp = vmx_ept_identity();
@@ -358,7 +359,7 @@ PROBE(vmx_entry_ctl_eptp_more, "vmx.entry.ctl_eptp_more", "EPT",
     vc_baseline(v);
     uint64_t cap = vmx_caps()->ept_vpid;
     uint64_t mask = ~EPT_ADDR_MASK;
-    struct vc_case cs[5] = {
+    struct vc_case cs[7] = {
         {"EPTP address at 1 << MAXPHYADDR",
          VC_CTL,
          0,
@@ -380,6 +381,21 @@ PROBE(vmx_entry_ctl_eptp_more, "vmx.entry.ctl_eptp_more", "EPT",
                                    0,
                                    1,
                                    {F(VMCS_EPTP, eptp | EPTP_AD)}};
+    if (vmx_ctl_can_set(VMX_CTL_PROC2, PROC2_MBEC)) {
+        uint32_t p2 = (uint32_t)vmcs_read(VMCS_PROC_CTLS2) | PROC2_MBEC;
+        cs[n++] = (struct vc_case){"mode-based execute control with enable EPT = 1",
+                                   VC_LAUNCH,
+                                   0,
+                                   1,
+                                   {F(VMCS_PROC_CTLS2, p2)}};
+        cs[n++] = (struct vc_case){"mode-based execute control with enable EPT = 0",
+                                   VC_CTL,
+                                   0,
+                                   1,
+                                   {F(VMCS_PROC_CTLS2, p2 & ~PROC2_EPT)}};
+    } else {
+        note("mode-based execute control for EPT not offered");
+    }
     vc_run_all(v, cs, n);
 }
 
