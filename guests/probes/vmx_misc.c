@@ -180,9 +180,10 @@ PROBE(vmx_misc_pml, "vmx.misc.pml", "PML",
       "With EPT A/D flags and page-modification logging (PML index 511), a guest read of P logs "
       "nothing for P; a guest write of P (EPT D 0 -> 1) writes P's 4 KiB-aligned GPA into the "
       "PML buffer between index+1 and 511, and the index decreases by the number of entries "
-      "logged",
+      "logged; with the PML index then set to 0xffff (outside 0-511), a guest write of a fresh "
+      "page R (EPT A = D = 0) exits with reason 62 (page-modification log full)",
       "Intel SDM Vol. 3C 29.3.6 (Page-Modification Logging), 29.3.4", "sdm.29.3.6.pml-log",
-      "sdm.29.3.6.pml-no-log")
+      "sdm.29.3.6.pml-no-log", "sdm.C.reason-62-pml-full")
 {
     vmx_require_ctl(VMX_CTL_PROC2, PROC2_PML, "enable PML");
     if (!(vmx_caps()->ept_vpid & VMX_EPT_AD))
@@ -222,6 +223,21 @@ PROBE(vmx_misc_pml, "vmx.misc.pml", "PML",
     }
     check(found, "P (%#llx) not among the PML entries %llu..%llu", (unsigned long long)pa,
           (unsigned long long)idx2 + 1, (unsigned long long)idx);
+    /* a log-full event: with the PML index outside 0-511 the next log write exits (62) */
+    uint64_t r = (uintptr_t)alloc_page();
+    *vmx_ept_pte(eptp, r) &= ~(EPT_A | EPT_D);
+    vmx_ept_flush(eptp);
+    vmcs_write(VMCS_GUEST_PML_INDEX, 0xffff);
+    vmcs_write(VMCS_GUEST_RIP, (uintptr_t)vmx_mi_rw_guest);
+    v->gpr[VMX_GPR_RDI] = r;
+    uint32_t e = vmx_run(v);
+    if (e == EXIT_VMCALL) { /* the read logged nothing: on to the write */
+        vmx_skip_insn(v);
+        e = vmx_run(v);
+    }
+    check(e == EXIT_PML_FULL,
+          "guest write of a fresh page with PML index 0xffff: want exit 62 (PML full), got %s",
+          vmx_exit_str(v));
 }
 
 extern const char vmx_mi_vmfunc_1[], vmx_mi_vmfunc_2[], vmx_mi_vmfunc_3[];
