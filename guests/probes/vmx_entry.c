@@ -181,9 +181,13 @@ PROBE(vmx_entry_unrestricted_guest, "vmx.entry.unrestricted_guest", "unrestricte
       "A real-address-mode guest (CR0.PE=PG=0, IA-32e mode guest=0) running MOV AX,0x1234; VMCALL: "
       "without unrestricted guest VMLAUNCH fails with exit reason 0x80000021 (CR0 violates "
       "FIXED0); with unrestricted guest and EPT it exits with reason 18 at IP 3, length 3, "
-      "AX=0x1234 (16-bit operand size)",
-      "Intel SDM Vol. 3C 25.6.2, 27.3.1.1, 27.8", "sdm.27.3.1.1.cr0-fixed-bits",
-      "sdm.26.6.unrestricted-real-mode", "sdm.C.reason-33-invalid-guest-state")
+      "AX=0x1234 (16-bit operand size). VM entry then injecting #UD at IP 6 delivers it through "
+      "the real-mode IVT at the IDTR base (vector 6 -> 0800:0000, guest-physical 0x8000 mapped "
+      "by EPT to a VMCALL): exit 18 at CS 0x800, IP 0, with SP 0x1000 - 6 and IP 6, CS 0, FLAGS "
+      "pushed (no error code)",
+      "Intel SDM Vol. 3C 25.6.2, 27.3.1.1, 27.6.1.3, 27.8", "sdm.27.3.1.1.cr0-fixed-bits",
+      "sdm.26.6.unrestricted-real-mode", "sdm.C.reason-33-invalid-guest-state",
+      "sdm.27.6.1.3.inject-real-mode")
 {
     vmx_require_ctl(VMX_CTL_PROC2, PROC2_UNRESTRICTED | PROC2_EPT, "unrestricted guest and EPT");
     vmx_require_ctl(VMX_CTL_ENTRY, ENTRY_LOAD_EFER, "load IA32_EFER");
@@ -207,6 +211,30 @@ PROBE(vmx_entry_unrestricted_guest, "vmx.entry.unrestricted_guest", "unrestricte
     check_eq("VM-exit instruction length", v->insn_len, 3);
     check_eq("guest AX", v->gpr[VMX_GPR_RAX] & 0xffff, 0x1234);
     check_eq("guest CR0.PE", vmcs_read(VMCS_GUEST_CR0) & CR0_PE, 0);
+    /* injection into the real-mode guest: through the IVT, no error code. The handler
+     * (VMCALL) sits at guest-physical 0x8000 = 0800:0000, mapped by EPT to a page of ours. */
+    uint8_t *isr = alloc_page();
+    static const uint8_t handler[] = {0x0f, 0x01, 0xc1, 0x0f, 0x0b};
+    memcpy(isr, handler, sizeof(handler));
+    uint64_t *pte = vmx_ept_pte(eptp, 0x8000);
+    *pte = (*pte & ~EPT_ADDR_MASK) | (uintptr_t)isr;
+    vmx_ept_flush(eptp);
+    uint16_t *ivt = alloc_page();
+    ivt[2 * UD_VECTOR] = 0, ivt[2 * UD_VECTOR + 1] = 0x800;
+    vmcs_write(VMCS_GUEST_IDTR_BASE, (uintptr_t)ivt);
+    vmcs_write(VMCS_GUEST_IDTR_LIMIT, 0x3ff);
+    vmx_skip_insn(v); /* IP 6: the UD2 */
+    vmcs_write(VMCS_ENTRY_INTR_INFO, INTR_INFO_VALID | (INTR_TYPE_HW_EXC << 8) | UD_VECTOR);
+    if (!vmx_run_expect(v, EXIT_VMCALL, "real-mode guest, VM entry injecting #UD"))
+        return;
+    check_eq("guest CS selector in the IVT handler", vmcs_read(VMCS_GUEST_CS_SEL), 0x800);
+    check_eq("guest IP at the handler's VMCALL", v->guest_rip, 0);
+    check_eq("guest SP after the delivery (three words, no error code)",
+             vmcs_read(VMCS_GUEST_RSP) & 0xffff, 0x1000 - 6);
+    const uint16_t *st = (const uint16_t *)(uintptr_t)(vmcs_read(VMCS_GUEST_SS_BASE) + 0x1000 - 6);
+    check_eq("pushed IP", st[0], 6);
+    check_eq("pushed CS", st[1], 0);
+    check_eq("pushed FLAGS", st[2] & 0xffd7, 0x2);
 }
 
 /* Sets the listed fields, launches, expects a VM-entry failure with exit
