@@ -180,9 +180,12 @@ PROBE(vmx_entry_guest_activity_cpl3, "vmx.entry.guest_activity_cpl3", "VMX",
 PROBE(vmx_entry_guest_activity_shutdown, "vmx.entry.guest_activity_shutdown", "VMX",
       "VM entry in activity state shutdown injecting a hardware exception #UD (only NMI and "
       "machine check may be injected there) fails: exit reason 0x80000021, qualification 0; so "
-      "does shutdown with blocking by STI",
-      "Intel SDM Vol. 3C 27.3.1.5 (activity state), A.6", "sdm.27.3.1.5.activity-shutdown-inject",
-      "sdm.27.3.1.5.activity-blocking")
+      "does shutdown with blocking by STI. Where the VMX-preemption timer exists, VM entry in "
+      "shutdown with the timer at 1000 executes nothing: exit 52 with guest RIP unchanged and "
+      "the activity state still shutdown",
+      "Intel SDM Vol. 3C 27.3.1.5 (activity state), 27.7.2, A.6",
+      "sdm.27.3.1.5.activity-shutdown-inject", "sdm.27.3.1.5.activity-blocking",
+      "sdm.27.7.2.activity-shutdown")
 {
     if (!(vmx_caps()->misc & VMX_MISC_ACT_SHUTDOWN))
         skip("IA32_VMX_MISC[7]=0: activity state shutdown not supported");
@@ -206,6 +209,23 @@ PROBE(vmx_entry_guest_activity_shutdown, "vmx.entry.guest_activity_shutdown", "V
     };
     v->watchdog = "the VM-entry failure (0x80000021)";
     vc_run_all(v, cs, ARRAY_SIZE(cs));
+    v->watchdog = NULL;
+    if (!vmx_ctl_can_set(VMX_CTL_PIN, PIN_PREEMPTION_TIMER)) {
+        note("no VMX-preemption timer: the entry into shutdown not tried");
+        return;
+    }
+    /* a valid entry into shutdown: the guest stays there until the timer's VM exit */
+    uint64_t rip = vmcs_read(VMCS_GUEST_RIP);
+    vmcs_set_bits(VMCS_PIN_CTLS, PIN_PREEMPTION_TIMER);
+    vmcs_write(VMCS_PREEMPTION_TIMER, 1000);
+    vmcs_write(AS, ACTIVITY_SHUTDOWN);
+    v->launched = 0;
+    v->watchdog = "the VMX-preemption timer exit (52) from shutdown";
+    note("watched run: entry in shutdown, the timer at 1000"); /* names it if the level hangs */
+    if (vmx_run_expect(v, EXIT_PREEMPT_TIMER, "VM entry in shutdown with the timer at 1000")) {
+        check_eq("guest RIP (nothing executed)", v->guest_rip, rip);
+        check_eq("guest activity state after the exit", vmcs_read(AS), ACTIVITY_SHUTDOWN);
+    }
     v->watchdog = NULL;
 }
 
