@@ -905,6 +905,7 @@ PROBE(vmx_intercept_rdtscp, "vmx.intercept.rdtscp", "VMX",
     }
 }
 
+GUEST(vmx_ic_mwait_guest, "xor %eax, %eax", "xor %ecx, %ecx", "mwait", "vmcall", "ud2");
 extern const char vmx_ic_mon_1[], vmx_ic_mon_2[];
 GUEST(vmx_ic_mon_guest, "    mov %rdi, %rax\n"
                         "    xor %ecx, %ecx\n"
@@ -919,9 +920,12 @@ GUEST(vmx_ic_mon_guest, "    mov %rdi, %rax\n"
 
 PROBE(vmx_intercept_monitor_mwait, "vmx.intercept.monitor_mwait", "VMX",
       "With MONITOR exiting and MWAIT exiting, guest MONITOR exits with reason 39 and MWAIT with "
-      "reason 36, each with length 3 and guest RIP at the instruction",
-      "Intel SDM Vol. 3C 25.6.2, 26.1.3", "sdm.26.1.3.hlt-mwait-monitor", "sdm.C.reason-36-mwait",
-      "sdm.C.reason-39-monitor")
+      "reason 36, each with length 3 and guest RIP at the instruction. Where MWAIT exiting can be "
+      "0 and the VMX-preemption timer exists: the host arms MONITOR on a line nobody writes, and "
+      "a guest MWAIT right after VM entry does not wait (VM entry cleared the monitoring): it "
+      "reaches its VMCALL before the timer (10^6) expires",
+      "Intel SDM Vol. 3C 25.6.2, 26.1.3, 27.3.3", "sdm.26.1.3.hlt-mwait-monitor",
+      "sdm.C.reason-36-mwait", "sdm.C.reason-39-monitor", "sdm.27.3.3.monitor-clear")
 {
     vmx_caps();
     if (!(cpuid(1, 0).c & (1u << 3)))
@@ -945,6 +949,20 @@ PROBE(vmx_intercept_monitor_mwait, "vmx.intercept.monitor_mwait", "VMX",
         check_eq("guest RIP", v->guest_rip, (uintptr_t)vmx_ic_mon_2);
         check_eq("VM-exit instruction length", v->insn_len, 3);
     }
+    if (!vmx_ctl_can_clear(VMX_CTL_PROC, PROC_MWAIT_EXITING) ||
+        !vmx_ctl_can_set(VMX_CTL_PIN, PIN_PREEMPTION_TIMER)) {
+        note("MWAIT exiting fixed or no VMX-preemption timer: monitor clearing not tried");
+        return;
+    }
+    /* VM entry clears address-range monitoring: the guest's MWAIT does not wait */
+    struct vmx_vcpu *w = vmx_vcpu_new(vmx_ic_mwait_guest);
+    vmcs_clear_bits(VMCS_PROC_CTLS, PROC_MWAIT_EXITING);
+    vmcs_set_bits(VMCS_PIN_CTLS, PIN_PREEMPTION_TIMER);
+    vmcs_write(VMCS_PREEMPTION_TIMER, 1000000);
+    const volatile uint8_t *line = alloc_page();
+    __asm__ volatile("monitor" : : "a"(line), "c"(0), "d"(0) : "memory");
+    w->watchdog = "the guest's VMCALL after MWAIT (or the timer exit)";
+    vmx_run_expect(w, EXIT_VMCALL, "guest MWAIT after the host armed MONITOR before VM entry");
 }
 
 GUEST(vmx_ic_xsetbv_guest, "xsetbv", "vmcall", "ud2");
