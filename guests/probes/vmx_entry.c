@@ -184,10 +184,11 @@ PROBE(vmx_entry_unrestricted_guest, "vmx.entry.unrestricted_guest", "unrestricte
       "AX=0x1234 (16-bit operand size). VM entry then injecting #UD at IP 6 delivers it through "
       "the real-mode IVT at the IDTR base (vector 6 -> 0800:0000, guest-physical 0x8000 mapped "
       "by EPT to a VMCALL): exit 18 at CS 0x800, IP 0, with SP 0x1000 - 6 and IP 6, CS 0, FLAGS "
-      "pushed (no error code)",
-      "Intel SDM Vol. 3C 25.6.2, 27.3.1.1, 27.6.1.3, 27.8", "sdm.27.3.1.1.cr0-fixed-bits",
+      "pushed (no error code); the handler then sets CR0.PE with MOV CR0 (CR0 guest/host mask "
+      "0) without a VM exit and reaches a VMCALL at IP 13 with guest CR0.PE = 1",
+      "Intel SDM Vol. 3C 25.6.2, 26.6, 27.3.1.1, 27.6.1.3, 27.8", "sdm.27.3.1.1.cr0-fixed-bits",
       "sdm.26.6.unrestricted-real-mode", "sdm.C.reason-33-invalid-guest-state",
-      "sdm.27.6.1.3.inject-real-mode")
+      "sdm.27.6.1.3.inject-real-mode", "sdm.26.6.unrestricted-mode-switch")
 {
     vmx_require_ctl(VMX_CTL_PROC2, PROC2_UNRESTRICTED | PROC2_EPT, "unrestricted guest and EPT");
     vmx_require_ctl(VMX_CTL_ENTRY, ENTRY_LOAD_EFER, "load IA32_EFER");
@@ -214,7 +215,9 @@ PROBE(vmx_entry_unrestricted_guest, "vmx.entry.unrestricted_guest", "unrestricte
     /* injection into the real-mode guest: through the IVT, no error code. The handler
      * (VMCALL) sits at guest-physical 0x8000 = 0800:0000, mapped by EPT to a page of ours. */
     uint8_t *isr = alloc_page();
-    static const uint8_t handler[] = {0x0f, 0x01, 0xc1, 0x0f, 0x0b};
+    /* VMCALL; then MOV EAX,CR0; OR EAX,1; MOV CR0,EAX; VMCALL; UD2 */
+    static const uint8_t handler[] = {0x0f, 0x01, 0xc1, 0x0f, 0x20, 0xc0, 0x66, 0x83, 0xc8,
+                                      0x01, 0x0f, 0x22, 0xc0, 0x0f, 0x01, 0xc1, 0x0f, 0x0b};
     memcpy(isr, handler, sizeof(handler));
     uint64_t *pte = vmx_ept_pte(eptp, 0x8000);
     *pte = (*pte & ~EPT_ADDR_MASK) | (uintptr_t)isr;
@@ -235,6 +238,13 @@ PROBE(vmx_entry_unrestricted_guest, "vmx.entry.unrestricted_guest", "unrestricte
     check_eq("pushed IP", st[0], 6);
     check_eq("pushed CS", st[1], 0);
     check_eq("pushed FLAGS", st[2] & 0xffd7, 0x2);
+    /* the unrestricted guest sets CR0.PE itself (CR0 guest/host mask 0): no VM exit */
+    vmcs_write(VMCS_CR0_MASK, 0);
+    vmx_skip_insn(v);
+    if (!vmx_run_expect(v, EXIT_VMCALL, "real-mode guest MOV CR0 setting PE"))
+        return;
+    check_eq("guest IP at the VMCALL after MOV CR0", v->guest_rip, 13);
+    check_eq("guest CR0.PE after the guest's MOV CR0", vmcs_read(VMCS_GUEST_CR0) & CR0_PE, CR0_PE);
 }
 
 /* Sets the listed fields, launches, expects a VM-entry failure with exit
