@@ -265,10 +265,11 @@ PROBE(vmx_misc_vmfunc_eptp, "vmx.misc.vmfunc_eptp", "VMFUNC",
       "where B maps page P to page Q: guest VMFUNC EAX=0 ECX=1 switches to B without exit (a read "
       "of P then returns Q's data) and the EPTP field becomes B; VMFUNC with ECX=512 exits with "
       "reason 59, length 3; so does VMFUNC with EAX=1 (VM-function control bit 1 = 0), while "
-      "VMFUNC with EAX=64 (above 63) raises #UD (exit 0, vector 6, all-ones exception bitmap)",
+      "VMFUNC with EAX=64 (above 63) raises #UD (exit 0, vector 6, all-ones exception bitmap). "
+      "Where EPT-violation #VE is offered it is on, and the switch sets the EPTP-index field to 1",
       "Intel SDM Vol. 3C 26.5.5.3 (EPTP Switching), 26.5.5.2, 25.6.14, 28.2.1",
       "sdm.26.5.5.3.eptp-switch", "sdm.26.5.5.3.eptp-switch-invalid", "sdm.C.reason-59-vmfunc",
-      "sdm.26.5.5.2.vmfunc-exit")
+      "sdm.26.5.5.2.vmfunc-exit", "sdm.26.5.5.3.eptp-index")
 {
     vmx_require_ctl(VMX_CTL_PROC2, PROC2_VMFUNC | PROC2_EPT, "enable VM functions and EPT");
     if (!(vmx_caps()->vmfunc & 1))
@@ -288,12 +289,25 @@ PROBE(vmx_misc_vmfunc_eptp, "vmx.misc.vmfunc_eptp", "VMFUNC",
     vmcs_set_bits(VMCS_PROC_CTLS2, PROC2_VMFUNC);
     vmcs_write(VMCS_VMFUNC_CTRL, 1);
     vmcs_write(VMCS_EPTP_LIST_ADDR, (uintptr_t)list);
+    bool ve = vmx_ctl_can_set(VMX_CTL_PROC2, PROC2_EPT_VE);
+    if (ve) { /* EPT-violation #VE: the switch records its index (no #VE: word FFFFFFFFH) */
+        uint32_t *info = alloc_page();
+        info[1] = 0xffffffffu;
+        vmcs_write(VMCS_VE_INFO_ADDR, (uintptr_t)info);
+        vmcs_write(VMCS_EPTP_INDEX, 0);
+        vmcs_set_bits(VMCS_PROC_CTLS2, PROC2_EPT_VE);
+    }
     v->gpr[VMX_GPR_RDI] = (uintptr_t)p;
     if (!vmx_run_expect(v, EXIT_VMCALL, "guest VMFUNC EPTP switch to index 1"))
         return;
     check_eq("guest read of P through EPTP A", v->gpr[VMX_GPR_RBX], 0x11);
     check_eq("guest read of P through EPTP B (page Q)", v->gpr[VMX_GPR_RSI], 0x22);
     check_eq("EPTP field after the switch", vmcs_read(VMCS_EPTP), b);
+    if (ve)
+        check_eq("EPTP-index field after the switch (EPT-violation #VE = 1)",
+                 vmcs_read(VMCS_EPTP_INDEX), 1);
+    else
+        note("EPT-violation #VE not offered: the EPTP-index field not checked");
     vmx_skip_insn(v);
     if (!vmx_run_expect(v, EXIT_VMFUNC, "guest VMFUNC with EPTP index 512"))
         return;
