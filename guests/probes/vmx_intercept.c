@@ -290,13 +290,21 @@ PROBE(vmx_intercept_mtf, "vmx.intercept.mtf", "MTF",
 
 extern const char vmx_ic_rdtsc_1[];
 GUEST(vmx_ic_rdtsc_guest, "vmx_ic_rdtsc_1:", "rdtsc", "vmcall", "ud2");
+/* TPAUSE ECX, then UMWAIT ECX (EDX:EAX = 0: a deadline already passed), then VMCALL */
+extern const char vmx_ic_tpause[], vmx_ic_umwait[];
+GUEST(vmx_ic_uwait_guest, "xor %eax, %eax", "xor %edx, %edx", "xor %ecx, %ecx",
+      "vmx_ic_tpause:", "tpause %ecx", "vmx_ic_umwait:", "umwait %ecx", "vmcall", "ud2");
 
 PROBE(vmx_intercept_rdtsc, "vmx.intercept.rdtsc", "VMX",
       "With RDTSC exiting=1, guest RDTSC exits with reason 16, length 2, guest RIP at the RDTSC; "
       "with RDTSC exiting=0 and TSC offsetting with offset 2^40, the guest's RDTSC returns a value "
-      "at least host TSC + 2^40 and no exit occurs before the VMCALL",
+      "at least host TSC + 2^40 and no exit occurs before the VMCALL. Where WAITPKG "
+      "(CPUID.7:ECX[5]) and enable user wait and pause exist, with that control and RDTSC "
+      "exiting = 1 guest TPAUSE exits with reason 68 and UMWAIT with reason 67, each length 4 "
+      "and guest RIP at the instruction",
       "Intel SDM Vol. 3C 25.6.2, 25.6.5, 26.1.3, 26.3", "sdm.26.1.3.rdtsc-rdpmc",
-      "sdm.25.6.5.tsc-offset", "sdm.C.reason-16-rdtsc")
+      "sdm.25.6.5.tsc-offset", "sdm.C.reason-16-rdtsc", "sdm.26.1.3.user-wait",
+      "sdm.C.reason-67-umwait", "sdm.C.reason-68-tpause")
 {
     vmx_require_ctl(VMX_CTL_PROC, PROC_RDTSC_EXITING, "RDTSC exiting");
     vmx_on();
@@ -305,6 +313,27 @@ PROBE(vmx_intercept_rdtsc, "vmx.intercept.rdtsc", "VMX",
     if (vmx_run_expect(v, EXIT_RDTSC, "RDTSC with RDTSC exiting")) {
         check_eq("VM-exit instruction length of RDTSC", v->insn_len, 2);
         check_eq("guest RIP at the RDTSC exit", v->guest_rip, (uintptr_t)vmx_ic_rdtsc_1);
+    }
+    if ((cpuid(7, 0).c & BIT(5)) && vmx_ctl_can_set(VMX_CTL_PROC2, PROC2_USER_WAIT_PAUSE)) {
+        /* TPAUSE and UMWAIT exit with enable user wait and pause and RDTSC exiting */
+        struct vmx_vcpu *u = vmx_vcpu_new(vmx_ic_uwait_guest);
+        vmcs_set_bits(VMCS_PROC_CTLS, PROC_RDTSC_EXITING | PROC_SECONDARY_CTLS);
+        vmcs_set_bits(VMCS_PROC_CTLS2, PROC2_USER_WAIT_PAUSE);
+        const struct {
+            uint32_t reason;
+            const char *at, *what;
+        } w[] = {{EXIT_TPAUSE, vmx_ic_tpause, "guest TPAUSE"},
+                 {EXIT_UMWAIT, vmx_ic_umwait, "guest UMWAIT"}};
+        for (unsigned i = 0; i < ARRAY_SIZE(w); i++) {
+            if (!vmx_run_expect(u, w[i].reason, w[i].what))
+                break;
+            check_eq("guest RIP at the exit", u->guest_rip, (uintptr_t)w[i].at);
+            check_eq("VM-exit instruction length", u->insn_len, 4);
+            vmx_skip_insn(u);
+        }
+        vmptrld(v->vmcs_pa);
+    } else {
+        note("WAITPKG or enable user wait and pause not offered: TPAUSE/UMWAIT not tried");
     }
     if (!vmx_ctl_can_set(VMX_CTL_PROC, PROC_TSC_OFFSETTING) ||
         !vmx_ctl_can_clear(VMX_CTL_PROC, PROC_RDTSC_EXITING)) {
