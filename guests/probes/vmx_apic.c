@@ -404,9 +404,12 @@ PROBE(vmx_intercept_tpr_threshold, "vmx.intercept.tpr_threshold", "VMX",
 PROBE(vmx_entry_tpr_threshold, "vmx.entry.tpr_threshold", "VMX",
       "With use TPR shadow (no virtual-interrupt delivery, no APIC-access virtualization), "
       "VMLAUNCH with TPR threshold 6 above VTPR[7:4] = 5, with threshold bit 4 set, or with a "
-      "virtual-APIC address not 4 KiB aligned gives VMfailValid(7); threshold 5 launches",
-      "Intel SDM Vol. 3C 27.2.1.1", "sdm.27.2.1.1.tpr-threshold-vtpr",
-      "sdm.27.2.1.1.tpr-threshold-reserved", "sdm.27.2.1.1.virtual-apic-addr")
+      "virtual-APIC address not 4 KiB aligned gives VMfailValid(7); threshold 5 launches. Where "
+      "virtualize APIC accesses is offered, with it (and an APIC-access page) threshold 6 "
+      "launches and exits with reason 43 right after the entry (guest RIP = the entry point)",
+      "Intel SDM Vol. 3C 27.2.1.1, 27.7.7", "sdm.27.2.1.1.tpr-threshold-vtpr",
+      "sdm.27.2.1.1.tpr-threshold-reserved", "sdm.27.2.1.1.virtual-apic-addr",
+      "sdm.27.7.7.tpr-threshold")
 {
     require_tpr_shadow();
     vmx_on();
@@ -434,6 +437,23 @@ PROBE(vmx_entry_tpr_threshold, "vmx.entry.tpr_threshold", "VMX",
     }
     v->launched = 0;
     vmx_run_expect(v, EXIT_VMCALL, "VMLAUNCH with threshold 5 = VTPR[7:4]");
+    /* with virtualize APIC accesses the check is not made: the VM entry exits at once */
+    if (!vmx_ctl_can_set(VMX_CTL_PROC2, PROC2_VIRT_APIC_ACCESS)) {
+        note("virtualize APIC accesses not offered: no TPR-below-threshold exit after entry");
+        return;
+    }
+    vmcs_set_bits(VMCS_PROC_CTLS, PROC_SECONDARY_CTLS);
+    vmcs_set_bits(VMCS_PROC_CTLS2, PROC2_VIRT_APIC_ACCESS);
+    vmcs_write(VMCS_APIC_ACCESS_ADDR, (uintptr_t)alloc_page());
+    vmcs_write(VMCS_TPR_THRESHOLD, 6);
+    vmcs_write(VMCS_GUEST_RIP, (uintptr_t)vmx_ap_cr8_end);
+    /* VMRESUME if the launch above succeeded */
+    if (vmx_run_expect(v, EXIT_TPR_BELOW,
+                       "VM entry with virtualize APIC accesses and threshold 6 > VTPR[7:4] 5")) {
+        check_eq("guest RIP at the TPR-below-threshold exit (the entry point)", v->guest_rip,
+                 (uintptr_t)vmx_ap_cr8_end);
+        check_eq("exit qualification", v->exit_qual, 0);
+    }
 }
 
 /* ---- APIC-access page ------------------------------------------------------------- */

@@ -181,9 +181,14 @@ PROBE(vmx_entry_unrestricted_guest, "vmx.entry.unrestricted_guest", "unrestricte
       "A real-address-mode guest (CR0.PE=PG=0, IA-32e mode guest=0) running MOV AX,0x1234; VMCALL: "
       "without unrestricted guest VMLAUNCH fails with exit reason 0x80000021 (CR0 violates "
       "FIXED0); with unrestricted guest and EPT it exits with reason 18 at IP 3, length 3, "
-      "AX=0x1234 (16-bit operand size)",
-      "Intel SDM Vol. 3C 25.6.2, 27.3.1.1, 27.8", "sdm.27.3.1.1.cr0-fixed-bits",
-      "sdm.26.6.unrestricted-real-mode", "sdm.C.reason-33-invalid-guest-state")
+      "AX=0x1234 (16-bit operand size). VM entry then injecting #UD at IP 6 delivers it through "
+      "the real-mode IVT at the IDTR base (vector 6 -> 0800:0000, guest-physical 0x8000 mapped "
+      "by EPT to a VMCALL): exit 18 at CS 0x800, IP 0, with SP 0x1000 - 6 and IP 6, CS 0, FLAGS "
+      "pushed (no error code); the handler then sets CR0.PE with MOV CR0 (CR0 guest/host mask "
+      "0) without a VM exit and reaches a VMCALL at IP 13 with guest CR0.PE = 1",
+      "Intel SDM Vol. 3C 25.6.2, 26.6, 27.3.1.1, 27.6.1.3, 27.8", "sdm.27.3.1.1.cr0-fixed-bits",
+      "sdm.26.6.unrestricted-real-mode", "sdm.C.reason-33-invalid-guest-state",
+      "sdm.27.6.1.3.inject-real-mode", "sdm.26.6.unrestricted-mode-switch")
 {
     vmx_require_ctl(VMX_CTL_PROC2, PROC2_UNRESTRICTED | PROC2_EPT, "unrestricted guest and EPT");
     vmx_require_ctl(VMX_CTL_ENTRY, ENTRY_LOAD_EFER, "load IA32_EFER");
@@ -207,6 +212,39 @@ PROBE(vmx_entry_unrestricted_guest, "vmx.entry.unrestricted_guest", "unrestricte
     check_eq("VM-exit instruction length", v->insn_len, 3);
     check_eq("guest AX", v->gpr[VMX_GPR_RAX] & 0xffff, 0x1234);
     check_eq("guest CR0.PE", vmcs_read(VMCS_GUEST_CR0) & CR0_PE, 0);
+    /* injection into the real-mode guest: through the IVT, no error code. The handler
+     * (VMCALL) sits at guest-physical 0x8000 = 0800:0000, mapped by EPT to a page of ours. */
+    uint8_t *isr = alloc_page();
+    /* VMCALL; then MOV EAX,CR0; OR EAX,1; MOV CR0,EAX; VMCALL; UD2 */
+    static const uint8_t handler[] = {0x0f, 0x01, 0xc1, 0x0f, 0x20, 0xc0, 0x66, 0x83, 0xc8,
+                                      0x01, 0x0f, 0x22, 0xc0, 0x0f, 0x01, 0xc1, 0x0f, 0x0b};
+    memcpy(isr, handler, sizeof(handler));
+    uint64_t *pte = vmx_ept_pte(eptp, 0x8000);
+    *pte = (*pte & ~EPT_ADDR_MASK) | (uintptr_t)isr;
+    vmx_ept_flush(eptp);
+    uint16_t *ivt = alloc_page();
+    ivt[2 * UD_VECTOR] = 0, ivt[2 * UD_VECTOR + 1] = 0x800;
+    vmcs_write(VMCS_GUEST_IDTR_BASE, (uintptr_t)ivt);
+    vmcs_write(VMCS_GUEST_IDTR_LIMIT, 0x3ff);
+    vmx_skip_insn(v); /* IP 6: the UD2 */
+    vmcs_write(VMCS_ENTRY_INTR_INFO, INTR_INFO_VALID | (INTR_TYPE_HW_EXC << 8) | UD_VECTOR);
+    if (!vmx_run_expect(v, EXIT_VMCALL, "real-mode guest, VM entry injecting #UD"))
+        return;
+    check_eq("guest CS selector in the IVT handler", vmcs_read(VMCS_GUEST_CS_SEL), 0x800);
+    check_eq("guest IP at the handler's VMCALL", v->guest_rip, 0);
+    check_eq("guest SP after the delivery (three words, no error code)",
+             vmcs_read(VMCS_GUEST_RSP) & 0xffff, 0x1000 - 6);
+    const uint16_t *st = (const uint16_t *)(uintptr_t)(vmcs_read(VMCS_GUEST_SS_BASE) + 0x1000 - 6);
+    check_eq("pushed IP", st[0], 6);
+    check_eq("pushed CS", st[1], 0);
+    check_eq("pushed FLAGS", st[2] & 0xffd7, 0x2);
+    /* the unrestricted guest sets CR0.PE itself (CR0 guest/host mask 0): no VM exit */
+    vmcs_write(VMCS_CR0_MASK, 0);
+    vmx_skip_insn(v);
+    if (!vmx_run_expect(v, EXIT_VMCALL, "real-mode guest MOV CR0 setting PE"))
+        return;
+    check_eq("guest IP at the VMCALL after MOV CR0", v->guest_rip, 13);
+    check_eq("guest CR0.PE after the guest's MOV CR0", vmcs_read(VMCS_GUEST_CR0) & CR0_PE, CR0_PE);
 }
 
 /* Sets the listed fields, launches, expects a VM-entry failure with exit
@@ -265,11 +303,12 @@ PROBE(vmx_entry_interruptibility, "vmx.entry.interruptibility", "VMX",
       "with "
       "exit reason 0x80000021 and qualification 0: reserved bit 5 set; blocking by STI and by MOV "
       "SS together; blocking by STI with RFLAGS.IF=0; blocking by SMI outside SMM; injecting an "
-      "external interrupt with RFLAGS.IF=0, or with blocking by STI; injecting an NMI with "
-      "blocking "
-      "by MOV SS. The unmodified VMCS then launches",
+      "external interrupt with RFLAGS.IF=0, with blocking by STI, or with blocking by MOV SS; "
+      "injecting an NMI with blocking by MOV SS. The unmodified VMCS then launches",
       "Intel SDM Vol. 3C 27.3.1.4, 27.3.1.5", "sdm.27.3.1.5.intr-reserved",
-      "sdm.27.3.1.5.intr-sti-movss", "sdm.27.3.1.5.intr-sti-if", "sdm.27.8.invalid-guest-state")
+      "sdm.27.3.1.5.intr-sti-movss", "sdm.27.3.1.5.intr-sti-if", "sdm.27.8.invalid-guest-state",
+      "sdm.27.3.1.4.rflags-if-extint", "sdm.27.3.1.5.intr-smi-blocking",
+      "sdm.27.3.1.5.intr-inject-extint")
 {
     vmx_on();
     struct vmx_vcpu *v = vmx_vcpu_new(vmx_en_loop_guest);
@@ -293,6 +332,9 @@ PROBE(vmx_entry_interruptibility, "vmx.entry.interruptibility", "VMX",
         {{{RF, 0x202}, {IS, INTERRUPTIBILITY_STI}, {II, INJ(INTR_TYPE_EXT_INTR, 0x40)}},
          3,
          "injecting an external interrupt with blocking by STI"},
+        {{{RF, 0x202}, {IS, INTERRUPTIBILITY_MOVSS}, {II, INJ(INTR_TYPE_EXT_INTR, 0x40)}},
+         3,
+         "injecting an external interrupt with blocking by MOV SS"},
         {{{IS, INTERRUPTIBILITY_MOVSS}, {II, INJ(INTR_TYPE_NMI, NMI_VECTOR)}},
          2,
          "injecting an NMI with blocking by MOV SS"},

@@ -7,6 +7,7 @@
 #include "vmx_cases.h"
 
 GUEST(vmx_ec_loop_guest, "1: vmcall", "jmp 1b");
+GUEST(vmx_ec_read_guest, "mov (%rdi), %rax", "vmcall", "ud2");
 
 #define F(field, val)  \
     {                  \
@@ -239,9 +240,14 @@ PROBE(vmx_entry_ctl_apic_virt, "vmx.entry.ctl_apic_virt", "VMX",
       "With use TPR shadow: VMLAUNCH with virtualize x2APIC mode and virtualize APIC accesses "
       "together, with virtual-interrupt delivery but external-interrupt exiting = 0, with an "
       "APIC-access address +0x10 or at 1 << MAXPHYADDR (virtualize APIC accesses = 1) each gives "
-      "VMfailValid(7); virtualize APIC accesses with a valid page launches",
+      "VMfailValid(7); virtualize APIC accesses with a valid page launches. Where process posted "
+      "interrupts is offered: with virtual-interrupt delivery, external-interrupt exiting, "
+      "acknowledge interrupt on exit, notification vector 0xf2 and a page-aligned descriptor it "
+      "launches; without virtual-interrupt delivery, without acknowledge interrupt on exit, with "
+      "notification vector 0x1f2 or with the descriptor address + 0x20 it gives VMfailValid(7)",
       "Intel SDM Vol. 3C 27.2.1.1, 25.6.8", "sdm.27.2.1.1.apic-access-addr",
-      "sdm.27.2.1.1.x2apic-apic-access", "sdm.27.2.1.1.vid-extint-exiting")
+      "sdm.27.2.1.1.x2apic-apic-access", "sdm.27.2.1.1.vid-extint-exiting",
+      "sdm.27.2.1.1.posted-intr")
 {
     vmx_require_ctl(VMX_CTL_PROC, PROC_TPR_SHADOW | PROC_SECONDARY_CTLS,
                     "use TPR shadow and activate secondary controls");
@@ -253,7 +259,7 @@ PROBE(vmx_entry_ctl_apic_virt, "vmx.entry.ctl_apic_virt", "VMX",
     vmcs_write(VMCS_TPR_THRESHOLD, 0);
     uint32_t p = proc_with(PROC_TPR_SHADOW | PROC_SECONDARY_CTLS);
     uint32_t p2 = proc2_with(PROC2_VIRT_APIC_ACCESS);
-    struct vc_case cs[5] = {
+    struct vc_case cs[10] = {
         {"virtualize APIC accesses with a valid APIC-access page",
          VC_LAUNCH,
          0,
@@ -288,6 +294,53 @@ PROBE(vmx_entry_ctl_apic_virt, "vmx.entry.ctl_apic_virt", "VMX",
                                    {F(VMCS_PROC_CTLS, p),
                                     F(VMCS_PROC_CTLS2, p2 | PROC2_VIRT_INTR_DELIVERY),
                                     F(VMCS_PIN_CTLS, pin_with(0) & ~PIN_EXTINT_EXITING)}};
+    if (vmx_ctl_can_set(VMX_CTL_PIN, PIN_POSTED_INTR | PIN_EXTINT_EXITING) &&
+        vmx_ctl_can_set(VMX_CTL_PROC2, PROC2_VIRT_INTR_DELIVERY) &&
+        vmx_ctl_can_set(VMX_CTL_EXIT, EXIT_ACK_INTR)) {
+        /* the cases set at most 4 fields: the primary controls stay p for all of them */
+        uint64_t desc = (uintptr_t)alloc_page();
+        vmcs_write(VMCS_PROC_CTLS, p);
+        vmcs_write(VMCS_POSTED_INTR_NV, 0xf2);
+        vmcs_write(VMCS_POSTED_INTR_DESC, desc);
+        uint32_t pin = pin_with(PIN_EXTINT_EXITING | PIN_POSTED_INTR),
+                 vid = p2 | PROC2_VIRT_INTR_DELIVERY,
+                 ex = (uint32_t)vmcs_read(VMCS_EXIT_CTLS) | EXIT_ACK_INTR;
+        cs[n++] = (struct vc_case){"process posted interrupts with valid settings",
+                                   VC_LAUNCH,
+                                   0,
+                                   3,
+                                   {F(VMCS_PIN_CTLS, pin), F(VMCS_PROC_CTLS2, vid),
+                                    F(VMCS_EXIT_CTLS, ex)}};
+        cs[n++] = (struct vc_case){"process posted interrupts without virtual-interrupt delivery",
+                                   VC_CTL,
+                                   0,
+                                   3,
+                                   {F(VMCS_PIN_CTLS, pin), F(VMCS_PROC_CTLS2, p2),
+                                    F(VMCS_EXIT_CTLS, ex)}};
+        if (vmx_ctl_can_clear(VMX_CTL_EXIT, EXIT_ACK_INTR))
+            cs[n++] = (struct vc_case){"process posted interrupts without acknowledge interrupt "
+                                       "on exit",
+                                       VC_CTL,
+                                       0,
+                                       3,
+                                       {F(VMCS_PIN_CTLS, pin), F(VMCS_PROC_CTLS2, vid),
+                                        F(VMCS_EXIT_CTLS, ex & ~EXIT_ACK_INTR)}};
+        cs[n++] = (struct vc_case){"posted-interrupt notification vector 0x1f2",
+                                   VC_CTL,
+                                   0,
+                                   4,
+                                   {F(VMCS_PIN_CTLS, pin), F(VMCS_PROC_CTLS2, vid),
+                                    F(VMCS_EXIT_CTLS, ex), F(VMCS_POSTED_INTR_NV, 0x1f2)}};
+        cs[n++] = (struct vc_case){"posted-interrupt descriptor address + 0x20",
+                                   VC_CTL,
+                                   0,
+                                   4,
+                                   {F(VMCS_PIN_CTLS, pin), F(VMCS_PROC_CTLS2, vid),
+                                    F(VMCS_EXIT_CTLS, ex), F(VMCS_POSTED_INTR_DESC, desc + 0x20)}};
+    } else {
+        note("process posted interrupts (with virtual-interrupt delivery and acknowledge "
+             "interrupt on exit) not offered");
+    }
     vc_run_all(v, cs, n);
 }
 
@@ -295,9 +348,10 @@ PROBE(vmx_entry_ctl_eptp_more, "vmx.entry.ctl_eptp_more", "EPT",
       "With enable EPT, VMLAUNCH with an EPTP whose address is at 1 << MAXPHYADDR, whose page-walk "
       "length is 3 (value 2), with reserved bit 8 set, with a page-walk length of 5 when "
       "IA32_VMX_EPT_VPID_CAP[7]=0, or with the A/D enable bit when bit 21 is 0, gives "
-      "VMfailValid(7)",
+      "VMfailValid(7); so does mode-based execute control for EPT (where offered) with enable "
+      "EPT = 0, while with enable EPT = 1 it launches",
       "Intel SDM Vol. 3C 27.2.1.1, 25.6.11, A.10", "sdm.27.2.1.1.eptp-walk-length",
-      "sdm.27.2.1.1.eptp-ad-enable", "sdm.27.2.1.1.eptp-reserved")
+      "sdm.27.2.1.1.eptp-ad-enable", "sdm.27.2.1.1.eptp-reserved", "sdm.27.2.1.1.mbec-ept")
 {
     vmx_on();
     uint64_t eptp = vmx_ept_identity();
@@ -306,7 +360,7 @@ PROBE(vmx_entry_ctl_eptp_more, "vmx.entry.ctl_eptp_more", "EPT",
     vc_baseline(v);
     uint64_t cap = vmx_caps()->ept_vpid;
     uint64_t mask = ~EPT_ADDR_MASK;
-    struct vc_case cs[5] = {
+    struct vc_case cs[7] = {
         {"EPTP address at 1 << MAXPHYADDR",
          VC_CTL,
          0,
@@ -328,6 +382,21 @@ PROBE(vmx_entry_ctl_eptp_more, "vmx.entry.ctl_eptp_more", "EPT",
                                    0,
                                    1,
                                    {F(VMCS_EPTP, eptp | EPTP_AD)}};
+    if (vmx_ctl_can_set(VMX_CTL_PROC2, PROC2_MBEC)) {
+        uint32_t p2 = (uint32_t)vmcs_read(VMCS_PROC_CTLS2) | PROC2_MBEC;
+        cs[n++] = (struct vc_case){"mode-based execute control with enable EPT = 1",
+                                   VC_LAUNCH,
+                                   0,
+                                   1,
+                                   {F(VMCS_PROC_CTLS2, p2)}};
+        cs[n++] = (struct vc_case){"mode-based execute control with enable EPT = 0",
+                                   VC_CTL,
+                                   0,
+                                   1,
+                                   {F(VMCS_PROC_CTLS2, p2 & ~PROC2_EPT)}};
+    } else {
+        note("mode-based execute control for EPT not offered");
+    }
     vc_run_all(v, cs, n);
 }
 
@@ -462,8 +531,16 @@ PROBE(vmx_entry_ctl_shadow_bitmaps, "vmx.entry.ctl_shadow_bitmaps", "VMCS shadow
 PROBE(vmx_entry_ctl_ve_info, "vmx.entry.ctl_ve_info", "EPT",
       "With EPT-violation #VE = 1 (and EPT): VMLAUNCH with the virtualization-exception "
       "information address +0x800 or at 1 << MAXPHYADDR gives VMfailValid(7); a valid page "
-      "launches",
-      "Intel SDM Vol. 3C 27.2.1.1, 25.6.16", "sdm.27.2.1.1.ve-info-addr")
+      "launches. A guest read of a page P whose EPT entry is not present with suppress #VE "
+      "(bit 63) = 0, information word (offset 4) 0 and exception-bitmap bit 20 = 0 raises #VE "
+      "(vector 20, no error code) through the guest IDT instead of a VM exit, and the "
+      "information area holds exit reason 48, FFFFFFFFH at offset 4, a read qualification, "
+      "guest-linear and guest-physical address P and EPTP index 0; the same read exits with "
+      "reason 48 instead when the word is FFFFFFFFH, or when suppress #VE is 1; with "
+      "exception-bitmap bit 20 = 1 the #VE exits with reason 0, vector 20",
+      "Intel SDM Vol. 3C 27.2.1.1, 25.6.16, 26.5.6", "sdm.27.2.1.1.ve-info-addr",
+      "sdm.26.5.6.1.convertible", "sdm.26.5.6.1.suppress-ve", "sdm.26.5.6.2.ve-info",
+      "sdm.26.5.6.3.ve-delivery")
 {
     vmx_require_ctl(VMX_CTL_PROC2, PROC2_EPT_VE | PROC2_EPT, "EPT-violation #VE and EPT");
     vmx_on();
@@ -488,6 +565,56 @@ PROBE(vmx_entry_ctl_ve_info, "vmx.entry.ctl_ve_info", "EPT",
          {F(VMCS_PROC_CTLS2, p2), F(VMCS_VE_INFO_ADDR, vc_beyond_maxphy())}},
     };
     vc_run_all(v, cs, ARRAY_SIZE(cs));
+    /* #VE: a guest read of P through a not-present EPT entry with suppress #VE = 0 */
+    uint64_t pg = (uintptr_t)alloc_page();
+    uint64_t *pte = vmx_ept_pte(eptp, pg), good = *pte;
+    *pte = good & ~(EPT_RWX | (1ull << 63));
+    vmx_ept_flush(eptp);
+    struct vmx_vcpu *w = vmx_vcpu_new(vmx_ec_read_guest);
+    vmx_use_ept(w, eptp);
+    vmx_guest_idt(w);
+    vmcs_clear_bits(VMCS_EXCEPTION_BITMAP, BIT(VE_VECTOR));
+    vmcs_set_bits(VMCS_PROC_CTLS2, PROC2_EPT_VE);
+    uint32_t *info = alloc_page();
+    vmcs_write(VMCS_VE_INFO_ADDR, (uintptr_t)info);
+    w->gpr[VMX_GPR_RDI] = pg;
+    if (vmx_run_expect(w, EXIT_VMCALL, "guest read of P (not present, suppress #VE 0)")) {
+        check_eq("handler's VMCALL: RAX (an event)", w->gpr[VMX_GPR_RAX], VMX_GUEST_EVENT);
+        check_eq("vector delivered for the EPT violation (#VE)", w->gpr[VMX_GPR_RBX], VE_VECTOR);
+        check_eq("error code of #VE (none pushed: the handler's ~0)", w->gpr[VMX_GPR_RCX], ~0ull);
+        check_eq("pushed RIP (the read)", w->gpr[VMX_GPR_RDX], (uintptr_t)vmx_ec_read_guest);
+        check_eq("#VE information: exit reason", info[0], EXIT_EPT_VIOLATION);
+        check_eq("#VE information: word at offset 4", info[1], 0xffffffffu);
+        const uint64_t *q = (const uint64_t *)(info + 2);
+        check(q[0] & EPT_VQ_READ, "#VE information: qualification %#llx without the read bit",
+              (unsigned long long)q[0]);
+        check_eq("#VE information: guest-linear address", q[1], pg);
+        check_eq("#VE information: guest-physical address", q[2], pg);
+        check_eq("#VE information: EPTP index", *(const uint16_t *)(info + 8), 0);
+    }
+    /* no #VE while the word is FFFFFFFFH, nor with suppress #VE = 1: EPT-violation exits */
+    const struct {
+        uint32_t word;
+        uint64_t sve;
+        const char *what;
+    } ex[] = {{0xffffffffu, 0, "information word FFFFFFFFH"}, {0, 1ull << 63, "suppress #VE 1"}};
+    for (unsigned i = 0; i < ARRAY_SIZE(ex); i++) {
+        info[1] = ex[i].word;
+        *pte = (good & ~(EPT_RWX | (1ull << 63))) | ex[i].sve;
+        vmx_ept_flush(eptp);
+        vmcs_write(VMCS_GUEST_RIP, (uintptr_t)vmx_ec_read_guest);
+        vmx_run_expect(w, EXIT_EPT_VIOLATION, ex[i].what);
+    }
+    /* with exception-bitmap bit 20 = 1 the #VE itself exits */
+    info[1] = 0;
+    *pte = good & ~(EPT_RWX | (1ull << 63));
+    vmx_ept_flush(eptp);
+    vmcs_set_bits(VMCS_EXCEPTION_BITMAP, BIT(VE_VECTOR));
+    vmcs_write(VMCS_GUEST_RIP, (uintptr_t)vmx_ec_read_guest);
+    if (vmx_run_expect(w, EXIT_EXCEPTION_NMI, "#VE with exception-bitmap bit 20 = 1"))
+        check_eq("vector of the exception exit", INTR_INFO_VECTOR(w->exit_intr_info), VE_VECTOR);
+    *pte = good;
+    vmx_ept_flush(eptp);
 }
 
 PROBE(vmx_entry_ctl_timer_save, "vmx.entry.ctl_timer_save", "preemption timer",

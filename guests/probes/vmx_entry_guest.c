@@ -44,20 +44,26 @@ static struct vmx_vcpu *eg_vcpu(void)
     return v;
 }
 
+#ifndef CR4_CET
+#define CR4_CET BIT(23) /* control-flow enforcement */
+#endif
+
 static uint64_t low_bit(uint64_t m) { return m & -m; }
 
 PROBE(vmx_entry_guest_cr0_cr4, "vmx.entry.guest_cr0_cr4", "VMX",
       "VM entry fails (exit reason 0x80000021, qualification 0) with guest CR0.NE=0 or CR4.VMXE=0 "
       "(fixed to 1 by IA32_VMX_CR0_FIXED0 / CR4_FIXED0), with a guest CR0 or CR4 bit set that "
-      "CR0_FIXED1 / CR4_FIXED1 does not allow, and with CR4.PAE=0 in an IA-32e mode guest",
+      "CR0_FIXED1 / CR4_FIXED1 does not allow, with CR4.PAE=0 in an IA-32e mode guest, and (where "
+      "CR4_FIXED1 allows CET) with CR4.CET=1 but CR0.WP=0",
       "Intel SDM Vol. 3C 27.3.1.1, A.7, A.8", "sdm.27.3.1.1.cr0-fixed-bits",
-      "sdm.27.3.1.1.cr4-fixed-bits", "sdm.27.3.1.1.ia32e-pg-pae", "sdm.27.8.invalid-guest-state")
+      "sdm.27.3.1.1.cr4-fixed-bits", "sdm.27.3.1.1.ia32e-pg-pae", "sdm.27.8.invalid-guest-state",
+      "sdm.27.3.1.1.cr4-cet-wp")
 {
     struct vmx_vcpu *v = eg_vcpu();
     const struct vmx_caps *c = vmx_caps();
     uint64_t cr0 = vmcs_read(VMCS_GUEST_CR0), cr4 = vmcs_read(VMCS_GUEST_CR4);
     uint64_t cr0_bad1 = low_bit(~c->cr0_fixed1), cr4_bad1 = low_bit(~c->cr4_fixed1);
-    struct vc_case cs[5] = {
+    struct vc_case cs[6] = {
         {"guest CR0.NE=0", VC_GUEST, 0, 1, {F(VMCS_GUEST_CR0, cr0 & ~CR0_NE)}},
         {"guest CR4.VMXE=0", VC_GUEST, 0, 1, {F(VMCS_GUEST_CR4, cr4 & ~CR4_VMXE)}},
         {"guest CR4.PAE=0 in an IA-32e mode guest",
@@ -73,6 +79,16 @@ PROBE(vmx_entry_guest_cr0_cr4, "vmx.entry.guest_cr0_cr4", "VMX",
                                    0,
                                    1,
                                    {F(VMCS_GUEST_CR0, cr0 | cr0_bad1)}};
+    if ((c->cr4_fixed1 & CR4_CET) && !(c->cr0_fixed0 & CR0_WP))
+        cs[n++] =
+            (struct vc_case){"guest CR4.CET=1 with CR0.WP=0",
+                             VC_GUEST,
+                             0,
+                             2,
+                             {F(VMCS_GUEST_CR0, cr0 & ~CR0_WP), F(VMCS_GUEST_CR4, cr4 | CR4_CET)}};
+    else
+        note("CR4.CET=1 with CR0.WP=0 not tried: CR4_FIXED1 %#llx, CR0_FIXED0 %#llx",
+             (unsigned long long)c->cr4_fixed1, (unsigned long long)c->cr0_fixed0);
     if (cr4_bad1)
         cs[n++] = (struct vc_case){"guest CR4 with a FIXED1-zero bit",
                                    VC_GUEST,
@@ -491,10 +507,11 @@ PROBE(vmx_entry_guest_gdtr_idtr, "vmx.entry.guest_gdtr_idtr", "VMX",
 
 PROBE(vmx_entry_guest_pending_dbg, "vmx.entry.guest_pending_dbg", "VMX",
       "VM entry with reserved bit 4 or bit 40 set in the guest pending debug exceptions field "
-      "fails: exit reason 0x80000021, qualification 0; B0 (bit 0) alone launches; B0 with enabled "
-      "breakpoint (bit 12) is delivered to the guest as #DB (vector 1 through its IDT)",
+      "fails: exit reason 0x80000021, qualification 0; so does the RTM bit (16) without enabled "
+      "breakpoint (bit 12), or with bits 12 and 0 (B0); B0 (bit 0) alone launches; B0 with "
+      "enabled breakpoint (bit 12) is delivered to the guest as #DB (vector 1 through its IDT)",
       "Intel SDM Vol. 3C 27.3.1.5, 27.7.3", "sdm.27.3.1.5.pending-dbg-reserved",
-      "sdm.27.7.3.pending-dbg")
+      "sdm.27.7.3.pending-dbg", "sdm.27.3.1.5.pending-dbg-rtm")
 {
     struct vmx_vcpu *v = eg_vcpu();
     vmx_guest_idt(v); /* a #DB delivered from the pending B0 ends in a VMCALL */
@@ -503,6 +520,13 @@ PROBE(vmx_entry_guest_pending_dbg, "vmx.entry.guest_pending_dbg", "VMX",
     const struct vc_case cs[] = {
         {"pending debug exceptions bit 4", VC_GUEST, 0, 1, {F(PD, BIT(4))}},
         {"pending debug exceptions bit 40", VC_GUEST, 0, 1, {F(PD, BIT(40))}},
+        /* RTM (bit 16) needs bit 12 set and bits 11:0 clear, whether or not RTM exists */
+        {"pending debug exceptions RTM without bit 12", VC_GUEST, 0, 1, {F(PD, BIT(16))}},
+        {"pending debug exceptions RTM with bits 12 and 0",
+         VC_GUEST,
+         0,
+         1,
+         {F(PD, BIT(16) | BIT(12) | BIT(0))}},
         {"pending debug exceptions B0", VC_LAUNCH, 0, 1, {F(PD, BIT(0))}},
     };
     vc_run_all(v, cs, ARRAY_SIZE(cs));

@@ -22,14 +22,19 @@ static struct vmx_vcpu *eh_vcpu(void)
 }
 
 /* the lowest bit set in m, or 0 */
+#ifndef CR4_CET
+#define CR4_CET BIT(23) /* control-flow enforcement */
+#endif
+
 static uint64_t low_bit(uint64_t m) { return m & -m; }
 
 PROBE(vmx_entry_host_cr0_cr4, "vmx.entry.host_cr0_cr4", "VMX",
       "VMLAUNCH with a host CR0 that lacks a bit IA32_VMX_CR0_FIXED0 requires (PE, and NE), with a "
       "host CR0 or CR4 bit set that IA32_VMX_CR0_FIXED1 / CR4_FIXED1 does not allow, or with host "
-      "CR4.PAE=0 while the host address-space size is 1, gives VMfailValid(8)",
+      "CR4.PAE=0 while the host address-space size is 1, or (where CR4_FIXED1 allows CET) with "
+      "host CR4.CET=1 but CR0.WP=0, gives VMfailValid(8)",
       "Intel SDM Vol. 3C 27.2.2, 27.2.4, A.7, A.8", "sdm.27.2.2.host-cr0-fixed",
-      "sdm.27.2.2.host-cr4-fixed", "sdm.27.2.4.host-size-1")
+      "sdm.27.2.2.host-cr4-fixed", "sdm.27.2.4.host-size-1", "sdm.27.2.2.host-cr4-cet-wp")
 {
     struct vmx_vcpu *v = eh_vcpu();
     const struct vmx_caps *c = vmx_caps();
@@ -37,7 +42,7 @@ PROBE(vmx_entry_host_cr0_cr4, "vmx.entry.host_cr0_cr4", "VMX",
     uint64_t cr0_bad1 = low_bit(~c->cr0_fixed1), cr4_bad1 = low_bit(~c->cr4_fixed1);
     note("CR0 bit %#llx and CR4 bit %#llx are fixed to 0", (unsigned long long)cr0_bad1,
          (unsigned long long)cr4_bad1);
-    struct vc_case cs[5] = {
+    struct vc_case cs[6] = {
         {"host CR0.PE=0", VC_HOST, 0, 1, {F(VMCS_HOST_CR0, cr0 & ~CR0_PE)}},
         {"host CR0.NE=0", VC_HOST, 0, 1, {F(VMCS_HOST_CR0, cr0 & ~CR0_NE)}},
         {"host CR4.PAE=0 with host address-space size 1",
@@ -53,6 +58,16 @@ PROBE(vmx_entry_host_cr0_cr4, "vmx.entry.host_cr0_cr4", "VMX",
                                    0,
                                    1,
                                    {F(VMCS_HOST_CR0, cr0 | cr0_bad1)}};
+    if ((c->cr4_fixed1 & CR4_CET) && !(c->cr0_fixed0 & CR0_WP))
+        cs[n++] =
+            (struct vc_case){"host CR4.CET=1 with CR0.WP=0",
+                             VC_HOST,
+                             0,
+                             2,
+                             {F(VMCS_HOST_CR0, cr0 & ~CR0_WP), F(VMCS_HOST_CR4, cr4 | CR4_CET)}};
+    else
+        note("CR4.CET=1 with CR0.WP=0 not tried: CR4_FIXED1 %#llx, CR0_FIXED0 %#llx",
+             (unsigned long long)c->cr4_fixed1, (unsigned long long)c->cr0_fixed0);
     if (cr4_bad1)
         cs[n++] = (struct vc_case){"host CR4 with a FIXED1-zero bit",
                                    VC_HOST,

@@ -8,6 +8,8 @@
 
 GUEST(vmx_em_loop_guest, "1: vmcall", "jmp 1b");
 
+#define VMCS_EXIT_CTLS2 0x2044 /* secondary VM-exit controls */
+
 #define F(field, val)  \
     {                  \
         (field), (val) \
@@ -15,12 +17,16 @@ GUEST(vmx_em_loop_guest, "1: vmcall", "jmp 1b");
 
 PROBE(vmx_entry_ctl_reserved_every_bit, "vmx.entry.ctl_reserved_every_bit", "VMX",
       "Every bit of the pin-based, primary and secondary processor-based (with the secondary "
-      "controls active), VM-exit and VM-entry controls that the (TRUE) capability MSR fixes: "
-      "VMLAUNCH with that one bit flipped (a must-be-1 bit cleared, a must-be-0 bit set) gives "
-      "VMfailValid(7); the unmodified VMCS then launches",
+      "controls active), VM-exit and VM-entry controls that the (TRUE) capability MSR fixes, "
+      "and, where offered, every bit of the tertiary processor-based controls that "
+      "IA32_VMX_PROCBASED_CTLS3 and of the secondary VM-exit controls that IA32_VMX_EXIT_CTLS2 "
+      "report unsupported (with those controls activated): VMLAUNCH with that one bit flipped (a "
+      "must-be-1 bit cleared, a must-be-0 bit set) gives VMfailValid(7); the unmodified VMCS then "
+      "launches",
       "Intel SDM Vol. 3C 27.2.1.1, 27.2.1.2, 27.2.1.3, A.3-A.5", "sdm.27.2.1.1.pinbased-reserved",
       "sdm.27.2.1.1.procbased-reserved", "sdm.27.2.1.1.procbased2-reserved",
-      "sdm.27.2.1.2.exit-reserved", "sdm.27.2.1.3.entry-reserved")
+      "sdm.27.2.1.2.exit-reserved", "sdm.27.2.1.3.entry-reserved",
+      "sdm.27.2.1.1.procbased3-reserved", "sdm.27.2.1.2.exit2-reserved")
 {
     vmx_on();
     struct vmx_vcpu *v = vmx_vcpu_new(vmx_em_loop_guest);
@@ -58,6 +64,37 @@ PROBE(vmx_entry_ctl_reserved_every_bit, "vmx.entry.ctl_reserved_every_bit", "VMX
                 cs.n = 2;
                 cs.f[1] = (struct vc_field)F(VMCS_PROC_CTLS, proc | PROC_SECONDARY_CTLS);
             }
+            tried++;
+            ok += vc_run(v, &cs);
+        }
+    }
+    /* the 64-bit tertiary and secondary VM-exit controls: allowed-1 MSRs only */
+    const struct {
+        bool offered;
+        uint64_t field, may1, act_field;
+        uint32_t act_bit;
+        const char *name;
+    } g[] = {{c->has_proc3 && (c->ctl[VMX_CTL_PROC].may1 & PROC_TERTIARY_CTLS), VMCS_PROC_CTLS3,
+              c->proc3, VMCS_PROC_CTLS, PROC_TERTIARY_CTLS, "tertiary processor-based"},
+             {(c->ctl[VMX_CTL_EXIT].may1 & EXIT_SECONDARY_CTLS) != 0, VMCS_EXIT_CTLS2, 0,
+              VMCS_EXIT_CTLS, EXIT_SECONDARY_CTLS, "secondary VM-exit"}};
+    for (unsigned i = 0; i < ARRAY_SIZE(g); i++) {
+        if (!g[i].offered) {
+            note("%s controls not offered", g[i].name);
+            continue;
+        }
+        uint64_t may1 = g[i].field == VMCS_EXIT_CTLS2 ? rdmsr(MSR_IA32_VMX_EXIT_CTLS2) : g[i].may1;
+        uint64_t act = vmcs_read(g[i].act_field) | g[i].act_bit; /* the field itself 0 */
+        for (unsigned b = 0; b < 64; b++) {
+            if (may1 & (1ull << b))
+                continue;
+            char what[96];
+            snprintf(what, sizeof(what), "%s controls bit %u set (must be 0)", g[i].name, b);
+            struct vc_case cs = {what,
+                                 VC_CTL,
+                                 0,
+                                 2,
+                                 {F(g[i].field, 1ull << b), F(g[i].act_field, act)}};
             tried++;
             ok += vc_run(v, &cs);
         }
@@ -143,9 +180,12 @@ PROBE(vmx_entry_guest_activity_cpl3, "vmx.entry.guest_activity_cpl3", "VMX",
 PROBE(vmx_entry_guest_activity_shutdown, "vmx.entry.guest_activity_shutdown", "VMX",
       "VM entry in activity state shutdown injecting a hardware exception #UD (only NMI and "
       "machine check may be injected there) fails: exit reason 0x80000021, qualification 0; so "
-      "does shutdown with blocking by STI",
-      "Intel SDM Vol. 3C 27.3.1.5 (activity state), A.6", "sdm.27.3.1.5.activity-shutdown-inject",
-      "sdm.27.3.1.5.activity-blocking")
+      "does shutdown with blocking by STI. Where the VMX-preemption timer exists, VM entry in "
+      "shutdown with the timer at 1000 executes nothing: exit 52 with guest RIP unchanged and "
+      "the activity state still shutdown",
+      "Intel SDM Vol. 3C 27.3.1.5 (activity state), 27.7.2, A.6",
+      "sdm.27.3.1.5.activity-shutdown-inject", "sdm.27.3.1.5.activity-blocking",
+      "sdm.27.7.2.activity-shutdown")
 {
     if (!(vmx_caps()->misc & VMX_MISC_ACT_SHUTDOWN))
         skip("IA32_VMX_MISC[7]=0: activity state shutdown not supported");
@@ -169,6 +209,23 @@ PROBE(vmx_entry_guest_activity_shutdown, "vmx.entry.guest_activity_shutdown", "V
     };
     v->watchdog = "the VM-entry failure (0x80000021)";
     vc_run_all(v, cs, ARRAY_SIZE(cs));
+    v->watchdog = NULL;
+    if (!vmx_ctl_can_set(VMX_CTL_PIN, PIN_PREEMPTION_TIMER)) {
+        note("no VMX-preemption timer: the entry into shutdown not tried");
+        return;
+    }
+    /* a valid entry into shutdown: the guest stays there until the timer's VM exit */
+    uint64_t rip = vmcs_read(VMCS_GUEST_RIP);
+    vmcs_set_bits(VMCS_PIN_CTLS, PIN_PREEMPTION_TIMER);
+    vmcs_write(VMCS_PREEMPTION_TIMER, 1000);
+    vmcs_write(AS, ACTIVITY_SHUTDOWN);
+    v->launched = 0;
+    v->watchdog = "the VMX-preemption timer exit (52) from shutdown";
+    note("watched run: entry in shutdown, the timer at 1000"); /* names it if the level hangs */
+    if (vmx_run_expect(v, EXIT_PREEMPT_TIMER, "VM entry in shutdown with the timer at 1000")) {
+        check_eq("guest RIP (nothing executed)", v->guest_rip, rip);
+        check_eq("guest activity state after the exit", vmcs_read(AS), ACTIVITY_SHUTDOWN);
+    }
     v->watchdog = NULL;
 }
 

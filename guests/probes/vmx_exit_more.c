@@ -115,7 +115,7 @@ PROBE(vmx_exit_cr_regs, "vmx.intercept.cr_qual_regs", "VMX",
 /* ---- XSAVES ------------------------------------------------------------------------- */
 
 extern const char vmx_xm_xsaves[];
-GUEST(vmx_xm_xsaves_guest, "    mov $1, %eax\n"
+GUEST(vmx_xm_xsaves_guest, "    mov %esi, %eax\n"
                            "    xor %edx, %edx\n"
                            "vmx_xm_xsaves:\n"
                            "    xsaves64 (%rdi)\n"
@@ -125,9 +125,12 @@ GUEST(vmx_xm_xsaves_guest, "    mov $1, %eax\n"
 PROBE(vmx_exit_xsaves, "vmx.intercept.xsaves", "VMX",
       "With enable XSAVES/XRSTORS = 0, a guest XSAVES raises #UD (exit 0, vector 6, at the "
       "XSAVES); with the control = 1 and an XSS-exiting bitmap of 0, XSAVES of x87 state (EDX:EAX "
-      "= 1, CR4.OSXSAVE set) runs without exit to the guest's VMCALL",
+      "= 1, CR4.OSXSAVE set) runs without exit to the guest's VMCALL; where IA32_XSS offers a "
+      "supervisor state component n (CPUID.(EAX=0DH,ECX=1):ECX), with IA32_XSS = bit n and "
+      "XSS-exiting bitmap bit n set, XSAVES with EDX:EAX = 1 | bit n exits with reason 63 at "
+      "the XSAVES",
       "Intel SDM Vol. 3C 25.6.2, 25.6.20, 26.1.3, 26.3", "sdm.26.3.xsaves-ud",
-      "sdm.26.1.3.xsaves-xrstors")
+      "sdm.26.1.3.xsaves-xrstors", "sdm.C.reason-63-xsaves")
 {
     (void)vmx_caps(); /* no VMX is the reason to name first */
     if (!(cpuid(0xd, 1).a & BIT(3)))
@@ -138,6 +141,7 @@ PROBE(vmx_exit_xsaves, "vmx.intercept.xsaves", "VMX",
     vmx_on();
     struct vmx_vcpu *v = vmx_vcpu_new(vmx_xm_xsaves_guest);
     v->gpr[VMX_GPR_RDI] = (uintptr_t)alloc_pages(4);
+    v->gpr[VMX_GPR_RSI] = 1; /* EDX:EAX of the XSAVES: x87 */
     if (vmx_ctl_can_clear(VMX_CTL_PROC2, PROC2_XSAVES) || !vmx_caps()->has_proc2) {
         if (vmx_caps()->has_proc2)
             vmcs_clear_bits(VMCS_PROC_CTLS2, PROC2_XSAVES);
@@ -157,7 +161,27 @@ PROBE(vmx_exit_xsaves, "vmx.intercept.xsaves", "VMX",
     v->launched = 0;
     vmclear(v->vmcs_pa);
     vmptrld(v->vmcs_pa);
-    vmx_run_expect(v, EXIT_VMCALL, "XSAVES with enable XSAVES/XRSTORS = 1, XSS-exiting bitmap 0");
+    if (!vmx_run_expect(v, EXIT_VMCALL,
+                        "XSAVES with enable XSAVES/XRSTORS = 1, XSS-exiting bitmap 0"))
+        return;
+    /* a supervisor component in EDX:EAX, IA32_XSS and the XSS-exiting bitmap: a VM exit */
+    uint32_t sup = cpuid(0xd, 1).c & 0x7fffffffu;
+    if (!sup) {
+        note("CPUID.(EAX=0DH,ECX=1):ECX=0: no supervisor state component, the exit not tried");
+        return;
+    }
+    uint32_t bit = sup & -sup;
+    uint64_t xss = rdmsr(0xda0); /* IA32_XSS */
+    wrmsr(0xda0, bit);
+    vmcs_write(VMCS_XSS_EXIT_BITMAP, bit);
+    vmcs_write(VMCS_GUEST_RIP, (uintptr_t)vmx_xm_xsaves_guest);
+    v->gpr[VMX_GPR_RSI] = 1 | bit;
+    if (vmx_run_expect(v, EXIT_XSAVES, "XSAVES of a component set in IA32_XSS and the bitmap")) {
+        check_eq("guest RIP at the XSAVES exit", v->guest_rip, (uintptr_t)vmx_xm_xsaves);
+        check_eq("VM-exit instruction length of XSAVES", v->insn_len, 4);
+    }
+    note("supervisor component bit %#x (IA32_XSS was %#llx)", bit, (unsigned long long)xss);
+    wrmsr(0xda0, xss);
 }
 
 /* ---- IA32_DEBUGCTL and DR7 across the VM exit --------------------------------------------- */

@@ -290,13 +290,21 @@ PROBE(vmx_intercept_mtf, "vmx.intercept.mtf", "MTF",
 
 extern const char vmx_ic_rdtsc_1[];
 GUEST(vmx_ic_rdtsc_guest, "vmx_ic_rdtsc_1:", "rdtsc", "vmcall", "ud2");
+/* TPAUSE ECX, then UMWAIT ECX (EDX:EAX = 0: a deadline already passed), then VMCALL */
+extern const char vmx_ic_tpause[], vmx_ic_umwait[];
+GUEST(vmx_ic_uwait_guest, "xor %eax, %eax", "xor %edx, %edx", "xor %ecx, %ecx",
+      "vmx_ic_tpause:", "tpause %ecx", "vmx_ic_umwait:", "umwait %ecx", "vmcall", "ud2");
 
 PROBE(vmx_intercept_rdtsc, "vmx.intercept.rdtsc", "VMX",
       "With RDTSC exiting=1, guest RDTSC exits with reason 16, length 2, guest RIP at the RDTSC; "
       "with RDTSC exiting=0 and TSC offsetting with offset 2^40, the guest's RDTSC returns a value "
-      "at least host TSC + 2^40 and no exit occurs before the VMCALL",
+      "at least host TSC + 2^40 and no exit occurs before the VMCALL. Where WAITPKG "
+      "(CPUID.7:ECX[5]) and enable user wait and pause exist, with that control and RDTSC "
+      "exiting = 1 guest TPAUSE exits with reason 68 and UMWAIT with reason 67, each length 4 "
+      "and guest RIP at the instruction",
       "Intel SDM Vol. 3C 25.6.2, 25.6.5, 26.1.3, 26.3", "sdm.26.1.3.rdtsc-rdpmc",
-      "sdm.25.6.5.tsc-offset", "sdm.C.reason-16-rdtsc")
+      "sdm.25.6.5.tsc-offset", "sdm.C.reason-16-rdtsc", "sdm.26.1.3.user-wait",
+      "sdm.C.reason-67-umwait", "sdm.C.reason-68-tpause")
 {
     vmx_require_ctl(VMX_CTL_PROC, PROC_RDTSC_EXITING, "RDTSC exiting");
     vmx_on();
@@ -305,6 +313,27 @@ PROBE(vmx_intercept_rdtsc, "vmx.intercept.rdtsc", "VMX",
     if (vmx_run_expect(v, EXIT_RDTSC, "RDTSC with RDTSC exiting")) {
         check_eq("VM-exit instruction length of RDTSC", v->insn_len, 2);
         check_eq("guest RIP at the RDTSC exit", v->guest_rip, (uintptr_t)vmx_ic_rdtsc_1);
+    }
+    if ((cpuid(7, 0).c & BIT(5)) && vmx_ctl_can_set(VMX_CTL_PROC2, PROC2_USER_WAIT_PAUSE)) {
+        /* TPAUSE and UMWAIT exit with enable user wait and pause and RDTSC exiting */
+        struct vmx_vcpu *u = vmx_vcpu_new(vmx_ic_uwait_guest);
+        vmcs_set_bits(VMCS_PROC_CTLS, PROC_RDTSC_EXITING | PROC_SECONDARY_CTLS);
+        vmcs_set_bits(VMCS_PROC_CTLS2, PROC2_USER_WAIT_PAUSE);
+        const struct {
+            uint32_t reason;
+            const char *at, *what;
+        } w[] = {{EXIT_TPAUSE, vmx_ic_tpause, "guest TPAUSE"},
+                 {EXIT_UMWAIT, vmx_ic_umwait, "guest UMWAIT"}};
+        for (unsigned i = 0; i < ARRAY_SIZE(w); i++) {
+            if (!vmx_run_expect(u, w[i].reason, w[i].what))
+                break;
+            check_eq("guest RIP at the exit", u->guest_rip, (uintptr_t)w[i].at);
+            check_eq("VM-exit instruction length", u->insn_len, 4);
+            vmx_skip_insn(u);
+        }
+        vmptrld(v->vmcs_pa);
+    } else {
+        note("WAITPKG or enable user wait and pause not offered: TPAUSE/UMWAIT not tried");
     }
     if (!vmx_ctl_can_set(VMX_CTL_PROC, PROC_TSC_OFFSETTING) ||
         !vmx_ctl_can_clear(VMX_CTL_PROC, PROC_RDTSC_EXITING)) {
@@ -594,12 +623,15 @@ PROBE(vmx_intercept_vmx_insn, "vmx.intercept.vmx_insn", "VMX",
 }
 
 extern const char vmx_guest_vectors[];
+GUEST(vmx_ic_mtf_ud_guest, "ud2", "vmcall", "ud2");
 
 PROBE(vmx_intercept_mtf_inject, "vmx.intercept.mtf_inject", "MTF",
       "With monitor trap flag=1 and VM entry injecting #UD through a guest IDT, an MTF VM exit "
       "(reason 37) occurs before the handler's first instruction: guest RIP = the #UD handler, "
-      "qualification 0",
-      "Intel SDM Vol. 3C 26.5.2, 27.6.1", "sdm.26.5.2.mtf-injection", "sdm.27.7.8.mtf-after-entry")
+      "qualification 0; likewise a guest UD2 whose #UD is delivered through the guest IDT "
+      "(exception bitmap bit 6 = 0) is followed by an MTF exit at the #UD handler",
+      "Intel SDM Vol. 3C 26.5.2, 27.6.1", "sdm.26.5.2.mtf-injection", "sdm.27.7.8.mtf-after-entry",
+      "sdm.26.5.2.mtf-fault")
 {
     vmx_require_ctl(VMX_CTL_PROC, PROC_MTF, "monitor trap flag");
     vmx_on();
@@ -607,11 +639,21 @@ PROBE(vmx_intercept_mtf_inject, "vmx.intercept.mtf_inject", "MTF",
     vmx_guest_idt(v);
     vmcs_set_bits(VMCS_PROC_CTLS, PROC_MTF);
     vmcs_write(VMCS_ENTRY_INTR_INFO, INTR_INFO_VALID | (INTR_TYPE_HW_EXC << 8) | UD_VECTOR);
-    if (!vmx_run_expect(v, EXIT_MTF, "VM entry injecting #UD with MTF"))
+    if (vmx_run_expect(v, EXIT_MTF, "VM entry injecting #UD with MTF")) {
+        check_eq("guest RIP at the MTF exit (the #UD handler)", v->guest_rip,
+                 (uintptr_t)vmx_guest_vectors + 16 * UD_VECTOR);
+        check_eq("exit qualification of MTF", v->exit_qual, 0);
+    }
+    /* a fault of the guest's own instruction, delivered through its IDT */
+    struct vmx_vcpu *w = vmx_vcpu_new(vmx_ic_mtf_ud_guest);
+    vmx_guest_idt(w);
+    vmcs_clear_bits(VMCS_EXCEPTION_BITMAP, BIT(UD_VECTOR));
+    vmcs_set_bits(VMCS_PROC_CTLS, PROC_MTF);
+    if (!vmx_run_expect(w, EXIT_MTF, "guest UD2 (#UD delivered) with MTF"))
         return;
-    check_eq("guest RIP at the MTF exit (the #UD handler)", v->guest_rip,
+    check_eq("guest RIP at the MTF exit after the UD2 (the #UD handler)", w->guest_rip,
              (uintptr_t)vmx_guest_vectors + 16 * UD_VECTOR);
-    check_eq("exit qualification of MTF", v->exit_qual, 0);
+    check_eq("exit qualification of MTF after the UD2", w->exit_qual, 0);
 }
 
 /* ---- interrupt and NMI windows ---------------------------------------------------- */
@@ -892,6 +934,7 @@ PROBE(vmx_intercept_rdtscp, "vmx.intercept.rdtscp", "VMX",
     }
 }
 
+GUEST(vmx_ic_mwait_guest, "xor %eax, %eax", "xor %ecx, %ecx", "mwait", "vmcall", "ud2");
 extern const char vmx_ic_mon_1[], vmx_ic_mon_2[];
 GUEST(vmx_ic_mon_guest, "    mov %rdi, %rax\n"
                         "    xor %ecx, %ecx\n"
@@ -906,9 +949,12 @@ GUEST(vmx_ic_mon_guest, "    mov %rdi, %rax\n"
 
 PROBE(vmx_intercept_monitor_mwait, "vmx.intercept.monitor_mwait", "VMX",
       "With MONITOR exiting and MWAIT exiting, guest MONITOR exits with reason 39 and MWAIT with "
-      "reason 36, each with length 3 and guest RIP at the instruction",
-      "Intel SDM Vol. 3C 25.6.2, 26.1.3", "sdm.26.1.3.hlt-mwait-monitor", "sdm.C.reason-36-mwait",
-      "sdm.C.reason-39-monitor")
+      "reason 36, each with length 3 and guest RIP at the instruction. Where MWAIT exiting can be "
+      "0 and the VMX-preemption timer exists: the host arms MONITOR on a line nobody writes, and "
+      "a guest MWAIT right after VM entry does not wait (VM entry cleared the monitoring): it "
+      "reaches its VMCALL before the timer (10^6) expires",
+      "Intel SDM Vol. 3C 25.6.2, 26.1.3, 27.3.3", "sdm.26.1.3.hlt-mwait-monitor",
+      "sdm.C.reason-36-mwait", "sdm.C.reason-39-monitor", "sdm.27.3.3.monitor-clear")
 {
     vmx_caps();
     if (!(cpuid(1, 0).c & (1u << 3)))
@@ -932,6 +978,20 @@ PROBE(vmx_intercept_monitor_mwait, "vmx.intercept.monitor_mwait", "VMX",
         check_eq("guest RIP", v->guest_rip, (uintptr_t)vmx_ic_mon_2);
         check_eq("VM-exit instruction length", v->insn_len, 3);
     }
+    if (!vmx_ctl_can_clear(VMX_CTL_PROC, PROC_MWAIT_EXITING) ||
+        !vmx_ctl_can_set(VMX_CTL_PIN, PIN_PREEMPTION_TIMER)) {
+        note("MWAIT exiting fixed or no VMX-preemption timer: monitor clearing not tried");
+        return;
+    }
+    /* VM entry clears address-range monitoring: the guest's MWAIT does not wait */
+    struct vmx_vcpu *w = vmx_vcpu_new(vmx_ic_mwait_guest);
+    vmcs_clear_bits(VMCS_PROC_CTLS, PROC_MWAIT_EXITING);
+    vmcs_set_bits(VMCS_PIN_CTLS, PIN_PREEMPTION_TIMER);
+    vmcs_write(VMCS_PREEMPTION_TIMER, 1000000);
+    const volatile uint8_t *line = alloc_page();
+    __asm__ volatile("monitor" : : "a"(line), "c"(0), "d"(0) : "memory");
+    w->watchdog = "the guest's VMCALL after MWAIT (or the timer exit)";
+    vmx_run_expect(w, EXIT_VMCALL, "guest MWAIT after the host armed MONITOR before VM entry");
 }
 
 GUEST(vmx_ic_xsetbv_guest, "xsetbv", "vmcall", "ud2");

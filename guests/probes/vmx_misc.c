@@ -120,12 +120,18 @@ PROBE(vmx_misc_msr_lists, "vmx.misc.msr_lists", "VMX",
     check_eq("host IA32_KERNEL_GS_BASE after the exit (VM-exit MSR-load)", after, 0x3333000);
 }
 
-GUEST(vmx_mi_tsc_guest, "rdtsc", "vmcall", "ud2");
+/* RDTSC into RDX:RAX; with RBX bit 0 RDMSR(IA32_TSC) into R9:R8, with bit 1 RDTSCP into
+ * R11:R10 */
+GUEST(vmx_mi_tsc_guest, "rdtsc", "mov %rax, %rsi", "mov %rdx, %rdi", "test $1, %bl", "jz 1f",
+      "mov $0x10, %ecx", "rdmsr", "mov %rax, %r8", "mov %rdx, %r9", "1: test $2, %bl", "jz 2f",
+      "rdtscp", "mov %rax, %r10", "mov %rdx, %r11", "2: mov %rsi, %rax", "mov %rdi, %rdx", "vmcall",
+      "ud2");
 
 PROBE(vmx_misc_tsc_scaling, "vmx.misc.tsc_scaling", "VMX",
       "With TSC offsetting (offset 2^40) and TSC scaling (multiplier 2.0 = 2 << 48), a guest RDTSC "
-      "returns a value in [2 * host TSC before, 2 * host TSC after] + 2^40",
-      "Intel SDM Vol. 3C 25.6.5, 26.3, 27.2.1.1", "sdm.25.6.5.tsc-multiplier")
+      "returns a value in [2 * host TSC before, 2 * host TSC after] + 2^40; so do RDMSR of "
+      "IA32_TSC (MSR bitmap zero) and, where enable RDTSCP is offered, RDTSCP",
+      "Intel SDM Vol. 3C 25.6.5, 26.3, 27.2.1.1", "sdm.25.6.5.tsc-multiplier", "sdm.26.3.rdtsc")
 {
     vmx_require_ctl(VMX_CTL_PROC, PROC_TSC_OFFSETTING, "use TSC offsetting");
     vmx_require_ctl(VMX_CTL_PROC2, PROC2_TSC_SCALING, "use TSC scaling");
@@ -136,14 +142,36 @@ PROBE(vmx_misc_tsc_scaling, "vmx.misc.tsc_scaling", "VMX",
     vmcs_set_bits(VMCS_PROC_CTLS2, PROC2_TSC_SCALING);
     vmcs_write(VMCS_TSC_OFFSET, 1ull << 40);
     vmcs_write(VMCS_TSC_MULTIPLIER, 2ull << 48);
+    bool msr = vmx_ctl_can_set(VMX_CTL_PROC, PROC_MSR_BITMAPS);
+    if (msr) {
+        vmcs_write(VMCS_MSR_BITMAP, (uintptr_t)alloc_page());
+        vmcs_set_bits(VMCS_PROC_CTLS, PROC_MSR_BITMAPS);
+    }
+    bool tscp = vmx_ctl_can_set(VMX_CTL_PROC2, PROC2_RDTSCP);
+    if (tscp)
+        vmcs_set_bits(VMCS_PROC_CTLS2, PROC2_RDTSCP);
+    v->gpr[VMX_GPR_RBX] = (msr ? 1u : 0u) | (tscp ? 2u : 0u);
     uint64_t before = rdtsc();
     if (!vmx_run_expect(v, EXIT_VMCALL, "guest RDTSC with TSC scaling"))
         return;
     uint64_t after = rdtsc();
-    uint64_t g = (v->gpr[VMX_GPR_RDX] << 32) | (uint32_t)v->gpr[VMX_GPR_RAX];
-    check(g >= 2 * before + (1ull << 40) && g <= 2 * after + (1ull << 40),
-          "guest TSC %#llx not within 2 * [%#llx, %#llx] + 2^40", (unsigned long long)g,
-          (unsigned long long)before, (unsigned long long)after);
+    const struct {
+        const char *what;
+        unsigned hi, lo;
+        bool run;
+    } reads[] = {{"RDTSC", VMX_GPR_RDX, VMX_GPR_RAX, true},
+                 {"RDMSR(IA32_TSC)", VMX_GPR_R9, VMX_GPR_R8, msr},
+                 {"RDTSCP", VMX_GPR_R11, VMX_GPR_R10, tscp}};
+    for (unsigned i = 0; i < ARRAY_SIZE(reads); i++) {
+        if (!reads[i].run) {
+            note("guest %s not run (control not offered)", reads[i].what);
+            continue;
+        }
+        uint64_t g = (v->gpr[reads[i].hi] << 32) | (uint32_t)v->gpr[reads[i].lo];
+        check(g >= 2 * before + (1ull << 40) && g <= 2 * after + (1ull << 40),
+              "guest %s %#llx not within 2 * [%#llx, %#llx] + 2^40", reads[i].what,
+              (unsigned long long)g, (unsigned long long)before, (unsigned long long)after);
+    }
 }
 
 GUEST(vmx_mi_rw_guest, "mov (%rdi), %rax", "vmcall", "mov %rax, (%rdi)", "vmcall", "ud2");
@@ -152,9 +180,10 @@ PROBE(vmx_misc_pml, "vmx.misc.pml", "PML",
       "With EPT A/D flags and page-modification logging (PML index 511), a guest read of P logs "
       "nothing for P; a guest write of P (EPT D 0 -> 1) writes P's 4 KiB-aligned GPA into the "
       "PML buffer between index+1 and 511, and the index decreases by the number of entries "
-      "logged",
+      "logged; with the PML index then set to 0xffff (outside 0-511), a guest write of a fresh "
+      "page R (EPT A = D = 0) exits with reason 62 (page-modification log full)",
       "Intel SDM Vol. 3C 29.3.6 (Page-Modification Logging), 29.3.4", "sdm.29.3.6.pml-log",
-      "sdm.29.3.6.pml-no-log")
+      "sdm.29.3.6.pml-no-log", "sdm.C.reason-62-pml-full")
 {
     vmx_require_ctl(VMX_CTL_PROC2, PROC2_PML, "enable PML");
     if (!(vmx_caps()->ept_vpid & VMX_EPT_AD))
@@ -194,9 +223,24 @@ PROBE(vmx_misc_pml, "vmx.misc.pml", "PML",
     }
     check(found, "P (%#llx) not among the PML entries %llu..%llu", (unsigned long long)pa,
           (unsigned long long)idx2 + 1, (unsigned long long)idx);
+    /* a log-full event: with the PML index outside 0-511 the next log write exits (62) */
+    uint64_t r = (uintptr_t)alloc_page();
+    *vmx_ept_pte(eptp, r) &= ~(EPT_A | EPT_D);
+    vmx_ept_flush(eptp);
+    vmcs_write(VMCS_GUEST_PML_INDEX, 0xffff);
+    vmcs_write(VMCS_GUEST_RIP, (uintptr_t)vmx_mi_rw_guest);
+    v->gpr[VMX_GPR_RDI] = r;
+    uint32_t e = vmx_run(v);
+    if (e == EXIT_VMCALL) { /* the read logged nothing: on to the write */
+        vmx_skip_insn(v);
+        e = vmx_run(v);
+    }
+    check(e == EXIT_PML_FULL,
+          "guest write of a fresh page with PML index 0xffff: want exit 62 (PML full), got %s",
+          vmx_exit_str(v));
 }
 
-extern const char vmx_mi_vmfunc_1[];
+extern const char vmx_mi_vmfunc_1[], vmx_mi_vmfunc_2[], vmx_mi_vmfunc_3[];
 GUEST(vmx_mi_vmfunc_guest, "    mov (%rdi), %rbx\n"
                            "    xor %eax, %eax\n"
                            "    mov $1, %ecx\n"
@@ -207,15 +251,25 @@ GUEST(vmx_mi_vmfunc_guest, "    mov (%rdi), %rbx\n"
                            "    mov $512, %ecx\n"
                            "vmx_mi_vmfunc_1:\n"
                            "    vmfunc\n"
+                           "    mov $1, %eax\n"
+                           "    xor %ecx, %ecx\n"
+                           "vmx_mi_vmfunc_2:\n"
+                           "    vmfunc\n"
+                           "    mov $64, %eax\n"
+                           "vmx_mi_vmfunc_3:\n"
+                           "    vmfunc\n"
                            "    ud2");
 
 PROBE(vmx_misc_vmfunc_eptp, "vmx.misc.vmfunc_eptp", "VMFUNC",
       "With VM functions and EPTP switching (VM-function control bit 0) and an EPTP list {A, B} "
       "where B maps page P to page Q: guest VMFUNC EAX=0 ECX=1 switches to B without exit (a read "
       "of P then returns Q's data) and the EPTP field becomes B; VMFUNC with ECX=512 exits with "
-      "reason 59, length 3",
-      "Intel SDM Vol. 3C 26.5.5.3 (EPTP Switching), 25.6.14, 28.2.1", "sdm.26.5.5.3.eptp-switch",
-      "sdm.26.5.5.3.eptp-switch-invalid", "sdm.C.reason-59-vmfunc")
+      "reason 59, length 3; so does VMFUNC with EAX=1 (VM-function control bit 1 = 0), while "
+      "VMFUNC with EAX=64 (above 63) raises #UD (exit 0, vector 6, all-ones exception bitmap). "
+      "Where EPT-violation #VE is offered it is on, and the switch sets the EPTP-index field to 1",
+      "Intel SDM Vol. 3C 26.5.5.3 (EPTP Switching), 26.5.5.2, 25.6.14, 28.2.1",
+      "sdm.26.5.5.3.eptp-switch", "sdm.26.5.5.3.eptp-switch-invalid", "sdm.C.reason-59-vmfunc",
+      "sdm.26.5.5.2.vmfunc-exit", "sdm.26.5.5.3.eptp-index")
 {
     vmx_require_ctl(VMX_CTL_PROC2, PROC2_VMFUNC | PROC2_EPT, "enable VM functions and EPT");
     if (!(vmx_caps()->vmfunc & 1))
@@ -235,16 +289,41 @@ PROBE(vmx_misc_vmfunc_eptp, "vmx.misc.vmfunc_eptp", "VMFUNC",
     vmcs_set_bits(VMCS_PROC_CTLS2, PROC2_VMFUNC);
     vmcs_write(VMCS_VMFUNC_CTRL, 1);
     vmcs_write(VMCS_EPTP_LIST_ADDR, (uintptr_t)list);
+    bool ve = vmx_ctl_can_set(VMX_CTL_PROC2, PROC2_EPT_VE);
+    if (ve) { /* EPT-violation #VE: the switch records its index (no #VE: word FFFFFFFFH) */
+        uint32_t *info = alloc_page();
+        info[1] = 0xffffffffu;
+        vmcs_write(VMCS_VE_INFO_ADDR, (uintptr_t)info);
+        vmcs_write(VMCS_EPTP_INDEX, 0);
+        vmcs_set_bits(VMCS_PROC_CTLS2, PROC2_EPT_VE);
+    }
     v->gpr[VMX_GPR_RDI] = (uintptr_t)p;
     if (!vmx_run_expect(v, EXIT_VMCALL, "guest VMFUNC EPTP switch to index 1"))
         return;
     check_eq("guest read of P through EPTP A", v->gpr[VMX_GPR_RBX], 0x11);
     check_eq("guest read of P through EPTP B (page Q)", v->gpr[VMX_GPR_RSI], 0x22);
     check_eq("EPTP field after the switch", vmcs_read(VMCS_EPTP), b);
+    if (ve)
+        check_eq("EPTP-index field after the switch (EPT-violation #VE = 1)",
+                 vmcs_read(VMCS_EPTP_INDEX), 1);
+    else
+        note("EPT-violation #VE not offered: the EPTP-index field not checked");
     vmx_skip_insn(v);
-    if (vmx_run_expect(v, EXIT_VMFUNC, "guest VMFUNC with EPTP index 512")) {
-        check_eq("guest RIP at the VMFUNC exit", v->guest_rip, (uintptr_t)vmx_mi_vmfunc_1);
-        check_eq("VM-exit instruction length of VMFUNC", v->insn_len, 3);
+    if (!vmx_run_expect(v, EXIT_VMFUNC, "guest VMFUNC with EPTP index 512"))
+        return;
+    check_eq("guest RIP at the VMFUNC exit", v->guest_rip, (uintptr_t)vmx_mi_vmfunc_1);
+    check_eq("VM-exit instruction length of VMFUNC", v->insn_len, 3);
+    /* a function whose VM-function control is 0 (control = 1: only bit 0), then one above 63 */
+    vmx_skip_insn(v);
+    if (!vmx_run_expect(v, EXIT_VMFUNC, "guest VMFUNC with EAX=1 (its VM-function control 0)"))
+        return;
+    check_eq("guest RIP at the EAX=1 VMFUNC exit", v->guest_rip, (uintptr_t)vmx_mi_vmfunc_2);
+    vmx_skip_insn(v);
+    /* EAX >= 64 is #UD, not a VM exit (SDM Vol. 3C 31.3, VMFUNC: exceptions) */
+    if (vmx_run_expect(v, EXIT_EXCEPTION_NMI, "guest VMFUNC with EAX=64 (above 63)")) {
+        check_eq("vector of the EAX=64 VMFUNC exception (#UD)", INTR_INFO_VECTOR(v->exit_intr_info),
+                 UD_VECTOR);
+        check_eq("guest RIP at the EAX=64 VMFUNC #UD", v->guest_rip, (uintptr_t)vmx_mi_vmfunc_3);
     }
 }
 

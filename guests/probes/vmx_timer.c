@@ -65,9 +65,13 @@ GUEST(vmx_tm_call_guest, "vmcall", "ud2");
 
 PROBE(vmx_timer_save, "vmx.timer.save", "preemption timer",
       "With the timer active at value 1000000 and save VMX-preemption timer value=1, a guest that "
-      "exits at once with VMCALL leaves a saved timer value below 1000000 and above 0; with save=0 "
-      "the field keeps the value written",
-      "Intel SDM Vol. 3C 25.7.1, 26.5.1, 28.3.4", "sdm.28.3.4.timer-save")
+      "exits at once with VMCALL leaves a saved timer value below 1000000 and above 0; the host "
+      "then spins for twice that value's TSC ticks (<< IA32_VMX_MISC[4:0]) before VMRESUME, and "
+      "the guest again reaches its VMCALL (no exit 52) with a saved value above 0 and below the "
+      "first (the timer does not count in the host); with save=0 the field keeps the value "
+      "written",
+      "Intel SDM Vol. 3C 25.7.1, 26.5.1, 28.3.4", "sdm.28.3.4.timer-save",
+      "sdm.26.5.1.timer-non-root-only")
 {
     vmx_require_ctl(VMX_CTL_PIN, PIN_PREEMPTION_TIMER, "VMX-preemption timer");
     vmx_require_ctl(VMX_CTL_EXIT, EXIT_SAVE_TIMER, "save VMX-preemption timer value");
@@ -82,6 +86,18 @@ PROBE(vmx_timer_save, "vmx.timer.save", "preemption timer",
     note("saved VMX-preemption timer value %llu", (unsigned long long)t);
     check(t > 0 && t < 1000000, "saved timer value %llu not in (0, 1000000)",
           (unsigned long long)t);
+    /* the host spins well past the remaining timer value: it must not count in root */
+    uint64_t spin = (2 * t) << VMX_MISC_TIMER_RATIO(vmx_caps()->misc);
+    for (uint64_t t0 = rdtsc(); rdtsc() - t0 < spin;)
+        __asm__ volatile("pause");
+    vmcs_write(VMCS_GUEST_RIP, (uintptr_t)vmx_tm_call_guest);
+    if (vmx_run_expect(v, EXIT_VMCALL, "VMCALL after the host spun past the saved timer value")) {
+        uint64_t t2 = vmcs_read(VMCS_PREEMPTION_TIMER);
+        note("saved VMX-preemption timer value %llu after %llu TSC ticks in the host",
+             (unsigned long long)t2, (unsigned long long)spin);
+        check(t2 > 0 && t2 < t, "second saved timer value %llu not in (0, %llu)",
+              (unsigned long long)t2, (unsigned long long)t);
+    }
     if (!vmx_ctl_can_clear(VMX_CTL_EXIT, EXIT_SAVE_TIMER))
         return;
     vmcs_clear_bits(VMCS_EXIT_CTLS, EXIT_SAVE_TIMER);
