@@ -272,6 +272,7 @@ unsigned cpu_phys_addr_bits(void); /* CPUID 0x80000008 EAX[7:0], 36 if absent */
 #define CR4_OSXMMEXCPT BIT(10)
 #define CR4_VMXE       BIT(13)
 #define CR4_OSXSAVE    BIT(18)
+#define CR4_CET        BIT(23) /* control-flow enforcement */
 
 /* ---- watchdog (lib/watchdog.c) ------------------------------------------ */
 

@@ -44,10 +44,6 @@ static struct vmx_vcpu *eg_vcpu(void)
     return v;
 }
 
-#ifndef CR4_CET
-#define CR4_CET BIT(23) /* control-flow enforcement */
-#endif
-
 static uint64_t low_bit(uint64_t m) { return m & -m; }
 
 PROBE(vmx_entry_guest_cr0_cr4, "vmx.entry.guest_cr0_cr4", "VMX",

@@ -22,10 +22,6 @@ static struct vmx_vcpu *eh_vcpu(void)
 }
 
 /* the lowest bit set in m, or 0 */
-#ifndef CR4_CET
-#define CR4_CET BIT(23) /* control-flow enforcement */
-#endif
-
 static uint64_t low_bit(uint64_t m) { return m & -m; }
 
 PROBE(vmx_entry_host_cr0_cr4, "vmx.entry.host_cr0_cr4", "VMX",
