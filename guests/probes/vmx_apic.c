@@ -494,7 +494,8 @@ PROBE(vmx_event_virtual_intr_delivery, "vmx.event.virtual_intr_delivery", "VMX",
       "(SVI 0x50, RVI 0) and VPPR = 0x50",
       "Intel SDM Vol. 3C 25.4.2, 25.6.8, 27.2.1.1, 30.2 (Evaluation and Delivery of Virtual "
       "Interrupts)",
-      "sdm.27.7.5.vid-evaluation", "sdm.30.2.1.evaluation", "sdm.30.2.2.delivery")
+      "sdm.27.7.5.vid-evaluation", "sdm.30.2.1.evaluation", "sdm.30.2.2.delivery",
+      "sdm.28.3.4.guest-intr-status")
 {
     vmx_require_ctl(VMX_CTL_PROC2, PROC2_VIRT_INTR_DELIVERY, "virtual-interrupt delivery");
     vmx_require_ctl(VMX_CTL_PIN, PIN_EXTINT_EXITING, "external-interrupt exiting");

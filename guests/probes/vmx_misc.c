@@ -154,7 +154,7 @@ PROBE(vmx_misc_pml, "vmx.misc.pml", "PML",
       "PML buffer between index+1 and 511, and the index decreases by the number of entries "
       "logged",
       "Intel SDM Vol. 3C 29.3.6 (Page-Modification Logging), 29.3.4", "sdm.29.3.6.pml-log",
-      "sdm.29.3.6.pml-no-log")
+      "sdm.29.3.6.pml-no-log", "sdm.28.3.4.pml-index")
 {
     vmx_require_ctl(VMX_CTL_PROC2, PROC2_PML, "enable PML");
     if (!(vmx_caps()->ept_vpid & VMX_EPT_AD))
