@@ -455,3 +455,108 @@ PROBE(vmx_exit_nmi_unblocked, "vmx.exit.nmi_unblocked", "VMX",
     catch_fault(es_iret_self, NULL, NULL); /* leave NMIs unblocked */
     es_apic[APIC_SVR / 4] = svr;
 }
+
+/* ---- 28.2.5: IA-32e mode guest follows the guest's EFER.LMA ------------------------- */
+
+/* 32-bit protected-mode guest without paging: EFER.LME <- 1, CR0.PG <- 1
+ * (IA-32e mode, compatibility mode), VMCALL. */
+void vmx_es_lm_guest(void);
+extern const char vmx_es_lm_call[];
+__asm__(".pushsection .text\n"
+        ".code32\n"
+        "vmx_es_lm_guest:\n"
+        "    mov $0xc0000080, %ecx\n"
+        "    rdmsr\n"
+        "    or $0x100, %eax\n"
+        "    wrmsr\n"
+        "    mov %cr0, %eax\n"
+        "    or $0x80000000, %eax\n"
+        "    mov %eax, %cr0\n"
+        "vmx_es_lm_call:\n"
+        "    vmcall\n"
+        "    ud2\n"
+        ".code64\n"
+        ".popsection");
+
+PROBE(vmx_exit_ia32e_update, "vmx.exit.ia32e_update", "unrestricted guest",
+      "With unrestricted guest and EPT (identity), a guest entered with IA-32e mode guest = 0 in "
+      "32-bit protected mode without paging (CR4.PAE = 1, CR3 = the host's 4-level tables, "
+      "EFER.LME = LMA = 0 loaded by load IA32_EFER, zero MSR bitmap) sets EFER.LME and CR0.PG, "
+      "entering IA-32e mode, and executes VMCALL: after the exit the IA-32e mode guest entry "
+      "control (bit 9) is 1, the saved CR0 has PG and, with save IA32_EFER, the saved EFER has "
+      "LME and LMA",
+      "Intel SDM Vol. 3C 28.2.5, 28.3.1, 25.8.1", "sdm.28.2.5.ia32e-guest-update")
+{
+    vmx_require_ctl(VMX_CTL_PROC2, PROC2_UNRESTRICTED | PROC2_EPT, "unrestricted guest and EPT");
+    vmx_require_ctl(VMX_CTL_ENTRY, ENTRY_LOAD_EFER, "load IA32_EFER (entry)");
+    if (!vmx_ctl_can_clear(VMX_CTL_ENTRY, ENTRY_IA32E_GUEST))
+        skip("%s: IA-32e mode guest (bit 9) cannot be 0", vmx_ctl_name(VMX_CTL_ENTRY));
+    struct vmx_vcpu *v = msr_vcpu(vmx_es_lm_guest);
+    const uint64_t eptp = vmx_ept_identity();
+    vmx_use_ept(v, eptp);
+    vmcs_set_bits(VMCS_PROC_CTLS2, PROC2_UNRESTRICTED);
+    vmcs_clear_bits(VMCS_ENTRY_CTLS, ENTRY_IA32E_GUEST);
+    vmcs_set_bits(VMCS_ENTRY_CTLS, ENTRY_LOAD_EFER);
+    const bool save_efer = vmx_ctl_can_set(VMX_CTL_EXIT, EXIT_SAVE_EFER);
+    if (save_efer)
+        vmcs_set_bits(VMCS_EXIT_CTLS, EXIT_SAVE_EFER);
+    vmcs_write(VMCS_GUEST_EFER, rdmsr(MSR_EFER) & ~(EFER_LME | EFER_LMA));
+    vmcs_write(VMCS_GUEST_CR0, read_cr0() & ~CR0_PG);
+    vmcs_write(VMCS_GUEST_CR4, (read_cr4() | CR4_PAE) & ~(BIT(17) | BIT(12))); /* PCIDE, LA57 */
+    vmcs_write(VMCS_GUEST_CR3, read_cr3() & ~0xfffull);
+    for (unsigned s = 0; s < 6; s++) {
+        const uint32_t off = 2 * s;
+        const bool cs = s == 1;
+        vmcs_write(VMCS_GUEST_ES_SEL + off, cs ? KERNEL_CS32 : KERNEL_DS);
+        vmcs_write(VMCS_GUEST_ES_BASE + off, 0);
+        vmcs_write(VMCS_GUEST_ES_LIMIT + off, 0xffffffffu);
+        vmcs_write(VMCS_GUEST_ES_AR + off,
+                   VMX_AR_TYPE(cs ? 11 : 3) | VMX_AR_S | VMX_AR_P | VMX_AR_DB | VMX_AR_G);
+    }
+    vmcs_write(VMCS_GUEST_RFLAGS, 0x2);
+    if (!vmx_run_expect(v, EXIT_VMCALL, "32-bit guest entering IA-32e mode"))
+        return;
+    check_eq("guest RIP (the VMCALL)", v->guest_rip, (uintptr_t)vmx_es_lm_call);
+    check(vmcs_read(VMCS_GUEST_CR0) & CR0_PG, "saved guest CR0 %#llx: PG clear",
+          (unsigned long long)vmcs_read(VMCS_GUEST_CR0));
+    check(vmcs_read(VMCS_ENTRY_CTLS) & ENTRY_IA32E_GUEST,
+          "VM-entry controls %#llx after the exit: IA-32e mode guest (bit 9) still 0 with the "
+          "guest's EFER.LMA = 1",
+          (unsigned long long)vmcs_read(VMCS_ENTRY_CTLS));
+    if (save_efer)
+        check_eq("saved guest EFER.LME|LMA", vmcs_read(VMCS_GUEST_EFER) & (EFER_LME | EFER_LMA),
+                 EFER_LME | EFER_LMA);
+}
+
+/* ---- 28.1: an exit during event delivery comes before the delivery ------------------ */
+
+extern const char vmx_es_int_insn[];
+GUEST(vmx_es_int_guest, "vmx_es_int_insn:\n"
+                        "    int $0x80\n"
+                        "    vmcall\n"
+                        "    ud2");
+
+PROBE(vmx_exit_during_delivery, "vmx.exit.during_delivery", "VMX",
+      "A guest whose IDTR limit is 0x7ff executes INT 0x80 (its gate beyond the limit): the #GP "
+      "raised while delivering it exits (exception bitmap, reason 0, #GP error code 0x402) before "
+      "anything is delivered: guest RIP is the INT and RSP the entry RSP (nothing pushed), and the "
+      "IDT-vectoring information records the software interrupt 0x80 (0x80000480, no error code) "
+      "with instruction length 2",
+      "Intel SDM Vol. 3C 28.1, 28.2.3, 28.2.4", "sdm.28.1.exit-during-delivery",
+      "sdm.28.2.3.idt-vectoring")
+{
+    vmx_on();
+    struct vmx_vcpu *v = vmx_vcpu_new(vmx_es_int_guest);
+    const uint64_t rsp = vmcs_read(VMCS_GUEST_RSP);
+    vmcs_write(VMCS_GUEST_IDTR_LIMIT, 0x7ff);
+    if (!vmx_run_expect(v, EXIT_EXCEPTION_NMI, "INT 0x80 beyond the guest IDT limit"))
+        return;
+    check_eq("VM-exit interruption information (#GP with error code)", v->exit_intr_info,
+             INTR_INFO_VALID | INTR_INFO_ERRCODE | (INTR_TYPE_HW_EXC << 8) | GP_VECTOR);
+    check_eq("#GP error code (IDT, index 0x80)", v->exit_intr_err, 0x402);
+    check_eq("IDT-vectoring information", v->idt_info,
+             INTR_INFO_VALID | (INTR_TYPE_SW_INTR << 8) | 0x80);
+    check_eq("VM-exit instruction length", v->insn_len, 2);
+    check_eq("guest RIP (the INT, not delivered)", v->guest_rip, (uintptr_t)vmx_es_int_insn);
+    check_eq("guest RSP (nothing pushed)", v->guest_rsp, rsp);
+}
