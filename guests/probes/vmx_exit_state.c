@@ -1,10 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * What a VM exit loads from the host-state area (control registers,
- * selectors, FS/GS bases, IA32_PERF_GLOBAL_CTRL), the non-register state
- * it saves and leaves (pending debug exceptions, NMI blocking), and what
- * VM entry loads from the guest-state area (SYSENTER MSRs, IA32_PAT,
- * IA32_EFER, IA32_PERF_GLOBAL_CTRL, blocking by MOV SS).
+ * selectors, FS/GS bases, IA32_PERF_GLOBAL_CTRL), what it saves and
+ * updates (pending debug exceptions, the IA-32e mode guest control, an
+ * event it interrupted in delivery) and the NMI blocking it leaves; and
+ * what VM entry loads from the guest-state area (SYSENTER MSRs, IA32_PAT,
+ * IA32_EFER, IA32_PERF_GLOBAL_CTRL, blocking by MOV SS and STI) or clears
+ * (address-range monitoring).
  */
 #include "vmx.h"
 
@@ -559,4 +561,40 @@ PROBE(vmx_exit_during_delivery, "vmx.exit.during_delivery", "VMX",
     check_eq("VM-exit instruction length", v->insn_len, 2);
     check_eq("guest RIP (the INT, not delivered)", v->guest_rip, (uintptr_t)vmx_es_int_insn);
     check_eq("guest RSP (nothing pushed)", v->guest_rsp, rsp);
+}
+
+/* ---- 27.3.3: VM entry clears address-range monitoring ---------------------------------- */
+
+static void need_monitor(void)
+{
+    vmx_caps(); /* SKIPs naming CPUID.1:ECX.VMX first */
+    if (!(cpuid(1, 0).c & BIT(3)))
+        skip("CPUID.1:ECX.MONITOR[bit 3]=0");
+}
+
+extern const char vmx_es_mwait_done[];
+GUEST(vmx_es_mwait_guest, "    xor %eax, %eax\n"
+                          "    xor %ecx, %ecx\n"
+                          "    mwait\n"
+                          "vmx_es_mwait_done:\n"
+                          "    vmcall\n"
+                          "    ud2");
+
+PROBE(vmx_entry_monitor_clear, "vmx.entry.monitor_clear", "VMX",
+      "The host arms MONITOR on a page of its own right before VMLAUNCH; the guest (MWAIT exiting "
+      "0) executes MWAIT: VM entry cleared the monitor, so MWAIT does not wait and the guest "
+      "reaches its VMCALL (a watched run: a MWAIT that waits ends in the watchdog)",
+      "Intel SDM Vol. 3C 27.3.3; Vol. 2B MWAIT", "sdm.27.3.3.monitor-clear")
+{
+    need_monitor();
+    if (!vmx_ctl_can_clear(VMX_CTL_PROC, PROC_MWAIT_EXITING))
+        skip("%s: MWAIT exiting (bit 10) cannot be 0", vmx_ctl_name(VMX_CTL_PROC));
+    vmx_on();
+    struct vmx_vcpu *v = vmx_vcpu_new(vmx_es_mwait_guest);
+    vmcs_clear_bits(VMCS_PROC_CTLS, PROC_MWAIT_EXITING);
+    void *page = alloc_page();
+    v->watchdog = "the guest's MWAIT to fall through to its VMCALL";
+    __asm__ volatile("monitor" ::"a"(page), "c"(0), "d"(0) : "memory");
+    if (vmx_run_expect(v, EXIT_VMCALL, "guest MWAIT after a host MONITOR"))
+        check_eq("guest RIP (after the MWAIT)", v->guest_rip, (uintptr_t)vmx_es_mwait_done);
 }
