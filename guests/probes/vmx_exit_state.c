@@ -10,8 +10,7 @@
  */
 #include "vmx.h"
 
-/* A vCPU for guest g with a zero MSR bitmap (no RDMSR/WRMSR exits) and no
- * MOV-DR exiting. */
+/* A vCPU for guest g with a zero MSR bitmap (no RDMSR/WRMSR exits). */
 static struct vmx_vcpu *msr_vcpu(void (*g)(void))
 {
     vmx_require_ctl(VMX_CTL_PROC, PROC_MSR_BITMAPS, "use MSR bitmaps");
@@ -597,4 +596,136 @@ PROBE(vmx_entry_monitor_clear, "vmx.entry.monitor_clear", "VMX",
     __asm__ volatile("monitor" ::"a"(page), "c"(0), "d"(0) : "memory");
     if (vmx_run_expect(v, EXIT_VMCALL, "guest MWAIT after a host MONITOR"))
         check_eq("guest RIP (after the MWAIT)", v->guest_rip, (uintptr_t)vmx_es_mwait_done);
+}
+
+/* ---- CET state: IA32_S_CET and IA32_INTERRUPT_SSP_TABLE_ADDR ------------------------- */
+
+#define MSR_IA32_S_CET 0x6a2
+#define MSR_IA32_ISST  0x6a8
+
+/* guest: R8 <- IA32_S_CET, R9 <- IA32_INTERRUPT_SSP_TABLE_ADDR, then
+ * IA32_S_CET <- RBX, IA32_INTERRUPT_SSP_TABLE_ADDR <- RSI; VMCALL */
+GUEST(vmx_es_cet_guest, "    mov $0x6a2, %ecx\n"
+                        "    rdmsr\n"
+                        "    shl $32, %rdx\n"
+                        "    or %rax, %rdx\n"
+                        "    mov %rdx, %r8\n"
+                        "    mov $0x6a8, %ecx\n"
+                        "    rdmsr\n"
+                        "    shl $32, %rdx\n"
+                        "    or %rax, %rdx\n"
+                        "    mov %rdx, %r9\n"
+                        "    mov $0x6a2, %ecx\n"
+                        "    mov %rbx, %rax\n"
+                        "    mov %rbx, %rdx\n"
+                        "    shr $32, %rdx\n"
+                        "    wrmsr\n"
+                        "    mov $0x6a8, %ecx\n"
+                        "    mov %rsi, %rax\n"
+                        "    mov %rsi, %rdx\n"
+                        "    shr $32, %rdx\n"
+                        "    wrmsr\n"
+                        "    vmcall\n"
+                        "    ud2");
+
+/* Values with no effect while CR4.CET = 0: an S_CET of only the legacy
+ * code-page bitmap base (bits 63:12), and canonical 8-byte aligned ISST
+ * addresses. G_* the guest writes, H_* the host-state fields, E_* the
+ * guest-state fields loaded by VM entry. */
+#define CET_G_SCET 0x0000000012345000ull
+#define CET_G_ISST 0x0000000023456000ull
+#define CET_H_SCET 0x00007f0000003000ull
+#define CET_H_ISST 0x00007f0000004000ull
+#define CET_E_SCET 0x0000000034567000ull
+#define CET_E_ISST 0x0000000045678000ull
+
+/* The CET MSRs exist (CPUID.(7,0):ECX.CET_SS, which has both), else SKIP;
+ * a vCPU of vmx_es_cet_guest; the host's two MSRs in *scet, *isst. */
+static struct vmx_vcpu *cet_vcpu(uint64_t *scet, uint64_t *isst)
+{
+    vmx_caps(); /* SKIPs naming CPUID.1:ECX.VMX first */
+    if (cpuid(0, 0).a < 7 || !(cpuid(7, 0).c & BIT(7)))
+        skip("CPUID.(EAX=7,ECX=0):ECX.CET_SS[bit 7]=0: no IA32_S_CET and "
+             "IA32_INTERRUPT_SSP_TABLE_ADDR");
+    struct vmx_vcpu *v = msr_vcpu(vmx_es_cet_guest);
+    *scet = rdmsr(MSR_IA32_S_CET);
+    *isst = rdmsr(MSR_IA32_ISST);
+    v->gpr[VMX_GPR_RBX] = CET_G_SCET;
+    v->gpr[VMX_GPR_RSI] = CET_G_ISST;
+    return v;
+}
+
+PROBE(vmx_exit_cet_load, "vmx.exit.cet_load", "VMX",
+      "With load CET state (exit control 28) and host-state IA32_S_CET = 0x7f0000003000, "
+      "interrupt SSP table address = 0x7f0000004000 and SSP = 0, a guest that writes "
+      "IA32_S_CET = 0x12345000 and IA32_INTERRUPT_SSP_TABLE_ADDR = 0x23456000 (zero MSR bitmap) "
+      "exits with VMCALL: the host's two MSRs are the host-state fields (needs CPUID.(7,0):ECX."
+      "CET_SS)",
+      "Intel SDM Vol. 3C 28.5.1, 25.7.1", "sdm.28.5.1.cet-pkrs")
+{
+    vmx_require_ctl(VMX_CTL_EXIT, EXIT_LOAD_CET, "load CET state (exit)");
+    uint64_t scet, isst;
+    struct vmx_vcpu *v = cet_vcpu(&scet, &isst);
+    vmcs_set_bits(VMCS_EXIT_CTLS, EXIT_LOAD_CET);
+    vmcs_write(VMCS_HOST_S_CET, CET_H_SCET);
+    vmcs_write(VMCS_HOST_ISST_ADDR, CET_H_ISST);
+    vmcs_write(VMCS_HOST_SSP, 0);
+    uint32_t r = vmx_run(v);
+    const uint64_t got_scet = rdmsr(MSR_IA32_S_CET), got_isst = rdmsr(MSR_IA32_ISST);
+    wrmsr(MSR_IA32_S_CET, scet);
+    wrmsr(MSR_IA32_ISST, isst);
+    if (!check(r == EXIT_VMCALL, "guest writing the CET MSRs: want exit reason 18, got %s",
+               vmx_exit_str(v)))
+        return;
+    check_eq("host IA32_S_CET after the VM exit (the host-state field)", got_scet, CET_H_SCET);
+    check_eq("host IA32_INTERRUPT_SSP_TABLE_ADDR after the VM exit (the host-state field)",
+             got_isst, CET_H_ISST);
+}
+
+PROBE(vmx_exit_cet_save, "vmx.exit.cet_save", "VMX",
+      "On a processor that offers load CET state (entry control 20), a guest that writes "
+      "IA32_S_CET = 0x12345000 and IA32_INTERRUPT_SSP_TABLE_ADDR = 0x23456000 (zero MSR bitmap) "
+      "exits with VMCALL: the guest IA32_S_CET and interrupt SSP table address fields hold those "
+      "values (needs CPUID.(7,0):ECX.CET_SS)",
+      "Intel SDM Vol. 3C 28.3.1, 25.4.1", "sdm.28.3.1.other-msr-save")
+{
+    vmx_require_ctl(VMX_CTL_ENTRY, ENTRY_LOAD_CET, "load CET state (entry)");
+    uint64_t scet, isst;
+    struct vmx_vcpu *v = cet_vcpu(&scet, &isst);
+    vmcs_write(VMCS_GUEST_S_CET, 0);
+    vmcs_write(VMCS_GUEST_ISST_ADDR, 0);
+    uint32_t r = vmx_run(v);
+    wrmsr(MSR_IA32_S_CET, scet); /* no exit control loads them back */
+    wrmsr(MSR_IA32_ISST, isst);
+    if (!check(r == EXIT_VMCALL, "guest writing the CET MSRs: want exit reason 18, got %s",
+               vmx_exit_str(v)))
+        return;
+    check_eq("guest IA32_S_CET field saved by the exit", vmcs_read(VMCS_GUEST_S_CET), CET_G_SCET);
+    check_eq("guest interrupt SSP table address field saved by the exit",
+             vmcs_read(VMCS_GUEST_ISST_ADDR), CET_G_ISST);
+}
+
+PROBE(vmx_entry_cet_load, "vmx.entry.cet_load", "VMX",
+      "With load CET state (entry control 20), guest-state IA32_S_CET = 0x34567000, interrupt "
+      "SSP table address = 0x45678000 and SSP = 0, and a zero MSR bitmap, the guest's RDMSR of "
+      "IA32_S_CET and IA32_INTERRUPT_SSP_TABLE_ADDR reads the guest-state fields (needs "
+      "CPUID.(7,0):ECX.CET_SS)",
+      "Intel SDM Vol. 3C 27.3.2.1, 25.8.1", "sdm.27.3.2.1.other-msr-load")
+{
+    vmx_require_ctl(VMX_CTL_ENTRY, ENTRY_LOAD_CET, "load CET state (entry)");
+    uint64_t scet, isst;
+    struct vmx_vcpu *v = cet_vcpu(&scet, &isst);
+    vmcs_set_bits(VMCS_ENTRY_CTLS, ENTRY_LOAD_CET);
+    vmcs_write(VMCS_GUEST_S_CET, CET_E_SCET);
+    vmcs_write(VMCS_GUEST_ISST_ADDR, CET_E_ISST);
+    vmcs_write(VMCS_GUEST_SSP, 0);
+    uint32_t r = vmx_run(v);
+    wrmsr(MSR_IA32_S_CET, scet);
+    wrmsr(MSR_IA32_ISST, isst);
+    if (!check(r == EXIT_VMCALL, "guest reading the CET MSRs: want exit reason 18, got %s",
+               vmx_exit_str(v)))
+        return;
+    check_eq("guest IA32_S_CET (the guest-state field)", v->gpr[VMX_GPR_R8], CET_E_SCET);
+    check_eq("guest IA32_INTERRUPT_SSP_TABLE_ADDR (the guest-state field)", v->gpr[VMX_GPR_R9],
+             CET_E_ISST);
 }
