@@ -729,3 +729,54 @@ PROBE(vmx_entry_cet_load, "vmx.entry.cet_load", "VMX",
     check_eq("guest IA32_INTERRUPT_SSP_TABLE_ADDR (the guest-state field)", v->gpr[VMX_GPR_R9],
              CET_E_ISST);
 }
+
+/* ---- 28.2.2: NMI unblocking due to IRET ------------------------------------------ */
+
+extern const char vmx_es_iret_insn[];
+/* guest: IRETQ to a null CS selector (#GP(0)), then VMCALL */
+GUEST(vmx_es_iret_guest, "    mov %rsp, %rcx\n"
+                         "    mov %ss, %eax\n"
+                         "    push %rax\n"
+                         "    push %rcx\n"
+                         "    pushfq\n"
+                         "    pushq $0\n"
+                         "    lea 1f(%rip), %rax\n"
+                         "    push %rax\n"
+                         "vmx_es_iret_insn:\n"
+                         "    iretq\n"
+                         "1:  vmcall\n"
+                         "    ud2");
+
+PROBE(vmx_exit_nmi_unblocking_iret, "vmx.exit.nmi_unblocking_iret", "VMX",
+      "With NMI exiting and virtual NMIs, a guest IRETQ whose frame has a null CS faults (#GP(0), "
+      "exception bitmap): entered with virtual-NMI blocking (interruptibility bit 3) the #GP exit "
+      "sets bit 12 (NMI unblocking due to IRET) of the VM-exit interruption information and the "
+      "saved interruptibility has no virtual-NMI blocking; entered without it, bit 12 is 0",
+      "Intel SDM Vol. 3C 28.2.2, 28.1, 28.3.4", "sdm.28.2.2.nmi-unblocking-iret")
+{
+    vmx_require_ctl(VMX_CTL_PIN, PIN_NMI_EXITING | PIN_VIRTUAL_NMIS,
+                    "NMI exiting and virtual NMIs");
+    vmx_on();
+    struct vmx_vcpu *v = vmx_vcpu_new(vmx_es_iret_guest);
+    vmcs_set_bits(VMCS_PIN_CTLS, PIN_NMI_EXITING | PIN_VIRTUAL_NMIS);
+    const uint64_t rip = vmcs_read(VMCS_GUEST_RIP), rsp = vmcs_read(VMCS_GUEST_RSP);
+    const uint32_t gp = INTR_INFO_VALID | INTR_INFO_ERRCODE | (INTR_TYPE_HW_EXC << 8) | GP_VECTOR;
+    for (int blocked = 1; blocked >= 0; blocked--) {
+        const char *what = blocked ? "IRETQ to a null CS with virtual-NMI blocking"
+                                   : "IRETQ to a null CS without virtual-NMI blocking";
+        vmcs_write(VMCS_GUEST_RIP, rip);
+        vmcs_write(VMCS_GUEST_RSP, rsp);
+        vmcs_write(VMCS_GUEST_INTERRUPTIBILITY, blocked ? INTERRUPTIBILITY_NMI : 0);
+        if (!vmx_run_expect(v, EXIT_EXCEPTION_NMI, what))
+            continue;
+        check(v->guest_rip == (uintptr_t)vmx_es_iret_insn, "%s: guest RIP %#llx, want the IRETQ",
+              what, (unsigned long long)v->guest_rip);
+        check(v->exit_intr_info == (gp | (blocked ? INTR_INFO_NMI_UNBLOCK : 0)) &&
+                  v->exit_intr_err == 0,
+              "%s: VM-exit interruption information %#x error code %#x, want %#x, 0", what,
+              v->exit_intr_info, v->exit_intr_err, gp | (blocked ? INTR_INFO_NMI_UNBLOCK : 0));
+        check(!(vmcs_read(VMCS_GUEST_INTERRUPTIBILITY) & INTERRUPTIBILITY_NMI),
+              "%s: saved interruptibility %#llx has virtual-NMI blocking (bit 3)", what,
+              (unsigned long long)vmcs_read(VMCS_GUEST_INTERRUPTIBILITY));
+    }
+}
