@@ -780,3 +780,35 @@ PROBE(vmx_exit_nmi_unblocking_iret, "vmx.exit.nmi_unblocking_iret", "VMX",
               (unsigned long long)vmcs_read(VMCS_GUEST_INTERRUPTIBILITY));
     }
 }
+
+/* ---- 27.7.7: a VM exit induced by the TPR threshold right after VM entry ------------- */
+
+PROBE(vmx_entry_tpr_threshold_exit, "vmx.entry.tpr_threshold_exit", "VMX",
+      "With use TPR shadow and virtualize APIC accesses (no virtual-interrupt delivery, CR8 "
+      "exiting off), VTPR = 0x30: VMLAUNCH with TPR threshold 5 (above VTPR[7:4] = 3) exits with "
+      "reason 43 (TPR below threshold) right after entry, before the guest's first instruction "
+      "(guest RIP = entry RIP, qualification 0); with threshold 3 the guest runs to its VMCALL",
+      "Intel SDM Vol. 3C 27.7.7, 27.2.1.1, 25.6.8", "sdm.27.7.7.tpr-threshold")
+{
+    vmx_require_ctl(VMX_CTL_PROC, PROC_TPR_SHADOW, "use TPR shadow");
+    vmx_require_ctl(VMX_CTL_PROC2, PROC2_VIRT_APIC_ACCESS, "virtualize APIC accesses");
+    if (!vmx_ctl_can_clear(VMX_CTL_PROC, PROC_CR8_LOAD_EXITING | PROC_CR8_STORE_EXITING))
+        skip("%s requires CR8-load/store exiting", vmx_ctl_name(VMX_CTL_PROC));
+    vmx_on();
+    struct vmx_vcpu *v = vmx_vcpu_new(vmx_es_win_guest);
+    const uint64_t entry = vmcs_read(VMCS_GUEST_RIP);
+    uint8_t *vapic = alloc_page();
+    *(volatile uint32_t *)(vapic + 0x80) = 0x30; /* VTPR */
+    vmcs_clear_bits(VMCS_PROC_CTLS, PROC_CR8_LOAD_EXITING | PROC_CR8_STORE_EXITING);
+    vmcs_set_bits(VMCS_PROC_CTLS, PROC_TPR_SHADOW | PROC_SECONDARY_CTLS);
+    vmcs_set_bits(VMCS_PROC_CTLS2, PROC2_VIRT_APIC_ACCESS);
+    vmcs_write(VMCS_VIRTUAL_APIC_ADDR, (uintptr_t)vapic);
+    vmcs_write(VMCS_APIC_ACCESS_ADDR, (uintptr_t)alloc_page());
+    vmcs_write(VMCS_TPR_THRESHOLD, 5);
+    if (vmx_run_expect(v, EXIT_TPR_BELOW, "VMLAUNCH with TPR threshold 5 > VTPR[7:4] 3")) {
+        check_eq("guest RIP (no instruction executed)", v->guest_rip, entry);
+        check_eq("exit qualification", v->exit_qual, 0);
+    }
+    vmcs_write(VMCS_TPR_THRESHOLD, 3);
+    vmx_run_expect(v, EXIT_VMCALL, "VMRESUME with TPR threshold 3 = VTPR[7:4]");
+}
