@@ -812,3 +812,28 @@ PROBE(vmx_entry_tpr_threshold_exit, "vmx.entry.tpr_threshold_exit", "VMX",
     vmcs_write(VMCS_TPR_THRESHOLD, 3);
     vmx_run_expect(v, EXIT_VMCALL, "VMRESUME with TPR threshold 3 = VTPR[7:4]");
 }
+
+/* ---- 27.7.2: VM entry into the shutdown activity state ------------------------------- */
+
+PROBE(vmx_entry_activity_shutdown, "vmx.entry.activity_shutdown", "preemption timer",
+      "VM entry with activity state shutdown (IA32_VMX_MISC[7]) and the VMX-preemption timer "
+      "at 0x1000 leaves the guest in shutdown, executing nothing, until the timer's VM exit "
+      "(reason 52; the timer runs in the shutdown state): guest RIP is still the entry RIP and "
+      "the saved activity state is shutdown (2) (a watched run)",
+      "Intel SDM Vol. 3C 27.7.2, 26.5.1, 28.3.4", "sdm.27.7.2.activity-shutdown")
+{
+    if (!(vmx_caps()->misc & VMX_MISC_ACT_SHUTDOWN))
+        skip("IA32_VMX_MISC[7]=0: activity state shutdown not supported");
+    vmx_require_ctl(VMX_CTL_PIN, PIN_PREEMPTION_TIMER, "activate VMX-preemption timer");
+    vmx_on();
+    struct vmx_vcpu *v = vmx_vcpu_new(vmx_es_win_guest);
+    const uint64_t entry = vmcs_read(VMCS_GUEST_RIP);
+    vmcs_set_bits(VMCS_PIN_CTLS, PIN_PREEMPTION_TIMER);
+    vmcs_write(VMCS_PREEMPTION_TIMER, 0x1000);
+    vmcs_write(VMCS_GUEST_ACTIVITY_STATE, ACTIVITY_SHUTDOWN);
+    v->watchdog = "the VMX-preemption timer's exit from the shutdown state";
+    if (!vmx_run_expect(v, EXIT_PREEMPT_TIMER, "guest entered in activity state shutdown"))
+        return;
+    check_eq("guest RIP (nothing executed)", v->guest_rip, entry);
+    check_eq("saved activity state", vmcs_read(VMCS_GUEST_ACTIVITY_STATE), ACTIVITY_SHUTDOWN);
+}
