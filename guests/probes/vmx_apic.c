@@ -248,7 +248,7 @@ PROBE(vmx_intercept_nmi_exiting, "vmx.intercept.nmi_exiting", "VMX",
       "after the exit NMIs are blocked in the host: a second self-NMI is held until the host "
       "executes IRET, then delivered",
       "Intel SDM Vol. 3C 25.6.1, 26.2, 28.1, 28.2.2; Vol. 3A 6.7.1", "sdm.25.6.1.nmi-exiting",
-      "sdm.26.2.nmi", "sdm.28.2.2.intr-info")
+      "sdm.26.2.nmi", "sdm.28.2.2.intr-info", "sdm.28.1.nmi-blocking")
 {
     vmx_require_ctl(VMX_CTL_PIN, PIN_NMI_EXITING, "NMI exiting");
     apic_setup();
@@ -381,8 +381,8 @@ PROBE(vmx_intercept_tpr_threshold, "vmx.intercept.tpr_threshold", "VMX",
       "MOV CR8 of 2 (VTPR[7:4] drops below the threshold) exits with reason 43 (TPR below "
       "threshold) after the instruction (trap-like: guest RIP = the next instruction), "
       "qualification 0, VTPR = 0x20",
-      "Intel SDM Vol. 3C 25.6.8, 30.1.2 (TPR Virtualization), 28.2.1", "sdm.30.1.2.tpr-threshold",
-      "sdm.C.reason-43-tpr-below-threshold")
+      "Intel SDM Vol. 3C 25.6.8, 30.1.2 (TPR Virtualization), 28.1, 28.2.1",
+      "sdm.30.1.2.tpr-threshold", "sdm.C.reason-43-tpr-below-threshold", "sdm.28.1.trap-like")
 {
     require_tpr_shadow();
     vmx_on();
@@ -514,7 +514,8 @@ PROBE(vmx_event_virtual_intr_delivery, "vmx.event.virtual_intr_delivery", "VMX",
       "(SVI 0x50, RVI 0) and VPPR = 0x50",
       "Intel SDM Vol. 3C 25.4.2, 25.6.8, 27.2.1.1, 30.2 (Evaluation and Delivery of Virtual "
       "Interrupts)",
-      "sdm.27.7.5.vid-evaluation", "sdm.30.2.1.evaluation", "sdm.30.2.2.delivery")
+      "sdm.27.7.5.vid-evaluation", "sdm.30.2.1.evaluation", "sdm.30.2.2.delivery",
+      "sdm.28.3.4.guest-intr-status")
 {
     vmx_require_ctl(VMX_CTL_PROC2, PROC2_VIRT_INTR_DELIVERY, "virtual-interrupt delivery");
     vmx_require_ctl(VMX_CTL_PIN, PIN_EXTINT_EXITING, "external-interrupt exiting");

@@ -205,7 +205,7 @@ PROBE(vmx_exit_debugctl, "vmx.exit.debugctl", "VMX",
       "and the host runs with IA32_DEBUGCTL = 0 and DR7 = 0x400 "
       "(a VM exit clears both)",
       "Intel SDM Vol. 3C 25.7.1, 28.3.1, 28.3.3, 28.5.1", "sdm.28.5.1.dr7-debugctl",
-      "sdm.28.3.1.cr-save")
+      "sdm.28.3.1.cr-save", "sdm.28.5.1.debugctl-clear")
 {
     vmx_require_ctl(VMX_CTL_EXIT, EXIT_SAVE_DEBUG, "save debug controls");
     vmx_require_ctl(VMX_CTL_PROC, PROC_MSR_BITMAPS, "use MSR bitmaps");

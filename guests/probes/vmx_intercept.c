@@ -269,8 +269,8 @@ PROBE(vmx_intercept_mtf, "vmx.intercept.mtf", "MTF",
       "With monitor trap flag=1, each VM entry executes one guest instruction and exits with "
       "reason 37, qualification 0, guest RIP at the next instruction (NOP, then ADD, then ADD); "
       "with MTF cleared the guest runs to its VMCALL",
-      "Intel SDM Vol. 3C 25.6.2, 26.5.2, 28.2.1", "sdm.26.5.2.mtf-instruction",
-      "sdm.C.reason-37-mtf")
+      "Intel SDM Vol. 3C 25.6.2, 26.5.2, 28.1, 28.2.1", "sdm.26.5.2.mtf-instruction",
+      "sdm.C.reason-37-mtf", "sdm.28.1.trap-like")
 {
     vmx_require_ctl(VMX_CTL_PROC, PROC_MTF, "monitor trap flag");
     vmx_on();

@@ -183,7 +183,7 @@ PROBE(vmx_misc_pml, "vmx.misc.pml", "PML",
       "logged; with the PML index then set to 0xffff (outside 0-511), a guest write of a fresh "
       "page R (EPT A = D = 0) exits with reason 62 (page-modification log full)",
       "Intel SDM Vol. 3C 29.3.6 (Page-Modification Logging), 29.3.4", "sdm.29.3.6.pml-log",
-      "sdm.29.3.6.pml-no-log", "sdm.C.reason-62-pml-full")
+      "sdm.29.3.6.pml-no-log", "sdm.C.reason-62-pml-full", "sdm.28.3.4.pml-index")
 {
     vmx_require_ctl(VMX_CTL_PROC2, PROC2_PML, "enable PML");
     if (!(vmx_caps()->ept_vpid & VMX_EPT_AD))

@@ -386,7 +386,8 @@ PROBE(vmx_root_launch_state, "vmx.root.launch_state", "VMX",
       "the now launched VMCS gives VMfailValid(4) and VMRESUME exits again; after VMCLEAR and "
       "VMPTRLD, VMRESUME gives VMfailValid(5) and VMLAUNCH exits",
       "Intel SDM Vol. 3C 31.3 (VMLAUNCH/VMRESUME, VMCLEAR), 25.11.3, 31.4",
-      "sdm.27.1.vmresume-clear", "sdm.27.1.vmlaunch-launched", "sdm.25.11.3.vmclear-init")
+      "sdm.27.1.vmresume-clear", "sdm.27.1.vmlaunch-launched", "sdm.25.11.3.vmclear-init",
+      "sdm.28.5.5.launch-state")
 {
     vmx_on();
     struct vmx_vcpu *v = vmx_vcpu_new(vmx_root_loop_guest);
