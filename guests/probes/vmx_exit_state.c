@@ -5,8 +5,10 @@
  * updates (pending debug exceptions, the IA-32e mode guest control, an
  * event it interrupted in delivery) and the NMI blocking it leaves; and
  * what VM entry loads from the guest-state area (SYSENTER MSRs, IA32_PAT,
- * IA32_EFER, IA32_PERF_GLOBAL_CTRL, blocking by MOV SS and STI) or clears
- * (address-range monitoring).
+ * IA32_EFER, IA32_PERF_GLOBAL_CTRL, blocking by MOV SS and STI). (VM entry
+ * clearing address-range monitoring: vmx.intercept.monitor_mwait; a VM exit
+ * right after entry by the TPR threshold: vmx.apic.tpr_threshold_entry;
+ * entry into the shutdown state: vmx.entry.guest_activity_shutdown.)
  */
 #include "vmx.h"
 
@@ -562,42 +564,6 @@ PROBE(vmx_exit_during_delivery, "vmx.exit.during_delivery", "VMX",
     check_eq("guest RSP (nothing pushed)", v->guest_rsp, rsp);
 }
 
-/* ---- 27.3.3: VM entry clears address-range monitoring ---------------------------------- */
-
-static void need_monitor(void)
-{
-    vmx_caps(); /* SKIPs naming CPUID.1:ECX.VMX first */
-    if (!(cpuid(1, 0).c & BIT(3)))
-        skip("CPUID.1:ECX.MONITOR[bit 3]=0");
-}
-
-extern const char vmx_es_mwait_done[];
-GUEST(vmx_es_mwait_guest, "    xor %eax, %eax\n"
-                          "    xor %ecx, %ecx\n"
-                          "    mwait\n"
-                          "vmx_es_mwait_done:\n"
-                          "    vmcall\n"
-                          "    ud2");
-
-PROBE(vmx_entry_monitor_clear, "vmx.entry.monitor_clear", "VMX",
-      "The host arms MONITOR on a page of its own right before VMLAUNCH; the guest (MWAIT exiting "
-      "0) executes MWAIT: VM entry cleared the monitor, so MWAIT does not wait and the guest "
-      "reaches its VMCALL (a watched run: a MWAIT that waits ends in the watchdog)",
-      "Intel SDM Vol. 3C 27.3.3; Vol. 2B MWAIT", "sdm.27.3.3.monitor-clear")
-{
-    need_monitor();
-    if (!vmx_ctl_can_clear(VMX_CTL_PROC, PROC_MWAIT_EXITING))
-        skip("%s: MWAIT exiting (bit 10) cannot be 0", vmx_ctl_name(VMX_CTL_PROC));
-    vmx_on();
-    struct vmx_vcpu *v = vmx_vcpu_new(vmx_es_mwait_guest);
-    vmcs_clear_bits(VMCS_PROC_CTLS, PROC_MWAIT_EXITING);
-    void *page = alloc_page();
-    v->watchdog = "the guest's MWAIT to fall through to its VMCALL";
-    __asm__ volatile("monitor" ::"a"(page), "c"(0), "d"(0) : "memory");
-    if (vmx_run_expect(v, EXIT_VMCALL, "guest MWAIT after a host MONITOR"))
-        check_eq("guest RIP (after the MWAIT)", v->guest_rip, (uintptr_t)vmx_es_mwait_done);
-}
-
 /* ---- CET state: IA32_S_CET and IA32_INTERRUPT_SSP_TABLE_ADDR ------------------------- */
 
 #define MSR_IA32_S_CET 0x6a2
@@ -779,61 +745,4 @@ PROBE(vmx_exit_nmi_unblocking_iret, "vmx.exit.nmi_unblocking_iret", "VMX",
               "%s: saved interruptibility %#llx has virtual-NMI blocking (bit 3)", what,
               (unsigned long long)vmcs_read(VMCS_GUEST_INTERRUPTIBILITY));
     }
-}
-
-/* ---- 27.7.7: a VM exit induced by the TPR threshold right after VM entry ------------- */
-
-PROBE(vmx_entry_tpr_threshold_exit, "vmx.entry.tpr_threshold_exit", "VMX",
-      "With use TPR shadow and virtualize APIC accesses (no virtual-interrupt delivery, CR8 "
-      "exiting off), VTPR = 0x30: VMLAUNCH with TPR threshold 5 (above VTPR[7:4] = 3) exits with "
-      "reason 43 (TPR below threshold) right after entry, before the guest's first instruction "
-      "(guest RIP = entry RIP, qualification 0); with threshold 3 the guest runs to its VMCALL",
-      "Intel SDM Vol. 3C 27.7.7, 27.2.1.1, 25.6.8", "sdm.27.7.7.tpr-threshold")
-{
-    vmx_require_ctl(VMX_CTL_PROC, PROC_TPR_SHADOW, "use TPR shadow");
-    vmx_require_ctl(VMX_CTL_PROC2, PROC2_VIRT_APIC_ACCESS, "virtualize APIC accesses");
-    if (!vmx_ctl_can_clear(VMX_CTL_PROC, PROC_CR8_LOAD_EXITING | PROC_CR8_STORE_EXITING))
-        skip("%s requires CR8-load/store exiting", vmx_ctl_name(VMX_CTL_PROC));
-    vmx_on();
-    struct vmx_vcpu *v = vmx_vcpu_new(vmx_es_win_guest);
-    const uint64_t entry = vmcs_read(VMCS_GUEST_RIP);
-    uint8_t *vapic = alloc_page();
-    *(volatile uint32_t *)(vapic + 0x80) = 0x30; /* VTPR */
-    vmcs_clear_bits(VMCS_PROC_CTLS, PROC_CR8_LOAD_EXITING | PROC_CR8_STORE_EXITING);
-    vmcs_set_bits(VMCS_PROC_CTLS, PROC_TPR_SHADOW | PROC_SECONDARY_CTLS);
-    vmcs_set_bits(VMCS_PROC_CTLS2, PROC2_VIRT_APIC_ACCESS);
-    vmcs_write(VMCS_VIRTUAL_APIC_ADDR, (uintptr_t)vapic);
-    vmcs_write(VMCS_APIC_ACCESS_ADDR, (uintptr_t)alloc_page());
-    vmcs_write(VMCS_TPR_THRESHOLD, 5);
-    if (vmx_run_expect(v, EXIT_TPR_BELOW, "VMLAUNCH with TPR threshold 5 > VTPR[7:4] 3")) {
-        check_eq("guest RIP (no instruction executed)", v->guest_rip, entry);
-        check_eq("exit qualification", v->exit_qual, 0);
-    }
-    vmcs_write(VMCS_TPR_THRESHOLD, 3);
-    vmx_run_expect(v, EXIT_VMCALL, "VMRESUME with TPR threshold 3 = VTPR[7:4]");
-}
-
-/* ---- 27.7.2: VM entry into the shutdown activity state ------------------------------- */
-
-PROBE(vmx_entry_activity_shutdown, "vmx.entry.activity_shutdown", "preemption timer",
-      "VM entry with activity state shutdown (IA32_VMX_MISC[7]) and the VMX-preemption timer "
-      "at 0x1000 leaves the guest in shutdown, executing nothing, until the timer's VM exit "
-      "(reason 52; the timer runs in the shutdown state): guest RIP is still the entry RIP and "
-      "the saved activity state is shutdown (2) (a watched run)",
-      "Intel SDM Vol. 3C 27.7.2, 26.5.1, 28.3.4", "sdm.27.7.2.activity-shutdown")
-{
-    if (!(vmx_caps()->misc & VMX_MISC_ACT_SHUTDOWN))
-        skip("IA32_VMX_MISC[7]=0: activity state shutdown not supported");
-    vmx_require_ctl(VMX_CTL_PIN, PIN_PREEMPTION_TIMER, "activate VMX-preemption timer");
-    vmx_on();
-    struct vmx_vcpu *v = vmx_vcpu_new(vmx_es_win_guest);
-    const uint64_t entry = vmcs_read(VMCS_GUEST_RIP);
-    vmcs_set_bits(VMCS_PIN_CTLS, PIN_PREEMPTION_TIMER);
-    vmcs_write(VMCS_PREEMPTION_TIMER, 0x1000);
-    vmcs_write(VMCS_GUEST_ACTIVITY_STATE, ACTIVITY_SHUTDOWN);
-    v->watchdog = "the VMX-preemption timer's exit from the shutdown state";
-    if (!vmx_run_expect(v, EXIT_PREEMPT_TIMER, "guest entered in activity state shutdown"))
-        return;
-    check_eq("guest RIP (nothing executed)", v->guest_rip, entry);
-    check_eq("saved activity state", vmcs_read(VMCS_GUEST_ACTIVITY_STATE), ACTIVITY_SHUTDOWN);
 }
