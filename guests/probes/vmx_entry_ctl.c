@@ -535,12 +535,12 @@ PROBE(vmx_entry_ctl_ve_info, "vmx.entry.ctl_ve_info", "EPT",
       "(bit 63) = 0, information word (offset 4) 0 and exception-bitmap bit 20 = 0 raises #VE "
       "(vector 20, no error code) through the guest IDT instead of a VM exit, and the "
       "information area holds exit reason 48, FFFFFFFFH at offset 4, a read qualification, "
-      "guest-linear and guest-physical address P and EPTP index 0; the same read exits with "
-      "reason 48 instead when the word is FFFFFFFFH, or when suppress #VE is 1; with "
+      "guest-linear and guest-physical address P and the EPTP-index field's 3; the same read exits "
+      "with reason 48 instead when the word is FFFFFFFFH, or when suppress #VE is 1; with "
       "exception-bitmap bit 20 = 1 the #VE exits with reason 0, vector 20",
       "Intel SDM Vol. 3C 27.2.1.1, 25.6.16, 26.5.6", "sdm.27.2.1.1.ve-info-addr",
       "sdm.26.5.6.1.convertible", "sdm.26.5.6.1.suppress-ve", "sdm.26.5.6.2.ve-info",
-      "sdm.26.5.6.3.ve-delivery")
+      "sdm.26.5.6.3.ve-delivery", "sdm.25.6.19.ve-controls")
 {
     vmx_require_ctl(VMX_CTL_PROC2, PROC2_EPT_VE | PROC2_EPT, "EPT-violation #VE and EPT");
     vmx_on();
@@ -577,6 +577,7 @@ PROBE(vmx_entry_ctl_ve_info, "vmx.entry.ctl_ve_info", "EPT",
     vmcs_set_bits(VMCS_PROC_CTLS2, PROC2_EPT_VE);
     uint32_t *info = alloc_page();
     vmcs_write(VMCS_VE_INFO_ADDR, (uintptr_t)info);
+    vmcs_write(VMCS_EPTP_INDEX, 3);
     w->gpr[VMX_GPR_RDI] = pg;
     if (vmx_run_expect(w, EXIT_VMCALL, "guest read of P (not present, suppress #VE 0)")) {
         check_eq("handler's VMCALL: RAX (an event)", w->gpr[VMX_GPR_RAX], VMX_GUEST_EVENT);
@@ -590,7 +591,7 @@ PROBE(vmx_entry_ctl_ve_info, "vmx.entry.ctl_ve_info", "EPT",
               (unsigned long long)q[0]);
         check_eq("#VE information: guest-linear address", q[1], pg);
         check_eq("#VE information: guest-physical address", q[2], pg);
-        check_eq("#VE information: EPTP index", *(const uint16_t *)(info + 8), 0);
+        check_eq("#VE information: EPTP index (the field's 3)", *(const uint16_t *)(info + 8), 3);
     }
     /* no #VE while the word is FFFFFFFFH, nor with suppress #VE = 1: EPT-violation exits */
     const struct {

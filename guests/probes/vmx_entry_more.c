@@ -284,10 +284,10 @@ static const char *rflags_outcome(uint64_t rf)
 PROBE(vmx_entry_basic_checks, "vmx.entry.basic_checks", "VMX",
       "The basic VM-entry checks: VMLAUNCH right after MOV SS (events blocked by MOV SS) gives "
       "VMfailValid(26); VMLAUNCH with no current VMCS (after VMCLEAR of it) gives VMfailInvalid; "
-      "where VMCS shadowing exists, VMLAUNCH with a shadow VMCS (revision id | bit 31) as the "
-      "current VMCS gives VMfailInvalid",
-      "Intel SDM Vol. 3C 27.1, 31.3 (VMLAUNCH/VMRESUME), 31.4", "sdm.27.1.mov-ss-blocking",
-      "sdm.27.1.no-current-vmcs", "sdm.27.1.shadow-vmcs-current")
+      "where VMCS shadowing exists, VMLAUNCH and VMRESUME with a shadow VMCS (revision id | bit "
+      "31) as the current VMCS give VMfailInvalid",
+      "Intel SDM Vol. 3C 27.1, 25.10, 31.3 (VMLAUNCH/VMRESUME), 31.4", "sdm.27.1.mov-ss-blocking",
+      "sdm.27.1.no-current-vmcs", "sdm.27.1.shadow-vmcs-current", "sdm.25.10.shadow-vmcs")
 {
     vmx_on();
     struct vmx_vcpu *v = vmx_vcpu_new(vmx_em_loop_guest);
@@ -315,6 +315,10 @@ PROBE(vmx_entry_basic_checks, "vmx.entry.basic_checks", "VMX",
     rf = vmx_em_launch(0);
     check(rf != ~0ull && (rf & 0x41) == 0x01,
           "VMLAUNCH with a shadow VMCS current: want VMfailInvalid, got %s", rflags_outcome(rf));
+    v->launched = 1; /* vmx_run: VMRESUME of the current (shadow) VMCS */
+    uint32_t e = vmx_run(v);
+    check(e == VMX_RUN_VMFAIL && vmx_res_is(v->entry, VMX_FAIL_INVALID, 0),
+          "VMRESUME with a shadow VMCS current: want VMfailInvalid, got %s", vmx_exit_str(v));
 }
 
 PROBE(vmx_entry_failed_entry_state, "vmx.entry.failed_entry_state", "VMX",

@@ -41,7 +41,7 @@ PROBE(vmx_event_inject_exception, "vmx.event.inject_exception", "VMX",
       "error code 0x1234, pushed RIP = guest RIP; the VM exit clears the valid bit of the VM-entry "
       "interruption information; after IRET the guest resumes at its entry point",
       "Intel SDM Vol. 3C 25.8.3, 27.6.1, 28.2.1", "sdm.27.6.1.1.inject-hw-exception",
-      "sdm.27.6.1.inject-delivery")
+      "sdm.27.6.1.inject-delivery", "sdm.25.8.3.interruption-info")
 {
     struct vmx_vcpu *v = event_vcpu();
     uint64_t rip = vmcs_read(VMCS_GUEST_RIP);
@@ -58,7 +58,8 @@ PROBE(vmx_event_inject_exception, "vmx.event.inject_exception", "VMX",
 PROBE(vmx_event_inject_soft_int, "vmx.event.inject_soft_int", "VMX",
       "VM entry injecting a software interrupt (type 4) INT 0x80 with VM-entry instruction length "
       "2 delivers vector 0x80 without error code and pushes RIP = guest RIP + 2",
-      "Intel SDM Vol. 3C 25.8.3, 27.6.1.1", "sdm.27.6.1.1.inject-soft-int")
+      "Intel SDM Vol. 3C 25.8.3, 27.6.1.1", "sdm.27.6.1.1.inject-soft-int",
+      "sdm.25.8.3.interruption-info")
 {
     struct vmx_vcpu *v = event_vcpu();
     uint64_t rip = vmcs_read(VMCS_GUEST_RIP);

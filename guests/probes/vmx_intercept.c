@@ -372,7 +372,7 @@ PROBE(vmx_intercept_cr3, "vmx.intercept.cr3", "VMX",
       "qualification 0x903 (CR3, MOV to CR, R9), length 4; with CR3-target count 1 and target 0 = "
       "the value loaded, MOV CR3,R9 does not exit",
       "Intel SDM Vol. 3C 25.6.7, 26.1.3, 28.2.1", "sdm.26.1.3.mov-cr3", "sdm.28.2.1.qual-cr-access",
-      "sdm.C.reason-28-cr-access")
+      "sdm.C.reason-28-cr-access", "sdm.25.6.7.cr3-target")
 {
     vmx_require_ctl(VMX_CTL_PROC, PROC_CR3_LOAD_EXITING | PROC_CR3_STORE_EXITING,
                     "CR3-load/CR3-store exiting");

@@ -21,7 +21,7 @@ PROBE(vmx_misc_vmcs_shadowing, "vmx.misc.vmcs_shadowing", "VMCS shadowing",
       "set "
       "in the VMREAD bitmap, guest VMREAD exits with reason 23",
       "Intel SDM Vol. 3C 25.6.15, 25.10, 26.1.3, 31.3 (VMREAD, VMWRITE)",
-      "sdm.25.6.15.shadow-bitmaps", "sdm.26.1.3.vmread-vmwrite")
+      "sdm.25.6.15.shadow-bitmaps", "sdm.26.1.3.vmread-vmwrite", "sdm.25.10.shadow-vmcs")
 {
     vmx_require_ctl(VMX_CTL_PROC2, PROC2_VMCS_SHADOWING, "VMCS shadowing");
     vmx_on();
@@ -85,12 +85,14 @@ struct msr_entry {
 };
 
 PROBE(vmx_misc_msr_lists, "vmx.misc.msr_lists", "VMX",
-      "VM-entry MSR-load list {IA32_KERNEL_GS_BASE=0x2222000}: the guest reads 0x2222000; the "
-      "guest writes 0x1111000 (MSR bitmap zero); VM-exit MSR-store list {IA32_KERNEL_GS_BASE} "
-      "receives 0x1111000; VM-exit MSR-load list {IA32_KERNEL_GS_BASE=0x3333000}: the host reads "
-      "0x3333000 after the exit",
+      "VM-entry MSR-load list of two 16-byte entries {IA32_KERNEL_GS_BASE=0x5555000, "
+      "IA32_KERNEL_GS_BASE=0x2222000}: the guest reads 0x2222000; the guest writes 0x1111000 (MSR "
+      "bitmap zero); VM-exit MSR-store list {IA32_KERNEL_GS_BASE, IA32_KERNEL_GS_BASE}: both "
+      "entries receive 0x1111000; VM-exit MSR-load list {IA32_KERNEL_GS_BASE=0x4444000, "
+      "IA32_KERNEL_GS_BASE=0x3333000}: the host reads 0x3333000 after the exit",
       "Intel SDM Vol. 3C 25.7.2, 25.8.2, 27.4, 28.4, 28.6", "sdm.27.4.msr-load-order",
-      "sdm.28.4.msr-store", "sdm.28.6.msr-load")
+      "sdm.28.4.msr-store", "sdm.28.6.msr-load", "sdm.25.7.2.exit-msr-areas",
+      "sdm.25.8.2.entry-msr-area")
 {
     vmx_require_ctl(VMX_CTL_PROC, PROC_MSR_BITMAPS, "use MSR bitmaps");
     vmx_on();
@@ -98,15 +100,19 @@ PROBE(vmx_misc_msr_lists, "vmx.misc.msr_lists", "VMX",
     vmcs_write(VMCS_MSR_BITMAP, (uintptr_t)alloc_page());
     vmcs_set_bits(VMCS_PROC_CTLS, PROC_MSR_BITMAPS);
     struct msr_entry *eload = alloc_page(), *estore = alloc_page(), *xload = alloc_page();
-    eload[0] = (struct msr_entry){MSR_KERNEL_GS_BASE, 0, 0x2222000};
+    /* two entries each: the second, 16 bytes on, is the one that must win or be stored */
+    eload[0] = (struct msr_entry){MSR_KERNEL_GS_BASE, 0, 0x5555000};
+    eload[1] = (struct msr_entry){MSR_KERNEL_GS_BASE, 0, 0x2222000};
     estore[0] = (struct msr_entry){MSR_KERNEL_GS_BASE, 0, 0xdead};
-    xload[0] = (struct msr_entry){MSR_KERNEL_GS_BASE, 0, 0x3333000};
+    estore[1] = (struct msr_entry){MSR_KERNEL_GS_BASE, 0, 0xbeef};
+    xload[0] = (struct msr_entry){MSR_KERNEL_GS_BASE, 0, 0x4444000};
+    xload[1] = (struct msr_entry){MSR_KERNEL_GS_BASE, 0, 0x3333000};
     vmcs_write(VMCS_ENTRY_MSR_LOAD_ADDR, (uintptr_t)eload);
-    vmcs_write(VMCS_ENTRY_MSR_LOAD_COUNT, 1);
+    vmcs_write(VMCS_ENTRY_MSR_LOAD_COUNT, 2);
     vmcs_write(VMCS_EXIT_MSR_STORE_ADDR, (uintptr_t)estore);
-    vmcs_write(VMCS_EXIT_MSR_STORE_COUNT, 1);
+    vmcs_write(VMCS_EXIT_MSR_STORE_COUNT, 2);
     vmcs_write(VMCS_EXIT_MSR_LOAD_ADDR, (uintptr_t)xload);
-    vmcs_write(VMCS_EXIT_MSR_LOAD_COUNT, 1);
+    vmcs_write(VMCS_EXIT_MSR_LOAD_COUNT, 2);
     uint64_t saved = rdmsr(MSR_KERNEL_GS_BASE);
     uint32_t r = vmx_run(v);
     uint64_t after = rdmsr(MSR_KERNEL_GS_BASE);
@@ -116,7 +122,9 @@ PROBE(vmx_misc_msr_lists, "vmx.misc.msr_lists", "VMX",
         return;
     check_eq("IA32_KERNEL_GS_BASE the guest read (VM-entry MSR-load)",
              (v->gpr[VMX_GPR_RSI] << 32) | (uint32_t)v->gpr[VMX_GPR_RBX], 0x2222000);
-    check_eq("VM-exit MSR-store entry", estore[0].value, 0x1111000);
+    check_eq("VM-exit MSR-store entry 0", estore[0].value, 0x1111000);
+    check_eq("VM-exit MSR-store entry 1", estore[1].value, 0x1111000);
+    check_eq("VM-exit MSR-store entry 1: index", estore[1].index, MSR_KERNEL_GS_BASE);
     check_eq("host IA32_KERNEL_GS_BASE after the exit (VM-exit MSR-load)", after, 0x3333000);
 }
 
@@ -174,16 +182,20 @@ PROBE(vmx_misc_tsc_scaling, "vmx.misc.tsc_scaling", "VMX",
     }
 }
 
-GUEST(vmx_mi_rw_guest, "mov (%rdi), %rax", "vmcall", "mov %rax, (%rdi)", "vmcall", "ud2");
+extern const char vmx_mi_rw_write[];
+GUEST(vmx_mi_rw_guest, "mov (%rdi), %rax", "vmcall", "vmx_mi_rw_write:", "mov %rax, (%rdi)",
+      "vmcall", "ud2");
 
 PROBE(vmx_misc_pml, "vmx.misc.pml", "PML",
       "With EPT A/D flags and page-modification logging (PML index 511), a guest read of P logs "
       "nothing for P; a guest write of P (EPT D 0 -> 1) writes P's 4 KiB-aligned GPA into the "
       "PML buffer between index+1 and 511, and the index decreases by the number of entries "
       "logged; with the PML index then set to 0xffff (outside 0-511), a guest write of a fresh "
-      "page R (EPT A = D = 0) exits with reason 62 (page-modification log full)",
-      "Intel SDM Vol. 3C 29.3.6 (Page-Modification Logging), 29.3.4", "sdm.29.3.6.pml-log",
-      "sdm.29.3.6.pml-no-log", "sdm.C.reason-62-pml-full", "sdm.28.3.4.pml-index")
+      "page R (EPT A = D = 0) exits with reason 62 (page-modification log full) before the access: "
+      "guest RIP at the write (or at the read, if it already logged) and R's EPT D flag still 0",
+      "Intel SDM Vol. 3C 29.3.6 (Page-Modification Logging), 29.3.4, 25.6.18", "sdm.29.3.6.pml-log",
+      "sdm.29.3.6.pml-no-log", "sdm.C.reason-62-pml-full", "sdm.28.3.4.pml-index",
+      "sdm.25.6.18.pml-address", "sdm.29.3.6.pml-full")
 {
     vmx_require_ctl(VMX_CTL_PROC2, PROC2_PML, "enable PML");
     if (!(vmx_caps()->ept_vpid & VMX_EPT_AD))
@@ -225,19 +237,27 @@ PROBE(vmx_misc_pml, "vmx.misc.pml", "PML",
           (unsigned long long)idx2 + 1, (unsigned long long)idx);
     /* a log-full event: with the PML index outside 0-511 the next log write exits (62) */
     uint64_t r = (uintptr_t)alloc_page();
-    *vmx_ept_pte(eptp, r) &= ~(EPT_A | EPT_D);
+    uint64_t *rpte = vmx_ept_pte(eptp, r);
+    *rpte &= ~(EPT_A | EPT_D);
     vmx_ept_flush(eptp);
     vmcs_write(VMCS_GUEST_PML_INDEX, 0xffff);
     vmcs_write(VMCS_GUEST_RIP, (uintptr_t)vmx_mi_rw_guest);
     v->gpr[VMX_GPR_RDI] = r;
     uint32_t e = vmx_run(v);
+    /* the read may already fill the log (EPT D of a guest paging-structure page): RIP the read */
+    uintptr_t at = (uintptr_t)vmx_mi_rw_guest;
     if (e == EXIT_VMCALL) { /* the read logged nothing: on to the write */
         vmx_skip_insn(v);
         e = vmx_run(v);
+        at = (uintptr_t)vmx_mi_rw_write;
     }
-    check(e == EXIT_PML_FULL,
-          "guest write of a fresh page with PML index 0xffff: want exit 62 (PML full), got %s",
-          vmx_exit_str(v));
+    if (!check(e == EXIT_PML_FULL,
+               "guest write of a fresh page with PML index 0xffff: want exit 62 (PML full), got %s",
+               vmx_exit_str(v)))
+        return;
+    check_eq("guest RIP at the PML-full exit (the access not done)", v->guest_rip, at);
+    check(!(*rpte & EPT_D), "R's EPT entry %#llx has D set after the PML-full exit",
+          (unsigned long long)*rpte);
 }
 
 extern const char vmx_mi_vmfunc_1[], vmx_mi_vmfunc_2[], vmx_mi_vmfunc_3[];
@@ -269,7 +289,7 @@ PROBE(vmx_misc_vmfunc_eptp, "vmx.misc.vmfunc_eptp", "VMFUNC",
       "Where EPT-violation #VE is offered it is on, and the switch sets the EPTP-index field to 1",
       "Intel SDM Vol. 3C 26.5.5.3 (EPTP Switching), 26.5.5.2, 25.6.14, 28.2.1",
       "sdm.26.5.5.3.eptp-switch", "sdm.26.5.5.3.eptp-switch-invalid", "sdm.C.reason-59-vmfunc",
-      "sdm.26.5.5.2.vmfunc-exit", "sdm.26.5.5.3.eptp-index")
+      "sdm.26.5.5.2.vmfunc-exit", "sdm.26.5.5.3.eptp-index", "sdm.25.6.14.vmfunc-controls")
 {
     vmx_require_ctl(VMX_CTL_PROC2, PROC2_VMFUNC | PROC2_EPT, "enable VM functions and EPT");
     if (!(vmx_caps()->vmfunc & 1))

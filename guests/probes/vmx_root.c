@@ -81,9 +81,10 @@ PROBE(vmx_root_vmxon_vmxe_clear, "vmx.root.vmxon_vmxe_clear", "VMX",
 PROBE(vmx_root_vmxon_bad_region, "vmx.root.vmxon_bad_region", "VMX",
       "VMXON gives VMfailInvalid (and stays outside VMX operation) with a region whose revision "
       "id is wrong, whose bit 31 is set, with a pointer not 4 KiB aligned, and with a pointer "
-      "beyond MAXPHYADDR; VMXON with the correct region then succeeds",
-      "Intel SDM Vol. 3C 31.3 (VMXON), 25.2", "sdm.31.3.vmxon-pointer", "sdm.25.2.revision-id",
-      "sdm.24.7.vmxon-region")
+      "beyond MAXPHYADDR; VMXON with the correct revision id and the rest of the region all ones "
+      "then succeeds (the region needs only the revision id)",
+      "Intel SDM Vol. 3C 31.3 (VMXON), 25.2, 25.11.5", "sdm.31.3.vmxon-pointer",
+      "sdm.25.2.revision-id", "sdm.24.7.vmxon-region", "sdm.25.11.5.vmxon-region")
 {
     uint64_t pa = vmx_prepare();
     uint32_t *region = (uint32_t *)(uintptr_t)pa;
@@ -111,8 +112,10 @@ PROBE(vmx_root_vmxon_bad_region, "vmx.root.vmxon_bad_region", "VMX",
             insn(VMX_INSN_VMXOFF, 0, 0, NULL, "VMXOFF");
     }
     region[0] = rev;
+    for (unsigned i = 1; i < 1024; i++)
+        region[i] = ~0u;
     r = insn(VMX_INSN_VMXON, pa, 0, NULL, "VMXON");
-    check_vmx("VMXON with the correct region afterwards", r, VMX_SUCCEED, 0);
+    check_vmx("VMXON with the correct revision id, the rest all ones", r, VMX_SUCCEED, 0);
 }
 
 PROBE(vmx_root_vmxon_cr0_fixed, "vmx.root.vmxon_cr0_fixed", "VMX",
