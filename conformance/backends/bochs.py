@@ -4,6 +4,14 @@ Bochs boots only through its BIOS, so the kernel goes on a GRUB ISO. Its
 COM1 writes to a FIFO that the harness reads; the debugger build Debian
 ships needs `-rc` with `c` to start running, and the `term` display needs
 a pseudo-terminal, which pexpect gives it.
+
+With the debugger on that terminal, the `term` display draws the VGA
+screen into a second pseudo-terminal that Bochs opens itself ("Bochs
+connected to screen /dev/pts/N"). Nothing reads it unless we do: after
+about 21 KB of screen and cursor updates its buffer is full, Bochs blocks
+in write() inside its VGA timer, and the whole emulated machine stops
+(every level above it, with their watchdogs). `ScreenDrain` reads and
+drops that output for as long as Bochs runs.
 """
 
 from __future__ import annotations
@@ -13,6 +21,9 @@ import os
 import re
 import socket
 import subprocess
+import threading
+import time
+import tty
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -29,6 +40,73 @@ from .transports.pty import PtyConsole
 BIOS = "/usr/share/bochs/BIOS-bochs-latest"
 VGABIOS = "/usr/share/vgabios/vgabios.bin"
 PLUGINS = "/usr/lib/x86_64-linux-gnu/bochs/plugins"
+
+
+def screen_pty(pid: int) -> str | None:
+    """The slave of the pseudo-terminal Bochs's display opened (its fd on
+    /dev/ptmx, whose tty-index fdinfo gives), or None while there is none."""
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return None
+    for fd in fds:
+        try:
+            if os.readlink(f"/proc/{pid}/fd/{fd}") != "/dev/ptmx":
+                continue
+            with open(f"/proc/{pid}/fdinfo/{fd}") as info:
+                for line in info:
+                    if line.startswith("tty-index:"):
+                        return f"/dev/pts/{int(line.split()[1])}"
+        except (OSError, ValueError):
+            continue
+    return None
+
+
+class ScreenDrain(threading.Thread):
+    """Reads and drops what Bochs's `term` display writes, so that Bochs never
+    blocks on a full screen (the module's docstring). Ends when Bochs closes
+    the screen (EIO) or exits."""
+
+    FIND_FOR = 120.0  # seconds to wait for the display to open its terminal
+
+    def __init__(self, pid: int) -> None:
+        super().__init__(name=f"bochs-screen-{pid}", daemon=True)
+        self.pid = pid
+        self.path: str | None = None
+        self.dropped = 0  # bytes read and dropped
+
+    def _alive(self) -> bool:
+        return os.path.exists(f"/proc/{self.pid}")
+
+    def run(self) -> None:
+        deadline = time.monotonic() + self.FIND_FOR
+        while self.path is None and time.monotonic() < deadline and self._alive():
+            self.path = screen_pty(self.pid)
+            if self.path is None:
+                time.sleep(0.05)
+        if self.path is None:
+            return
+        try:
+            fd = os.open(self.path, os.O_RDONLY | os.O_NOCTTY)
+        except OSError:
+            return
+        try:
+            tty.setraw(fd)  # no line discipline: no echo back to Bochs, no waiting for a newline
+        except OSError:
+            pass
+        try:
+            while True:
+                try:
+                    data = os.read(fd, 65536)
+                except InterruptedError:
+                    continue
+                except OSError:  # EIO: Bochs closed the screen or exited
+                    return
+                if not data:
+                    return
+                self.dropped += len(data)
+        finally:
+            os.close(fd)
 
 
 @dataclass(frozen=True)
@@ -137,6 +215,7 @@ class BochsBackend(Backend):
         except (pexpect.ExceptionPexpect, OSError) as exc:
             os.close(fd)
             raise BackendUnavailable(f"cannot start bochs: {exc}") from None
+        ScreenDrain(child.pid).start()
         log = workdir / "bochs.log"
         console = PtyConsole(
             child, serial_fd=fd, label="bochs", diagnostics=lambda: _log_excerpt(log), last_words=lambda: _panic(log)
@@ -186,6 +265,7 @@ class BochsBackend(Backend):
                 child = pexpect.spawn(argv[0], argv[1:], cwd=str(workdir), echo=False, dimensions=(25, 80))
             except (pexpect.ExceptionPexpect, OSError) as exc:
                 raise BackendUnavailable(f"cannot start bochs: {exc}") from None
+            ScreenDrain(child.pid).start()
             # Bochs connects while it sets up its devices, before the BIOS runs.
             listener.settimeout(CONNECT_TIMEOUT)
             try:
