@@ -306,7 +306,8 @@ PROBE(vmx_intercept_cr8, "vmx.intercept.cr8", "VMX",
       "28, "
       "qualification 0x8 (CR8, MOV to CR, RAX), length 4, and MOV RBX,CR8 with qualification "
       "0x318 (CR8, MOV from CR, RBX), length 4; the real CR8 is not changed",
-      "Intel SDM Vol. 3C 25.6.2, 26.1.3, 28.2.1", "sdm.26.1.3.mov-cr8", "sdm.28.2.1.qual-cr-access")
+      "Intel SDM Vol. 3C 25.6.2, 26.1.3, 28.2.1", "sdm.26.1.3.mov-cr8", "sdm.28.2.1.qual-cr-access",
+      "sdm.25.6.2.primary-controls")
 {
     vmx_require_ctl(VMX_CTL_PROC, PROC_CR8_LOAD_EXITING | PROC_CR8_STORE_EXITING,
                     "CR8-load and CR8-store exiting");
@@ -355,7 +356,7 @@ PROBE(vmx_intercept_tpr_shadow, "vmx.intercept.tpr_shadow", "VMX",
       "guest MOV RBX,CR8 reads 3 (VTPR[7:4]) and MOV CR8,RAX with RAX=5 writes VTPR = 0x50 (bits "
       "3:0 and 31:8 cleared), both without a VM exit; the real CR8 stays 0",
       "Intel SDM Vol. 3C 25.6.2, 25.6.8, 30.3 (Virtualizing CR8-Based TPR Accesses)",
-      "sdm.30.3.cr8-read", "sdm.30.3.cr8-write")
+      "sdm.30.3.cr8-read", "sdm.30.3.cr8-write", "sdm.25.6.2.primary-controls")
 {
     require_tpr_shadow();
     vmx_on();

@@ -92,7 +92,7 @@ PROBE(vmx_intercept_hlt, "vmx.intercept.hlt", "VMX",
       "length 1, exit qualification 0, activity state active; VMRESUME after RIP += 1 reaches the "
       "following VMCALL",
       "Intel SDM Vol. 3C 25.6.2, 26.1.3, 28.2.1", "sdm.26.1.3.hlt-mwait-monitor",
-      "sdm.C.reason-12-hlt")
+      "sdm.C.reason-12-hlt", "sdm.25.6.2.primary-controls")
 {
     vmx_require_ctl(VMX_CTL_PROC, PROC_HLT_EXITING, "HLT exiting");
     vmx_on();
@@ -176,7 +176,7 @@ PROBE(vmx_intercept_msr, "vmx.intercept.msr", "VMX",
       "read bit (and then write bit) of 0x174 set they exit again; RDMSR of 0x40000100, outside "
       "both bitmap ranges, exits even with bitmaps",
       "Intel SDM Vol. 3C 25.6.9, 26.1.3", "sdm.26.1.3.msr", "sdm.C.reason-31-rdmsr",
-      "sdm.C.reason-32-wrmsr")
+      "sdm.C.reason-32-wrmsr", "sdm.25.6.2.primary-controls")
 {
     vmx_on();
     struct vmx_vcpu *v = vmx_vcpu_new(vmx_ic_msr_guest);
@@ -235,7 +235,7 @@ PROBE(vmx_intercept_io, "vmx.intercept.io", "VMX",
       "0x800040 (size 1, OUT, immediate operand, port 0x80), length 2; IN EAX,DX with DX=0x1234 "
       "exits with qualification 0x1234000b (size 4, IN, DX operand), length 1",
       "Intel SDM Vol. 3C 25.6.4, 26.1.3, 28.2.1", "sdm.26.1.3.io", "sdm.28.2.1.qual-io",
-      "sdm.C.reason-30-io")
+      "sdm.C.reason-30-io", "sdm.25.6.2.primary-controls")
 {
     vmx_require_ctl(VMX_CTL_PROC, PROC_UNCOND_IO_EXITING, "unconditional I/O exiting");
     vmx_on();
@@ -270,7 +270,7 @@ PROBE(vmx_intercept_mtf, "vmx.intercept.mtf", "MTF",
       "reason 37, qualification 0, guest RIP at the next instruction (NOP, then ADD, then ADD); "
       "with MTF cleared the guest runs to its VMCALL",
       "Intel SDM Vol. 3C 25.6.2, 26.5.2, 28.1, 28.2.1", "sdm.26.5.2.mtf-instruction",
-      "sdm.C.reason-37-mtf", "sdm.28.1.trap-like")
+      "sdm.C.reason-37-mtf", "sdm.28.1.trap-like", "sdm.25.6.2.primary-controls")
 {
     vmx_require_ctl(VMX_CTL_PROC, PROC_MTF, "monitor trap flag");
     vmx_on();
@@ -304,7 +304,7 @@ PROBE(vmx_intercept_rdtsc, "vmx.intercept.rdtsc", "VMX",
       "and guest RIP at the instruction",
       "Intel SDM Vol. 3C 25.6.2, 25.6.5, 26.1.3, 26.3", "sdm.26.1.3.rdtsc-rdpmc",
       "sdm.25.6.5.tsc-offset", "sdm.C.reason-16-rdtsc", "sdm.26.1.3.user-wait",
-      "sdm.C.reason-67-umwait", "sdm.C.reason-68-tpause")
+      "sdm.C.reason-67-umwait", "sdm.C.reason-68-tpause", "sdm.25.6.2.primary-controls")
 {
     vmx_require_ctl(VMX_CTL_PROC, PROC_RDTSC_EXITING, "RDTSC exiting");
     vmx_on();
@@ -372,7 +372,7 @@ PROBE(vmx_intercept_cr3, "vmx.intercept.cr3", "VMX",
       "qualification 0x903 (CR3, MOV to CR, R9), length 4; with CR3-target count 1 and target 0 = "
       "the value loaded, MOV CR3,R9 does not exit",
       "Intel SDM Vol. 3C 25.6.7, 26.1.3, 28.2.1", "sdm.26.1.3.mov-cr3", "sdm.28.2.1.qual-cr-access",
-      "sdm.C.reason-28-cr-access", "sdm.25.6.7.cr3-target")
+      "sdm.C.reason-28-cr-access", "sdm.25.6.7.cr3-target", "sdm.25.6.2.primary-controls")
 {
     vmx_require_ctl(VMX_CTL_PROC, PROC_CR3_LOAD_EXITING | PROC_CR3_STORE_EXITING,
                     "CR3-load/CR3-store exiting");
@@ -495,7 +495,7 @@ PROBE(vmx_intercept_invlpg, "vmx.intercept.invlpg", "VMX",
       "With INVLPG exiting, guest INVLPG [0x123456] exits with reason 14, qualification 0x123456 "
       "(the linear address), length 8, RIP = the INVLPG",
       "Intel SDM Vol. 3C 25.6.2, 26.1.3, 28.2.1", "sdm.26.1.3.invlpg-invpcid",
-      "sdm.28.2.1.qual-invlpg", "sdm.C.reason-14-invlpg")
+      "sdm.28.2.1.qual-invlpg", "sdm.C.reason-14-invlpg", "sdm.25.6.2.primary-controls")
 {
     static const struct insn_exit e = {vmx_ic_invlpg_guest,
                                        VMX_CTL_PROC,
@@ -511,7 +511,8 @@ PROBE(vmx_intercept_invlpg, "vmx.intercept.invlpg", "VMX",
 GUEST(vmx_ic_rdpmc_guest, "xor %ecx, %ecx", "rdpmc", "vmcall", "ud2");
 PROBE(vmx_intercept_rdpmc, "vmx.intercept.rdpmc", "VMX",
       "With RDPMC exiting, guest RDPMC (ECX=0) exits with reason 15, length 2, qualification 0",
-      "Intel SDM Vol. 3C 25.6.2, 26.1.3", "sdm.26.1.3.rdtsc-rdpmc", "sdm.C.reason-15-rdpmc")
+      "Intel SDM Vol. 3C 25.6.2, 26.1.3", "sdm.26.1.3.rdtsc-rdpmc", "sdm.C.reason-15-rdpmc",
+      "sdm.25.6.2.primary-controls")
 {
     /* the guest starts with XOR ECX,ECX (2 bytes) */
     vmx_require_ctl(VMX_CTL_PROC, PROC_RDPMC_EXITING, "RDPMC exiting");
@@ -528,7 +529,8 @@ PROBE(vmx_intercept_rdpmc, "vmx.intercept.rdpmc", "VMX",
 GUEST(vmx_ic_pause_guest, "pause", "vmcall", "ud2");
 PROBE(vmx_intercept_pause, "vmx.intercept.pause", "VMX",
       "With PAUSE exiting, guest PAUSE exits with reason 40, length 2, qualification 0",
-      "Intel SDM Vol. 3C 25.6.2, 26.1.3", "sdm.26.1.3.pause-ple", "sdm.C.reason-40-pause")
+      "Intel SDM Vol. 3C 25.6.2, 26.1.3", "sdm.26.1.3.pause-ple", "sdm.C.reason-40-pause",
+      "sdm.25.6.2.primary-controls")
 {
     static const struct insn_exit e = {vmx_ic_pause_guest,
                                        VMX_CTL_PROC,
@@ -805,7 +807,7 @@ PROBE(vmx_intercept_mov_dr, "vmx.intercept.mov_dr", "VMX",
       "MOV to DR, RDX), length 3; MOV RSI,DR0 exits with qualification 0x610 (DR0, MOV from DR, "
       "RSI), length 3",
       "Intel SDM Vol. 3C 25.6.2, 26.1.3, 28.2.1", "sdm.26.1.3.mov-dr", "sdm.28.2.1.qual-mov-dr",
-      "sdm.C.reason-29-mov-dr")
+      "sdm.C.reason-29-mov-dr", "sdm.25.6.2.primary-controls")
 {
     vmx_require_ctl(VMX_CTL_PROC, PROC_MOV_DR_EXITING, "MOV-DR exiting");
     vmx_on();
@@ -847,7 +849,7 @@ PROBE(vmx_intercept_io_bitmap, "vmx.intercept.io_bitmap", "VMX",
       "exits; "
       "IN AX,DX with DX=0xffff, whose access wraps past port 0xffff, exits although bits 0xffff "
       "and 0 are clear",
-      "Intel SDM Vol. 3C 25.6.4, 26.1.3", "sdm.25.6.4.io-bitmaps")
+      "Intel SDM Vol. 3C 25.6.4, 26.1.3", "sdm.25.6.4.io-bitmaps", "sdm.25.6.2.primary-controls")
 {
     vmx_require_ctl(VMX_CTL_PROC, PROC_IO_BITMAPS, "use I/O bitmaps");
     vmx_on();
@@ -954,7 +956,8 @@ PROBE(vmx_intercept_monitor_mwait, "vmx.intercept.monitor_mwait", "VMX",
       "a guest MWAIT right after VM entry does not wait (VM entry cleared the monitoring): it "
       "reaches its VMCALL before the timer (10^6) expires",
       "Intel SDM Vol. 3C 25.6.2, 26.1.3, 27.3.3", "sdm.26.1.3.hlt-mwait-monitor",
-      "sdm.C.reason-36-mwait", "sdm.C.reason-39-monitor", "sdm.27.3.3.monitor-clear")
+      "sdm.C.reason-36-mwait", "sdm.C.reason-39-monitor", "sdm.27.3.3.monitor-clear",
+      "sdm.25.6.2.primary-controls")
 {
     vmx_caps();
     if (!(cpuid(1, 0).c & (1u << 3)))
