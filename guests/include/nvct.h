@@ -181,6 +181,10 @@ struct fault {
  */
 int catch_fault(void (*fn)(void *), void *arg, struct fault *f);
 
+/* IRETQ to the next instruction at the same privilege: ends the blocking of
+ * NMIs (SDM Vol. 3A 6.7.1). The argument is unused (a catch_fault() fn). */
+void iret_self(void *unused);
+
 /* "#GP(0)", "#UD", "none": for details. Returns a static buffer. */
 const char *fault_str(const struct fault *f);
 
@@ -302,6 +306,10 @@ static inline void *alloc_page(void) { return alloc_pages(1); }
 /* The kernel's own page tables: identity map of the low 4 GiB with 2 MiB
  * pages. Probes that need a different mapping build their own tables. */
 uint64_t kernel_cr3(void);
+
+/* A copy of that identity map with every page user-accessible (for code run
+ * at CPL 3): fresh tables from alloc_pages(). */
+uint64_t user_cr3(void);
 
 /* The selectors of the kernel's GDT. */
 #define KERNEL_CS   0x08

@@ -143,3 +143,33 @@ uint64_t kernel_cr3(void)
 
     return (uint64_t)kernel_pml4;
 }
+
+uint64_t user_cr3(void)
+{
+    uint64_t *pml4 = alloc_page(), *pdpt = alloc_page(), *pd = alloc_pages(4);
+    for (uint64_t i = 0; i < 4 * 512; i++)
+        pd[i] = (i << 21) | 0x87; /* P, W, U, PS */
+    for (uint64_t i = 0; i < 4; i++)
+        pdpt[i] = (uintptr_t)&pd[i * 512] | 0x7;
+    pml4[0] = (uintptr_t)pdpt | 0x7;
+    return (uintptr_t)pml4;
+}
+
+void iret_self(void *unused)
+{
+    (void)unused;
+    __asm__ volatile("mov %%rsp, %%rcx\n\t"
+                     "mov %%ss, %%eax\n\t"
+                     "pushq %%rax\n\t"
+                     "pushq %%rcx\n\t"
+                     "pushfq\n\t"
+                     "mov %%cs, %%eax\n\t"
+                     "pushq %%rax\n\t"
+                     "leaq 1f(%%rip), %%rax\n\t"
+                     "pushq %%rax\n\t"
+                     "iretq\n"
+                     "1:"
+                     :
+                     :
+                     : "rax", "rcx", "memory");
+}

@@ -213,26 +213,6 @@ PROBE(vmx_intercept_extint_if0, "vmx.intercept.extint_if0", "VMX",
     apic_done();
 }
 
-/* IRET to the next instruction: ends the blocking of NMIs (SDM Vol. 3A 6.7.1) */
-static void iret_self(void *arg)
-{
-    (void)arg;
-    __asm__ volatile("mov %%rsp, %%rcx\n\t"
-                     "mov %%ss, %%eax\n\t"
-                     "pushq %%rax\n\t"
-                     "pushq %%rcx\n\t"
-                     "pushfq\n\t"
-                     "mov %%cs, %%eax\n\t"
-                     "pushq %%rax\n\t"
-                     "leaq 1f(%%rip), %%rax\n\t"
-                     "pushq %%rax\n\t"
-                     "iretq\n"
-                     "1:"
-                     :
-                     :
-                     : "rax", "rcx", "memory");
-}
-
 static void send_self_nmi(void *arg)
 {
     (void)arg;

@@ -285,18 +285,6 @@ GUEST(vmx_x2_user_guest, "vmx_x2_u_cpuid:\n"
                          "    vmcall\n"
                          "    ud2");
 
-/* identity map of the low 4 GiB with 2 MiB pages, user-accessible */
-static uint64_t user_cr3(void)
-{
-    uint64_t *pml4 = alloc_page(), *pdpt = alloc_page(), *pd = alloc_pages(4);
-    for (uint64_t i = 0; i < 4 * 512; i++)
-        pd[i] = (i << 21) | 0x87; /* P, W, U, PS */
-    for (uint64_t i = 0; i < 4; i++)
-        pdpt[i] = (uintptr_t)&pd[i * 512] | 0x7;
-    pml4[0] = (uintptr_t)pdpt | 0x7;
-    return (uintptr_t)pml4;
-}
-
 PROBE(vmx_exit_cpl3, "vmx.intercept.cpl3_exits", "VMX",
       "A guest entered at CPL 3 (CS = USER_CS and SS = USER_DS at DPL 3, 64-bit, user-accessible "
       "page tables): CPUID exits with reason 10 and VMXOFF with reason 26 (the VM exit precedes "

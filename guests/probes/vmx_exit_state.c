@@ -405,26 +405,6 @@ static void es_self_nmi(void *arg)
         ;
 }
 
-/* IRET to the next instruction: ends any blocking of NMIs (SDM Vol. 3A 6.7.1) */
-static void es_iret_self(void *arg)
-{
-    (void)arg;
-    __asm__ volatile("mov %%rsp, %%rcx\n\t"
-                     "mov %%ss, %%eax\n\t"
-                     "pushq %%rax\n\t"
-                     "pushq %%rcx\n\t"
-                     "pushfq\n\t"
-                     "mov %%cs, %%eax\n\t"
-                     "pushq %%rax\n\t"
-                     "leaq 1f(%%rip), %%rax\n\t"
-                     "pushq %%rax\n\t"
-                     "iretq\n"
-                     "1:"
-                     :
-                     :
-                     : "rax", "rcx", "memory");
-}
-
 PROBE(vmx_exit_nmi_unblocked, "vmx.exit.nmi_unblocked", "VMX",
       "A VM exit not caused by an NMI (the guest's VMCALL; NMI exiting and virtual NMIs 0, "
       "guest entered without blocking by NMI) leaves NMIs unblocked in the host: a self-NMI "
@@ -443,7 +423,7 @@ PROBE(vmx_exit_nmi_unblocked, "vmx.exit.nmi_unblocked", "VMX",
     es_apic = (volatile uint32_t *)(uintptr_t)(base & 0xfffff000ull);
     const uint32_t svr = es_apic[APIC_SVR / 4];
     es_apic[APIC_SVR / 4] = svr | 0x1ff;
-    catch_fault(es_iret_self, NULL, NULL); /* no NMI blocking before the entry */
+    catch_fault(iret_self, NULL, NULL); /* no NMI blocking before the entry */
     vmx_on();
     struct vmx_vcpu *v = vmx_vcpu_new(vmx_es_call_guest);
     vmcs_write(VMCS_GUEST_INTERRUPTIBILITY, 0);
@@ -455,7 +435,7 @@ PROBE(vmx_exit_nmi_unblocked, "vmx.exit.nmi_unblocked", "VMX",
               "(NMIs blocked after a VM exit not caused by an NMI)",
               vec == NO_FAULT ? "no exception" : fault_str(&f));
     }
-    catch_fault(es_iret_self, NULL, NULL); /* leave NMIs unblocked */
+    catch_fault(iret_self, NULL, NULL); /* leave NMIs unblocked */
     es_apic[APIC_SVR / 4] = svr;
 }
 

@@ -301,18 +301,6 @@ static void check_stub_fault(const char *name, const char *where, const char *at
           (unsigned long long)(uintptr_t)at);
 }
 
-/* identity map of the low 4 GiB with 2 MiB pages, user-accessible */
-static uint64_t user_cr3(void)
-{
-    uint64_t *pml4 = alloc_page(), *pdpt = alloc_page(), *pd = alloc_pages(4);
-    for (uint64_t i = 0; i < 4 * 512; i++)
-        pd[i] = (i << 21) | 0x87; /* P, W, U, PS */
-    for (uint64_t i = 0; i < 4; i++)
-        pdpt[i] = (uintptr_t)&pd[i * 512] | 0x7;
-    pml4[0] = (uintptr_t)pdpt | 0x7;
-    return (uintptr_t)pml4;
-}
-
 PROBE(vmx_insn_cpl3_gp, "vmx.root.cpl3_gp", "VMX",
       "In VMX root operation with a current VMCS, each of VMXON, VMCLEAR, VMPTRLD, VMPTRST, "
       "VMREAD, VMWRITE, VMLAUNCH, VMRESUME, INVEPT and INVVPID (where their controls exist) and "
