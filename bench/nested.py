@@ -21,6 +21,9 @@ GRUB's "has loaded the files" line and at "Linux version": Bochs's BIOS
 and GRUB reading the ISO, the kernel's decompression (and the start of
 its setup), Linux's boot to READY.
 
+A run that does not exit 0 leaves its run record in bench/failed-runs/
+(--keep), so that what went wrong can be read.
+
 Not a test: nothing here asserts a time. docs/performance.md keeps the
 latest figures. Figures are wall seconds on whatever else the machine is
 doing (the load average is recorded).
@@ -32,6 +35,7 @@ import argparse
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -52,7 +56,7 @@ BOOTING = re.compile(r"booting the probe kernel at L(\d+)")
 RESULT = re.compile(r"^\[\d+/\d+\] L(\d+) \S+ \S+")
 
 
-def run_split(profile: Path, work: Path) -> dict:
+def run_split(profile: Path, work: Path, keep: Path | None = None) -> dict:
     record = work / f"{profile.stem}.json"
     argv = [sys.executable, "-m", "conformance", "run", "--profile", str(profile), "--progress",
             "-o", str(record), "--color", "never"]  # fmt: skip
@@ -73,6 +77,9 @@ def run_split(profile: Path, work: Path) -> dict:
             last[level] = now
     code = child.wait()
     wall = time.perf_counter() - start
+    if code != 0 and keep is not None:  # a run that went wrong: its record, to see why
+        keep.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(record, keep / f"{profile.stem}-exit{code}-{int(time.time())}.json")
     data = json.loads(record.read_text())
     levels = []
     for lv in data["levels"]:
@@ -149,12 +156,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "nested.json")
     ap.add_argument("--no-appliance", action="store_true", help="leave out the appliance-alone boot")
     ap.add_argument("--appliance-only", action="store_true", help="only the appliance-alone boot")
+    ap.add_argument("--keep", type=Path, default=ROOT / "bench" / "failed-runs",
+                    help="where the run record of a run that did not exit 0 is copied")  # fmt: skip
     args = ap.parse_args(argv)
     report = {"loadavg_before": [round(x, 2) for x in os.getloadavg()], "runs": []}
     for name in args.profiles.split(","):
         profile = Path(resolve_profile(name))
         with tempfile.TemporaryDirectory(prefix="nvct-bench-") as tmp:
-            entry = {"profile": _shown(profile)} if args.appliance_only else run_split(profile, Path(tmp))
+            entry = {"profile": _shown(profile)} if args.appliance_only else run_split(profile, Path(tmp), args.keep)
             if not args.no_appliance:
                 entry["appliance_alone"] = appliance_split(profile, Path(tmp))
         report["runs"].append(entry)
