@@ -11,7 +11,9 @@ connected to screen /dev/pts/N"). Nothing reads it unless we do: after
 about 21 KB of screen and cursor updates its buffer is full, Bochs blocks
 in write() inside its VGA timer, and the whole emulated machine stops
 (every level above it, with their watchdogs). `ScreenDrain` reads and
-drops that output for as long as Bochs runs.
+drops that output for as long as Bochs runs. It finds the terminal through
+/proc (the `tty-index` of Bochs's /dev/ptmx descriptor) or, on a kernel
+that does not show that, through the line Bochs prints when it opens it.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import os
 import re
 import socket
 import subprocess
+import termios
 import threading
 import time
 import tty
@@ -68,12 +71,21 @@ class ScreenDrain(threading.Thread):
     the screen (EIO) or exits."""
 
     FIND_FOR = 120.0  # seconds to wait for the display to open its terminal
+    SAID = re.compile(r'Bochs connected to screen "(/dev/pts/\d+)"')
 
     def __init__(self, pid: int) -> None:
         super().__init__(name=f"bochs-screen-{pid}", daemon=True)
         self.pid = pid
         self.path: str | None = None
         self.dropped = 0  # bytes read and dropped
+        self._said: str | None = None  # the terminal Bochs named on its own output
+
+    def heard(self, line: str) -> None:
+        """A line of Bochs's own output (PtyConsole's `on_output`): the
+        fallback for a kernel whose fdinfo has no tty-index."""
+        found = self.SAID.search(line)
+        if found and self._said is None:
+            self._said = found.group(1)
 
     def _alive(self) -> bool:
         return os.path.exists(f"/proc/{self.pid}")
@@ -81,7 +93,7 @@ class ScreenDrain(threading.Thread):
     def run(self) -> None:
         deadline = time.monotonic() + self.FIND_FOR
         while self.path is None and time.monotonic() < deadline and self._alive():
-            self.path = screen_pty(self.pid)
+            self.path = screen_pty(self.pid) or self._said
             if self.path is None:
                 time.sleep(0.05)
         if self.path is None:
@@ -92,7 +104,11 @@ class ScreenDrain(threading.Thread):
             return
         try:
             tty.setraw(fd)  # no line discipline: no echo back to Bochs, no waiting for a newline
-        except OSError:
+            # Found late, the terminal already holds a full line buffer with no
+            # newline in it, which raw mode alone does not release (the writer
+            # stays blocked); discarding the input does.
+            termios.tcflush(fd, termios.TCIFLUSH)
+        except (OSError, termios.error):
             pass
         try:
             while True:
@@ -215,11 +231,13 @@ class BochsBackend(Backend):
         except (pexpect.ExceptionPexpect, OSError) as exc:
             os.close(fd)
             raise BackendUnavailable(f"cannot start bochs: {exc}") from None
-        ScreenDrain(child.pid).start()
+        drain = ScreenDrain(child.pid)
+        drain.start()
         log = workdir / "bochs.log"
         console = PtyConsole(
-            child, serial_fd=fd, label="bochs", diagnostics=lambda: _log_excerpt(log), last_words=lambda: _panic(log)
-        )
+            child, serial_fd=fd, label="bochs", diagnostics=lambda: _log_excerpt(log), last_words=lambda: _panic(log),
+            on_output=drain.heard,
+        )  # fmt: skip
         try:
             yield console
         finally:
@@ -265,7 +283,8 @@ class BochsBackend(Backend):
                 child = pexpect.spawn(argv[0], argv[1:], cwd=str(workdir), echo=False, dimensions=(25, 80))
             except (pexpect.ExceptionPexpect, OSError) as exc:
                 raise BackendUnavailable(f"cannot start bochs: {exc}") from None
-            ScreenDrain(child.pid).start()
+            drain = ScreenDrain(child.pid)
+            drain.start()
             # Bochs connects while it sets up its devices, before the BIOS runs.
             listener.settimeout(CONNECT_TIMEOUT)
             try:
@@ -278,7 +297,7 @@ class BochsBackend(Backend):
         conn.setblocking(False)
         log = workdir / "bochs.log"
         console = PtyConsole(child, serial_fd=conn.detach(), label="bochs", diagnostics=lambda: _log_excerpt(log),
-                          last_words=lambda: _panic(log), serial_writable=True)  # fmt: skip
+                          last_words=lambda: _panic(log), serial_writable=True, on_output=drain.heard)  # fmt: skip
         try:
             yield console
         finally:

@@ -35,6 +35,7 @@ class PtyConsole:
         last_words: Callable[[], str | None] | None = None,
         fatal: re.Pattern[str] | None = None,
         serial_writable: bool = False,
+        on_output: Callable[[str], None] | None = None,
     ):
         self.child = child
         # The serial line is a socket both ways (Bochs's socket-client COM1),
@@ -46,6 +47,7 @@ class PtyConsole:
         # itself stays alive (QEMU pauses the VM after a KVM internal error):
         # the console kills it at once, and that line is the reason.
         self._fatal = fatal
+        self._on_output = on_output  # sees each line of the hypervisor's own output
         self.fatal_line: str | None = None
         self.label = label
         self._serial_fd = serial_fd
@@ -87,6 +89,8 @@ class PtyConsole:
             self._tail.append(line)
         elif line.strip():
             self._tail.append(f"[{self.label}] {line}")
+            if self._on_output is not None:
+                self._on_output(line)
 
     def _alive(self) -> bool:
         return self.child.child_fd in self._open
