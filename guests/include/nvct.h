@@ -311,6 +311,15 @@ uint64_t kernel_cr3(void);
  * at CPL 3): fresh tables from alloc_pages(). */
 uint64_t user_cr3(void);
 
+/* Linear 512 GiB: PML4 slot 1, which the kernel leaves unmapped. */
+#define SLOT1_LINEAR 0x8000000000ull
+
+/* A copy of the kernel's PML4 whose slot 1 maps linear SLOT1_LINEAR through
+ * a 4 KiB PTE to physical `page` (present, writable, accessed, dirty, so
+ * that a guest never writes its tables). *pte (if not NULL) gets that PTE.
+ * Returns the PML4 (a CR3 with PCD/PWT clear). */
+uint64_t *slot1_tables(uint64_t page, uint64_t **pte);
+
 /* The selectors of the kernel's GDT. */
 #define KERNEL_CS   0x08
 #define KERNEL_DS   0x10

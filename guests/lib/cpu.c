@@ -155,6 +155,21 @@ uint64_t user_cr3(void)
     return (uintptr_t)pml4;
 }
 
+uint64_t *slot1_tables(uint64_t page, uint64_t **pte)
+{
+    uint64_t *pml4 = alloc_page(), *pdpt = alloc_page(), *pd = alloc_page(), *pt = alloc_page();
+    memcpy(pml4, (void *)(uintptr_t)(kernel_cr3() & 0x000ffffffffff000ull), 4096);
+    if (pml4[1] & 1)
+        error("the kernel maps PML4 slot 1; pick another linear address");
+    pml4[1] = (uintptr_t)pdpt | 0x23; /* P, W, A */
+    pdpt[0] = (uintptr_t)pd | 0x23;
+    pd[0] = (uintptr_t)pt | 0x23;
+    pt[0] = page | 0x63; /* P, W, A, D */
+    if (pte)
+        *pte = &pt[0];
+    return pml4;
+}
+
 void iret_self(void *unused)
 {
     (void)unused;

@@ -275,23 +275,13 @@ PROBE(vmx_apic_tpr_threshold_entry, "vmx.apic.tpr_threshold_entry", "VMX",
 
 /* ---- APIC-access page: priority, and accesses that are not linear ----------------- */
 
-#define AV_L 0x8000000000ull /* 512 GiB: PML4 slot 1, unused by the kernel */
+#define AV_L SLOT1_LINEAR
 
-/* A copy of the kernel's PML4 whose slot 1 maps linear AV_L to `page`
- * (4 KiB, present, writable, accessed, dirty); *pte gets the PTE. Loaded
- * as the guest's CR3. */
+/* Loads slot1_tables() mapping AV_L to `page` as the guest's CR3; *pte
+ * gets the PTE. */
 static void guest_tables(uint64_t page, uint64_t **pte)
 {
-    uint64_t *pml4 = alloc_page(), *pdpt = alloc_page(), *pd = alloc_page(), *pt = alloc_page();
-    memcpy(pml4, (void *)(uintptr_t)(kernel_cr3() & 0x000ffffffffff000ull), 4096);
-    if (pml4[1] & 1)
-        error("the kernel maps PML4 slot 1; pick another linear address");
-    pml4[1] = (uintptr_t)pdpt | 0x23;
-    pdpt[0] = (uintptr_t)pd | 0x23;
-    pd[0] = (uintptr_t)pt | 0x23;
-    pt[0] = page | 0x63;
-    *pte = &pt[0];
-    vmcs_write(VMCS_GUEST_CR3, (uintptr_t)pml4 | (read_cr3() & 0xfff));
+    vmcs_write(VMCS_GUEST_CR3, (uintptr_t)slot1_tables(page, pte) | (read_cr3() & 0xfff));
 }
 
 extern const char vmx_av_store[];

@@ -10,7 +10,7 @@
  */
 #include "vmx.h"
 
-#define EM_L     0x8000000000ull /* 512 GiB: PML4 slot 1, unused by the kernel */
+#define EM_L     SLOT1_LINEAR
 #define EM_MAGIC 0x1122334455667788ull
 
 /* guest: RAX = [RDI], VMCALL, again */
@@ -20,24 +20,6 @@ static void need_slot1_gpa(void)
 {
     if (cpu_phys_addr_bits() < 40)
         skip("MAXPHYADDR %u: guest-physical 512 GiB is beyond it", cpu_phys_addr_bits());
-}
-
-/* A copy of the kernel's PML4 whose slot 1 maps linear EM_L (4 KiB) to
- * physical address `page` (present, writable, accessed, dirty: the guest
- * never writes its tables). *pte gets the 4 KiB PTE. */
-static uint64_t *guest_tables(uint64_t page, uint64_t **pte)
-{
-    uint64_t *pml4 = alloc_page(), *pdpt = alloc_page(), *pd = alloc_page(), *pt = alloc_page();
-    memcpy(pml4, (void *)(uintptr_t)(kernel_cr3() & EPT_ADDR_MASK), 4096);
-    if (pml4[1] & 1)
-        error("the kernel maps PML4 slot 1; pick another linear address");
-    pml4[1] = (uintptr_t)pdpt | 0x23;
-    pdpt[0] = (uintptr_t)pd | 0x23;
-    pd[0] = (uintptr_t)pt | 0x23;
-    pt[0] = page | 0x63;
-    if (pte)
-        *pte = &pt[0];
-    return pml4;
 }
 
 static uint64_t guest_cr3(const uint64_t *pml4) { return (uintptr_t)pml4 | (read_cr3() & 0xfff); }
@@ -80,7 +62,7 @@ PROBE(vmx_ept_walk_indices, "vmx.ept.walk_indices", "EPT",
     epml4[1] = (uintptr_t)rpdpt | EPT_RWX;
     vmx_ept_flush(eptp);
     const uint64_t x = (1ull << 39) | (2ull << 30) | (3ull << 21) | (4ull << 12);
-    vmcs_write(VMCS_GUEST_CR3, guest_cr3(guest_tables(x, NULL)));
+    vmcs_write(VMCS_GUEST_CR3, guest_cr3(slot1_tables(x, NULL)));
     v->gpr[VMX_GPR_RDI] = EM_L + 8;
     if (vmx_run_expect(v, EXIT_VMCALL, "guest read of X + 8"))
         check_eq("guest read of X + 8 (D's data; E's is 0xeeee...)", v->gpr[VMX_GPR_RAX], EM_MAGIC);
@@ -155,8 +137,8 @@ PROBE(vmx_ept_cr3_no_exit, "vmx.ept.cr3_no_exit", "EPT",
     uint64_t *a = alloc_page(), *b = alloc_page();
     *a = 0xaaaaaaaa00000001ull;
     *b = 0xbbbbbbbb00000002ull;
-    uint64_t cr3_1 = guest_cr3(guest_tables((uintptr_t)a, NULL));
-    uint64_t cr3_2 = guest_cr3(guest_tables((uintptr_t)b, NULL));
+    uint64_t cr3_1 = guest_cr3(slot1_tables((uintptr_t)a, NULL));
+    uint64_t cr3_2 = guest_cr3(slot1_tables((uintptr_t)b, NULL));
     vmcs_write(VMCS_GUEST_CR3, cr3_1);
     v->gpr[VMX_GPR_RSI] = cr3_2;
     v->gpr[VMX_GPR_RDI] = EM_L;
@@ -196,7 +178,7 @@ PROBE(vmx_ept_ignored_bits, "vmx.ept.ignored_bits", "EPT",
     epd[(x >> 21) & 511] = (uintptr_t)ept | EPT_RWX | nonleaf;
     ept[(x >> 12) & 511] = (uintptr_t)d | EPT_MT(mt) | EPT_RWX | leaf;
     vmx_ept_flush(eptp);
-    vmcs_write(VMCS_GUEST_CR3, guest_cr3(guest_tables(x, NULL)));
+    vmcs_write(VMCS_GUEST_CR3, guest_cr3(slot1_tables(x, NULL)));
     v->gpr[VMX_GPR_RDI] = EM_L + 0x7f8;
     if (!vmx_run_expect(v, EXIT_VMCALL, "guest read through entries with ignored bits set"))
         return;
@@ -315,7 +297,7 @@ PROBE(vmx_ept_priority, "vmx.ept.priority", "EPT",
     struct vmx_vcpu *v = vmx_vcpu_new(vmx_em_store_guest);
     vmx_use_ept(v, eptp);
     uint64_t *d = alloc_page(), *pte;
-    uint64_t *pml4 = guest_tables((uintptr_t)d, &pte);
+    uint64_t *pml4 = slot1_tables((uintptr_t)d, &pte);
     vmcs_write(VMCS_GUEST_CR3, guest_cr3(pml4));
     vmcs_write(VMCS_GUEST_CR0, vmcs_read(VMCS_GUEST_CR0) | CR0_WP);
     uint64_t t = (uintptr_t)pte & ~0xfffull;
@@ -371,7 +353,7 @@ PROBE(vmx_ept_ad_paging_write, "vmx.ept.ad_paging_write", "EPT",
     vmx_use_ept(v, eptp | EPTP_AD);
     uint64_t *d = alloc_page(), *pte;
     *d = EM_MAGIC;
-    vmcs_write(VMCS_GUEST_CR3, guest_cr3(guest_tables((uintptr_t)d, &pte)));
+    vmcs_write(VMCS_GUEST_CR3, guest_cr3(slot1_tables((uintptr_t)d, &pte)));
     uint64_t *ept_t = vmx_ept_pte(eptp, (uintptr_t)pte & ~0xfffull);
     const uint64_t t0 = *ept_t;
     *ept_t = t0 & ~EPT_W;
@@ -439,7 +421,7 @@ static uint64_t *vpid_guest(struct vmx_vcpu *v, uint16_t vpid, volatile uint64_t
     **a = 0xaaaaaaaa00000001ull;
     **b = 0xbbbbbbbb00000002ull;
     uint64_t *pte;
-    vmcs_write(VMCS_GUEST_CR3, guest_cr3(guest_tables((uintptr_t)*a, &pte)));
+    vmcs_write(VMCS_GUEST_CR3, guest_cr3(slot1_tables((uintptr_t)*a, &pte)));
     if (vpid) {
         vmcs_set_bits(VMCS_PROC_CTLS, PROC_SECONDARY_CTLS);
         vmcs_set_bits(VMCS_PROC_CTLS2, PROC2_VPID);
