@@ -816,6 +816,35 @@ void vmx_skip_insn(struct vmx_vcpu *v);
  * vmx_exit_str(), and false. */
 bool vmx_run_expect(struct vmx_vcpu *v, unsigned reason, const char *what);
 
+/* The VM-exit instruction-information field, SDM Vol. 3C 28.2.5 (Tables
+ * 28-11 to 28-15): its encodings, and a table of instruction exits to check. */
+#define II_SCALE(s) ((uint32_t)(s))
+#define II_REG1(r)  ((uint32_t)(r) << 3)
+#define II_ADDR64   (2u << 7)
+#define II_REGFORM  (1u << 10)
+#define II_OSZ(n)   ((uint32_t)(n) << 11)
+#define II_SEG(s)   ((uint32_t)(s) << 15)
+#define II_INDEX(r) ((uint32_t)(r) << 18)
+#define II_NO_INDEX (1u << 22)
+#define II_BASE(r)  ((uint32_t)(r) << 23)
+#define II_NO_BASE  (1u << 27)
+#define II_REG2(r)  ((uint32_t)(r) << 28) /* VMX instructions: the second register */
+#define II_IDENT(n) ((uint32_t)(n) << 28) /* descriptor-table exits: which instruction */
+#define II_SEG_DS   3
+
+struct vmx_insn_case {
+    const char *at, *next, *name; /* the instruction is [at, next) */
+    unsigned reason;
+    uint32_t info, mask; /* mask 0: the field is undefined, not checked */
+    bool qual_defined;   /* the exit qualification is the displacement `qual` */
+    uint64_t qual;
+};
+
+/* Runs each case from its own RIP and checks the exit reason, the guest RIP,
+ * the instruction length, the defined bits of the instruction information
+ * and (where defined) the exit qualification. */
+void vmx_run_insn_cases(struct vmx_vcpu *v, const struct vmx_insn_case *cs, unsigned n);
+
 /* "exit 18 (VMCALL) qual=0 rip=0x1234 len=3", "VMLAUNCH VMfailValid(7: ...)",
  * "entry failure 33 (invalid guest state) qual=0", with the vector for
  * exit 0. Static buffer. */

@@ -873,3 +873,26 @@ void vmx_use_ept(struct vmx_vcpu *v, uint64_t eptp)
     vmcs_write(VMCS_EPTP, eptp);
     vmx_ept_flush(eptp);
 }
+
+void vmx_run_insn_cases(struct vmx_vcpu *v, const struct vmx_insn_case *cs, unsigned n)
+{
+    for (unsigned i = 0; i < n; i++) {
+        vmcs_write(VMCS_GUEST_RIP, (uintptr_t)cs[i].at);
+        char what[80];
+        snprintf(what, sizeof(what), "guest %s", cs[i].name);
+        if (!vmx_run_expect(v, cs[i].reason, what))
+            continue;
+        check(v->guest_rip == (uintptr_t)cs[i].at, "%s: guest RIP %#llx, want %#llx", what,
+              (unsigned long long)v->guest_rip, (unsigned long long)(uintptr_t)cs[i].at);
+        check(v->insn_len == (uintptr_t)(cs[i].next - cs[i].at),
+              "%s: VM-exit instruction length %u, want %u", what, v->insn_len,
+              (unsigned)(cs[i].next - cs[i].at));
+        if (cs[i].mask)
+            check((v->insn_info & cs[i].mask) == cs[i].info,
+                  "%s: instruction information %#x (defined bits %#x), want %#x", what,
+                  v->insn_info, v->insn_info & cs[i].mask, cs[i].info);
+        if (cs[i].qual_defined)
+            check(v->exit_qual == cs[i].qual, "%s: exit qualification %#llx, want %#llx", what,
+                  (unsigned long long)v->exit_qual, (unsigned long long)cs[i].qual);
+    }
+}

@@ -7,57 +7,13 @@
  */
 #include "vmx.h"
 
-/* instruction-information encodings (SDM Vol. 3C 28.2.5, Tables 28-11 to 28-15) */
-#define II_SCALE(s)  ((uint32_t)(s))
-#define II_REG1(r)   ((uint32_t)(r) << 3)
-#define II_ADDR64    (2u << 7)
-#define II_REGFORM   (1u << 10)
-#define II_SEG(s)    ((uint32_t)(s) << 15)
-#define II_INDEX(r)  ((uint32_t)(r) << 18)
-#define II_NO_INDEX  (1u << 22)
-#define II_BASE(r)   ((uint32_t)(r) << 23)
-#define II_NO_BASE   (1u << 27)
-#define II_IDENT(n)  ((uint32_t)(n) << 28)
-#define II_SEG_DS    3
-/* defined bits of a memory operand with the instruction identity (bit 11, the operand size of
-   LGDT etc., is undefined in 64-bit mode) */
+/* defined bits of the instruction information (SDM Vol. 3C 28.2.5): a memory operand with the
+   instruction identity (bit 11, the operand size of LGDT etc., is undefined in 64-bit mode) */
 #define II_MASK_DT   0x3fff8783u
 /* LLDT/LTR/SLDT/STR with a register operand: Reg1, Mem/Reg, identity */
 #define II_MASK_DTR  0x30000478u
 /* RDRAND/RDSEED: destination register and operand size */
 #define II_MASK_RAND 0x00001878u
-#define II_OSZ(n)    ((uint32_t)(n) << 11)
-
-struct ii_case {
-    const char *at, *next, *name;
-    unsigned reason;
-    uint32_t info, mask;
-    bool mem; /* a memory operand: the exit qualification is its displacement */
-    uint64_t qual;
-};
-
-/* Runs each case from its own RIP and checks reason, RIP, length, information, qualification. */
-static void run_cases(struct vmx_vcpu *v, const struct ii_case *cs, unsigned n)
-{
-    for (unsigned i = 0; i < n; i++) {
-        vmcs_write(VMCS_GUEST_RIP, (uintptr_t)cs[i].at);
-        char what[80];
-        snprintf(what, sizeof(what), "guest %s", cs[i].name);
-        if (!vmx_run_expect(v, cs[i].reason, what))
-            continue;
-        check(v->guest_rip == (uintptr_t)cs[i].at, "%s: guest RIP %#llx, want %#llx", what,
-              (unsigned long long)v->guest_rip, (unsigned long long)(uintptr_t)cs[i].at);
-        check(v->insn_len == (uintptr_t)(cs[i].next - cs[i].at),
-              "%s: VM-exit instruction length %u, want %u", what, v->insn_len,
-              (unsigned)(cs[i].next - cs[i].at));
-        check((v->insn_info & cs[i].mask) == cs[i].info,
-              "%s: instruction information %#x (defined bits %#x), want %#x", what, v->insn_info,
-              v->insn_info & cs[i].mask, cs[i].info);
-        if (cs[i].mem)
-            check(v->exit_qual == cs[i].qual, "%s: exit qualification %#llx, want %#llx", what,
-                  (unsigned long long)v->exit_qual, (unsigned long long)cs[i].qual);
-    }
-}
 
 /* ---- descriptor-table exits ---------------------------------------------------------- */
 
@@ -108,7 +64,7 @@ PROBE(vmx_exit_desc_table_info, "vmx.intercept.desc_table_info", "VMX",
     v->gpr[VMX_GPR_RCX] = 0;
     const uint32_t m = II_ADDR64 | II_SEG(II_SEG_DS) | II_NO_INDEX | II_BASE(7);
     const uint32_t mx = II_ADDR64 | II_SEG(II_SEG_DS) | II_BASE(7) | II_INDEX(6);
-    const struct ii_case cs[] = {
+    const struct vmx_insn_case cs[] = {
         {vmx_x2_dt0, vmx_x2_dt1, "SGDT 0x10(%rdi)", EXIT_GDTR_IDTR, m | II_IDENT(0), II_MASK_DT,
          true, 0x10},
         {vmx_x2_dt1, vmx_x2_dt2, "SIDT 0x20(%rdi,%rsi,2)", EXIT_GDTR_IDTR,
@@ -126,7 +82,7 @@ PROBE(vmx_exit_desc_table_info, "vmx.intercept.desc_table_info", "VMX",
         {vmx_x2_dt7, vmx_x2_dt8, "LTR 0x58(%rdi,%rsi,8)", EXIT_LDTR_TR,
          mx | II_SCALE(3) | II_IDENT(3), II_MASK_DT, true, 0x58},
     };
-    run_cases(v, cs, ARRAY_SIZE(cs));
+    vmx_run_insn_cases(v, cs, ARRAY_SIZE(cs));
     vmcs_write(VMCS_GUEST_RIP, (uintptr_t)vmx_x2_dt8);
     vmx_run_expect(v, EXIT_VMCALL, "guest VMCALL after the descriptor-table instructions");
 }
@@ -151,13 +107,13 @@ GUEST(vmx_x2_rd_guest, "vmx_x2_rd0:\n"
                        "    vmcall\n"
                        "    ud2");
 
-static void rand_info(const struct ii_case *cs, uint32_t ctl, const char *what)
+static void rand_info(const struct vmx_insn_case *cs, uint32_t ctl, const char *what)
 {
     vmx_on();
     struct vmx_vcpu *v = vmx_vcpu_new(vmx_x2_rd_guest);
     vmcs_set_bits(VMCS_PROC_CTLS, PROC_SECONDARY_CTLS);
     vmcs_set_bits(VMCS_PROC_CTLS2, ctl);
-    run_cases(v, cs, 3);
+    vmx_run_insn_cases(v, cs, 3);
     vmcs_write(VMCS_GUEST_RIP, (uintptr_t)vmx_x2_rd6);
     char msg[64];
     snprintf(msg, sizeof(msg), "guest VMCALL after the %s exits", what);
@@ -174,7 +130,7 @@ PROBE(vmx_exit_rdrand_info, "vmx.intercept.rdrand_info", "VMX",
     if (!(cpuid(1, 0).c & BIT(30)))
         skip("CPUID.1:ECX.RDRAND[bit 30]=0");
     vmx_require_ctl(VMX_CTL_PROC2, PROC2_RDRAND_EXITING, "RDRAND exiting");
-    const struct ii_case cs[] = {
+    const struct vmx_insn_case cs[] = {
         {vmx_x2_rd0, vmx_x2_rd1, "RDRAND %ax", EXIT_RDRAND, II_REG1(0) | II_OSZ(0), II_MASK_RAND,
          false, 0},
         {vmx_x2_rd1, vmx_x2_rd2, "RDRAND %r9d", EXIT_RDRAND, II_REG1(9) | II_OSZ(1), II_MASK_RAND,
@@ -195,7 +151,7 @@ PROBE(vmx_exit_rdseed_info, "vmx.intercept.rdseed_info", "VMX",
     if (!(cpuid(7, 0).b & BIT(18)))
         skip("CPUID.(EAX=7,ECX=0):EBX.RDSEED[bit 18]=0");
     vmx_require_ctl(VMX_CTL_PROC2, PROC2_RDSEED_EXITING, "RDSEED exiting");
-    const struct ii_case cs[] = {
+    const struct vmx_insn_case cs[] = {
         {vmx_x2_rd3, vmx_x2_rd4, "RDSEED %dx", EXIT_RDSEED, II_REG1(2) | II_OSZ(0), II_MASK_RAND,
          false, 0},
         {vmx_x2_rd4, vmx_x2_rd5, "RDSEED %ebx", EXIT_RDSEED, II_REG1(3) | II_OSZ(1), II_MASK_RAND,

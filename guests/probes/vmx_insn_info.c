@@ -41,31 +41,12 @@ GUEST(vmx_ii_guest, "vmx_ii_0:\n"
                     "    vmcall\n"
                     "    ud2");
 
-/* instruction-information encodings (SDM Vol. 3C 28.2.5, Tables 28-11 to 28-15) */
-#define II_SCALE(s)  ((uint32_t)(s))
-#define II_REG1(r)   ((uint32_t)(r) << 3)
-#define II_ADDR64    (2u << 7)
-#define II_REGFORM   (1u << 10)
-#define II_SEG(s)    ((uint32_t)(s) << 15)
-#define II_INDEX(r)  ((uint32_t)(r) << 18)
-#define II_NO_INDEX  (1u << 22)
-#define II_BASE(r)   ((uint32_t)(r) << 23)
-#define II_NO_BASE   (1u << 27)
-#define II_REG2(r)   ((uint32_t)(r) << 28)
-#define II_SEG_DS    3
 /* defined bits: memory operand of VMCLEAR/VMPTRLD/VMPTRST/VMXON */
 #define II_MASK_M64  0x0fff8783u
 /* VMREAD/VMWRITE and INVEPT/INVVPID with a memory operand */
 #define II_MASK_MEM2 0xffff8783u
 /* VMREAD/VMWRITE with register operands */
 #define II_MASK_REG2 0xf0000478u
-
-struct ii_case {
-    const char *at, *next, *name;
-    unsigned reason;
-    uint32_t info, mask; /* mask 0: the field is undefined, not checked */
-    uint64_t qual;
-};
 
 PROBE(vmx_insn_info_vmx, "vmx.intercept.vmx_insn_info", "VMX",
       "Each VMX instruction a guest executes exits unconditionally with its own reason and the "
@@ -93,48 +74,31 @@ PROBE(vmx_insn_info_vmx, "vmx.intercept.vmx_insn_info", "VMX",
     v->gpr[VMX_GPR_RCX] = 1;
     v->gpr[VMX_GPR_R11] = 1;
     const uint32_t m64 = II_ADDR64 | II_SEG(II_SEG_DS) | II_NO_INDEX | II_BASE(3);
-    const struct ii_case cs[] = {
-        {vmx_ii_0, vmx_ii_1, "VMCLEAR 0x18(%rbx)", EXIT_VMCLEAR, m64, II_MASK_M64, 0x18},
-        {vmx_ii_1, vmx_ii_2, "VMPTRLD 0x20(%rbx)", EXIT_VMPTRLD, m64, II_MASK_M64, 0x20},
+    const struct vmx_insn_case cs[] = {
+        {vmx_ii_0, vmx_ii_1, "VMCLEAR 0x18(%rbx)", EXIT_VMCLEAR, m64, II_MASK_M64, true, 0x18},
+        {vmx_ii_1, vmx_ii_2, "VMPTRLD 0x20(%rbx)", EXIT_VMPTRLD, m64, II_MASK_M64, true, 0x20},
         {vmx_ii_2, vmx_ii_3, "VMPTRST 0x28(%rbx,%rsi,4)", EXIT_VMPTRST,
-         II_SCALE(2) | II_ADDR64 | II_SEG(II_SEG_DS) | II_INDEX(6) | II_BASE(3), II_MASK_M64, 0x28},
-        {vmx_ii_3, vmx_ii_4, "VMXON 0x30(%rbx)", EXIT_VMXON, m64, II_MASK_M64, 0x30},
+         II_SCALE(2) | II_ADDR64 | II_SEG(II_SEG_DS) | II_INDEX(6) | II_BASE(3), II_MASK_M64, true,
+         0x28},
+        {vmx_ii_3, vmx_ii_4, "VMXON 0x30(%rbx)", EXIT_VMXON, m64, II_MASK_M64, true, 0x30},
         {vmx_ii_4, vmx_ii_5, "VMREAD %rax, 0x38(%rbx)", EXIT_VMREAD, m64 | II_REG2(0), II_MASK_MEM2,
-         0x38},
+         true, 0x38},
         {vmx_ii_5, vmx_ii_6, "VMWRITE 0x40(%rbx), %rax", EXIT_VMWRITE, m64 | II_REG2(0),
-         II_MASK_MEM2, 0x40},
+         II_MASK_MEM2, true, 0x40},
         {vmx_ii_6, vmx_ii_7, "VMREAD %rdx, %r9", EXIT_VMREAD, II_REG1(9) | II_REGFORM | II_REG2(2),
-         II_MASK_REG2, 0},
+         II_MASK_REG2, false, 0},
         {vmx_ii_7, vmx_ii_8, "VMWRITE %r10, %rcx", EXIT_VMWRITE,
-         II_REG1(10) | II_REGFORM | II_REG2(1), II_MASK_REG2, 0},
+         II_REG1(10) | II_REGFORM | II_REG2(1), II_MASK_REG2, false, 0},
         {vmx_ii_8, vmx_ii_9, "INVEPT 0x48(%rbx), %rcx", EXIT_INVEPT, m64 | II_REG2(1), II_MASK_MEM2,
-         0x48},
+         true, 0x48},
         {vmx_ii_9, vmx_ii_10, "INVVPID 0x50(%rbx,%rdi,8), %r11", EXIT_INVVPID,
          II_SCALE(3) | II_ADDR64 | II_SEG(II_SEG_DS) | II_INDEX(7) | II_BASE(3) | II_REG2(11),
-         II_MASK_MEM2, 0x50},
-        {vmx_ii_10, vmx_ii_11, "VMLAUNCH", EXIT_VMLAUNCH, 0, 0, 0},
-        {vmx_ii_11, vmx_ii_12, "VMRESUME", EXIT_VMRESUME, 0, 0, 0},
-        {vmx_ii_12, vmx_ii_13, "VMXOFF", EXIT_VMXOFF, 0, 0, 0},
+         II_MASK_MEM2, true, 0x50},
+        {vmx_ii_10, vmx_ii_11, "VMLAUNCH", EXIT_VMLAUNCH, 0, 0, false, 0},
+        {vmx_ii_11, vmx_ii_12, "VMRESUME", EXIT_VMRESUME, 0, 0, false, 0},
+        {vmx_ii_12, vmx_ii_13, "VMXOFF", EXIT_VMXOFF, 0, 0, false, 0},
     };
-    for (unsigned i = 0; i < ARRAY_SIZE(cs); i++) {
-        vmcs_write(VMCS_GUEST_RIP, (uintptr_t)cs[i].at);
-        char what[80];
-        snprintf(what, sizeof(what), "guest %s", cs[i].name);
-        if (!vmx_run_expect(v, cs[i].reason, what))
-            continue;
-        check(v->guest_rip == (uintptr_t)cs[i].at, "%s: guest RIP %#llx, want %#llx", what,
-              (unsigned long long)v->guest_rip, (unsigned long long)(uintptr_t)cs[i].at);
-        check(v->insn_len == (uintptr_t)(cs[i].next - cs[i].at),
-              "%s: VM-exit instruction length %u, want %u", what, v->insn_len,
-              (unsigned)(cs[i].next - cs[i].at));
-        if (cs[i].mask) {
-            check((v->insn_info & cs[i].mask) == cs[i].info,
-                  "%s: instruction information %#x (defined bits %#x), want %#x", what,
-                  v->insn_info, v->insn_info & cs[i].mask, cs[i].info);
-            check(v->exit_qual == cs[i].qual, "%s: exit qualification %#llx, want %#llx", what,
-                  (unsigned long long)v->exit_qual, (unsigned long long)cs[i].qual);
-        }
-    }
+    vmx_run_insn_cases(v, cs, ARRAY_SIZE(cs));
     vmcs_write(VMCS_GUEST_RIP, (uintptr_t)vmx_ii_13);
     vmx_run_expect(v, EXIT_VMCALL, "guest VMCALL after the VMX instructions");
 }
