@@ -4,6 +4,7 @@ must be what the generator gives now."""
 
 from __future__ import annotations
 
+import re
 import shutil
 
 from conftest import ROOT, nvct
@@ -66,3 +67,13 @@ def test_a_damaged_recorded_run_or_a_missing_part_is_one_line_and_exit_2(tmp_pat
     (docs / "vmx" / "deviations.md").unlink()
     proc = nvct("docs", "--docs", str(docs))
     assert proc.returncode == 2 and "deviations.md: missing" in proc.stderr, proc.stderr
+
+
+def test_a_nested_runs_l1_like_a_single_level_run_is_a_line_not_a_column():
+    """bochs-kvm-l2's L1 is the probe kernel on the same Bochs model as
+    bochs-skylake; with the same verdicts it is named, not repeated."""
+    text = (DOCS / "vmx.md").read_text()
+    head = next(line for line in text.splitlines() if line.startswith("| id | feature |"))
+    assert "| bochs-kvm-l2 L2 |" in head and "| bochs-skylake |" in head
+    assert "| bochs-kvm-l2 |" not in head
+    assert re.search(r"^- `bochs-kvm-l2` L1: the same \d+ verdicts as `bochs-skylake`$", text, re.M)

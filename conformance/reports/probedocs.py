@@ -39,17 +39,25 @@ def _link(link: str, page: str) -> tuple[str, str]:
 
 def _columns(runs: list[RunRecord], arch: str) -> tuple[list[tuple[RunRecord, int]], list[str]]:
     """(run, level) pairs with a verdict other than SKIP for the arch's probes;
-    the others as one line each."""
+    the others as one line each. Single-level runs come first, and a level
+    whose verdicts are those of a column already kept (a nested run's L1 on
+    the model a single-level run recorded) is a line, not a second column."""
     cols, quiet = [], []
-    for run in runs:
+    kept: list[tuple[dict[str, str], str]] = []
+    for run in sorted(runs, key=lambda r: len({x.level for x in r.results}) > 1):
         for level in sorted({r.level for r in run.results}):
             mine = [r for r in run.results if r.level == level and r.probe.startswith(arch + ".")]
             if not mine:
                 continue
+            verdicts = {r.probe: r.verdict.value for r in mine}
+            same = next((title for seen, title in kept if seen == verdicts), None)
             if all(r.verdict.value == "SKIP" for r in mine):
                 quiet.append(f"`{run.label}` L{level}: all {len(mine)} SKIP ({_cell(mine[0].detail)})")
+            elif same is not None:
+                quiet.append(f"`{run.label}` L{level}: the same {len(mine)} verdicts as `{same}`")
             else:
                 cols.append((run, level))
+                kept.append((verdicts, _title(run, level)))
     return cols, quiet
 
 
