@@ -179,7 +179,10 @@ class LinuxKvmBackend(Backend):
             try:
                 yield guest  # type: ignore[misc]
             finally:
-                whole = guest.stop(grace=10.0)
+                # A guest that never started is stopped, and its appliance is
+                # not kept: from here that looks like the appliance's KVM
+                # stalling, and the boot after it would wait as long again.
+                whole = guest.stop(grace=10.0) and not guest.silent
         finally:
             if whole:
                 with self._lock:

@@ -53,11 +53,27 @@ class Pace:
     def __init__(self, fixed: float | None):
         self.fixed = fixed
         self.slowest = 0.0
+        self.slowest_hello = 0.0  # the longest start of a boot to its HELLO; 0: none yet
         self._lock = threading.Lock()
 
     def observe(self, seconds: float) -> None:
         with self._lock:
             self.slowest = max(self.slowest, seconds)
+
+    def observe_hello(self, seconds: float) -> None:
+        with self._lock:
+            self.slowest_hello = max(self.slowest_hello, seconds, 0.001)
+
+    def hello_budget(self, boot_timeout: float) -> float:
+        """How long a boot may take to say HELLO: the boot timeout for a
+        level's first boot; once one boot of the level has said HELLO,
+        PACE_FACTOR times the slowest HELLO so far, at least HELLO_FLOOR,
+        never more than the boot timeout. A later boot that stays silent is
+        a stall below, not a kernel taking its time (docs/verdicts.md)."""
+        with self._lock:
+            if not self.slowest_hello:
+                return boot_timeout
+            return min(boot_timeout, float(round(max(HELLO_FLOOR, PACE_FACTOR * self.slowest_hello))))
 
     def budget(self) -> float:
         if self.fixed is not None:
@@ -74,6 +90,7 @@ class Pace:
 PACE_FACTOR = 10.0
 PACE_FLOOR = 15.0
 PACE_CEILING = 300.0
+HELLO_FLOOR = 60.0
 
 
 @dataclass
@@ -374,6 +391,7 @@ def _run_shard(
 ) -> None:
     pace = pace or Pace(options.probe_timeout)
     after: str | None = None
+    silent_boots = 0
     while remaining:
         if live is not None and live.stopped:
             return
@@ -401,11 +419,19 @@ def _run_shard(
                 info.problems.append(str(exc))
             return
         with lock:
+            started = bool(info.kernel)  # a boot of this level said HELLO before this one
             if log.hello is not None and not info.facts:
                 info.facts = dict(log.facts)
                 info.kernel = {k: log.hello.get(k) for k in ("build", "console", "total")}
             info.problems += log.problems
         done = set(log.results)
+        if log.hello is None and log.ending == "timeout" and started and silent_boots == 0:
+            # This level's kernel has started before: a boot that stays
+            # silent is the stack below stalling, not the kernel. Once more.
+            silent_boots += 1
+            with lock:
+                info.problems.append(f"boot {number} of L{level.number} never said HELLO ({log.why}); booted again")
+            continue
         if log.ended or log.last_probe is None:
             # Finished, or died before any probe started: no point booting again.
             verdict, why = _unreported(log)
@@ -478,6 +504,8 @@ def _watch(console, log: BootLog, options: RunOptions, info: LevelInfo, lock: th
     ending, why = _read(console, log, options, pace or Pace(options.probe_timeout))
     if live is not None and live.stopped:
         raise Interrupted()  # the harness killed it: the probe in flight was not measured
+    if ending == "timeout" and log.hello is None and hasattr(console, "gave_up"):
+        console.gave_up()  # a guest that never started: the hypervisor below is suspect
     console.close(grace=options.end_grace if ending == "end" else 1.0)
     tail = console.tail()
     if ending == "eof":
@@ -491,6 +519,7 @@ def _watch(console, log: BootLog, options: RunOptions, info: LevelInfo, lock: th
 def _read(console, log: BootLog, options: RunOptions, pace: Pace) -> tuple[str, str]:
     seen = -1
     deadline = 0.0
+    opened = time.monotonic()
     since = 0.0  # when the last record (after HELLO) arrived
     budget = 0.0
     while True:
@@ -500,14 +529,16 @@ def _read(console, log: BootLog, options: RunOptions, pace: Pace) -> tuple[str, 
             if log.hello is not None:
                 if since:
                     pace.observe(moment - since)
+                else:
+                    pace.observe_hello(moment - opened)
                 since = moment
-            budget = options.boot_timeout if log.hello is None else pace.budget()
+            budget = pace.hello_budget(options.boot_timeout) if log.hello is None else pace.budget()
             deadline = moment + budget
         try:
             line = console.readline(deadline - time.monotonic())
         except ConsoleTimeout:
             if log.hello is None:
-                return "timeout", f"no HELLO within {options.boot_timeout:g} s of the start"
+                return "timeout", f"no HELLO within {budget:g} s of the start"
             where = f"{log.in_flight} ran" if log.in_flight else "no record arrived"
             return "timeout", f"{where} for {budget:g} s without a result{pace.explain()}"
         if line is None:

@@ -64,3 +64,8 @@ class Console(Protocol):
         """How the console ended, in words for a CRASH or ERROR detail
         ("qemu exited with status 1", "Xen panicked ...")."""
         ...
+
+
+# A console may also have `gave_up()`: the runner calls it, before close(),
+# when it stopped waiting for a guest that never said HELLO. The appliance's
+# GuestConsole takes it as a reason not to reuse the appliance.

@@ -96,6 +96,7 @@ class GuestConsole:
     muxed: bool = False  # the hypervisor's serial line is `mon:stdio` (QUIT_KEYS stop it)
     facts: dict[str, Any] = field(default_factory=dict)
     exit_status: int | None = None
+    silent: bool = False  # the reader gave up waiting for the guest (`gave_up()`)
     _ended: bool = False
 
     def readline(self, timeout: float) -> str | None:
@@ -115,6 +116,13 @@ class GuestConsole:
 
     def send(self, text: str) -> None:
         self.outer.send(text.replace("\x01", "\x01\x01") if self.muxed else text)
+
+    def gave_up(self) -> None:
+        """The runner waited out its boot timeout on this guest, which never
+        said HELLO. What stalled may be the appliance's own hypervisor (a
+        guest that hangs in a probe leaves the appliance well): the backend
+        does not keep that appliance for another boot."""
+        self.silent = True
 
     def stop(self, grace: float = 10.0) -> bool:
         """End the guest's hypervisor (QUIT_KEYS if it still runs) and wait up

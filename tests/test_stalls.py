@@ -1,0 +1,143 @@
+"""A level whose stack stalls (docs/nesting.md, "Stalls"): the runner's
+side, with scripted consoles named as fakes. A boot that never says HELLO
+after earlier boots of the same level did is booted once more, not taken
+as a kernel that cannot start, and the appliance it ran on is not kept
+for that boot."""
+
+from __future__ import annotations
+
+import contextlib
+
+from conformance.backends.transports import ConsoleTimeout
+from conformance.backends.transports.shell import GuestConsole
+from conformance.core.catalog import Probe
+from conformance.core.protocol import format_record
+from conformance.run.runner import HELLO_FLOOR, Pace, RunOptions, run_level
+from conformance.run.stack import Level
+
+HANG = object()  # the scripted console goes silent here
+
+
+class FakeConsole:
+    """A console that plays lines, then goes silent (HANG) or ends."""
+
+    def __init__(self, lines: list):
+        self.lines = list(lines)
+        self.facts: dict = {}
+        self.gave_up_on = False
+
+    def readline(self, timeout: float):
+        if self.lines and self.lines[0] is HANG:
+            raise ConsoleTimeout()
+        return self.lines.pop(0) if self.lines else None
+
+    def gave_up(self) -> None:
+        self.gave_up_on = True
+
+    def close(self, grace: float = 0) -> None:
+        pass
+
+    def tail(self, count: int = 30) -> list[str]:
+        return []
+
+    def describe_end(self) -> str:
+        return "the fake kernel stopped"
+
+    def kill(self) -> None:
+        pass
+
+
+def hello(seq: int = 0) -> str:
+    return format_record(seq, "HELLO", {"proto": "1", "build": "0" * 16, "total": "3", "selected": "3"})
+
+
+def passed(seq: int, probe: str) -> list[str]:
+    return [
+        format_record(seq, "START", {"probe": probe}),
+        format_record(seq + 1, "RESULT", {"probe": probe, "verdict": "PASS"}),
+    ]
+
+
+class FakeStalls:
+    """Boot 1 stalls in p.001; boot 2 stays silent (the stack below stalled
+    while the kernel booted); boot 3 runs the rest."""
+
+    def __init__(self, boots: list[list]):
+        self.scripts = boots
+        self.consoles: list[FakeConsole] = []
+
+    def describe(self) -> dict:
+        return {"backend": "fake"}
+
+    @contextlib.contextmanager
+    def boot(self, image, cmdline, workdir):
+        console = FakeConsole(self.scripts[len(self.consoles)])
+        self.consoles.append(console)
+        yield console
+
+
+class FakeImage:
+    def __init__(self, probes: list[Probe]):
+        self.probes = probes
+
+    def catalog(self) -> list[Probe]:
+        return self.probes
+
+
+PROBES = [Probe(f"p.{i:03d}", "CPU", "d", "r") for i in range(3)]
+OPTIONS = dict(globs=("p.*",), boot_timeout=0.2, probe_timeout=0.2)
+
+
+def test_a_silent_boot_after_a_started_one_is_booted_again(tmp_path):
+    backend = FakeStalls([
+        [hello(), *passed(1, "p.000"), format_record(3, "START", {"probe": "p.001"}), HANG],
+        [HANG],
+        [hello(), *passed(1, "p.002"), format_record(3, "END", {"run": "1"})],
+    ])  # fmt: skip
+    outcome = run_level(Level(1, backend), FakeImage(PROBES), PROBES, RunOptions(workroot=tmp_path, **OPTIONS))
+    verdicts = {r.probe: r.verdict.value for r in outcome.results}
+    assert verdicts == {"p.000": "PASS", "p.001": "TIMEOUT", "p.002": "PASS"}
+    assert len(backend.consoles) == 3
+    assert [c.gave_up_on for c in backend.consoles] == [False, True, False]  # only the silent boot
+    assert any("never said HELLO" in p and "booted again" in p for p in outcome.info.problems)
+
+
+def test_a_level_that_never_started_is_not_booted_again(tmp_path):
+    """The first boot of a level stays silent: that is the kernel (or the
+    level) not starting, as before: every probe TIMEOUT, one boot."""
+    backend = FakeStalls([[HANG], [hello()]])
+    outcome = run_level(Level(1, backend), FakeImage(PROBES), PROBES, RunOptions(workroot=tmp_path, **OPTIONS))
+    assert {r.verdict.value for r in outcome.results} == {"TIMEOUT"}
+    assert len(backend.consoles) == 1
+
+
+def test_a_second_silent_boot_ends_the_level(tmp_path):
+    backend = FakeStalls([
+        [hello(), *passed(1, "p.000"), format_record(3, "START", {"probe": "p.001"}), HANG],
+        [HANG],
+        [HANG],
+        [hello()],
+    ])  # fmt: skip
+    outcome = run_level(Level(1, backend), FakeImage(PROBES), PROBES, RunOptions(workroot=tmp_path, **OPTIONS))
+    assert {r.probe: r.verdict.value for r in outcome.results} == {"p.000": "PASS", "p.001": "TIMEOUT",
+                                                                  "p.002": "TIMEOUT"}  # fmt: skip
+    assert len(backend.consoles) == 3
+
+
+def test_the_appliance_console_remembers_that_the_runner_gave_up():
+    outer = FakeConsole([])
+    guest = GuestConsole(outer, "NVCT-EXIT-0", "qemu in L2", muxed=True)
+    assert not guest.silent
+    guest.gave_up()
+    assert guest.silent
+
+
+def test_a_later_boot_waits_for_hello_as_long_as_the_level_has_needed():
+    pace = Pace(None)
+    assert pace.hello_budget(600) == 600  # the level's first boot: the boot timeout
+    pace.observe_hello(2.5)
+    assert pace.hello_budget(600) == HELLO_FLOOR  # ten times 2.5 s is below the floor
+    pace.observe_hello(20.0)
+    assert pace.hello_budget(600) == 10 * 20.0
+    assert pace.hello_budget(90) == 90  # never more than the boot timeout
+    assert Pace(30.0).hello_budget(600) == 600  # a fixed probe timeout does not change the boot's
