@@ -71,6 +71,8 @@ def test_a_crash_or_a_hang_at_l2_costs_only_its_guest(tmp_path):
     l2 = verdicts(record, 2)
     assert l2 == {"selftest.fault": "FAIL", "selftest.hang": "TIMEOUT", "selftest.pass": "PASS",
                   "selftest.triple_fault": "CRASH"}, l2  # fmt: skip
+    hang = next(r for r in record["results"] if r["level"] == 2 and r["probe"] == "selftest.hang")
+    assert hang["detail"].endswith("(nor after console input)")  # the nudge wakes a stall, not a hang
     level = record["levels"][1]
     assert level["boots"] == 2  # the hang ends the first; the triple fault is the last probe
     assert level["hypervisor"]["runtime"]["appliance_boot"] == 2  # the second guest of one appliance

@@ -141,3 +141,58 @@ def test_a_later_boot_waits_for_hello_as_long_as_the_level_has_needed():
     assert pace.hello_budget(600) == 10 * 20.0
     assert pace.hello_budget(90) == 90  # never more than the boot timeout
     assert Pace(30.0).hello_budget(600) == 600  # a fixed probe timeout does not change the boot's
+
+
+class NudgeableConsole(FakeConsole):
+    """Silent at HANG until nudged when `wakes`; a nudge otherwise changes nothing."""
+
+    def __init__(self, lines: list, wakes: bool):
+        super().__init__(lines)
+        self.wakes = wakes
+        self.nudges = 0
+
+    def nudge(self) -> None:
+        self.nudges += 1
+        if self.wakes and self.lines and self.lines[0] is HANG:
+            self.lines.pop(0)
+
+
+class FakeNudged(FakeStalls):
+    def __init__(self, boots: list[list], wakes: bool):
+        super().__init__(boots)
+        self.wakes = wakes
+
+    @contextlib.contextmanager
+    def boot(self, image, cmdline, workdir):
+        console = NudgeableConsole(self.scripts[len(self.consoles)], self.wakes)
+        self.consoles.append(console)
+        yield console
+
+
+def stalled_run(tmp_path, wakes: bool):
+    script = [hello(), *passed(1, "p.000"), format_record(3, "START", {"probe": "p.001"}), HANG,
+              format_record(4, "RESULT", {"probe": "p.001", "verdict": "PASS"}), *passed(5, "p.002"),
+              format_record(7, "END", {"run": "3"})]  # fmt: skip
+    backend = FakeNudged([script, [hello(), *passed(1, "p.002"), format_record(3, "END", {"run": "1"})]], wakes)
+    outcome = run_level(Level(2, backend), FakeImage(PROBES), PROBES, RunOptions(workroot=tmp_path, **OPTIONS))
+    return backend, outcome
+
+
+def test_a_stall_that_console_input_ends_costs_no_verdict(tmp_path):
+    """A nested level that missed a wakeup goes on at the first interrupt:
+    the harness types a carriage return before it gives up, and the probe
+    keeps the verdict of its own records; the stall is the level's problem."""
+    backend, outcome = stalled_run(tmp_path, wakes=True)
+    assert {r.probe: r.verdict.value for r in outcome.results} == {"p.000": "PASS", "p.001": "PASS", "p.002": "PASS"}
+    assert len(backend.consoles) == 1 and backend.consoles[0].nudges == 1
+    assert any(p.startswith("stalled ") and "in p.001" in p and "console input" in p for p in outcome.info.problems)
+
+
+def test_a_hang_that_input_does_not_end_is_still_a_timeout(tmp_path):
+    backend, outcome = stalled_run(tmp_path, wakes=False)
+    verdicts = {r.probe: r.verdict.value for r in outcome.results}
+    assert verdicts == {"p.000": "PASS", "p.001": "TIMEOUT", "p.002": "PASS"}
+    assert backend.consoles[0].nudges == 1  # once per wait, then the verdict
+    timeout = next(r for r in outcome.results if r.probe == "p.001")
+    assert "(nor after console input)" in timeout.detail
+    assert not any(p.startswith("stalled ") for p in outcome.info.problems)

@@ -91,6 +91,7 @@ PACE_FACTOR = 10.0
 PACE_FLOOR = 15.0
 PACE_CEILING = 300.0
 HELLO_FLOOR = 60.0
+NUDGE_WAIT = 30.0  # after nudging a silent nested level, how long more to wait
 
 
 @dataclass
@@ -522,25 +523,44 @@ def _read(console, log: BootLog, options: RunOptions, pace: Pace) -> tuple[str, 
     opened = time.monotonic()
     since = 0.0  # when the last record (after HELLO) arrived
     budget = 0.0
+    nudged = 0.0  # when the console was nudged in the current wait (0: not yet)
+    stalled_in = ""
     while True:
         if log.progress != seen:
             seen = log.progress
             moment = time.monotonic()
+            if nudged:
+                # The level had stalled, and input started it again: a fact
+                # about the stack below, not about the probe (docs/nesting.md).
+                log.problems.append(f"stalled {moment - nudged + budget:.0f} s {stalled_in}; it went on after console "
+                                    "input (a lost wakeup below it, docs/nesting.md)")  # fmt: skip
             if log.hello is not None:
-                if since:
+                if since and not nudged:
                     pace.observe(moment - since)
-                else:
+                elif not since:
                     pace.observe_hello(moment - opened)
                 since = moment
+            nudged = 0.0
             budget = pace.hello_budget(options.boot_timeout) if log.hello is None else pace.budget()
             deadline = moment + budget
         try:
             line = console.readline(deadline - time.monotonic())
         except ConsoleTimeout:
+            if not nudged and hasattr(console, "nudge"):
+                # Before giving up: a stack whose lower level missed a
+                # wakeup goes on at the first interrupt, and a byte of input
+                # is one at every level it passes. The guest ignores it.
+                console.nudge()
+                nudged = time.monotonic()
+                stalled_in = (f"in {log.in_flight}" if log.in_flight else
+                              "before HELLO" if log.hello is None else "between two probes")  # fmt: skip
+                deadline = nudged + min(budget, NUDGE_WAIT)
+                continue
+            after = " (nor after console input)" if nudged else ""
             if log.hello is None:
-                return "timeout", f"no HELLO within {budget:g} s of the start"
+                return "timeout", f"no HELLO within {budget:g} s of the start{after}"
             where = f"{log.in_flight} ran" if log.in_flight else "no record arrived"
-            return "timeout", f"{where} for {budget:g} s without a result{pace.explain()}"
+            return "timeout", f"{where} for {budget:g} s without a result{pace.explain()}{after}"
         if line is None:
             return "eof", "the console ended"
         log.feed(line)

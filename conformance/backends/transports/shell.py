@@ -117,6 +117,13 @@ class GuestConsole:
     def send(self, text: str) -> None:
         self.outer.send(text.replace("\x01", "\x01\x01") if self.muxed else text)
 
+    def nudge(self) -> None:
+        """Type a carriage return into the line: each level it passes takes
+        a serial interrupt (a level below that missed a wakeup goes on), the
+        probe kernel ignores it, and an appliance's command loop between
+        guests reads an empty command."""
+        self.send("\r")
+
     def gave_up(self) -> None:
         """The runner waited out its boot timeout on this guest, which never
         said HELLO. What stalled may be the appliance's own hypervisor (a
