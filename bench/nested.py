@@ -86,6 +86,9 @@ def run_split(profile: Path, work: Path, keep: Path | None = None) -> dict:
         n = lv["level"]
         runtime = lv["hypervisor"].get("runtime") or {}
         entry = {"level": n, "boots": lv.get("boots"), "span_s": round(last.get(n, wall) - booted.get(n, 0.0), 1)}
+        stalls = [p for p in lv.get("problems", []) if p.startswith("stalled ")]
+        if stalls:  # stalls that console input ended (docs/nesting.md, "Stalls")
+            entry["stalls"] = stalls
         if "appliance_boot" in runtime:  # guests the level's last appliance ran (the rest: appliances booted again)
             entry["guests_on_last_appliance"] = runtime["appliance_boot"]
         if n in booted and n in first:
