@@ -7,11 +7,13 @@ for that boot."""
 from __future__ import annotations
 
 import contextlib
+import time
 
 from conformance.backends.transports import ConsoleTimeout
 from conformance.backends.transports.shell import GuestConsole
 from conformance.core.catalog import Probe
 from conformance.core.protocol import format_record
+from conformance.run import runner
 from conformance.run.runner import HELLO_FLOOR, Pace, RunOptions, run_level
 from conformance.run.stack import Level
 
@@ -151,6 +153,12 @@ class NudgeableConsole(FakeConsole):
         self.wakes = wakes
         self.nudges = 0
 
+    def readline(self, timeout: float):
+        if self.lines and self.lines[0] is HANG:
+            time.sleep(max(0.0, min(timeout, 5.0)))  # silent for as long as the reader waits
+            raise ConsoleTimeout()
+        return super().readline(timeout)
+
     def nudge(self) -> None:
         self.nudges += 1
         if self.wakes and self.lines and self.lines[0] is HANG:
@@ -196,3 +204,20 @@ def test_a_hang_that_input_does_not_end_is_still_a_timeout(tmp_path):
     timeout = next(r for r in outcome.results if r.probe == "p.001")
     assert "(nor after console input)" in timeout.detail
     assert not any(p.startswith("stalled ") for p in outcome.info.problems)
+
+
+def test_a_quiet_nested_level_is_nudged_long_before_its_timeout(tmp_path, monkeypatch):
+    """The nudge comes after twice the level's longest wait between records
+    (at least NUDGE_AFTER), not at the end of the probe's timeout: a stall
+    costs seconds."""
+    monkeypatch.setattr(runner, "NUDGE_AFTER", 0.2)
+    script = [hello(), *passed(1, "p.000"), format_record(3, "START", {"probe": "p.001"}), HANG,
+              format_record(4, "RESULT", {"probe": "p.001", "verdict": "PASS"}), *passed(5, "p.002"),
+              format_record(7, "END", {"run": "3"})]  # fmt: skip
+    backend = FakeNudged([script], wakes=True)
+    options = RunOptions(workroot=tmp_path, globs=("p.*",), boot_timeout=0.2, probe_timeout=30.0)
+    start = time.monotonic()
+    outcome = run_level(Level(2, backend), FakeImage(PROBES), PROBES, options)
+    assert time.monotonic() - start < 10
+    assert {r.verdict.value for r in outcome.results} == {"PASS"}
+    assert backend.consoles[0].nudges == 1

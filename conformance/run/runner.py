@@ -92,6 +92,7 @@ PACE_FLOOR = 15.0
 PACE_CEILING = 300.0
 HELLO_FLOOR = 60.0
 NUDGE_WAIT = 30.0  # after nudging a silent nested level, how long more to wait
+NUDGE_AFTER = 5.0  # the least quiet before a nested level is nudged
 
 
 @dataclass
@@ -519,42 +520,51 @@ def _watch(console, log: BootLog, options: RunOptions, info: LevelInfo, lock: th
 
 def _read(console, log: BootLog, options: RunOptions, pace: Pace) -> tuple[str, str]:
     seen = -1
-    deadline = 0.0
-    opened = time.monotonic()
+    deadline = nudge_at = 0.0
+    opened = last = time.monotonic()  # `last`: when the last record came
     since = 0.0  # when the last record (after HELLO) arrived
     budget = 0.0
+    nudgeable = hasattr(console, "nudge")  # a nested level: a line through the levels below
     nudged = 0.0  # when the console was nudged in the current wait (0: not yet)
-    stalled_in = ""
+    quiet_in = ""
     while True:
         if log.progress != seen:
             seen = log.progress
             moment = time.monotonic()
             if nudged:
-                # The level had stalled, and input started it again: a fact
-                # about the stack below, not about the probe (docs/nesting.md).
-                log.problems.append(f"stalled {moment - nudged + budget:.0f} s {stalled_in}; it went on after console "
-                                    "input (a lost wakeup below it, docs/nesting.md)")  # fmt: skip
+                # Records came again after console input: most likely a level
+                # below had missed a wakeup (docs/nesting.md, "Stalls").
+                log.problems.append(f"stalled {moment - last:.0f} s {quiet_in}: no record until console input, "
+                                    "then it went on (docs/nesting.md)")  # fmt: skip
             if log.hello is not None:
                 if since and not nudged:
                     pace.observe(moment - since)
                 elif not since:
                     pace.observe_hello(moment - opened)
                 since = moment
-            nudged = 0.0
+            last, nudged = moment, 0.0
             budget = pace.hello_budget(options.boot_timeout) if log.hello is None else pace.budget()
             deadline = moment + budget
+            # A nested level is nudged once it has been quiet for twice its
+            # longest wait between records (at least NUDGE_AFTER); before its
+            # first HELLO only when the boot timeout runs out.
+            early = max(NUDGE_AFTER, 2 * pace.slowest) if log.hello is not None else budget
+            nudge_at = moment + min(budget, early) if nudgeable else deadline
         try:
-            line = console.readline(deadline - time.monotonic())
+            line = console.readline((deadline if nudged else min(deadline, nudge_at)) - time.monotonic())
         except ConsoleTimeout:
-            if not nudged and hasattr(console, "nudge"):
-                # Before giving up: a stack whose lower level missed a
-                # wakeup goes on at the first interrupt, and a byte of input
-                # is one at every level it passes. The guest ignores it.
+            now = time.monotonic()
+            if nudgeable and not nudged:
+                # A stack whose lower level missed a wakeup goes on at the
+                # first interrupt, and a byte of input is one at every level
+                # it passes; the probe kernel ignores it.
                 console.nudge()
-                nudged = time.monotonic()
-                stalled_in = (f"in {log.in_flight}" if log.in_flight else
-                              "before HELLO" if log.hello is None else "between two probes")  # fmt: skip
-                deadline = nudged + min(budget, NUDGE_WAIT)
+                nudged = now
+                quiet_in = (f"in {log.in_flight}" if log.in_flight else
+                            "before HELLO" if log.hello is None else "between two probes")  # fmt: skip
+                deadline = max(deadline, now + min(budget, NUDGE_WAIT))
+                continue
+            if now < deadline:
                 continue
             after = " (nor after console input)" if nudged else ""
             if log.hello is None:
