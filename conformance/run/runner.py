@@ -93,6 +93,7 @@ PACE_CEILING = 300.0
 HELLO_FLOOR = 60.0
 NUDGE_WAIT = 30.0  # after nudging a silent nested level, how long more to wait
 NUDGE_AFTER = 5.0  # the least quiet before a nested level is nudged
+NUDGE_FIRST_HELLO = 30.0  # the quiet before a level's first HELLO that earns a nudge
 
 
 @dataclass
@@ -546,9 +547,12 @@ def _read(console, log: BootLog, options: RunOptions, pace: Pace) -> tuple[str, 
             budget = pace.hello_budget(options.boot_timeout) if log.hello is None else pace.budget()
             deadline = moment + budget
             # A nested level is nudged once it has been quiet for twice its
-            # longest wait between records (at least NUDGE_AFTER); before its
-            # first HELLO only when the boot timeout runs out.
-            early = max(NUDGE_AFTER, 2 * pace.slowest) if log.hello is not None else budget
+            # longest wait between records, or before HELLO twice its slowest
+            # HELLO (at least NUDGE_AFTER; a level's first boot NUDGE_FIRST_HELLO).
+            if log.hello is not None:
+                early = max(NUDGE_AFTER, 2 * pace.slowest)
+            else:
+                early = max(NUDGE_AFTER, 2 * pace.slowest_hello) if pace.slowest_hello else NUDGE_FIRST_HELLO
             nudge_at = moment + min(budget, early) if nudgeable else deadline
         try:
             line = console.readline((deadline if nudged else min(deadline, nudge_at)) - time.monotonic())
