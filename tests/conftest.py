@@ -65,3 +65,36 @@ def run_profile(
 
 def verdicts(record: dict, level: int = 1) -> dict[str, str]:
     return {r["probe"]: r["verdict"] for r in record["results"] if r["level"] == level}
+
+
+class FakeImage:
+    """A fake probe image: only the catalogue the runner asks for."""
+
+    def __init__(self, probes: list):
+        self.probes = probes
+
+    def catalog(self) -> list:
+        return self.probes
+
+
+class ScriptedConsole:
+    """A fake console that plays the lines it was given, then ends."""
+
+    def __init__(self, lines: list):
+        self.lines = list(lines)
+        self.facts: dict = {}
+
+    def readline(self, timeout: float):
+        return self.lines.pop(0) if self.lines else None
+
+    def close(self, grace: float = 0) -> None:
+        pass
+
+    def tail(self, count: int = 30) -> list[str]:
+        return []
+
+    def describe_end(self) -> str:
+        return "the fake kernel stopped"
+
+    def kill(self) -> None:
+        pass

@@ -15,7 +15,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import PROFILES, need, nvct, run_profile, verdicts
+from conftest import PROFILES, FakeImage, ScriptedConsole, need, nvct, run_profile, verdicts
 
 from conformance.core.catalog import Probe
 from conformance.core.protocol import format_record
@@ -116,14 +116,6 @@ def catalogue(count: int) -> list[Probe]:
     return [Probe(f"p.{i:03d}", "CPU", "d", "r") for i in range(count)]
 
 
-class FakeImage:
-    def __init__(self, probes: list[Probe]):
-        self.probes = probes
-
-    def catalog(self) -> list[Probe]:
-        return self.probes
-
-
 def test_the_selection_map_has_one_bit_per_probe_in_id_order():
     probes = catalogue(10)
     assert selection_map(probes, []) == "000"
@@ -135,27 +127,6 @@ def test_the_selection_map_has_one_bit_per_probe_in_id_order():
     assert boot_cmdline(FakeImage(catalogue(200)), long_globs, ["p.003"], None, None) == "sel=8" + "0" * 49
     # An id from the console that would split the command line is never written into it.
     assert boot_cmdline(image, ("p.*",), ["p.002"], "p.001 probes=*", None) == "sel=400"
-
-
-class ScriptedConsole:
-    def __init__(self, lines: list[str]):
-        self.lines = list(lines)
-        self.facts: dict = {}
-
-    def readline(self, timeout: float):
-        return self.lines.pop(0) if self.lines else None
-
-    def close(self, grace: float = 0) -> None:
-        pass
-
-    def tail(self, count: int = 30) -> list[str]:
-        return []
-
-    def describe_end(self) -> str:
-        return "the fake kernel stopped"
-
-    def kill(self) -> None:
-        pass
 
 
 class StubbornBackend:

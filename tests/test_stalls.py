@@ -9,6 +9,8 @@ from __future__ import annotations
 import contextlib
 import time
 
+from conftest import FakeImage, ScriptedConsole
+
 from conformance.backends.transports import ConsoleTimeout
 from conformance.backends.transports.shell import GuestConsole
 from conformance.core.catalog import Probe
@@ -20,33 +22,20 @@ from conformance.run.stack import Level
 HANG = object()  # the scripted console goes silent here
 
 
-class FakeConsole:
-    """A console that plays lines, then goes silent (HANG) or ends."""
+class FakeConsole(ScriptedConsole):
+    """A scripted console that goes silent at HANG (ConsoleTimeout)."""
 
     def __init__(self, lines: list):
-        self.lines = list(lines)
-        self.facts: dict = {}
+        super().__init__(lines)
         self.gave_up_on = False
 
     def readline(self, timeout: float):
         if self.lines and self.lines[0] is HANG:
             raise ConsoleTimeout()
-        return self.lines.pop(0) if self.lines else None
+        return super().readline(timeout)
 
     def gave_up(self) -> None:
         self.gave_up_on = True
-
-    def close(self, grace: float = 0) -> None:
-        pass
-
-    def tail(self, count: int = 30) -> list[str]:
-        return []
-
-    def describe_end(self) -> str:
-        return "the fake kernel stopped"
-
-    def kill(self) -> None:
-        pass
 
 
 def hello(seq: int = 0) -> str:
@@ -76,14 +65,6 @@ class FakeStalls:
         console = FakeConsole(self.scripts[len(self.consoles)])
         self.consoles.append(console)
         yield console
-
-
-class FakeImage:
-    def __init__(self, probes: list[Probe]):
-        self.probes = probes
-
-    def catalog(self) -> list[Probe]:
-        return self.probes
 
 
 PROBES = [Probe(f"p.{i:03d}", "CPU", "d", "r") for i in range(3)]

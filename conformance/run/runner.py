@@ -75,6 +75,17 @@ class Pace:
                 return boot_timeout
             return min(boot_timeout, float(round(max(HELLO_FLOOR, PACE_FACTOR * self.slowest_hello))))
 
+    def quiet(self, started: bool) -> float:
+        """How long a nested level may stay quiet before it is nudged (the
+        runner types a carriage return into its console, docs/nesting.md):
+        twice its longest wait between records, or, before HELLO, twice
+        its slowest HELLO; at least NUDGE_AFTER, and NUDGE_FIRST_HELLO
+        before a level's first HELLO."""
+        with self._lock:
+            if started:
+                return max(NUDGE_AFTER, 2 * self.slowest)
+            return max(NUDGE_AFTER, 2 * self.slowest_hello) if self.slowest_hello else NUDGE_FIRST_HELLO
+
     def budget(self) -> float:
         if self.fixed is not None:
             return self.fixed
@@ -546,14 +557,7 @@ def _read(console, log: BootLog, options: RunOptions, pace: Pace) -> tuple[str, 
             last, nudged = moment, 0.0
             budget = pace.hello_budget(options.boot_timeout) if log.hello is None else pace.budget()
             deadline = moment + budget
-            # A nested level is nudged once it has been quiet for twice its
-            # longest wait between records, or before HELLO twice its slowest
-            # HELLO (at least NUDGE_AFTER; a level's first boot NUDGE_FIRST_HELLO).
-            if log.hello is not None:
-                early = max(NUDGE_AFTER, 2 * pace.slowest)
-            else:
-                early = max(NUDGE_AFTER, 2 * pace.slowest_hello) if pace.slowest_hello else NUDGE_FIRST_HELLO
-            nudge_at = moment + min(budget, early) if nudgeable else deadline
+            nudge_at = moment + min(budget, pace.quiet(log.hello is not None)) if nudgeable else deadline
         try:
             line = console.readline((deadline if nudged else min(deadline, nudge_at)) - time.monotonic())
         except ConsoleTimeout:
